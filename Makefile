@@ -1,0 +1,64 @@
+# apipolicy: build, run and test against Debian's nginx (nginx-dev).
+#
+#   make run    install what is missing, build, and serve the example
+#               gateway on 127.0.0.1:8080 in front of a demo upstream
+#   make test   install what is missing, build, start a throw-away Redis,
+#               run every suite; non-zero on any failure
+#
+# The module is built in build/ from a copy of Debian's nginx source tree
+# (/usr/share/nginx/src) configured with the exact flags of the packaged
+# binary, so the .so loads into /usr/sbin/nginx.
+
+SHELL       := /bin/bash
+
+NGINX_SRC   ?= /usr/share/nginx/src
+NGINX_BIN   ?= /usr/sbin/nginx
+BUILD       := $(CURDIR)/build
+TREE        := $(BUILD)/nginx
+MODULE      := $(TREE)/objs/ngx_http_apipolicy_module.so
+
+# the packaged binary's compiler flags, plus warnings as errors
+CC_OPT := -g -O2 -fstack-protector-strong -Wformat -Werror=format-security \
+          -fPIC -Wdate-time -D_FORTIFY_SOURCE=2 -Wall -Wextra \
+          -Wno-unused-parameter -Werror
+LD_OPT := -Wl,-z,relro -Wl,-z,now -fPIC
+
+SOURCES := config ngx_http_apipolicy_module.c $(wildcard src/*.c src/*.h)
+
+DEBIAN_PACKAGES := build-essential nginx nginx-dev libjwt-dev \
+    libjansson-dev libhiredis-dev libssl-dev redis-server openssl curl \
+    libtest-base-perl libtext-diff-perl libwww-perl liblist-moreutils-perl \
+    libipc-run-perl libtest-longstring-perl liburi-perl
+
+.PHONY: all deps build module run test clean
+
+all: build
+
+deps:
+	@sh util/deps.sh $(DEBIAN_PACKAGES)
+
+build: deps module
+
+module: $(MODULE)
+
+$(TREE)/Makefile.apipolicy: config
+	rm -rf $(TREE)
+	mkdir -p $(BUILD)
+	cp -a $(NGINX_SRC) $(TREE)
+	cd $(TREE) && . ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
+	    --with-cc-opt='$(CC_OPT)' --with-ld-opt='$(LD_OPT)' \
+	    --add-dynamic-module=$(CURDIR) > $(BUILD)/configure.log 2>&1 \
+	    || { tail -30 $(BUILD)/configure.log; exit 1; }
+	touch $@
+
+$(MODULE): $(TREE)/Makefile.apipolicy $(SOURCES)
+	$(MAKE) -s -C $(TREE) -f objs/Makefile modules
+
+run: build
+	@sh util/run.sh $(MODULE)
+
+test: build
+	@bash util/test.sh $(MODULE)
+
+clean:
+	rm -rf $(BUILD) t/servroot*

@@ -1,0 +1,291 @@
+
+/*
+ * Copyright (C) apipolicy authors
+ *
+ * apipolicy: API policy enforcement at the nginx gateway.
+ *
+ * This file holds the module definition, the directive table, main and
+ * location configuration create/merge, phase registration and the filter
+ * splice, and the worker process hooks.  Each area lives in
+ * src/ngx_http_apipolicy_<area>.{c,h}; shared types are in
+ * src/ngx_http_apipolicy.h.
+ */
+
+
+#include "ngx_http_apipolicy.h"
+#include "ngx_http_apipolicy_phase.h"
+#include "ngx_http_apipolicy_filter.h"
+#include "ngx_http_apipolicy_var.h"
+#include "ngx_http_apipolicy_cors.h"
+#include "ngx_http_apipolicy_version.h"
+#include "ngx_http_apipolicy_jwt.h"
+
+
+static void *ngx_http_apipolicy_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_apipolicy_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_apipolicy_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_apipolicy_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_apipolicy_init_process(ngx_cycle_t *cycle);
+static void ngx_http_apipolicy_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_http_apipolicy_cors_upstream[] = {
+    { ngx_string("replace"), NGX_HTTP_APIPOLICY_CORS_UPSTREAM_REPLACE },
+    { ngx_string("pass"), NGX_HTTP_APIPOLICY_CORS_UPSTREAM_PASS },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_apipolicy_commands[] = {
+
+    /* CORS */
+
+    { ngx_string("apipolicy_cors_origins"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_apipolicy_cors_origins,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apipolicy_cors_methods"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_apipolicy_cors_tokens,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apipolicy_loc_conf_t, cors.methods),
+      NULL },
+
+    { ngx_string("apipolicy_cors_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_apipolicy_cors_tokens,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apipolicy_loc_conf_t, cors.headers),
+      NULL },
+
+    { ngx_string("apipolicy_cors_expose"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_apipolicy_cors_tokens,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apipolicy_loc_conf_t, cors.expose),
+      NULL },
+
+    { ngx_string("apipolicy_cors_credentials"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apipolicy_loc_conf_t, cors.credentials),
+      NULL },
+
+    { ngx_string("apipolicy_cors_max_age"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apipolicy_loc_conf_t, cors.max_age),
+      NULL },
+
+    { ngx_string("apipolicy_cors_private_network"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apipolicy_loc_conf_t, cors.private_network),
+      NULL },
+
+    { ngx_string("apipolicy_cors_reject"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apipolicy_loc_conf_t, cors.reject),
+      NULL },
+
+    { ngx_string("apipolicy_cors_upstream"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apipolicy_loc_conf_t, cors.upstream),
+      &ngx_http_apipolicy_cors_upstream },
+
+    /* API version deprecation */
+
+    { ngx_string("apipolicy_version"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_apipolicy_version,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_apipolicy_module_ctx = {
+    ngx_http_apipolicy_preconfiguration,   /* preconfiguration */
+    ngx_http_apipolicy_postconfiguration,  /* postconfiguration */
+
+    ngx_http_apipolicy_create_main_conf,   /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_apipolicy_create_loc_conf,    /* create location configuration */
+    ngx_http_apipolicy_merge_loc_conf      /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_apipolicy_module = {
+    NGX_MODULE_V1,
+    &ngx_http_apipolicy_module_ctx,        /* module context */
+    ngx_http_apipolicy_commands,           /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_apipolicy_init_process,       /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_apipolicy_exit_process,       /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_http_apipolicy_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_apipolicy_main_conf_t  *amcf;
+
+    amcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_main_conf_t));
+    if (amcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     amcf->used = 0;
+     *     amcf->jwt = NULL;
+     */
+
+    return amcf;
+}
+
+
+static void *
+ngx_http_apipolicy_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_apipolicy_loc_conf_t  *alcf;
+
+    alcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_loc_conf_t));
+    if (alcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     alcf->phases = 0;
+     *     alcf->jwt = NULL;
+     */
+
+    ngx_http_apipolicy_cors_create_conf(&alcf->cors);
+    ngx_http_apipolicy_version_create_conf(&alcf->version);
+
+    return alcf;
+}
+
+
+static char *
+ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_apipolicy_loc_conf_t  *prev = parent;
+    ngx_http_apipolicy_loc_conf_t  *conf = child;
+
+    conf->phases = 0;
+
+    if (ngx_http_apipolicy_version_merge_conf(cf, &prev->version,
+                                              &conf->version)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_apipolicy_cors_merge_conf(cf, &prev->cors, &conf->cors)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_apipolicy_jwt_merge_conf(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->version.enabled == 1) {
+        conf->phases |= NGX_HTTP_APIPOLICY_PREACCESS
+                        |NGX_HTTP_APIPOLICY_HEADERS;
+    }
+
+    if (conf->cors.origins) {
+        conf->phases |= NGX_HTTP_APIPOLICY_PREACCESS
+                        |NGX_HTTP_APIPOLICY_HEADERS;
+    }
+
+    if (ngx_http_apipolicy_jwt_enabled(conf)) {
+        conf->phases |= NGX_HTTP_APIPOLICY_ACCESS;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_apipolicy_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_postconfiguration(ngx_conf_t *cf)
+{
+    if (ngx_http_apipolicy_phase_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_apipolicy_filter_init(cf);
+}
+
+
+/*
+ * Worker hooks.  init_process also runs in the cache manager and loader
+ * helpers, which serve no requests: per-worker work (Redis connections,
+ * sync timers) starts only in workers or in single-process mode.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_init_process(ngx_cycle_t *cycle)
+{
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_apipolicy_module)
+        == NULL)
+    {
+        return NGX_OK;              /* no http{} block */
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_apipolicy_exit_process(ngx_cycle_t *cycle)
+{
+    if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_apipolicy_module)
+        == NULL)
+    {
+        return;
+    }
+}

@@ -1,0 +1,205 @@
+
+/*
+ * Copyright (C) apipolicy authors
+ *
+ * The one shared-types header of apipolicy: main and location
+ * configuration, the per-request context, and the types that cross
+ * areas.  Area headers (ngx_http_apipolicy_<area>.h) declare only that
+ * area's entry points.
+ */
+
+
+#ifndef _NGX_HTTP_APIPOLICY_H_INCLUDED_
+#define _NGX_HTTP_APIPOLICY_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+#define NGX_HTTP_APIPOLICY_VERSION        "0.1.0"
+
+/* status codes nginx 1.22 has no macro for */
+#define NGX_HTTP_APIPOLICY_GONE           410
+#define NGX_HTTP_APIPOLICY_UNPROCESSABLE  422
+
+
+/* which request-path hooks a location needs (computed by merge) */
+#define NGX_HTTP_APIPOLICY_PREACCESS      0x01
+#define NGX_HTTP_APIPOLICY_ACCESS         0x02
+#define NGX_HTTP_APIPOLICY_PRECONTENT     0x04
+#define NGX_HTTP_APIPOLICY_HEADERS        0x08
+
+
+/*
+ * Response headers the gateway itself adds; the CORS step lists them in
+ * Access-Control-Expose-Headers so browsers may read them.
+ */
+#define NGX_HTTP_APIPOLICY_HDR_RATELIMIT         0x01
+#define NGX_HTTP_APIPOLICY_HDR_RATELIMIT_POLICY  0x02
+#define NGX_HTTP_APIPOLICY_HDR_RETRY_AFTER       0x04
+#define NGX_HTTP_APIPOLICY_HDR_DEPRECATION       0x08
+#define NGX_HTTP_APIPOLICY_HDR_SUNSET            0x10
+#define NGX_HTTP_APIPOLICY_HDR_LINK              0x20
+#define NGX_HTTP_APIPOLICY_HDR_IDEMPOTENT        0x40
+#define NGX_HTTP_APIPOLICY_HDR_WWW_AUTHENTICATE  0x80
+
+
+/*
+ * A problem type (RFC 9457).  Areas declare them as static data with
+ * ngx_http_apipolicy_problem(); the rejection helper turns one into an
+ * application/problem+json response.
+ */
+typedef struct {
+    ngx_str_t                          code;    /* TOKEN_EXPIRED */
+    ngx_str_t                          type;    /* urn:apipolicy:... */
+    ngx_str_t                          title;   /* Token expired */
+} ngx_http_apipolicy_problem_t;
+
+#define ngx_http_apipolicy_problem(code, slug, title)                        \
+    { ngx_string(code), ngx_string("urn:apipolicy:problem:" slug),           \
+      ngx_string(title) }
+
+
+/* ---- CORS (ngx_http_apipolicy_cors.c) ---------------------------------- */
+
+#define NGX_HTTP_APIPOLICY_CORS_EXACT     0
+#define NGX_HTTP_APIPOLICY_CORS_WILDCARD  1
+#define NGX_HTTP_APIPOLICY_CORS_REGEX     2
+#define NGX_HTTP_APIPOLICY_CORS_ANY       3
+
+typedef struct {
+    ngx_uint_t                         kind;
+    ngx_str_t                          value;   /* exact: the origin;
+                                                   wildcard: "https://" */
+    ngx_str_t                          suffix;  /* wildcard: ".example.com",
+                                                   then ":port" if any */
+#if (NGX_PCRE)
+    ngx_regex_t                       *regex;
+#endif
+} ngx_http_apipolicy_cors_origin_t;
+
+#define NGX_HTTP_APIPOLICY_CORS_UPSTREAM_REPLACE  1
+#define NGX_HTTP_APIPOLICY_CORS_UPSTREAM_PASS     2
+
+typedef struct {
+    ngx_array_t                       *origins;     /* cors_origin_t; NULL:
+                                                       "off" */
+    ngx_array_t                       *methods;     /* ngx_str_t */
+    ngx_array_t                       *headers;     /* ngx_str_t, lowercase */
+    ngx_array_t                       *expose;      /* ngx_str_t */
+    ngx_flag_t                         credentials;
+    ngx_flag_t                         private_network;
+    ngx_flag_t                         reject;      /* 403 for a disallowed
+                                                       origin */
+    time_t                             max_age;
+    ngx_uint_t                         upstream;    /* replace | pass */
+    ngx_str_t                          file;        /* where the origins */
+    ngx_uint_t                         line;        /* were listed */
+
+    /* derived at merge time */
+    ngx_flag_t                         any_origin;  /* "*" listed */
+    ngx_flag_t                         headers_any; /* "*" in headers */
+    ngx_str_t                          methods_value;
+    ngx_str_t                          expose_value;
+    ngx_str_t                          max_age_value;
+} ngx_http_apipolicy_cors_conf_t;
+
+typedef struct {
+    ngx_http_apipolicy_cors_conf_t    *conf;        /* decided for */
+    ngx_str_t                          origin;      /* allowed Origin */
+    ngx_str_t                          allow_headers;  /* preflight answer */
+    unsigned                           decided:1;
+    unsigned                           allowed:1;
+    unsigned                           preflight:1;
+    unsigned                           private_network:1;
+} ngx_http_apipolicy_cors_ctx_t;
+
+
+/* ---- API version deprecation (ngx_http_apipolicy_version.c) ----------- */
+
+typedef struct {
+    ngx_flag_t                         enabled;     /* NGX_CONF_UNSET: inherit;
+                                                       0: "off" */
+    time_t                             deprecated;
+    time_t                             sunset;      /* -1: none */
+    time_t                             announce;    /* -1: say nothing before
+                                                       the deprecation date */
+    ngx_uint_t                         after_sunset; /* 410, or 0: pass */
+
+    /* precomputed header values */
+    ngx_str_t                          deprecation_value; /* @1700000000 */
+    ngx_str_t                          sunset_value;      /* HTTP-date */
+    ngx_str_t                          link_value;        /* <..>; rel=.. */
+} ngx_http_apipolicy_version_conf_t;
+
+#define NGX_HTTP_APIPOLICY_VERSION_CURRENT     0
+#define NGX_HTTP_APIPOLICY_VERSION_ANNOUNCED   1
+#define NGX_HTTP_APIPOLICY_VERSION_DEPRECATED  2
+#define NGX_HTTP_APIPOLICY_VERSION_SUNSET      3
+
+typedef struct {
+    ngx_http_apipolicy_version_conf_t *conf;        /* decided for */
+    ngx_uint_t                         state;
+} ngx_http_apipolicy_version_ctx_t;
+
+
+/* ---- JWT (ngx_http_apipolicy_jwt*.c) --------------------------------- */
+
+typedef struct ngx_http_apipolicy_jwt_conf_s  ngx_http_apipolicy_jwt_conf_t;
+typedef struct ngx_http_apipolicy_jwt_ctx_s   ngx_http_apipolicy_jwt_ctx_t;
+
+
+/* ---- configuration --------------------------------------------------- */
+
+typedef struct {
+    ngx_flag_t                         used;      /* any apipolicy directive
+                                                     in this http{} */
+    void                              *jwt;       /* jwt main conf (caches) */
+} ngx_http_apipolicy_main_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                         phases;    /* NGX_HTTP_APIPOLICY_* */
+
+    ngx_http_apipolicy_cors_conf_t     cors;
+    ngx_http_apipolicy_version_conf_t  version;
+    ngx_http_apipolicy_jwt_conf_t     *jwt;       /* NULL: no JWT directive
+                                                     here or above */
+} ngx_http_apipolicy_loc_conf_t;
+
+
+/* ---- per-request context --------------------------------------------- */
+
+typedef struct {
+    ngx_http_request_t                *request;
+
+    /* the rejection this request got, if any */
+    const ngx_http_apipolicy_problem_t *problem;
+    ngx_uint_t                         problem_status;
+    ngx_str_t                          problem_detail;
+    unsigned                           problem_builtin:1; /* nginx's own page
+                                                             will be sent */
+    unsigned                           problem_body:1;    /* body filter
+                                                             replaces it */
+    unsigned                           problem_sent:1;
+    ngx_buf_t                         *problem_buf;
+
+    ngx_uint_t                         added;     /* NGX_HTTP_APIPOLICY_HDR_* */
+
+    ngx_http_apipolicy_cors_ctx_t      cors;
+    ngx_http_apipolicy_version_ctx_t   version;
+    ngx_http_apipolicy_jwt_ctx_t      *jwt;
+} ngx_http_apipolicy_ctx_t;
+
+
+extern ngx_module_t  ngx_http_apipolicy_module;
+
+
+ngx_http_apipolicy_ctx_t *ngx_http_apipolicy_get_ctx(ngx_http_request_t *r);
+ngx_http_apipolicy_ctx_t *ngx_http_apipolicy_create_ctx(
+    ngx_http_request_t *r);
+
+
+#endif /* _NGX_HTTP_APIPOLICY_H_INCLUDED_ */

@@ -1,0 +1,1268 @@
+
+/*
+ * Copyright (C) apipolicy authors
+ *
+ * CORS allowlisting per the WHATWG Fetch standard ("CORS protocol").
+ *
+ * PREACCESS decides whether the request's Origin is allowed and answers a
+ * preflight (OPTIONS with Origin and Access-Control-Request-Method, and
+ * nothing else) with 204 before any authentication runs.  The header
+ * filter writes the Access-Control-* headers on every response of the
+ * location, the gateway's own 401/403/410/429 included, and lists the
+ * headers the gateway added in Access-Control-Expose-Headers.
+ */
+
+
+#include "ngx_http_apipolicy.h"
+#include "ngx_http_apipolicy_cors.h"
+#include "ngx_http_apipolicy_problem.h"
+#include "ngx_http_apipolicy_util.h"
+
+
+#define NGX_HTTP_APIPOLICY_CORS_MAX_ORIGIN    1024
+#define NGX_HTTP_APIPOLICY_CORS_MAX_HEADERS   4096
+
+
+static void ngx_http_apipolicy_cors_decide(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_cors_conf_t *cf);
+static ngx_int_t ngx_http_apipolicy_cors_allow_headers(ngx_http_request_t *r,
+    ngx_http_apipolicy_cors_conf_t *cf, ngx_str_t *requested,
+    ngx_str_t *allowed);
+static ngx_int_t ngx_http_apipolicy_cors_set(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_str_t *value);
+static ngx_int_t ngx_http_apipolicy_cors_vary(ngx_http_request_t *r,
+    ngx_str_t *value);
+static ngx_int_t ngx_http_apipolicy_cors_join(ngx_conf_t *cf,
+    ngx_array_t *a, ngx_str_t *out);
+static ngx_int_t ngx_http_apipolicy_cors_token(ngx_str_t *s);
+static ngx_int_t ngx_http_apipolicy_cors_host_label(u_char *p, u_char *last);
+
+
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_cors_not_allowed =
+    ngx_http_apipolicy_problem("ORIGIN_NOT_ALLOWED", "origin-not-allowed",
+                               "Origin not allowed");
+
+
+static ngx_str_t  ngx_http_apipolicy_cors_default_methods[] = {
+    ngx_string("GET"), ngx_string("HEAD"), ngx_string("POST"),
+    ngx_string("PUT"), ngx_string("PATCH"), ngx_string("DELETE"),
+    ngx_null_string
+};
+
+static ngx_str_t  ngx_http_apipolicy_cors_default_headers[] = {
+    ngx_string("accept"), ngx_string("accept-language"),
+    ngx_string("content-language"), ngx_string("content-type"),
+    ngx_null_string
+};
+
+/* response headers the upstream may send that "replace" mode removes */
+static ngx_str_t  ngx_http_apipolicy_cors_upstream_headers[] = {
+    ngx_string("Access-Control-Allow-Origin"),
+    ngx_string("Access-Control-Allow-Credentials"),
+    ngx_string("Access-Control-Allow-Methods"),
+    ngx_string("Access-Control-Allow-Headers"),
+    ngx_string("Access-Control-Expose-Headers"),
+    ngx_string("Access-Control-Max-Age"),
+    ngx_string("Access-Control-Allow-Private-Network"),
+    ngx_null_string
+};
+
+/* gateway-added headers, in NGX_HTTP_APIPOLICY_HDR_* bit order */
+static ngx_str_t  ngx_http_apipolicy_cors_added[] = {
+    ngx_string("RateLimit"),
+    ngx_string("RateLimit-Policy"),
+    ngx_string("Retry-After"),
+    ngx_string("Deprecation"),
+    ngx_string("Sunset"),
+    ngx_string("Link"),
+    ngx_string("Idempotent-Replayed"),
+    ngx_string("WWW-Authenticate"),
+    ngx_null_string
+};
+
+static ngx_str_t  ngx_http_apipolicy_cors_origin_name =
+    ngx_string("Origin");
+static ngx_str_t  ngx_http_apipolicy_cors_acrm =
+    ngx_string("Access-Control-Request-Method");
+static ngx_str_t  ngx_http_apipolicy_cors_acrh =
+    ngx_string("Access-Control-Request-Headers");
+static ngx_str_t  ngx_http_apipolicy_cors_acrpn =
+    ngx_string("Access-Control-Request-Private-Network");
+
+static ngx_str_t  ngx_http_apipolicy_cors_acao =
+    ngx_string("Access-Control-Allow-Origin");
+static ngx_str_t  ngx_http_apipolicy_cors_acac =
+    ngx_string("Access-Control-Allow-Credentials");
+static ngx_str_t  ngx_http_apipolicy_cors_acam =
+    ngx_string("Access-Control-Allow-Methods");
+static ngx_str_t  ngx_http_apipolicy_cors_acah =
+    ngx_string("Access-Control-Allow-Headers");
+static ngx_str_t  ngx_http_apipolicy_cors_aceh =
+    ngx_string("Access-Control-Expose-Headers");
+static ngx_str_t  ngx_http_apipolicy_cors_acma =
+    ngx_string("Access-Control-Max-Age");
+static ngx_str_t  ngx_http_apipolicy_cors_acapn =
+    ngx_string("Access-Control-Allow-Private-Network");
+
+static ngx_str_t  ngx_http_apipolicy_cors_true = ngx_string("true");
+static ngx_str_t  ngx_http_apipolicy_cors_star = ngx_string("*");
+static ngx_str_t  ngx_http_apipolicy_cors_vary_origin = ngx_string("Origin");
+static ngx_str_t  ngx_http_apipolicy_cors_vary_preflight =
+    ngx_string("Origin, Access-Control-Request-Method, "
+               "Access-Control-Request-Headers");
+
+
+/* ---- configuration --------------------------------------------------- */
+
+void
+ngx_http_apipolicy_cors_create_conf(ngx_http_apipolicy_cors_conf_t *c)
+{
+    c->origins = NGX_CONF_UNSET_PTR;
+    c->methods = NGX_CONF_UNSET_PTR;
+    c->headers = NGX_CONF_UNSET_PTR;
+    c->expose = NGX_CONF_UNSET_PTR;
+    c->credentials = NGX_CONF_UNSET;
+    c->private_network = NGX_CONF_UNSET;
+    c->reject = NGX_CONF_UNSET;
+    c->max_age = NGX_CONF_UNSET;
+    c->upstream = NGX_CONF_UNSET_UINT;
+}
+
+
+static ngx_array_t *
+ngx_http_apipolicy_cors_defaults(ngx_conf_t *cf, ngx_str_t *names)
+{
+    ngx_str_t    *s;
+    ngx_array_t  *a;
+
+    a = ngx_array_create(cf->pool, 8, sizeof(ngx_str_t));
+    if (a == NULL) {
+        return NULL;
+    }
+
+    for ( /* void */ ; names->len; names++) {
+        s = ngx_array_push(a);
+        if (s == NULL) {
+            return NULL;
+        }
+
+        *s = *names;
+    }
+
+    return a;
+}
+
+
+char *
+ngx_http_apipolicy_cors_merge_conf(ngx_conf_t *cf,
+    ngx_http_apipolicy_cors_conf_t *prev, ngx_http_apipolicy_cors_conf_t *conf)
+{
+    u_char                            *p;
+    ngx_uint_t                         i;
+    ngx_str_t                         *s;
+    ngx_http_apipolicy_cors_origin_t  *o;
+
+    if (conf->origins == NGX_CONF_UNSET_PTR) {
+        conf->origins = (prev->origins == NGX_CONF_UNSET_PTR)
+                        ? NULL : prev->origins;
+        conf->file = prev->file;
+        conf->line = prev->line;
+    }
+
+    ngx_conf_merge_ptr_value(conf->methods, prev->methods, NULL);
+    ngx_conf_merge_ptr_value(conf->headers, prev->headers, NULL);
+    ngx_conf_merge_ptr_value(conf->expose, prev->expose, NULL);
+    ngx_conf_merge_value(conf->credentials, prev->credentials, 0);
+    ngx_conf_merge_value(conf->private_network, prev->private_network, 0);
+    ngx_conf_merge_value(conf->reject, prev->reject, 0);
+    ngx_conf_merge_sec_value(conf->max_age, prev->max_age, -1);
+    ngx_conf_merge_uint_value(conf->upstream, prev->upstream,
+                              NGX_HTTP_APIPOLICY_CORS_UPSTREAM_REPLACE);
+
+    if (conf->origins == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    if (conf->methods == NULL) {
+        conf->methods = ngx_http_apipolicy_cors_defaults(cf,
+                                      ngx_http_apipolicy_cors_default_methods);
+        if (conf->methods == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (conf->headers == NULL) {
+        conf->headers = ngx_http_apipolicy_cors_defaults(cf,
+                                      ngx_http_apipolicy_cors_default_headers);
+        if (conf->headers == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /* config-time refusal of combinations browsers refuse or that leak */
+
+    conf->any_origin = 0;
+    o = conf->origins->elts;
+
+    for (i = 0; i < conf->origins->nelts; i++) {
+
+        if (o[i].kind == NGX_HTTP_APIPOLICY_CORS_ANY) {
+            conf->any_origin = 1;
+        }
+
+        if (!conf->credentials) {
+            continue;
+        }
+
+        if (o[i].kind == NGX_HTTP_APIPOLICY_CORS_ANY) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "apipolicy_cors_origins \"*\" cannot be combined "
+                          "with \"apipolicy_cors_credentials on\": browsers "
+                          "refuse a wildcard with credentials, and "
+                          "reflecting every origin would let any site read "
+                          "your users' data; list the allowed origins "
+                          "(origins set in %V:%ui)", &conf->file, conf->line);
+            return NGX_CONF_ERROR;
+        }
+
+        if (o[i].kind == NGX_HTTP_APIPOLICY_CORS_EXACT
+            && o[i].value.len == 4
+            && ngx_strncmp(o[i].value.data, "null", 4) == 0)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "apipolicy_cors_origins \"null\" cannot be "
+                          "combined with \"apipolicy_cors_credentials on\": "
+                          "sandboxed frames and local files of any site send "
+                          "\"Origin: null\" (origins set in %V:%ui)",
+                          &conf->file, conf->line);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    conf->headers_any = 0;
+    s = conf->headers->elts;
+
+    for (i = 0; i < conf->headers->nelts; i++) {
+        if (s[i].len == 1 && s[i].data[0] == '*') {
+            conf->headers_any = 1;
+        }
+    }
+
+    if (ngx_http_apipolicy_cors_join(cf, conf->methods, &conf->methods_value)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_str_null(&conf->expose_value);
+
+    if (conf->expose
+        && ngx_http_apipolicy_cors_join(cf, conf->expose, &conf->expose_value)
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_str_null(&conf->max_age_value);
+
+    if (conf->max_age >= 0) {
+        p = ngx_pnalloc(cf->pool, NGX_TIME_T_LEN);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        conf->max_age_value.data = p;
+        conf->max_age_value.len = ngx_sprintf(p, "%T", conf->max_age) - p;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_cors_join(ngx_conf_t *cf, ngx_array_t *a, ngx_str_t *out)
+{
+    u_char      *p;
+    size_t       len;
+    ngx_str_t   *s;
+    ngx_uint_t   i;
+
+    s = a->elts;
+    len = 0;
+
+    for (i = 0; i < a->nelts; i++) {
+        len += s[i].len + 2;
+    }
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+
+    for (i = 0; i < a->nelts; i++) {
+        if (i) {
+            *p++ = ','; *p++ = ' ';
+        }
+
+        p = ngx_cpymem(p, s[i].data, s[i].len);
+    }
+
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * host characters of one or more labels: letters, digits, '-', '_' and
+ * inner dots; a wildcard's prefix may not start or end with a dot
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_cors_host_label(u_char *p, u_char *last)
+{
+    u_char  prev;
+
+    if (p == last || *p == '.' || last[-1] == '.') {
+        return NGX_ERROR;
+    }
+
+    prev = 0;
+
+    for ( /* void */ ; p < last; p++) {
+
+        if (*p == '.') {
+            if (prev == '.') {
+                return NGX_ERROR;
+            }
+
+        } else if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')
+                     || *p == '-' || *p == '_'))
+        {
+            return NGX_ERROR;
+        }
+
+        prev = *p;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Parses an exact origin ("https://app.example.com", "http://localhost:3000",
+ * "null") or a wildcard (scheme "https", host "*.example.com").  Scheme and
+ * host are
+ * lowercased and a default port (:443 for https, :80 for http) is
+ * dropped, as browsers serialize origins that way.
+ */
+
+ngx_int_t
+ngx_http_apipolicy_cors_parse_origin(ngx_pool_t *pool, ngx_str_t *value,
+    ngx_http_apipolicy_cors_origin_t *o, char **err)
+{
+    u_char     *p, *last, *scheme_end, *host, *host_end, *port, *v;
+    size_t      len;
+    ngx_int_t   n;
+
+    ngx_memzero(o, sizeof(ngx_http_apipolicy_cors_origin_t));
+
+    if (value->len == 4 && ngx_strncasecmp(value->data, (u_char *) "null", 4)
+                           == 0)
+    {
+        o->kind = NGX_HTTP_APIPOLICY_CORS_EXACT;
+        ngx_str_set(&o->value, "null");
+        return NGX_OK;
+    }
+
+    p = value->data;
+    last = p + value->len;
+
+    /* scheme */
+
+    if (p == last || !((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z')) {
+        *err = "must start with a scheme, as in \"https://app.example.com\"";
+        return NGX_ERROR;
+    }
+
+    while (p < last && (((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z')
+                        || (*p >= '0' && *p <= '9')
+                        || *p == '+' || *p == '-' || *p == '.'))
+    {
+        p++;
+    }
+
+    scheme_end = p;
+
+    if (last - p < 3 || ngx_strncmp(p, "://", 3) != 0) {
+        *err = "must be scheme://host[:port], as in \"https://app.example.com\"";
+        return NGX_ERROR;
+    }
+
+    host = p + 3;
+    host_end = host;
+
+    while (host_end < last && *host_end != ':' && *host_end != '/'
+           && *host_end != '?' && *host_end != '#')
+    {
+        host_end++;
+    }
+
+    port = NULL;
+    p = host_end;
+
+    if (p < last && *p == ':') {
+        port = ++p;
+
+        while (p < last && *p >= '0' && *p <= '9') {
+            p++;
+        }
+
+        n = ngx_atoi(port, p - port);
+
+        if (n == NGX_ERROR || n < 1 || n > 65535) {
+            *err = "has an invalid port";
+            return NGX_ERROR;
+        }
+    }
+
+    if (p != last) {
+        *err = "is an origin, which has no path, query or trailing slash: "
+               "write it as scheme://host[:port]";
+        return NGX_ERROR;
+    }
+
+    len = value->len;
+
+    v = ngx_pnalloc(pool, len);
+    if (v == NULL) {
+        *err = "out of memory";
+        return NGX_ERROR;
+    }
+
+    ngx_strlow(v, value->data, len);
+
+    /* pointers into the lowercased copy */
+
+    scheme_end = v + (scheme_end - value->data);
+    host_end = v + (host_end - value->data);
+    host = scheme_end + 3;
+
+    if (port) {
+        port = v + (port - value->data);
+
+        if ((scheme_end - v == 5 && ngx_strncmp(v, "https", 5) == 0
+             && last - value->data - (port - v) == 3
+             && ngx_strncmp(port, "443", 3) == 0)
+            || (scheme_end - v == 4 && ngx_strncmp(v, "http", 4) == 0
+                && last - value->data - (port - v) == 2
+                && ngx_strncmp(port, "80", 2) == 0))
+        {
+            len = host_end - v;             /* drop the default port */
+        }
+    }
+
+    if (host_end - host >= 2 && host[0] == '*' && host[1] == '.') {
+
+        if (ngx_http_apipolicy_cors_host_label(host + 2, host_end)
+            != NGX_OK
+            || ngx_strlchr(host + 2, host_end, '.') == NULL)
+        {
+            *err = "is a wildcard that must cover a domain of at least two "
+                   "labels, as in \"https://*.example.com\"";
+            return NGX_ERROR;
+        }
+
+        o->kind = NGX_HTTP_APIPOLICY_CORS_WILDCARD;
+        o->value.data = v;
+        o->value.len = host - v;                 /* "https://" */
+        o->suffix.data = host + 1;               /* ".example.com[:port]" */
+        o->suffix.len = len - (host + 1 - v);
+
+        return NGX_OK;
+    }
+
+    if (ngx_strlchr(host, host_end, '*')) {
+        *err = "may use \"*\" only as its whole first label, as in "
+               "\"https://*.example.com\"";
+        return NGX_ERROR;
+    }
+
+    if (!(host < host_end && host[0] == '[' && host_end[-1] == ']')
+        && ngx_http_apipolicy_cors_host_label(host, host_end) != NGX_OK)
+    {
+        *err = "has an invalid host";
+        return NGX_ERROR;
+    }
+
+    o->kind = NGX_HTTP_APIPOLICY_CORS_EXACT;
+    o->value.data = v;
+    o->value.len = len;
+
+    return NGX_OK;
+}
+
+
+char *
+ngx_http_apipolicy_cors_origins(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_apipolicy_loc_conf_t *alcf = conf;
+
+    char                              *err;
+    ngx_str_t                         *value;
+    ngx_uint_t                         i;
+    ngx_http_apipolicy_cors_conf_t    *c;
+    ngx_http_apipolicy_cors_origin_t  *o;
+#if (NGX_PCRE)
+    u_char                             errstr[NGX_MAX_CONF_ERRSTR];
+    ngx_regex_compile_t                rc;
+#endif
+
+    c = &alcf->cors;
+
+    if (c->origins != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    c->file = cf->conf_file->file.name;
+    c->line = cf->conf_file->line;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        c->origins = NULL;
+        return NGX_CONF_OK;
+    }
+
+    c->origins = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                  sizeof(ngx_http_apipolicy_cors_origin_t));
+    if (c->origins == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        o = ngx_array_push(c->origins);
+        if (o == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(o, sizeof(ngx_http_apipolicy_cors_origin_t));
+
+        if (value[i].len == 1 && value[i].data[0] == '*') {
+            o->kind = NGX_HTTP_APIPOLICY_CORS_ANY;
+            continue;
+        }
+
+        if (value[i].data[0] == '~') {
+#if (NGX_PCRE)
+            ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
+
+            rc.pattern.data = value[i].data + 1;
+            rc.pattern.len = value[i].len - 1;
+            rc.options = NGX_REGEX_CASELESS;
+            rc.pool = cf->pool;
+            rc.err.len = NGX_MAX_CONF_ERRSTR;
+            rc.err.data = errstr;
+
+            if (rc.pattern.len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "empty regular expression in "
+                                   "apipolicy_cors_origins");
+                return NGX_CONF_ERROR;
+            }
+
+            if (ngx_regex_compile(&rc) != NGX_OK) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "apipolicy_cors_origins: invalid regular "
+                                   "expression \"%V\": %V",
+                                   &rc.pattern, &rc.err);
+                return NGX_CONF_ERROR;
+            }
+
+            if (rc.pattern.data[0] != '^'
+                || rc.pattern.data[rc.pattern.len - 1] != '$')
+            {
+                ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                                   "apipolicy_cors_origins: regular "
+                                   "expression \"%V\" is not anchored with "
+                                   "^ and $, so it also matches origins "
+                                   "that merely contain it (for example "
+                                   "\"https://example.com.evil.net\")",
+                                   &rc.pattern);
+            }
+
+            o->kind = NGX_HTTP_APIPOLICY_CORS_REGEX;
+            o->value = value[i];
+            o->regex = rc.regex;
+            continue;
+#else
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "apipolicy_cors_origins: regular expressions "
+                               "need nginx built with PCRE");
+            return NGX_CONF_ERROR;
+#endif
+        }
+
+        if (ngx_http_apipolicy_cors_parse_origin(cf->pool, &value[i], o, &err)
+            != NGX_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "apipolicy_cors_origins: \"%V\" %s",
+                               &value[i], err);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* RFC 9110 token characters */
+
+static ngx_int_t
+ngx_http_apipolicy_cors_token(ngx_str_t *s)
+{
+    u_char      c;
+    ngx_uint_t  i;
+
+    if (s->len == 0) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < s->len; i++) {
+        c = s->data[i];
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9'))
+        {
+            continue;
+        }
+
+        if (ngx_strchr("!#$%&'*+-.^_`|~", c) == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* apipolicy_cors_methods, apipolicy_cors_headers, apipolicy_cors_expose */
+
+char *
+ngx_http_apipolicy_cors_tokens(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t     *value, *s;
+    ngx_uint_t     i, headers;
+    ngx_array_t  **a;
+
+    a = (ngx_array_t **) (p + cmd->offset);
+
+    if (*a != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    headers = (cmd->name.len == sizeof("apipolicy_cors_headers") - 1
+               && ngx_strcmp(cmd->name.data, "apipolicy_cors_headers") == 0);
+
+    *a = ngx_array_create(cf->pool, cf->args->nelts, sizeof(ngx_str_t));
+    if (*a == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_http_apipolicy_cors_token(&value[i]) != NGX_OK
+            || (value[i].len > 1 && ngx_strlchr(value[i].data,
+                                                value[i].data + value[i].len,
+                                                '*')))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%V: \"%V\" is not a valid name; list "
+                               "names separated by spaces, or \"*\"",
+                               &cmd->name, &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (value[i].len == 1 && value[i].data[0] == '*'
+            && cmd->offset == offsetof(ngx_http_apipolicy_loc_conf_t,
+                                       cors.methods))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "apipolicy_cors_methods: list the methods "
+                               "instead of \"*\" (browsers ignore \"*\" on "
+                               "requests with credentials)");
+            return NGX_CONF_ERROR;
+        }
+
+        s = ngx_array_push(*a);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *s = value[i];
+
+        if (headers) {
+            ngx_strlow(s->data, s->data, s->len);
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* ---- matching -------------------------------------------------------- */
+
+/*
+ * "origin" is the request's Origin, lowercased.  Wildcards and regular
+ * expressions never match the opaque origin "null"; only an explicit
+ * "null" entry or "*" does.
+ */
+
+ngx_int_t
+ngx_http_apipolicy_cors_match(ngx_array_t *origins, ngx_str_t *origin)
+{
+    u_char                            *host, *prefix_end, *last;
+    ngx_uint_t                         i, null;
+    ngx_http_apipolicy_cors_origin_t  *o;
+
+    null = (origin->len == 4 && ngx_strncmp(origin->data, "null", 4) == 0);
+
+    o = origins->elts;
+
+    for (i = 0; i < origins->nelts; i++) {
+
+        switch (o[i].kind) {
+
+        case NGX_HTTP_APIPOLICY_CORS_ANY:
+            return 1;
+
+        case NGX_HTTP_APIPOLICY_CORS_EXACT:
+            if (origin->len == o[i].value.len
+                && ngx_strncmp(origin->data, o[i].value.data, origin->len)
+                   == 0)
+            {
+                return 1;
+            }
+
+            break;
+
+        case NGX_HTTP_APIPOLICY_CORS_WILDCARD:
+
+            /* "https://" + one or more labels + ".example.com[:port]" */
+
+            if (null
+                || origin->len < o[i].value.len + 1 + o[i].suffix.len
+                || ngx_strncmp(origin->data, o[i].value.data, o[i].value.len)
+                   != 0)
+            {
+                break;
+            }
+
+            last = origin->data + origin->len;
+            prefix_end = last - o[i].suffix.len;
+
+            if (ngx_strncmp(prefix_end, o[i].suffix.data, o[i].suffix.len)
+                != 0)
+            {
+                break;
+            }
+
+            host = origin->data + o[i].value.len;
+
+            if (ngx_http_apipolicy_cors_host_label(host, prefix_end)
+                == NGX_OK)
+            {
+                return 1;
+            }
+
+            break;
+
+#if (NGX_PCRE)
+        case NGX_HTTP_APIPOLICY_CORS_REGEX:
+
+            if (!null && ngx_regex_exec(o[i].regex, origin, NULL, 0) >= 0) {
+                return 1;
+            }
+
+            break;
+#endif
+        }
+    }
+
+    return 0;
+}
+
+
+/* ---- request path ---------------------------------------------------- */
+
+static void
+ngx_http_apipolicy_cors_decide(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_cors_conf_t *cf)
+{
+    u_char                         *low;
+    ngx_str_t                       origin, value;
+    ngx_uint_t                      n, i;
+    ngx_table_elt_t                *h, *acrm, *acrh, *pna;
+    ngx_http_apipolicy_cors_ctx_t  *cc;
+
+    cc = &ctx->cors;
+
+    if (cc->decided && cc->conf == cf) {
+        return;
+    }
+
+    ngx_memzero(cc, sizeof(ngx_http_apipolicy_cors_ctx_t));
+
+    cc->decided = 1;
+    cc->conf = cf;
+
+    h = ngx_http_apipolicy_find_header(&r->headers_in.headers,
+                                       &ngx_http_apipolicy_cors_origin_name,
+                                       &n);
+    if (h == NULL) {
+        return;
+    }
+
+    if (n > 1) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "apipolicy cors: %ui Origin headers, not allowed", n);
+        return;
+    }
+
+    value = h->value;
+
+    if (value.len == 0 || value.len > NGX_HTTP_APIPOLICY_CORS_MAX_ORIGIN) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "apipolicy cors: empty or oversized Origin");
+        return;
+    }
+
+    for (i = 0; i < value.len; i++) {
+        if (value.data[i] <= ' ' || value.data[i] == ','
+            || value.data[i] >= 0x7f)
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "apipolicy cors: Origin is not a single origin");
+            return;
+        }
+    }
+
+    low = ngx_pnalloc(r->pool, value.len);
+    if (low == NULL) {
+        return;
+    }
+
+    ngx_strlow(low, value.data, value.len);
+    origin.data = low;
+    origin.len = value.len;
+
+    if (!ngx_http_apipolicy_cors_match(cf->origins, &origin)) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "apipolicy cors: origin \"%V\" not allowed", &value);
+        return;
+    }
+
+    cc->allowed = 1;
+
+    /* echoed byte for byte, as Fetch compares it */
+    cc->origin = value;
+
+    if (r->method != NGX_HTTP_OPTIONS) {
+        return;
+    }
+
+    acrm = ngx_http_apipolicy_find_header(&r->headers_in.headers,
+                                          &ngx_http_apipolicy_cors_acrm, NULL);
+    if (acrm == NULL) {
+        return;                 /* a plain OPTIONS: the upstream answers */
+    }
+
+    cc->preflight = 1;
+
+    acrh = ngx_http_apipolicy_find_header(&r->headers_in.headers,
+                                          &ngx_http_apipolicy_cors_acrh, NULL);
+    if (acrh) {
+        if (ngx_http_apipolicy_cors_allow_headers(r, cf, &acrh->value,
+                                                  &cc->allow_headers)
+            != NGX_OK)
+        {
+            ngx_str_null(&cc->allow_headers);
+        }
+    }
+
+    if (cf->private_network) {
+        pna = ngx_http_apipolicy_find_header(&r->headers_in.headers,
+                                             &ngx_http_apipolicy_cors_acrpn,
+                                             NULL);
+        if (pna && pna->value.len == 4
+            && ngx_strncasecmp(pna->value.data, (u_char *) "true", 4) == 0)
+        {
+            cc->private_network = 1;
+        }
+    }
+}
+
+
+/*
+ * The preflight's Access-Control-Allow-Headers: the requested names that
+ * are allowed, lowercased.  "*" allows any name but Authorization, which
+ * must be listed by name (Fetch: "CORS non-wildcard request-header name").
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_cors_allow_headers(ngx_http_request_t *r,
+    ngx_http_apipolicy_cors_conf_t *cf, ngx_str_t *requested,
+    ngx_str_t *allowed)
+{
+    u_char      *p, *last, *start, *end, *out;
+    ngx_str_t    name, *s;
+    ngx_uint_t   i, ok;
+
+    if (requested->len > NGX_HTTP_APIPOLICY_CORS_MAX_HEADERS) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "apipolicy cors: Access-Control-Request-Headers "
+                      "too long");
+        return NGX_ERROR;
+    }
+
+    /* names are rejoined with ", ": at most twice the input */
+    out = ngx_pnalloc(r->pool, 2 * requested->len);
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+
+    allowed->data = out;
+    allowed->len = 0;
+
+    p = requested->data;
+    last = p + requested->len;
+    s = cf->headers->elts;
+
+    while (p < last) {
+
+        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
+            p++;
+        }
+
+        start = p;
+
+        while (p < last && *p != ',') {
+            p++;
+        }
+
+        end = p;
+
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
+            end--;
+        }
+
+        if (end == start) {
+            continue;
+        }
+
+        name.data = out + allowed->len + (allowed->len ? 2 : 0);
+        name.len = end - start;
+
+        if (allowed->len) {
+            out[allowed->len] = ',';
+            out[allowed->len + 1] = ' ';
+        }
+
+        ngx_strlow(name.data, start, name.len);
+
+        if (ngx_http_apipolicy_cors_token(&name) != NGX_OK) {
+            continue;
+        }
+
+        ok = 0;
+
+        for (i = 0; i < cf->headers->nelts; i++) {
+            if (s[i].len == name.len
+                && ngx_strncmp(s[i].data, name.data, name.len) == 0)
+            {
+                ok = 1;
+                break;
+            }
+        }
+
+        if (!ok && cf->headers_any
+            && !(name.len == sizeof("authorization") - 1
+                 && ngx_strncmp(name.data, "authorization", name.len) == 0))
+        {
+            ok = 1;
+        }
+
+        if (ok) {
+            allowed->len = name.data + name.len - out;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_apipolicy_cors_handler(ngx_http_request_t *r,
+    ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx)
+{
+    ngx_http_apipolicy_cors_conf_t  *cf;
+
+    cf = &alcf->cors;
+
+    if (cf->origins == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_apipolicy_cors_decide(r, ctx, cf);
+
+    if (ctx->cors.allowed) {
+        if (ctx->cors.preflight) {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "apipolicy cors: preflight from \"%V\" answered",
+                           &ctx->cors.origin);
+            return NGX_HTTP_NO_CONTENT;
+        }
+
+        return NGX_DECLINED;
+    }
+
+    if (cf->reject
+        && ngx_http_apipolicy_find_header(&r->headers_in.headers,
+                                          &ngx_http_apipolicy_cors_origin_name,
+                                          NULL))
+    {
+        return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_FORBIDDEN,
+                                         &ngx_http_apipolicy_cors_not_allowed,
+                                         NGX_LOG_INFO, NULL);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* ---- header filter --------------------------------------------------- */
+
+static ngx_int_t
+ngx_http_apipolicy_cors_set(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value)
+{
+    if (value->len == 0) {
+        return NGX_OK;
+    }
+
+    return ngx_http_apipolicy_add_header(r, name, value) ? NGX_OK : NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_cors_vary(ngx_http_request_t *r, ngx_str_t *value)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+    ngx_str_t         vary = ngx_string("Vary");
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0 || h[i].key.len != 4
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Vary", 4) != 0)
+        {
+            continue;
+        }
+
+        if (ngx_http_apipolicy_list_has(&h[i].value,
+                                        &ngx_http_apipolicy_cors_vary_origin)
+            && value->len == ngx_http_apipolicy_cors_vary_origin.len)
+        {
+            return NGX_OK;
+        }
+    }
+
+    return ngx_http_apipolicy_add_header(r, &vary, value) ? NGX_OK
+                                                          : NGX_ERROR;
+}
+
+
+ngx_int_t
+ngx_http_apipolicy_cors_header(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx)
+{
+    u_char                          *p;
+    size_t                           len;
+    ngx_str_t                        expose, *name;
+    ngx_uint_t                       bit, i, star;
+    ngx_http_apipolicy_cors_ctx_t   *cc;
+    ngx_http_apipolicy_cors_conf_t  *cf;
+    ngx_http_apipolicy_loc_conf_t   *alcf;
+
+    cc = &ctx->cors;
+
+    if (!cc->decided) {
+        alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
+
+        if (alcf->cors.origins == NULL) {
+            return NGX_OK;
+        }
+
+        ngx_http_apipolicy_cors_decide(r, ctx, &alcf->cors);
+    }
+
+    cf = cc->conf;
+
+    if (cf->upstream == NGX_HTTP_APIPOLICY_CORS_UPSTREAM_PASS) {
+
+        if (ngx_http_apipolicy_find_header(&r->headers_out.headers,
+                                           &ngx_http_apipolicy_cors_acao,
+                                           NULL))
+        {
+            return NGX_OK;      /* the upstream answers CORS itself */
+        }
+
+    } else {
+        for (name = ngx_http_apipolicy_cors_upstream_headers;
+             name->len;
+             name++)
+        {
+            (void) ngx_http_apipolicy_clear_header(r, name);
+        }
+    }
+
+    /* "*" for every origin without credentials: one answer, no Vary */
+
+    star = (cf->any_origin && !cf->credentials);
+
+    if (!cc->allowed) {
+        if (star) {
+            /* a request without Origin gets the same public answer */
+            return ngx_http_apipolicy_cors_set(r,
+                                             &ngx_http_apipolicy_cors_acao,
+                                             &ngx_http_apipolicy_cors_star);
+        }
+
+        return ngx_http_apipolicy_cors_vary(r,
+                                          &ngx_http_apipolicy_cors_vary_origin);
+    }
+
+    if (ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acao,
+                                    star ? &ngx_http_apipolicy_cors_star
+                                         : &cc->origin)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (cf->credentials
+        && ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acac,
+                                       &ngx_http_apipolicy_cors_true)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (cc->preflight && r->headers_out.status == NGX_HTTP_NO_CONTENT) {
+
+        if (ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acam,
+                                        &cf->methods_value) != NGX_OK
+            || ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acah,
+                                           &cc->allow_headers) != NGX_OK
+            || ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acma,
+                                           &cf->max_age_value) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (cc->private_network
+            && ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acapn,
+                                           &ngx_http_apipolicy_cors_true)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_apipolicy_cors_vary(r,
+                                     &ngx_http_apipolicy_cors_vary_preflight);
+    }
+
+    /* Access-Control-Expose-Headers: configured names + what we added */
+
+    if (r->headers_out.www_authenticate
+        && r->headers_out.www_authenticate->hash)
+    {
+        ctx->added |= NGX_HTTP_APIPOLICY_HDR_WWW_AUTHENTICATE;
+    }
+
+    expose = cf->expose_value;
+
+    if (ctx->added) {
+        len = expose.len;
+
+        for (bit = 1, i = 0; ngx_http_apipolicy_cors_added[i].len;
+             bit <<= 1, i++)
+        {
+            if (ctx->added & bit) {
+                len += 2 + ngx_http_apipolicy_cors_added[i].len;
+            }
+        }
+
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        expose.data = p;
+        p = ngx_cpymem(p, cf->expose_value.data, cf->expose_value.len);
+
+        for (bit = 1, i = 0; ngx_http_apipolicy_cors_added[i].len;
+             bit <<= 1, i++)
+        {
+            if (!(ctx->added & bit)) {
+                continue;
+            }
+
+            if (p != expose.data) {
+                *p++ = ','; *p++ = ' ';
+            }
+
+            p = ngx_cpymem(p, ngx_http_apipolicy_cors_added[i].data,
+                           ngx_http_apipolicy_cors_added[i].len);
+        }
+
+        expose.len = p - expose.data;
+    }
+
+    if (ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_aceh,
+                                    &expose)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (star) {
+        return NGX_OK;
+    }
+
+    return ngx_http_apipolicy_cors_vary(r,
+                                        &ngx_http_apipolicy_cors_vary_origin);
+}

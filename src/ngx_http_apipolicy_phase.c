@@ -1,0 +1,257 @@
+
+/*
+ * Copyright (C) apipolicy authors
+ *
+ * The request path: one dispatcher per phase runs the areas in the fixed
+ * order of the design (handlers decide, the header filter writes):
+ *
+ *   PREACCESS   CORS (preflight answered with 204), sunset gate (410)
+ *   ACCESS      JWT, webhook signature
+ *   PRECONTENT  tiered rate limit, Idempotency-Key
+ *
+ * and the per-request context, which survives internal redirects
+ * (error_page, try_files) because it is found again through its pool
+ * cleanup, as nginx's realip module does.
+ */
+
+
+#include "ngx_http_apipolicy.h"
+#include "ngx_http_apipolicy_phase.h"
+#include "ngx_http_apipolicy_cors.h"
+#include "ngx_http_apipolicy_version.h"
+#include "ngx_http_apipolicy_jwt.h"
+
+
+static void ngx_http_apipolicy_cleanup(void *data);
+
+
+ngx_http_apipolicy_ctx_t *
+ngx_http_apipolicy_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_apipolicy_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_apipolicy_module);
+
+    if (ctx == NULL && (r->internal || r->filter_finalize)) {
+
+        /*
+         * an internal redirect (error_page, try_files, named location)
+         * or a filter finalization zeroed r->ctx: the context is still
+         * anchored in the request pool's cleanup list
+         */
+
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_apipolicy_cleanup) {
+                ctx = cln->data;
+                ngx_http_set_ctx(r, ctx, ngx_http_apipolicy_module);
+                break;
+            }
+        }
+    }
+
+    return ctx;
+}
+
+
+ngx_http_apipolicy_ctx_t *
+ngx_http_apipolicy_create_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_apipolicy_ctx_t  *ctx;
+
+    ctx = ngx_http_apipolicy_get_ctx(r);
+    if (ctx) {
+        return ctx;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_apipolicy_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_apipolicy_ctx_t));
+
+    ctx->request = r;
+
+    cln->handler = ngx_http_apipolicy_cleanup;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_apipolicy_module);
+
+    return ctx;
+}
+
+
+static void
+ngx_http_apipolicy_cleanup(void *data)
+{
+    ngx_http_apipolicy_ctx_t  *ctx = data;
+
+    if (ctx->jwt) {
+        ngx_http_apipolicy_jwt_cleanup(ctx);
+    }
+}
+
+
+/*
+ * PREACCESS: nothing here needs an identity.  A preflight is answered in
+ * this phase so that it never meets authentication.
+ */
+
+ngx_int_t
+ngx_http_apipolicy_preaccess_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                       rc;
+    ngx_http_apipolicy_ctx_t       *ctx;
+    ngx_http_apipolicy_loc_conf_t  *alcf;
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
+
+    if (!(alcf->phases & NGX_HTTP_APIPOLICY_PREACCESS)) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_apipolicy_create_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "apipolicy preaccess: \"%V\"", &r->uri);
+
+    /*
+     * CORS before the sunset gate: a preflight to a retired version is
+     * still answered, so that the browser lets the script read the 410
+     */
+
+    rc = ngx_http_apipolicy_cors_handler(r, alcf, ctx);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    return ngx_http_apipolicy_version_handler(r, alcf, ctx);
+}
+
+
+/*
+ * ACCESS: authentication.  nginx skips this phase for subrequests and
+ * applies "satisfy any|all" to what the dispatcher returns: NGX_OK grants,
+ * 401/403 deny, NGX_DECLINED abstains.
+ */
+
+ngx_int_t
+ngx_http_apipolicy_access_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                       rc, granted;
+    ngx_http_apipolicy_ctx_t       *ctx;
+    ngx_http_apipolicy_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
+
+    if (!(alcf->phases & NGX_HTTP_APIPOLICY_ACCESS)) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_apipolicy_create_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "apipolicy access: \"%V\"", &r->uri);
+
+    granted = 0;
+
+    rc = ngx_http_apipolicy_jwt_handler(r, alcf, ctx);
+
+    if (rc == NGX_OK) {
+        granted = 1;
+
+    } else if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    return granted ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * PRECONTENT: steps that need the verified identity.  Runs for
+ * subrequests too (nginx does not skip them here), so they are skipped
+ * explicitly.
+ */
+
+ngx_int_t
+ngx_http_apipolicy_precontent_handler(ngx_http_request_t *r)
+{
+    ngx_http_apipolicy_ctx_t       *ctx;
+    ngx_http_apipolicy_loc_conf_t  *alcf;
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
+
+    if (!(alcf->phases
+          & (NGX_HTTP_APIPOLICY_ACCESS|NGX_HTTP_APIPOLICY_PRECONTENT)))
+    {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_apipolicy_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ctx->problem) {
+
+        /*
+         * an authentication step refused the request but another access
+         * module granted it under "satisfy any": the refusal is void
+         */
+
+        ctx->problem = NULL;
+        ctx->problem_builtin = 0;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_apipolicy_phase_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_apipolicy_preaccess_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_apipolicy_access_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_apipolicy_precontent_handler;
+
+    return NGX_OK;
+}

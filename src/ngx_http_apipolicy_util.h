@@ -1,0 +1,24 @@
+
+/*
+ * Copyright (C) apipolicy authors
+ */
+
+
+#ifndef _NGX_HTTP_APIPOLICY_UTIL_H_INCLUDED_
+#define _NGX_HTTP_APIPOLICY_UTIL_H_INCLUDED_
+
+
+#include "ngx_http_apipolicy.h"
+
+
+ngx_table_elt_t *ngx_http_apipolicy_add_header(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_str_t *value);
+ngx_uint_t ngx_http_apipolicy_clear_header(ngx_http_request_t *r,
+    ngx_str_t *name);
+ngx_table_elt_t *ngx_http_apipolicy_find_header(ngx_list_t *headers,
+    ngx_str_t *name, ngx_uint_t *count);
+ngx_int_t ngx_http_apipolicy_parse_date(ngx_str_t *value, time_t *t);
+ngx_int_t ngx_http_apipolicy_list_has(ngx_str_t *list, ngx_str_t *token);
+
+
+#endif /* _NGX_HTTP_APIPOLICY_UTIL_H_INCLUDED_ */

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs the Debian packages that are missing; does nothing when all are
+# there.  Needs root (or sudo) only when something is missing.
+missing=""
+for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
+        || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq || exit 1
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null || exit 1
+# the package starts a system nginx on port 80; apipolicy runs its own
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q nginx 2>/dev/null; then
+    $SUDO systemctl stop nginx || true
+fi
+exit 0
