@@ -16,6 +16,7 @@
 #include "ngx_http_apipolicy_phase.h"
 #include "ngx_http_apipolicy_filter.h"
 #include "ngx_http_apipolicy_var.h"
+#include "ngx_http_apipolicy_util.h"
 #include "ngx_http_apipolicy_cors.h"
 #include "ngx_http_apipolicy_version.h"
 #include "ngx_http_apipolicy_jwt.h"
@@ -100,7 +101,7 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
 
     { ngx_string("apipolicy_cors_upstream"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_apipolicy_conf_set_enum_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_apipolicy_loc_conf_t, cors.upstream),
       &ngx_http_apipolicy_cors_upstream },

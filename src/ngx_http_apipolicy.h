@@ -132,6 +132,7 @@ typedef struct {
     ngx_str_t                          deprecation_value; /* @1700000000 */
     ngx_str_t                          sunset_value;      /* HTTP-date */
     ngx_str_t                          link_value;        /* <..>; rel=.. */
+    ngx_str_t                          gone_detail;       /* 410 detail */
 } ngx_http_apipolicy_version_conf_t;
 
 #define NGX_HTTP_APIPOLICY_VERSION_CURRENT     0

@@ -1066,37 +1066,24 @@ ngx_http_apipolicy_cors_set(ngx_http_request_t *r, ngx_str_t *name,
 static ngx_int_t
 ngx_http_apipolicy_cors_vary(ngx_http_request_t *r, ngx_str_t *value)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-    ngx_str_t         vary = ngx_string("Vary");
+    ngx_table_elt_t                   *h;
+    ngx_http_apipolicy_header_iter_t   it;
+    ngx_str_t                          vary = ngx_string("Vary");
 
-    part = &r->headers_out.headers.part;
-    h = part->elts;
+    if (value->len == ngx_http_apipolicy_cors_vary_origin.len) {
 
-    for (i = 0; /* void */; i++) {
+        /* plain "Vary: Origin" is not repeated when the upstream sent it */
 
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
+        ngx_memzero(&it, sizeof(ngx_http_apipolicy_header_iter_t));
+
+        while ((h = ngx_http_apipolicy_header_next(&r->headers_out.headers,
+                                                   &vary, &it)))
+        {
+            if (ngx_http_apipolicy_list_has(&h->value,
+                                        &ngx_http_apipolicy_cors_vary_origin))
+            {
+                return NGX_OK;
             }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash == 0 || h[i].key.len != 4
-            || ngx_strncasecmp(h[i].key.data, (u_char *) "Vary", 4) != 0)
-        {
-            continue;
-        }
-
-        if (ngx_http_apipolicy_list_has(&h[i].value,
-                                        &ngx_http_apipolicy_cors_vary_origin)
-            && value->len == ngx_http_apipolicy_cors_vary_origin.len)
-        {
-            return NGX_OK;
         }
     }
 

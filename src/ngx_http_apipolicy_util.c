@@ -35,39 +35,69 @@ ngx_http_apipolicy_add_header(ngx_http_request_t *r, ngx_str_t *name,
 }
 
 
+/*
+ * Iterates the live entries of a header list that have the given name
+ * (case-insensitive); start with an iterator zeroed.
+ */
+
+ngx_table_elt_t *
+ngx_http_apipolicy_header_next(ngx_list_t *headers, ngx_str_t *name,
+    ngx_http_apipolicy_header_iter_t *it)
+{
+    ngx_table_elt_t  *h;
+
+    if (it->part == NULL) {
+        it->part = &headers->part;
+        it->i = 0;
+    }
+
+    for ( ;; it->i++) {
+
+        if (it->i >= it->part->nelts) {
+            if (it->part->next == NULL) {
+                return NULL;
+            }
+
+            it->part = it->part->next;
+            it->i = 0;
+        }
+
+        if (it->part->nelts == 0) {
+            continue;
+        }
+
+        h = (ngx_table_elt_t *) it->part->elts + it->i;
+
+        if (h->hash == 0
+            || h->key.len != name->len
+            || ngx_strncasecmp(h->key.data, name->data, name->len) != 0)
+        {
+            continue;
+        }
+
+        it->i++;
+
+        return h;
+    }
+}
+
+
 /* hides every response header of that name; returns how many it hid */
 
 ngx_uint_t
 ngx_http_apipolicy_clear_header(ngx_http_request_t *r, ngx_str_t *name)
 {
-    ngx_uint_t        i, n;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    ngx_uint_t                         n;
+    ngx_table_elt_t                   *h;
+    ngx_http_apipolicy_header_iter_t   it;
 
     n = 0;
-    part = &r->headers_out.headers.part;
-    h = part->elts;
+    ngx_memzero(&it, sizeof(ngx_http_apipolicy_header_iter_t));
 
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash == 0
-            || h[i].key.len != name->len
-            || ngx_strncasecmp(h[i].key.data, name->data, name->len) != 0)
-        {
-            continue;
-        }
-
-        h[i].hash = 0;
+    while ((h = ngx_http_apipolicy_header_next(&r->headers_out.headers, name,
+                                               &it)))
+    {
+        h->hash = 0;
         n++;
     }
 
@@ -85,47 +115,21 @@ ngx_table_elt_t *
 ngx_http_apipolicy_find_header(ngx_list_t *headers, ngx_str_t *name,
     ngx_uint_t *count)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h, *found;
+    ngx_table_elt_t                   *h, *found;
+    ngx_http_apipolicy_header_iter_t   it;
 
-    found = NULL;
+    ngx_memzero(&it, sizeof(ngx_http_apipolicy_header_iter_t));
+
+    found = ngx_http_apipolicy_header_next(headers, name, &it);
 
     if (count) {
         *count = 0;
-    }
 
-    part = &headers->part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash == 0
-            || h[i].key.len != name->len
-            || ngx_strncasecmp(h[i].key.data, name->data, name->len) != 0)
+        for (h = found; h; h = ngx_http_apipolicy_header_next(headers, name,
+                                                              &it))
         {
-            continue;
+            (*count)++;
         }
-
-        if (found == NULL) {
-            found = &h[i];
-        }
-
-        if (count == NULL) {
-            break;
-        }
-
-        (*count)++;
     }
 
     return found;
@@ -198,4 +202,54 @@ ngx_http_apipolicy_list_has(ngx_str_t *list, ngx_str_t *token)
     }
 
     return 0;
+}
+
+
+/*
+ * ngx_conf_set_enum_slot() with a message that lists the choices, at
+ * EMERG level: "invalid value "merge" in "apipolicy_cors_upstream"; use
+ * one of: replace, pass".
+ */
+
+char *
+ngx_http_apipolicy_conf_set_enum_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    char  *p = conf;
+
+    u_char           *q, *last, buf[256];
+    ngx_str_t        *value;
+    ngx_uint_t       *np, i;
+    ngx_conf_enum_t  *e;
+
+    np = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    e = cmd->post;
+
+    for (i = 0; e[i].name.len != 0; i++) {
+        if (e[i].name.len == value[1].len
+            && ngx_strcasecmp(e[i].name.data, value[1].data) == 0)
+        {
+            *np = e[i].value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    q = buf;
+    last = buf + sizeof(buf);
+
+    for (i = 0; e[i].name.len != 0; i++) {
+        q = ngx_slprintf(q, last, "%s%V", i ? ", " : "", &e[i].name);
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\"; use one of: %*s",
+                       &value[1], &cmd->name, q - buf, buf);
+
+    return NGX_CONF_ERROR;
 }

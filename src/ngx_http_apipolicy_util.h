@@ -11,6 +11,14 @@
 #include "ngx_http_apipolicy.h"
 
 
+typedef struct {
+    ngx_list_part_t  *part;
+    ngx_uint_t        i;
+} ngx_http_apipolicy_header_iter_t;
+
+
+ngx_table_elt_t *ngx_http_apipolicy_header_next(ngx_list_t *headers,
+    ngx_str_t *name, ngx_http_apipolicy_header_iter_t *it);
 ngx_table_elt_t *ngx_http_apipolicy_add_header(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *value);
 ngx_uint_t ngx_http_apipolicy_clear_header(ngx_http_request_t *r,
@@ -19,6 +27,8 @@ ngx_table_elt_t *ngx_http_apipolicy_find_header(ngx_list_t *headers,
     ngx_str_t *name, ngx_uint_t *count);
 ngx_int_t ngx_http_apipolicy_parse_date(ngx_str_t *value, time_t *t);
 ngx_int_t ngx_http_apipolicy_list_has(ngx_str_t *list, ngx_str_t *token);
+char *ngx_http_apipolicy_conf_set_enum_slot(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 
 
 #endif /* _NGX_HTTP_APIPOLICY_UTIL_H_INCLUDED_ */

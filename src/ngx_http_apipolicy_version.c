@@ -294,6 +294,28 @@ ngx_http_apipolicy_version(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         vc->link_value.len = p - vc->link_value.data;
     }
 
+    /* the 410 problem's detail */
+
+    ngx_str_null(&vc->gone_detail);
+
+    if (vc->sunset != -1) {
+        len = sizeof("This API version was retired on ; its successor is .")
+              - 1 + vc->sunset_value.len + successor.len;
+
+        p = ngx_pnalloc(cf->pool, len);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        vc->gone_detail.data = p;
+        p = ngx_sprintf(p, "This API version was retired on %V",
+                        &vc->sunset_value);
+        p = successor.len ? ngx_sprintf(p, "; its successor is %V.",
+                                        &successor)
+                          : ngx_sprintf(p, ".");
+        vc->gone_detail.len = p - vc->gone_detail.data;
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -407,7 +429,7 @@ ngx_http_apipolicy_version_handler(ngx_http_request_t *r,
     {
         return ngx_http_apipolicy_reject(r, ctx, vc->after_sunset,
                                          &ngx_http_apipolicy_version_sunset,
-                                         NGX_LOG_INFO, NULL);
+                                         NGX_LOG_INFO, &vc->gone_detail);
     }
 
     return NGX_DECLINED;
