@@ -1,0 +1,58 @@
+#!/bin/bash
+# Runs every Test::Nginx suite against Debian's nginx with the built module,
+# with a throw-away redis-server on a free loopback port.  Exits non-zero on
+# any failure.  Called by "make test" (which builds first).
+#
+# The suites use Test::Nginx::Socket.  When the real Test::Nginx is not on
+# @INC (it is not packaged in Debian), the compatible runner in t/compat/ is
+# used instead.
+
+set -u
+cd "$(dirname "$0")/.."
+
+MODULE=${1:-$PWD/build/nginx/objs/ngx_http_apipolicy_module.so}
+
+export TEST_NGINX_BINARY=${TEST_NGINX_BINARY:-/usr/sbin/nginx}
+export TEST_NGINX_LOAD_MODULES=$MODULE
+
+redis_dir=$(mktemp -d)
+cleanup() {
+    if [ -f "$redis_dir/redis.pid" ]; then
+        kill "$(cat "$redis_dir/redis.pid")" 2>/dev/null
+    fi
+    rm -rf "$redis_dir"
+}
+trap cleanup EXIT
+
+free_port() {
+    perl -MIO::Socket::INET -e \
+        'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1",
+                                     LocalPort => 0, ReuseAddr => 1)->sockport'
+}
+
+if command -v redis-server >/dev/null 2>&1; then
+    port=$(free_port)
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+        --daemonize yes --pidfile "$redis_dir/redis.pid" \
+        --logfile "$redis_dir/redis.log" --dir "$redis_dir" >/dev/null
+    for _ in $(seq 50); do
+        redis-cli -p "$port" ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    export TEST_NGINX_REDIS_PORT=$port
+    echo "redis-server on 127.0.0.1:$port"
+else
+    echo "redis-server not found: Redis-backed suites will skip"
+fi
+
+inc=()
+if ! perl -MTest::Nginx::Socket -e1 2>/dev/null; then
+    inc=(-I t/compat)
+    echo "Test::Nginx not installed: using the compatible runner in t/compat"
+fi
+
+rc=0
+prove "${inc[@]}" t/*.t || rc=1
+prove -I t/compat t/compat/selftest.t || rc=1
+
+exit $rc
