@@ -2,21 +2,1828 @@
 /*
  * Copyright (C) apipolicy authors
  *
- * JWT verification.  The directives and the verifier are not written yet:
- * a location has no JWT policy and the access step abstains.
+ * JWT verification in the ACCESS phase (RFC 7519, RFC 7515, RFC 8725),
+ * with RFC 6750 Bearer challenges.
+ *
+ *   token      Authorization: Bearer, and/or apipolicy_jwt_token $var
+ *   decode     size and charset bounds, three segments, strict
+ *              base64url, header JSON (duplicates refused, depth bound),
+ *              alg/typ/crit/kid
+ *   [cache]    a verified-token cache may look the token hash up here
+ *   verify     key picked by kid, algorithm pinned to the key's type
+ *              and "alg" and to the allowlist; EVP / HMAC
+ *   [fetch]    a key set fetched at run time may be consulted here, the
+ *              handler returning NGX_AGAIN while it is fetched
+ *   claims     exp/nbf/iat with leeway, iss, aud, apipolicy_jwt_require
+ *
+ * Claims and header stay in the request context (ctx->jwt) for the
+ * $jwt_claim_* and $jwt_header_* variables; configuration is never
+ * written to while serving requests.
  */
 
 
 #include "ngx_http_apipolicy.h"
 #include "ngx_http_apipolicy_jwt.h"
+#include "ngx_http_apipolicy_jwt_key.h"
+#include "ngx_http_apipolicy_problem.h"
+#include "ngx_http_apipolicy_util.h"
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+
+#define NGX_HTTP_APIPOLICY_JWT_MAX_SIZE     8192
+#define NGX_HTTP_APIPOLICY_JWT_MAX_DEPTH    16
+#define NGX_HTTP_APIPOLICY_JWT_MAX_FILE     (1024 * 1024)
+#define NGX_HTTP_APIPOLICY_JWT_DETAIL_LEN   200
+
+
+/* why a token was refused; indexes ngx_http_apipolicy_jwt_errors[] */
+#define NGX_HTTP_APIPOLICY_JWT_E_OK         0
+#define NGX_HTTP_APIPOLICY_JWT_E_MISSING    1
+#define NGX_HTTP_APIPOLICY_JWT_E_MALFORMED  2
+#define NGX_HTTP_APIPOLICY_JWT_E_AMBIGUOUS  3
+#define NGX_HTTP_APIPOLICY_JWT_E_ALG        4
+#define NGX_HTTP_APIPOLICY_JWT_E_TYPE       5
+#define NGX_HTTP_APIPOLICY_JWT_E_KEY        6
+#define NGX_HTTP_APIPOLICY_JWT_E_SIGNATURE  7
+#define NGX_HTTP_APIPOLICY_JWT_E_EXPIRED    8
+#define NGX_HTTP_APIPOLICY_JWT_E_NOT_YET    9
+#define NGX_HTTP_APIPOLICY_JWT_E_ISSUER     10
+#define NGX_HTTP_APIPOLICY_JWT_E_AUDIENCE   11
+#define NGX_HTTP_APIPOLICY_JWT_E_CLAIM      12
+#define NGX_HTTP_APIPOLICY_JWT_E_INTERNAL   13
+
+
+typedef struct {
+    ngx_http_apipolicy_problem_t       problem;
+    ngx_uint_t                         level;     /* log level */
+    char                              *error;     /* RFC 6750 error code */
+} ngx_http_apipolicy_jwt_error_t;
+
+
+static ngx_int_t ngx_http_apipolicy_jwt_extract(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_str_t *token, ngx_str_t *detail);
+static ngx_int_t ngx_http_apipolicy_jwt_bearer(ngx_str_t *value,
+    ngx_str_t *token);
+static ngx_uint_t ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
+    ngx_str_t *detail);
+static ngx_uint_t ngx_http_apipolicy_jwt_verify(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
+    ngx_array_t *keys, ngx_str_t *detail);
+static ngx_uint_t ngx_http_apipolicy_jwt_check_claims(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
+    ngx_str_t *detail, ngx_http_apipolicy_jwt_rule_t **failed);
+static ngx_int_t ngx_http_apipolicy_jwt_time_claim(ngx_http_request_t *r,
+    json_t *claims, const char *name, double *t, ngx_str_t *detail);
+static ngx_int_t ngx_http_apipolicy_jwt_rule(
+    ngx_http_apipolicy_jwt_rule_t *rule, json_t *claims);
+static ngx_int_t ngx_http_apipolicy_jwt_scalar_eq(json_t *j, ngx_str_t *s);
+static json_t *ngx_http_apipolicy_jwt_json(ngx_http_request_t *r,
+    u_char *data, size_t len, const char *what, ngx_str_t *detail);
+static ngx_int_t ngx_http_apipolicy_jwt_depth_ok(u_char *p, size_t len);
+static ngx_int_t ngx_http_apipolicy_jwt_fail(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_jwt_conf_t *jcf,
+    ngx_uint_t err, ngx_uint_t status, ngx_str_t *detail,
+    ngx_http_apipolicy_jwt_rule_t *rule);
+static void ngx_http_apipolicy_jwt_detail(ngx_http_request_t *r,
+    ngx_str_t *detail, const char *fmt, ...);
+static ngx_int_t ngx_http_apipolicy_jwt_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data, size_t prefix,
+    ngx_uint_t header);
+static json_t *ngx_http_apipolicy_jwt_lookup(json_t *obj, u_char *name,
+    size_t len);
+static json_t *ngx_http_apipolicy_jwt_member(json_t *obj, u_char *name,
+    size_t len);
+static ngx_int_t ngx_http_apipolicy_jwt_format(ngx_pool_t *pool, json_t *j,
+    ngx_str_t *out);
+static ngx_http_apipolicy_jwt_conf_t *ngx_http_apipolicy_jwt_create_conf(
+    ngx_pool_t *pool);
+static ngx_http_apipolicy_jwt_conf_t *ngx_http_apipolicy_jwt_get_conf(
+    ngx_conf_t *cf, void *conf);
+static ngx_int_t ngx_http_apipolicy_jwt_read_file(ngx_conf_t *cf,
+    ngx_str_t *name, ngx_str_t *out);
+static ngx_array_t *ngx_http_apipolicy_jwt_keys(ngx_conf_t *cf,
+    ngx_http_apipolicy_jwt_conf_t *jcf);
+
+
+static ngx_http_apipolicy_jwt_error_t  ngx_http_apipolicy_jwt_errors[] = {
+    { ngx_http_apipolicy_problem("OK", "ok", "OK"), 0, NULL },
+
+    { ngx_http_apipolicy_problem("TOKEN_MISSING", "token-missing",
+                                 "Bearer token required"),
+      NGX_LOG_INFO, NULL },
+
+    { ngx_http_apipolicy_problem("TOKEN_MALFORMED", "token-malformed",
+                                 "Malformed token"),
+      NGX_LOG_INFO, "invalid_token" },
+
+    { ngx_http_apipolicy_problem("TOKEN_AMBIGUOUS", "token-ambiguous",
+                                 "Several different tokens in one request"),
+      NGX_LOG_INFO, "invalid_request" },
+
+    { ngx_http_apipolicy_problem("ALGORITHM_NOT_ALLOWED",
+                                 "algorithm-not-allowed",
+                                 "Token algorithm not allowed"),
+      NGX_LOG_ERR, "invalid_token" },
+
+    { ngx_http_apipolicy_problem("TOKEN_TYPE_REJECTED", "token-type-rejected",
+                                 "Token type not accepted"),
+      NGX_LOG_ERR, "invalid_token" },
+
+    { ngx_http_apipolicy_problem("KEY_NOT_FOUND", "key-not-found",
+                                 "No key for this token"),
+      NGX_LOG_ERR, "invalid_token" },
+
+    { ngx_http_apipolicy_problem("SIGNATURE_INVALID", "signature-invalid",
+                                 "Token signature invalid"),
+      NGX_LOG_ERR, "invalid_token" },
+
+    { ngx_http_apipolicy_problem("TOKEN_EXPIRED", "token-expired",
+                                 "Token expired"),
+      NGX_LOG_INFO, "invalid_token" },
+
+    { ngx_http_apipolicy_problem("TOKEN_NOT_YET_VALID", "token-not-yet-valid",
+                                 "Token not yet valid"),
+      NGX_LOG_INFO, "invalid_token" },
+
+    { ngx_http_apipolicy_problem("ISSUER_REJECTED", "issuer-rejected",
+                                 "Token issuer not accepted"),
+      NGX_LOG_ERR, "invalid_token" },
+
+    { ngx_http_apipolicy_problem("AUDIENCE_REJECTED", "audience-rejected",
+                                 "Token audience not accepted"),
+      NGX_LOG_ERR, "invalid_token" },
+
+    { ngx_http_apipolicy_problem("CLAIM_REJECTED", "claim-rejected",
+                                 "Token claim rejected"),
+      NGX_LOG_ERR, "invalid_token" },
+
+    { ngx_http_apipolicy_problem("INTERNAL_ERROR", "internal-error",
+                                 "Internal error"),
+      NGX_LOG_ALERT, NULL }
+};
+
+
+static ngx_str_t  ngx_http_apipolicy_jwt_authorization =
+    ngx_string("Authorization");
+
+
+/* ---- the ACCESS step ------------------------------------------------- */
+
+ngx_int_t
+ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
+    ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx)
+{
+    ngx_int_t                       rc;
+    ngx_str_t                       detail;
+    ngx_uint_t                      err;
+    ngx_http_apipolicy_jwt_ctx_t   *jctx;
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+    ngx_http_apipolicy_jwt_rule_t  *rule;
+
+    jcf = alcf->jwt;
+
+    if (jcf == NULL || jcf->mode == NGX_HTTP_APIPOLICY_JWT_OFF) {
+        return NGX_DECLINED;
+    }
+
+    jctx = ctx->jwt;
+
+    if (jctx && jctx->conf == jcf) {
+
+        if (jctx->waiting) {
+            return NGX_AGAIN;
+        }
+
+        if (jctx->verified) {
+            return NGX_OK;
+        }
+
+        if (jctx->anonymous) {
+            return NGX_DECLINED;
+        }
+
+        /* refused before: decide again, the response may be a new one */
+    }
+
+    if (jctx == NULL) {
+        jctx = ngx_pcalloc(r->pool, sizeof(ngx_http_apipolicy_jwt_ctx_t));
+        if (jctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->jwt = jctx;
+
+    } else {
+        ngx_http_apipolicy_jwt_cleanup(ctx);
+        ngx_memzero(jctx, sizeof(ngx_http_apipolicy_jwt_ctx_t));
+    }
+
+    jctx->conf = jcf;
+    ngx_str_null(&detail);
+
+    rc = ngx_http_apipolicy_jwt_extract(r, jcf, &jctx->token, &detail);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+
+        if (jcf->mode == NGX_HTTP_APIPOLICY_JWT_OPTIONAL) {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "apipolicy jwt: no token, optional");
+            jctx->anonymous = 1;
+            return NGX_DECLINED;
+        }
+
+        return ngx_http_apipolicy_jwt_fail(r, ctx, jcf,
+                                           NGX_HTTP_APIPOLICY_JWT_E_MISSING,
+                                           0, &detail, NULL);
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_http_apipolicy_jwt_fail(r, ctx, jcf, (ngx_uint_t) rc, 0,
+                                           &detail, NULL);
+    }
+
+    err = ngx_http_apipolicy_jwt_decode(r, jcf, jctx, &detail);
+    if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
+        return ngx_http_apipolicy_jwt_fail(r, ctx, jcf, err, 0, &detail,
+                                           NULL);
+    }
+
+    /*
+     * A verified-token cache looks ngx_http_apipolicy_jwt_token_hash()
+     * up here; on a hit it sets jctx->claims and skips the signature
+     * (the claim checks below still run: exp moves on).
+     */
+
+    err = ngx_http_apipolicy_jwt_verify(r, jcf, jctx, jcf->keys, &detail);
+
+    /*
+     * Keys fetched at run time (apipolicy_jwt_key_request) slot in here:
+     * on NGX_HTTP_APIPOLICY_JWT_E_KEY, start or join a fetch, set
+     * jctx->waiting and return NGX_AGAIN; the fetch's completion clears
+     * "waiting" and resumes the phases, and this handler runs again.
+     */
+
+    if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
+        return ngx_http_apipolicy_jwt_fail(r, ctx, jcf, err, 0, &detail,
+                                           NULL);
+    }
+
+    jctx->claims = ngx_http_apipolicy_jwt_json(r, jctx->payload.data,
+                                               jctx->payload.len, "payload",
+                                               &detail);
+    if (jctx->claims == NULL) {
+        return ngx_http_apipolicy_jwt_fail(r, ctx, jcf,
+                                           NGX_HTTP_APIPOLICY_JWT_E_MALFORMED,
+                                           0, &detail, NULL);
+    }
+
+    rule = NULL;
+
+    err = ngx_http_apipolicy_jwt_check_claims(r, jcf, jctx, &detail, &rule);
+    if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
+        return ngx_http_apipolicy_jwt_fail(r, ctx, jcf, err,
+                                           rule ? rule->status : 0,
+                                           &detail, rule);
+    }
+
+    /* a verified-token cache stores jctx->hash -> claims here */
+
+    jctx->verified = 1;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "apipolicy jwt: verified, alg %V",
+                   ngx_http_apipolicy_jwt_alg_name(jctx->alg));
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_apipolicy_jwt_cleanup(ngx_http_apipolicy_ctx_t *ctx)
+{
+    ngx_http_apipolicy_jwt_ctx_t  *jctx = ctx->jwt;
+
+    if (jctx->header) {
+        json_decref(jctx->header);
+        jctx->header = NULL;
+    }
+
+    if (jctx->claims) {
+        json_decref(jctx->claims);
+        jctx->claims = NULL;
+    }
+}
+
+
+ngx_int_t
+ngx_http_apipolicy_jwt_token_hash(ngx_http_apipolicy_jwt_ctx_t *jctx)
+{
+    unsigned int  len;
+
+    if (EVP_Digest(jctx->token.data, jctx->token.len, jctx->hash, &len,
+                   EVP_sha256(), NULL)
+        != 1)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * NGX_OK with the token, NGX_DECLINED without one, or an error index
+ * (malformed bearer credentials, several different tokens).
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_extract(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_str_t *token, ngx_str_t *detail)
+{
+    ngx_str_t         value, bearer, var;
+    ngx_int_t         rc;
+    ngx_uint_t        count;
+    ngx_table_elt_t  *h;
+
+    ngx_str_null(&bearer);
+    ngx_str_null(&var);
+
+    /* nginx itself answers 400 to a second Authorization header today */
+
+    h = ngx_http_apipolicy_find_header(&r->headers_in.headers,
+                                       &ngx_http_apipolicy_jwt_authorization,
+                                       &count);
+    if (count > 1) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                   "several Authorization headers were sent");
+        return NGX_HTTP_APIPOLICY_JWT_E_AMBIGUOUS;
+    }
+
+    if (h) {
+        rc = ngx_http_apipolicy_jwt_bearer(&h->value, &bearer);
+
+        if (rc == NGX_ERROR) {
+            ngx_http_apipolicy_jwt_detail(r, detail,
+                                          "the Bearer credentials are empty");
+            return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+        }
+    }
+
+    if (jcf->token) {
+        if (ngx_http_complex_value(r, jcf->token, &value) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (value.len) {
+            /* "Bearer " in front is accepted, as in Authorization */
+            if (ngx_http_apipolicy_jwt_bearer(&value, &var) != NGX_OK) {
+                var = value;
+            }
+        }
+    }
+
+    if (var.len && bearer.len
+        && (var.len != bearer.len
+            || ngx_strncmp(var.data, bearer.data, var.len) != 0))
+    {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                      "the Authorization header and apipolicy_jwt_token "
+                      "carry different tokens");
+        return NGX_HTTP_APIPOLICY_JWT_E_AMBIGUOUS;
+    }
+
+    *token = var.len ? var : bearer;
+
+    if (token->len == 0) {
+        if (h && !bearer.len) {
+            ngx_http_apipolicy_jwt_detail(r, detail,
+                               "the Authorization header is not a Bearer one");
+        }
+
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* NGX_OK: a Bearer token; NGX_DECLINED: another scheme; NGX_ERROR: empty */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_bearer(ngx_str_t *value, ngx_str_t *token)
+{
+    u_char  *p, *last;
+
+    p = value->data;
+    last = p + value->len;
+
+    while (p < last && (*p == ' ' || *p == '\t')) {
+        p++;
+    }
+
+    if (last - p < 6 || ngx_strncasecmp(p, (u_char *) "bearer", 6) != 0) {
+        return NGX_DECLINED;
+    }
+
+    p += 6;
+
+    if (p < last && *p != ' ' && *p != '\t') {
+        return NGX_DECLINED;                /* "Bearerx" */
+    }
+
+    while (p < last && (*p == ' ' || *p == '\t')) {
+        p++;
+    }
+
+    while (last > p && (last[-1] == ' ' || last[-1] == '\t')) {
+        last--;
+    }
+
+    if (p == last) {
+        return NGX_ERROR;
+    }
+
+    token->data = p;
+    token->len = last - p;
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
+    ngx_str_t *detail)
+{
+    u_char      *p, *last, *dot[2], c;
+    size_t       n, i, len;
+    json_t      *header, *v;
+    ngx_str_t    decoded, *typ;
+    ngx_uint_t   alg, dots, ok;
+    const char  *s;
+
+    p = jctx->token.data;
+    last = p + jctx->token.len;
+
+    if (jctx->token.len > jcf->max_size) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "the token is longer than %uz bytes",
+                                      jcf->max_size);
+        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+    }
+
+    dots = 0;
+
+    for ( /* void */ ; p < last; p++) {
+        c = *p;
+
+        if (c == '.') {
+            if (dots < 2) {
+                dot[dots] = p;
+            }
+
+            dots++;
+            continue;
+        }
+
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+              || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+        {
+            ngx_http_apipolicy_jwt_detail(r, detail,
+                         "the token has characters outside base64url");
+            return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+        }
+    }
+
+    if (dots == 4) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                         "encrypted tokens (JWE) are not supported");
+        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+    }
+
+    if (dots != 2) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                         "the token does not have three segments");
+        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+    }
+
+    p = jctx->token.data;
+
+    jctx->signing_input.data = p;
+    jctx->signing_input.len = dot[1] - p;
+
+    jctx->payload.data = dot[0] + 1;
+    jctx->payload.len = dot[1] - dot[0] - 1;
+
+    /* header */
+
+    if (ngx_http_apipolicy_jwt_base64url_decode(r->pool, p, dot[0] - p,
+                                                &decoded)
+        != NGX_OK)
+    {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "the header is not base64url");
+        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+    }
+
+    header = ngx_http_apipolicy_jwt_json(r, decoded.data, decoded.len,
+                                         "header", detail);
+    if (header == NULL) {
+        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+    }
+
+    jctx->header = header;
+
+    /* payload: only checked for syntax here, parsed once verified */
+
+    if (ngx_http_apipolicy_jwt_base64url_decode(r->pool, jctx->payload.data,
+                                                jctx->payload.len, &decoded)
+        != NGX_OK
+        || decoded.len == 0)
+    {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "the payload is not base64url");
+        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+    }
+
+    jctx->payload = decoded;
+
+    /* signature */
+
+    p = dot[1] + 1;
+
+    if (p == last) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "the token has no signature");
+        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+    }
+
+    if (ngx_http_apipolicy_jwt_base64url_decode(r->pool, p, last - p,
+                                                &jctx->signature)
+        != NGX_OK)
+    {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "the signature is not base64url");
+        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+    }
+
+    /* alg (RFC 8725 section 3.1) */
+
+    v = json_object_get(header, "alg");
+    s = json_string_value(v);
+
+    if (s == NULL) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "the header has no alg string");
+        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+    }
+
+    len = json_string_length(v);
+
+    if (len == 4 && ngx_strncasecmp((u_char *) s, (u_char *) "none", 4) == 0)
+    {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "unsigned tokens (alg none) are refused");
+        return NGX_HTTP_APIPOLICY_JWT_E_ALG;
+    }
+
+    alg = ngx_http_apipolicy_jwt_alg_parse((u_char *) s, len);
+
+    if (alg == 0) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "the token's algorithm is not supported");
+        return NGX_HTTP_APIPOLICY_JWT_E_ALG;
+    }
+
+    jctx->alg = alg;
+
+    if (!(jcf->algs & alg)) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "algorithm %V is not allowed here",
+                                      ngx_http_apipolicy_jwt_alg_name(alg));
+        return NGX_HTTP_APIPOLICY_JWT_E_ALG;
+    }
+
+    /* crit (RFC 7515 section 4.1.11): no extension is understood */
+
+    v = json_object_get(header, "crit");
+
+    if (v && !(json_is_array(v) && json_array_size(v) == 0)) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                         "the header lists critical extensions (crit) "
+                         "this gateway does not understand");
+        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+    }
+
+    /* typ (RFC 8725 section 3.11) */
+
+    v = json_object_get(header, "typ");
+
+    if (v && !json_is_string(v)) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "the header's typ is not a string");
+        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+    }
+
+    if (!jcf->typ_any) {
+
+        if (v == NULL) {
+            ok = jcf->typ_absent;
+
+        } else {
+            s = json_string_value(v);
+            len = json_string_length(v);
+
+            if (len > 12 && ngx_strncasecmp((u_char *) s,
+                                            (u_char *) "application/", 12)
+                            == 0)
+            {
+                s += 12;
+                len -= 12;
+            }
+
+            ok = 0;
+            typ = jcf->typs->elts;
+
+            for (i = 0; i < jcf->typs->nelts; i++) {
+                if (typ[i].len == len
+                    && ngx_strncasecmp(typ[i].data, (u_char *) s, len) == 0)
+                {
+                    ok = 1;
+                    break;
+                }
+            }
+        }
+
+        if (!ok) {
+            ngx_http_apipolicy_jwt_detail(r, detail,
+                    v ? "the token type (typ) is not accepted here"
+                      : "the token has no type (typ) and one is required");
+            return NGX_HTTP_APIPOLICY_JWT_E_TYPE;
+        }
+    }
+
+    /* kid */
+
+    v = json_object_get(header, "kid");
+
+    if (v) {
+        if (!json_is_string(v)) {
+            ngx_http_apipolicy_jwt_detail(r, detail,
+                                        "the header's kid is not a string");
+            return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+        }
+
+        n = json_string_length(v);
+
+        jctx->kid.data = (u_char *) json_string_value(v);
+        jctx->kid.len = n;
+    }
+
+    return NGX_HTTP_APIPOLICY_JWT_E_OK;
+}
+
+
+/*
+ * Picks the keys that may verify the token: those whose kid equals the
+ * token's, or, when none has it (or the token has no kid), the keys
+ * without a kid (or all keys); of those only the keys bound to the
+ * token's algorithm.  An HS256 token meets no RSA or EC key here: the
+ * algorithm comes from the key, never from the token alone.
+ */
+
+static ngx_uint_t
+ngx_http_apipolicy_jwt_verify(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
+    ngx_array_t *keys, ngx_str_t *detail)
+{
+    ngx_int_t                      rc;
+    ngx_uint_t                     i, pass, named, candidates, tried;
+    ngx_http_apipolicy_jwt_key_t  *key;
+
+    if (keys == NULL || keys->nelts == 0) {
+        ngx_http_apipolicy_jwt_detail(r, detail, "no key is configured");
+        return NGX_HTTP_APIPOLICY_JWT_E_KEY;
+    }
+
+    key = keys->elts;
+    named = 0;
+
+    if (jctx->kid.len) {
+        for (i = 0; i < keys->nelts; i++) {
+            if (key[i].kid.len == jctx->kid.len
+                && ngx_strncmp(key[i].kid.data, jctx->kid.data,
+                               jctx->kid.len) == 0)
+            {
+                named = 1;
+                break;
+            }
+        }
+    }
+
+    /* pass 1: keys with the token's kid; pass 2: keys without a kid */
+    pass = named ? 1 : 2;
+
+    candidates = 0;
+    tried = 0;
+
+    for (i = 0; i < keys->nelts; i++) {
+
+        if (pass == 1) {
+            if (key[i].kid.len != jctx->kid.len
+                || ngx_strncmp(key[i].kid.data, jctx->kid.data,
+                               jctx->kid.len) != 0)
+            {
+                continue;
+            }
+
+        } else if (jctx->kid.len && key[i].kid.len) {
+            continue;
+        }
+
+        candidates++;
+
+        if (!(key[i].algs & jctx->alg)) {
+            continue;
+        }
+
+        tried++;
+
+        rc = ngx_http_apipolicy_jwt_key_verify(&key[i], jctx->alg,
+                                               &jctx->signing_input,
+                                               &jctx->signature,
+                                               r->connection->log);
+        if (rc == NGX_OK) {
+            return NGX_HTTP_APIPOLICY_JWT_E_OK;
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_APIPOLICY_JWT_E_INTERNAL;
+        }
+    }
+
+    if (tried) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "the %V signature does not verify",
+                                      ngx_http_apipolicy_jwt_alg_name(
+                                                                 jctx->alg));
+        return NGX_HTTP_APIPOLICY_JWT_E_SIGNATURE;
+    }
+
+    if (candidates) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "no key for this token accepts %V",
+                                      ngx_http_apipolicy_jwt_alg_name(
+                                                                 jctx->alg));
+        return NGX_HTTP_APIPOLICY_JWT_E_ALG;
+    }
+
+    ngx_http_apipolicy_jwt_detail(r, detail,
+                                  "no key matches the token's kid");
+    return NGX_HTTP_APIPOLICY_JWT_E_KEY;
+}
+
+
+static ngx_uint_t
+ngx_http_apipolicy_jwt_check_claims(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
+    ngx_str_t *detail, ngx_http_apipolicy_jwt_rule_t **failed)
+{
+    double                          now, leeway, t;
+    size_t                          i, j;
+    json_t                         *claims, *v, *a;
+    ngx_int_t                       rc;
+    ngx_str_t                      *s, str;
+    ngx_uint_t                      ok;
+    ngx_http_apipolicy_jwt_rule_t  *rule;
+
+    claims = jctx->claims;
+    now = (double) ngx_time();
+    leeway = (double) jcf->leeway;
+
+    /* exp, nbf, iat (RFC 7519 section 4.1) */
+
+    rc = ngx_http_apipolicy_jwt_time_claim(r, claims, "exp", &t, detail);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+    }
+
+    if (rc == NGX_DECLINED) {
+        if (jcf->require_exp) {
+            ngx_http_apipolicy_jwt_detail(r, detail,
+                                          "the token has no exp claim");
+            return NGX_HTTP_APIPOLICY_JWT_E_CLAIM;
+        }
+
+    } else if (now >= t + leeway) {
+        ngx_http_apipolicy_jwt_detail(r, detail, "the token has expired");
+        return NGX_HTTP_APIPOLICY_JWT_E_EXPIRED;
+    }
+
+    rc = ngx_http_apipolicy_jwt_time_claim(r, claims, "nbf", &t, detail);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+    }
+
+    if (rc == NGX_OK && now + leeway < t) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "the token is not valid yet (nbf)");
+        return NGX_HTTP_APIPOLICY_JWT_E_NOT_YET;
+    }
+
+    rc = ngx_http_apipolicy_jwt_time_claim(r, claims, "iat", &t, detail);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+    }
+
+    if (rc == NGX_OK && now + leeway < t) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                  "the token was issued in the future (iat)");
+        return NGX_HTTP_APIPOLICY_JWT_E_NOT_YET;
+    }
+
+    /* iss */
+
+    if (jcf->issuers) {
+        v = json_object_get(claims, "iss");
+        ok = 0;
+
+        if (json_is_string(v)) {
+            str.data = (u_char *) json_string_value(v);
+            str.len = json_string_length(v);
+
+            s = jcf->issuers->elts;
+
+            for (i = 0; i < jcf->issuers->nelts; i++) {
+                if (s[i].len == str.len
+                    && ngx_strncmp(s[i].data, str.data, str.len) == 0)
+                {
+                    ok = 1;
+                    break;
+                }
+            }
+        }
+
+        if (!ok) {
+            ngx_http_apipolicy_jwt_detail(r, detail,
+                    v ? "the token's issuer (iss) is not accepted here"
+                      : "the token has no issuer (iss)");
+            return NGX_HTTP_APIPOLICY_JWT_E_ISSUER;
+        }
+    }
+
+    /* aud: a string or an array of strings, one of them ours */
+
+    if (jcf->audiences) {
+        v = json_object_get(claims, "aud");
+        ok = 0;
+        s = jcf->audiences->elts;
+
+        for (j = 0; !ok && v; j++) {
+
+            if (json_is_array(v)) {
+                if (j >= json_array_size(v)) {
+                    break;
+                }
+
+                a = json_array_get(v, j);
+
+            } else if (j == 0) {
+                a = v;
+
+            } else {
+                break;
+            }
+
+            if (!json_is_string(a)) {
+                continue;
+            }
+
+            str.data = (u_char *) json_string_value(a);
+            str.len = json_string_length(a);
+
+            for (i = 0; i < jcf->audiences->nelts; i++) {
+                if (s[i].len == str.len
+                    && ngx_strncmp(s[i].data, str.data, str.len) == 0)
+                {
+                    ok = 1;
+                    break;
+                }
+            }
+        }
+
+        if (!ok) {
+            ngx_http_apipolicy_jwt_detail(r, detail,
+                    v ? "the token is not meant for this audience (aud)"
+                      : "the token has no audience (aud)");
+            return NGX_HTTP_APIPOLICY_JWT_E_AUDIENCE;
+        }
+    }
+
+    /* apipolicy_jwt_require */
+
+    if (jcf->rules) {
+        rule = jcf->rules->elts;
+
+        for (i = 0; i < jcf->rules->nelts; i++) {
+
+            if (ngx_http_apipolicy_jwt_rule(&rule[i], claims) == NGX_OK) {
+                continue;
+            }
+
+            *failed = &rule[i];
+
+            ngx_http_apipolicy_jwt_detail(r, detail,
+                                          "the %V claim does not satisfy "
+                                          "the policy", &rule[i].claim);
+
+            return NGX_HTTP_APIPOLICY_JWT_E_CLAIM;
+        }
+    }
+
+    return NGX_HTTP_APIPOLICY_JWT_E_OK;
+}
+
+
+/* NGX_OK: a number; NGX_DECLINED: absent; NGX_ERROR: not a number */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_time_claim(ngx_http_request_t *r, json_t *claims,
+    const char *name, double *t, ngx_str_t *detail)
+{
+    json_t  *v;
+
+    v = json_object_get(claims, name);
+
+    if (v == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (!json_is_number(v)) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "the %s claim is not a number",
+                                      name);
+        return NGX_ERROR;
+    }
+
+    *t = json_number_value(v);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_rule(ngx_http_apipolicy_jwt_rule_t *rule,
+    json_t *claims)
+{
+    u_char      *p, *last, *start;
+    double       d;
+    size_t       k;
+    json_t      *v, *e;
+    ngx_str_t   *val, word;
+    ngx_uint_t   i, found;
+
+    v = claims;
+    val = rule->path->elts;
+
+    for (i = 0; v && i < rule->path->nelts; i++) {
+        v = json_is_object(v) ? ngx_http_apipolicy_jwt_member(v, val[i].data,
+                                                               val[i].len)
+                              : NULL;
+    }
+
+    if (json_is_null(v)) {
+        v = NULL;
+    }
+
+    if (rule->op == NGX_HTTP_APIPOLICY_JWT_OP_ABSENT) {
+        return v == NULL ? NGX_OK : NGX_DECLINED;
+    }
+
+    if (v == NULL) {
+        return NGX_DECLINED;                /* fail closed */
+    }
+
+    val = rule->values ? rule->values->elts : NULL;
+
+    switch (rule->op) {
+
+    case NGX_HTTP_APIPOLICY_JWT_OP_EXISTS:
+        return NGX_OK;
+
+    case NGX_HTTP_APIPOLICY_JWT_OP_EQ:
+        return ngx_http_apipolicy_jwt_scalar_eq(v, &val[0]);
+
+    case NGX_HTTP_APIPOLICY_JWT_OP_NE:
+        return (ngx_http_apipolicy_jwt_scalar_eq(v, &val[0]) == NGX_OK)
+               ? NGX_DECLINED : NGX_OK;
+
+    case NGX_HTTP_APIPOLICY_JWT_OP_IN:
+        for (i = 0; i < rule->values->nelts; i++) {
+            if (ngx_http_apipolicy_jwt_scalar_eq(v, &val[i]) == NGX_OK) {
+                return NGX_OK;
+            }
+        }
+
+        return NGX_DECLINED;
+
+    case NGX_HTTP_APIPOLICY_JWT_OP_CONTAINS:
+
+        /* every value must be an element (array) or a word (string) */
+
+        for (i = 0; i < rule->values->nelts; i++) {
+            found = 0;
+
+            if (json_is_array(v)) {
+                for (k = 0; k < json_array_size(v); k++) {
+                    e = json_array_get(v, k);
+
+                    if (ngx_http_apipolicy_jwt_scalar_eq(e, &val[i])
+                        == NGX_OK)
+                    {
+                        found = 1;
+                        break;
+                    }
+                }
+
+            } else if (json_is_string(v)) {
+                p = (u_char *) json_string_value(v);
+                last = p + json_string_length(v);
+
+                while (p < last && !found) {
+                    while (p < last && *p == ' ') {
+                        p++;
+                    }
+
+                    start = p;
+
+                    while (p < last && *p != ' ') {
+                        p++;
+                    }
+
+                    word.data = start;
+                    word.len = p - start;
+
+                    if (word.len == val[i].len
+                        && ngx_strncmp(word.data, val[i].data, word.len) == 0)
+                    {
+                        found = 1;
+                    }
+                }
+            }
+
+            if (!found) {
+                return NGX_DECLINED;
+            }
+        }
+
+        return NGX_OK;
+
+    default:    /* gt, ge, lt, le */
+
+        if (!json_is_number(v)) {
+            return NGX_DECLINED;
+        }
+
+        d = json_number_value(v);
+
+        switch (rule->op) {
+        case NGX_HTTP_APIPOLICY_JWT_OP_GT:
+            return d > rule->number ? NGX_OK : NGX_DECLINED;
+        case NGX_HTTP_APIPOLICY_JWT_OP_GE:
+            return d >= rule->number ? NGX_OK : NGX_DECLINED;
+        case NGX_HTTP_APIPOLICY_JWT_OP_LT:
+            return d < rule->number ? NGX_OK : NGX_DECLINED;
+        default:
+            return d <= rule->number ? NGX_OK : NGX_DECLINED;
+        }
+    }
+}
+
+
+/* a JSON scalar against a configured string: strings, numbers, booleans */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_scalar_eq(json_t *j, ngx_str_t *s)
+{
+    u_char  buf[NGX_INT64_LEN + 1], *p;
+    double  d;
+    char   *end;
+
+    if (json_is_string(j)) {
+        return (json_string_length(j) == s->len
+                && ngx_strncmp(json_string_value(j), s->data, s->len) == 0)
+               ? NGX_OK : NGX_DECLINED;
+    }
+
+    if (json_is_integer(j)) {
+        p = ngx_sprintf(buf, "%L", (int64_t) json_integer_value(j));
+
+        return ((size_t) (p - buf) == s->len
+                && ngx_strncmp(buf, s->data, s->len) == 0)
+               ? NGX_OK : NGX_DECLINED;
+    }
+
+    if (json_is_real(j)) {
+        /* configuration strings are NUL-terminated */
+        d = strtod((char *) s->data, &end);
+
+        return (s->len && *end == '\0' && d == json_real_value(j))
+               ? NGX_OK : NGX_DECLINED;
+    }
+
+    if (json_is_true(j)) {
+        return (s->len == 4 && ngx_strncmp(s->data, "true", 4) == 0)
+               ? NGX_OK : NGX_DECLINED;
+    }
+
+    if (json_is_false(j)) {
+        return (s->len == 5 && ngx_strncmp(s->data, "false", 5) == 0)
+               ? NGX_OK : NGX_DECLINED;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static json_t *
+ngx_http_apipolicy_jwt_json(ngx_http_request_t *r, u_char *data, size_t len,
+    const char *what, ngx_str_t *detail)
+{
+    json_t        *j;
+    json_error_t   jerr;
+
+    if (ngx_http_apipolicy_jwt_depth_ok(data, len) != NGX_OK) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "the %s nests deeper than %d levels",
+                                      what, NGX_HTTP_APIPOLICY_JWT_MAX_DEPTH);
+        return NULL;
+    }
+
+    j = json_loadb((const char *) data, len,
+                   JSON_REJECT_DUPLICATES|JSON_DECODE_ANY, &jerr);
+
+    if (j == NULL) {
+        if (ngx_strstr(jerr.text, "duplicate")) {
+            ngx_http_apipolicy_jwt_detail(r, detail,
+                                          "the %s has a duplicate member",
+                                          what);
+
+        } else {
+            ngx_http_apipolicy_jwt_detail(r, detail,
+                                          "the %s is not valid JSON", what);
+        }
+
+        return NULL;
+    }
+
+    if (!json_is_object(j)) {
+        json_decref(j);
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "the %s is not a JSON object", what);
+        return NULL;
+    }
+
+    return j;
+}
+
+
+/* bounds nesting before jansson sees the text (its own limit is 2048) */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_depth_ok(u_char *p, size_t len)
+{
+    u_char      *last;
+    ngx_uint_t   depth, in_string;
+
+    last = p + len;
+    depth = 0;
+    in_string = 0;
+
+    for ( /* void */ ; p < last; p++) {
+
+        if (in_string) {
+            if (*p == '\\') {
+                p++;
+
+            } else if (*p == '"') {
+                in_string = 0;
+            }
+
+            continue;
+        }
+
+        switch (*p) {
+        case '"':
+            in_string = 1;
+            break;
+
+        case '{':
+        case '[':
+            if (++depth > NGX_HTTP_APIPOLICY_JWT_MAX_DEPTH) {
+                return NGX_ERROR;
+            }
+            break;
+
+        case '}':
+        case ']':
+            if (depth) {
+                depth--;
+            }
+            break;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* ---- answers --------------------------------------------------------- */
+
+static void
+ngx_http_apipolicy_jwt_detail(ngx_http_request_t *r, ngx_str_t *detail,
+    const char *fmt, ...)
+{
+    u_char   *p, buf[NGX_HTTP_APIPOLICY_JWT_DETAIL_LEN];
+    va_list   args;
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
+    va_end(args);
+
+    detail->len = 0;
+    detail->data = ngx_pnalloc(r->pool, p - buf);
+
+    if (detail->data) {
+        detail->len = p - buf;
+        ngx_memcpy(detail->data, buf, detail->len);
+    }
+}
+
+
+/*
+ * The challenge (RFC 6750 section 3) and the problem answer.  Texts in
+ * the challenge are quoted-strings restricted to printable ASCII without
+ * '"' and '\': anything else in a detail (a claim name from the
+ * configuration) becomes '?', in the problem body as well.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_fail(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_jwt_conf_t *jcf,
+    ngx_uint_t err, ngx_uint_t status, ngx_str_t *detail,
+    ngx_http_apipolicy_jwt_rule_t *rule)
+{
+    u_char                          *p, *q;
+    size_t                           len, i;
+    ngx_str_t                       *val, scope;
+    ngx_table_elt_t                 *h;
+    ngx_http_apipolicy_jwt_error_t  *e;
+
+    if (err == NGX_HTTP_APIPOLICY_JWT_E_INTERNAL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    e = &ngx_http_apipolicy_jwt_errors[err];
+
+    if (status == 0) {
+        status = NGX_HTTP_UNAUTHORIZED;
+    }
+
+    for (i = 0; i < detail->len; i++) {
+        if (detail->data[i] < 0x20 || detail->data[i] > 0x7e
+            || detail->data[i] == '"' || detail->data[i] == '\\')
+        {
+            detail->data[i] = '?';
+        }
+    }
+
+    ngx_str_null(&scope);
+
+    if (status == NGX_HTTP_FORBIDDEN && rule && rule->scope && rule->values) {
+        val = rule->values->elts;
+
+        for (i = 0; i < rule->values->nelts; i++) {
+            scope.len += val[i].len + 1;
+        }
+
+        scope.data = ngx_pnalloc(r->pool, scope.len);
+        if (scope.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = scope.data;
+
+        for (i = 0; i < rule->values->nelts; i++) {
+            if (i) {
+                *p++ = ' ';
+            }
+
+            for (q = val[i].data; q < val[i].data + val[i].len; q++) {
+                *p++ = (*q < 0x21 || *q > 0x7e || *q == '"' || *q == '\\')
+                       ? '?' : *q;
+            }
+        }
+
+        scope.len = p - scope.data;
+    }
+
+    len = sizeof("Bearer realm=\"\", error=\"insufficient_scope\", "
+                 "error_description=\"\", scope=\"\"") - 1
+          + jcf->realm.len + detail->len + scope.len;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    q = ngx_sprintf(p, "Bearer realm=\"%V\"", &jcf->realm);
+
+    if (status == NGX_HTTP_FORBIDDEN) {
+        q = ngx_sprintf(q, ", error=\"insufficient_scope\"");
+
+    } else if (e->error) {
+        q = ngx_sprintf(q, ", error=\"%s\"", e->error);
+    }
+
+    if ((e->error || status == NGX_HTTP_FORBIDDEN) && detail->len) {
+        q = ngx_sprintf(q, ", error_description=\"%V\"", detail);
+    }
+
+    if (scope.len) {
+        q = ngx_sprintf(q, ", scope=\"%V\"", &scope);
+    }
+
+    h = r->headers_out.www_authenticate;
+
+    if (h == NULL) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        r->headers_out.www_authenticate = h;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "WWW-Authenticate");
+    h->value.data = p;
+    h->value.len = q - p;
+    h->lowcase_key = NULL;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return ngx_http_apipolicy_reject(r, ctx, status, &e->problem, e->level,
+                                     detail);
+}
+
+
+/* ---- variables ------------------------------------------------------- */
+
+ngx_int_t
+ngx_http_apipolicy_jwt_claim_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    return ngx_http_apipolicy_jwt_variable(r, v, data,
+                                           sizeof("jwt_claim_") - 1, 0);
+}
+
+
+ngx_int_t
+ngx_http_apipolicy_jwt_header_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    return ngx_http_apipolicy_jwt_variable(r, v, data,
+                                           sizeof("jwt_header_") - 1, 1);
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data, size_t prefix,
+    ngx_uint_t header)
+{
+    json_t                        *j;
+    ngx_str_t                     *name, value;
+    ngx_http_apipolicy_ctx_t      *ctx;
+    ngx_http_apipolicy_jwt_ctx_t  *jctx;
+
+    name = (ngx_str_t *) data;
+    ctx = ngx_http_apipolicy_get_ctx(r->main);
+    jctx = ctx ? ctx->jwt : NULL;
+
+    /* only a verified token speaks */
+
+    if (jctx == NULL || !jctx->verified || name->len <= prefix) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    j = ngx_http_apipolicy_jwt_lookup(header ? jctx->header : jctx->claims,
+                                      name->data + prefix,
+                                      name->len - prefix);
+
+    if (j == NULL || json_is_null(j)) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (ngx_http_apipolicy_jwt_format(r->pool, j, &value) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    v->data = value.data;
+    v->len = value.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * $jwt_claim_NAME: NAME is looked up as a top-level claim (nginx gives
+ * variable names lowercased, so an exact match is tried first, then a
+ * case-insensitive one); when there is none, "__" separates the levels
+ * of a nested claim: $jwt_claim_address__country.
+ */
+
+static json_t *
+ngx_http_apipolicy_jwt_lookup(json_t *obj, u_char *name, size_t len)
+{
+    u_char  *p, *last, *sep, *end;
+    json_t  *j;
+
+    j = ngx_http_apipolicy_jwt_member(obj, name, len);
+    if (j) {
+        return j;
+    }
+
+    p = name;
+    last = name + len;
+
+    if (ngx_strlcasestrn(p, last, (u_char *) "__", 1) == NULL) {
+        return NULL;
+    }
+
+    for ( ;; ) {
+        sep = ngx_strlcasestrn(p, last, (u_char *) "__", 1);
+        end = sep ? sep : last;
+
+        if (end == p) {
+            return NULL;
+        }
+
+        obj = json_is_object(obj) ? ngx_http_apipolicy_jwt_member(obj, p,
+                                                                  end - p)
+                                  : NULL;
+
+        if (obj == NULL || sep == NULL) {
+            return obj;
+        }
+
+        p = sep + 2;
+    }
+}
+
+
+static json_t *
+ngx_http_apipolicy_jwt_member(json_t *obj, u_char *name, size_t len)
+{
+    u_char       buf[256];
+    json_t      *j;
+    const char  *key;
+
+    if (len >= sizeof(buf)) {
+        return NULL;
+    }
+
+    ngx_memcpy(buf, name, len);
+    buf[len] = '\0';
+
+    j = json_object_get(obj, (char *) buf);
+    if (j) {
+        return j;
+    }
+
+    json_object_foreach(obj, key, j) {
+        if (ngx_strlen(key) == len
+            && ngx_strncasecmp((u_char *) key, name, len) == 0)
+        {
+            return j;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * A claim as variable text: strings as they are, numbers and booleans in
+ * JSON form, arrays joined with commas, objects as compact JSON.  Control
+ * characters become spaces so that a value cannot split a header line in
+ * proxy_set_header.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_format(ngx_pool_t *pool, json_t *j, ngx_str_t *out)
+{
+    char       *dump;
+    size_t      i, n, len;
+    u_char     *p;
+    json_t     *e;
+    ngx_str_t  *parts, s;
+
+    if (json_is_array(j)) {
+        n = json_array_size(j);
+
+        if (n == 0) {
+            ngx_str_set(out, "");
+            return NGX_OK;
+        }
+
+        parts = ngx_palloc(pool, n * sizeof(ngx_str_t));
+        if (parts == NULL) {
+            return NGX_ERROR;
+        }
+
+        len = 0;
+
+        for (i = 0; i < n; i++) {
+            e = json_array_get(j, i);
+
+            if (json_is_array(e)) {
+                dump = json_dumps(e, JSON_COMPACT|JSON_ENCODE_ANY);
+                if (dump == NULL) {
+                    return NGX_ERROR;
+                }
+
+                s.len = ngx_strlen(dump);
+                s.data = ngx_pnalloc(pool, s.len);
+                if (s.data == NULL) {
+                    free(dump);
+                    return NGX_ERROR;
+                }
+
+                ngx_memcpy(s.data, dump, s.len);
+                free(dump);
+                parts[i] = s;
+
+            } else if (ngx_http_apipolicy_jwt_format(pool, e, &parts[i])
+                       != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            len += parts[i].len + 1;
+        }
+
+        p = ngx_pnalloc(pool, len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        out->data = p;
+
+        for (i = 0; i < n; i++) {
+            if (i) {
+                *p++ = ',';
+            }
+
+            p = ngx_cpymem(p, parts[i].data, parts[i].len);
+        }
+
+        out->len = p - out->data;
+        return NGX_OK;
+    }
+
+    if (json_is_string(j)) {
+        s.data = (u_char *) json_string_value(j);
+        s.len = json_string_length(j);
+
+    } else if (json_is_true(j)) {
+        ngx_str_set(out, "true");
+        return NGX_OK;
+
+    } else if (json_is_false(j)) {
+        ngx_str_set(out, "false");
+        return NGX_OK;
+
+    } else if (json_is_null(j)) {
+        ngx_str_set(out, "");
+        return NGX_OK;
+
+    } else {
+        dump = json_dumps(j, JSON_COMPACT|JSON_ENCODE_ANY
+                             |JSON_REAL_PRECISION(15));
+        if (dump == NULL) {
+            return NGX_ERROR;
+        }
+
+        s.len = ngx_strlen(dump);
+        s.data = ngx_pnalloc(pool, s.len);
+        if (s.data == NULL) {
+            free(dump);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(s.data, dump, s.len);
+        free(dump);
+        *out = s;
+
+        goto sanitize;
+    }
+
+    out->data = ngx_pnalloc(pool, s.len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, s.data, s.len);
+    out->len = s.len;
+
+sanitize:
+
+    for (i = 0; i < out->len; i++) {
+        if (out->data[i] < 0x20 || out->data[i] == 0x7f) {
+            out->data[i] = ' ';
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* ---- configuration --------------------------------------------------- */
+
+static ngx_http_apipolicy_jwt_conf_t *
+ngx_http_apipolicy_jwt_create_conf(ngx_pool_t *pool)
+{
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_pcalloc(pool, sizeof(ngx_http_apipolicy_jwt_conf_t));
+    if (jcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     jcf->realm = { 0, NULL };
+     *     jcf->file = { 0, NULL };
+     *     jcf->line = 0;
+     *     jcf->merged = 0;
+     */
+
+    jcf->mode = NGX_CONF_UNSET_UINT;
+    jcf->keys = NGX_CONF_UNSET_PTR;
+    jcf->algs = NGX_CONF_UNSET_UINT;
+    jcf->issuers = NGX_CONF_UNSET_PTR;
+    jcf->audiences = NGX_CONF_UNSET_PTR;
+    jcf->typs = NGX_CONF_UNSET_PTR;
+    jcf->rules = NGX_CONF_UNSET_PTR;
+    jcf->token = NGX_CONF_UNSET_PTR;
+    jcf->leeway = NGX_CONF_UNSET;
+    jcf->max_size = NGX_CONF_UNSET_SIZE;
+    jcf->require_exp = NGX_CONF_UNSET;
+    jcf->typ_absent = NGX_CONF_UNSET;
+    jcf->typ_any = NGX_CONF_UNSET;
+
+    return jcf;
+}
+
+
+static ngx_http_apipolicy_jwt_conf_t *
+ngx_http_apipolicy_jwt_get_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_apipolicy_loc_conf_t  *alcf = conf;
+
+    if (alcf->jwt == NULL) {
+        alcf->jwt = ngx_http_apipolicy_jwt_create_conf(cf->pool);
+    }
+
+    return alcf->jwt;
+}
 
 
 char *
 ngx_http_apipolicy_jwt_merge_conf(ngx_conf_t *cf,
     ngx_http_apipolicy_loc_conf_t *prev, ngx_http_apipolicy_loc_conf_t *conf)
 {
-    if (conf->jwt == NULL) {
-        conf->jwt = prev->jwt;
+    ngx_str_t                      *typ;
+    ngx_uint_t                      i, algs;
+    ngx_http_apipolicy_jwt_key_t   *key;
+    ngx_http_apipolicy_jwt_conf_t  *p, *c;
+
+    p = prev->jwt;
+    c = conf->jwt;
+
+    if (c == NULL) {
+        if (p == NULL) {
+            return NGX_CONF_OK;
+        }
+
+        if (p->merged) {
+            conf->jwt = p;              /* nothing set here: share */
+            return NGX_CONF_OK;
+        }
+
+        c = ngx_http_apipolicy_jwt_create_conf(cf->pool);
+        if (c == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        conf->jwt = c;
+    }
+
+    if (p == NULL) {
+        p = ngx_http_apipolicy_jwt_create_conf(cf->pool);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (c->mode == NGX_CONF_UNSET_UINT) {
+        c->file = p->file;
+        c->line = p->line;
+    }
+
+    ngx_conf_merge_uint_value(c->mode, p->mode, NGX_HTTP_APIPOLICY_JWT_OFF);
+    ngx_conf_merge_str_value(c->realm, p->realm, "api");
+    ngx_conf_merge_ptr_value(c->keys, p->keys, NULL);
+    ngx_conf_merge_uint_value(c->algs, p->algs, NGX_HTTP_APIPOLICY_JWT_ALL);
+    ngx_conf_merge_ptr_value(c->issuers, p->issuers, NULL);
+    ngx_conf_merge_ptr_value(c->audiences, p->audiences, NULL);
+    ngx_conf_merge_ptr_value(c->rules, p->rules, NULL);
+    ngx_conf_merge_ptr_value(c->token, p->token, NULL);
+    ngx_conf_merge_sec_value(c->leeway, p->leeway, 0);
+    ngx_conf_merge_size_value(c->max_size, p->max_size,
+                              NGX_HTTP_APIPOLICY_JWT_MAX_SIZE);
+    ngx_conf_merge_value(c->require_exp, p->require_exp, 1);
+
+    if (c->typs == NGX_CONF_UNSET_PTR) {
+        c->typs = p->typs;
+        c->typ_absent = p->typ_absent;
+        c->typ_any = p->typ_any;
+    }
+
+    if (c->typs == NGX_CONF_UNSET_PTR) {
+        c->typs = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (c->typs == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        typ = ngx_array_push_n(c->typs, 2);
+        if (typ == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_str_set(&typ[0], "jwt");
+        ngx_str_set(&typ[1], "at+jwt");
+        c->typ_absent = 1;
+        c->typ_any = 0;
+    }
+
+    c->merged = 1;
+
+    if (c->mode == NGX_HTTP_APIPOLICY_JWT_OFF) {
+        return NGX_CONF_OK;
+    }
+
+    if (c->keys == NULL || c->keys->nelts == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"apipolicy_jwt\" is enabled in %V:%ui but no key "
+                      "is configured for it: add apipolicy_jwt_key_file "
+                      "or apipolicy_jwt_secret at the same level or above",
+                      &c->file, c->line);
+        return NGX_CONF_ERROR;
+    }
+
+    algs = 0;
+    key = c->keys->elts;
+
+    for (i = 0; i < c->keys->nelts; i++) {
+        algs |= key[i].algs;
+    }
+
+    if (!(algs & c->algs)) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "none of the JWT keys for \"apipolicy_jwt\" in %V:%ui "
+                      "can verify an algorithm listed in "
+                      "apipolicy_jwt_algorithms", &c->file, c->line);
+        return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
@@ -26,37 +1833,786 @@ ngx_http_apipolicy_jwt_merge_conf(ngx_conf_t *cf,
 ngx_int_t
 ngx_http_apipolicy_jwt_enabled(ngx_http_apipolicy_loc_conf_t *alcf)
 {
-    return alcf->jwt != NULL;
+    return alcf->jwt != NULL && alcf->jwt->mode != NGX_HTTP_APIPOLICY_JWT_OFF
+           && alcf->jwt->mode != NGX_CONF_UNSET_UINT;
 }
 
 
-ngx_int_t
-ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
-    ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx)
+/* apipolicy_jwt on|off|optional [realm=TEXT] */
+
+char *
+ngx_http_apipolicy_jwt(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    return NGX_DECLINED;
+    u_char                         *p;
+    ngx_str_t                      *value;
+    ngx_uint_t                      i;
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (jcf->mode != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "on") == 0) {
+        jcf->mode = NGX_HTTP_APIPOLICY_JWT_ON;
+
+    } else if (ngx_strcmp(value[1].data, "off") == 0) {
+        jcf->mode = NGX_HTTP_APIPOLICY_JWT_OFF;
+
+    } else if (ngx_strcmp(value[1].data, "optional") == 0) {
+        jcf->mode = NGX_HTTP_APIPOLICY_JWT_OPTIONAL;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\": use \"on\", \"off\" or "
+                           "\"optional\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "realm=", 6) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        jcf->realm.data = value[i].data + 6;
+        jcf->realm.len = value[i].len - 6;
+
+        for (p = jcf->realm.data; p < jcf->realm.data + jcf->realm.len; p++) {
+            if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\') {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "the realm may only hold printable ASCII "
+                                   "without '\"' and '\\'");
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
+    jcf->file = cf->conf_file->file.name;
+    jcf->line = cf->conf_file->line;
+
+    return NGX_CONF_OK;
 }
 
 
-void
-ngx_http_apipolicy_jwt_cleanup(ngx_http_apipolicy_ctx_t *ctx)
+static ngx_array_t *
+ngx_http_apipolicy_jwt_keys(ngx_conf_t *cf, ngx_http_apipolicy_jwt_conf_t *jcf)
 {
+    if (jcf->keys == NGX_CONF_UNSET_PTR) {
+        jcf->keys = ngx_array_create(cf->pool, 4,
+                                     sizeof(ngx_http_apipolicy_jwt_key_t));
+        if (jcf->keys == NULL) {
+            return NULL;
+        }
+    }
+
+    return jcf->keys;
 }
 
 
-ngx_int_t
-ngx_http_apipolicy_jwt_claim_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
+static ngx_int_t
+ngx_http_apipolicy_jwt_read_file(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *out)
 {
-    v->not_found = 1;
+    ssize_t          n;
+    ngx_fd_t         fd;
+    ngx_file_t       file;
+    ngx_file_info_t  fi;
+
+    if (ngx_conf_full_name(cf->cycle, name, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "cannot open the key file \"%V\"", name);
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.fd = fd;
+    file.name = *name;
+    file.log = cf->log;
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%V\" failed", name);
+        goto failed;
+    }
+
+    if (ngx_file_size(&fi) > NGX_HTTP_APIPOLICY_JWT_MAX_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the key file \"%V\" is larger than 1 MiB", name);
+        goto failed;
+    }
+
+    out->len = (size_t) ngx_file_size(&fi);
+    out->data = ngx_pnalloc(cf->pool, out->len + 1);
+    if (out->data == NULL) {
+        goto failed;
+    }
+
+    n = ngx_read_file(&file, out->data, out->len, 0);
+
+    if (n == NGX_ERROR || (size_t) n != out->len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "cannot read the key file \"%V\"", name);
+        goto failed;
+    }
+
+    out->data[out->len] = '\0';
+
+    ngx_close_file(fd);
+
     return NGX_OK;
+
+failed:
+
+    ngx_close_file(fd);
+
+    return NGX_ERROR;
 }
 
 
-ngx_int_t
-ngx_http_apipolicy_jwt_header_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
+/* apipolicy_jwt_key_file FILE [alg=ALG] [kid=KID] */
+
+char *
+ngx_http_apipolicy_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
 {
-    v->not_found = 1;
-    return NGX_OK;
+    u_char                         *p;
+    ngx_int_t                       rc;
+    ngx_str_t                      *value, name, text, kid, err;
+    ngx_uint_t                      i, alg;
+    ngx_array_t                    *keys;
+    ngx_http_apipolicy_jwt_key_t   *key;
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    keys = ngx_http_apipolicy_jwt_keys(cf, jcf);
+    if (keys == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+    alg = 0;
+    ngx_str_null(&kid);
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "alg=", 4) == 0) {
+            alg = ngx_http_apipolicy_jwt_alg_parse(value[i].data + 4,
+                                                   value[i].len - 4);
+            if (alg == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "unknown JWT algorithm \"%s\"",
+                                   value[i].data + 4);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "kid=", 4) == 0
+            && value[i].len > 4)
+        {
+            kid.data = value[i].data + 4;
+            kid.len = value[i].len - 4;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    name = value[1];
+
+    if (ngx_http_apipolicy_jwt_read_file(cf, &name, &text) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (p = text.data; p < text.data + text.len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+            break;
+        }
+    }
+
+    if (p < text.data + text.len && *p == '{') {
+
+        if (kid.len) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"kid=\" cannot be used with the JWKS file "
+                               "\"%V\": its keys carry their own \"kid\"",
+                               &name);
+            return NGX_CONF_ERROR;
+        }
+
+        rc = ngx_http_apipolicy_jwt_jwks_parse(cf->pool, cf->log, text.data,
+                                               text.len, alg, keys, &err);
+        if (rc != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the JWKS file \"%V\" %V", &name, &err);
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    key = ngx_array_push(keys);
+    if (key == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_apipolicy_jwt_pem_parse(cf->pool, text.data, text.len, key,
+                                         &err)
+        != NGX_OK
+        || ngx_http_apipolicy_jwt_key_pin(key, alg, &err, cf->pool) != NGX_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the key file \"%V\" %V", &name, &err);
+        return NGX_CONF_ERROR;
+    }
+
+    key->kid = kid;
+
+    return NGX_CONF_OK;
+}
+
+
+/* apipolicy_jwt_secret VALUE|base64:..|base64url:..|file:PATH [alg=] [kid=] */
+
+char *
+ngx_http_apipolicy_jwt_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t                      *value, s, src, err;
+    ngx_uint_t                      i, alg;
+    ngx_array_t                    *keys;
+    ngx_http_apipolicy_jwt_key_t   *key;
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    keys = ngx_http_apipolicy_jwt_keys(cf, jcf);
+    if (keys == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    key = ngx_array_push(keys);
+    if (key == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(key, sizeof(ngx_http_apipolicy_jwt_key_t));
+
+    value = cf->args->elts;
+    alg = 0;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "alg=", 4) == 0) {
+            alg = ngx_http_apipolicy_jwt_alg_parse(value[i].data + 4,
+                                                   value[i].len - 4);
+            if (alg == 0 || ngx_http_apipolicy_jwt_alg_hmac_min(alg) == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "a secret verifies HS256, HS384 or HS512 "
+                                   "only, not \"%s\"", value[i].data + 4);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "kid=", 4) == 0
+            && value[i].len > 4)
+        {
+            key->kid.data = value[i].data + 4;
+            key->kid.len = value[i].len - 4;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    src = value[1];
+
+    if (src.len > 7 && ngx_strncmp(src.data, "base64:", 7) == 0) {
+        s.data = src.data + 7;
+        s.len = src.len - 7;
+
+        key->secret.data = ngx_pnalloc(cf->pool,
+                                       ngx_base64_decoded_length(s.len));
+        if (key->secret.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_decode_base64(&key->secret, &s) != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the secret after \"base64:\" is not base64");
+            return NGX_CONF_ERROR;
+        }
+
+    } else if (src.len > 10 && ngx_strncmp(src.data, "base64url:", 10) == 0) {
+        s.data = src.data + 10;
+        s.len = src.len - 10;
+
+        while (s.len && s.data[s.len - 1] == '=') {
+            s.len--;
+        }
+
+        if (ngx_http_apipolicy_jwt_base64url_decode(cf->pool, s.data, s.len,
+                                                    &key->secret)
+            != NGX_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the secret after \"base64url:\" is not "
+                               "base64url");
+            return NGX_CONF_ERROR;
+        }
+
+    } else if (src.len > 5 && ngx_strncmp(src.data, "file:", 5) == 0) {
+        s.data = src.data + 5;
+        s.len = src.len - 5;
+
+        if (ngx_http_apipolicy_jwt_read_file(cf, &s, &key->secret) != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        /* one final newline, as editors and "echo" add, is not secret */
+
+        if (key->secret.len && key->secret.data[key->secret.len - 1] == '\n')
+        {
+            key->secret.len--;
+
+            if (key->secret.len
+                && key->secret.data[key->secret.len - 1] == '\r')
+            {
+                key->secret.len--;
+            }
+        }
+
+    } else {
+        key->secret = src;
+    }
+
+    if (ngx_http_apipolicy_jwt_secret_key(cf->pool, key, &err) != NGX_OK
+        || ngx_http_apipolicy_jwt_key_pin(key, alg, &err, cf->pool) != NGX_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "apipolicy_jwt_secret: %V",
+                           &err);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* apipolicy_jwt_algorithms ALG ... */
+
+char *
+ngx_http_apipolicy_jwt_algorithms(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_str_t                      *value;
+    ngx_uint_t                      i, alg;
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (jcf->algs != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    jcf->algs = 0;
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strcasecmp(value[i].data, (u_char *) "none") == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"none\" can never be allowed: unsigned "
+                               "tokens prove nothing (RFC 8725 section 3.1)");
+            return NGX_CONF_ERROR;
+        }
+
+        alg = ngx_http_apipolicy_jwt_alg_parse(value[i].data, value[i].len);
+
+        if (alg == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "unknown JWT algorithm \"%V\" (HS256, HS384, "
+                               "HS512, RS256, RS384, RS512, PS256, PS384, "
+                               "PS512, ES256, ES384, ES512, EdDSA)",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        jcf->algs |= alg;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* apipolicy_jwt_issuer / apipolicy_jwt_audience VALUE ... (repeatable) */
+
+char *
+ngx_http_apipolicy_jwt_strings(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t                      *value, *s;
+    ngx_uint_t                      i;
+    ngx_array_t                   **a;
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    a = (ngx_array_t **) ((char *) jcf + cmd->offset);
+
+    if (*a == NGX_CONF_UNSET_PTR) {
+        *a = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (*a == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        s = ngx_array_push(*a);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *s = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* apipolicy_jwt_require CLAIM OP [VALUE ...] [error=401|403] */
+
+char *
+ngx_http_apipolicy_jwt_require(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    u_char                         *p, *start, *last;
+    char                           *end;
+    ngx_str_t                      *value, *s, *op;
+    ngx_uint_t                      i, n, nvalues;
+    ngx_http_apipolicy_jwt_rule_t  *rule;
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    static struct {
+        ngx_str_t   name;
+        ngx_uint_t  op;
+        ngx_uint_t  values;     /* 0: none, 1: exactly one, 2: one or more */
+    } ops[] = {
+        { ngx_string("eq"), NGX_HTTP_APIPOLICY_JWT_OP_EQ, 1 },
+        { ngx_string("ne"), NGX_HTTP_APIPOLICY_JWT_OP_NE, 1 },
+        { ngx_string("in"), NGX_HTTP_APIPOLICY_JWT_OP_IN, 2 },
+        { ngx_string("contains"), NGX_HTTP_APIPOLICY_JWT_OP_CONTAINS, 2 },
+        { ngx_string("gt"), NGX_HTTP_APIPOLICY_JWT_OP_GT, 1 },
+        { ngx_string("ge"), NGX_HTTP_APIPOLICY_JWT_OP_GE, 1 },
+        { ngx_string("lt"), NGX_HTTP_APIPOLICY_JWT_OP_LT, 1 },
+        { ngx_string("le"), NGX_HTTP_APIPOLICY_JWT_OP_LE, 1 },
+        { ngx_string("exists"), NGX_HTTP_APIPOLICY_JWT_OP_EXISTS, 0 },
+        { ngx_string("present"), NGX_HTTP_APIPOLICY_JWT_OP_EXISTS, 0 },
+        { ngx_string("absent"), NGX_HTTP_APIPOLICY_JWT_OP_ABSENT, 0 },
+        { ngx_null_string, 0, 0 }
+    };
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (jcf->rules == NGX_CONF_UNSET_PTR) {
+        jcf->rules = ngx_array_create(cf->pool, 4,
+                                      sizeof(ngx_http_apipolicy_jwt_rule_t));
+        if (jcf->rules == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    rule = ngx_array_push(jcf->rules);
+    if (rule == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(rule, sizeof(ngx_http_apipolicy_jwt_rule_t));
+
+    value = cf->args->elts;
+    n = cf->args->nelts;
+    rule->status = NGX_HTTP_UNAUTHORIZED;
+
+    if (ngx_strncmp(value[n - 1].data, "error=", 6) == 0) {
+
+        if (ngx_strcmp(value[n - 1].data, "error=401") == 0) {
+            rule->status = NGX_HTTP_UNAUTHORIZED;
+
+        } else if (ngx_strcmp(value[n - 1].data, "error=403") == 0) {
+            rule->status = NGX_HTTP_FORBIDDEN;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\": use error=401 or "
+                               "error=403", &value[n - 1]);
+            return NGX_CONF_ERROR;
+        }
+
+        n--;
+    }
+
+    if (n < 3) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "apipolicy_jwt_require needs a claim and an "
+                           "operator, as in \"apipolicy_jwt_require scope "
+                           "contains read\"");
+        return NGX_CONF_ERROR;
+    }
+
+    /* the claim: "a.b.c" is a nested claim */
+
+    rule->claim = value[1];
+    rule->path = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+    if (rule->path == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = value[1].data;
+    last = p + value[1].len;
+
+    while (p <= last) {
+        start = p;
+
+        while (p < last && *p != '.') {
+            p++;
+        }
+
+        if (p == start) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid claim name \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        s = ngx_array_push(rule->path);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        s->data = start;
+        s->len = p - start;
+        p++;
+    }
+
+    rule->scope = (value[1].len == 5
+                   && ngx_strncmp(value[1].data, "scope", 5) == 0)
+                  || (value[1].len == 3
+                      && ngx_strncmp(value[1].data, "scp", 3) == 0);
+
+    op = &value[2];
+
+    for (i = 0; ops[i].op; i++) {
+        if (ops[i].name.len == op->len
+            && ngx_strncmp(ops[i].name.data, op->data, op->len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (ops[i].op == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown operator \"%V\" (eq, ne, in, contains, "
+                           "gt, ge, lt, le, exists, absent)", op);
+        return NGX_CONF_ERROR;
+    }
+
+    rule->op = ops[i].op;
+    nvalues = n - 3;
+
+    if ((ops[i].values == 0 && nvalues != 0)
+        || (ops[i].values == 1 && nvalues != 1)
+        || (ops[i].values == 2 && nvalues == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "operator \"%V\" takes %s", op,
+                           ops[i].values == 0 ? "no value"
+                           : ops[i].values == 1 ? "exactly one value"
+                           : "one or more values");
+        return NGX_CONF_ERROR;
+    }
+
+    if (nvalues) {
+        rule->values = ngx_array_create(cf->pool, nvalues, sizeof(ngx_str_t));
+        if (rule->values == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        for (i = 3; i < n; i++) {
+            s = ngx_array_push(rule->values);
+            if (s == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            *s = value[i];
+        }
+    }
+
+    if (rule->op >= NGX_HTTP_APIPOLICY_JWT_OP_GT
+        && rule->op <= NGX_HTTP_APIPOLICY_JWT_OP_LE)
+    {
+        rule->number = strtod((char *) value[3].data, &end);
+
+        if (value[3].len == 0 || *end != '\0') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "operator \"%V\" compares numbers; \"%V\" is "
+                               "not one", op, &value[3]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* apipolicy_jwt_typ off | [absent] TYPE ... */
+
+char *
+ngx_http_apipolicy_jwt_typ(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t                      *value, *s;
+    ngx_uint_t                      i;
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (jcf->typs != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    jcf->typs = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+    if (jcf->typs == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    jcf->typ_absent = 0;
+    jcf->typ_any = 0;
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        jcf->typ_any = 1;
+        return NGX_CONF_OK;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "absent") == 0) {
+            jcf->typ_absent = 1;
+            continue;
+        }
+
+        s = ngx_array_push(jcf->typs);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *s = value[i];
+
+        if (s->len > 12
+            && ngx_strncasecmp(s->data, (u_char *) "application/", 12) == 0)
+        {
+            s->data += 12;
+            s->len -= 12;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* stock slot handlers applied to the JWT conf */
+
+char *
+ngx_http_apipolicy_jwt_sec_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_conf_set_sec_slot(cf, cmd, jcf);
+}
+
+
+char *
+ngx_http_apipolicy_jwt_size_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_conf_set_size_slot(cf, cmd, jcf);
+}
+
+
+char *
+ngx_http_apipolicy_jwt_flag_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_conf_set_flag_slot(cf, cmd, jcf);
+}
+
+
+char *
+ngx_http_apipolicy_jwt_cv_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_set_complex_value_slot(cf, cmd, jcf);
 }

@@ -11,13 +11,46 @@
 #include "ngx_http_apipolicy.h"
 
 
+/* directives (ngx_http_apipolicy_module.c, "JWT" block) */
+char *ngx_http_apipolicy_jwt(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_apipolicy_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_apipolicy_jwt_secret(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_apipolicy_jwt_algorithms(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_apipolicy_jwt_strings(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_apipolicy_jwt_require(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_apipolicy_jwt_typ(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_apipolicy_jwt_sec_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_apipolicy_jwt_size_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_apipolicy_jwt_flag_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_apipolicy_jwt_cv_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
 char *ngx_http_apipolicy_jwt_merge_conf(ngx_conf_t *cf,
     ngx_http_apipolicy_loc_conf_t *prev, ngx_http_apipolicy_loc_conf_t *conf);
 ngx_int_t ngx_http_apipolicy_jwt_enabled(ngx_http_apipolicy_loc_conf_t *alcf);
 
+/*
+ * The ACCESS step: NGX_OK (verified), NGX_DECLINED (not configured, or
+ * "optional" without a token), 401/403 (refused, through
+ * ngx_http_apipolicy_reject()).  Re-entrant: a second call for the same
+ * policy returns the stored outcome, and NGX_AGAIN while ctx->jwt->waiting
+ * is set (keys being fetched).
+ */
 ngx_int_t ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx);
 void ngx_http_apipolicy_jwt_cleanup(ngx_http_apipolicy_ctx_t *ctx);
+
+/* SHA-256 of ctx->jwt->token into ctx->jwt->hash (verified-token cache) */
+ngx_int_t ngx_http_apipolicy_jwt_token_hash(ngx_http_apipolicy_jwt_ctx_t *jctx);
 
 ngx_int_t ngx_http_apipolicy_jwt_claim_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
