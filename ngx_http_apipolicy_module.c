@@ -20,6 +20,8 @@
 #include "ngx_http_apipolicy_cors.h"
 #include "ngx_http_apipolicy_version.h"
 #include "ngx_http_apipolicy_jwt.h"
+#include "ngx_http_apipolicy_jwt_cache.h"
+#include "ngx_http_apipolicy_jwks.h"
 
 
 static void *ngx_http_apipolicy_create_main_conf(ngx_conf_t *cf);
@@ -201,6 +203,20 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
       offsetof(ngx_http_apipolicy_jwt_conf_t, max_size),
       NULL },
 
+    { ngx_string("apipolicy_jwt_key_request"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_apipolicy_jwks_key_request,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apipolicy_jwt_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_apipolicy_jwt_cache,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apipolicy_jwt_conf_t, cache),
+      NULL },
+
       ngx_null_command
 };
 
@@ -250,7 +266,7 @@ ngx_http_apipolicy_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     amcf->used = 0;
-     *     amcf->jwt = NULL;
+     *     amcf->jwt_cache = NULL;
      */
 
     return amcf;

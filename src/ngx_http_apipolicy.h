@@ -150,6 +150,7 @@ typedef struct {
 
 typedef struct ngx_http_apipolicy_jwt_conf_s  ngx_http_apipolicy_jwt_conf_t;
 typedef struct ngx_http_apipolicy_jwt_ctx_s   ngx_http_apipolicy_jwt_ctx_t;
+typedef struct ngx_http_apipolicy_jwks_s      ngx_http_apipolicy_jwks_t;
 
 #define NGX_HTTP_APIPOLICY_JWT_OFF        0
 #define NGX_HTTP_APIPOLICY_JWT_ON         1
@@ -231,6 +232,13 @@ struct ngx_http_apipolicy_jwt_conf_s {
     ngx_flag_t                         require_exp;
     ngx_flag_t                         typ_absent; /* typ may be absent */
     ngx_flag_t                         typ_any;    /* "apipolicy_jwt_typ off" */
+    ngx_http_apipolicy_jwks_t         *jwks;      /* apipolicy_jwt_key_request,
+                                                     or NULL */
+    ngx_flag_t                         cache;     /* apipolicy_jwt_cache
+                                                     on|off */
+    u_char                             id[32];    /* identity of "keys" for
+                                                     the verified-token
+                                                     cache (merge time) */
 
     ngx_str_t                          file;      /* where "apipolicy_jwt" */
     ngx_uint_t                         line;      /* was set */
@@ -252,12 +260,16 @@ struct ngx_http_apipolicy_jwt_ctx_s {
     ngx_str_t                          payload;   /* base64url, undecoded */
     void                              *header;    /* json_t object */
     void                              *claims;    /* json_t object */
-    u_char                             hash[32];  /* SHA-256 of the token,
-                                                     for a verified-token
-                                                     cache */
+    u_char                             hash[32];  /* verified-token cache
+                                                     entry key */
+    void                              *fetch;     /* the JWKS fetch this
+                                                     request started */
+    ngx_uint_t                         cache_status;
     unsigned                           verified:1;
     unsigned                           anonymous:1; /* optional, no token */
     unsigned                           waiting:1; /* keys being fetched */
+    unsigned                           fetched:1; /* waited for a fetch
+                                                     once already */
 };
 
 
@@ -266,7 +278,7 @@ struct ngx_http_apipolicy_jwt_ctx_s {
 typedef struct {
     ngx_flag_t                         used;      /* any apipolicy directive
                                                      in this http{} */
-    void                              *jwt;       /* jwt main conf (caches) */
+    ngx_shm_zone_t                    *jwt_cache; /* apipolicy_jwt_cache */
 } ngx_http_apipolicy_main_conf_t;
 
 

@@ -9,11 +9,13 @@
  *   decode     size and charset bounds, three segments, strict
  *              base64url, header JSON (duplicates refused, depth bound),
  *              alg/typ/crit/kid
- *   [cache]    a verified-token cache may look the token hash up here
+ *   keys       the configured keys, and those fetched at run time
+ *              (apipolicy_jwt_key_request): the handler returns NGX_AGAIN
+ *              while the first set, or a set with an unknown kid, is
+ *              fetched
+ *   cache      a verified-token cache hit skips the signature check
  *   verify     key picked by kid, algorithm pinned to the key's type
  *              and "alg" and to the allowlist; EVP / HMAC
- *   [fetch]    a key set fetched at run time may be consulted here, the
- *              handler returning NGX_AGAIN while it is fetched
  *   claims     exp/nbf/iat with leeway, iss, aud, apipolicy_jwt_require
  *
  * Claims and header stay in the request context (ctx->jwt) for the
@@ -25,6 +27,8 @@
 #include "ngx_http_apipolicy.h"
 #include "ngx_http_apipolicy_jwt.h"
 #include "ngx_http_apipolicy_jwt_key.h"
+#include "ngx_http_apipolicy_jwt_cache.h"
+#include "ngx_http_apipolicy_jwks.h"
 #include "ngx_http_apipolicy_problem.h"
 #include "ngx_http_apipolicy_util.h"
 
@@ -53,6 +57,7 @@
 #define NGX_HTTP_APIPOLICY_JWT_E_AUDIENCE   11
 #define NGX_HTTP_APIPOLICY_JWT_E_CLAIM      12
 #define NGX_HTTP_APIPOLICY_JWT_E_INTERNAL   13
+#define NGX_HTTP_APIPOLICY_JWT_E_NO_KEYS    14
 
 
 typedef struct {
@@ -70,8 +75,8 @@ static ngx_uint_t ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
     ngx_str_t *detail);
 static ngx_uint_t ngx_http_apipolicy_jwt_verify(ngx_http_request_t *r,
-    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
-    ngx_array_t *keys, ngx_str_t *detail);
+    ngx_http_apipolicy_jwt_ctx_t *jctx, ngx_array_t **sets, ngx_uint_t nsets,
+    ngx_str_t *detail);
 static ngx_uint_t ngx_http_apipolicy_jwt_check_claims(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
     ngx_str_t *detail, ngx_http_apipolicy_jwt_rule_t **failed);
@@ -100,8 +105,6 @@ static ngx_int_t ngx_http_apipolicy_jwt_format(ngx_pool_t *pool, json_t *j,
     ngx_str_t *out);
 static ngx_http_apipolicy_jwt_conf_t *ngx_http_apipolicy_jwt_create_conf(
     ngx_pool_t *pool);
-static ngx_http_apipolicy_jwt_conf_t *ngx_http_apipolicy_jwt_get_conf(
-    ngx_conf_t *cf, void *conf);
 static ngx_int_t ngx_http_apipolicy_jwt_read_file(ngx_conf_t *cf,
     ngx_str_t *name, ngx_str_t *out);
 static ngx_array_t *ngx_http_apipolicy_jwt_keys(ngx_conf_t *cf,
@@ -162,7 +165,11 @@ static ngx_http_apipolicy_jwt_error_t  ngx_http_apipolicy_jwt_errors[] = {
 
     { ngx_http_apipolicy_problem("INTERNAL_ERROR", "internal-error",
                                  "Internal error"),
-      NGX_LOG_ALERT, NULL }
+      NGX_LOG_ALERT, NULL },
+
+    { ngx_http_apipolicy_problem("KEYS_UNAVAILABLE", "keys-unavailable",
+                                 "Verification keys unavailable"),
+      NGX_LOG_ERR, "invalid_token" }
 };
 
 
@@ -176,9 +183,11 @@ ngx_int_t
 ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx)
 {
+    u_char                          id[32], *idp;
     ngx_int_t                       rc;
-    ngx_str_t                       detail;
-    ngx_uint_t                      err;
+    ngx_str_t                       detail, sid;
+    ngx_uint_t                      err, nsets, fetched;
+    ngx_array_t                    *sets[2], *fetched_keys;
     ngx_http_apipolicy_jwt_ctx_t   *jctx;
     ngx_http_apipolicy_jwt_conf_t  *jcf;
     ngx_http_apipolicy_jwt_rule_t  *rule;
@@ -217,8 +226,13 @@ ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
         ctx->jwt = jctx;
 
     } else {
+        /* a request waits for a key fetch once, whatever comes after */
+        fetched = jctx->fetched;
+
         ngx_http_apipolicy_jwt_cleanup(ctx);
         ngx_memzero(jctx, sizeof(ngx_http_apipolicy_jwt_ctx_t));
+
+        jctx->fetched = fetched;
     }
 
     jctx->conf = jcf;
@@ -255,24 +269,80 @@ ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
                                            NULL);
     }
 
-    /*
-     * A verified-token cache looks ngx_http_apipolicy_jwt_token_hash()
-     * up here; on a hit it sets jctx->claims and skips the signature
-     * (the claim checks below still run: exp moves on).
-     */
+    /* the keys: configured ones first, then those fetched at run time */
 
-    err = ngx_http_apipolicy_jwt_verify(r, jcf, jctx, jcf->keys, &detail);
+    nsets = 0;
+    idp = jcf->id;
 
-    /*
-     * Keys fetched at run time (apipolicy_jwt_key_request) slot in here:
-     * on NGX_HTTP_APIPOLICY_JWT_E_KEY, start or join a fetch, set
-     * jctx->waiting and return NGX_AGAIN; the fetch's completion clears
-     * "waiting" and resumes the phases, and this handler runs again.
-     */
+    if (jcf->keys && jcf->keys->nelts) {
+        sets[nsets++] = jcf->keys;
+    }
 
-    if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
-        return ngx_http_apipolicy_jwt_fail(r, ctx, jcf, err, 0, &detail,
-                                           NULL);
+    if (jcf->jwks) {
+        rc = ngx_http_apipolicy_jwks_keys(r, jcf, jctx, &fetched_keys, id);
+
+        if (rc == NGX_AGAIN) {
+            return NGX_AGAIN;
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_OK) {
+            sets[nsets++] = fetched_keys;
+
+            /* the cache identity covers both sets */
+
+            sid.data = id;
+            sid.len = sizeof(id);
+
+            if (ngx_http_apipolicy_jwt_cache_id(NULL, jcf->id, &sid, id)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            idp = id;
+
+        } else if (nsets == 0) {
+            ngx_http_apipolicy_jwt_detail(r, &detail,
+                                          "the keys could not be fetched");
+            return ngx_http_apipolicy_jwt_fail(r, ctx, jcf,
+                                             NGX_HTTP_APIPOLICY_JWT_E_NO_KEYS,
+                                             0, &detail, NULL);
+        }
+    }
+
+    rc = ngx_http_apipolicy_jwt_cache_check(r, jcf, jctx, idp);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        err = ngx_http_apipolicy_jwt_verify(r, jctx, sets, nsets, &detail);
+
+        if (err == NGX_HTTP_APIPOLICY_JWT_E_KEY && jcf->jwks
+            && jctx->kid.len)
+        {
+            /* a kid the keys lack: the provider may have rotated them */
+
+            rc = ngx_http_apipolicy_jwks_unknown_kid(r, jcf, jctx);
+
+            if (rc == NGX_AGAIN) {
+                return NGX_AGAIN;
+            }
+
+            if (rc == NGX_ERROR) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
+            return ngx_http_apipolicy_jwt_fail(r, ctx, jcf, err, 0, &detail,
+                                               NULL);
+        }
     }
 
     jctx->claims = ngx_http_apipolicy_jwt_json(r, jctx->payload.data,
@@ -293,7 +363,7 @@ ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
                                            &detail, rule);
     }
 
-    /* a verified-token cache stores jctx->hash -> claims here */
+    ngx_http_apipolicy_jwt_cache_update(r, jctx);
 
     jctx->verified = 1;
 
@@ -319,22 +389,6 @@ ngx_http_apipolicy_jwt_cleanup(ngx_http_apipolicy_ctx_t *ctx)
         json_decref(jctx->claims);
         jctx->claims = NULL;
     }
-}
-
-
-ngx_int_t
-ngx_http_apipolicy_jwt_token_hash(ngx_http_apipolicy_jwt_ctx_t *jctx)
-{
-    unsigned int  len;
-
-    if (EVP_Digest(jctx->token.data, jctx->token.len, jctx->hash, &len,
-                   EVP_sha256(), NULL)
-        != 1)
-    {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
 }
 
 
@@ -701,23 +755,24 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
 
 static ngx_uint_t
 ngx_http_apipolicy_jwt_verify(ngx_http_request_t *r,
-    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
-    ngx_array_t *keys, ngx_str_t *detail)
+    ngx_http_apipolicy_jwt_ctx_t *jctx, ngx_array_t **sets, ngx_uint_t nsets,
+    ngx_str_t *detail)
 {
     ngx_int_t                      rc;
-    ngx_uint_t                     i, pass, named, candidates, tried;
+    ngx_uint_t                     i, n, pass, named, candidates, tried;
     ngx_http_apipolicy_jwt_key_t  *key;
 
-    if (keys == NULL || keys->nelts == 0) {
+    if (nsets == 0) {
         ngx_http_apipolicy_jwt_detail(r, detail, "no key is configured");
         return NGX_HTTP_APIPOLICY_JWT_E_KEY;
     }
 
-    key = keys->elts;
     named = 0;
 
-    if (jctx->kid.len) {
-        for (i = 0; i < keys->nelts; i++) {
+    for (n = 0; jctx->kid.len && n < nsets && !named; n++) {
+        key = sets[n]->elts;
+
+        for (i = 0; i < sets[n]->nelts; i++) {
             if (key[i].kid.len == jctx->kid.len
                 && ngx_strncmp(key[i].kid.data, jctx->kid.data,
                                jctx->kid.len) == 0)
@@ -734,38 +789,42 @@ ngx_http_apipolicy_jwt_verify(ngx_http_request_t *r,
     candidates = 0;
     tried = 0;
 
-    for (i = 0; i < keys->nelts; i++) {
+    for (n = 0; n < nsets; n++) {
+        key = sets[n]->elts;
 
-        if (pass == 1) {
-            if (key[i].kid.len != jctx->kid.len
-                || ngx_strncmp(key[i].kid.data, jctx->kid.data,
-                               jctx->kid.len) != 0)
-            {
+        for (i = 0; i < sets[n]->nelts; i++) {
+
+            if (pass == 1) {
+                if (key[i].kid.len != jctx->kid.len
+                    || ngx_strncmp(key[i].kid.data, jctx->kid.data,
+                                   jctx->kid.len) != 0)
+                {
+                    continue;
+                }
+
+            } else if (jctx->kid.len && key[i].kid.len) {
                 continue;
             }
 
-        } else if (jctx->kid.len && key[i].kid.len) {
-            continue;
-        }
+            candidates++;
 
-        candidates++;
+            if (!(key[i].algs & jctx->alg)) {
+                continue;
+            }
 
-        if (!(key[i].algs & jctx->alg)) {
-            continue;
-        }
+            tried++;
 
-        tried++;
+            rc = ngx_http_apipolicy_jwt_key_verify(&key[i], jctx->alg,
+                                                   &jctx->signing_input,
+                                                   &jctx->signature,
+                                                   r->connection->log);
+            if (rc == NGX_OK) {
+                return NGX_HTTP_APIPOLICY_JWT_E_OK;
+            }
 
-        rc = ngx_http_apipolicy_jwt_key_verify(&key[i], jctx->alg,
-                                               &jctx->signing_input,
-                                               &jctx->signature,
-                                               r->connection->log);
-        if (rc == NGX_OK) {
-            return NGX_HTTP_APIPOLICY_JWT_E_OK;
-        }
-
-        if (rc == NGX_ERROR) {
-            return NGX_HTTP_APIPOLICY_JWT_E_INTERNAL;
+            if (rc == NGX_ERROR) {
+                return NGX_HTTP_APIPOLICY_JWT_E_INTERNAL;
+            }
         }
     }
 
@@ -1700,12 +1759,14 @@ ngx_http_apipolicy_jwt_create_conf(ngx_pool_t *pool)
     jcf->require_exp = NGX_CONF_UNSET;
     jcf->typ_absent = NGX_CONF_UNSET;
     jcf->typ_any = NGX_CONF_UNSET;
+    jcf->jwks = NGX_CONF_UNSET_PTR;
+    jcf->cache = NGX_CONF_UNSET;
 
     return jcf;
 }
 
 
-static ngx_http_apipolicy_jwt_conf_t *
+ngx_http_apipolicy_jwt_conf_t *
 ngx_http_apipolicy_jwt_get_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_apipolicy_loc_conf_t  *alcf = conf;
@@ -1772,6 +1833,8 @@ ngx_http_apipolicy_jwt_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_size_value(c->max_size, p->max_size,
                               NGX_HTTP_APIPOLICY_JWT_MAX_SIZE);
     ngx_conf_merge_value(c->require_exp, p->require_exp, 1);
+    ngx_conf_merge_ptr_value(c->jwks, p->jwks, NULL);
+    ngx_conf_merge_value(c->cache, p->cache, 1);
 
     if (c->typs == NGX_CONF_UNSET_PTR) {
         c->typs = p->typs;
@@ -1802,12 +1865,22 @@ ngx_http_apipolicy_jwt_merge_conf(ngx_conf_t *cf,
         return NGX_CONF_OK;
     }
 
+    if (ngx_http_apipolicy_jwt_cache_id(c->keys, NULL, NULL, c->id)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (c->jwks) {
+        return NGX_CONF_OK;         /* the fetched keys decide */
+    }
+
     if (c->keys == NULL || c->keys->nelts == 0) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"apipolicy_jwt\" is enabled in %V:%ui but no key "
-                      "is configured for it: add apipolicy_jwt_key_file "
-                      "or apipolicy_jwt_secret at the same level or above",
-                      &c->file, c->line);
+                      "is configured for it: add apipolicy_jwt_key_file, "
+                      "apipolicy_jwt_secret or apipolicy_jwt_key_request "
+                      "at the same level or above", &c->file, c->line);
         return NGX_CONF_ERROR;
     }
 

@@ -34,6 +34,10 @@ char *ngx_http_apipolicy_jwt_flag_slot(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_apipolicy_jwt_cv_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
+/* the location's JWT conf, created on the first JWT directive there */
+ngx_http_apipolicy_jwt_conf_t *ngx_http_apipolicy_jwt_get_conf(ngx_conf_t *cf,
+    void *conf);
+
 char *ngx_http_apipolicy_jwt_merge_conf(ngx_conf_t *cf,
     ngx_http_apipolicy_loc_conf_t *prev, ngx_http_apipolicy_loc_conf_t *conf);
 ngx_int_t ngx_http_apipolicy_jwt_enabled(ngx_http_apipolicy_loc_conf_t *alcf);
@@ -48,9 +52,6 @@ ngx_int_t ngx_http_apipolicy_jwt_enabled(ngx_http_apipolicy_loc_conf_t *alcf);
 ngx_int_t ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx);
 void ngx_http_apipolicy_jwt_cleanup(ngx_http_apipolicy_ctx_t *ctx);
-
-/* SHA-256 of ctx->jwt->token into ctx->jwt->hash (verified-token cache) */
-ngx_int_t ngx_http_apipolicy_jwt_token_hash(ngx_http_apipolicy_jwt_ctx_t *jctx);
 
 ngx_int_t ngx_http_apipolicy_jwt_claim_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);

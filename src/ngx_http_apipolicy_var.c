@@ -12,6 +12,7 @@
 #include "ngx_http_apipolicy_var.h"
 #include "ngx_http_apipolicy_version.h"
 #include "ngx_http_apipolicy_jwt.h"
+#include "ngx_http_apipolicy_jwt_cache.h"
 
 
 static ngx_int_t ngx_http_apipolicy_reject_reason_variable(
@@ -35,6 +36,10 @@ static ngx_http_variable_t  ngx_http_apipolicy_vars[] = {
     { ngx_string("jwt_header_"), NULL,
       ngx_http_apipolicy_jwt_header_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
+
+    { ngx_string("apipolicy_jwt_cache_status"), NULL,
+      ngx_http_apipolicy_jwt_cache_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };

@@ -796,3 +796,52 @@ qr/\[emerg\] .*apipolicy_cors_methods: "PO ST" is not a valid name/
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*"apipolicy_cors_origins" directive is duplicate/
+
+
+
+=== TEST 46: preflight on a JWT-protected location is answered without a token
+--- config
+    location /api {
+        apipolicy_cors_origins https://app.example.com;
+        apipolicy_cors_headers authorization;
+        apipolicy_jwt on;
+        apipolicy_jwt_secret "a-secret-of-at-least-32-bytes-for-hs256";
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend { return 200 "upstream\n"; }
+--- request
+OPTIONS /api
+--- more_headers
+Origin: https://app.example.com
+Access-Control-Request-Method: GET
+Access-Control-Request-Headers: authorization
+--- error_code: 204
+--- response_headers
+Access-Control-Allow-Origin: https://app.example.com
+Access-Control-Allow-Headers: authorization
+!WWW-Authenticate
+
+
+
+=== TEST 47: the JWT 401 carries CORS headers and exposes the challenge
+--- config
+    location /api {
+        apipolicy_cors_origins https://app.example.com;
+        apipolicy_cors_credentials on;
+        apipolicy_jwt on;
+        apipolicy_jwt_secret "a-secret-of-at-least-32-bytes-for-hs256";
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend { return 200 "upstream\n"; }
+--- request
+GET /api
+--- more_headers
+Origin: https://app.example.com
+--- error_code: 401
+--- response_headers
+Access-Control-Allow-Origin: https://app.example.com
+Access-Control-Allow-Credentials: true
+Access-Control-Expose-Headers: WWW-Authenticate
+Content-Type: application/problem+json
+Vary: Origin
+--- response_body_like: "code":"TOKEN_MISSING"

@@ -1,0 +1,776 @@
+
+/*
+ * Copyright (C) apipolicy authors
+ *
+ * The verified-token cache: a shared-memory zone that remembers which
+ * tokens had a valid signature under which key set, so that a token seen
+ * again skips the signature check (RS256, ES256 and EdDSA cost 25 to
+ * 150 microseconds of CPU each; a lookup costs one SHA-256 and a tree
+ * walk).
+ *
+ *   key      SHA-256(key set identity || token).  The identity is a
+ *            SHA-256 of the key material computed at configuration time
+ *            (and again per worker for keys fetched at run time), so a
+ *            token verified under one location's keys is never a hit in a
+ *            location with other keys, and a rotated key set starts cold.
+ *   entry    the key and an expiry: the token's "exp", capped by
+ *            max_ttl (default 1h, also used for tokens without "exp").
+ *            Nothing of the token is stored: no claims, no signature.
+ *   checks   only the signature is skipped.  The header is still
+ *            decoded and checked (alg allowlist, typ, crit), and the
+ *            claims are still parsed and checked (exp/nbf/iat with
+ *            leeway, iss, aud, apipolicy_jwt_require) on every request.
+ *   bounds   an rbtree for lookups and a queue for LRU order: a hit
+ *            moves the entry to the front; a store first frees one or
+ *            two expired entries from the back and, when the zone is
+ *            full, the oldest entry (as limit_req does).
+ *   reload   the zone is kept when its name and size do not change; the
+ *            root carries a magic number checked on adoption.
+ */
+
+
+#include "ngx_http_apipolicy.h"
+#include "ngx_http_apipolicy_jwt.h"
+#include "ngx_http_apipolicy_jwt_cache.h"
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+
+#define NGX_HTTP_APIPOLICY_JWT_CACHE_MAGIC    0x61706a7763303031  /* apjwc001 */
+#define NGX_HTTP_APIPOLICY_JWT_CACHE_MAX_TTL  3600
+
+
+typedef struct {
+    u_char                             color;
+    u_char                             pad[3];
+    uint32_t                           expires;   /* ngx_time() based */
+    ngx_queue_t                        queue;
+    u_char                             key[NGX_HTTP_APIPOLICY_JWT_CACHE_ID_LEN];
+} ngx_http_apipolicy_jwt_cache_node_t;
+
+
+typedef struct {
+    uint64_t                           magic;
+    ngx_rbtree_t                       rbtree;
+    ngx_rbtree_node_t                  sentinel;
+    ngx_queue_t                        queue;     /* most recent first */
+    ngx_uint_t                         entries;
+    ngx_uint_t                         hits;
+    ngx_uint_t                         misses;
+    ngx_uint_t                         evicted;   /* before their expiry */
+} ngx_http_apipolicy_jwt_cache_sh_t;
+
+
+typedef struct {
+    ngx_http_apipolicy_jwt_cache_sh_t *sh;
+    ngx_slab_pool_t                   *shpool;
+    time_t                             max_ttl;
+} ngx_http_apipolicy_jwt_cache_ctx_t;
+
+
+static ngx_int_t ngx_http_apipolicy_jwt_cache_init_zone(
+    ngx_shm_zone_t *shm_zone, void *data);
+static void ngx_http_apipolicy_jwt_cache_rbtree_insert_value(
+    ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel);
+static ngx_http_apipolicy_jwt_cache_node_t *
+    ngx_http_apipolicy_jwt_cache_find(ngx_http_apipolicy_jwt_cache_ctx_t *ctx,
+    u_char *key);
+static void ngx_http_apipolicy_jwt_cache_delete(
+    ngx_http_apipolicy_jwt_cache_ctx_t *ctx,
+    ngx_http_apipolicy_jwt_cache_node_t *cn);
+static void ngx_http_apipolicy_jwt_cache_expire(
+    ngx_http_apipolicy_jwt_cache_ctx_t *ctx, ngx_uint_t force);
+
+
+#define ngx_http_apipolicy_jwt_cache_rbnode(cn)                              \
+    ((ngx_rbtree_node_t *) ((u_char *) (cn)                                  \
+                            - offsetof(ngx_rbtree_node_t, color)))
+
+#define ngx_http_apipolicy_jwt_cache_cnode(node)                             \
+    ((ngx_http_apipolicy_jwt_cache_node_t *) &(node)->color)
+
+
+/* ---- request time ---------------------------------------------------- */
+
+ngx_int_t
+ngx_http_apipolicy_jwt_cache_check(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
+    u_char *id)
+{
+    ngx_http_apipolicy_main_conf_t  *amcf;
+
+    jctx->cache_status = NGX_HTTP_APIPOLICY_JWT_CACHE_NONE;
+
+    if (!jcf->cache) {
+        return NGX_DECLINED;
+    }
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_apipolicy_module);
+
+    if (amcf->jwt_cache == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_apipolicy_jwt_cache_key(id, &jctx->token, jctx->hash)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_apipolicy_jwt_cache_lookup(r, amcf->jwt_cache, jctx->hash)
+        == NGX_OK)
+    {
+        jctx->cache_status = NGX_HTTP_APIPOLICY_JWT_CACHE_HIT;
+        return NGX_OK;
+    }
+
+    jctx->cache_status = NGX_HTTP_APIPOLICY_JWT_CACHE_MISS;
+
+    return NGX_DECLINED;
+}
+
+
+void
+ngx_http_apipolicy_jwt_cache_update(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_ctx_t *jctx)
+{
+    double                           d;
+    time_t                           exp;
+    json_t                          *v;
+    ngx_http_apipolicy_main_conf_t  *amcf;
+
+    if (jctx->cache_status != NGX_HTTP_APIPOLICY_JWT_CACHE_MISS) {
+        return;
+    }
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_apipolicy_module);
+
+    exp = 0;
+    v = json_object_get(jctx->claims, "exp");
+
+    if (json_is_number(v)) {
+        d = json_number_value(v);
+
+        if (d <= 0) {
+            return;
+        }
+
+        exp = (d < (double) NGX_MAX_INT32_VALUE) ? (time_t) d
+                                                 : NGX_MAX_INT32_VALUE;
+    }
+
+    ngx_http_apipolicy_jwt_cache_store(r, amcf->jwt_cache, jctx->hash, exp);
+}
+
+
+ngx_int_t
+ngx_http_apipolicy_jwt_cache_key(u_char *id, ngx_str_t *token, u_char *key)
+{
+    unsigned int   len;
+    EVP_MD_CTX    *md;
+    ngx_int_t      rc;
+
+    md = EVP_MD_CTX_new();
+    if (md == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1
+        && EVP_DigestUpdate(md, id, NGX_HTTP_APIPOLICY_JWT_CACHE_ID_LEN) == 1
+        && EVP_DigestUpdate(md, token->data, token->len) == 1
+        && EVP_DigestFinal_ex(md, key, &len) == 1)
+    {
+        rc = NGX_OK;
+    }
+
+    EVP_MD_CTX_free(md);
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_http_apipolicy_jwt_cache_lookup(ngx_http_request_t *r,
+    ngx_shm_zone_t *shm_zone, u_char *key)
+{
+    ngx_int_t                             rc;
+    ngx_http_apipolicy_jwt_cache_ctx_t   *ctx;
+    ngx_http_apipolicy_jwt_cache_node_t  *cn;
+
+    ctx = shm_zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    cn = ngx_http_apipolicy_jwt_cache_find(ctx, key);
+
+    if (cn && (time_t) cn->expires <= ngx_time()) {
+        ngx_http_apipolicy_jwt_cache_delete(ctx, cn);
+        cn = NULL;
+    }
+
+    if (cn) {
+        ngx_queue_remove(&cn->queue);
+        ngx_queue_insert_head(&ctx->sh->queue, &cn->queue);
+        ctx->sh->hits++;
+        rc = NGX_OK;
+
+    } else {
+        ctx->sh->misses++;
+        rc = NGX_DECLINED;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "apipolicy jwt cache: %s", rc == NGX_OK ? "hit" : "miss");
+
+    return rc;
+}
+
+
+void
+ngx_http_apipolicy_jwt_cache_store(ngx_http_request_t *r,
+    ngx_shm_zone_t *shm_zone, u_char *key, time_t exp)
+{
+    size_t                                size;
+    time_t                                now, expires;
+    ngx_rbtree_node_t                    *node;
+    ngx_http_apipolicy_jwt_cache_ctx_t   *ctx;
+    ngx_http_apipolicy_jwt_cache_node_t  *cn;
+
+    ctx = shm_zone->data;
+    now = ngx_time();
+
+    expires = now + ctx->max_ttl;
+
+    if (exp > 0 && exp < expires) {
+        expires = exp;
+    }
+
+    if (expires <= now) {
+        return;                 /* accepted within the leeway only */
+    }
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    cn = ngx_http_apipolicy_jwt_cache_find(ctx, key);
+
+    if (cn) {
+        /* another worker stored it meanwhile */
+        cn->expires = (uint32_t) expires;
+        ngx_queue_remove(&cn->queue);
+        ngx_queue_insert_head(&ctx->sh->queue, &cn->queue);
+        goto done;
+    }
+
+    ngx_http_apipolicy_jwt_cache_expire(ctx, 0);
+
+    size = offsetof(ngx_rbtree_node_t, color)
+           + sizeof(ngx_http_apipolicy_jwt_cache_node_t);
+
+    node = ngx_slab_alloc_locked(ctx->shpool, size);
+
+    if (node == NULL) {
+        ngx_http_apipolicy_jwt_cache_expire(ctx, 1);
+
+        node = ngx_slab_alloc_locked(ctx->shpool, size);
+        if (node == NULL) {
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "apipolicy jwt cache: could not allocate an entry "
+                          "in zone \"%V\"", &shm_zone->shm.name);
+            return;
+        }
+    }
+
+    cn = ngx_http_apipolicy_jwt_cache_cnode(node);
+
+    ngx_memcpy(&node->key, key, sizeof(ngx_rbtree_key_t));
+    ngx_memcpy(cn->key, key, NGX_HTTP_APIPOLICY_JWT_CACHE_ID_LEN);
+    cn->expires = (uint32_t) expires;
+
+    ngx_rbtree_insert(&ctx->sh->rbtree, node);
+    ngx_queue_insert_head(&ctx->sh->queue, &cn->queue);
+    ctx->sh->entries++;
+
+done:
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "apipolicy jwt cache: stored for %T s", expires - now);
+}
+
+
+static ngx_http_apipolicy_jwt_cache_node_t *
+ngx_http_apipolicy_jwt_cache_find(ngx_http_apipolicy_jwt_cache_ctx_t *ctx,
+    u_char *key)
+{
+    ngx_int_t                             rc;
+    ngx_rbtree_key_t                      k;
+    ngx_rbtree_node_t                    *node, *sentinel;
+    ngx_http_apipolicy_jwt_cache_node_t  *cn;
+
+    ngx_memcpy(&k, key, sizeof(ngx_rbtree_key_t));
+
+    node = ctx->sh->rbtree.root;
+    sentinel = ctx->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (k < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (k > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        cn = ngx_http_apipolicy_jwt_cache_cnode(node);
+
+        rc = ngx_memcmp(key, cn->key, NGX_HTTP_APIPOLICY_JWT_CACHE_ID_LEN);
+
+        if (rc == 0) {
+            return cn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_apipolicy_jwt_cache_delete(ngx_http_apipolicy_jwt_cache_ctx_t *ctx,
+    ngx_http_apipolicy_jwt_cache_node_t *cn)
+{
+    ngx_rbtree_node_t  *node;
+
+    node = ngx_http_apipolicy_jwt_cache_rbnode(cn);
+
+    ngx_queue_remove(&cn->queue);
+    ngx_rbtree_delete(&ctx->sh->rbtree, node);
+    ngx_slab_free_locked(ctx->shpool, node);
+
+    ctx->sh->entries--;
+}
+
+
+/*
+ * force == 0: free one or two expired entries from the back of the queue;
+ * force == 1: free the oldest entry whatever its expiry, then as above.
+ */
+
+static void
+ngx_http_apipolicy_jwt_cache_expire(ngx_http_apipolicy_jwt_cache_ctx_t *ctx,
+    ngx_uint_t force)
+{
+    time_t                                now;
+    ngx_uint_t                            n;
+    ngx_queue_t                          *q;
+    ngx_http_apipolicy_jwt_cache_node_t  *cn;
+
+    now = ngx_time();
+
+    for (n = 0; n < 3; n++) {
+
+        if (ngx_queue_empty(&ctx->sh->queue)) {
+            return;
+        }
+
+        q = ngx_queue_last(&ctx->sh->queue);
+        cn = ngx_queue_data(q, ngx_http_apipolicy_jwt_cache_node_t, queue);
+
+        if (n == 0 && force) {
+            ctx->sh->evicted++;
+
+        } else if ((time_t) cn->expires > now) {
+            return;
+        }
+
+        ngx_http_apipolicy_jwt_cache_delete(ctx, cn);
+    }
+}
+
+
+static void
+ngx_http_apipolicy_jwt_cache_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t                   **p;
+    ngx_http_apipolicy_jwt_cache_node_t  *cn, *cnt;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            cn = ngx_http_apipolicy_jwt_cache_cnode(node);
+            cnt = ngx_http_apipolicy_jwt_cache_cnode(temp);
+
+            p = (ngx_memcmp(cn->key, cnt->key,
+                            NGX_HTTP_APIPOLICY_JWT_CACHE_ID_LEN) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+/* $apipolicy_jwt_cache_status: HIT, MISS, or not found */
+
+ngx_int_t
+ngx_http_apipolicy_jwt_cache_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_apipolicy_ctx_t  *ctx;
+
+    ctx = ngx_http_apipolicy_get_ctx(r->main);
+
+    if (ctx == NULL || ctx->jwt == NULL
+        || ctx->jwt->cache_status == NGX_HTTP_APIPOLICY_JWT_CACHE_NONE)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (ctx->jwt->cache_status == NGX_HTTP_APIPOLICY_JWT_CACHE_HIT) {
+        v->len = sizeof("HIT") - 1;
+        v->data = (u_char *) "HIT";
+
+    } else {
+        v->len = sizeof("MISS") - 1;
+        v->data = (u_char *) "MISS";
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* ---- configuration --------------------------------------------------- */
+
+ngx_int_t
+ngx_http_apipolicy_jwt_cache_id(ngx_array_t *keys, u_char *prev,
+    ngx_str_t *extra, u_char *id)
+{
+    int                            n;
+    u_char                        *der, *p;
+    uint64_t                       v[3];
+    ngx_int_t                      rc;
+    ngx_uint_t                     i;
+    unsigned int                   len;
+    EVP_MD_CTX                    *md;
+    ngx_http_apipolicy_jwt_key_t  *key;
+
+    static u_char  label[] = "apipolicy jwt cache v1";
+
+    md = EVP_MD_CTX_new();
+    if (md == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1
+        || EVP_DigestUpdate(md, label, sizeof(label)) != 1)
+    {
+        goto done;
+    }
+
+    if (prev && EVP_DigestUpdate(md, prev, NGX_HTTP_APIPOLICY_JWT_CACHE_ID_LEN)
+                != 1)
+    {
+        goto done;
+    }
+
+    if (extra) {
+        v[0] = extra->len;
+
+        if (EVP_DigestUpdate(md, v, sizeof(uint64_t)) != 1
+            || EVP_DigestUpdate(md, extra->data, extra->len) != 1)
+        {
+            goto done;
+        }
+    }
+
+    key = keys ? keys->elts : NULL;
+
+    for (i = 0; keys && i < keys->nelts; i++) {
+
+        /* length-prefixed fields: no two key sets hash alike */
+
+        v[0] = key[i].kid.len;
+        v[1] = key[i].kty;
+        v[2] = key[i].algs;
+
+        if (EVP_DigestUpdate(md, v, sizeof(v)) != 1
+            || EVP_DigestUpdate(md, key[i].kid.data, key[i].kid.len) != 1)
+        {
+            goto done;
+        }
+
+        if (key[i].pkey) {
+            n = i2d_PUBKEY(key[i].pkey, NULL);
+            if (n <= 0) {
+                goto done;
+            }
+
+            der = OPENSSL_malloc(n);
+            if (der == NULL) {
+                goto done;
+            }
+
+            p = der;
+            n = i2d_PUBKEY(key[i].pkey, &p);
+
+            v[0] = (uint64_t) n;
+
+            if (n <= 0
+                || EVP_DigestUpdate(md, v, sizeof(uint64_t)) != 1
+                || EVP_DigestUpdate(md, der, n) != 1)
+            {
+                OPENSSL_free(der);
+                goto done;
+            }
+
+            OPENSSL_free(der);
+
+        } else {
+            v[0] = key[i].secret.len;
+
+            if (EVP_DigestUpdate(md, v, sizeof(uint64_t)) != 1
+                || EVP_DigestUpdate(md, key[i].secret.data, key[i].secret.len)
+                   != 1)
+            {
+                goto done;
+            }
+        }
+    }
+
+    if (EVP_DigestFinal_ex(md, id, &len) == 1) {
+        rc = NGX_OK;
+    }
+
+done:
+
+    EVP_MD_CTX_free(md);
+
+    return rc;
+}
+
+
+/*
+ * apipolicy_jwt_cache NAME:SIZE [max_ttl=TIME]   http
+ * apipolicy_jwt_cache on|off                     http, server, location
+ */
+
+char *
+ngx_http_apipolicy_jwt_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    u_char                              *p;
+    time_t                               ttl;
+    ssize_t                              size;
+    ngx_str_t                           *value, name, s;
+    ngx_uint_t                           i;
+    ngx_shm_zone_t                      *shm_zone;
+    ngx_http_apipolicy_main_conf_t      *amcf;
+    ngx_http_apipolicy_jwt_cache_ctx_t  *ctx;
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2
+        && (ngx_strcmp(value[1].data, "on") == 0
+            || ngx_strcmp(value[1].data, "off") == 0))
+    {
+        return ngx_http_apipolicy_jwt_flag_slot(cf, cmd, conf);
+    }
+
+    if (cf->cmd_type != NGX_HTTP_MAIN_CONF) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the cache zone is declared at http level; here "
+                           "only \"apipolicy_jwt_cache on|off\" is allowed");
+        return NGX_CONF_ERROR;
+    }
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
+
+    if (amcf->jwt_cache) {
+        return "is duplicate";
+    }
+
+    p = (u_char *) ngx_strchr(value[1].data, ':');
+
+    if (p == NULL || p == value[1].data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\": use NAME:SIZE, as in "
+                           "\"apipolicy_jwt_cache jwt:10m\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data;
+    name.len = p - value[1].data;
+
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small: at least %uzk",
+                           &value[1], 8 * ngx_pagesize / 1024);
+        return NGX_CONF_ERROR;
+    }
+
+    ttl = NGX_HTTP_APIPOLICY_JWT_CACHE_MAX_TTL;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "max_ttl=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+            ttl = ngx_parse_time(&s, 1);
+
+            if (ttl == (time_t) NGX_ERROR || ttl == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid max_ttl \"%V\"", &s);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    ctx = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_jwt_cache_ctx_t));
+    if (ctx == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ctx->max_ttl = ttl;
+
+    shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                     &ngx_http_apipolicy_module);
+    if (shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the shared memory zone \"%V\" is already used "
+                           "by another apipolicy directive", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    shm_zone->init = ngx_http_apipolicy_jwt_cache_init_zone;
+    shm_zone->data = ctx;
+
+    amcf->jwt_cache = shm_zone;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    size_t                               len;
+    ngx_slab_pool_t                     *shpool;
+    ngx_http_apipolicy_jwt_cache_sh_t   *sh;
+    ngx_http_apipolicy_jwt_cache_ctx_t  *ctx;
+
+    ctx = shm_zone->data;
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (data || shm_zone->shm.exists) {
+
+        /*
+         * kept across a reload (same name and size): the root is read
+         * from the zone itself, not from the old cycle's context, whose
+         * layout may come from an older build of the module
+         */
+
+        sh = shpool->data;
+
+        if (sh == NULL || sh->magic != NGX_HTTP_APIPOLICY_JWT_CACHE_MAGIC) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "apipolicy_jwt_cache: the zone \"%V\" holds data "
+                          "of another kind or layout; rename the zone or "
+                          "change its size", &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
+        ctx->sh = sh;
+        ctx->shpool = shpool;
+
+        return NGX_OK;
+    }
+
+    sh = ngx_slab_alloc(shpool, sizeof(ngx_http_apipolicy_jwt_cache_sh_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(sh, sizeof(ngx_http_apipolicy_jwt_cache_sh_t));
+
+    ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
+                    ngx_http_apipolicy_jwt_cache_rbtree_insert_value);
+    ngx_queue_init(&sh->queue);
+
+    len = sizeof(" in apipolicy_jwt_cache zone \"\"") + shm_zone->shm.name.len;
+
+    shpool->log_ctx = ngx_slab_alloc(shpool, len);
+    if (shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(shpool->log_ctx, " in apipolicy_jwt_cache zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    shpool->log_nomem = 0;
+
+    sh->magic = NGX_HTTP_APIPOLICY_JWT_CACHE_MAGIC;
+    shpool->data = sh;
+
+    ctx->sh = sh;
+    ctx->shpool = shpool;
+
+    return NGX_OK;
+}
