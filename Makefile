@@ -30,7 +30,9 @@ DEBIAN_PACKAGES := build-essential nginx nginx-dev libjwt-dev \
     libtest-base-perl libtext-diff-perl libwww-perl liblist-moreutils-perl \
     libipc-run-perl libtest-longstring-perl liburi-perl
 
-.PHONY: all deps build module run test clean
+BENCH_PACKAGES := wrk libnginx-mod-http-js bc
+
+.PHONY: all deps build module run test bench clean
 
 all: build
 
@@ -59,6 +61,10 @@ run: build
 
 test: build
 	@bash util/test.sh $(MODULE)
+
+bench: build
+	@sh util/deps.sh $(BENCH_PACKAGES)
+	@bash bench/run.sh
 
 clean:
 	rm -rf $(BUILD) t/servroot*

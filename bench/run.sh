@@ -3,6 +3,7 @@
 # with plain nginx proxying the same upstream, measured in the same run.
 #
 #   bench/run.sh [seconds-per-round] [rounds]
+#   ONLY='jwt-.*' bench/run.sh      only these scenarios (and plain)
 #
 # One nginx serves the upstream (127.0.0.1:19081, a small JSON answer) and
 # the gateway (127.0.0.1:19080) with one location per scenario; "plain" is
@@ -16,11 +17,13 @@ SECONDS_PER_ROUND=${1:-5}
 ROUNDS=${2:-3}
 NGINX=${NGINX:-/usr/sbin/nginx}
 MODULE=${MODULE:-$PWD/build/nginx/objs/ngx_http_apipolicy_module.so}
+NJS_MODULE=${NJS_MODULE:-/usr/lib/nginx/modules/ngx_http_js_module.so}
 CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-1}
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
 [ -f "$MODULE" ] || { echo "build the module first: make module"; exit 1; }
+[ -f "$NJS_MODULE" ] || { echo "njs is missing: apt-get install libnginx-mod-http-js"; exit 1; }
 
 work=$(mktemp -d)
 prefix=$work/nginx
@@ -30,6 +33,7 @@ cp -r bench/. "$work/bench"
 
 {
     echo "load_module $MODULE;"
+    echo "load_module $NJS_MODULE;"
     echo "worker_processes 1;"
     echo "pid logs/nginx.pid;"
     echo "error_log logs/error.log warn;"
@@ -55,34 +59,70 @@ cp -r bench/. "$work/bench"
 trap '"$NGINX" -p "$prefix/" -c conf/nginx.conf -s stop 2>/dev/null; rm -rf "$work"' EXIT
 sleep 0.5
 
-# scenarios: name|path|wrk arguments (headers, -s script)
+# scenarios: name|path|wrk arguments (headers, -s script).  Each scenario
+# is compared with plain nginx proxying the same request (same headers) to
+# the same upstream: "plain" runs once per distinct set of arguments.
 mapfile -t scenarios < <(grep -v '^#' bench/scenarios | grep -v '^$')
-scenarios=("plain|/plain|" "${scenarios[@]}")
+if [ -n "${ONLY:-}" ]; then         # ONLY=regex: a subset, for profiling
+    mapfile -t scenarios < <(printf '%s\n' "${scenarios[@]}" | grep -E "^(${ONLY})\|")
+fi
 
-declare -A results
+declare -A results baseline_of
+runs=()
+for s in "${scenarios[@]}"; do
+    IFS='|' read -r name path args <<< "$s"
+    key="plain${args:+ ($(printf '%s' "$args" | md5sum | cut -c1-6))}"
+    if [ -z "${baseline_of[$key]:-}" ]; then
+        baseline_of[$key]=1
+        runs+=("$key|/plain|$args")
+    fi
+    baseline_of[$name]=$key
+    runs+=("$s")
+done
+
+bench() {   # name path args -> req/s
+    local out rps non2xx
+    out=$(eval wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_PER_ROUND}s" \
+               "$3" "http://127.0.0.1:19080$2" 2>&1)
+    rps=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
+    non2xx=$(awk '/Non-2xx/ {print $5}' <<< "$out")
+    echo "round $round  $1  $rps req/s${non2xx:+  ($non2xx non-2xx)}" >&2
+    echo "$rps"
+}
+
 for round in $(seq "$ROUNDS"); do
-    for s in "${scenarios[@]}"; do
+    for s in "${runs[@]}"; do
         IFS='|' read -r name path args <<< "$s"
         args=${args//@WORK@/$work}
-        out=$(eval wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_PER_ROUND}s" \
-                   $args "http://127.0.0.1:19080$path" 2>&1)
-        rps=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
-        non2xx=$(awk '/Non-2xx/ {print $5}' <<< "$out")
-        results[$name]="${results[$name]:-} $rps"
-        echo "round $round  $name  $rps req/s${non2xx:+  ($non2xx non-2xx)}" >&2
+        results[$name]="${results[$name]:-} $(bench "$name" "$path" "$args")"
     done
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-plain=$(median <<< "${results[plain]}")
 echo
 echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), $(nproc) cores, 1 worker, wrk -t$THREADS -c$CONNECTIONS, ${ROUNDS}x${SECONDS_PER_ROUND}s, median"
 echo
-echo "| scenario | req/s | vs plain nginx |"
-echo "|---|---:|---:|"
+echo "| scenario | req/s | plain nginx, same request | ratio |"
+echo "|---|---:|---:|---:|"
 for s in "${scenarios[@]}"; do
     IFS='|' read -r name _ _ <<< "$s"
     m=$(median <<< "${results[$name]}")
-    printf '| %s | %.0f | %.1f%% |\n' "$name" "$m" "$(echo "100 * $m / $plain" | bc -l)"
+    b=$(median <<< "${results[${baseline_of[$name]}]}")
+    printf '| %s | %.0f | %.0f | %.1f%% |\n' "$name" "$m" "$b" \
+        "$(echo "100 * $m / $b" | bc -l)"
 done
+
+# RS256 without the cache: the worker CPU one verification adds, from the
+# two rates measured above (the worker is the bottleneck in both), next to
+# what OpenSSL itself verifies on one core
+if [ -n "${results[jwt-rs256]:-}" ]; then
+    rs=$(median <<< "${results[jwt-rs256]}")
+    plain=$(median <<< "${results[${baseline_of[jwt-rs256]}]}")
+    per=$(echo "1 / (1 / $rs - 1 / $plain)" | bc -l)
+    ossl=$(openssl speed -seconds 3 rsa2048 2>/dev/null | awk '/^rsa 2048/ {print $NF}')
+    echo
+    printf 'RS256, every request verified: %.0f verifications/s of worker CPU\n' "$per"
+    printf '= 1 / (1/%.0f - 1/%.0f); openssl speed rsa2048 verify, one core: %.0f/s; ratio %.0f%%\n' \
+        "$rs" "$plain" "$ossl" "$(echo "100 * $per / $ossl" | bc -l)"
+fi

@@ -191,6 +191,9 @@ typedef struct {
                                                      narrowed by its "alg" */
     void                              *pkey;      /* EVP_PKEY; NULL for oct */
     ngx_str_t                          secret;    /* oct */
+    void                              *fast;      /* verification state
+                                                     prepared at parse time
+                                                     (jwt_key.c) */
 } ngx_http_apipolicy_jwt_key_t;
 
 #define NGX_HTTP_APIPOLICY_JWT_OP_EQ        1
@@ -258,8 +261,8 @@ struct ngx_http_apipolicy_jwt_ctx_s {
     ngx_str_t                          signing_input; /* header.payload */
     ngx_str_t                          signature; /* decoded */
     ngx_str_t                          payload;   /* base64url, undecoded */
-    void                              *header;    /* json_t object */
-    void                              *claims;    /* json_t object */
+    struct ngx_http_apipolicy_json_s  *header;    /* JSON objects, in the */
+    struct ngx_http_apipolicy_json_s  *claims;    /* request pool */
     u_char                             hash[32];  /* verified-token cache
                                                      entry key */
     void                              *fetch;     /* the JWKS fetch this

@@ -32,8 +32,7 @@
 #include "ngx_http_apipolicy_problem.h"
 #include "ngx_http_apipolicy_util.h"
 
-#include <jansson.h>
-#include <openssl/evp.h>
+#include "ngx_http_apipolicy_json.h"
 
 
 #define NGX_HTTP_APIPOLICY_JWT_MAX_SIZE     8192
@@ -81,13 +80,15 @@ static ngx_uint_t ngx_http_apipolicy_jwt_check_claims(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
     ngx_str_t *detail, ngx_http_apipolicy_jwt_rule_t **failed);
 static ngx_int_t ngx_http_apipolicy_jwt_time_claim(ngx_http_request_t *r,
-    json_t *claims, const char *name, double *t, ngx_str_t *detail);
+    ngx_http_apipolicy_json_t *claims, const char *name, double *t,
+    ngx_str_t *detail);
 static ngx_int_t ngx_http_apipolicy_jwt_rule(
-    ngx_http_apipolicy_jwt_rule_t *rule, json_t *claims);
-static ngx_int_t ngx_http_apipolicy_jwt_scalar_eq(json_t *j, ngx_str_t *s);
-static json_t *ngx_http_apipolicy_jwt_json(ngx_http_request_t *r,
-    u_char *data, size_t len, const char *what, ngx_str_t *detail);
-static ngx_int_t ngx_http_apipolicy_jwt_depth_ok(u_char *p, size_t len);
+    ngx_http_apipolicy_jwt_rule_t *rule, ngx_http_apipolicy_json_t *claims);
+static ngx_int_t ngx_http_apipolicy_jwt_scalar_eq(
+    ngx_http_apipolicy_json_t *j, ngx_str_t *s);
+static ngx_http_apipolicy_json_t *ngx_http_apipolicy_jwt_json(
+    ngx_http_request_t *r, u_char *data, size_t len, const char *what,
+    ngx_str_t *detail);
 static ngx_int_t ngx_http_apipolicy_jwt_fail(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_jwt_conf_t *jcf,
     ngx_uint_t err, ngx_uint_t status, ngx_str_t *detail,
@@ -97,12 +98,12 @@ static void ngx_http_apipolicy_jwt_detail(ngx_http_request_t *r,
 static ngx_int_t ngx_http_apipolicy_jwt_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data, size_t prefix,
     ngx_uint_t header);
-static json_t *ngx_http_apipolicy_jwt_lookup(json_t *obj, u_char *name,
-    size_t len);
-static json_t *ngx_http_apipolicy_jwt_member(json_t *obj, u_char *name,
-    size_t len);
-static ngx_int_t ngx_http_apipolicy_jwt_format(ngx_pool_t *pool, json_t *j,
-    ngx_str_t *out);
+static ngx_http_apipolicy_json_t *ngx_http_apipolicy_jwt_lookup(
+    ngx_http_apipolicy_json_t *obj, u_char *name, size_t len);
+static ngx_http_apipolicy_json_t *ngx_http_apipolicy_jwt_member(
+    ngx_http_apipolicy_json_t *obj, u_char *name, size_t len);
+static ngx_int_t ngx_http_apipolicy_jwt_format(ngx_pool_t *pool,
+    ngx_http_apipolicy_json_t *j, ngx_str_t *out);
 static ngx_http_apipolicy_jwt_conf_t *ngx_http_apipolicy_jwt_create_conf(
     ngx_pool_t *pool);
 static ngx_int_t ngx_http_apipolicy_jwt_read_file(ngx_conf_t *cf,
@@ -171,10 +172,6 @@ static ngx_http_apipolicy_jwt_error_t  ngx_http_apipolicy_jwt_errors[] = {
                                  "Verification keys unavailable"),
       NGX_LOG_ERR, "invalid_token" }
 };
-
-
-static ngx_str_t  ngx_http_apipolicy_jwt_authorization =
-    ngx_string("Authorization");
 
 
 /* ---- the ACCESS step ------------------------------------------------- */
@@ -380,15 +377,10 @@ ngx_http_apipolicy_jwt_cleanup(ngx_http_apipolicy_ctx_t *ctx)
 {
     ngx_http_apipolicy_jwt_ctx_t  *jctx = ctx->jwt;
 
-    if (jctx->header) {
-        json_decref(jctx->header);
-        jctx->header = NULL;
-    }
+    /* header and claims live in the request pool */
 
-    if (jctx->claims) {
-        json_decref(jctx->claims);
-        jctx->claims = NULL;
-    }
+    jctx->header = NULL;
+    jctx->claims = NULL;
 }
 
 
@@ -409,11 +401,20 @@ ngx_http_apipolicy_jwt_extract(ngx_http_request_t *r,
     ngx_str_null(&bearer);
     ngx_str_null(&var);
 
-    /* nginx itself answers 400 to a second Authorization header today */
+    /*
+     * nginx keeps the Authorization header in headers_in; 1.22 answers a
+     * second one with 400 itself, later versions chain them
+     */
 
-    h = ngx_http_apipolicy_find_header(&r->headers_in.headers,
-                                       &ngx_http_apipolicy_jwt_authorization,
-                                       &count);
+    h = r->headers_in.authorization;
+    count = (h != NULL);
+
+#if (nginx_version >= 1023000)
+    if (h && h->next) {
+        count = 2;
+    }
+#endif
+
     if (count > 1) {
         ngx_http_apipolicy_jwt_detail(r, detail,
                                    "several Authorization headers were sent");
@@ -516,12 +517,11 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
     ngx_str_t *detail)
 {
-    u_char      *p, *last, *dot[2], c;
-    size_t       n, i, len;
-    json_t      *header, *v;
-    ngx_str_t    decoded, *typ;
-    ngx_uint_t   alg, dots, ok;
-    const char  *s;
+    u_char                     *p, *last, *dot[2], c, *s;
+    size_t                      i, len;
+    ngx_str_t                   decoded, *typ;
+    ngx_uint_t                  alg, dots, ok;
+    ngx_http_apipolicy_json_t  *header, *v;
 
     p = jctx->token.data;
     last = p + jctx->token.len;
@@ -630,16 +630,16 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
 
     /* alg (RFC 8725 section 3.1) */
 
-    v = json_object_get(header, "alg");
-    s = json_string_value(v);
+    v = ngx_http_apipolicy_json_get_literal(header, "alg");
 
-    if (s == NULL) {
+    if (v == NULL || v->type != NGX_HTTP_APIPOLICY_JSON_STRING) {
         ngx_http_apipolicy_jwt_detail(r, detail,
                                       "the header has no alg string");
         return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
     }
 
-    len = json_string_length(v);
+    s = v->value.data;
+    len = v->value.len;
 
     if (len == 4 && ngx_strncasecmp((u_char *) s, (u_char *) "none", 4) == 0)
     {
@@ -648,7 +648,7 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
         return NGX_HTTP_APIPOLICY_JWT_E_ALG;
     }
 
-    alg = ngx_http_apipolicy_jwt_alg_parse((u_char *) s, len);
+    alg = ngx_http_apipolicy_jwt_alg_parse(s, len);
 
     if (alg == 0) {
         ngx_http_apipolicy_jwt_detail(r, detail,
@@ -667,9 +667,9 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
 
     /* crit (RFC 7515 section 4.1.11): no extension is understood */
 
-    v = json_object_get(header, "crit");
+    v = ngx_http_apipolicy_json_get_literal(header, "crit");
 
-    if (v && !(json_is_array(v) && json_array_size(v) == 0)) {
+    if (v && !(v->type == NGX_HTTP_APIPOLICY_JSON_ARRAY && v->count == 0)) {
         ngx_http_apipolicy_jwt_detail(r, detail,
                          "the header lists critical extensions (crit) "
                          "this gateway does not understand");
@@ -678,9 +678,9 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
 
     /* typ (RFC 8725 section 3.11) */
 
-    v = json_object_get(header, "typ");
+    v = ngx_http_apipolicy_json_get_literal(header, "typ");
 
-    if (v && !json_is_string(v)) {
+    if (v && v->type != NGX_HTTP_APIPOLICY_JSON_STRING) {
         ngx_http_apipolicy_jwt_detail(r, detail,
                                       "the header's typ is not a string");
         return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
@@ -692,11 +692,10 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
             ok = jcf->typ_absent;
 
         } else {
-            s = json_string_value(v);
-            len = json_string_length(v);
+            s = v->value.data;
+            len = v->value.len;
 
-            if (len > 12 && ngx_strncasecmp((u_char *) s,
-                                            (u_char *) "application/", 12)
+            if (len > 12 && ngx_strncasecmp(s, (u_char *) "application/", 12)
                             == 0)
             {
                 s += 12;
@@ -708,7 +707,7 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
 
             for (i = 0; i < jcf->typs->nelts; i++) {
                 if (typ[i].len == len
-                    && ngx_strncasecmp(typ[i].data, (u_char *) s, len) == 0)
+                    && ngx_strncasecmp(typ[i].data, s, len) == 0)
                 {
                     ok = 1;
                     break;
@@ -726,19 +725,16 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
 
     /* kid */
 
-    v = json_object_get(header, "kid");
+    v = ngx_http_apipolicy_json_get_literal(header, "kid");
 
     if (v) {
-        if (!json_is_string(v)) {
+        if (v->type != NGX_HTTP_APIPOLICY_JSON_STRING) {
             ngx_http_apipolicy_jwt_detail(r, detail,
                                         "the header's kid is not a string");
             return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
         }
 
-        n = json_string_length(v);
-
-        jctx->kid.data = (u_char *) json_string_value(v);
-        jctx->kid.len = n;
+        jctx->kid = v->value;
     }
 
     return NGX_HTTP_APIPOLICY_JWT_E_OK;
@@ -856,12 +852,12 @@ ngx_http_apipolicy_jwt_check_claims(ngx_http_request_t *r,
     ngx_str_t *detail, ngx_http_apipolicy_jwt_rule_t **failed)
 {
     double                          now, leeway, t;
-    size_t                          i, j;
-    json_t                         *claims, *v, *a;
+    size_t                          i;
     ngx_int_t                       rc;
     ngx_str_t                      *s, str;
     ngx_uint_t                      ok;
     ngx_http_apipolicy_jwt_rule_t  *rule;
+    ngx_http_apipolicy_json_t      *claims, *v, *a;
 
     claims = jctx->claims;
     now = (double) ngx_time();
@@ -914,12 +910,11 @@ ngx_http_apipolicy_jwt_check_claims(ngx_http_request_t *r,
     /* iss */
 
     if (jcf->issuers) {
-        v = json_object_get(claims, "iss");
+        v = ngx_http_apipolicy_json_get_literal(claims, "iss");
         ok = 0;
 
-        if (json_is_string(v)) {
-            str.data = (u_char *) json_string_value(v);
-            str.len = json_string_length(v);
+        if (v && v->type == NGX_HTTP_APIPOLICY_JSON_STRING) {
+            str = v->value;
 
             s = jcf->issuers->elts;
 
@@ -944,32 +939,19 @@ ngx_http_apipolicy_jwt_check_claims(ngx_http_request_t *r,
     /* aud: a string or an array of strings, one of them ours */
 
     if (jcf->audiences) {
-        v = json_object_get(claims, "aud");
+        v = ngx_http_apipolicy_json_get_literal(claims, "aud");
         ok = 0;
         s = jcf->audiences->elts;
 
-        for (j = 0; !ok && v; j++) {
+        a = (v && v->type == NGX_HTTP_APIPOLICY_JSON_ARRAY) ? v->child : v;
 
-            if (json_is_array(v)) {
-                if (j >= json_array_size(v)) {
-                    break;
-                }
+        for ( /* void */ ; !ok && a; a = (a == v) ? NULL : a->next) {
 
-                a = json_array_get(v, j);
-
-            } else if (j == 0) {
-                a = v;
-
-            } else {
-                break;
-            }
-
-            if (!json_is_string(a)) {
+            if (a->type != NGX_HTTP_APIPOLICY_JSON_STRING) {
                 continue;
             }
 
-            str.data = (u_char *) json_string_value(a);
-            str.len = json_string_length(a);
+            str = a->value;
 
             for (i = 0; i < jcf->audiences->nelts; i++) {
                 if (s[i].len == str.len
@@ -1017,25 +999,27 @@ ngx_http_apipolicy_jwt_check_claims(ngx_http_request_t *r,
 /* NGX_OK: a number; NGX_DECLINED: absent; NGX_ERROR: not a number */
 
 static ngx_int_t
-ngx_http_apipolicy_jwt_time_claim(ngx_http_request_t *r, json_t *claims,
-    const char *name, double *t, ngx_str_t *detail)
+ngx_http_apipolicy_jwt_time_claim(ngx_http_request_t *r,
+    ngx_http_apipolicy_json_t *claims, const char *name, double *t,
+    ngx_str_t *detail)
 {
-    json_t  *v;
+    ngx_http_apipolicy_json_t  *v;
 
-    v = json_object_get(claims, name);
+    v = ngx_http_apipolicy_json_get(claims, (u_char *) name,
+                                    ngx_strlen(name));
 
     if (v == NULL) {
         return NGX_DECLINED;
     }
 
-    if (!json_is_number(v)) {
+    if (v->type != NGX_HTTP_APIPOLICY_JSON_NUMBER) {
         ngx_http_apipolicy_jwt_detail(r, detail,
                                       "the %s claim is not a number",
                                       name);
         return NGX_ERROR;
     }
 
-    *t = json_number_value(v);
+    *t = v->number;
 
     return NGX_OK;
 }
@@ -1043,25 +1027,22 @@ ngx_http_apipolicy_jwt_time_claim(ngx_http_request_t *r, json_t *claims,
 
 static ngx_int_t
 ngx_http_apipolicy_jwt_rule(ngx_http_apipolicy_jwt_rule_t *rule,
-    json_t *claims)
+    ngx_http_apipolicy_json_t *claims)
 {
-    u_char      *p, *last, *start;
-    double       d;
-    size_t       k;
-    json_t      *v, *e;
-    ngx_str_t   *val, word;
-    ngx_uint_t   i, found;
+    u_char                     *p, *last, *start;
+    double                      d;
+    ngx_str_t                  *val, word;
+    ngx_uint_t                  i, found;
+    ngx_http_apipolicy_json_t  *v, *e;
 
     v = claims;
     val = rule->path->elts;
 
     for (i = 0; v && i < rule->path->nelts; i++) {
-        v = json_is_object(v) ? ngx_http_apipolicy_jwt_member(v, val[i].data,
-                                                               val[i].len)
-                              : NULL;
+        v = ngx_http_apipolicy_jwt_member(v, val[i].data, val[i].len);
     }
 
-    if (json_is_null(v)) {
+    if (v && v->type == NGX_HTTP_APIPOLICY_JSON_NULL) {
         v = NULL;
     }
 
@@ -1103,10 +1084,8 @@ ngx_http_apipolicy_jwt_rule(ngx_http_apipolicy_jwt_rule_t *rule,
         for (i = 0; i < rule->values->nelts; i++) {
             found = 0;
 
-            if (json_is_array(v)) {
-                for (k = 0; k < json_array_size(v); k++) {
-                    e = json_array_get(v, k);
-
+            if (v->type == NGX_HTTP_APIPOLICY_JSON_ARRAY) {
+                for (e = v->child; e; e = e->next) {
                     if (ngx_http_apipolicy_jwt_scalar_eq(e, &val[i])
                         == NGX_OK)
                     {
@@ -1115,9 +1094,9 @@ ngx_http_apipolicy_jwt_rule(ngx_http_apipolicy_jwt_rule_t *rule,
                     }
                 }
 
-            } else if (json_is_string(v)) {
-                p = (u_char *) json_string_value(v);
-                last = p + json_string_length(v);
+            } else if (v->type == NGX_HTTP_APIPOLICY_JSON_STRING) {
+                p = v->value.data;
+                last = p + v->value.len;
 
                 while (p < last && !found) {
                     while (p < last && *p == ' ') {
@@ -1150,11 +1129,11 @@ ngx_http_apipolicy_jwt_rule(ngx_http_apipolicy_jwt_rule_t *rule,
 
     default:    /* gt, ge, lt, le */
 
-        if (!json_is_number(v)) {
+        if (v->type != NGX_HTTP_APIPOLICY_JSON_NUMBER) {
             return NGX_DECLINED;
         }
 
-        d = json_number_value(v);
+        d = v->number;
 
         switch (rule->op) {
         case NGX_HTTP_APIPOLICY_JWT_OP_GT:
@@ -1170,75 +1149,90 @@ ngx_http_apipolicy_jwt_rule(ngx_http_apipolicy_jwt_rule_t *rule,
 }
 
 
-/* a JSON scalar against a configured string: strings, numbers, booleans */
+/*
+ * A JSON scalar against a configured string: strings, numbers, booleans.
+ * Integers compare as written ("42"), other numbers by value ("1.50" is
+ * 1.5).
+ */
 
 static ngx_int_t
-ngx_http_apipolicy_jwt_scalar_eq(json_t *j, ngx_str_t *s)
+ngx_http_apipolicy_jwt_scalar_eq(ngx_http_apipolicy_json_t *j, ngx_str_t *s)
 {
-    u_char  buf[NGX_INT64_LEN + 1], *p;
-    double  d;
-    char   *end;
+    char    *end;
+    double   d;
 
-    if (json_is_string(j)) {
-        return (json_string_length(j) == s->len
-                && ngx_strncmp(json_string_value(j), s->data, s->len) == 0)
+    switch (j->type) {
+
+    case NGX_HTTP_APIPOLICY_JSON_STRING:
+        return (j->value.len == s->len
+                && ngx_strncmp(j->value.data, s->data, s->len) == 0)
                ? NGX_OK : NGX_DECLINED;
-    }
 
-    if (json_is_integer(j)) {
-        p = ngx_sprintf(buf, "%L", (int64_t) json_integer_value(j));
+    case NGX_HTTP_APIPOLICY_JSON_NUMBER:
+        if (j->value.len == s->len
+            && ngx_strncmp(j->value.data, s->data, s->len) == 0)
+        {
+            return NGX_OK;
+        }
 
-        return ((size_t) (p - buf) == s->len
-                && ngx_strncmp(buf, s->data, s->len) == 0)
-               ? NGX_OK : NGX_DECLINED;
-    }
+        if (j->integer) {
+            return NGX_DECLINED;
+        }
 
-    if (json_is_real(j)) {
         /* configuration strings are NUL-terminated */
         d = strtod((char *) s->data, &end);
 
-        return (s->len && *end == '\0' && d == json_real_value(j))
+        return (s->len && *end == '\0' && d == j->number)
                ? NGX_OK : NGX_DECLINED;
-    }
 
-    if (json_is_true(j)) {
+    case NGX_HTTP_APIPOLICY_JSON_TRUE:
         return (s->len == 4 && ngx_strncmp(s->data, "true", 4) == 0)
                ? NGX_OK : NGX_DECLINED;
-    }
 
-    if (json_is_false(j)) {
+    case NGX_HTTP_APIPOLICY_JSON_FALSE:
         return (s->len == 5 && ngx_strncmp(s->data, "false", 5) == 0)
                ? NGX_OK : NGX_DECLINED;
-    }
 
-    return NGX_DECLINED;
+    default:
+        return NGX_DECLINED;
+    }
 }
 
 
-static json_t *
+static ngx_http_apipolicy_json_t *
 ngx_http_apipolicy_jwt_json(ngx_http_request_t *r, u_char *data, size_t len,
     const char *what, ngx_str_t *detail)
 {
-    json_t        *j;
-    json_error_t   jerr;
+    ngx_uint_t                  err;
+    ngx_http_apipolicy_json_t  *j;
 
-    if (ngx_http_apipolicy_jwt_depth_ok(data, len) != NGX_OK) {
-        ngx_http_apipolicy_jwt_detail(r, detail,
-                                      "the %s nests deeper than %d levels",
-                                      what, NGX_HTTP_APIPOLICY_JWT_MAX_DEPTH);
-        return NULL;
-    }
-
-    j = json_loadb((const char *) data, len,
-                   JSON_REJECT_DUPLICATES|JSON_DECODE_ANY, &jerr);
+    j = ngx_http_apipolicy_json_parse(r->pool, data, len,
+                                      NGX_HTTP_APIPOLICY_JWT_MAX_DEPTH, &err);
 
     if (j == NULL) {
-        if (ngx_strstr(jerr.text, "duplicate")) {
+        switch (err) {
+
+        case NGX_HTTP_APIPOLICY_JSON_E_DUP:
             ngx_http_apipolicy_jwt_detail(r, detail,
                                           "the %s has a duplicate member",
                                           what);
+            break;
 
-        } else {
+        case NGX_HTTP_APIPOLICY_JSON_E_DEPTH:
+            ngx_http_apipolicy_jwt_detail(r, detail,
+                                          "the %s nests deeper than %d levels",
+                                          what,
+                                          NGX_HTTP_APIPOLICY_JWT_MAX_DEPTH);
+            break;
+
+        case NGX_HTTP_APIPOLICY_JSON_E_MEMBERS:
+            ngx_http_apipolicy_jwt_detail(r, detail,
+                                          "the %s has an object with more "
+                                          "than %d members", what,
+                                          NGX_HTTP_APIPOLICY_JSON_MAX_MEMBERS);
+            break;
+
+        default:
             ngx_http_apipolicy_jwt_detail(r, detail,
                                           "the %s is not valid JSON", what);
         }
@@ -1246,64 +1240,13 @@ ngx_http_apipolicy_jwt_json(ngx_http_request_t *r, u_char *data, size_t len,
         return NULL;
     }
 
-    if (!json_is_object(j)) {
-        json_decref(j);
+    if (j->type != NGX_HTTP_APIPOLICY_JSON_OBJECT) {
         ngx_http_apipolicy_jwt_detail(r, detail,
                                       "the %s is not a JSON object", what);
         return NULL;
     }
 
     return j;
-}
-
-
-/* bounds nesting before jansson sees the text (its own limit is 2048) */
-
-static ngx_int_t
-ngx_http_apipolicy_jwt_depth_ok(u_char *p, size_t len)
-{
-    u_char      *last;
-    ngx_uint_t   depth, in_string;
-
-    last = p + len;
-    depth = 0;
-    in_string = 0;
-
-    for ( /* void */ ; p < last; p++) {
-
-        if (in_string) {
-            if (*p == '\\') {
-                p++;
-
-            } else if (*p == '"') {
-                in_string = 0;
-            }
-
-            continue;
-        }
-
-        switch (*p) {
-        case '"':
-            in_string = 1;
-            break;
-
-        case '{':
-        case '[':
-            if (++depth > NGX_HTTP_APIPOLICY_JWT_MAX_DEPTH) {
-                return NGX_ERROR;
-            }
-            break;
-
-        case '}':
-        case ']':
-            if (depth) {
-                depth--;
-            }
-            break;
-        }
-    }
-
-    return NGX_OK;
 }
 
 
@@ -1473,9 +1416,9 @@ ngx_http_apipolicy_jwt_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data, size_t prefix,
     ngx_uint_t header)
 {
-    json_t                        *j;
     ngx_str_t                     *name, value;
     ngx_http_apipolicy_ctx_t      *ctx;
+    ngx_http_apipolicy_json_t     *j;
     ngx_http_apipolicy_jwt_ctx_t  *jctx;
 
     name = (ngx_str_t *) data;
@@ -1493,7 +1436,7 @@ ngx_http_apipolicy_jwt_variable(ngx_http_request_t *r,
                                       name->data + prefix,
                                       name->len - prefix);
 
-    if (j == NULL || json_is_null(j)) {
+    if (j == NULL || j->type == NGX_HTTP_APIPOLICY_JSON_NULL) {
         v->not_found = 1;
         return NGX_OK;
     }
@@ -1519,11 +1462,12 @@ ngx_http_apipolicy_jwt_variable(ngx_http_request_t *r,
  * of a nested claim: $jwt_claim_address__country.
  */
 
-static json_t *
-ngx_http_apipolicy_jwt_lookup(json_t *obj, u_char *name, size_t len)
+static ngx_http_apipolicy_json_t *
+ngx_http_apipolicy_jwt_lookup(ngx_http_apipolicy_json_t *obj, u_char *name,
+    size_t len)
 {
-    u_char  *p, *last, *sep, *end;
-    json_t  *j;
+    u_char                     *p, *last, *sep, *end;
+    ngx_http_apipolicy_json_t  *j;
 
     j = ngx_http_apipolicy_jwt_member(obj, name, len);
     if (j) {
@@ -1545,9 +1489,7 @@ ngx_http_apipolicy_jwt_lookup(json_t *obj, u_char *name, size_t len)
             return NULL;
         }
 
-        obj = json_is_object(obj) ? ngx_http_apipolicy_jwt_member(obj, p,
-                                                                  end - p)
-                                  : NULL;
+        obj = ngx_http_apipolicy_jwt_member(obj, p, end - p);
 
         if (obj == NULL || sep == NULL) {
             return obj;
@@ -1558,34 +1500,18 @@ ngx_http_apipolicy_jwt_lookup(json_t *obj, u_char *name, size_t len)
 }
 
 
-static json_t *
-ngx_http_apipolicy_jwt_member(json_t *obj, u_char *name, size_t len)
+static ngx_http_apipolicy_json_t *
+ngx_http_apipolicy_jwt_member(ngx_http_apipolicy_json_t *obj, u_char *name,
+    size_t len)
 {
-    u_char       buf[256];
-    json_t      *j;
-    const char  *key;
+    ngx_http_apipolicy_json_t  *j;
 
-    if (len >= sizeof(buf)) {
-        return NULL;
-    }
-
-    ngx_memcpy(buf, name, len);
-    buf[len] = '\0';
-
-    j = json_object_get(obj, (char *) buf);
+    j = ngx_http_apipolicy_json_get(obj, name, len);
     if (j) {
         return j;
     }
 
-    json_object_foreach(obj, key, j) {
-        if (ngx_strlen(key) == len
-            && ngx_strncasecmp((u_char *) key, name, len) == 0)
-        {
-            return j;
-        }
-    }
-
-    return NULL;
+    return ngx_http_apipolicy_json_get_ci(obj, name, len);
 }
 
 
@@ -1597,48 +1523,38 @@ ngx_http_apipolicy_jwt_member(json_t *obj, u_char *name, size_t len)
  */
 
 static ngx_int_t
-ngx_http_apipolicy_jwt_format(ngx_pool_t *pool, json_t *j, ngx_str_t *out)
+ngx_http_apipolicy_jwt_format(ngx_pool_t *pool, ngx_http_apipolicy_json_t *j,
+    ngx_str_t *out)
 {
-    char       *dump;
-    size_t      i, n, len;
-    u_char     *p;
-    json_t     *e;
-    ngx_str_t  *parts, s;
+    size_t                      i, len;
+    u_char                     *p;
+    ngx_str_t                  *parts, s;
+    ngx_http_apipolicy_json_t  *e;
 
-    if (json_is_array(j)) {
-        n = json_array_size(j);
+    switch (j->type) {
 
-        if (n == 0) {
+    case NGX_HTTP_APIPOLICY_JSON_ARRAY:
+
+        if (j->count == 0) {
             ngx_str_set(out, "");
             return NGX_OK;
         }
 
-        parts = ngx_palloc(pool, n * sizeof(ngx_str_t));
+        parts = ngx_palloc(pool, j->count * sizeof(ngx_str_t));
         if (parts == NULL) {
             return NGX_ERROR;
         }
 
         len = 0;
 
-        for (i = 0; i < n; i++) {
-            e = json_array_get(j, i);
+        for (i = 0, e = j->child; e; i++, e = e->next) {
 
-            if (json_is_array(e)) {
-                dump = json_dumps(e, JSON_COMPACT|JSON_ENCODE_ANY);
-                if (dump == NULL) {
+            if (e->type == NGX_HTTP_APIPOLICY_JSON_ARRAY) {
+                if (ngx_http_apipolicy_json_compact(pool, e, &parts[i])
+                    != NGX_OK)
+                {
                     return NGX_ERROR;
                 }
-
-                s.len = ngx_strlen(dump);
-                s.data = ngx_pnalloc(pool, s.len);
-                if (s.data == NULL) {
-                    free(dump);
-                    return NGX_ERROR;
-                }
-
-                ngx_memcpy(s.data, dump, s.len);
-                free(dump);
-                parts[i] = s;
 
             } else if (ngx_http_apipolicy_jwt_format(pool, e, &parts[i])
                        != NGX_OK)
@@ -1656,7 +1572,7 @@ ngx_http_apipolicy_jwt_format(ngx_pool_t *pool, json_t *j, ngx_str_t *out)
 
         out->data = p;
 
-        for (i = 0; i < n; i++) {
+        for (i = 0; i < j->count; i++) {
             if (i) {
                 *p++ = ',';
             }
@@ -1666,47 +1582,36 @@ ngx_http_apipolicy_jwt_format(ngx_pool_t *pool, json_t *j, ngx_str_t *out)
 
         out->len = p - out->data;
         return NGX_OK;
-    }
 
-    if (json_is_string(j)) {
-        s.data = (u_char *) json_string_value(j);
-        s.len = json_string_length(j);
+    case NGX_HTTP_APIPOLICY_JSON_OBJECT:
+        if (ngx_http_apipolicy_json_compact(pool, j, out) != NGX_OK) {
+            return NGX_ERROR;
+        }
 
-    } else if (json_is_true(j)) {
+        goto sanitize;
+
+    case NGX_HTTP_APIPOLICY_JSON_TRUE:
         ngx_str_set(out, "true");
         return NGX_OK;
 
-    } else if (json_is_false(j)) {
+    case NGX_HTTP_APIPOLICY_JSON_FALSE:
         ngx_str_set(out, "false");
         return NGX_OK;
 
-    } else if (json_is_null(j)) {
+    case NGX_HTTP_APIPOLICY_JSON_NULL:
         ngx_str_set(out, "");
         return NGX_OK;
 
-    } else {
-        dump = json_dumps(j, JSON_COMPACT|JSON_ENCODE_ANY
-                             |JSON_REAL_PRECISION(15));
-        if (dump == NULL) {
-            return NGX_ERROR;
-        }
+    case NGX_HTTP_APIPOLICY_JSON_NUMBER:
+        *out = j->value;                /* as written: no control bytes */
+        return NGX_OK;
 
-        s.len = ngx_strlen(dump);
-        s.data = ngx_pnalloc(pool, s.len);
-        if (s.data == NULL) {
-            free(dump);
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(s.data, dump, s.len);
-        free(dump);
-        *out = s;
-
-        goto sanitize;
+    default:                            /* string */
+        s = j->value;
     }
 
     out->data = ngx_pnalloc(pool, s.len);
-    if (out->data == NULL) {
+    if (out->data == NULL && s.len) {
         return NGX_ERROR;
     }
 

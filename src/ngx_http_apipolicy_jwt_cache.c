@@ -33,8 +33,12 @@
 #include "ngx_http_apipolicy_jwt.h"
 #include "ngx_http_apipolicy_jwt_cache.h"
 
-#include <jansson.h>
+#include "ngx_http_apipolicy_json.h"
+
+#define OPENSSL_SUPPRESS_DEPRECATED     /* SHA256_CTX: see jwt_key.c */
+
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 
@@ -139,7 +143,7 @@ ngx_http_apipolicy_jwt_cache_update(ngx_http_request_t *r,
 {
     double                           d;
     time_t                           exp;
-    json_t                          *v;
+    ngx_http_apipolicy_json_t       *v;
     ngx_http_apipolicy_main_conf_t  *amcf;
 
     if (jctx->cache_status != NGX_HTTP_APIPOLICY_JWT_CACHE_MISS) {
@@ -149,10 +153,10 @@ ngx_http_apipolicy_jwt_cache_update(ngx_http_request_t *r,
     amcf = ngx_http_get_module_main_conf(r, ngx_http_apipolicy_module);
 
     exp = 0;
-    v = json_object_get(jctx->claims, "exp");
+    v = ngx_http_apipolicy_json_get_literal(jctx->claims, "exp");
 
-    if (json_is_number(v)) {
-        d = json_number_value(v);
+    if (v && v->type == NGX_HTTP_APIPOLICY_JSON_NUMBER) {
+        d = v->number;
 
         if (d <= 0) {
             return;
@@ -169,28 +173,16 @@ ngx_http_apipolicy_jwt_cache_update(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_apipolicy_jwt_cache_key(u_char *id, ngx_str_t *token, u_char *key)
 {
-    unsigned int   len;
-    EVP_MD_CTX    *md;
-    ngx_int_t      rc;
+    SHA256_CTX  sha;
 
-    md = EVP_MD_CTX_new();
-    if (md == NULL) {
-        return NGX_ERROR;
-    }
+    /* the low-level interface: no algorithm fetch, no allocation */
 
-    rc = NGX_ERROR;
+    SHA256_Init(&sha);
+    SHA256_Update(&sha, id, NGX_HTTP_APIPOLICY_JWT_CACHE_ID_LEN);
+    SHA256_Update(&sha, token->data, token->len);
+    SHA256_Final(key, &sha);
 
-    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1
-        && EVP_DigestUpdate(md, id, NGX_HTTP_APIPOLICY_JWT_CACHE_ID_LEN) == 1
-        && EVP_DigestUpdate(md, token->data, token->len) == 1
-        && EVP_DigestFinal_ex(md, key, &len) == 1)
-    {
-        rc = NGX_OK;
-    }
-
-    EVP_MD_CTX_free(md);
-
-    return rc;
+    return NGX_OK;
 }
 
 

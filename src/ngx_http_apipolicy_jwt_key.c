@@ -12,6 +12,13 @@
 #include "ngx_http_apipolicy.h"
 #include "ngx_http_apipolicy_jwt_key.h"
 
+/*
+ * The SHA-2 context types are the fastest way to HMAC a short message
+ * with a precomputed key (two struct copies, no allocation); OpenSSL 3
+ * marks them deprecated, not removed.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED
+
 #include <jansson.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -24,6 +31,7 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 
@@ -45,6 +53,24 @@
                                     |NGX_HTTP_APIPOLICY_JWT_PS512)
 
 
+/*
+ * What verification needs of a key, prepared once when the key is
+ * parsed: HMAC-SHA-2 inner and outer states after the padded key, and
+ * for RSA and EC keys one EVP_PKEY_CTX per algorithm, initialised for
+ * verification with its padding and digest.  A request then hashes the
+ * signing input and calls EVP_PKEY_verify(): no algorithm fetch, no
+ * allocation.  The contexts are scratch state of this process (each
+ * worker has its own copy after fork()); they hold no request data
+ * between calls.
+ */
+typedef struct {
+    SHA256_CTX                 hs256[2];
+    SHA512_CTX                 hs384[2];
+    SHA512_CTX                 hs512[2];
+    EVP_PKEY_CTX              *pctx[13];  /* by algorithm bit */
+} ngx_http_apipolicy_jwt_fast_t;
+
+
 typedef struct {
     ngx_str_t                  name;
     ngx_uint_t                 alg;
@@ -57,6 +83,12 @@ typedef struct {
 
 static ngx_int_t ngx_http_apipolicy_jwt_key_from_pkey(ngx_pool_t *pool,
     EVP_PKEY *pkey, ngx_http_apipolicy_jwt_key_t *key, ngx_str_t *err);
+static ngx_int_t ngx_http_apipolicy_jwt_key_classify(ngx_pool_t *pool,
+    EVP_PKEY *pkey, ngx_http_apipolicy_jwt_key_t *key, ngx_str_t *err);
+static ngx_int_t ngx_http_apipolicy_jwt_key_prepare(ngx_pool_t *pool,
+    ngx_http_apipolicy_jwt_key_t *key, ngx_str_t *err);
+static void ngx_http_apipolicy_jwt_fast_cleanup(void *data);
+static ngx_uint_t ngx_http_apipolicy_jwt_alg_index(ngx_uint_t alg);
 static ngx_int_t ngx_http_apipolicy_jwt_jwk_parse(ngx_pool_t *pool,
     json_t *jwk, ngx_uint_t alg, ngx_http_apipolicy_jwt_key_t *key,
     ngx_str_t *err);
@@ -191,64 +223,94 @@ ngx_int_t
 ngx_http_apipolicy_jwt_base64url_decode(ngx_pool_t *pool, u_char *src,
     size_t len, ngx_str_t *dst)
 {
-    u_char      c, last;
-    size_t      i;
-    ngx_str_t   s;
-    ngx_uint_t  v;
+    u_char      *d, a, b, c, e;
+    size_t       i, n;
+
+    /* 255: not in the base64url alphabet ('=', '+', '/', NUL, spaces) */
+
+    static u_char  b64u[256] = {
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+        255, 255, 255, 255, 255, 255, 255, 255, 255,  62, 255, 255,
+         52,  53,  54,  55,  56,  57,  58,  59,  60,  61, 255, 255,
+        255, 255, 255, 255, 255,   0,   1,   2,   3,   4,   5,   6,
+          7,   8,   9,  10,  11,  12,  13,  14,  15,  16,  17,  18,
+         19,  20,  21,  22,  23,  24,  25, 255, 255, 255, 255,  63,
+        255,  26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,
+         37,  38,  39,  40,  41,  42,  43,  44,  45,  46,  47,  48,
+         49,  50,  51, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+        255, 255, 255, 255
+    };
 
     if (len % 4 == 1) {
         return NGX_ERROR;
     }
 
-    v = 0;
+    d = ngx_pnalloc(pool, len / 4 * 3 + 3);
+    if (d == NULL) {
+        return NGX_ERROR;
+    }
 
-    for (i = 0; i < len; i++) {
-        c = src[i];
+    dst->data = d;
+    n = len & ~((size_t) 3);
 
-        if (c >= 'A' && c <= 'Z') {
-            v = c - 'A';
+    for (i = 0; i < n; i += 4) {
+        a = b64u[src[i]];
+        b = b64u[src[i + 1]];
+        c = b64u[src[i + 2]];
+        e = b64u[src[i + 3]];
 
-        } else if (c >= 'a' && c <= 'z') {
-            v = c - 'a' + 26;
-
-        } else if (c >= '0' && c <= '9') {
-            v = c - '0' + 52;
-
-        } else if (c == '-') {
-            v = 62;
-
-        } else if (c == '_') {
-            v = 63;
-
-        } else {
-            return NGX_ERROR;      /* '=', '+', '/', NUL, spaces... */
+        if ((a | b | c | e) & 0xc0) {
+            return NGX_ERROR;
         }
+
+        *d++ = (u_char) (a << 2 | b >> 4);
+        *d++ = (u_char) (b << 4 | c >> 2);
+        *d++ = (u_char) (c << 6 | e);
     }
 
     /* the unused low bits of the last character must be zero */
 
-    if (len) {
-        last = (u_char) v;
+    switch (len - n) {
 
-        if ((len % 4 == 2 && (last & 0x0f)) || (len % 4 == 3 && (last & 0x03)))
-        {
+    case 2:
+        a = b64u[src[i]];
+        b = b64u[src[i + 1]];
+
+        if (((a | b) & 0xc0) || (b & 0x0f)) {
             return NGX_ERROR;
         }
+
+        *d++ = (u_char) (a << 2 | b >> 4);
+        break;
+
+    case 3:
+        a = b64u[src[i]];
+        b = b64u[src[i + 1]];
+        c = b64u[src[i + 2]];
+
+        if (((a | b | c) & 0xc0) || (c & 0x03)) {
+            return NGX_ERROR;
+        }
+
+        *d++ = (u_char) (a << 2 | b >> 4);
+        *d++ = (u_char) (b << 4 | c >> 2);
+        break;
     }
 
-    dst->data = ngx_pnalloc(pool, ngx_base64_decoded_length(len) + 1);
-    if (dst->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    s.data = src;
-    s.len = len;
-
-    if (ngx_decode_base64url(dst, &s) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    dst->data[dst->len] = '\0';
+    dst->len = d - dst->data;
+    *d = '\0';
 
     return NGX_OK;
 }
@@ -371,6 +433,18 @@ ngx_http_apipolicy_jwt_pem_parse(ngx_pool_t *pool, u_char *text, size_t len,
 
 static ngx_int_t
 ngx_http_apipolicy_jwt_key_from_pkey(ngx_pool_t *pool, EVP_PKEY *pkey,
+    ngx_http_apipolicy_jwt_key_t *key, ngx_str_t *err)
+{
+    if (ngx_http_apipolicy_jwt_key_classify(pool, pkey, key, err) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_apipolicy_jwt_key_prepare(pool, key, err);
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_key_classify(ngx_pool_t *pool, EVP_PKEY *pkey,
     ngx_http_apipolicy_jwt_key_t *key, ngx_str_t *err)
 {
     int     bits;
@@ -511,7 +585,172 @@ ngx_http_apipolicy_jwt_secret_algs(ngx_http_apipolicy_jwt_key_t *key,
         return NGX_ERROR;
     }
 
+    return ngx_http_apipolicy_jwt_key_prepare(pool, key, err);
+}
+
+
+static ngx_uint_t
+ngx_http_apipolicy_jwt_alg_index(ngx_uint_t alg)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < 13 && (alg >> i) != 1; i++) { /* void */ }
+
+    return i;
+}
+
+
+/* HMAC (RFC 2104): the states after hashing key ^ ipad and key ^ opad */
+
+#define ngx_http_apipolicy_jwt_hmac_pads(ctx, init, update, final, block,   \
+                                         dlen)                               \
+    {                                                                        \
+        u_char      k[128], pad[128];                                        \
+        size_t      klen;                                                    \
+        ngx_uint_t  i;                                                       \
+                                                                             \
+        ngx_memzero(k, sizeof(k));                                           \
+                                                                             \
+        if (key->secret.len > block) {                                       \
+            init(&ctx[0]);                                                   \
+            update(&ctx[0], key->secret.data, key->secret.len);              \
+            final(k, &ctx[0]);                                               \
+            klen = dlen;                                                     \
+                                                                             \
+        } else {                                                             \
+            ngx_memcpy(k, key->secret.data, key->secret.len);                \
+            klen = key->secret.len;                                          \
+        }                                                                    \
+                                                                             \
+        (void) klen;                                                         \
+                                                                             \
+        for (i = 0; i < block; i++) {                                        \
+            pad[i] = k[i] ^ 0x36;                                            \
+        }                                                                    \
+                                                                             \
+        init(&ctx[0]);                                                       \
+        update(&ctx[0], pad, block);                                         \
+                                                                             \
+        for (i = 0; i < block; i++) {                                        \
+            pad[i] = k[i] ^ 0x5c;                                            \
+        }                                                                    \
+                                                                             \
+        init(&ctx[1]);                                                       \
+        update(&ctx[1], pad, block);                                         \
+                                                                             \
+        OPENSSL_cleanse(k, sizeof(k));                                       \
+        OPENSSL_cleanse(pad, sizeof(pad));                                   \
+    }
+
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_key_prepare(ngx_pool_t *pool,
+    ngx_http_apipolicy_jwt_key_t *key, ngx_str_t *err)
+{
+    ngx_uint_t                      bit, n;
+    EVP_PKEY_CTX                   *pctx;
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_apipolicy_jwt_alg_t   *a;
+    ngx_http_apipolicy_jwt_fast_t  *fast;
+
+    cln = ngx_pool_cleanup_add(pool, sizeof(ngx_http_apipolicy_jwt_fast_t));
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    fast = cln->data;
+    ngx_memzero(fast, sizeof(ngx_http_apipolicy_jwt_fast_t));
+
+    cln->handler = ngx_http_apipolicy_jwt_fast_cleanup;
+    key->fast = fast;
+
+    if (key->kty == NGX_HTTP_APIPOLICY_JWT_KTY_OCT) {
+        ngx_http_apipolicy_jwt_hmac_pads(fast->hs256, SHA256_Init,
+                                         SHA256_Update, SHA256_Final, 64, 32);
+        ngx_http_apipolicy_jwt_hmac_pads(fast->hs384, SHA384_Init,
+                                         SHA384_Update, SHA384_Final, 128, 48);
+        ngx_http_apipolicy_jwt_hmac_pads(fast->hs512, SHA512_Init,
+                                         SHA512_Update, SHA512_Final, 128, 64);
+        return NGX_OK;
+    }
+
+    if (key->kty != NGX_HTTP_APIPOLICY_JWT_KTY_RSA
+        && key->kty != NGX_HTTP_APIPOLICY_JWT_KTY_EC)
+    {
+        return NGX_OK;                  /* EdDSA signs the message itself */
+    }
+
+    for (bit = 1; bit <= NGX_HTTP_APIPOLICY_JWT_EDDSA; bit <<= 1) {
+
+        if (!(key->algs & bit)) {
+            continue;
+        }
+
+        a = ngx_http_apipolicy_jwt_alg_get(bit);
+        n = ngx_http_apipolicy_jwt_alg_index(bit);
+
+        pctx = EVP_PKEY_CTX_new(key->pkey, NULL);
+        if (pctx == NULL) {
+            goto failed;
+        }
+
+        fast->pctx[n] = pctx;
+
+        if (EVP_PKEY_verify_init(pctx) != 1) {
+            goto failed;
+        }
+
+        if (bit & NGX_HTTP_APIPOLICY_JWT_PS) {
+            if ((EVP_PKEY_get_base_id(key->pkey) == EVP_PKEY_RSA
+                 && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING)
+                    != 1)
+                || EVP_PKEY_CTX_set_signature_md(pctx, a->md()) != 1
+                || EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, a->md()) != 1
+                || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx,
+                                                    RSA_PSS_SALTLEN_DIGEST)
+                   != 1)
+            {
+                goto failed;
+            }
+
+        } else if (bit & NGX_HTTP_APIPOLICY_JWT_RS) {
+            if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1
+                || EVP_PKEY_CTX_set_signature_md(pctx, a->md()) != 1)
+            {
+                goto failed;
+            }
+
+        } else if (EVP_PKEY_CTX_set_signature_md(pctx, a->md()) != 1) {
+            goto failed;
+        }
+    }
+
     return NGX_OK;
+
+failed:
+
+    ERR_clear_error();
+    ngx_http_apipolicy_jwt_key_error(pool, err,
+        "could not be set up for verification with OpenSSL");
+
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_http_apipolicy_jwt_fast_cleanup(void *data)
+{
+    ngx_http_apipolicy_jwt_fast_t  *fast = data;
+
+    ngx_uint_t  i;
+
+    for (i = 0; i < 13; i++) {
+        if (fast->pctx[i]) {
+            EVP_PKEY_CTX_free(fast->pctx[i]);
+        }
+    }
+
+    OPENSSL_cleanse(fast, offsetof(ngx_http_apipolicy_jwt_fast_t, pctx));
 }
 
 
@@ -995,8 +1234,11 @@ ngx_http_apipolicy_jwt_key_verify(ngx_http_apipolicy_jwt_key_t *key,
     const EVP_MD                  *md;
     const u_char                  *s;
     unsigned int                   maclen;
+    SHA256_CTX                     sha256;
+    SHA512_CTX                     sha512;
     EVP_PKEY_CTX                  *pctx;
     ngx_http_apipolicy_jwt_alg_t  *a;
+    ngx_http_apipolicy_jwt_fast_t *fast;
 
     a = ngx_http_apipolicy_jwt_alg_get(alg);
 
@@ -1005,17 +1247,44 @@ ngx_http_apipolicy_jwt_key_verify(ngx_http_apipolicy_jwt_key_t *key,
     }
 
     md = a->md ? a->md() : NULL;
+    fast = key->fast;
 
     if (a->kty == NGX_HTTP_APIPOLICY_JWT_KTY_OCT) {
 
-        if (HMAC(md, key->secret.data, (int) key->secret.len,
-                 data->data, data->len, mac, &maclen)
-            == NULL)
-        {
-            ERR_clear_error();
-            ngx_log_error(NGX_LOG_ALERT, log, 0, "apipolicy: HMAC() failed");
-            return NGX_ERROR;
+        switch (alg) {
+
+        case NGX_HTTP_APIPOLICY_JWT_HS256:
+            sha256 = fast->hs256[0];
+            SHA256_Update(&sha256, data->data, data->len);
+            SHA256_Final(mac, &sha256);
+            sha256 = fast->hs256[1];
+            SHA256_Update(&sha256, mac, 32);
+            SHA256_Final(mac, &sha256);
+            maclen = 32;
+            break;
+
+        case NGX_HTTP_APIPOLICY_JWT_HS384:
+            sha512 = fast->hs384[0];
+            SHA384_Update(&sha512, data->data, data->len);
+            SHA384_Final(mac, &sha512);
+            sha512 = fast->hs384[1];
+            SHA384_Update(&sha512, mac, 48);
+            SHA384_Final(mac, &sha512);
+            maclen = 48;
+            break;
+
+        default:
+            sha512 = fast->hs512[0];
+            SHA512_Update(&sha512, data->data, data->len);
+            SHA512_Final(mac, &sha512);
+            sha512 = fast->hs512[1];
+            SHA512_Update(&sha512, mac, 64);
+            SHA512_Final(mac, &sha512);
+            maclen = 64;
         }
+
+        OPENSSL_cleanse(&sha256, sizeof(sha256));
+        OPENSSL_cleanse(&sha512, sizeof(sha512));
 
         if (sig->len != maclen
             || CRYPTO_memcmp(mac, sig->data, maclen) != 0)
@@ -1067,6 +1336,30 @@ ngx_http_apipolicy_jwt_key_verify(ngx_http_apipolicy_jwt_key_t *key,
 
         s = der;
         siglen = (size_t) rc;
+    }
+
+    pctx = fast ? fast->pctx[ngx_http_apipolicy_jwt_alg_index(alg)] : NULL;
+
+    if (pctx) {
+        switch (EVP_MD_get_size(md)) {
+        case 32:
+            SHA256(data->data, data->len, mac);
+            maclen = 32;
+            break;
+        case 48:
+            SHA384(data->data, data->len, mac);
+            maclen = 48;
+            break;
+        default:
+            SHA512(data->data, data->len, mac);
+            maclen = 64;
+        }
+
+        rc = EVP_PKEY_verify(pctx, s, siglen, mac, maclen);
+
+        ERR_clear_error();
+
+        return (rc == 1) ? NGX_OK : NGX_DECLINED;
     }
 
     mctx = EVP_MD_CTX_new();

@@ -465,3 +465,51 @@ my @e = split /\./, $evil;
  main::t('mix', alg => 'HS256')]
 --- error_code eval
 [200, 200, 200, 200]
+
+
+
+=== TEST 22: every algorithm refuses a signature made with another key
+--- config
+    location /hs {
+        apipolicy_jwt on;
+        apipolicy_jwt_token $arg_t;
+        apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /rsa {
+        apipolicy_jwt on;
+        apipolicy_jwt_token $arg_t;
+        apipolicy_jwt_key_file $TEST_NGINX_JWT_DIR/rsa.pub;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /es256 {
+        apipolicy_jwt on;
+        apipolicy_jwt_token $arg_t;
+        apipolicy_jwt_key_file $TEST_NGINX_JWT_DIR/ec256.pub;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /es384 {
+        apipolicy_jwt on;
+        apipolicy_jwt_token $arg_t;
+        apipolicy_jwt_key_file $TEST_NGINX_JWT_DIR/ec384.pub;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /es512 {
+        apipolicy_jwt on;
+        apipolicy_jwt_token $arg_t;
+        apipolicy_jwt_key_file $TEST_NGINX_JWT_DIR/ec521.pub;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend { return 200 "ok\n"; }
+--- pipelined_requests eval
+my $other = '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeX';
+[(map { main::t('hs', alg => $_, secret => $other) } qw(HS256 HS384 HS512)),
+ (map { main::t('rsa', alg => $_, key => 'rsa2') }
+      qw(RS256 RS384 RS512 PS256 PS384 PS512)),
+ main::t('es256', alg => 'ES256', key => 'ec256b'),
+ main::t('es384', alg => 'ES384', key => 'ec384b'),
+ main::t('es512', alg => 'ES512', key => 'ec521b')]
+--- error_code eval
+[(401) x 12]
+--- response_body_like eval
+[("SIGNATURE_INVALID") x 12]

@@ -540,3 +540,48 @@ qr/\[emerg\] .*"kid=" cannot be used with the JWKS file ".*jwks.json": its keys 
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*the secret after "base64:" is not base64/
+
+
+
+=== TEST 37: JSON grammar: escapes, surrogates, numbers, literals, trailing bytes, member limit
+--- config
+    location /t {
+        apipolicy_jwt on;
+        apipolicy_jwt_token $arg_t;
+        apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
+        proxy_set_header X-Sub $jwt_claim_sub;
+        proxy_set_header X-N $jwt_claim_n;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend { return 200 "ok $http_x_sub $http_x_n\n"; }
+--- pipelined_requests eval
+my $e = ',"exp":' . (time + 60) . '}';
+[main::raw(undef, '{"sub":"caf\u00e9 \ud83d\ude00 \"q\" \/","n":-1.5e3' . $e),
+ main::raw(undef, '{ "sub" : "a" , "n" : 12345678901234567890' . $e),
+ main::raw(undef, '{"sub":"\ud83d"' . $e),
+ main::raw(undef, '{"sub":"\ude00"' . $e),
+ main::raw(undef, '{"sub":"\x"' . $e),
+ main::raw(undef, '{"sub":"a","n":01' . $e),
+ main::raw(undef, '{"sub":"a","n":1.' . $e),
+ main::raw(undef, '{"sub":"a","n":tru' . $e),
+ main::raw(undef, '{"sub":"a","n":1}' . $e),
+ main::raw(undef, '{"sub":"a",' . CORE::join(',', map { "\"k$_\":0" } 1 .. 300) . $e),
+ main::raw(undef, "{\"sub\":\"\xe0\x80\x80\"" . $e),
+ main::raw(undef, "{\"sub\":\"\xed\xa0\x80\"" . $e),
+ main::raw(undef, "{\"sub\":\"\xc3\xa9\"" . $e)]
+--- error_code eval
+[200, 200, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 200]
+--- response_body_like eval
+["^ok caf\xc3\xa9 \xf0\x9f\x98\x80 \"q\" / -1.5e3\n\$",
+ "^ok a 12345678901234567890\n\$",
+ '"detail":"the payload is not valid JSON"',
+ '"detail":"the payload is not valid JSON"',
+ '"detail":"the payload is not valid JSON"',
+ '"detail":"the payload is not valid JSON"',
+ '"detail":"the payload is not valid JSON"',
+ '"detail":"the payload is not valid JSON"',
+ '"detail":"the payload is not valid JSON"',
+ '"detail":"the payload has an object with more than 256 members"',
+ '"detail":"the payload is not valid JSON"',
+ '"detail":"the payload is not valid JSON"',
+ "^ok \xc3\xa9 \n\$"]

