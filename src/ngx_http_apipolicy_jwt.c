@@ -318,6 +318,20 @@ ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
     }
 
     if (rc == NGX_DECLINED) {
+
+        if (ngx_http_apipolicy_jwt_base64url_decode(r->pool,
+                                                    jctx->signature.data,
+                                                    jctx->signature.len,
+                                                    &jctx->signature)
+            != NGX_OK)
+        {
+            ngx_http_apipolicy_jwt_detail(r, &detail,
+                                          "the signature is not base64url");
+            return ngx_http_apipolicy_jwt_fail(r, ctx, jcf,
+                                           NGX_HTTP_APIPOLICY_JWT_E_MALFORMED,
+                                           0, &detail, NULL);
+        }
+
         err = ngx_http_apipolicy_jwt_verify(r, jctx, sets, nsets, &detail);
 
         if (err == NGX_HTTP_APIPOLICY_JWT_E_KEY && jcf->jwks
@@ -547,9 +561,7 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
             continue;
         }
 
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
-              || (c >= '0' && c <= '9') || c == '-' || c == '_'))
-        {
+        if (ngx_http_apipolicy_jwt_b64u[c] == 0xff) {
             ngx_http_apipolicy_jwt_detail(r, detail,
                          "the token has characters outside base64url");
             return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
@@ -619,14 +631,16 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
         return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
     }
 
-    if (ngx_http_apipolicy_jwt_base64url_decode(r->pool, p, last - p,
-                                                &jctx->signature)
-        != NGX_OK)
-    {
+    /* decoded only when it is checked (not on a verified-token cache hit) */
+
+    if ((last - p) % 4 == 1) {
         ngx_http_apipolicy_jwt_detail(r, detail,
                                       "the signature is not base64url");
         return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
     }
+
+    jctx->signature.data = p;
+    jctx->signature.len = last - p;
 
     /* alg (RFC 8725 section 3.1) */
 

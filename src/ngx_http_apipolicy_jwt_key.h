@@ -17,6 +17,8 @@ ngx_str_t *ngx_http_apipolicy_jwt_alg_name(ngx_uint_t alg);
 ngx_uint_t ngx_http_apipolicy_jwt_alg_hmac_min(ngx_uint_t alg);
 
 /* strict base64url (RFC 7515 section 2: no padding, no stray bits) */
+extern u_char  ngx_http_apipolicy_jwt_b64u[256];
+
 ngx_int_t ngx_http_apipolicy_jwt_base64url_decode(ngx_pool_t *pool,
     u_char *src, size_t len, ngx_str_t *dst);
 
