@@ -32,7 +32,9 @@ DEBIAN_PACKAGES := build-essential nginx nginx-dev libjwt-dev \
 
 BENCH_PACKAGES := wrk libnginx-mod-http-js bc
 
-.PHONY: all deps build module run test bench clean
+UNIT        := $(BUILD)/unit/json-test
+
+.PHONY: all deps build module unit run test bench clean
 
 all: build
 
@@ -56,10 +58,21 @@ $(TREE)/Makefile.apipolicy: config
 $(MODULE): $(TREE)/Makefile.apipolicy $(SOURCES)
 	$(MAKE) -s -C $(TREE) -f objs/Makefile modules
 
+# unit tests of pure C parts, against the build tree's nginx headers
+unit: $(UNIT)
+
+$(UNIT): t/unit/json-test.c src/ngx_http_apipolicy_json.c \
+         src/ngx_http_apipolicy_json.h $(TREE)/Makefile.apipolicy
+	mkdir -p $(dir $@)
+	cd $(TREE) && $(CC) -O1 -g -Wall -Wextra -Wno-unused-parameter -Werror \
+	    -I src/core -I src/event -I src/event/modules -I src/os/unix \
+	    -I objs -I $(CURDIR)/src $(CURDIR)/t/unit/json-test.c \
+	    $(CURDIR)/src/ngx_http_apipolicy_json.c -ljansson -lm -o $@
+
 run: build
 	@sh util/run.sh $(MODULE)
 
-test: build
+test: build unit
 	@bash util/test.sh $(MODULE)
 
 bench: build

@@ -3,13 +3,14 @@
 # with plain nginx proxying the same upstream, measured in the same run.
 #
 #   bench/run.sh [seconds-per-round] [rounds]
-#   ONLY='jwt-.*' bench/run.sh      only these scenarios (and plain)
+#   ONLY='jwt-.*' bench/run.sh      only these scenarios
 #
 # One nginx serves the upstream (127.0.0.1:19081, a small JSON answer) and
 # the gateway (127.0.0.1:19080) with one location per scenario; "plain" is
-# the same proxy_pass with no apipolicy directive.  Rounds alternate the
-# scenarios so drift hits them alike; the table reports the median req/s of
-# each and its ratio to plain.  Scenario definitions: bench/scenarios.
+# the same proxy_pass with no apipolicy directive.  In every round each
+# scenario runs right after plain nginx given the same request; the table
+# reports median req/s and the median of the per-pair ratios.  Scenario
+# definitions: bench/scenarios, bench/locations.conf, bench/http.conf.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,24 +62,13 @@ sleep 0.5
 
 # scenarios: name|path|wrk arguments (headers, -s script).  Each scenario
 # is compared with plain nginx proxying the same request (same headers) to
-# the same upstream: "plain" runs once per distinct set of arguments.
+# the same upstream, run right before it in every round: the ratio is
+# taken per pair and the table gives the median of the pairs, which holds
+# up on a machine whose speed drifts.
 mapfile -t scenarios < <(grep -v '^#' bench/scenarios | grep -v '^$')
 if [ -n "${ONLY:-}" ]; then         # ONLY=regex: a subset, for profiling
     mapfile -t scenarios < <(printf '%s\n' "${scenarios[@]}" | grep -E "^(${ONLY})\|")
 fi
-
-declare -A results baseline_of
-runs=()
-for s in "${scenarios[@]}"; do
-    IFS='|' read -r name path args <<< "$s"
-    key="plain${args:+ ($(printf '%s' "$args" | md5sum | cut -c1-6))}"
-    if [ -z "${baseline_of[$key]:-}" ]; then
-        baseline_of[$key]=1
-        runs+=("$key|/plain|$args")
-    fi
-    baseline_of[$name]=$key
-    runs+=("$s")
-done
 
 bench() {   # name path args -> req/s
     local out rps non2xx
@@ -90,27 +80,31 @@ bench() {   # name path args -> req/s
     echo "$rps"
 }
 
+declare -A results plains ratios
 for round in $(seq "$ROUNDS"); do
-    for s in "${runs[@]}"; do
+    for s in "${scenarios[@]}"; do
         IFS='|' read -r name path args <<< "$s"
         args=${args//@WORK@/$work}
-        results[$name]="${results[$name]:-} $(bench "$name" "$path" "$args")"
+        b=$(bench "plain ($name)" /plain "$args")
+        m=$(bench "$name" "$path" "$args")
+        plains[$name]="${plains[$name]:-} $b"
+        results[$name]="${results[$name]:-} $m"
+        ratios[$name]="${ratios[$name]:-} $(echo "100 * $m / $b" | bc -l)"
     done
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo
-echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), $(nproc) cores, 1 worker, wrk -t$THREADS -c$CONNECTIONS, ${ROUNDS}x${SECONDS_PER_ROUND}s, median"
+echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), $(nproc) cores, 1 worker, wrk -t$THREADS -c$CONNECTIONS, ${ROUNDS} rounds of ${SECONDS_PER_ROUND}s, medians"
 echo
-echo "| scenario | req/s | plain nginx, same request | ratio |"
+echo "| scenario | req/s | plain nginx, same request | ratio (median of pairs) |"
 echo "|---|---:|---:|---:|"
 for s in "${scenarios[@]}"; do
     IFS='|' read -r name _ _ <<< "$s"
-    m=$(median <<< "${results[$name]}")
-    b=$(median <<< "${results[${baseline_of[$name]}]}")
-    printf '| %s | %.0f | %.0f | %.1f%% |\n' "$name" "$m" "$b" \
-        "$(echo "100 * $m / $b" | bc -l)"
+    printf '| %s | %.0f | %.0f | %.1f%% |\n' "$name" \
+        "$(median <<< "${results[$name]}")" "$(median <<< "${plains[$name]}")" \
+        "$(median <<< "${ratios[$name]}")"
 done
 
 # RS256 without the cache: the worker CPU one verification adds, from the
@@ -118,7 +112,7 @@ done
 # what OpenSSL itself verifies on one core
 if [ -n "${results[jwt-rs256]:-}" ]; then
     rs=$(median <<< "${results[jwt-rs256]}")
-    plain=$(median <<< "${results[${baseline_of[jwt-rs256]}]}")
+    plain=$(median <<< "${plains[jwt-rs256]}")
     per=$(echo "1 / (1 / $rs - 1 / $plain)" | bc -l)
     ossl=$(openssl speed -seconds 3 rsa2048 2>/dev/null | awk '/^rsa 2048/ {print $NF}')
     echo

@@ -14,6 +14,7 @@
 
 #include "ngx_http_apipolicy_json.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 
@@ -29,9 +30,7 @@ typedef struct {
 
 static ngx_int_t ngx_http_apipolicy_json_value(
     ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j);
-static ngx_int_t ngx_http_apipolicy_json_object(
-    ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j);
-static ngx_int_t ngx_http_apipolicy_json_array(
+static ngx_int_t ngx_http_apipolicy_json_container(
     ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j);
 static ngx_int_t ngx_http_apipolicy_json_string(
     ngx_http_apipolicy_json_parser_t *ps, ngx_str_t *s);
@@ -112,11 +111,8 @@ ngx_http_apipolicy_json_value(ngx_http_apipolicy_json_parser_t *ps,
     switch (*ps->p) {
 
     case '{':
-        rc = ngx_http_apipolicy_json_object(ps, j);
-        break;
-
     case '[':
-        rc = ngx_http_apipolicy_json_array(ps, j);
+        rc = ngx_http_apipolicy_json_container(ps, j);
         break;
 
     case '"':
@@ -168,25 +164,33 @@ ngx_http_apipolicy_json_value(ngx_http_apipolicy_json_parser_t *ps,
 }
 
 
+/* an object or an array at ps->p ("{" or "[") */
+
 static ngx_int_t
-ngx_http_apipolicy_json_object(ngx_http_apipolicy_json_parser_t *ps,
+ngx_http_apipolicy_json_container(ngx_http_apipolicy_json_parser_t *ps,
     ngx_http_apipolicy_json_t *j)
 {
+    u_char                      close;
     ngx_str_t                   key;
-    ngx_http_apipolicy_json_t  *m, *e, **tail;
+    ngx_flag_t                  object;
+    ngx_http_apipolicy_json_t  *e, *m, **tail;
 
     if (++ps->depth > ps->max_depth) {
         return ngx_http_apipolicy_json_fail(ps,
                                             NGX_HTTP_APIPOLICY_JSON_E_DEPTH);
     }
 
-    j->type = NGX_HTTP_APIPOLICY_JSON_OBJECT;
+    object = (*ps->p == '{');
+    close = object ? '}' : ']';
+
+    j->type = object ? NGX_HTTP_APIPOLICY_JSON_OBJECT
+                     : NGX_HTTP_APIPOLICY_JSON_ARRAY;
     tail = &j->child;
 
-    ps->p++;                                    /* "{" */
+    ps->p++;
     ngx_http_apipolicy_json_ws(ps);
 
-    if (ps->p < ps->last && *ps->p == '}') {
+    if (ps->p < ps->last && *ps->p == close) {
         ps->p++;
         ps->depth--;
         return NGX_OK;
@@ -194,38 +198,43 @@ ngx_http_apipolicy_json_object(ngx_http_apipolicy_json_parser_t *ps,
 
     for ( ;; ) {
 
-        if (ps->p == ps->last || *ps->p != '"') {
-            return ngx_http_apipolicy_json_fail(ps,
-                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
-        }
+        ngx_str_null(&key);
 
-        if (ngx_http_apipolicy_json_string(ps, &key) != NGX_OK) {
-            return NGX_ERROR;
-        }
+        if (object) {
 
-        for (e = j->child; e; e = e->next) {
-            if (e->key.len == key.len
-                && ngx_memcmp(e->key.data, key.data, key.len) == 0)
-            {
+            if (ps->p == ps->last || *ps->p != '"') {
                 return ngx_http_apipolicy_json_fail(ps,
-                                                NGX_HTTP_APIPOLICY_JSON_E_DUP);
-            }
-        }
-
-        if (j->count == NGX_HTTP_APIPOLICY_JSON_MAX_MEMBERS) {
-            return ngx_http_apipolicy_json_fail(ps,
-                                            NGX_HTTP_APIPOLICY_JSON_E_MEMBERS);
-        }
-
-        ngx_http_apipolicy_json_ws(ps);
-
-        if (ps->p == ps->last || *ps->p != ':') {
-            return ngx_http_apipolicy_json_fail(ps,
                                              NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
-        }
+            }
 
-        ps->p++;
-        ngx_http_apipolicy_json_ws(ps);
+            if (ngx_http_apipolicy_json_string(ps, &key) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            for (e = j->child; e; e = e->next) {
+                if (e->key.len == key.len
+                    && ngx_memcmp(e->key.data, key.data, key.len) == 0)
+                {
+                    return ngx_http_apipolicy_json_fail(ps,
+                                                NGX_HTTP_APIPOLICY_JSON_E_DUP);
+                }
+            }
+
+            if (j->count == NGX_HTTP_APIPOLICY_JSON_MAX_MEMBERS) {
+                return ngx_http_apipolicy_json_fail(ps,
+                                            NGX_HTTP_APIPOLICY_JSON_E_MEMBERS);
+            }
+
+            ngx_http_apipolicy_json_ws(ps);
+
+            if (ps->p == ps->last || *ps->p != ':') {
+                return ngx_http_apipolicy_json_fail(ps,
+                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+            }
+
+            ps->p++;
+            ngx_http_apipolicy_json_ws(ps);
+        }
 
         m = ngx_pcalloc(ps->pool, sizeof(ngx_http_apipolicy_json_t));
         if (m == NULL) {
@@ -256,71 +265,7 @@ ngx_http_apipolicy_json_object(ngx_http_apipolicy_json_parser_t *ps,
             continue;
         }
 
-        if (*ps->p == '}') {
-            ps->p++;
-            ps->depth--;
-            return NGX_OK;
-        }
-
-        return ngx_http_apipolicy_json_fail(ps,
-                                            NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
-    }
-}
-
-
-static ngx_int_t
-ngx_http_apipolicy_json_array(ngx_http_apipolicy_json_parser_t *ps,
-    ngx_http_apipolicy_json_t *j)
-{
-    ngx_http_apipolicy_json_t  *e, **tail;
-
-    if (++ps->depth > ps->max_depth) {
-        return ngx_http_apipolicy_json_fail(ps,
-                                            NGX_HTTP_APIPOLICY_JSON_E_DEPTH);
-    }
-
-    j->type = NGX_HTTP_APIPOLICY_JSON_ARRAY;
-    tail = &j->child;
-
-    ps->p++;                                    /* "[" */
-    ngx_http_apipolicy_json_ws(ps);
-
-    if (ps->p < ps->last && *ps->p == ']') {
-        ps->p++;
-        ps->depth--;
-        return NGX_OK;
-    }
-
-    for ( ;; ) {
-
-        e = ngx_pcalloc(ps->pool, sizeof(ngx_http_apipolicy_json_t));
-        if (e == NULL) {
-            return ngx_http_apipolicy_json_fail(ps,
-                                              NGX_HTTP_APIPOLICY_JSON_E_NOMEM);
-        }
-
-        if (ngx_http_apipolicy_json_value(ps, e) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        *tail = e;
-        tail = &e->next;
-        j->count++;
-
-        ngx_http_apipolicy_json_ws(ps);
-
-        if (ps->p == ps->last) {
-            return ngx_http_apipolicy_json_fail(ps,
-                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
-        }
-
-        if (*ps->p == ',') {
-            ps->p++;
-            ngx_http_apipolicy_json_ws(ps);
-            continue;
-        }
-
-        if (*ps->p == ']') {
+        if (*ps->p == close) {
             ps->p++;
             ps->depth--;
             return NGX_OK;
@@ -655,6 +600,13 @@ ngx_http_apipolicy_json_number(ngx_http_apipolicy_json_parser_t *ps,
 
     j->type = NGX_HTTP_APIPOLICY_JSON_NUMBER;
     j->number = strtod((char *) s, NULL);
+
+    if (j->number == HUGE_VAL || j->number == -HUGE_VAL) {
+        /* 1e999: no number a claim can be compared with */
+        return ngx_http_apipolicy_json_fail(ps,
+                                            NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+    }
+
     j->value.data = start;
     j->value.len = len;
 

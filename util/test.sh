@@ -52,6 +52,7 @@ if ! perl -MTest::Nginx::Socket -e1 2>/dev/null; then
 fi
 
 rc=0
+prove --exec '' build/unit/json-test || rc=1
 prove "${inc[@]}" t/*.t || rc=1
 prove -I t/compat t/compat/selftest.t || rc=1
 
