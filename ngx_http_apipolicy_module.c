@@ -22,6 +22,7 @@
 #include "ngx_http_apipolicy_jwt.h"
 #include "ngx_http_apipolicy_jwt_cache.h"
 #include "ngx_http_apipolicy_jwks.h"
+#include "ngx_http_apipolicy_ratelimit.h"
 
 
 static void *ngx_http_apipolicy_create_main_conf(ngx_conf_t *cf);
@@ -38,6 +39,11 @@ static ngx_conf_enum_t  ngx_http_apipolicy_cors_upstream[] = {
     { ngx_string("replace"), NGX_HTTP_APIPOLICY_CORS_UPSTREAM_REPLACE },
     { ngx_string("pass"), NGX_HTTP_APIPOLICY_CORS_UPSTREAM_PASS },
     { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_apipolicy_ratelimit_status_bounds = {
+    ngx_conf_check_num_bounds, 400, 599
 };
 
 
@@ -217,6 +223,43 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
       offsetof(ngx_http_apipolicy_jwt_conf_t, cache),
       NULL },
 
+    /* rate limiting */
+
+    { ngx_string("apipolicy_ratelimit_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_apipolicy_ratelimit_zone,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("apipolicy_ratelimit_tier"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_apipolicy_ratelimit_tier,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("apipolicy_ratelimit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_apipolicy_ratelimit,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apipolicy_ratelimit_status"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apipolicy_loc_conf_t, ratelimit_status),
+      &ngx_http_apipolicy_ratelimit_status_bounds },
+
+    { ngx_string("apipolicy_ratelimit_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_apipolicy_ratelimit_headers,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -292,6 +335,7 @@ ngx_http_apipolicy_create_loc_conf(ngx_conf_t *cf)
 
     ngx_http_apipolicy_cors_create_conf(&alcf->cors);
     ngx_http_apipolicy_version_create_conf(&alcf->version);
+    ngx_http_apipolicy_ratelimit_create_conf(alcf);
 
     return alcf;
 }
@@ -322,6 +366,12 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_apipolicy_ratelimit_merge_conf(cf, prev, conf)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->version.enabled == 1) {
         conf->phases |= NGX_HTTP_APIPOLICY_PREACCESS
                         |NGX_HTTP_APIPOLICY_HEADERS;
@@ -334,6 +384,10 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (ngx_http_apipolicy_jwt_enabled(conf)) {
         conf->phases |= NGX_HTTP_APIPOLICY_ACCESS;
+    }
+
+    if (conf->ratelimits) {
+        conf->phases |= NGX_HTTP_APIPOLICY_PRECONTENT;
     }
 
     return NGX_CONF_OK;

@@ -44,6 +44,8 @@
 #define NGX_HTTP_APIPOLICY_HDR_LINK              0x20
 #define NGX_HTTP_APIPOLICY_HDR_IDEMPOTENT        0x40
 #define NGX_HTTP_APIPOLICY_HDR_WWW_AUTHENTICATE  0x80
+#define NGX_HTTP_APIPOLICY_HDR_X_RATELIMIT       0x700   /* -Limit, -Remaining,
+                                                            -Reset */
 
 
 /*
@@ -276,12 +278,62 @@ struct ngx_http_apipolicy_jwt_ctx_s {
 };
 
 
+/* ---- rate limiting (ngx_http_apipolicy_ratelimit.c) ----------------- */
+
+typedef struct ngx_http_apipolicy_rl_zone_s  ngx_http_apipolicy_rl_zone_t;
+
+/* apipolicy_ratelimit_tier NAME rate=N r/s|r/m|r/h|r/d [burst=N] */
+typedef struct {
+    ngx_str_t                          name;
+    ngx_uint_t                         rate;      /* per window */
+    ngx_uint_t                         burst;
+    ngx_uint_t                         quota;     /* rate + burst */
+    ngx_msec_t                         window;    /* 1s, 1m, 1h, 1d */
+    ngx_str_t                          policy;    /* "name";q=..;w=.. */
+} ngx_http_apipolicy_rl_tier_t;
+
+/* apipolicy_ratelimit zone= key= [tier=] [cost=] [dry_run] */
+typedef struct {
+    ngx_http_apipolicy_rl_zone_t      *zone;
+    ngx_http_complex_value_t           key;
+    ngx_http_complex_value_t          *tier;      /* NULL: "default" */
+    ngx_uint_t                         cost;
+    ngx_flag_t                         dry_run;
+} ngx_http_apipolicy_rl_limit_t;
+
+#define NGX_HTTP_APIPOLICY_RL_HEADERS_IETF    0x01
+#define NGX_HTTP_APIPOLICY_RL_HEADERS_LEGACY  0x02
+
+#define NGX_HTTP_APIPOLICY_RL_MAX_LIMITS      8   /* per location */
+
+#define NGX_HTTP_APIPOLICY_RL_PASSED          1
+#define NGX_HTTP_APIPOLICY_RL_REJECTED        2
+#define NGX_HTTP_APIPOLICY_RL_DRY_RUN         3   /* would have rejected */
+
+/* one applied limit's outcome, for the response headers */
+typedef struct {
+    ngx_http_apipolicy_rl_tier_t      *tier;
+    ngx_uint_t                         remaining;
+    ngx_uint_t                         reset;     /* s */
+} ngx_http_apipolicy_rl_result_t;
+
+typedef struct {
+    ngx_uint_t                         status;    /* _RL_PASSED ... */
+    ngx_uint_t                         nresults;
+    ngx_uint_t                         retry_after; /* s, when rejected */
+    ngx_uint_t                         headers;   /* _RL_HEADERS_* */
+    ngx_http_apipolicy_rl_result_t     results[NGX_HTTP_APIPOLICY_RL_MAX_LIMITS];
+} ngx_http_apipolicy_rl_ctx_t;
+
+
 /* ---- configuration --------------------------------------------------- */
 
 typedef struct {
     ngx_flag_t                         used;      /* any apipolicy directive
                                                      in this http{} */
     ngx_shm_zone_t                    *jwt_cache; /* apipolicy_jwt_cache */
+    ngx_array_t                       *rl_tiers;  /* rl_tier_t */
+    ngx_array_t                       *rl_zones;  /* rl_zone_t * */
 } ngx_http_apipolicy_main_conf_t;
 
 
@@ -292,6 +344,10 @@ typedef struct {
     ngx_http_apipolicy_version_conf_t  version;
     ngx_http_apipolicy_jwt_conf_t     *jwt;       /* NULL: no JWT directive
                                                      here or above */
+
+    ngx_array_t                       *ratelimits; /* rl_limit_t */
+    ngx_uint_t                         ratelimit_status;
+    ngx_uint_t                         ratelimit_headers;
 } ngx_http_apipolicy_loc_conf_t;
 
 
@@ -316,6 +372,7 @@ typedef struct {
     ngx_http_apipolicy_cors_ctx_t      cors;
     ngx_http_apipolicy_version_ctx_t   version;
     ngx_http_apipolicy_jwt_ctx_t      *jwt;
+    ngx_http_apipolicy_rl_ctx_t       *rl;
 } ngx_http_apipolicy_ctx_t;
 
 

@@ -77,6 +77,9 @@ static ngx_str_t  ngx_http_apipolicy_cors_added[] = {
     ngx_string("Link"),
     ngx_string("Idempotent-Replayed"),
     ngx_string("WWW-Authenticate"),
+    ngx_string("X-RateLimit-Limit"),
+    ngx_string("X-RateLimit-Remaining"),
+    ngx_string("X-RateLimit-Reset"),
     ngx_null_string
 };
 

@@ -18,6 +18,7 @@
 #include "ngx_http_apipolicy_problem.h"
 #include "ngx_http_apipolicy_cors.h"
 #include "ngx_http_apipolicy_version.h"
+#include "ngx_http_apipolicy_ratelimit.h"
 
 
 static ngx_int_t ngx_http_apipolicy_header_filter(ngx_http_request_t *r);
@@ -68,6 +69,10 @@ ngx_http_apipolicy_header_filter(ngx_http_request_t *r)
     }
 
     if (ngx_http_apipolicy_version_header(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_apipolicy_ratelimit_header(r, ctx) != NGX_OK) {
         return NGX_ERROR;
     }
 

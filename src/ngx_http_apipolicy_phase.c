@@ -20,6 +20,7 @@
 #include "ngx_http_apipolicy_cors.h"
 #include "ngx_http_apipolicy_version.h"
 #include "ngx_http_apipolicy_jwt.h"
+#include "ngx_http_apipolicy_ratelimit.h"
 
 
 static void ngx_http_apipolicy_cleanup(void *data);
@@ -204,23 +205,25 @@ ngx_http_apipolicy_precontent_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    ctx = ngx_http_apipolicy_get_ctx(r);
+    ctx = ngx_http_apipolicy_create_ctx(r);
     if (ctx == NULL) {
-        return NGX_DECLINED;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ctx->problem) {
+    if (ctx->problem && ctx->rl == NULL) {
 
         /*
          * an authentication step refused the request but another access
          * module granted it under "satisfy any": the refusal is void
+         * (a rate limit refusal, met again after its error_page
+         * redirect, stays)
          */
 
         ctx->problem = NULL;
         ctx->problem_builtin = 0;
     }
 
-    return NGX_DECLINED;
+    return ngx_http_apipolicy_ratelimit_handler(r, alcf, ctx);
 }
 
 

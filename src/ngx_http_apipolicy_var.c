@@ -13,6 +13,7 @@
 #include "ngx_http_apipolicy_version.h"
 #include "ngx_http_apipolicy_jwt.h"
 #include "ngx_http_apipolicy_jwt_cache.h"
+#include "ngx_http_apipolicy_ratelimit.h"
 
 
 static ngx_int_t ngx_http_apipolicy_reject_reason_variable(
@@ -39,6 +40,14 @@ static ngx_http_variable_t  ngx_http_apipolicy_vars[] = {
 
     { ngx_string("apipolicy_jwt_cache_status"), NULL,
       ngx_http_apipolicy_jwt_cache_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("apipolicy_ratelimit_status"), NULL,
+      ngx_http_apipolicy_ratelimit_status_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("apipolicy_ratelimit_tier"), NULL,
+      ngx_http_apipolicy_ratelimit_tier_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable

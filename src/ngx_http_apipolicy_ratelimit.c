@@ -1,0 +1,1436 @@
+
+/*
+ * Copyright (C) apipolicy authors
+ *
+ * Tiered rate limiting in shared memory (PRECONTENT), with IETF
+ * RateLimit / RateLimit-Policy headers (draft-ietf-httpapi-ratelimit-
+ * headers) and 429 + Retry-After.
+ *
+ *   tiers    apipolicy_ratelimit_tier NAME rate=N r/s|r/m|r/h|r/d
+ *            [burst=N]: a quota of N + burst requests per window of one
+ *            second, minute, hour or day.  A limit picks its tier per
+ *            request from a variable (a JWT claim through a map, say);
+ *            an empty or unknown name picks the tier "default".
+ *   counting a sliding window over two fixed windows: the estimate is
+ *            prev * (time left in the current window / window), rounded
+ *            down, + cur.
+ *            A request passes when estimate + cost <= quota and is then
+ *            counted; a rejected request is not counted (as limit_req).
+ *            Windows are aligned on the wall clock, so that every
+ *            gateway counts the same window and counts can be added up.
+ *   shared   one node per (tier, key) in an rbtree with an LRU queue;
+ *            idle nodes (two windows without a request) go first, the
+ *            least recently used one when the zone is full.  A node holds
+ *            this gateway's counts and, for the Redis sync, the other
+ *            gateways' counts and what has not been pushed yet.
+ *   several  up to 8 apipolicy_ratelimit lines per location: every limit
+ *            must pass; when one refuses, the counts the others took are
+ *            given back.
+ */
+
+
+#include "ngx_http_apipolicy.h"
+#include "ngx_http_apipolicy_ratelimit.h"
+#include "ngx_http_apipolicy_problem.h"
+#include "ngx_http_apipolicy_util.h"
+
+#include <math.h>
+#include <openssl/evp.h>
+
+
+#define NGX_HTTP_APIPOLICY_RL_MAGIC     0x6170726c30303031  /* aprl0001 */
+#define NGX_HTTP_APIPOLICY_RL_KEY_MAX   255     /* longer keys: SHA-256 */
+
+
+typedef struct {
+    u_char                             color;
+    u_char                             len;       /* key length */
+    u_char                             pad[2];
+    uint32_t                           window;    /* ms */
+    ngx_queue_t                        queue;
+    uint64_t                           index;     /* current window, as
+                                                     now_ms / window */
+    uint32_t                           cur;       /* this gateway */
+    uint32_t                           prev;
+    uint32_t                           rcur;      /* the other gateways, */
+    uint32_t                           rprev;     /* from the Redis sync */
+    uint32_t                           unsynced;  /* cur not pushed yet */
+    uint32_t                           punsynced; /* prev not pushed yet */
+    u_char                             key[1];    /* "tier:key" */
+} ngx_http_apipolicy_rl_node_t;
+
+
+typedef struct {
+    uint64_t                           magic;
+    ngx_rbtree_t                       rbtree;
+    ngx_rbtree_node_t                  sentinel;
+    ngx_queue_t                        queue;     /* most recent first */
+    ngx_uint_t                         nodes;
+} ngx_http_apipolicy_rl_sh_t;
+
+
+struct ngx_http_apipolicy_rl_zone_s {
+    ngx_str_t                          name;
+    ngx_shm_zone_t                    *shm_zone;
+    ngx_msec_t                         sync;      /* 0: off */
+    ngx_http_apipolicy_rl_sh_t        *sh;
+    ngx_slab_pool_t                   *shpool;
+};
+
+
+/* what one limit decided, kept until all limits of the location ran */
+typedef struct {
+    ngx_http_apipolicy_rl_limit_t     *limit;
+    ngx_http_apipolicy_rl_tier_t      *tier;
+    ngx_str_t                          key;
+    uint32_t                           hash;
+    uint64_t                           index;
+    ngx_uint_t                         counted;
+} ngx_http_apipolicy_rl_taken_t;
+
+
+static ngx_int_t ngx_http_apipolicy_rl_account(ngx_http_request_t *r,
+    ngx_http_apipolicy_rl_taken_t *t, uint64_t now,
+    ngx_http_apipolicy_rl_result_t *res, ngx_uint_t *retry);
+static void ngx_http_apipolicy_rl_give_back(
+    ngx_http_apipolicy_rl_taken_t *t);
+static ngx_http_apipolicy_rl_node_t *ngx_http_apipolicy_rl_lookup(
+    ngx_http_apipolicy_rl_zone_t *zone, ngx_str_t *key, uint32_t hash);
+static void ngx_http_apipolicy_rl_roll(ngx_http_apipolicy_rl_node_t *rn,
+    uint64_t index);
+static void ngx_http_apipolicy_rl_expire(ngx_http_apipolicy_rl_zone_t *zone,
+    uint64_t now, ngx_uint_t force);
+static void ngx_http_apipolicy_rl_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_http_apipolicy_rl_tier_t *ngx_http_apipolicy_rl_find_tier(
+    ngx_array_t *tiers, ngx_str_t *name);
+static ngx_int_t ngx_http_apipolicy_rl_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static uint64_t ngx_http_apipolicy_rl_now(void);
+
+
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_rl_problem =
+    ngx_http_apipolicy_problem("RATE_LIMITED", "rate-limited",
+                               "Too many requests");
+
+static ngx_str_t  ngx_http_apipolicy_rl_default = ngx_string("default");
+
+static ngx_str_t  ngx_http_apipolicy_rl_policy_name =
+    ngx_string("RateLimit-Policy");
+static ngx_str_t  ngx_http_apipolicy_rl_name = ngx_string("RateLimit");
+static ngx_str_t  ngx_http_apipolicy_rl_retry_name =
+    ngx_string("Retry-After");
+static ngx_str_t  ngx_http_apipolicy_rl_x_limit =
+    ngx_string("X-RateLimit-Limit");
+static ngx_str_t  ngx_http_apipolicy_rl_x_remaining =
+    ngx_string("X-RateLimit-Remaining");
+static ngx_str_t  ngx_http_apipolicy_rl_x_reset =
+    ngx_string("X-RateLimit-Reset");
+
+
+#define ngx_http_apipolicy_rl_rbnode(rn)                                     \
+    ((ngx_rbtree_node_t *) ((u_char *) (rn)                                  \
+                            - offsetof(ngx_rbtree_node_t, color)))
+
+#define ngx_http_apipolicy_rl_node(node)                                     \
+    ((ngx_http_apipolicy_rl_node_t *) &(node)->color)
+
+
+/* ---- request time ---------------------------------------------------- */
+
+ngx_int_t
+ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
+    ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx)
+{
+    u_char                          *p, hash[32];
+    uint64_t                         now;
+    ngx_int_t                        rc;
+    ngx_str_t                        value, tier, detail;
+    ngx_uint_t                       i, n, retry, rejected, dry;
+    unsigned int                     hlen;
+    ngx_http_apipolicy_rl_ctx_t     *rctx;
+    ngx_http_apipolicy_rl_tier_t    *t;
+    ngx_http_apipolicy_rl_limit_t   *limit;
+    ngx_http_apipolicy_rl_taken_t    taken[NGX_HTTP_APIPOLICY_RL_MAX_LIMITS];
+    ngx_http_apipolicy_main_conf_t  *amcf;
+
+    if (alcf->ratelimits == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ctx->rl) {
+        /*
+         * decided before an internal redirect (try_files, or the
+         * error_page that shows a rejection): counted once, refused once
+         */
+        return NGX_DECLINED;
+    }
+
+    rctx = ngx_pcalloc(r->pool, sizeof(ngx_http_apipolicy_rl_ctx_t));
+    if (rctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->rl = rctx;
+    rctx->headers = alcf->ratelimit_headers;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_apipolicy_module);
+    now = ngx_http_apipolicy_rl_now();
+
+    limit = alcf->ratelimits->elts;
+    n = 0;
+    rejected = 0;
+    dry = 0;
+    retry = 0;
+
+    for (i = 0; i < alcf->ratelimits->nelts; i++) {
+
+        if (ngx_http_complex_value(r, &limit[i].key, &value) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (value.len == 0) {
+            continue;                   /* as limit_req: no key, no limit */
+        }
+
+        ngx_str_null(&tier);
+
+        if (limit[i].tier
+            && ngx_http_complex_value(r, limit[i].tier, &tier) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        t = ngx_http_apipolicy_rl_find_tier(amcf->rl_tiers, &tier);
+
+        if (t == NULL) {
+            t = ngx_http_apipolicy_rl_find_tier(amcf->rl_tiers,
+                                               &ngx_http_apipolicy_rl_default);
+        }
+
+        if (t == NULL) {
+            /* no "default" tier: checked at configuration time */
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        /* the node key: "tier:key", keys too long for a node hashed */
+
+        taken[n].key.len = t->name.len + 1
+                           + (value.len > NGX_HTTP_APIPOLICY_RL_KEY_MAX
+                              - t->name.len - 1 ? 32 : value.len);
+        taken[n].key.data = ngx_pnalloc(r->pool, taken[n].key.len);
+        if (taken[n].key.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = ngx_cpymem(taken[n].key.data, t->name.data, t->name.len);
+        *p++ = ':';
+
+        if (value.len > NGX_HTTP_APIPOLICY_RL_KEY_MAX - t->name.len - 1) {
+            if (EVP_Digest(value.data, value.len, hash, &hlen, EVP_sha256(),
+                           NULL)
+                != 1)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ngx_memcpy(p, hash, 32);
+
+        } else {
+            ngx_memcpy(p, value.data, value.len);
+        }
+
+        taken[n].limit = &limit[i];
+        taken[n].tier = t;
+        taken[n].hash = ngx_crc32_short(taken[n].key.data, taken[n].key.len);
+        taken[n].counted = 0;
+
+        rc = ngx_http_apipolicy_rl_account(r, &taken[n], now,
+                                           &rctx->results[n], &retry);
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        n++;
+
+        if (rc == NGX_DECLINED) {
+
+            if (limit[i].dry_run) {
+                dry = 1;
+                continue;
+            }
+
+            rejected = 1;
+            break;
+        }
+    }
+
+    rctx->nresults = n;
+
+    if (!rejected) {
+        rctx->status = dry ? NGX_HTTP_APIPOLICY_RL_DRY_RUN
+                           : NGX_HTTP_APIPOLICY_RL_PASSED;
+
+        if (dry) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "apipolicy: over the rate limit (dry run)");
+        }
+
+        return NGX_DECLINED;
+    }
+
+    /* refused: the limits that passed give their count back */
+
+    for (i = 0; i < n; i++) {
+        ngx_http_apipolicy_rl_give_back(&taken[i]);
+    }
+
+    rctx->status = NGX_HTTP_APIPOLICY_RL_REJECTED;
+    rctx->retry_after = retry ? retry : 1;
+
+    detail.data = ngx_pnalloc(r->pool,
+                              sizeof("the \"\" tier allows  requests per ; "
+                                     "retry in  s")
+                              + NGX_HTTP_APIPOLICY_RL_KEY_MAX
+                              + 2 * NGX_INT_T_LEN + sizeof("minute"));
+    if (detail.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    t = taken[n - 1].tier;
+
+    detail.len = ngx_sprintf(detail.data,
+                             "the \"%V\" tier allows %ui requests per %s; "
+                             "retry in %ui s", &t->name, t->quota,
+                             t->window == 1000 ? "second"
+                             : t->window == 60000 ? "minute"
+                             : t->window == 3600000 ? "hour" : "day",
+                             rctx->retry_after)
+                 - detail.data;
+
+    return ngx_http_apipolicy_reject(r, ctx, alcf->ratelimit_status,
+                                     &ngx_http_apipolicy_rl_problem,
+                                     NGX_LOG_INFO, &detail);
+}
+
+
+/*
+ * One limit: NGX_OK (counted), NGX_DECLINED (over the quota: not
+ * counted, *retry set to the seconds until it would pass), NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_rl_account(ngx_http_request_t *r,
+    ngx_http_apipolicy_rl_taken_t *t, uint64_t now,
+    ngx_http_apipolicy_rl_result_t *res, ngx_uint_t *retry)
+{
+    double                         estimate, prev, cur, quota, cost, need,
+                                   elapsed, w, wait;
+    uint64_t                       index;
+    ngx_int_t                      rc;
+    ngx_uint_t                     s;
+    ngx_http_apipolicy_rl_node_t  *rn;
+    ngx_http_apipolicy_rl_zone_t  *zone;
+
+    zone = t->limit->zone;
+    w = (double) t->tier->window;
+    index = now / t->tier->window;
+    elapsed = (double) (now - index * t->tier->window);
+    quota = (double) t->tier->quota;
+    cost = (double) t->limit->cost;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    ngx_http_apipolicy_rl_expire(zone, now, 0);
+
+    rn = ngx_http_apipolicy_rl_lookup(zone, &t->key, t->hash);
+
+    if (rn == NULL) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "apipolicy: could not allocate a node in rate limit "
+                      "zone \"%V\"", &zone->name);
+        return NGX_ERROR;
+    }
+
+    rn->window = (uint32_t) t->tier->window;
+    ngx_http_apipolicy_rl_roll(rn, index);
+
+    prev = (double) rn->prev + rn->rprev;
+    cur = (double) rn->cur + rn->rcur;
+    estimate = floor(prev * (w - elapsed) / w) + cur;
+
+    if (estimate + cost <= quota) {
+        rn->cur += (uint32_t) t->limit->cost;
+        rn->unsynced += (uint32_t) t->limit->cost;
+        t->counted = 1;
+        t->index = index;
+        estimate += cost;
+        rc = NGX_OK;
+
+    } else if (t->limit->dry_run) {
+        /* not limited, but counted as served */
+        rn->cur += (uint32_t) t->limit->cost;
+        rn->unsynced += (uint32_t) t->limit->cost;
+        estimate += cost;
+        rc = NGX_DECLINED;
+
+    } else {
+        rc = NGX_DECLINED;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    res->tier = t->tier;
+    res->remaining = (estimate < quota) ? (ngx_uint_t) (quota - estimate) : 0;
+    res->reset = (ngx_uint_t) ((w - elapsed + 999) / 1000);
+
+    if (rc == NGX_DECLINED) {
+
+        /*
+         * when would it pass: within this window once the previous
+         * window's share has decayed enough, else in the next one
+         */
+
+        need = quota - cur - cost;
+
+        if (need >= 0 && prev > 0) {
+            /* floor(prev * (w - t) / w) <= need once t > this */
+            wait = w * (1 - (need + 1) / prev) - elapsed;
+
+        } else if (cost <= quota) {
+            /* the next window, whose previous window is this one */
+            wait = (w - elapsed)
+                   + ((cur > quota - cost)
+                      ? w * (1 - (quota - cost + 1) / cur) : 0);
+
+        } else {
+            wait = w;                   /* a cost no window allows */
+        }
+
+        s = (wait > 0) ? (ngx_uint_t) ((wait + 999) / 1000) : 1;
+
+        if (s > *retry) {
+            *retry = s;
+        }
+    }
+
+    return rc;
+}
+
+
+static void
+ngx_http_apipolicy_rl_give_back(ngx_http_apipolicy_rl_taken_t *t)
+{
+    ngx_http_apipolicy_rl_node_t  *rn;
+    ngx_http_apipolicy_rl_zone_t  *zone;
+
+    if (!t->counted) {
+        return;
+    }
+
+    zone = t->limit->zone;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    rn = ngx_http_apipolicy_rl_lookup(zone, &t->key, t->hash);
+
+    if (rn && rn->index == t->index) {
+        rn->cur -= ngx_min(rn->cur, (uint32_t) t->limit->cost);
+        rn->unsynced -= ngx_min(rn->unsynced, (uint32_t) t->limit->cost);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+/* moves a node to the window "index" */
+
+static void
+ngx_http_apipolicy_rl_roll(ngx_http_apipolicy_rl_node_t *rn, uint64_t index)
+{
+    if (rn->index == index) {
+        return;
+    }
+
+    if (rn->index + 1 == index) {
+        rn->prev = rn->cur;
+        rn->rprev = rn->rcur;
+        rn->punsynced = rn->unsynced;
+
+    } else {
+        rn->prev = 0;
+        rn->rprev = 0;
+        rn->punsynced = 0;
+    }
+
+    rn->cur = 0;
+    rn->rcur = 0;
+    rn->unsynced = 0;
+    rn->index = index;
+}
+
+
+/* finds or creates the node of "key", most recent first; zone locked */
+
+static ngx_http_apipolicy_rl_node_t *
+ngx_http_apipolicy_rl_lookup(ngx_http_apipolicy_rl_zone_t *zone,
+    ngx_str_t *key, uint32_t hash)
+{
+    size_t                         size;
+    ngx_int_t                      rc;
+    ngx_rbtree_node_t             *node, *sentinel;
+    ngx_http_apipolicy_rl_node_t  *rn;
+
+    node = zone->sh->rbtree.root;
+    sentinel = zone->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (hash > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        rn = ngx_http_apipolicy_rl_node(node);
+
+        rc = ngx_memn2cmp(key->data, rn->key, key->len, (size_t) rn->len);
+
+        if (rc == 0) {
+            ngx_queue_remove(&rn->queue);
+            ngx_queue_insert_head(&zone->sh->queue, &rn->queue);
+            return rn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    size = offsetof(ngx_rbtree_node_t, color)
+           + offsetof(ngx_http_apipolicy_rl_node_t, key) + key->len;
+
+    node = ngx_slab_alloc_locked(zone->shpool, size);
+
+    if (node == NULL) {
+        ngx_http_apipolicy_rl_expire(zone, 0, 1);
+
+        node = ngx_slab_alloc_locked(zone->shpool, size);
+        if (node == NULL) {
+            return NULL;
+        }
+    }
+
+    node->key = hash;
+
+    rn = ngx_http_apipolicy_rl_node(node);
+    ngx_memzero(rn, offsetof(ngx_http_apipolicy_rl_node_t, key));
+
+    rn->len = (u_char) key->len;
+    ngx_memcpy(rn->key, key->data, key->len);
+
+    ngx_rbtree_insert(&zone->sh->rbtree, node);
+    ngx_queue_insert_head(&zone->sh->queue, &rn->queue);
+    zone->sh->nodes++;
+
+    return rn;
+}
+
+
+/*
+ * force == 0: free up to two nodes idle for two windows from the back of
+ * the queue (nothing of them counts any more, and nothing is left to
+ * push); force == 1: free the least recently used node whatever its
+ * state, then as above.  Zone locked.
+ */
+
+static void
+ngx_http_apipolicy_rl_expire(ngx_http_apipolicy_rl_zone_t *zone,
+    uint64_t now, ngx_uint_t force)
+{
+    ngx_uint_t                     n;
+    ngx_queue_t                   *q;
+    ngx_rbtree_node_t             *node;
+    ngx_http_apipolicy_rl_node_t  *rn;
+
+    for (n = 0; n < 3; n++) {
+
+        if (ngx_queue_empty(&zone->sh->queue)) {
+            return;
+        }
+
+        q = ngx_queue_last(&zone->sh->queue);
+        rn = ngx_queue_data(q, ngx_http_apipolicy_rl_node_t, queue);
+
+        if (!(n == 0 && force)) {
+            if (rn->window == 0 || now / rn->window < rn->index + 2
+                || rn->unsynced || rn->punsynced)
+            {
+                return;
+            }
+        }
+
+        node = ngx_http_apipolicy_rl_rbnode(rn);
+
+        ngx_queue_remove(q);
+        ngx_rbtree_delete(&zone->sh->rbtree, node);
+        ngx_slab_free_locked(zone->shpool, node);
+        zone->sh->nodes--;
+    }
+}
+
+
+static void
+ngx_http_apipolicy_rl_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t             **p;
+    ngx_http_apipolicy_rl_node_t   *rn, *rnt;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            rn = ngx_http_apipolicy_rl_node(node);
+            rnt = ngx_http_apipolicy_rl_node(temp);
+
+            p = (ngx_memn2cmp(rn->key, rnt->key, rn->len, rnt->len) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+static ngx_http_apipolicy_rl_tier_t *
+ngx_http_apipolicy_rl_find_tier(ngx_array_t *tiers, ngx_str_t *name)
+{
+    ngx_uint_t                     i;
+    ngx_http_apipolicy_rl_tier_t  *t;
+
+    if (tiers == NULL || name->len == 0) {
+        return NULL;
+    }
+
+    t = tiers->elts;
+
+    for (i = 0; i < tiers->nelts; i++) {
+        if (t[i].name.len == name->len
+            && ngx_strncmp(t[i].name.data, name->data, name->len) == 0)
+        {
+            return &t[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/* wall-clock milliseconds: windows line up across gateways */
+
+static uint64_t
+ngx_http_apipolicy_rl_now(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (uint64_t) tp->sec * 1000 + tp->msec;
+}
+
+
+/* ---- response headers ------------------------------------------------ */
+
+ngx_int_t
+ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx)
+{
+    u_char                          *p;
+    size_t                           len;
+    ngx_str_t                        value;
+    ngx_uint_t                       i, min;
+    ngx_http_apipolicy_rl_ctx_t     *rctx;
+    ngx_http_apipolicy_rl_result_t  *res;
+
+    rctx = ctx->rl;
+
+    if (rctx == NULL || rctx->nresults == 0) {
+        return NGX_OK;
+    }
+
+    res = rctx->results;
+
+    if (rctx->headers & NGX_HTTP_APIPOLICY_RL_HEADERS_IETF) {
+
+        /* RateLimit-Policy: "tier";q=100;w=60, ... */
+
+        len = 0;
+
+        for (i = 0; i < rctx->nresults; i++) {
+            len += res[i].tier->policy.len + 2;
+        }
+
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        value.data = p;
+
+        for (i = 0; i < rctx->nresults; i++) {
+            if (i) {
+                *p++ = ','; *p++ = ' ';
+            }
+
+            p = ngx_cpymem(p, res[i].tier->policy.data,
+                           res[i].tier->policy.len);
+        }
+
+        value.len = p - value.data;
+
+        if (ngx_http_apipolicy_add_header(r, &ngx_http_apipolicy_rl_policy_name,
+                                          &value)
+            == NULL)
+        {
+            return NGX_ERROR;
+        }
+
+        /* RateLimit: "tier";r=42;t=17, ... */
+
+        len = 0;
+
+        for (i = 0; i < rctx->nresults; i++) {
+            len += res[i].tier->name.len
+                   + sizeof("\"\";r=;t=, ") - 1 + 2 * NGX_INT_T_LEN;
+        }
+
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        value.data = p;
+
+        for (i = 0; i < rctx->nresults; i++) {
+            p = ngx_sprintf(p, "%s\"%V\";r=%ui;t=%ui", i ? ", " : "",
+                            &res[i].tier->name, res[i].remaining,
+                            res[i].reset);
+        }
+
+        value.len = p - value.data;
+
+        if (ngx_http_apipolicy_add_header(r, &ngx_http_apipolicy_rl_name,
+                                          &value)
+            == NULL)
+        {
+            return NGX_ERROR;
+        }
+
+        ctx->added |= NGX_HTTP_APIPOLICY_HDR_RATELIMIT
+                      |NGX_HTTP_APIPOLICY_HDR_RATELIMIT_POLICY;
+    }
+
+    if (rctx->headers & NGX_HTTP_APIPOLICY_RL_HEADERS_LEGACY) {
+
+        /* the most restrictive limit */
+
+        min = 0;
+
+        for (i = 1; i < rctx->nresults; i++) {
+            if (res[i].remaining < res[min].remaining) {
+                min = i;
+            }
+        }
+
+        p = ngx_pnalloc(r->pool, 3 * NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        value.data = p;
+        value.len = ngx_sprintf(p, "%ui", res[min].tier->quota) - p;
+        p += value.len;
+
+        if (ngx_http_apipolicy_add_header(r, &ngx_http_apipolicy_rl_x_limit,
+                                          &value)
+            == NULL)
+        {
+            return NGX_ERROR;
+        }
+
+        value.data = p;
+        value.len = ngx_sprintf(p, "%ui", res[min].remaining) - p;
+        p += value.len;
+
+        if (ngx_http_apipolicy_add_header(r,
+                                          &ngx_http_apipolicy_rl_x_remaining,
+                                          &value)
+            == NULL)
+        {
+            return NGX_ERROR;
+        }
+
+        value.data = p;
+        value.len = ngx_sprintf(p, "%ui", res[min].reset) - p;
+
+        if (ngx_http_apipolicy_add_header(r, &ngx_http_apipolicy_rl_x_reset,
+                                          &value)
+            == NULL)
+        {
+            return NGX_ERROR;
+        }
+
+        ctx->added |= NGX_HTTP_APIPOLICY_HDR_X_RATELIMIT;
+    }
+
+    if (rctx->status == NGX_HTTP_APIPOLICY_RL_REJECTED
+        && r->headers_out.status == (ngx_uint_t) ctx->problem_status
+        && ctx->problem == &ngx_http_apipolicy_rl_problem)
+    {
+        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        value.data = p;
+        value.len = ngx_sprintf(p, "%ui", rctx->retry_after) - p;
+
+        if (ngx_http_apipolicy_add_header(r, &ngx_http_apipolicy_rl_retry_name,
+                                          &value)
+            == NULL)
+        {
+            return NGX_ERROR;
+        }
+
+        ctx->added |= NGX_HTTP_APIPOLICY_HDR_RETRY_AFTER;
+    }
+
+    return NGX_OK;
+}
+
+
+/* $apipolicy_ratelimit_status: PASSED, REJECTED, REJECTED_DRY_RUN */
+
+ngx_int_t
+ngx_http_apipolicy_ratelimit_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_apipolicy_ctx_t  *ctx;
+
+    static ngx_str_t  names[] = {
+        ngx_null_string,
+        ngx_string("PASSED"),
+        ngx_string("REJECTED"),
+        ngx_string("REJECTED_DRY_RUN")
+    };
+
+    ctx = ngx_http_apipolicy_get_ctx(r->main);
+
+    if (ctx == NULL || ctx->rl == NULL || ctx->rl->status == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->data = names[ctx->rl->status].data;
+    v->len = names[ctx->rl->status].len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* $apipolicy_ratelimit_tier: the tier of the first limit that applied */
+
+ngx_int_t
+ngx_http_apipolicy_ratelimit_tier_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_apipolicy_ctx_t  *ctx;
+
+    ctx = ngx_http_apipolicy_get_ctx(r->main);
+
+    if (ctx == NULL || ctx->rl == NULL || ctx->rl->nresults == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->data = ctx->rl->results[0].tier->name.data;
+    v->len = ctx->rl->results[0].tier->name.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* ---- configuration --------------------------------------------------- */
+
+static ngx_str_t *
+ngx_http_apipolicy_rl_param(ngx_str_t *value, const char *name)
+{
+    size_t  n;
+
+    n = ngx_strlen(name);
+
+    if (value->len > n && ngx_strncmp(value->data, name, n) == 0) {
+        value->data += n;
+        value->len -= n;
+        return value;
+    }
+
+    return NULL;
+}
+
+
+/* apipolicy_ratelimit_zone NAME:SIZE [sync=TIME|off] */
+
+char *
+ngx_http_apipolicy_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    u_char                          *p;
+    ssize_t                          size;
+    ngx_str_t                       *value, name, s;
+    ngx_uint_t                       i;
+    ngx_msec_t                       sync;
+    ngx_shm_zone_t                  *shm_zone;
+    ngx_http_apipolicy_rl_zone_t    *zone, **zp;
+    ngx_http_apipolicy_main_conf_t  *amcf;
+
+    value = cf->args->elts;
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
+
+    p = (u_char *) ngx_strchr(value[1].data, ':');
+
+    if (p == NULL || p == value[1].data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\": use NAME:SIZE, as in "
+                           "\"apipolicy_ratelimit_zone api:10m\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data;
+    name.len = p - value[1].data;
+
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small: at least %uzk",
+                           &value[1], 8 * ngx_pagesize / 1024);
+        return NGX_CONF_ERROR;
+    }
+
+    sync = 200;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        s = value[i];
+
+        if (ngx_http_apipolicy_rl_param(&s, "sync=")) {
+
+            if (s.len == 3 && ngx_strncmp(s.data, "off", 3) == 0) {
+                sync = 0;
+                continue;
+            }
+
+            sync = ngx_parse_time(&s, 0);
+
+            if (sync == (ngx_msec_t) NGX_ERROR || sync < 10) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": use \"off\" or a time of "
+                                   "at least 10ms, as in \"sync=200ms\"",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_rl_zone_t));
+    if (zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    zone->name = name;
+    zone->sync = sync;
+
+    shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                     &ngx_http_apipolicy_module);
+    if (shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the shared memory zone \"%V\" is already used",
+                           &name);
+        return NGX_CONF_ERROR;
+    }
+
+    shm_zone->init = ngx_http_apipolicy_rl_init_zone;
+    shm_zone->data = zone;
+    zone->shm_zone = shm_zone;
+
+    if (amcf->rl_zones == NULL) {
+        amcf->rl_zones = ngx_array_create(cf->pool, 2,
+                                       sizeof(ngx_http_apipolicy_rl_zone_t *));
+        if (amcf->rl_zones == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    zp = ngx_array_push(amcf->rl_zones);
+    if (zp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *zp = zone;
+    amcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/* apipolicy_ratelimit_tier NAME rate=N r/s|r/m|r/h|r/d [burst=N] */
+
+char *
+ngx_http_apipolicy_ratelimit_tier(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    u_char                          *p;
+    ngx_str_t                       *value, s;
+    ngx_int_t                        n;
+    ngx_uint_t                       i;
+    ngx_http_apipolicy_rl_tier_t    *t;
+    ngx_http_apipolicy_main_conf_t  *amcf;
+
+    value = cf->args->elts;
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
+
+    for (p = value[1].data; p < value[1].data + value[1].len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'
+              || *p == '.'))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid tier name \"%V\": use letters, "
+                               "digits, \"-\", \"_\" and \".\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (ngx_http_apipolicy_rl_find_tier(amcf->rl_tiers, &value[1])) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the tier \"%V\" is already defined", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->rl_tiers == NULL) {
+        amcf->rl_tiers = ngx_array_create(cf->pool, 4,
+                                          sizeof(ngx_http_apipolicy_rl_tier_t));
+        if (amcf->rl_tiers == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    t = ngx_array_push(amcf->rl_tiers);
+    if (t == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(t, sizeof(ngx_http_apipolicy_rl_tier_t));
+    t->name = value[1];
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        s = value[i];
+
+        if (ngx_http_apipolicy_rl_param(&s, "rate=")) {
+
+            if (s.len < 4 || s.data[s.len - 3] != 'r'
+                || s.data[s.len - 2] != '/')
+            {
+                goto bad_rate;
+            }
+
+            switch (s.data[s.len - 1]) {
+            case 's': t->window = 1000; break;
+            case 'm': t->window = 60000; break;
+            case 'h': t->window = 3600000; break;
+            case 'd': t->window = 86400000; break;
+            default: goto bad_rate;
+            }
+
+            n = ngx_atoi(s.data, s.len - 3);
+
+            if (n <= 0 || n > 100000000) {
+                goto bad_rate;
+            }
+
+            t->rate = (ngx_uint_t) n;
+            continue;
+        }
+
+        if (ngx_http_apipolicy_rl_param(&s, "burst=")) {
+            n = ngx_atoi(s.data, s.len);
+
+            if (n == NGX_ERROR || n > 100000000) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid burst \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            t->burst = (ngx_uint_t) n;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (t->rate == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the tier \"%V\" has no rate: add "
+                           "\"rate=N r/s\" (or r/m, r/h, r/d)", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    t->quota = t->rate + t->burst;
+
+    t->policy.data = ngx_pnalloc(cf->pool, t->name.len + 2 * NGX_INT_T_LEN
+                                           + sizeof("\"\";q=;w="));
+    if (t->policy.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    t->policy.len = ngx_sprintf(t->policy.data, "\"%V\";q=%ui;w=%M",
+                                &t->name, t->quota, t->window / 1000)
+                    - t->policy.data;
+
+    amcf->used = 1;
+
+    return NGX_CONF_OK;
+
+bad_rate:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid rate \"%V\": use \"rate=N r/s\", r/m, r/h "
+                       "or r/d, as in \"rate=100r/m\"", &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+/* apipolicy_ratelimit zone=NAME key=$var [tier=$var] [cost=N] [dry_run] */
+
+char *
+ngx_http_apipolicy_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apipolicy_loc_conf_t  *alcf = conf;
+
+    ngx_str_t                          *value, s;
+    ngx_int_t                           n;
+    ngx_uint_t                          i;
+    ngx_http_apipolicy_rl_zone_t      **zp;
+    ngx_http_apipolicy_rl_limit_t      *limit;
+    ngx_http_apipolicy_main_conf_t     *amcf;
+    ngx_http_compile_complex_value_t    ccv;
+
+    value = cf->args->elts;
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
+
+    if (alcf->ratelimits == NGX_CONF_UNSET_PTR) {
+        alcf->ratelimits = ngx_array_create(cf->pool, 2,
+                                         sizeof(ngx_http_apipolicy_rl_limit_t));
+        if (alcf->ratelimits == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (alcf->ratelimits->nelts == NGX_HTTP_APIPOLICY_RL_MAX_LIMITS) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "at most %d apipolicy_ratelimit lines apply to "
+                           "one location", NGX_HTTP_APIPOLICY_RL_MAX_LIMITS);
+        return NGX_CONF_ERROR;
+    }
+
+    limit = ngx_array_push(alcf->ratelimits);
+    if (limit == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(limit, sizeof(ngx_http_apipolicy_rl_limit_t));
+    limit->cost = 1;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        s = value[i];
+
+        if (ngx_http_apipolicy_rl_param(&s, "zone=")) {
+            zp = amcf->rl_zones ? amcf->rl_zones->elts : NULL;
+
+            for (n = 0; zp && n < (ngx_int_t) amcf->rl_zones->nelts; n++) {
+                if (zp[n]->name.len == s.len
+                    && ngx_strncmp(zp[n]->name.data, s.data, s.len) == 0)
+                {
+                    limit->zone = zp[n];
+                    break;
+                }
+            }
+
+            if (limit->zone == NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "unknown rate limit zone \"%V\": declare "
+                                   "it with apipolicy_ratelimit_zone at http "
+                                   "level, before this line", &s);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_http_apipolicy_rl_param(&s, "key=")
+            || ngx_http_apipolicy_rl_param(&s, "tier="))
+        {
+            ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+            ccv.cf = cf;
+            ccv.value = &s;
+
+            if (value[i].data[0] == 'k') {
+                ccv.complex_value = &limit->key;
+
+            } else {
+                limit->tier = ngx_palloc(cf->pool,
+                                         sizeof(ngx_http_complex_value_t));
+                if (limit->tier == NULL) {
+                    return NGX_CONF_ERROR;
+                }
+
+                ccv.complex_value = limit->tier;
+            }
+
+            if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_http_apipolicy_rl_param(&s, "cost=")) {
+            n = ngx_atoi(s.data, s.len);
+
+            if (n <= 0 || n > 1000000) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid cost \"%V\": a whole number from "
+                                   "1 to 1000000", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            limit->cost = (ngx_uint_t) n;
+            continue;
+        }
+
+        if (value[i].len == 7 && ngx_strncmp(value[i].data, "dry_run", 7) == 0)
+        {
+            limit->dry_run = 1;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (limit->zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"zone=\" is required, as in "
+                           "\"apipolicy_ratelimit zone=api key=$jwt_claim_sub "
+                           "tier=$plan;\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (limit->key.value.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"key=\" is required: the variable a client is "
+                           "counted by, as in \"key=$binary_remote_addr\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_apipolicy_rl_find_tier(amcf->rl_tiers,
+                                        &ngx_http_apipolicy_rl_default)
+        == NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "no tier \"default\" is defined: it is used "
+                           "when a request names no tier or an unknown one; "
+                           "add \"apipolicy_ratelimit_tier default rate=...\" "
+                           "at http level, before this line");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* apipolicy_ratelimit_headers ietf | legacy | both | off */
+
+char *
+ngx_http_apipolicy_ratelimit_headers(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_apipolicy_loc_conf_t  *alcf = conf;
+
+    ngx_str_t  *value;
+
+    if (alcf->ratelimit_headers != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "ietf") == 0) {
+        alcf->ratelimit_headers = NGX_HTTP_APIPOLICY_RL_HEADERS_IETF;
+
+    } else if (ngx_strcmp(value[1].data, "legacy") == 0) {
+        alcf->ratelimit_headers = NGX_HTTP_APIPOLICY_RL_HEADERS_LEGACY;
+
+    } else if (ngx_strcmp(value[1].data, "both") == 0) {
+        alcf->ratelimit_headers = NGX_HTTP_APIPOLICY_RL_HEADERS_IETF
+                                  |NGX_HTTP_APIPOLICY_RL_HEADERS_LEGACY;
+
+    } else if (ngx_strcmp(value[1].data, "off") == 0) {
+        alcf->ratelimit_headers = 0;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\": use \"ietf\", \"legacy\", "
+                           "\"both\" or \"off\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+void
+ngx_http_apipolicy_ratelimit_create_conf(ngx_http_apipolicy_loc_conf_t *alcf)
+{
+    alcf->ratelimits = NGX_CONF_UNSET_PTR;
+    alcf->ratelimit_status = NGX_CONF_UNSET_UINT;
+    alcf->ratelimit_headers = NGX_CONF_UNSET_UINT;
+}
+
+
+char *
+ngx_http_apipolicy_ratelimit_merge_conf(ngx_conf_t *cf,
+    ngx_http_apipolicy_loc_conf_t *prev, ngx_http_apipolicy_loc_conf_t *conf)
+{
+    ngx_conf_merge_ptr_value(conf->ratelimits, prev->ratelimits, NULL);
+    ngx_conf_merge_uint_value(conf->ratelimit_status, prev->ratelimit_status,
+                              NGX_HTTP_TOO_MANY_REQUESTS);
+    ngx_conf_merge_uint_value(conf->ratelimit_headers,
+                              prev->ratelimit_headers,
+                              NGX_HTTP_APIPOLICY_RL_HEADERS_IETF);
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_rl_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    size_t                         len;
+    ngx_slab_pool_t               *shpool;
+    ngx_http_apipolicy_rl_sh_t    *sh;
+    ngx_http_apipolicy_rl_zone_t  *zone;
+
+    zone = shm_zone->data;
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (data || shm_zone->shm.exists) {
+
+        /* kept across a reload: the root is read from the zone itself */
+
+        sh = shpool->data;
+
+        if (sh == NULL || sh->magic != NGX_HTTP_APIPOLICY_RL_MAGIC) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "apipolicy_ratelimit_zone: the zone \"%V\" holds "
+                          "data of another kind or layout; rename the zone "
+                          "or change its size", &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
+        zone->sh = sh;
+        zone->shpool = shpool;
+
+        return NGX_OK;
+    }
+
+    sh = ngx_slab_alloc(shpool, sizeof(ngx_http_apipolicy_rl_sh_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(sh, sizeof(ngx_http_apipolicy_rl_sh_t));
+
+    ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
+                    ngx_http_apipolicy_rl_rbtree_insert_value);
+    ngx_queue_init(&sh->queue);
+
+    len = sizeof(" in apipolicy_ratelimit_zone \"\"") + shm_zone->shm.name.len;
+
+    shpool->log_ctx = ngx_slab_alloc(shpool, len);
+    if (shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(shpool->log_ctx, " in apipolicy_ratelimit_zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    shpool->log_nomem = 0;
+
+    sh->magic = NGX_HTTP_APIPOLICY_RL_MAGIC;
+    shpool->data = sh;
+
+    zone->sh = sh;
+    zone->shpool = shpool;
+
+    return NGX_OK;
+}

@@ -1,0 +1,417 @@
+# Tiered rate limiting in shared memory: quotas per window, tiers picked
+# per request (from a JWT claim), IETF RateLimit / RateLimit-Policy and
+# legacy headers, 429 problem + Retry-After, cost, burst, dry run,
+# several limits, CORS on the 429, configuration errors.
+use lib 't/lib';
+use Test::Nginx::Socket 'no_plan';
+use JWTTest;
+
+$ENV{TEST_NGINX_JWT_SECRET} ||= $JWTTest::SECRET;
+
+master_on();
+workers(2);
+no_shuffle();
+
+# every block: tiers, one zone, the backend
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    if (!defined $block->http_config) {
+        $block->set_value("http_config", <<'_EOC_');
+    apipolicy_ratelimit_zone api:1m;
+    apipolicy_ratelimit_tier default rate=2r/m;
+    apipolicy_ratelimit_tier gold rate=4r/m;
+    apipolicy_ratelimit_tier burst rate=1r/h burst=2;
+_EOC_
+    }
+
+    if (defined $block->config && $block->config !~ m{location /backend}) {
+        $block->set_value("config", $block->config . <<'_EOC_');
+    location /backend { return 200 "ok\n"; }
+_EOC_
+    }
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: the quota passes, the next request gets 429 RATE_LIMITED with Retry-After
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+["GET /api?k=t1", "GET /api?k=t1", "GET /api?k=t1"]
+--- error_code eval
+[200, 200, 429]
+--- response_headers_like eval
+[{ "RateLimit-Policy" => '^"default";q=2;w=60$', "RateLimit" => '^"default";r=1;t=\d+$' },
+ { "RateLimit-Policy" => '^"default";q=2;w=60$', "RateLimit" => '^"default";r=0;t=\d+$' },
+ { "RateLimit-Policy" => '^"default";q=2;w=60$', "RateLimit" => '^"default";r=0;t=\d+$',
+   "Retry-After" => '^\d+$', "Content-Type" => '^application/problem\+json$' }]
+--- response_body_like eval
+["ok", "ok",
+ '^\{"type":"urn:apipolicy:problem:rate-limited","title":"Too many requests","status":429,"detail":"the \\\\"default\\\\" tier allows 2 requests per minute; retry in \d+ s","code":"RATE_LIMITED"\}$']
+
+
+
+=== TEST 2: Retry-After is never earlier than the reset of the window (1 to 60 s here)
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+["GET /api?k=t2", "GET /api?k=t2", "GET /api?k=t2"]
+--- error_code eval
+[200, 200, 429]
+--- response_headers_like eval
+[{}, {}, { "Retry-After" => '^([1-9]|[1-5][0-9]|60)$' }]
+
+
+
+=== TEST 3: keys count apart; an empty key is not limited
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+["GET /api?k=a3", "GET /api?k=a3", "GET /api?k=b3", "GET /api?k=a3",
+ "GET /api", "GET /api", "GET /api"]
+--- error_code eval
+[200, 200, 200, 429, 200, 200, 200]
+
+
+
+=== TEST 4: the tier comes from a verified JWT claim; unknown or empty means "default"
+--- http_config
+    apipolicy_ratelimit_zone api:1m;
+    apipolicy_ratelimit_tier default rate=1r/m;
+    apipolicy_ratelimit_tier gold rate=3r/m;
+    map $jwt_claim_plan $tier {
+        enterprise  gold;
+        default     "";
+    }
+--- config
+    location /api {
+        apipolicy_jwt on;
+        apipolicy_jwt_token $arg_t;
+        apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
+        apipolicy_ratelimit zone=api key=$jwt_claim_sub tier=$tier;
+        proxy_set_header X-Tier $apipolicy_ratelimit_tier;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend { return 200 "$http_x_tier\n"; }
+--- request eval
+my $g = JWTTest::jwt(alg => 'HS256', claims => { sub => 'g4', plan => 'enterprise' });
+my $f = JWTTest::jwt(alg => 'HS256', claims => { sub => 'f4', plan => 'free' });
+["GET /api?t=$g", "GET /api?t=$g", "GET /api?t=$g", "GET /api?t=$g",
+ "GET /api?t=$f", "GET /api?t=$f", "GET /api"]
+--- error_code eval
+[200, 200, 200, 429, 200, 429, 401]
+--- response_body_like eval
+["^gold\n\$", "^gold\n\$", "^gold\n\$", "RATE_LIMITED",
+ "^default\n\$", "RATE_LIMITED", "TOKEN_MISSING"]
+
+
+
+=== TEST 5: burst adds to the window's quota
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k tier=burst;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+["GET /api?k=t5", "GET /api?k=t5", "GET /api?k=t5", "GET /api?k=t5"]
+--- error_code eval
+[200, 200, 200, 429]
+--- response_headers_like eval
+[{ "RateLimit-Policy" => '^"burst";q=3;w=3600$' }, {}, {}, {}]
+
+
+
+=== TEST 6: cost counts several requests
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k tier=gold cost=3;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+["GET /api?k=t6", "GET /api?k=t6"]
+--- error_code eval
+[200, 429]
+--- response_headers_like eval
+[{ "RateLimit" => '^"gold";r=1;t=\d+$' }, { "RateLimit" => '^"gold";r=1;t=\d+$' }]
+
+
+
+=== TEST 7: dry_run serves everything and says what it would have done
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k dry_run;
+        proxy_set_header X-RL $apipolicy_ratelimit_status;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend { return 200 "$http_x_rl\n"; }
+--- request eval
+["GET /api?k=t7", "GET /api?k=t7", "GET /api?k=t7"]
+--- error_code eval
+[200, 200, 200]
+--- response_body eval
+["PASSED\n", "PASSED\n", "REJECTED_DRY_RUN\n"]
+
+
+
+=== TEST 8: several limits: all must pass, and a refused request takes nothing from the others
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_user tier=gold;
+        apipolicy_ratelimit zone=api key=$arg_app;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+["GET /api?user=u8&app=a8", "GET /api?user=u8&app=a8",
+ "GET /api?user=u8&app=a8", "GET /api?user=u8&app=other8",
+ "GET /api?user=u8&app=other8"]
+--- error_code eval
+[200, 200, 429, 200, 200]
+--- response_headers_like eval
+[{ "RateLimit-Policy" => '^"gold";q=4;w=60, "default";q=2;w=60$',
+   "RateLimit" => '^"gold";r=3;t=\d+, "default";r=1;t=\d+$' },
+ {}, {}, {},
+ { "RateLimit" => '^"gold";r=0;t=\d+, "default";r=0;t=\d+$' }]
+
+
+
+=== TEST 9: apipolicy_ratelimit_status, legacy headers, no headers
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k;
+        apipolicy_ratelimit_status 503;
+        apipolicy_ratelimit_headers legacy;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /quiet {
+        apipolicy_ratelimit zone=api key=$arg_k;
+        apipolicy_ratelimit_headers off;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+["GET /api?k=t9", "GET /api?k=t9", "GET /api?k=t9", "GET /quiet?k=q9"]
+--- error_code eval
+[200, 200, 503, 200]
+--- response_headers_like eval
+[{ "X-RateLimit-Limit" => '^2$', "X-RateLimit-Remaining" => '^1$', "X-RateLimit-Reset" => '^\d+$' },
+ { "X-RateLimit-Remaining" => '^0$' },
+ { "X-RateLimit-Remaining" => '^0$', "Retry-After" => '^\d+$' },
+ {}]
+--- raw_response_headers_unlike eval
+[qr/^RateLimit/mi, qr/^RateLimit/mi, qr/^RateLimit/mi, qr/RateLimit/i]
+
+
+
+=== TEST 10: the 429 carries CORS headers and exposes the rate limit headers
+--- config
+    location /api {
+        apipolicy_cors_origins https://app.example.com;
+        apipolicy_ratelimit zone=api key=$arg_k;
+        apipolicy_ratelimit_headers both;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+["GET /api?k=t10", "GET /api?k=t10", "GET /api?k=t10"]
+--- more_headers
+Origin: https://app.example.com
+--- error_code eval
+[200, 200, 429]
+--- response_headers_like eval
+[{ "Access-Control-Expose-Headers" => '^RateLimit, RateLimit-Policy, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset$' },
+ {},
+ { "Access-Control-Allow-Origin" => '^https://app.example.com$',
+   "Access-Control-Expose-Headers" => '^RateLimit, RateLimit-Policy, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset$' }]
+
+
+
+=== TEST 11: an error_page takes over the 429; the reason is in a variable; counted once
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k;
+        error_page 429 /slow-down;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location = /slow-down {
+        apipolicy_ratelimit zone=api key=$arg_k;
+        return 429 "slow down ($apipolicy_reject_reason)\n";
+    }
+--- request eval
+["GET /api?k=t11", "GET /api?k=t11", "GET /api?k=t11"]
+--- error_code eval
+[200, 200, 429]
+--- response_body eval
+["ok\n", "ok\n", "slow down (RATE_LIMITED)\n"]
+
+
+
+=== TEST 12: an internal redirect (try_files) does not count the request twice
+--- config
+    location /files {
+        apipolicy_ratelimit zone=api key=$arg_k;
+        try_files /nothing @backend;
+    }
+    location @backend {
+        apipolicy_ratelimit zone=api key=$arg_k;
+        rewrite ^ /backend break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT;
+    }
+--- request eval
+["GET /files?k=t12", "GET /files?k=t12", "GET /files?k=t12"]
+--- error_code eval
+[200, 200, 429]
+
+
+
+=== TEST 13: long keys are hashed, and still count apart
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$http_x_key;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+["GET /api", "GET /api", "GET /api", "GET /api"]
+--- more_headers eval
+["X-Key: " . ("a" x 1000), "X-Key: " . ("a" x 1000),
+ "X-Key: " . ("a" x 1000), "X-Key: " . ("a" x 999) . "b"]
+--- error_code eval
+[200, 200, 429, 200]
+
+
+
+=== TEST 14: a small zone evicts the least recently used clients, and keeps working
+--- http_config
+    apipolicy_ratelimit_zone tiny:32k;
+    apipolicy_ratelimit_tier default rate=1r/m;
+--- config
+    location /api {
+        apipolicy_ratelimit zone=tiny key=$arg_k;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- pipelined_requests eval
+[(map { "GET /api?k=client-$_" } 1 .. 400), "GET /api?k=client-400"]
+--- error_code eval
+[(200) x 400, 429]
+--- no_error_log
+[alert]
+[error]
+
+
+
+=== TEST 15: config: unknown zone
+--- config
+    location /api {
+        apipolicy_ratelimit zone=nope key=$arg_k;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*unknown rate limit zone "nope": declare it with apipolicy_ratelimit_zone/
+
+
+
+=== TEST 16: config: no default tier
+--- http_config
+    apipolicy_ratelimit_zone api:1m;
+    apipolicy_ratelimit_tier gold rate=1r/s;
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k tier=$arg_t;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*no tier "default" is defined/
+
+
+
+=== TEST 17: config: bad rate
+--- http_config
+    apipolicy_ratelimit_tier default rate=10r/w;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid rate "rate=10r\/w": use "rate=N r\/s", r\/m, r\/h or r\/d/
+
+
+
+=== TEST 18: config: a tier without rate, a duplicate tier, a bad name
+--- http_config
+    apipolicy_ratelimit_tier default burst=3;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*the tier "default" has no rate/
+
+
+
+=== TEST 19: config: duplicate tier
+--- http_config
+    apipolicy_ratelimit_tier default rate=1r/s;
+    apipolicy_ratelimit_tier default rate=2r/s;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*the tier "default" is already defined/
+
+
+
+=== TEST 20: config: zone too small, missing key, bad cost, bad status, bad headers value
+--- http_config
+    apipolicy_ratelimit_zone api:8k;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*zone "api:8k" is too small/
+
+
+
+=== TEST 21: config: key= is required
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*"key=" is required/
+
+
+
+=== TEST 22: config: bad cost
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k cost=0;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid cost "cost=0"/
+
+
+
+=== TEST 23: config: the status must be an HTTP error code
+--- config
+    location /api {
+        apipolicy_ratelimit_status 200;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*value must be between 400 and 599/
+
+
+
+=== TEST 24: config: headers value
+--- config
+    location /api {
+        apipolicy_ratelimit_headers draft;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid value "draft": use "ietf", "legacy", "both" or "off"/
