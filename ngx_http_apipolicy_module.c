@@ -23,6 +23,7 @@
 #include "ngx_http_apipolicy_jwt_cache.h"
 #include "ngx_http_apipolicy_jwks.h"
 #include "ngx_http_apipolicy_ratelimit.h"
+#include "ngx_http_apipolicy_redis.h"
 
 
 static void *ngx_http_apipolicy_create_main_conf(ngx_conf_t *cf);
@@ -221,6 +222,15 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
       ngx_http_apipolicy_jwt_cache,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_apipolicy_jwt_conf_t, cache),
+      NULL },
+
+    /* Redis, shared by the gateways */
+
+    { ngx_string("apipolicy_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_apipolicy_redis,
+      0,
+      0,
       NULL },
 
     /* rate limiting */
@@ -433,16 +443,26 @@ ngx_http_apipolicy_init_process(ngx_cycle_t *cycle)
         return NGX_OK;              /* no http{} block */
     }
 
-    return NGX_OK;
+    return ngx_http_apipolicy_ratelimit_init_process(cycle);
 }
 
 
 static void
 ngx_http_apipolicy_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_apipolicy_redis_t  *rd;
+
     if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_apipolicy_module)
         == NULL)
     {
         return;
+    }
+
+    /* or nginx reports the socket left open at exit */
+
+    rd = ngx_http_apipolicy_redis_get(cycle);
+
+    if (rd) {
+        ngx_http_apipolicy_redis_close(rd);
     }
 }

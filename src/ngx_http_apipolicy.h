@@ -334,6 +334,7 @@ typedef struct {
     ngx_shm_zone_t                    *jwt_cache; /* apipolicy_jwt_cache */
     ngx_array_t                       *rl_tiers;  /* rl_tier_t */
     ngx_array_t                       *rl_zones;  /* rl_zone_t * */
+    struct ngx_http_apipolicy_redis_s *redis;     /* apipolicy_redis */
 } ngx_http_apipolicy_main_conf_t;
 
 

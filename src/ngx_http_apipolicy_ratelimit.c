@@ -26,6 +26,16 @@
  *   several  up to 8 apipolicy_ratelimit lines per location: every limit
  *            must pass; when one refuses, the counts the others took are
  *            given back.
+ *   Redis    with apipolicy_redis, every sync= interval one worker (the
+ *            first whose timer finds the interval over, elected through
+ *            the zone) pushes what this gateway counted since the last
+ *            push, per node and window, with INCRBY, and learns the
+ *            totals of all gateways in the same reply; the other
+ *            gateways' share becomes part of the estimate.  Keys expire
+ *            with PEXPIREAT two windows after their window began.  A
+ *            request never waits for Redis: it decides on the zone.  When
+ *            Redis is down, counts stay in the zone (pushed later while
+ *            their window lasts) and limiting goes on with local counts.
  */
 
 
@@ -33,6 +43,7 @@
 #include "ngx_http_apipolicy_ratelimit.h"
 #include "ngx_http_apipolicy_problem.h"
 #include "ngx_http_apipolicy_util.h"
+#include "ngx_http_apipolicy_redis.h"
 
 #include <math.h>
 #include <openssl/evp.h>
@@ -56,6 +67,8 @@ typedef struct {
     uint32_t                           rprev;     /* from the Redis sync */
     uint32_t                           unsynced;  /* cur not pushed yet */
     uint32_t                           punsynced; /* prev not pushed yet */
+    uint32_t                           pushed;    /* cur pushed */
+    uint32_t                           ppushed;   /* prev pushed */
     u_char                             key[1];    /* "tier:key" */
 } ngx_http_apipolicy_rl_node_t;
 
@@ -66,7 +79,11 @@ typedef struct {
     ngx_rbtree_node_t                  sentinel;
     ngx_queue_t                        queue;     /* most recent first */
     ngx_uint_t                         nodes;
+    uint64_t                           synced;    /* last push began, ms */
 } ngx_http_apipolicy_rl_sh_t;
+
+
+typedef struct ngx_http_apipolicy_rl_sync_s  ngx_http_apipolicy_rl_sync_t;
 
 
 struct ngx_http_apipolicy_rl_zone_s {
@@ -75,7 +92,32 @@ struct ngx_http_apipolicy_rl_zone_s {
     ngx_msec_t                         sync;      /* 0: off */
     ngx_http_apipolicy_rl_sh_t        *sh;
     ngx_slab_pool_t                   *shpool;
+    ngx_http_apipolicy_rl_sync_t      *sync_state; /* this worker's */
 };
+
+
+/* one node's push, remembered until Redis answers */
+typedef struct {
+    ngx_str_t                          key;
+    uint32_t                           hash;
+    uint32_t                           window;
+    uint64_t                           index;
+    uint32_t                           d;         /* taken from unsynced */
+    uint32_t                           pd;        /* ... from punsynced */
+} ngx_http_apipolicy_rl_sent_t;
+
+
+/* per worker and zone: the sync timer and the batch in flight */
+struct ngx_http_apipolicy_rl_sync_s {
+    ngx_http_apipolicy_rl_zone_t      *zone;
+    ngx_event_t                        ev;
+    ngx_pool_t                        *pool;      /* the batch's memory */
+    ngx_http_apipolicy_rl_sent_t      *sent;
+    ngx_uint_t                         nsent;
+};
+
+
+#define NGX_HTTP_APIPOLICY_RL_SYNC_MAX  512     /* nodes per push */
 
 
 /* what one limit decided, kept until all limits of the location ran */
@@ -95,7 +137,13 @@ static ngx_int_t ngx_http_apipolicy_rl_account(ngx_http_request_t *r,
 static void ngx_http_apipolicy_rl_give_back(
     ngx_http_apipolicy_rl_taken_t *t);
 static ngx_http_apipolicy_rl_node_t *ngx_http_apipolicy_rl_lookup(
-    ngx_http_apipolicy_rl_zone_t *zone, ngx_str_t *key, uint32_t hash);
+    ngx_http_apipolicy_rl_zone_t *zone, ngx_str_t *key, uint32_t hash,
+    ngx_uint_t create);
+static void ngx_http_apipolicy_rl_sync_handler(ngx_event_t *ev);
+static void ngx_http_apipolicy_rl_sync_done(void *data, redisReply **replies,
+    ngx_uint_t n, ngx_int_t rc);
+static void ngx_http_apipolicy_rl_sync_give_back(
+    ngx_http_apipolicy_rl_sync_t *sync);
 static void ngx_http_apipolicy_rl_roll(ngx_http_apipolicy_rl_node_t *rn,
     uint64_t index);
 static void ngx_http_apipolicy_rl_expire(ngx_http_apipolicy_rl_zone_t *zone,
@@ -344,7 +392,7 @@ ngx_http_apipolicy_rl_account(ngx_http_request_t *r,
 
     ngx_http_apipolicy_rl_expire(zone, now, 0);
 
-    rn = ngx_http_apipolicy_rl_lookup(zone, &t->key, t->hash);
+    rn = ngx_http_apipolicy_rl_lookup(zone, &t->key, t->hash, 1);
 
     if (rn == NULL) {
         ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -434,7 +482,7 @@ ngx_http_apipolicy_rl_give_back(ngx_http_apipolicy_rl_taken_t *t)
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    rn = ngx_http_apipolicy_rl_lookup(zone, &t->key, t->hash);
+    rn = ngx_http_apipolicy_rl_lookup(zone, &t->key, t->hash, 0);
 
     if (rn && rn->index == t->index) {
         rn->cur -= ngx_min(rn->cur, (uint32_t) t->limit->cost);
@@ -458,16 +506,19 @@ ngx_http_apipolicy_rl_roll(ngx_http_apipolicy_rl_node_t *rn, uint64_t index)
         rn->prev = rn->cur;
         rn->rprev = rn->rcur;
         rn->punsynced = rn->unsynced;
+        rn->ppushed = rn->pushed;
 
     } else {
         rn->prev = 0;
         rn->rprev = 0;
         rn->punsynced = 0;
+        rn->ppushed = 0;
     }
 
     rn->cur = 0;
     rn->rcur = 0;
     rn->unsynced = 0;
+    rn->pushed = 0;
     rn->index = index;
 }
 
@@ -476,7 +527,7 @@ ngx_http_apipolicy_rl_roll(ngx_http_apipolicy_rl_node_t *rn, uint64_t index)
 
 static ngx_http_apipolicy_rl_node_t *
 ngx_http_apipolicy_rl_lookup(ngx_http_apipolicy_rl_zone_t *zone,
-    ngx_str_t *key, uint32_t hash)
+    ngx_str_t *key, uint32_t hash, ngx_uint_t create)
 {
     size_t                         size;
     ngx_int_t                      rc;
@@ -509,6 +560,10 @@ ngx_http_apipolicy_rl_lookup(ngx_http_apipolicy_rl_zone_t *zone,
         }
 
         node = (rc < 0) ? node->left : node->right;
+    }
+
+    if (!create) {
+        return NULL;
     }
 
     size = offsetof(ngx_rbtree_node_t, color)
@@ -656,6 +711,367 @@ ngx_http_apipolicy_rl_now(void)
     tp = ngx_timeofday();
 
     return (uint64_t) tp->sec * 1000 + tp->msec;
+}
+
+
+/* ---- the Redis sync (per worker timer) ------------------------------ */
+
+ngx_int_t
+ngx_http_apipolicy_ratelimit_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                       i;
+    ngx_http_apipolicy_rl_sync_t    *sync;
+    ngx_http_apipolicy_rl_zone_t   **zp;
+    ngx_http_apipolicy_main_conf_t  *amcf;
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_apipolicy_module);
+
+    if (amcf == NULL || amcf->redis == NULL || amcf->rl_zones == NULL) {
+        return NGX_OK;
+    }
+
+    zp = amcf->rl_zones->elts;
+
+    for (i = 0; i < amcf->rl_zones->nelts; i++) {
+
+        if (zp[i]->sync == 0) {
+            continue;
+        }
+
+        sync = ngx_pcalloc(cycle->pool, sizeof(ngx_http_apipolicy_rl_sync_t));
+        if (sync == NULL) {
+            return NGX_ERROR;
+        }
+
+        sync->zone = zp[i];
+        sync->ev.handler = ngx_http_apipolicy_rl_sync_handler;
+        sync->ev.data = sync;
+        sync->ev.log = cycle->log;
+        sync->ev.cancelable = 1;
+
+        zp[i]->sync_state = sync;
+
+        /* first runs spread over one interval */
+        ngx_add_timer(&sync->ev, 1 + ngx_random() % zp[i]->sync);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_apipolicy_rl_sync_handler(ngx_event_t *ev)
+{
+    ngx_http_apipolicy_rl_sync_t  *sync = ev->data;
+
+    u_char                        *p;
+    size_t                         len;
+    uint64_t                       now, cidx;
+    ngx_str_t                      argv[3], *cmds, key[2];
+    ngx_int_t                      rc;
+    ngx_uint_t                     n, visited, i, k;
+    ngx_queue_t                   *q;
+    ngx_http_apipolicy_rl_node_t  *rn;
+    ngx_http_apipolicy_rl_zone_t  *zone;
+    ngx_http_apipolicy_rl_sent_t  *e;
+    ngx_http_apipolicy_redis_t    *rd;
+    u_char                         at[2][NGX_INT64_LEN], num[2][NGX_INT_T_LEN];
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    zone = sync->zone;
+    rd = ngx_http_apipolicy_redis_get((ngx_cycle_t *) ngx_cycle);
+
+    if (rd == NULL || sync->pool) {
+        goto next;                      /* a push is still in flight */
+    }
+
+    now = ngx_http_apipolicy_rl_now();
+
+    sync->pool = ngx_create_pool(4096, ev->log);
+    if (sync->pool == NULL) {
+        goto next;
+    }
+
+    sync->sent = ngx_palloc(sync->pool, NGX_HTTP_APIPOLICY_RL_SYNC_MAX
+                                        * sizeof(ngx_http_apipolicy_rl_sent_t));
+    if (sync->sent == NULL) {
+        goto failed;
+    }
+
+    sync->nsent = 0;
+
+    /* take the deltas of the most recently used nodes */
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    if (now - zone->sh->synced < zone->sync) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        goto failed;                    /* another worker pushed */
+    }
+
+    zone->sh->synced = now;
+
+    visited = 0;
+
+    for (q = ngx_queue_head(&zone->sh->queue);
+         q != ngx_queue_sentinel(&zone->sh->queue)
+         && sync->nsent < NGX_HTTP_APIPOLICY_RL_SYNC_MAX
+         && visited < 4 * NGX_HTTP_APIPOLICY_RL_SYNC_MAX;
+         q = ngx_queue_next(q))
+    {
+        visited++;
+        rn = ngx_queue_data(q, ngx_http_apipolicy_rl_node_t, queue);
+
+        if (rn->window == 0) {
+            continue;
+        }
+
+        cidx = now / rn->window;
+        ngx_http_apipolicy_rl_roll(rn, cidx);
+
+        if (rn->cur == 0 && rn->prev == 0 && rn->unsynced == 0
+            && rn->punsynced == 0)
+        {
+            continue;                   /* idle for two windows */
+        }
+
+        e = &sync->sent[sync->nsent];
+
+        e->key.len = rn->len;
+        e->key.data = ngx_pnalloc(sync->pool, rn->len);
+        if (e->key.data == NULL) {
+            break;
+        }
+
+        ngx_memcpy(e->key.data, rn->key, rn->len);
+
+        e->hash = (uint32_t) ngx_http_apipolicy_rl_rbnode(rn)->key;
+        e->window = rn->window;
+        e->index = rn->index;
+        e->d = rn->unsynced;
+        e->pd = rn->punsynced;
+
+        rn->pushed += rn->unsynced;
+        rn->ppushed += rn->punsynced;
+        rn->unsynced = 0;
+        rn->punsynced = 0;
+
+        sync->nsent++;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (sync->nsent == 0) {
+        goto failed;
+    }
+
+    /*
+     * per node: INCRBY cur d, PEXPIREAT cur, INCRBY prev pd, PEXPIREAT
+     * prev; a key is "PREFIX rl:ZONE:TIER:KEY:WINDOW"
+     */
+
+    cmds = ngx_palloc(sync->pool, 4 * sync->nsent * sizeof(ngx_str_t));
+    if (cmds == NULL) {
+        goto give_back;
+    }
+
+    n = 0;
+
+    for (i = 0; i < sync->nsent; i++) {
+        e = &sync->sent[i];
+
+        for (k = 0; k < 2; k++) {
+            key[k].len = ngx_http_apipolicy_redis_prefix(rd)->len
+                         + sizeof("rl:::") - 1 + zone->name.len + e->key.len
+                         + NGX_INT64_LEN;
+            key[k].data = ngx_pnalloc(sync->pool, key[k].len);
+            if (key[k].data == NULL) {
+                goto give_back;
+            }
+
+            p = ngx_sprintf(key[k].data, "%Vrl:%V:%V:%uL",
+                            ngx_http_apipolicy_redis_prefix(rd), &zone->name,
+                            &e->key, e->index - k);
+            key[k].len = p - key[k].data;
+
+            /* the window "index - k" counts until two windows after */
+
+            argv[0].data = at[k];
+            argv[0].len = ngx_sprintf(at[k], "%uL",
+                                      (e->index - k + 2) * e->window + 1000)
+                          - at[k];
+
+            argv[1].data = num[k];
+            argv[1].len = ngx_sprintf(num[k], "%uD", k ? e->pd : e->d)
+                          - num[k];
+
+            ngx_str_set(&argv[2], "INCRBY");
+
+            {
+                ngx_str_t  incr[3], expire[3];
+
+                incr[0] = argv[2];
+                incr[1] = key[k];
+                incr[2] = argv[1];
+
+                ngx_str_set(&expire[0], "PEXPIREAT");
+                expire[1] = key[k];
+                expire[2] = argv[0];
+
+                len = ngx_http_apipolicy_redis_command_len(incr, 3);
+                cmds[n].data = ngx_pnalloc(sync->pool, len);
+                if (cmds[n].data == NULL) {
+                    goto give_back;
+                }
+
+                cmds[n].len = ngx_http_apipolicy_redis_command(cmds[n].data,
+                                                               incr, 3)
+                              - cmds[n].data;
+                n++;
+
+                len = ngx_http_apipolicy_redis_command_len(expire, 3);
+                cmds[n].data = ngx_pnalloc(sync->pool, len);
+                if (cmds[n].data == NULL) {
+                    goto give_back;
+                }
+
+                cmds[n].len = ngx_http_apipolicy_redis_command(cmds[n].data,
+                                                               expire, 3)
+                              - cmds[n].data;
+                n++;
+            }
+        }
+    }
+
+    rc = ngx_http_apipolicy_redis_send(rd, cmds, n,
+                                       ngx_http_apipolicy_rl_sync_done, sync);
+
+    if (rc == NGX_OK) {
+        goto next;
+    }
+
+give_back:
+
+    ngx_http_apipolicy_rl_sync_give_back(sync);
+
+failed:
+
+    ngx_destroy_pool(sync->pool);
+    sync->pool = NULL;
+
+next:
+
+    ngx_add_timer(ev, zone->sync);
+}
+
+
+/* Redis answered: the other gateways' counts are the totals less ours */
+
+static void
+ngx_http_apipolicy_rl_sync_done(void *data, redisReply **replies,
+    ngx_uint_t n, ngx_int_t rc)
+{
+    ngx_http_apipolicy_rl_sync_t  *sync = data;
+
+    long long                      tc, tp;
+    ngx_uint_t                     i;
+    ngx_http_apipolicy_rl_node_t  *rn;
+    ngx_http_apipolicy_rl_zone_t  *zone;
+    ngx_http_apipolicy_rl_sent_t  *e;
+
+    zone = sync->zone;
+
+    if (rc != NGX_OK || n != 4 * sync->nsent) {
+        ngx_http_apipolicy_rl_sync_give_back(sync);
+        goto done;
+    }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    for (i = 0; i < sync->nsent; i++) {
+        e = &sync->sent[i];
+
+        if (replies[4 * i]->type != REDIS_REPLY_INTEGER
+            || replies[4 * i + 2]->type != REDIS_REPLY_INTEGER)
+        {
+            continue;               /* e.g. WRONGTYPE: someone else's key */
+        }
+
+        tc = replies[4 * i]->integer;
+        tp = replies[4 * i + 2]->integer;
+
+        rn = ngx_http_apipolicy_rl_lookup(zone, &e->key, e->hash, 0);
+
+        if (rn == NULL) {
+            continue;
+        }
+
+        if (rn->index == e->index) {
+            rn->rcur = (tc > (long long) rn->pushed)
+                       ? (uint32_t) ngx_min(tc - rn->pushed, NGX_MAX_UINT32_VALUE)
+                       : 0;
+            rn->rprev = (tp > (long long) rn->ppushed)
+                        ? (uint32_t) ngx_min(tp - rn->ppushed,
+                                             NGX_MAX_UINT32_VALUE)
+                        : 0;
+
+        } else if (rn->index == e->index + 1) {
+            rn->rprev = (tc > (long long) rn->ppushed)
+                        ? (uint32_t) ngx_min(tc - rn->ppushed,
+                                             NGX_MAX_UINT32_VALUE)
+                        : 0;
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+done:
+
+    ngx_destroy_pool(sync->pool);
+    sync->pool = NULL;
+}
+
+
+/* the push failed: its deltas go back where they still count */
+
+static void
+ngx_http_apipolicy_rl_sync_give_back(ngx_http_apipolicy_rl_sync_t *sync)
+{
+    ngx_uint_t                     i;
+    ngx_http_apipolicy_rl_node_t  *rn;
+    ngx_http_apipolicy_rl_zone_t  *zone;
+    ngx_http_apipolicy_rl_sent_t  *e;
+
+    zone = sync->zone;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    for (i = 0; i < sync->nsent; i++) {
+        e = &sync->sent[i];
+
+        rn = ngx_http_apipolicy_rl_lookup(zone, &e->key, e->hash, 0);
+
+        if (rn == NULL) {
+            continue;
+        }
+
+        if (rn->index == e->index) {
+            rn->unsynced += e->d;
+            rn->punsynced += e->pd;
+            rn->pushed -= ngx_min(rn->pushed, e->d);
+            rn->ppushed -= ngx_min(rn->ppushed, e->pd);
+
+        } else if (rn->index == e->index + 1) {
+            rn->punsynced += e->d;
+            rn->ppushed -= ngx_min(rn->ppushed, e->d);
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 }
 
 

@@ -34,6 +34,9 @@ char *ngx_http_apipolicy_ratelimit_merge_conf(ngx_conf_t *cf,
 ngx_int_t ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx);
 
+/* per worker: the Redis sync timers (apipolicy_redis + sync=) */
+ngx_int_t ngx_http_apipolicy_ratelimit_init_process(ngx_cycle_t *cycle);
+
 /* header filter: RateLimit, RateLimit-Policy, X-RateLimit-*, Retry-After */
 ngx_int_t ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx);

@@ -1,0 +1,197 @@
+# Rate limits shared through Redis: this gateway's counts reach Redis,
+# another gateway's counts (written to the real redis-server the suite
+# gets in TEST_NGINX_REDIS_PORT, as that gateway would) count here, a
+# request never waits for Redis, and limiting goes on locally, logged
+# once, when Redis is away.
+use Test::Nginx::Socket 'no_plan';
+use POSIX qw(floor);
+
+$ENV{TEST_NGINX_REDIS_PORT} ||= 6379;
+$ENV{TEST_NGINX_REDIS_DB} ||= 9;
+
+our $PORT = $ENV{TEST_NGINX_REDIS_PORT};
+our $DB = $ENV{TEST_NGINX_REDIS_DB};
+
+sub redis { my $cmd = shift; my $out = `redis-cli -p $PORT -n $DB $cmd`; chomp $out; return $out }
+
+# one window a day: the day's window index, as the gateway computes it
+# (a block that would straddle midnight UTC waits for the next day)
+sub day { my $t = time; sleep 3 if 86400 - $t % 86400 < 3; return floor(time / 86400) }
+sub key { my $k = shift; return "apipolicy:rl:api:default:$k:" . day() }
+
+check_accum_error_log();
+master_on();
+workers(2);
+no_shuffle();
+
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    if (defined $block->config && !defined $block->http_config) {
+        $block->set_value("http_config", <<'_EOC_');
+    apipolicy_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT db=$TEST_NGINX_REDIS_DB timeout=300ms;
+    apipolicy_ratelimit_zone api:1m sync=100ms;
+    apipolicy_ratelimit_tier default rate=5r/d;
+_EOC_
+    }
+
+    if (defined $block->config && $block->config !~ m{location /backend}) {
+        $block->set_value("config", $block->config . <<'_EOC_');
+    location /backend { return 200 "ok\n"; }
+_EOC_
+    }
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: this gateway's counts reach Redis
+--- init
+main::redis("FLUSHDB");
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+["GET /api?k=one", "GET /api?k=one", "GET /api?k=one"]
+--- error_code eval
+[200, 200, 200]
+--- wait: 0.5
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: ... 3 in Redis, expiring two days after the window began at most
+--- request
+GET /backend
+--- response_body_filters eval
+sub {
+    my $ttl = main::redis("PTTL " . main::key("one"));
+    my $ok = ($ttl > 86400 * 1000 && $ttl <= 2 * 86400 * 1000 + 1000) ? "ok" : "bad ($ttl)";
+    return main::redis("GET " . main::key("one")) . " ttl $ok\n";
+}
+--- response_body
+3 ttl ok
+
+
+
+=== TEST 3: another gateway counted 4 for "shared": the first request passes at once (no wait for Redis) ...
+--- init
+main::redis("SET " . main::key("shared") . " 4");
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request
+GET /api?k=shared
+--- error_code: 200
+--- response_headers_like
+RateLimit: "default";r=4;t=\d+
+--- wait: 0.5
+
+
+
+=== TEST 4: ... and after the sync the shared quota (5 a day) is used up: 5 in Redis
+--- request
+GET /api?k=shared
+--- error_code: 429
+--- response_headers_like
+RateLimit: "default";r=0;t=\d+
+--- response_body_filters eval
+sub { return main::redis("GET " . main::key("shared")) . "\n" }
+--- response_body
+5
+
+
+
+=== TEST 5: Redis away: limits hold locally, and the requests do not wait ...
+--- http_config
+    apipolicy_redis 127.0.0.1:1 timeout=300ms connect_timeout=300ms;
+    apipolicy_ratelimit_zone api:1m sync=50ms;
+    apipolicy_ratelimit_tier default rate=2r/d;
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+["GET /api?k=away", "GET /api?k=away", "GET /api?k=away"]
+--- error_code eval
+[200, 200, 429]
+--- timeout: 0.5
+--- wait: 0.6
+
+
+
+=== TEST 6: ... and it is said once per worker, not at every retry
+--- request
+GET /backend
+--- grep_error_log eval: qr/apipolicy redis: 127.0.0.1:1 [^;]+; working without it until it answers again/
+--- grep_error_log_out eval
+qr/\A(apipolicy redis: 127.0.0.1:1 refused the connection or cannot be reached; working without it until it answers again\n){1,2}\z/
+
+
+
+=== TEST 7: Redis stalls (CLIENT PAUSE): requests do not wait for it ...
+--- init
+main::redis("FLUSHDB");
+system("redis-cli -p $main::PORT CLIENT PAUSE 1200 >/dev/null");
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+["GET /api?k=stall", "GET /api?k=stall"]
+--- error_code eval
+[200, 200]
+--- timeout: 0.5
+
+
+
+=== TEST 8: ... the push timed out, was kept, and reached Redis once it answered again
+--- init
+sleep 2;
+--- request
+GET /backend
+--- response_body_filters eval
+sub { return main::redis("GET " . main::key("stall")) . "\n" }
+--- response_body
+2
+--- error_log
+timed out; working without it until it answers again
+is reachable again
+
+
+
+=== TEST 9: config: bad address, bad parameters, duplicate
+--- http_config
+    apipolicy_redis 127.0.0.1:notaport;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid Redis address "127.0.0.1:notaport"/
+
+
+
+=== TEST 10: config: unknown parameter
+--- http_config
+    apipolicy_redis 127.0.0.1 pool=3;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid parameter "pool=3"/
+
+
+
+=== TEST 11: config: sync= must be a time or off
+--- http_config
+    apipolicy_ratelimit_zone api:1m sync=never;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid "sync=never": use "off" or a time of at least 10ms/
