@@ -2087,10 +2087,83 @@ ngx_http_apipolicy_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
 
 /* apipolicy_jwt_secret VALUE|base64:..|base64url:..|file:PATH [alg=] [kid=] */
 
+/*
+ * A secret as configured: the bytes of the value, or "base64:...",
+ * "base64url:...", "file:PATH" (relative to the configuration directory,
+ * one final newline dropped).  Used by apipolicy_jwt_secret and
+ * apipolicy_webhook.
+ */
+
+ngx_int_t
+ngx_http_apipolicy_jwt_secret_value(ngx_conf_t *cf, ngx_str_t *src,
+    ngx_str_t *out)
+{
+    ngx_str_t  s;
+
+    if (src->len > 7 && ngx_strncmp(src->data, "base64:", 7) == 0) {
+        s.data = src->data + 7;
+        s.len = src->len - 7;
+
+        out->data = ngx_pnalloc(cf->pool, ngx_base64_decoded_length(s.len));
+        if (out->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_decode_base64(out, &s) != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the secret after \"base64:\" is not base64");
+            return NGX_ERROR;
+        }
+
+    } else if (src->len > 10 && ngx_strncmp(src->data, "base64url:", 10) == 0)
+    {
+        s.data = src->data + 10;
+        s.len = src->len - 10;
+
+        while (s.len && s.data[s.len - 1] == '=') {
+            s.len--;
+        }
+
+        if (ngx_http_apipolicy_jwt_base64url_decode(cf->pool, s.data, s.len,
+                                                    out)
+            != NGX_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the secret after \"base64url:\" is not "
+                               "base64url");
+            return NGX_ERROR;
+        }
+
+    } else if (src->len > 5 && ngx_strncmp(src->data, "file:", 5) == 0) {
+        s.data = src->data + 5;
+        s.len = src->len - 5;
+
+        if (ngx_http_apipolicy_jwt_read_file(cf, &s, out) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        /* one final newline, as editors and "echo" add, is not secret */
+
+        if (out->len && out->data[out->len - 1] == '\n') {
+            out->len--;
+
+            if (out->len && out->data[out->len - 1] == '\r') {
+                out->len--;
+            }
+        }
+
+    } else {
+        *out = *src;
+    }
+
+    return NGX_OK;
+}
+
+
 char *
 ngx_http_apipolicy_jwt_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_str_t                      *value, s, src, err;
+    ngx_str_t                      *value, err;
     ngx_uint_t                      i, alg;
     ngx_array_t                    *keys;
     ngx_http_apipolicy_jwt_key_t   *key;
@@ -2144,66 +2217,10 @@ ngx_http_apipolicy_jwt_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    src = value[1];
-
-    if (src.len > 7 && ngx_strncmp(src.data, "base64:", 7) == 0) {
-        s.data = src.data + 7;
-        s.len = src.len - 7;
-
-        key->secret.data = ngx_pnalloc(cf->pool,
-                                       ngx_base64_decoded_length(s.len));
-        if (key->secret.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        if (ngx_decode_base64(&key->secret, &s) != NGX_OK) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "the secret after \"base64:\" is not base64");
-            return NGX_CONF_ERROR;
-        }
-
-    } else if (src.len > 10 && ngx_strncmp(src.data, "base64url:", 10) == 0) {
-        s.data = src.data + 10;
-        s.len = src.len - 10;
-
-        while (s.len && s.data[s.len - 1] == '=') {
-            s.len--;
-        }
-
-        if (ngx_http_apipolicy_jwt_base64url_decode(cf->pool, s.data, s.len,
-                                                    &key->secret)
-            != NGX_OK)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "the secret after \"base64url:\" is not "
-                               "base64url");
-            return NGX_CONF_ERROR;
-        }
-
-    } else if (src.len > 5 && ngx_strncmp(src.data, "file:", 5) == 0) {
-        s.data = src.data + 5;
-        s.len = src.len - 5;
-
-        if (ngx_http_apipolicy_jwt_read_file(cf, &s, &key->secret) != NGX_OK)
-        {
-            return NGX_CONF_ERROR;
-        }
-
-        /* one final newline, as editors and "echo" add, is not secret */
-
-        if (key->secret.len && key->secret.data[key->secret.len - 1] == '\n')
-        {
-            key->secret.len--;
-
-            if (key->secret.len
-                && key->secret.data[key->secret.len - 1] == '\r')
-            {
-                key->secret.len--;
-            }
-        }
-
-    } else {
-        key->secret = src;
+    if (ngx_http_apipolicy_jwt_secret_value(cf, &value[1], &key->secret)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
     }
 
     if (ngx_http_apipolicy_jwt_secret_key(cf->pool, key, &err) != NGX_OK

@@ -34,6 +34,10 @@ char *ngx_http_apipolicy_jwt_flag_slot(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_apipolicy_jwt_cv_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
+/* "VALUE", "base64:..", "base64url:..", "file:PATH" -> the secret's bytes */
+ngx_int_t ngx_http_apipolicy_jwt_secret_value(ngx_conf_t *cf, ngx_str_t *src,
+    ngx_str_t *out);
+
 /* the location's JWT conf, created on the first JWT directive there */
 ngx_http_apipolicy_jwt_conf_t *ngx_http_apipolicy_jwt_get_conf(ngx_conf_t *cf,
     void *conf);
