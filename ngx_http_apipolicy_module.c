@@ -24,6 +24,7 @@
 #include "ngx_http_apipolicy_jwks.h"
 #include "ngx_http_apipolicy_ratelimit.h"
 #include "ngx_http_apipolicy_redis.h"
+#include "ngx_http_apipolicy_webhook.h"
 
 
 static void *ngx_http_apipolicy_create_main_conf(ngx_conf_t *cf);
@@ -224,6 +225,22 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
       offsetof(ngx_http_apipolicy_jwt_conf_t, cache),
       NULL },
 
+    /* webhook signatures */
+
+    { ngx_string("apipolicy_webhook"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_apipolicy_webhook,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apipolicy_webhook_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_apipolicy_webhook_zone,
+      0,
+      0,
+      NULL },
+
     /* Redis, shared by the gateways */
 
     { ngx_string("apipolicy_redis"),
@@ -346,6 +363,7 @@ ngx_http_apipolicy_create_loc_conf(ngx_conf_t *cf)
     ngx_http_apipolicy_cors_create_conf(&alcf->cors);
     ngx_http_apipolicy_version_create_conf(&alcf->version);
     ngx_http_apipolicy_ratelimit_create_conf(alcf);
+    alcf->webhook = NGX_CONF_UNSET_PTR;
 
     return alcf;
 }
@@ -382,6 +400,10 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_apipolicy_webhook_merge_conf(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->version.enabled == 1) {
         conf->phases |= NGX_HTTP_APIPOLICY_PREACCESS
                         |NGX_HTTP_APIPOLICY_HEADERS;
@@ -398,6 +420,10 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->ratelimits) {
         conf->phases |= NGX_HTTP_APIPOLICY_PRECONTENT;
+    }
+
+    if (conf->webhook) {
+        conf->phases |= NGX_HTTP_APIPOLICY_ACCESS;
     }
 
     return NGX_CONF_OK;

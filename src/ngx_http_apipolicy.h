@@ -326,6 +326,20 @@ typedef struct {
 } ngx_http_apipolicy_rl_ctx_t;
 
 
+/* ---- webhook signatures (ngx_http_apipolicy_webhook.c) -------------- */
+
+typedef struct ngx_http_apipolicy_webhook_conf_s
+    ngx_http_apipolicy_webhook_conf_t;
+
+typedef struct {
+    ngx_int_t                          status;    /* NGX_OK or the refusal */
+    u_char                             id[32];    /* delivery id, hashed */
+    unsigned                           done:1;
+    unsigned                           has_id:1;
+    unsigned                           stored:1;
+} ngx_http_apipolicy_webhook_ctx_t;
+
+
 /* ---- configuration --------------------------------------------------- */
 
 typedef struct {
@@ -335,6 +349,7 @@ typedef struct {
     ngx_array_t                       *rl_tiers;  /* rl_tier_t */
     ngx_array_t                       *rl_zones;  /* rl_zone_t * */
     struct ngx_http_apipolicy_redis_s *redis;     /* apipolicy_redis */
+    ngx_array_t                       *webhook_zones; /* ngx_shm_zone_t * */
 } ngx_http_apipolicy_main_conf_t;
 
 
@@ -345,6 +360,8 @@ typedef struct {
     ngx_http_apipolicy_version_conf_t  version;
     ngx_http_apipolicy_jwt_conf_t     *jwt;       /* NULL: no JWT directive
                                                      here or above */
+
+    ngx_http_apipolicy_webhook_conf_t *webhook;   /* NULL: none or "off" */
 
     ngx_array_t                       *ratelimits; /* rl_limit_t */
     ngx_uint_t                         ratelimit_status;
@@ -374,6 +391,7 @@ typedef struct {
     ngx_http_apipolicy_version_ctx_t   version;
     ngx_http_apipolicy_jwt_ctx_t      *jwt;
     ngx_http_apipolicy_rl_ctx_t       *rl;
+    ngx_http_apipolicy_webhook_ctx_t  *webhook;
 } ngx_http_apipolicy_ctx_t;
 
 

@@ -19,6 +19,7 @@
 #include "ngx_http_apipolicy_cors.h"
 #include "ngx_http_apipolicy_version.h"
 #include "ngx_http_apipolicy_ratelimit.h"
+#include "ngx_http_apipolicy_webhook.h"
 
 
 static ngx_int_t ngx_http_apipolicy_header_filter(ngx_http_request_t *r);
@@ -73,6 +74,10 @@ ngx_http_apipolicy_header_filter(ngx_http_request_t *r)
     }
 
     if (ngx_http_apipolicy_ratelimit_header(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_apipolicy_webhook_header(r, ctx) != NGX_OK) {
         return NGX_ERROR;
     }
 

@@ -34,6 +34,7 @@
 #include "ngx_http_apipolicy_jwt_cache.h"
 
 #include "ngx_http_apipolicy_json.h"
+#include "ngx_http_apipolicy_util.h"
 
 #define OPENSSL_SUPPRESS_DEPRECATED     /* SHA256_CTX: see jwt_key.c */
 
@@ -579,6 +580,45 @@ done:
 
 
 /*
+ * A zone of 32-byte keys with an expiry each, in LRU order: the
+ * verified-token cache, and the webhook replay zone.
+ */
+
+ngx_shm_zone_t *
+ngx_http_apipolicy_key_zone_add(ngx_conf_t *cf, ngx_str_t *name,
+    ssize_t size, time_t max_ttl)
+{
+    ngx_shm_zone_t                      *shm_zone;
+    ngx_http_apipolicy_jwt_cache_ctx_t  *ctx;
+
+    ctx = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_jwt_cache_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    ctx->max_ttl = max_ttl;
+
+    shm_zone = ngx_shared_memory_add(cf, name, size,
+                                     &ngx_http_apipolicy_module);
+    if (shm_zone == NULL) {
+        return NULL;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the shared memory zone \"%V\" is already used "
+                           "by another apipolicy directive", name);
+        return NULL;
+    }
+
+    shm_zone->init = ngx_http_apipolicy_jwt_cache_init_zone;
+    shm_zone->data = ctx;
+
+    return shm_zone;
+}
+
+
+/*
  * apipolicy_jwt_cache NAME:SIZE [max_ttl=TIME]   http
  * apipolicy_jwt_cache on|off                     http, server, location
  */
@@ -586,14 +626,12 @@ done:
 char *
 ngx_http_apipolicy_jwt_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    u_char                              *p;
-    time_t                               ttl;
-    ssize_t                              size;
-    ngx_str_t                           *value, name, s;
-    ngx_uint_t                           i;
-    ngx_shm_zone_t                      *shm_zone;
-    ngx_http_apipolicy_main_conf_t      *amcf;
-    ngx_http_apipolicy_jwt_cache_ctx_t  *ctx;
+    time_t                           ttl;
+    ssize_t                          size;
+    ngx_str_t                       *value, name, s;
+    ngx_uint_t                       i;
+    ngx_shm_zone_t                  *shm_zone;
+    ngx_http_apipolicy_main_conf_t  *amcf;
 
     value = cf->args->elts;
 
@@ -617,33 +655,11 @@ ngx_http_apipolicy_jwt_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate";
     }
 
-    p = (u_char *) ngx_strchr(value[1].data, ':');
-
-    if (p == NULL || p == value[1].data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone \"%V\": use NAME:SIZE, as in "
-                           "\"apipolicy_jwt_cache jwt:10m\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    name.data = value[1].data;
-    name.len = p - value[1].data;
-
-    s.data = p + 1;
-    s.len = value[1].data + value[1].len - s.data;
-
-    size = ngx_parse_size(&s);
-
-    if (size == NGX_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone size \"%V\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    if (size < (ssize_t) (8 * ngx_pagesize)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone \"%V\" is too small: at least %uzk",
-                           &value[1], 8 * ngx_pagesize / 1024);
+    if (ngx_http_apipolicy_conf_zone(cf, &value[1],
+                                     "apipolicy_jwt_cache jwt:10m",
+                                     &name, &size)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -671,28 +687,10 @@ ngx_http_apipolicy_jwt_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    ctx = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_jwt_cache_ctx_t));
-    if (ctx == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ctx->max_ttl = ttl;
-
-    shm_zone = ngx_shared_memory_add(cf, &name, size,
-                                     &ngx_http_apipolicy_module);
+    shm_zone = ngx_http_apipolicy_key_zone_add(cf, &name, size, ttl);
     if (shm_zone == NULL) {
         return NGX_CONF_ERROR;
     }
-
-    if (shm_zone->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "the shared memory zone \"%V\" is already used "
-                           "by another apipolicy directive", &name);
-        return NGX_CONF_ERROR;
-    }
-
-    shm_zone->init = ngx_http_apipolicy_jwt_cache_init_zone;
-    shm_zone->data = ctx;
 
     amcf->jwt_cache = shm_zone;
 

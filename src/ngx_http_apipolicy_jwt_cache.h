@@ -23,6 +23,10 @@
 char *ngx_http_apipolicy_jwt_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
+/* a zone of 32-byte keys with expiries (LRU); NULL on error (logged) */
+ngx_shm_zone_t *ngx_http_apipolicy_key_zone_add(ngx_conf_t *cf,
+    ngx_str_t *name, ssize_t size, time_t max_ttl);
+
 /*
  * The identity of a key set: SHA-256 over every key's kid, type,
  * algorithm pins and material (the DER public key, or the secret).  A

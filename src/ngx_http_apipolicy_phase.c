@@ -21,6 +21,7 @@
 #include "ngx_http_apipolicy_version.h"
 #include "ngx_http_apipolicy_jwt.h"
 #include "ngx_http_apipolicy_ratelimit.h"
+#include "ngx_http_apipolicy_webhook.h"
 
 
 static void ngx_http_apipolicy_cleanup(void *data);
@@ -169,6 +170,17 @@ ngx_http_apipolicy_access_handler(ngx_http_request_t *r)
     granted = 0;
 
     rc = ngx_http_apipolicy_jwt_handler(r, alcf, ctx);
+
+    if (rc == NGX_OK) {
+        granted = 1;
+
+    } else if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    /* a webhook's signature (reads the body; NGX_DONE while it arrives) */
+
+    rc = ngx_http_apipolicy_webhook_handler(r, alcf, ctx);
 
     if (rc == NGX_OK) {
         granted = 1;

@@ -1327,7 +1327,6 @@ char *
 ngx_http_apipolicy_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    u_char                          *p;
     ssize_t                          size;
     ngx_str_t                       *value, name, s;
     ngx_uint_t                       i;
@@ -1339,33 +1338,11 @@ ngx_http_apipolicy_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     value = cf->args->elts;
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
 
-    p = (u_char *) ngx_strchr(value[1].data, ':');
-
-    if (p == NULL || p == value[1].data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone \"%V\": use NAME:SIZE, as in "
-                           "\"apipolicy_ratelimit_zone api:10m\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    name.data = value[1].data;
-    name.len = p - value[1].data;
-
-    s.data = p + 1;
-    s.len = value[1].data + value[1].len - s.data;
-
-    size = ngx_parse_size(&s);
-
-    if (size == NGX_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone size \"%V\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    if (size < (ssize_t) (8 * ngx_pagesize)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone \"%V\" is too small: at least %uzk",
-                           &value[1], 8 * ngx_pagesize / 1024);
+    if (ngx_http_apipolicy_conf_zone(cf, &value[1],
+                                     "apipolicy_ratelimit_zone api:10m",
+                                     &name, &size)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 

@@ -253,3 +253,49 @@ ngx_http_apipolicy_conf_set_enum_slot(ngx_conf_t *cf, ngx_command_t *cmd,
 
     return NGX_CONF_ERROR;
 }
+
+
+/*
+ * "NAME:SIZE" of a zone directive, with the size at least 8 pages; on
+ * failure the error is logged, with "example" as the right form.
+ */
+
+ngx_int_t
+ngx_http_apipolicy_conf_zone(ngx_conf_t *cf, ngx_str_t *value,
+    const char *example, ngx_str_t *name, ssize_t *size)
+{
+    u_char     *p;
+    ngx_str_t   s;
+
+    p = (u_char *) ngx_strlchr(value->data, value->data + value->len, ':');
+
+    if (p == NULL || p == value->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\": use NAME:SIZE, as in "
+                           "\"%s\"", value, example);
+        return NGX_ERROR;
+    }
+
+    name->data = value->data;
+    name->len = p - value->data;
+
+    s.data = p + 1;
+    s.len = value->data + value->len - s.data;
+
+    *size = ngx_parse_size(&s);
+
+    if (*size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", value);
+        return NGX_ERROR;
+    }
+
+    if (*size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small: at least %uzk",
+                           value, 8 * ngx_pagesize / 1024);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}

@@ -27,6 +27,8 @@ ngx_table_elt_t *ngx_http_apipolicy_find_header(ngx_list_t *headers,
     ngx_str_t *name, ngx_uint_t *count);
 ngx_int_t ngx_http_apipolicy_parse_date(ngx_str_t *value, time_t *t);
 ngx_int_t ngx_http_apipolicy_list_has(ngx_str_t *list, ngx_str_t *token);
+ngx_int_t ngx_http_apipolicy_conf_zone(ngx_conf_t *cf, ngx_str_t *value,
+    const char *example, ngx_str_t *name, ssize_t *size);
 char *ngx_http_apipolicy_conf_set_enum_slot(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 

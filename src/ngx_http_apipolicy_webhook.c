@@ -1,0 +1,1066 @@
+
+/*
+ * Copyright (C) apipolicy authors
+ *
+ * Webhook signature verification in the ACCESS phase, over the raw body
+ * as received (in memory or buffered to a temporary file).
+ *
+ *   scheme    header(s)                          signed content    MAC
+ *   standard  webhook-id, -timestamp, -signature id.ts.body        b64
+ *             ("v1,SIG v1,SIG": several allowed; secret "whsec_" +
+ *             base64 is decoded, as Standard Webhooks says)
+ *   stripe    Stripe-Signature: t=TS,v1=SIG,...   ts.body           hex
+ *             (the whsec_ secret is used as it is, as Stripe does)
+ *   github    X-Hub-Signature-256: sha256=SIG     body              hex
+ *   slack     X-Slack-Signature: v0=SIG,          v0:ts:body        hex
+ *             X-Slack-Request-Timestamp
+ *   shopify   X-Shopify-Hmac-Sha256: SIG          body              b64
+ *   hmac      header=NAME [prefix=P] [encoding=hex|base64], body
+ *
+ * All are HMAC-SHA256.  Every configured secret is tried (rotation) and
+ * every signature the header carries, compared in constant time.  A
+ * timestamp must be within tolerance= of now, in either direction.  With
+ * replay_zone=, a delivery id (webhook-id, X-GitHub-Delivery,
+ * X-Shopify-Webhook-Id, or else the signature itself) that was already
+ * delivered is refused (409); it counts as delivered once the upstream
+ * answered 2xx, so a provider's retry after a failure still gets through.
+ */
+
+
+#include "ngx_http_apipolicy.h"
+#include "ngx_http_apipolicy_webhook.h"
+#include "ngx_http_apipolicy_problem.h"
+#include "ngx_http_apipolicy_util.h"
+#include "ngx_http_apipolicy_jwt.h"
+#include "ngx_http_apipolicy_jwt_cache.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+
+#define NGX_HTTP_APIPOLICY_WH_STANDARD   1
+#define NGX_HTTP_APIPOLICY_WH_STRIPE     2
+#define NGX_HTTP_APIPOLICY_WH_GITHUB     3
+#define NGX_HTTP_APIPOLICY_WH_SLACK      4
+#define NGX_HTTP_APIPOLICY_WH_SHOPIFY    5
+#define NGX_HTTP_APIPOLICY_WH_HMAC       6
+
+#define NGX_HTTP_APIPOLICY_WH_HEX        1
+#define NGX_HTTP_APIPOLICY_WH_BASE64     2
+
+#define NGX_HTTP_APIPOLICY_WH_MAX_SIGS   8
+#define NGX_HTTP_APIPOLICY_WH_MAX_HEADER 4096
+#define NGX_HTTP_APIPOLICY_WH_REPLAY_TTL 86400
+
+
+struct ngx_http_apipolicy_webhook_conf_s {
+    ngx_uint_t                         scheme;
+    ngx_str_t                          scheme_name;
+    ngx_array_t                       *secrets;   /* ngx_str_t */
+    time_t                             tolerance; /* 0: no timestamp */
+    ngx_shm_zone_t                    *replay;
+    ngx_str_t                          header;    /* the signature */
+    ngx_str_t                          prefix;
+    ngx_uint_t                         encoding;
+};
+
+
+typedef struct {
+    ngx_str_t                          sig[NGX_HTTP_APIPOLICY_WH_MAX_SIGS];
+    ngx_uint_t                         nsigs;
+    ngx_str_t                          head[4];   /* signed before the body */
+    ngx_uint_t                         nhead;
+    ngx_str_t                          id;        /* for the replay zone */
+} ngx_http_apipolicy_wh_parsed_t;
+
+
+static void ngx_http_apipolicy_webhook_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
+    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_ctx_t *ctx);
+static ngx_int_t ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
+    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_wh_parsed_t *ps,
+    ngx_str_t *detail);
+static ngx_int_t ngx_http_apipolicy_webhook_mac(ngx_http_request_t *r,
+    ngx_str_t *secret, ngx_http_apipolicy_wh_parsed_t *ps, u_char *mac);
+static ngx_int_t ngx_http_apipolicy_webhook_sig(ngx_http_request_t *r,
+    ngx_http_apipolicy_wh_parsed_t *ps, u_char *p, size_t len,
+    ngx_uint_t encoding);
+static ngx_int_t ngx_http_apipolicy_webhook_timestamp(ngx_str_t *ts,
+    time_t tolerance, ngx_str_t *detail);
+static ngx_table_elt_t *ngx_http_apipolicy_webhook_get(ngx_http_request_t *r,
+    const char *name, ngx_str_t *detail, ngx_int_t *rc);
+
+
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_wh_missing =
+    ngx_http_apipolicy_problem("SIGNATURE_MISSING", "signature-missing",
+                               "Webhook signature required");
+
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_wh_invalid =
+    ngx_http_apipolicy_problem("SIGNATURE_INVALID", "signature-invalid",
+                               "Webhook signature invalid");
+
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_wh_time =
+    ngx_http_apipolicy_problem("TIMESTAMP_OUT_OF_TOLERANCE",
+                               "timestamp-out-of-tolerance",
+                               "Webhook timestamp out of tolerance");
+
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_wh_replayed =
+    ngx_http_apipolicy_problem("WEBHOOK_REPLAYED", "webhook-replayed",
+                               "Webhook already delivered");
+
+
+/* ---- request time ---------------------------------------------------- */
+
+ngx_int_t
+ngx_http_apipolicy_webhook_handler(ngx_http_request_t *r,
+    ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx)
+{
+    ngx_int_t                          rc;
+    ngx_http_apipolicy_webhook_ctx_t  *wctx;
+
+    if (alcf->webhook == NULL) {
+        return NGX_DECLINED;
+    }
+
+    wctx = ctx->webhook;
+
+    if (wctx) {
+        return wctx->done ? wctx->status : NGX_AGAIN;
+    }
+
+    wctx = ngx_pcalloc(r->pool, sizeof(ngx_http_apipolicy_webhook_ctx_t));
+    if (wctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->webhook = wctx;
+
+    /* the body, without blocking (nginx: ngx_http_mirror_handler()) */
+
+    rc = ngx_http_read_client_request_body(r,
+                                           ngx_http_apipolicy_webhook_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    ngx_http_finalize_request(r, NGX_DONE);
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_apipolicy_webhook_body(ngx_http_request_t *r)
+{
+    ngx_http_apipolicy_ctx_t       *ctx;
+    ngx_http_apipolicy_loc_conf_t  *alcf;
+
+    ctx = ngx_http_apipolicy_get_ctx(r);
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
+
+    if (ctx == NULL || ctx->webhook == NULL || alcf->webhook == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ctx->webhook->status = ngx_http_apipolicy_webhook_verify(r, alcf->webhook,
+                                                             ctx);
+    ctx->webhook->done = 1;
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
+    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_ctx_t *ctx)
+{
+    u_char                          mac[EVP_MAX_MD_SIZE];
+    ngx_int_t                       rc;
+    ngx_str_t                       detail, *secret;
+    ngx_uint_t                      i, j, ok;
+    EVP_MD_CTX                     *md;
+    unsigned int                    n;
+    ngx_http_apipolicy_wh_parsed_t  ps;
+
+    ngx_memzero(&ps, sizeof(ngx_http_apipolicy_wh_parsed_t));
+    ngx_str_null(&detail);
+
+    rc = ngx_http_apipolicy_webhook_parse(r, wcf, &ps, &detail);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_UNAUTHORIZED,
+                            rc == NGX_DECLINED ? &ngx_http_apipolicy_wh_missing
+                            : rc == NGX_ABORT ? &ngx_http_apipolicy_wh_time
+                            : &ngx_http_apipolicy_wh_invalid,
+                            rc == NGX_DECLINED ? NGX_LOG_INFO : NGX_LOG_ERR,
+                            &detail);
+    }
+
+    /* every secret against every signature, in constant time */
+
+    ok = 0;
+    secret = wcf->secrets->elts;
+
+    for (i = 0; i < wcf->secrets->nelts; i++) {
+
+        if (ngx_http_apipolicy_webhook_mac(r, &secret[i], &ps, mac)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        for (j = 0; j < ps.nsigs; j++) {
+            if (ps.sig[j].len == 32
+                && CRYPTO_memcmp(ps.sig[j].data, mac, 32) == 0)
+            {
+                ok = 1;
+            }
+        }
+
+        OPENSSL_cleanse(mac, sizeof(mac));
+    }
+
+    if (!ok) {
+        ngx_str_set(&detail, "no signature matches the body and a secret");
+        return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_UNAUTHORIZED,
+                                         &ngx_http_apipolicy_wh_invalid,
+                                         NGX_LOG_ERR, &detail);
+    }
+
+    /* a delivery seen before */
+
+    if (wcf->replay) {
+        md = EVP_MD_CTX_new();
+
+        if (md == NULL
+            || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1
+            || EVP_DigestUpdate(md, wcf->scheme_name.data,
+                                wcf->scheme_name.len) != 1
+            || EVP_DigestUpdate(md, ":", 1) != 1
+            || EVP_DigestUpdate(md, ps.id.data, ps.id.len) != 1
+            || EVP_DigestFinal_ex(md, ctx->webhook->id, &n) != 1)
+        {
+            EVP_MD_CTX_free(md);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        EVP_MD_CTX_free(md);
+
+        if (ngx_http_apipolicy_jwt_cache_lookup(r, wcf->replay,
+                                                ctx->webhook->id)
+            == NGX_OK)
+        {
+            ngx_str_set(&detail, "this delivery was already accepted");
+            return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_CONFLICT,
+                                             &ngx_http_apipolicy_wh_replayed,
+                                             NGX_LOG_INFO, &detail);
+        }
+
+        ctx->webhook->has_id = 1;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "apipolicy webhook: %V signature verified",
+                   &wcf->scheme_name);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The scheme's headers: NGX_OK with the signatures and what is signed
+ * before the body, NGX_DECLINED (a header is missing), NGX_ABORT (the
+ * timestamp is out of tolerance), NGX_BUSY (malformed), NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
+    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_wh_parsed_t *ps,
+    ngx_str_t *detail)
+{
+    u_char           *p, *last, *start, *comma;
+    ngx_int_t         rc;
+    ngx_str_t         ts;
+    ngx_table_elt_t  *h, *hid, *hts;
+
+    static ngx_str_t  dot = ngx_string(".");
+    static ngx_str_t  colon = ngx_string(":");
+    static ngx_str_t  v0 = ngx_string("v0:");
+
+    rc = NGX_OK;
+
+    switch (wcf->scheme) {
+
+    case NGX_HTTP_APIPOLICY_WH_STANDARD:
+        hid = ngx_http_apipolicy_webhook_get(r, "webhook-id", detail, &rc);
+        hts = ngx_http_apipolicy_webhook_get(r, "webhook-timestamp", detail,
+                                             &rc);
+        h = ngx_http_apipolicy_webhook_get(r, "webhook-signature", detail,
+                                           &rc);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        rc = ngx_http_apipolicy_webhook_timestamp(&hts->value, wcf->tolerance,
+                                                  detail);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        /* "v1,SIG v1,SIG": other versions (v1a) are skipped */
+
+        p = h->value.data;
+        last = p + h->value.len;
+
+        while (p < last) {
+            while (p < last && *p == ' ') {
+                p++;
+            }
+
+            start = p;
+
+            while (p < last && *p != ' ') {
+                p++;
+            }
+
+            if (p - start > 3 && ngx_strncmp(start, "v1,", 3) == 0) {
+                if (ngx_http_apipolicy_webhook_sig(r, ps, start + 3,
+                                                   p - start - 3,
+                                                   NGX_HTTP_APIPOLICY_WH_BASE64)
+                    == NGX_ERROR)
+                {
+                    return NGX_ERROR;
+                }
+            }
+        }
+
+        ps->head[0] = hid->value;
+        ps->head[1] = dot;
+        ps->head[2] = hts->value;
+        ps->head[3] = dot;
+        ps->nhead = 4;
+        ps->id = hid->value;
+        break;
+
+    case NGX_HTTP_APIPOLICY_WH_STRIPE:
+        h = ngx_http_apipolicy_webhook_get(r, "Stripe-Signature", detail, &rc);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        ngx_str_null(&ts);
+
+        p = h->value.data;
+        last = p + h->value.len;
+
+        while (p < last) {
+            while (p < last && (*p == ' ' || *p == ',')) {
+                p++;
+            }
+
+            start = p;
+            comma = ngx_strlchr(p, last, ',');
+            p = comma ? comma : last;
+
+            if (p - start > 2 && ngx_strncmp(start, "t=", 2) == 0) {
+                ts.data = start + 2;
+                ts.len = p - start - 2;
+
+            } else if (p - start > 3 && ngx_strncmp(start, "v1=", 3) == 0) {
+                if (ngx_http_apipolicy_webhook_sig(r, ps, start + 3,
+                                                   p - start - 3,
+                                                   NGX_HTTP_APIPOLICY_WH_HEX)
+                    == NGX_ERROR)
+                {
+                    return NGX_ERROR;
+                }
+            }
+        }
+
+        if (ts.len == 0) {
+            ngx_str_set(detail, "the Stripe-Signature header has no t=");
+            return NGX_BUSY;
+        }
+
+        rc = ngx_http_apipolicy_webhook_timestamp(&ts, wcf->tolerance,
+                                                  detail);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        ps->head[0] = ts;
+        ps->head[1] = dot;
+        ps->nhead = 2;
+        ps->id = h->value;
+        break;
+
+    case NGX_HTTP_APIPOLICY_WH_SLACK:
+        hts = ngx_http_apipolicy_webhook_get(r, "X-Slack-Request-Timestamp",
+                                             detail, &rc);
+        h = ngx_http_apipolicy_webhook_get(r, "X-Slack-Signature", detail,
+                                           &rc);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        rc = ngx_http_apipolicy_webhook_timestamp(&hts->value, wcf->tolerance,
+                                                  detail);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (h->value.len > 3 && ngx_strncmp(h->value.data, "v0=", 3) == 0
+            && ngx_http_apipolicy_webhook_sig(r, ps, h->value.data + 3,
+                                              h->value.len - 3,
+                                              NGX_HTTP_APIPOLICY_WH_HEX)
+               == NGX_ERROR)
+        {
+            return NGX_ERROR;
+        }
+
+        ps->head[0] = v0;
+        ps->head[1] = hts->value;
+        ps->head[2] = colon;
+        ps->nhead = 3;
+        ps->id = h->value;
+        break;
+
+    default:                            /* github, shopify, hmac */
+
+        if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_GITHUB) {
+            h = ngx_http_apipolicy_webhook_get(r, "X-Hub-Signature-256",
+                                               detail, &rc);
+            hid = ngx_http_apipolicy_webhook_get(r, "X-GitHub-Delivery",
+                                                 NULL, NULL);
+
+        } else if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_SHOPIFY) {
+            h = ngx_http_apipolicy_webhook_get(r, "X-Shopify-Hmac-Sha256",
+                                               detail, &rc);
+            hid = ngx_http_apipolicy_webhook_get(r, "X-Shopify-Webhook-Id",
+                                                 NULL, NULL);
+
+        } else {
+            h = ngx_http_apipolicy_webhook_get(r, (char *) wcf->header.data,
+                                               detail, &rc);
+            hid = NULL;
+        }
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (h->value.len > wcf->prefix.len
+            && ngx_strncasecmp(h->value.data, wcf->prefix.data,
+                               wcf->prefix.len) == 0
+            && ngx_http_apipolicy_webhook_sig(r, ps,
+                                              h->value.data + wcf->prefix.len,
+                                              h->value.len - wcf->prefix.len,
+                                              wcf->encoding)
+               == NGX_ERROR)
+        {
+            return NGX_ERROR;
+        }
+
+        ps->id = hid ? hid->value : h->value;
+        break;
+    }
+
+    if (ps->nsigs == 0) {
+        ngx_str_set(detail, "the signature header holds no signature of the "
+                            "expected form");
+        return NGX_BUSY;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A request header that must be there once: NULL with *rc = NGX_DECLINED
+ * (missing) or NGX_BUSY (several); rc == NULL: optional.
+ */
+
+static ngx_table_elt_t *
+ngx_http_apipolicy_webhook_get(ngx_http_request_t *r, const char *name,
+    ngx_str_t *detail, ngx_int_t *rc)
+{
+    u_char           *p;
+    ngx_str_t         n;
+    ngx_uint_t        count;
+    ngx_table_elt_t  *h;
+
+    n.data = (u_char *) name;
+    n.len = ngx_strlen(name);
+
+    h = ngx_http_apipolicy_find_header(&r->headers_in.headers, &n, &count);
+
+    if (rc == NULL) {
+        return (count == 1) ? h : NULL;
+    }
+
+    if (*rc != NGX_OK) {
+        return NULL;                    /* an earlier header failed */
+    }
+
+    if (count == 1 && h->value.len
+        && h->value.len <= NGX_HTTP_APIPOLICY_WH_MAX_HEADER)
+    {
+        return h;
+    }
+
+    p = ngx_pnalloc(r->pool, n.len + sizeof("several  headers were sent"));
+    if (p == NULL) {
+        *rc = NGX_ERROR;
+        return NULL;
+    }
+
+    detail->data = p;
+
+    if (count == 0) {
+        detail->len = ngx_sprintf(p, "the %V header is missing", &n) - p;
+        *rc = NGX_DECLINED;
+
+    } else if (count > 1) {
+        detail->len = ngx_sprintf(p, "several %V headers were sent", &n) - p;
+        *rc = NGX_BUSY;
+
+    } else {
+        detail->len = ngx_sprintf(p, "the %V header is empty or too long",
+                                  &n) - p;
+        *rc = NGX_BUSY;
+    }
+
+    return NULL;
+}
+
+
+/* one signature from a header, decoded; wrong lengths are kept out */
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_sig(ngx_http_request_t *r,
+    ngx_http_apipolicy_wh_parsed_t *ps, u_char *p, size_t len,
+    ngx_uint_t encoding)
+{
+    u_char      *d, c, v;
+    size_t       i;
+    ngx_str_t    src, *sig;
+
+    if (ps->nsigs == NGX_HTTP_APIPOLICY_WH_MAX_SIGS) {
+        return NGX_OK;
+    }
+
+    sig = &ps->sig[ps->nsigs];
+
+    if (encoding == NGX_HTTP_APIPOLICY_WH_HEX) {
+
+        if (len != 64) {
+            return NGX_OK;
+        }
+
+        d = ngx_pnalloc(r->pool, 32);
+        if (d == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < 64; i++) {
+            c = p[i];
+
+            if (c >= '0' && c <= '9') {
+                v = c - '0';
+
+            } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+                v = (c | 0x20) - 'a' + 10;
+
+            } else {
+                return NGX_OK;
+            }
+
+            d[i / 2] = (i % 2) ? (d[i / 2] | v) : (u_char) (v << 4);
+        }
+
+        sig->data = d;
+        sig->len = 32;
+
+    } else {
+        if (len != 44) {                /* 32 bytes in base64 */
+            return NGX_OK;
+        }
+
+        src.data = p;
+        src.len = len;
+
+        sig->data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(len));
+        if (sig->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_decode_base64(sig, &src) != NGX_OK || sig->len != 32) {
+            return NGX_OK;
+        }
+    }
+
+    ps->nsigs++;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_timestamp(ngx_str_t *ts, time_t tolerance,
+    ngx_str_t *detail)
+{
+    time_t  t, now;
+
+    t = ngx_atotm(ts->data, ts->len);
+
+    if (t == NGX_ERROR) {
+        ngx_str_set(detail, "the timestamp is not a number of seconds");
+        return NGX_BUSY;
+    }
+
+    now = ngx_time();
+
+    if (t < now - tolerance || t > now + tolerance) {
+        ngx_str_set(detail, "the timestamp is too far from the gateway's "
+                            "clock");
+        return NGX_ABORT;
+    }
+
+    return NGX_OK;
+}
+
+
+/* HMAC-SHA256(secret, head.. [.] body), the body read from memory or file */
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_mac(ngx_http_request_t *r, ngx_str_t *secret,
+    ngx_http_apipolicy_wh_parsed_t *ps, u_char *mac)
+{
+    off_t         off;
+    size_t        n, maclen;
+    ssize_t       got;
+    EVP_MAC      *hmac;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_uint_t    i;
+    OSSL_PARAM    params[2];
+    ngx_chain_t  *cl;
+    EVP_MAC_CTX  *mctx;
+    u_char        buf[16384];
+
+    rc = NGX_ERROR;
+    mctx = NULL;
+
+    hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (hmac == NULL) {
+        goto done;
+    }
+
+    mctx = EVP_MAC_CTX_new(hmac);
+    if (mctx == NULL) {
+        goto done;
+    }
+
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                 (char *) "SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+
+    if (EVP_MAC_init(mctx, secret->data, secret->len, params) != 1) {
+        goto done;
+    }
+
+    for (i = 0; i < ps->nhead; i++) {
+        if (EVP_MAC_update(mctx, ps->head[i].data, ps->head[i].len) != 1) {
+            goto done;
+        }
+    }
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL;
+         cl;
+         cl = cl->next)
+    {
+        b = cl->buf;
+
+        if (ngx_buf_in_memory(b)) {
+            if (EVP_MAC_update(mctx, b->pos, b->last - b->pos) != 1) {
+                goto done;
+            }
+
+            continue;
+        }
+
+        if (!b->in_file || b->file == NULL) {
+            continue;
+        }
+
+        /* buffered to disk: read it back in chunks */
+
+        for (off = b->file_pos; off < b->file_last; off += got) {
+            n = (size_t) ngx_min((off_t) sizeof(buf), b->file_last - off);
+
+            got = ngx_read_file(b->file, buf, n, off);
+
+            if (got == NGX_ERROR || got == 0) {
+                goto done;
+            }
+
+            if (EVP_MAC_update(mctx, buf, (size_t) got) != 1) {
+                goto done;
+            }
+        }
+    }
+
+    if (EVP_MAC_final(mctx, mac, &maclen, EVP_MAX_MD_SIZE) == 1
+        && maclen == 32)
+    {
+        rc = NGX_OK;
+    }
+
+done:
+
+    EVP_MAC_CTX_free(mctx);
+    EVP_MAC_free(hmac);
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "apipolicy webhook: HMAC failed");
+    }
+
+    return rc;
+}
+
+
+/* a 2xx answer: the delivery is done, its id is remembered */
+
+ngx_int_t
+ngx_http_apipolicy_webhook_header(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx)
+{
+    ngx_http_apipolicy_loc_conf_t  *alcf;
+
+    if (ctx->webhook == NULL || !ctx->webhook->has_id
+        || ctx->webhook->stored
+        || r->headers_out.status < 200 || r->headers_out.status >= 300)
+    {
+        return NGX_OK;
+    }
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
+
+    if (alcf->webhook == NULL || alcf->webhook->replay == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_http_apipolicy_jwt_cache_store(r, alcf->webhook->replay,
+                                       ctx->webhook->id, 0);
+    ctx->webhook->stored = 1;
+
+    return NGX_OK;
+}
+
+
+/* ---- configuration --------------------------------------------------- */
+
+/* apipolicy_webhook_zone NAME:SIZE */
+
+char *
+ngx_http_apipolicy_webhook_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ssize_t                          size;
+    ngx_str_t                       *value, name;
+    ngx_shm_zone_t                  *shm_zone, **zp;
+    ngx_http_apipolicy_main_conf_t  *amcf;
+
+    value = cf->args->elts;
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
+
+    if (ngx_http_apipolicy_conf_zone(cf, &value[1],
+                                     "apipolicy_webhook_zone hooks:1m",
+                                     &name, &size)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    shm_zone = ngx_http_apipolicy_key_zone_add(cf, &name, size,
+                                              NGX_HTTP_APIPOLICY_WH_REPLAY_TTL);
+    if (shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->webhook_zones == NULL) {
+        amcf->webhook_zones = ngx_array_create(cf->pool, 2,
+                                               sizeof(ngx_shm_zone_t *));
+        if (amcf->webhook_zones == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    zp = ngx_array_push(amcf->webhook_zones);
+    if (zp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *zp = shm_zone;
+    amcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * apipolicy_webhook standard|stripe|github|slack|shopify|hmac
+ *     secret=VALUE [secret=VALUE ...] [tolerance=TIME] [replay_zone=NAME]
+ *     [header=NAME] [prefix=TEXT] [encoding=hex|base64]
+ * apipolicy_webhook off
+ */
+
+char *
+ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apipolicy_loc_conf_t  *alcf = conf;
+
+    ngx_str_t                          *value, s, *secret, raw, b64;
+    ngx_uint_t                          i, n, tolerance_set;
+    ngx_shm_zone_t                    **zp;
+    ngx_http_apipolicy_main_conf_t     *amcf;
+    ngx_http_apipolicy_webhook_conf_t  *wcf;
+
+    static const char  *schemes[] = {
+        "", "standard", "stripe", "github", "slack", "shopify", "hmac", NULL
+    };
+
+    if (alcf->webhook != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        if (cf->args->nelts != 2) {
+            return "takes no parameters after \"off\"";
+        }
+
+        alcf->webhook = NULL;
+        return NGX_CONF_OK;
+    }
+
+    wcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_webhook_conf_t));
+    if (wcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (n = 1; schemes[n]; n++) {
+        if (ngx_strcmp(value[1].data, schemes[n]) == 0) {
+            wcf->scheme = n;
+            break;
+        }
+    }
+
+    if (wcf->scheme == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown webhook scheme \"%V\": use standard, "
+                           "stripe, github, slack, shopify or hmac",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    wcf->scheme_name = value[1];
+    wcf->tolerance = 300;
+    wcf->encoding = NGX_HTTP_APIPOLICY_WH_HEX;
+    tolerance_set = 0;
+
+    if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_GITHUB) {
+        ngx_str_set(&wcf->prefix, "sha256=");
+    }
+
+    if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_SHOPIFY) {
+        wcf->encoding = NGX_HTTP_APIPOLICY_WH_BASE64;
+    }
+
+    wcf->secrets = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+    if (wcf->secrets == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        s = value[i];
+
+        if (s.len > 7 && ngx_strncmp(s.data, "secret=", 7) == 0) {
+            raw.data = s.data + 7;
+            raw.len = s.len - 7;
+
+            secret = ngx_array_push(wcf->secrets);
+            if (secret == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_STANDARD
+                && raw.len > 6 && ngx_strncmp(raw.data, "whsec_", 6) == 0)
+            {
+                /* Standard Webhooks: the key is the base64 after whsec_ */
+
+                b64.data = raw.data + 6;
+                b64.len = raw.len - 6;
+
+                secret->data = ngx_pnalloc(cf->pool,
+                                           ngx_base64_decoded_length(b64.len));
+                if (secret->data == NULL) {
+                    return NGX_CONF_ERROR;
+                }
+
+                if (ngx_decode_base64(secret, &b64) != NGX_OK) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "the secret after \"whsec_\" is not "
+                                       "base64");
+                    return NGX_CONF_ERROR;
+                }
+
+            } else if (ngx_http_apipolicy_jwt_secret_value(cf, &raw, secret)
+                       != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            if (secret->len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "an empty secret can sign nothing");
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (s.len > 10 && ngx_strncmp(s.data, "tolerance=", 10) == 0) {
+            s.data += 10;
+            s.len -= 10;
+
+            wcf->tolerance = ngx_parse_time(&s, 1);
+
+            if (wcf->tolerance == (time_t) NGX_ERROR || wcf->tolerance == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": a time, as in "
+                                   "\"tolerance=5m\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            tolerance_set = 1;
+            continue;
+        }
+
+        if (s.len > 12 && ngx_strncmp(s.data, "replay_zone=", 12) == 0) {
+            s.data += 12;
+            s.len -= 12;
+
+            zp = amcf->webhook_zones ? amcf->webhook_zones->elts : NULL;
+
+            for (n = 0; zp && n < amcf->webhook_zones->nelts; n++) {
+                if (zp[n]->shm.name.len == s.len
+                    && ngx_strncmp(zp[n]->shm.name.data, s.data, s.len) == 0)
+                {
+                    wcf->replay = zp[n];
+                    break;
+                }
+            }
+
+            if (wcf->replay == NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "unknown replay zone \"%V\": declare it "
+                                   "with apipolicy_webhook_zone at http "
+                                   "level, before this line", &s);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_HMAC) {
+
+            if (s.len > 7 && ngx_strncmp(s.data, "header=", 7) == 0) {
+                wcf->header.data = s.data + 7;
+                wcf->header.len = s.len - 7;
+                continue;
+            }
+
+            if (s.len > 7 && ngx_strncmp(s.data, "prefix=", 7) == 0) {
+                wcf->prefix.data = s.data + 7;
+                wcf->prefix.len = s.len - 7;
+                continue;
+            }
+
+            if (ngx_strcmp(s.data, "encoding=hex") == 0) {
+                wcf->encoding = NGX_HTTP_APIPOLICY_WH_HEX;
+                continue;
+            }
+
+            if (ngx_strcmp(s.data, "encoding=base64") == 0) {
+                wcf->encoding = NGX_HTTP_APIPOLICY_WH_BASE64;
+                continue;
+            }
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"%s", &value[i],
+                           wcf->scheme != NGX_HTTP_APIPOLICY_WH_HMAC
+                           && (ngx_strncmp(s.data, "header=", 7) == 0
+                               || ngx_strncmp(s.data, "prefix=", 7) == 0
+                               || ngx_strncmp(s.data, "encoding=", 9) == 0)
+                           ? ": header=, prefix= and encoding= belong to the "
+                             "hmac scheme" : "");
+        return NGX_CONF_ERROR;
+    }
+
+    if (wcf->secrets->nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"secret=\" is required (repeat it to accept "
+                           "an old and a new secret while rotating)");
+        return NGX_CONF_ERROR;
+    }
+
+    if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_HMAC && wcf->header.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the hmac scheme needs \"header=\": the request "
+                           "header that carries the signature");
+        return NGX_CONF_ERROR;
+    }
+
+    if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_GITHUB
+        || wcf->scheme == NGX_HTTP_APIPOLICY_WH_SHOPIFY
+        || wcf->scheme == NGX_HTTP_APIPOLICY_WH_HMAC)
+    {
+        if (tolerance_set) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" deliveries carry no timestamp: "
+                               "tolerance= does not apply (use replay_zone= "
+                               "against replays)", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        wcf->tolerance = 0;
+    }
+
+    alcf->webhook = wcf;
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_apipolicy_webhook_merge_conf(ngx_conf_t *cf,
+    ngx_http_apipolicy_loc_conf_t *prev, ngx_http_apipolicy_loc_conf_t *conf)
+{
+    ngx_conf_merge_ptr_value(conf->webhook, prev->webhook, NULL);
+
+    return NGX_CONF_OK;
+}

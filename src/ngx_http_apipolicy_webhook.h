@@ -1,0 +1,37 @@
+
+/*
+ * Copyright (C) apipolicy authors
+ */
+
+
+#ifndef _NGX_HTTP_APIPOLICY_WEBHOOK_H_INCLUDED_
+#define _NGX_HTTP_APIPOLICY_WEBHOOK_H_INCLUDED_
+
+
+#include "ngx_http_apipolicy.h"
+
+
+/* apipolicy_webhook SCHEME secret=... [...] | off */
+char *ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+/* apipolicy_webhook_zone NAME:SIZE (http): delivered message ids */
+char *ngx_http_apipolicy_webhook_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+char *ngx_http_apipolicy_webhook_merge_conf(ngx_conf_t *cf,
+    ngx_http_apipolicy_loc_conf_t *prev, ngx_http_apipolicy_loc_conf_t *conf);
+
+/*
+ * The ACCESS step: reads the body without blocking (NGX_DONE while it
+ * arrives), then NGX_OK (the signature verified), or 401/409 through
+ * ngx_http_apipolicy_reject().  Re-entrant.
+ */
+ngx_int_t ngx_http_apipolicy_webhook_handler(ngx_http_request_t *r,
+    ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx);
+
+/* header filter: a 2xx answer marks the delivery's id as seen */
+ngx_int_t ngx_http_apipolicy_webhook_header(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx);
+
+
+#endif /* _NGX_HTTP_APIPOLICY_WEBHOOK_H_INCLUDED_ */
