@@ -25,6 +25,7 @@
 #include "ngx_http_apipolicy_ratelimit.h"
 #include "ngx_http_apipolicy_redis.h"
 #include "ngx_http_apipolicy_webhook.h"
+#include "ngx_http_apipolicy_idempotency.h"
 
 
 static void *ngx_http_apipolicy_create_main_conf(ngx_conf_t *cf);
@@ -241,6 +242,22 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
       0,
       NULL },
 
+    /* Idempotency-Key */
+
+    { ngx_string("apipolicy_idempotency_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_apipolicy_idempotency_zone,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("apipolicy_idempotency"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_apipolicy_idempotency,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     /* Redis, shared by the gateways */
 
     { ngx_string("apipolicy_redis"),
@@ -364,6 +381,7 @@ ngx_http_apipolicy_create_loc_conf(ngx_conf_t *cf)
     ngx_http_apipolicy_version_create_conf(&alcf->version);
     ngx_http_apipolicy_ratelimit_create_conf(alcf);
     alcf->webhook = NGX_CONF_UNSET_PTR;
+    alcf->idempotency = NGX_CONF_UNSET_PTR;
 
     return alcf;
 }
@@ -404,6 +422,12 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_apipolicy_idempotency_merge_conf(cf, prev, conf)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->version.enabled == 1) {
         conf->phases |= NGX_HTTP_APIPOLICY_PREACCESS
                         |NGX_HTTP_APIPOLICY_HEADERS;
@@ -424,6 +448,10 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->webhook) {
         conf->phases |= NGX_HTTP_APIPOLICY_ACCESS;
+    }
+
+    if (conf->idempotency) {
+        conf->phases |= NGX_HTTP_APIPOLICY_PRECONTENT;
     }
 
     return NGX_CONF_OK;

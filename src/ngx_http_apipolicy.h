@@ -340,6 +340,12 @@ typedef struct {
 } ngx_http_apipolicy_webhook_ctx_t;
 
 
+/* ---- Idempotency-Key (ngx_http_apipolicy_idempotency.c) ------------- */
+
+typedef struct ngx_http_apipolicy_idem_conf_s  ngx_http_apipolicy_idem_conf_t;
+typedef struct ngx_http_apipolicy_idem_ctx_s   ngx_http_apipolicy_idem_ctx_t;
+
+
 /* ---- configuration --------------------------------------------------- */
 
 typedef struct {
@@ -350,6 +356,7 @@ typedef struct {
     ngx_array_t                       *rl_zones;  /* rl_zone_t * */
     struct ngx_http_apipolicy_redis_s *redis;     /* apipolicy_redis */
     ngx_array_t                       *webhook_zones; /* ngx_shm_zone_t * */
+    ngx_array_t                       *idem_zones;    /* ngx_shm_zone_t * */
 } ngx_http_apipolicy_main_conf_t;
 
 
@@ -362,6 +369,7 @@ typedef struct {
                                                      here or above */
 
     ngx_http_apipolicy_webhook_conf_t *webhook;   /* NULL: none or "off" */
+    ngx_http_apipolicy_idem_conf_t    *idempotency; /* NULL: none or "off" */
 
     ngx_array_t                       *ratelimits; /* rl_limit_t */
     ngx_uint_t                         ratelimit_status;
@@ -392,6 +400,7 @@ typedef struct {
     ngx_http_apipolicy_jwt_ctx_t      *jwt;
     ngx_http_apipolicy_rl_ctx_t       *rl;
     ngx_http_apipolicy_webhook_ctx_t  *webhook;
+    ngx_http_apipolicy_idem_ctx_t     *idem;
 } ngx_http_apipolicy_ctx_t;
 
 

@@ -20,6 +20,7 @@
 #include "ngx_http_apipolicy_version.h"
 #include "ngx_http_apipolicy_ratelimit.h"
 #include "ngx_http_apipolicy_webhook.h"
+#include "ngx_http_apipolicy_idempotency.h"
 
 
 static ngx_int_t ngx_http_apipolicy_header_filter(ngx_http_request_t *r);
@@ -65,6 +66,12 @@ ngx_http_apipolicy_header_filter(ngx_http_request_t *r)
     /* a filter finalization may send a second, fresh set of headers */
     ctx->added = 0;
 
+    /* the upstream's headers, before the gateway adds its own */
+
+    if (ngx_http_apipolicy_idempotency_header(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_apipolicy_problem_header(r, ctx) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -100,7 +107,17 @@ ngx_http_apipolicy_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_apipolicy_module);
 
-    if (ctx == NULL || !ctx->problem_body) {
+    if (ctx == NULL) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    if (ctx->idem
+        && ngx_http_apipolicy_idempotency_body(r, ctx, in) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (!ctx->problem_body) {
         return ngx_http_next_body_filter(r, in);
     }
 

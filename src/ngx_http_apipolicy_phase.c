@@ -22,6 +22,7 @@
 #include "ngx_http_apipolicy_jwt.h"
 #include "ngx_http_apipolicy_ratelimit.h"
 #include "ngx_http_apipolicy_webhook.h"
+#include "ngx_http_apipolicy_idempotency.h"
 
 
 static void ngx_http_apipolicy_cleanup(void *data);
@@ -202,6 +203,7 @@ ngx_http_apipolicy_access_handler(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_apipolicy_precontent_handler(ngx_http_request_t *r)
 {
+    ngx_int_t                       rc;
     ngx_http_apipolicy_ctx_t       *ctx;
     ngx_http_apipolicy_loc_conf_t  *alcf;
 
@@ -222,20 +224,27 @@ ngx_http_apipolicy_precontent_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ctx->problem && ctx->rl == NULL) {
+    if (ctx->problem && ctx->rl == NULL && ctx->idem == NULL) {
 
         /*
          * an authentication step refused the request but another access
          * module granted it under "satisfy any": the refusal is void
          * (a rate limit refusal, met again after its error_page
-         * redirect, stays)
+         * redirect, stays, as does an idempotency refusal made once the
+         * body was read)
          */
 
         ctx->problem = NULL;
         ctx->problem_builtin = 0;
     }
 
-    return ngx_http_apipolicy_ratelimit_handler(r, alcf, ctx);
+    rc = ngx_http_apipolicy_ratelimit_handler(r, alcf, ctx);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    return ngx_http_apipolicy_idempotency_handler(r, alcf, ctx);
 }
 
 

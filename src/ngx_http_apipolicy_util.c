@@ -299,3 +299,59 @@ ngx_http_apipolicy_conf_zone(ngx_conf_t *cf, ngx_str_t *value,
 
     return NGX_OK;
 }
+
+
+/*
+ * Feeds the request body, as read by ngx_http_read_client_request_body(),
+ * to "feed": memory buffers as they are, a body buffered to a temporary
+ * file in chunks read back from it.
+ */
+
+ngx_int_t
+ngx_http_apipolicy_request_body_feed(ngx_http_request_t *r,
+    ngx_http_apipolicy_feed_pt feed, void *data)
+{
+    off_t         off;
+    size_t        n;
+    ssize_t       got;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+    u_char        buf[16384];
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL;
+         cl;
+         cl = cl->next)
+    {
+        b = cl->buf;
+
+        if (ngx_buf_in_memory(b)) {
+            if (b->last > b->pos
+                && feed(data, b->pos, b->last - b->pos) != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        if (!b->in_file || b->file == NULL) {
+            continue;
+        }
+
+        for (off = b->file_pos; off < b->file_last; off += got) {
+            n = (size_t) ngx_min((off_t) sizeof(buf), b->file_last - off);
+
+            got = ngx_read_file(b->file, buf, n, off);
+
+            if (got == NGX_ERROR || got == 0) {
+                return NGX_ERROR;
+            }
+
+            if (feed(data, buf, (size_t) got) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return NGX_OK;
+}

@@ -17,6 +17,11 @@ typedef struct {
 } ngx_http_apipolicy_header_iter_t;
 
 
+typedef ngx_int_t (*ngx_http_apipolicy_feed_pt)(void *data, u_char *p,
+    size_t len);
+
+ngx_int_t ngx_http_apipolicy_request_body_feed(ngx_http_request_t *r,
+    ngx_http_apipolicy_feed_pt feed, void *data);
 ngx_table_elt_t *ngx_http_apipolicy_header_next(ngx_list_t *headers,
     ngx_str_t *name, ngx_http_apipolicy_header_iter_t *it);
 ngx_table_elt_t *ngx_http_apipolicy_add_header(ngx_http_request_t *r,

@@ -88,6 +88,8 @@ static ngx_int_t ngx_http_apipolicy_webhook_sig(ngx_http_request_t *r,
     ngx_uint_t encoding);
 static ngx_int_t ngx_http_apipolicy_webhook_timestamp(ngx_str_t *ts,
     time_t tolerance, ngx_str_t *detail);
+static ngx_int_t ngx_http_apipolicy_webhook_feed(void *data, u_char *p,
+    size_t len);
 static ngx_table_elt_t *ngx_http_apipolicy_webhook_get(ngx_http_request_t *r,
     const char *name, ngx_str_t *detail, ngx_int_t *rc);
 
@@ -644,17 +646,12 @@ static ngx_int_t
 ngx_http_apipolicy_webhook_mac(ngx_http_request_t *r, ngx_str_t *secret,
     ngx_http_apipolicy_wh_parsed_t *ps, u_char *mac)
 {
-    off_t         off;
-    size_t        n, maclen;
-    ssize_t       got;
+    size_t        maclen;
     EVP_MAC      *hmac;
     ngx_int_t     rc;
-    ngx_buf_t    *b;
     ngx_uint_t    i;
     OSSL_PARAM    params[2];
-    ngx_chain_t  *cl;
     EVP_MAC_CTX  *mctx;
-    u_char        buf[16384];
 
     rc = NGX_ERROR;
     mctx = NULL;
@@ -683,39 +680,12 @@ ngx_http_apipolicy_webhook_mac(ngx_http_request_t *r, ngx_str_t *secret,
         }
     }
 
-    for (cl = r->request_body ? r->request_body->bufs : NULL;
-         cl;
-         cl = cl->next)
+    if (ngx_http_apipolicy_request_body_feed(r,
+                                             ngx_http_apipolicy_webhook_feed,
+                                             mctx)
+        != NGX_OK)
     {
-        b = cl->buf;
-
-        if (ngx_buf_in_memory(b)) {
-            if (EVP_MAC_update(mctx, b->pos, b->last - b->pos) != 1) {
-                goto done;
-            }
-
-            continue;
-        }
-
-        if (!b->in_file || b->file == NULL) {
-            continue;
-        }
-
-        /* buffered to disk: read it back in chunks */
-
-        for (off = b->file_pos; off < b->file_last; off += got) {
-            n = (size_t) ngx_min((off_t) sizeof(buf), b->file_last - off);
-
-            got = ngx_read_file(b->file, buf, n, off);
-
-            if (got == NGX_ERROR || got == 0) {
-                goto done;
-            }
-
-            if (EVP_MAC_update(mctx, buf, (size_t) got) != 1) {
-                goto done;
-            }
-        }
+        goto done;
     }
 
     if (EVP_MAC_final(mctx, mac, &maclen, EVP_MAX_MD_SIZE) == 1
@@ -735,6 +705,13 @@ done:
     }
 
     return rc;
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_feed(void *data, u_char *p, size_t len)
+{
+    return (EVP_MAC_update(data, p, len) == 1) ? NGX_OK : NGX_ERROR;
 }
 
 

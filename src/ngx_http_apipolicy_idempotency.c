@@ -1,0 +1,1376 @@
+
+/*
+ * Copyright (C) apipolicy authors
+ *
+ * Idempotency-Key (draft-ietf-httpapi-idempotency-key-header) in
+ * PRECONTENT, after the rate limit, with the response captured by the
+ * filters.
+ *
+ *   key      the Idempotency-Key header: a structured-field string
+ *            ("...") or a bare token, 1 to 255 printable characters; the
+ *            entry is SHA-256(scope || key), scope= being, say, the
+ *            caller's $jwt_claim_sub, so that two clients never share keys
+ *   print    SHA-256 of the method, the request target and the body
+ *   first    no entry: an "in flight" entry is made and the request goes
+ *            on; its response (status, headers, body up to max_body) is
+ *            kept for ttl= once the last byte passed.  A 5xx or 429
+ *            answer, a body over max_body, or a request that ends early
+ *            leaves nothing behind: the client may try again
+ *   again    in flight: 409 IDEMPOTENCY_KEY_IN_USE; done with another
+ *            fingerprint: 422 IDEMPOTENCY_KEY_REUSED; done with the same:
+ *            the stored response, with "Idempotent-Replayed: true"
+ *   missing  400 IDEMPOTENCY_KEY_MISSING with "required", else the
+ *            request goes on untouched
+ *
+ * The entries live in a shared-memory zone (rbtree + LRU), so all
+ * workers of this gateway see them; they survive a reload that keeps the
+ * zone's name and size.
+ */
+
+
+#include "ngx_http_apipolicy.h"
+#include "ngx_http_apipolicy_idempotency.h"
+#include "ngx_http_apipolicy_problem.h"
+#include "ngx_http_apipolicy_util.h"
+
+#include <openssl/evp.h>
+
+
+#define NGX_HTTP_APIPOLICY_IDEM_MAGIC     0x617069646d303031  /* apidm001 */
+#define NGX_HTTP_APIPOLICY_IDEM_KEY_MAX   255
+#define NGX_HTTP_APIPOLICY_IDEM_LEASE     300     /* s an entry may stay
+                                                     in flight */
+
+#define NGX_HTTP_APIPOLICY_IDEM_INFLIGHT  1
+#define NGX_HTTP_APIPOLICY_IDEM_DONE      2
+
+/* decisions */
+#define NGX_HTTP_APIPOLICY_IDEM_PASS      1
+#define NGX_HTTP_APIPOLICY_IDEM_CAPTURE   2
+#define NGX_HTTP_APIPOLICY_IDEM_REPLAY    3
+
+
+typedef struct {
+    u_char                             color;
+    u_char                             state;
+    u_char                             pad[2];
+    uint32_t                           status;
+    time_t                             expires;
+    ngx_queue_t                        queue;
+    u_char                             key[32];
+    u_char                             fp[32];
+    u_char                            *blob;      /* slab: headers, body */
+    size_t                             hlen;
+    size_t                             blen;
+} ngx_http_apipolicy_idem_node_t;
+
+
+typedef struct {
+    uint64_t                           magic;
+    ngx_rbtree_t                       rbtree;
+    ngx_rbtree_node_t                  sentinel;
+    ngx_queue_t                        queue;
+} ngx_http_apipolicy_idem_sh_t;
+
+
+typedef struct {
+    ngx_str_t                          name;
+    time_t                             ttl;
+    size_t                             max_body;
+    ngx_http_apipolicy_idem_sh_t      *sh;
+    ngx_slab_pool_t                   *shpool;
+} ngx_http_apipolicy_idem_zone_t;
+
+
+struct ngx_http_apipolicy_idem_conf_s {
+    ngx_http_apipolicy_idem_zone_t    *zone;
+    ngx_uint_t                         methods;   /* NGX_HTTP_POST | ... */
+    ngx_flag_t                         required;
+    ngx_http_complex_value_t          *scope;
+};
+
+
+struct ngx_http_apipolicy_idem_ctx_s {
+    ngx_http_apipolicy_idem_zone_t    *zone;
+    ngx_uint_t                         decision;
+    ngx_int_t                          status;    /* of the decision */
+    u_char                             key[32];
+    u_char                             fp[32];
+    unsigned                           done:1;    /* decided */
+    unsigned                           owner:1;   /* our in-flight entry */
+    unsigned                           stored:1;
+
+    /* the response being captured */
+    ngx_uint_t                         rstatus;
+    ngx_str_t                          headers;
+    u_char                            *body;
+    size_t                             len;
+
+    /* a replay */
+    ngx_str_t                          blob;
+    size_t                             hlen;
+};
+
+
+static void ngx_http_apipolicy_idem_body_read(ngx_http_request_t *r);
+static ngx_int_t ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
+    ngx_http_apipolicy_idem_conf_t *icf, ngx_http_apipolicy_ctx_t *ctx);
+static ngx_int_t ngx_http_apipolicy_idem_replay(ngx_http_request_t *r,
+    ngx_http_apipolicy_idem_ctx_t *ictx);
+static ngx_int_t ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
+    ngx_http_apipolicy_idem_conf_t *icf, ngx_http_apipolicy_ctx_t *ctx,
+    ngx_str_t *detail);
+static ngx_int_t ngx_http_apipolicy_idem_feed(void *data, u_char *p,
+    size_t len);
+static void ngx_http_apipolicy_idem_release(
+    ngx_http_apipolicy_idem_ctx_t *ictx);
+static void ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx);
+static void ngx_http_apipolicy_idem_cleanup(void *data);
+static ngx_int_t ngx_http_apipolicy_idem_hop(ngx_str_t *name);
+static ngx_http_apipolicy_idem_node_t *ngx_http_apipolicy_idem_find(
+    ngx_http_apipolicy_idem_zone_t *zone, u_char *key);
+static void ngx_http_apipolicy_idem_delete(
+    ngx_http_apipolicy_idem_zone_t *zone, ngx_http_apipolicy_idem_node_t *in);
+static void ngx_http_apipolicy_idem_expire(
+    ngx_http_apipolicy_idem_zone_t *zone, ngx_uint_t force);
+static void ngx_http_apipolicy_idem_rbtree_insert_value(
+    ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel);
+static ngx_int_t ngx_http_apipolicy_idem_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+
+
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idem_missing =
+    ngx_http_apipolicy_problem("IDEMPOTENCY_KEY_MISSING",
+                               "idempotency-key-missing",
+                               "Idempotency-Key required");
+
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idem_invalid =
+    ngx_http_apipolicy_problem("IDEMPOTENCY_KEY_INVALID",
+                               "idempotency-key-invalid",
+                               "Idempotency-Key invalid");
+
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idem_in_use =
+    ngx_http_apipolicy_problem("IDEMPOTENCY_KEY_IN_USE",
+                               "idempotency-key-in-use",
+                               "A request with this Idempotency-Key is in "
+                               "progress");
+
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idem_reused =
+    ngx_http_apipolicy_problem("IDEMPOTENCY_KEY_REUSED",
+                               "idempotency-key-reused",
+                               "Idempotency-Key reused with another request");
+
+static ngx_str_t  ngx_http_apipolicy_idem_header =
+    ngx_string("Idempotency-Key");
+static ngx_str_t  ngx_http_apipolicy_idem_replayed =
+    ngx_string("Idempotent-Replayed");
+
+
+#define ngx_http_apipolicy_idem_rbnode(in)                                   \
+    ((ngx_rbtree_node_t *) ((u_char *) (in)                                  \
+                            - offsetof(ngx_rbtree_node_t, color)))
+
+#define ngx_http_apipolicy_idem_node(node)                                   \
+    ((ngx_http_apipolicy_idem_node_t *) &(node)->color)
+
+
+/* ---- request time ---------------------------------------------------- */
+
+ngx_int_t
+ngx_http_apipolicy_idempotency_handler(ngx_http_request_t *r,
+    ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx)
+{
+    ngx_int_t                        rc;
+    ngx_str_t                        detail;
+    ngx_http_apipolicy_idem_ctx_t   *ictx;
+    ngx_http_apipolicy_idem_conf_t  *icf;
+
+    icf = alcf->idempotency;
+
+    if (icf == NULL || !(r->method & icf->methods)) {
+        return NGX_DECLINED;
+    }
+
+    ictx = ctx->idem;
+
+    if (ictx) {
+        if (!ictx->done) {
+            return NGX_AGAIN;               /* the body is being read */
+        }
+
+        if (ictx->decision == NGX_HTTP_APIPOLICY_IDEM_REPLAY) {
+            ictx->decision = NGX_HTTP_APIPOLICY_IDEM_PASS;  /* send once */
+            return ngx_http_apipolicy_idem_replay(r, ictx);
+        }
+
+        return ictx->status;
+    }
+
+    ictx = ngx_pcalloc(r->pool, sizeof(ngx_http_apipolicy_idem_ctx_t));
+    if (ictx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->idem = ictx;
+    ictx->zone = icf->zone;
+
+    ngx_str_null(&detail);
+
+    rc = ngx_http_apipolicy_idem_key(r, icf, ctx, &detail);
+
+    if (rc == NGX_DECLINED) {
+        /* no key, not required */
+        ictx->done = 1;
+        ictx->status = NGX_DECLINED;
+        return NGX_DECLINED;
+    }
+
+    if (rc != NGX_OK) {
+        ictx->done = 1;
+        ictx->status = (rc == NGX_ERROR) ? NGX_HTTP_INTERNAL_SERVER_ERROR
+                                         : rc;
+        return ictx->status;
+    }
+
+    /* the fingerprint needs the body: read it without blocking */
+
+    rc = ngx_http_read_client_request_body(r,
+                                           ngx_http_apipolicy_idem_body_read);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    ngx_http_finalize_request(r, NGX_DONE);
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_apipolicy_idem_body_read(ngx_http_request_t *r)
+{
+    ngx_http_apipolicy_ctx_t       *ctx;
+    ngx_http_apipolicy_loc_conf_t  *alcf;
+
+    ctx = ngx_http_apipolicy_get_ctx(r);
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
+
+    if (ctx == NULL || ctx->idem == NULL || alcf->idempotency == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ctx->idem->status = ngx_http_apipolicy_idem_decide(r, alcf->idempotency,
+                                                       ctx);
+    ctx->idem->done = 1;
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
+}
+
+
+/*
+ * NGX_OK with the entry key in ctx->idem->key, NGX_DECLINED (no key and
+ * none required), or a refusal status.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
+    ngx_http_apipolicy_idem_conf_t *icf, ngx_http_apipolicy_ctx_t *ctx,
+    ngx_str_t *detail)
+{
+    u_char           *p;
+    ngx_str_t         key, scope;
+    ngx_uint_t        count;
+    EVP_MD_CTX       *md;
+    unsigned int      n;
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_apipolicy_find_header(&r->headers_in.headers,
+                                       &ngx_http_apipolicy_idem_header,
+                                       &count);
+
+    if (count == 0) {
+        if (!icf->required) {
+            return NGX_DECLINED;
+        }
+
+        ngx_str_set(detail, "this request needs an Idempotency-Key header");
+        return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                         &ngx_http_apipolicy_idem_missing,
+                                         NGX_LOG_INFO, detail);
+    }
+
+    if (count > 1) {
+        ngx_str_set(detail, "several Idempotency-Key headers were sent");
+        goto invalid;
+    }
+
+    /* a structured-field string ("..."), or a bare token as most send */
+
+    key = h->value;
+
+    if (key.len >= 2 && key.data[0] == '"' && key.data[key.len - 1] == '"') {
+        key.data++;
+        key.len -= 2;
+    }
+
+    if (key.len == 0 || key.len > NGX_HTTP_APIPOLICY_IDEM_KEY_MAX) {
+        ngx_str_set(detail, "the Idempotency-Key is empty or longer than "
+                            "255 characters");
+        goto invalid;
+    }
+
+    for (p = key.data; p < key.data + key.len; p++) {
+        if (*p < 0x21 || *p > 0x7e || *p == '"' || *p == '\\') {
+            ngx_str_set(detail, "the Idempotency-Key holds characters other "
+                                "than printable ASCII");
+            goto invalid;
+        }
+    }
+
+    ngx_str_null(&scope);
+
+    if (icf->scope && ngx_http_complex_value(r, icf->scope, &scope) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    md = EVP_MD_CTX_new();
+
+    if (md == NULL
+        || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1
+        || EVP_DigestUpdate(md, scope.data, scope.len) != 1
+        || EVP_DigestUpdate(md, "\n", 1) != 1
+        || EVP_DigestUpdate(md, key.data, key.len) != 1
+        || EVP_DigestFinal_ex(md, ctx->idem->key, &n) != 1)
+    {
+        EVP_MD_CTX_free(md);
+        return NGX_ERROR;
+    }
+
+    EVP_MD_CTX_free(md);
+
+    return NGX_OK;
+
+invalid:
+
+    return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                     &ngx_http_apipolicy_idem_invalid,
+                                     NGX_LOG_INFO, detail);
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_idem_feed(void *data, u_char *p, size_t len)
+{
+    return (EVP_DigestUpdate(data, p, len) == 1) ? NGX_OK : NGX_ERROR;
+}
+
+
+/* the body is read: fingerprint it and look the key up */
+
+static ngx_int_t
+ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
+    ngx_http_apipolicy_idem_conf_t *icf, ngx_http_apipolicy_ctx_t *ctx)
+{
+    u_char                          *blob;
+    size_t                           size;
+    time_t                           now;
+    ngx_str_t                        detail;
+    EVP_MD_CTX                      *md;
+    unsigned int                     n;
+    ngx_rbtree_node_t               *node;
+    ngx_pool_cleanup_t              *cln;
+    ngx_http_apipolicy_idem_ctx_t   *ictx;
+    ngx_http_apipolicy_idem_node_t  *in;
+    ngx_http_apipolicy_idem_zone_t  *zone;
+
+    ictx = ctx->idem;
+    zone = icf->zone;
+
+    md = EVP_MD_CTX_new();
+
+    if (md == NULL
+        || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1
+        || EVP_DigestUpdate(md, r->method_name.data, r->method_name.len) != 1
+        || EVP_DigestUpdate(md, " ", 1) != 1
+        || EVP_DigestUpdate(md, r->unparsed_uri.data, r->unparsed_uri.len)
+           != 1
+        || EVP_DigestUpdate(md, "\n", 1) != 1
+        || ngx_http_apipolicy_request_body_feed(r,
+                                                ngx_http_apipolicy_idem_feed,
+                                                md)
+           != NGX_OK
+        || EVP_DigestFinal_ex(md, ictx->fp, &n) != 1)
+    {
+        EVP_MD_CTX_free(md);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    EVP_MD_CTX_free(md);
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    now = ngx_time();
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    ngx_http_apipolicy_idem_expire(zone, 0);
+
+    in = ngx_http_apipolicy_idem_find(zone, ictx->key);
+
+    if (in && in->expires <= now) {
+        ngx_http_apipolicy_idem_delete(zone, in);
+        in = NULL;
+    }
+
+    if (in == NULL) {
+
+        /* the first request with this key: in flight until answered */
+
+        size = offsetof(ngx_rbtree_node_t, color)
+               + sizeof(ngx_http_apipolicy_idem_node_t);
+
+        node = ngx_slab_alloc_locked(zone->shpool, size);
+
+        if (node == NULL) {
+            ngx_http_apipolicy_idem_expire(zone, 1);
+            node = ngx_slab_alloc_locked(zone->shpool, size);
+        }
+
+        if (node == NULL) {
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "apipolicy: the idempotency zone \"%V\" is full",
+                          &zone->name);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        in = ngx_http_apipolicy_idem_node(node);
+        ngx_memzero(in, sizeof(ngx_http_apipolicy_idem_node_t));
+
+        ngx_memcpy(&node->key, ictx->key, sizeof(ngx_rbtree_key_t));
+        ngx_memcpy(in->key, ictx->key, 32);
+        ngx_memcpy(in->fp, ictx->fp, 32);
+        in->state = NGX_HTTP_APIPOLICY_IDEM_INFLIGHT;
+        in->expires = now + NGX_HTTP_APIPOLICY_IDEM_LEASE;
+
+        ngx_rbtree_insert(&zone->sh->rbtree, node);
+        ngx_queue_insert_head(&zone->sh->queue, &in->queue);
+
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        ictx->owner = 1;
+        ictx->decision = NGX_HTTP_APIPOLICY_IDEM_CAPTURE;
+
+        cln->handler = ngx_http_apipolicy_idem_cleanup;
+        cln->data = ictx;
+
+        return NGX_DECLINED;
+    }
+
+    ngx_queue_remove(&in->queue);
+    ngx_queue_insert_head(&zone->sh->queue, &in->queue);
+
+    if (in->state == NGX_HTTP_APIPOLICY_IDEM_INFLIGHT) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        ngx_str_set(&detail, "the first request with this key has not been "
+                             "answered yet; retry later");
+        return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_CONFLICT,
+                                         &ngx_http_apipolicy_idem_in_use,
+                                         NGX_LOG_INFO, &detail);
+    }
+
+    if (ngx_memcmp(in->fp, ictx->fp, 32) != 0) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        ngx_str_set(&detail, "this key was used with another method, target "
+                             "or body");
+        return ngx_http_apipolicy_reject(r, ctx,
+                                         NGX_HTTP_APIPOLICY_UNPROCESSABLE,
+                                         &ngx_http_apipolicy_idem_reused,
+                                         NGX_LOG_INFO, &detail);
+    }
+
+    /* a replay: copy the stored response out of the zone */
+
+    blob = ngx_pnalloc(r->pool, in->hlen + in->blen + 1);
+    if (blob == NULL) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(blob, in->blob, in->hlen + in->blen);
+    ictx->blob.data = blob;
+    ictx->blob.len = in->hlen + in->blen;
+    ictx->hlen = in->hlen;
+    ictx->rstatus = in->status;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ictx->decision = NGX_HTTP_APIPOLICY_IDEM_REPLAY;
+
+    return NGX_DECLINED;
+}
+
+
+/* the stored response, as the upstream gave it, plus the replay marker */
+
+static ngx_int_t
+ngx_http_apipolicy_idem_replay(ngx_http_request_t *r,
+    ngx_http_apipolicy_idem_ctx_t *ictx)
+{
+    u_char           *p, *last, *colon, *eol;
+    ngx_int_t         rc;
+    ngx_buf_t        *b;
+    ngx_str_t         name, value;
+    ngx_chain_t       out;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = ictx->rstatus;
+
+    /* "Name: value\n" lines; Content-Type goes to its own field */
+
+    p = ictx->blob.data;
+    last = p + ictx->hlen;
+
+    while (p < last) {
+        eol = ngx_strlchr(p, last, '\n');
+        colon = ngx_strlchr(p, eol ? eol : last, ':');
+
+        if (eol == NULL || colon == NULL) {
+            break;
+        }
+
+        name.data = p;
+        name.len = colon - p;
+        value.data = colon + 2;
+        value.len = eol - colon - 2;
+
+        if (name.len == 12
+            && ngx_strncasecmp(name.data, (u_char *) "Content-Type", 12) == 0)
+        {
+            r->headers_out.content_type = value;
+            r->headers_out.content_type_len = value.len;
+
+        } else {
+            /*
+             * as a plain header, Location included: set as
+             * headers_out.location, nginx would rewrite a relative one
+             * and the replay would differ from the first answer
+             */
+
+            if (ngx_http_apipolicy_add_header(r, &name, &value) == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        p = eol + 1;
+    }
+
+    ngx_str_set(&value, "true");
+
+    if (ngx_http_apipolicy_add_header(r, &ngx_http_apipolicy_idem_replayed,
+                                      &value)
+        == NULL)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.content_length_n = ictx->blob.len - ictx->hlen;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        ngx_http_finalize_request(r, rc);
+        return NGX_DONE;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_DONE;
+    }
+
+    b->pos = ictx->blob.data + ictx->hlen;
+    b->last = ictx->blob.data + ictx->blob.len;
+    b->memory = (b->last > b->pos);
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+
+    return NGX_DONE;
+}
+
+
+/* ---- capture --------------------------------------------------------- */
+
+/* headers a replay sets itself, or that belong to one connection */
+
+static ngx_int_t
+ngx_http_apipolicy_idem_hop(ngx_str_t *name)
+{
+    ngx_uint_t  i;
+
+    static ngx_str_t  hop[] = {
+        ngx_string("Content-Length"), ngx_string("Transfer-Encoding"),
+        ngx_string("Connection"), ngx_string("Keep-Alive"),
+        ngx_string("Date"), ngx_string("Server"),
+        ngx_null_string
+    };
+
+    for (i = 0; hop[i].len; i++) {
+        if (name->len == hop[i].len
+            && ngx_strncasecmp(name->data, hop[i].data, name->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+ngx_int_t
+ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx)
+{
+    u_char                         *p;
+    size_t                          len;
+    ngx_uint_t                      i;
+    ngx_list_part_t                *part;
+    ngx_table_elt_t                *h;
+    ngx_http_apipolicy_idem_ctx_t  *ictx;
+
+    ictx = ctx->idem;
+
+    if (ictx == NULL) {
+        return NGX_OK;
+    }
+
+    if (ictx->decision == NGX_HTTP_APIPOLICY_IDEM_REPLAY
+        || (ictx->decision == NGX_HTTP_APIPOLICY_IDEM_PASS && ictx->blob.len))
+    {
+        ctx->added |= NGX_HTTP_APIPOLICY_HDR_IDEMPOTENT;
+        return NGX_OK;
+    }
+
+    if (ictx->decision != NGX_HTTP_APIPOLICY_IDEM_CAPTURE || !ictx->owner) {
+        return NGX_OK;
+    }
+
+    /* what is not worth keeping: server errors, throttling, a refusal */
+
+    if (r->headers_out.status >= 500
+        || r->headers_out.status == NGX_HTTP_TOO_MANY_REQUESTS
+        || ctx->problem || r->header_only)
+    {
+        ngx_http_apipolicy_idem_release(ictx);
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    if (r->headers_out.content_type.len) {
+        len += sizeof("Content-Type: \n") - 1
+               + r->headers_out.content_type.len;
+    }
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0) {
+            continue;
+        }
+
+        len += h[i].key.len + 2 + h[i].value.len + 1;
+    }
+
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ictx->headers.data = p;
+
+    if (r->headers_out.content_type.len) {
+        p = ngx_sprintf(p, "Content-Type: %V\n",
+                        &r->headers_out.content_type);
+    }
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0
+            || ngx_strlchr(h[i].value.data,
+                           h[i].value.data + h[i].value.len, '\n')
+            || ngx_http_apipolicy_idem_hop(&h[i].key))
+        {
+            continue;
+        }
+
+        p = ngx_sprintf(p, "%V: %V\n", &h[i].key, &h[i].value);
+    }
+
+    ictx->headers.len = p - ictx->headers.data;
+    ictx->rstatus = r->headers_out.status;
+
+    /* the body is copied as it passes: ask for it in memory */
+
+    r->filter_need_in_memory = 1;
+
+    ictx->body = ngx_pnalloc(r->pool, ictx->zone->max_body);
+    if (ictx->body == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_apipolicy_idempotency_body(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx, ngx_chain_t *in)
+{
+    size_t                          n;
+    ngx_chain_t                    *cl;
+    ngx_http_apipolicy_idem_ctx_t  *ictx;
+
+    ictx = ctx->idem;
+
+    if (ictx == NULL || !ictx->owner || ictx->body == NULL || ictx->stored) {
+        return NGX_OK;
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+
+        if (!ngx_buf_in_memory(cl->buf) && ngx_buf_size(cl->buf)) {
+            ngx_http_apipolicy_idem_release(ictx);     /* a file: not kept */
+            return NGX_OK;
+        }
+
+        n = ngx_buf_in_memory(cl->buf) ? (size_t) (cl->buf->last
+                                                   - cl->buf->pos)
+                                       : 0;
+
+        if (ictx->len + n > ictx->zone->max_body) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "apipolicy: the response is larger than max_body "
+                          "of the idempotency zone \"%V\", not kept",
+                          &ictx->zone->name);
+            ngx_http_apipolicy_idem_release(ictx);
+            return NGX_OK;
+        }
+
+        if (n) {
+            ngx_memcpy(ictx->body + ictx->len, cl->buf->pos, n);
+            ictx->len += n;
+        }
+
+        if (cl->buf->last_buf) {
+            ngx_http_apipolicy_idem_commit(ictx);
+            return NGX_OK;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the whole response passed: keep it */
+
+static void
+ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx)
+{
+    u_char                          *blob;
+    ngx_http_apipolicy_idem_node_t  *in;
+    ngx_http_apipolicy_idem_zone_t  *zone;
+
+    zone = ictx->zone;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    in = ngx_http_apipolicy_idem_find(zone, ictx->key);
+
+    if (in == NULL || in->state != NGX_HTTP_APIPOLICY_IDEM_INFLIGHT) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        ictx->owner = 0;
+        return;
+    }
+
+    blob = ngx_slab_alloc_locked(zone->shpool,
+                                 ictx->headers.len + ictx->len + 1);
+
+    if (blob == NULL) {
+        ngx_http_apipolicy_idem_expire(zone, 1);
+        blob = ngx_slab_alloc_locked(zone->shpool,
+                                     ictx->headers.len + ictx->len + 1);
+    }
+
+    if (blob == NULL) {
+        ngx_http_apipolicy_idem_delete(zone, in);
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        ictx->owner = 0;
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "apipolicy: no room in the idempotency zone \"%V\" "
+                      "for a response of %uz bytes", &zone->name, ictx->len);
+        return;
+    }
+
+    ngx_memcpy(blob, ictx->headers.data, ictx->headers.len);
+    ngx_memcpy(blob + ictx->headers.len, ictx->body, ictx->len);
+
+    in->blob = blob;
+    in->hlen = ictx->headers.len;
+    in->blen = ictx->len;
+    in->status = (uint32_t) ictx->rstatus;
+    in->state = NGX_HTTP_APIPOLICY_IDEM_DONE;
+    in->expires = ngx_time() + zone->ttl;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ictx->stored = 1;
+    ictx->owner = 0;
+}
+
+
+/* no response will be kept: the key is free again */
+
+static void
+ngx_http_apipolicy_idem_release(ngx_http_apipolicy_idem_ctx_t *ictx)
+{
+    ngx_http_apipolicy_idem_node_t  *in;
+    ngx_http_apipolicy_idem_zone_t  *zone;
+
+    if (!ictx->owner) {
+        return;
+    }
+
+    ictx->owner = 0;
+    zone = ictx->zone;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    in = ngx_http_apipolicy_idem_find(zone, ictx->key);
+
+    if (in && in->state == NGX_HTTP_APIPOLICY_IDEM_INFLIGHT) {
+        ngx_http_apipolicy_idem_delete(zone, in);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+static void
+ngx_http_apipolicy_idem_cleanup(void *data)
+{
+    ngx_http_apipolicy_idem_release(data);
+}
+
+
+/* ---- the zone -------------------------------------------------------- */
+
+static ngx_http_apipolicy_idem_node_t *
+ngx_http_apipolicy_idem_find(ngx_http_apipolicy_idem_zone_t *zone, u_char *key)
+{
+    ngx_int_t                        rc;
+    ngx_rbtree_key_t                 k;
+    ngx_rbtree_node_t               *node, *sentinel;
+    ngx_http_apipolicy_idem_node_t  *in;
+
+    ngx_memcpy(&k, key, sizeof(ngx_rbtree_key_t));
+
+    node = zone->sh->rbtree.root;
+    sentinel = zone->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (k < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (k > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        in = ngx_http_apipolicy_idem_node(node);
+        rc = ngx_memcmp(key, in->key, 32);
+
+        if (rc == 0) {
+            return in;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_apipolicy_idem_delete(ngx_http_apipolicy_idem_zone_t *zone,
+    ngx_http_apipolicy_idem_node_t *in)
+{
+    ngx_rbtree_node_t  *node;
+
+    node = ngx_http_apipolicy_idem_rbnode(in);
+
+    if (in->blob) {
+        ngx_slab_free_locked(zone->shpool, in->blob);
+    }
+
+    ngx_queue_remove(&in->queue);
+    ngx_rbtree_delete(&zone->sh->rbtree, node);
+    ngx_slab_free_locked(zone->shpool, node);
+}
+
+
+/* expired entries from the back; force: the oldest done entry too */
+
+static void
+ngx_http_apipolicy_idem_expire(ngx_http_apipolicy_idem_zone_t *zone,
+    ngx_uint_t force)
+{
+    time_t                           now;
+    ngx_uint_t                       n;
+    ngx_queue_t                     *q;
+    ngx_http_apipolicy_idem_node_t  *in;
+
+    now = ngx_time();
+
+    for (n = 0; n < 3; n++) {
+
+        if (ngx_queue_empty(&zone->sh->queue)) {
+            return;
+        }
+
+        q = ngx_queue_last(&zone->sh->queue);
+        in = ngx_queue_data(q, ngx_http_apipolicy_idem_node_t, queue);
+
+        if (!(n == 0 && force && in->state == NGX_HTTP_APIPOLICY_IDEM_DONE)
+            && in->expires > now)
+        {
+            return;
+        }
+
+        ngx_http_apipolicy_idem_delete(zone, in);
+    }
+}
+
+
+static void
+ngx_http_apipolicy_idem_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t               **p;
+    ngx_http_apipolicy_idem_node_t   *in, *int_;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            in = ngx_http_apipolicy_idem_node(node);
+            int_ = ngx_http_apipolicy_idem_node(temp);
+
+            p = (ngx_memcmp(in->key, int_->key, 32) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_idem_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_slab_pool_t                 *shpool;
+    ngx_http_apipolicy_idem_sh_t    *sh;
+    ngx_http_apipolicy_idem_zone_t  *zone;
+
+    zone = shm_zone->data;
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (data || shm_zone->shm.exists) {
+        sh = shpool->data;
+
+        if (sh == NULL || sh->magic != NGX_HTTP_APIPOLICY_IDEM_MAGIC) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "apipolicy_idempotency_zone: the zone \"%V\" holds "
+                          "data of another kind or layout; rename the zone "
+                          "or change its size", &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
+        zone->sh = sh;
+        zone->shpool = shpool;
+
+        return NGX_OK;
+    }
+
+    sh = ngx_slab_alloc(shpool, sizeof(ngx_http_apipolicy_idem_sh_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(sh, sizeof(ngx_http_apipolicy_idem_sh_t));
+
+    ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
+                    ngx_http_apipolicy_idem_rbtree_insert_value);
+    ngx_queue_init(&sh->queue);
+
+    shpool->log_nomem = 0;
+
+    sh->magic = NGX_HTTP_APIPOLICY_IDEM_MAGIC;
+    shpool->data = sh;
+
+    zone->sh = sh;
+    zone->shpool = shpool;
+
+    return NGX_OK;
+}
+
+
+/* ---- configuration --------------------------------------------------- */
+
+/* apipolicy_idempotency_zone NAME:SIZE [ttl=24h] [max_body=1m] */
+
+char *
+ngx_http_apipolicy_idempotency_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ssize_t                          size, n;
+    ngx_str_t                       *value, name, s;
+    ngx_uint_t                       i;
+    ngx_shm_zone_t                  *shm_zone, **zp;
+    ngx_http_apipolicy_idem_zone_t  *zone;
+    ngx_http_apipolicy_main_conf_t  *amcf;
+
+    value = cf->args->elts;
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
+
+    if (ngx_http_apipolicy_conf_zone(cf, &value[1],
+                                     "apipolicy_idempotency_zone idem:10m",
+                                     &name, &size)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_idem_zone_t));
+    if (zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    zone->name = name;
+    zone->ttl = 86400;
+    zone->max_body = 1024 * 1024;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        s = value[i];
+
+        if (s.len > 4 && ngx_strncmp(s.data, "ttl=", 4) == 0) {
+            s.data += 4;
+            s.len -= 4;
+
+            zone->ttl = ngx_parse_time(&s, 1);
+
+            if (zone->ttl == (time_t) NGX_ERROR || zone->ttl == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": a time, as in "
+                                   "\"ttl=24h\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (s.len > 9 && ngx_strncmp(s.data, "max_body=", 9) == 0) {
+            s.data += 9;
+            s.len -= 9;
+
+            n = ngx_parse_size(&s);
+
+            if (n == NGX_ERROR || n == 0 || n > size / 2) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": a size, at most half "
+                                   "the zone", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            zone->max_body = (size_t) n;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (zone->max_body > (size_t) size / 2) {
+        zone->max_body = (size_t) size / 2;
+    }
+
+    shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                     &ngx_http_apipolicy_module);
+    if (shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the shared memory zone \"%V\" is already used",
+                           &name);
+        return NGX_CONF_ERROR;
+    }
+
+    shm_zone->init = ngx_http_apipolicy_idem_init_zone;
+    shm_zone->data = zone;
+
+    if (amcf->idem_zones == NULL) {
+        amcf->idem_zones = ngx_array_create(cf->pool, 2,
+                                            sizeof(ngx_shm_zone_t *));
+        if (amcf->idem_zones == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    zp = ngx_array_push(amcf->idem_zones);
+    if (zp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *zp = shm_zone;
+    amcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/* apipolicy_idempotency zone=NAME [required] [methods=POST,PATCH]
+ *                       [scope=$var] | off */
+
+char *
+ngx_http_apipolicy_idempotency(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_apipolicy_loc_conf_t  *alcf = conf;
+
+    u_char                            *p, *last, *start;
+    ngx_str_t                         *value, s, m;
+    ngx_uint_t                         i, n, bit;
+    ngx_shm_zone_t                   **zp;
+    ngx_http_apipolicy_idem_conf_t    *icf;
+    ngx_http_apipolicy_main_conf_t    *amcf;
+    ngx_http_compile_complex_value_t   ccv;
+
+    static struct {
+        const char  *name;
+        ngx_uint_t   bit;
+    } methods[] = {
+        { "POST", NGX_HTTP_POST }, { "PATCH", NGX_HTTP_PATCH },
+        { "PUT", NGX_HTTP_PUT }, { "DELETE", NGX_HTTP_DELETE },
+        { NULL, 0 }
+    };
+
+    if (alcf->idempotency != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        alcf->idempotency = NULL;
+        return NGX_CONF_OK;
+    }
+
+    icf = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_idem_conf_t));
+    if (icf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    icf->methods = NGX_HTTP_POST|NGX_HTTP_PATCH;
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        s = value[i];
+
+        if (s.len > 5 && ngx_strncmp(s.data, "zone=", 5) == 0) {
+            s.data += 5;
+            s.len -= 5;
+
+            zp = amcf->idem_zones ? amcf->idem_zones->elts : NULL;
+
+            for (n = 0; zp && n < amcf->idem_zones->nelts; n++) {
+                if (zp[n]->shm.name.len == s.len
+                    && ngx_strncmp(zp[n]->shm.name.data, s.data, s.len) == 0)
+                {
+                    icf->zone = zp[n]->data;
+                    break;
+                }
+            }
+
+            if (icf->zone == NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "unknown idempotency zone \"%V\": declare "
+                                   "it with apipolicy_idempotency_zone at "
+                                   "http level, before this line", &s);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strcmp(s.data, "required") == 0) {
+            icf->required = 1;
+            continue;
+        }
+
+        if (s.len > 8 && ngx_strncmp(s.data, "methods=", 8) == 0) {
+            icf->methods = 0;
+            p = s.data + 8;
+            last = s.data + s.len;
+
+            while (p < last) {
+                start = p;
+
+                while (p < last && *p != ',') {
+                    p++;
+                }
+
+                m.data = start;
+                m.len = p - start;
+                bit = 0;
+
+                for (n = 0; methods[n].name; n++) {
+                    if (m.len == ngx_strlen(methods[n].name)
+                        && ngx_strncasecmp(m.data,
+                                           (u_char *) methods[n].name, m.len)
+                           == 0)
+                    {
+                        bit = methods[n].bit;
+                    }
+                }
+
+                if (bit == 0) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "invalid method \"%V\" in \"%V\": use "
+                                       "POST, PATCH, PUT, DELETE", &m,
+                                       &value[i]);
+                    return NGX_CONF_ERROR;
+                }
+
+                icf->methods |= bit;
+
+                if (p < last) {
+                    p++;
+                }
+            }
+
+            continue;
+        }
+
+        if (s.len > 6 && ngx_strncmp(s.data, "scope=", 6) == 0) {
+            s.data += 6;
+            s.len -= 6;
+
+            icf->scope = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+            if (icf->scope == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+            ccv.cf = cf;
+            ccv.value = &s;
+            ccv.complex_value = icf->scope;
+
+            if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (icf->zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"zone=\" is required, as in "
+                           "\"apipolicy_idempotency zone=idem scope="
+                           "$jwt_claim_sub;\"");
+        return NGX_CONF_ERROR;
+    }
+
+    alcf->idempotency = icf;
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_apipolicy_idempotency_merge_conf(ngx_conf_t *cf,
+    ngx_http_apipolicy_loc_conf_t *prev, ngx_http_apipolicy_loc_conf_t *conf)
+{
+    ngx_conf_merge_ptr_value(conf->idempotency, prev->idempotency, NULL);
+
+    return NGX_CONF_OK;
+}

@@ -1,0 +1,40 @@
+
+/*
+ * Copyright (C) apipolicy authors
+ */
+
+
+#ifndef _NGX_HTTP_APIPOLICY_IDEMPOTENCY_H_INCLUDED_
+#define _NGX_HTTP_APIPOLICY_IDEMPOTENCY_H_INCLUDED_
+
+
+#include "ngx_http_apipolicy.h"
+
+
+/* apipolicy_idempotency_zone NAME:SIZE [ttl=] [max_body=] (http) */
+char *ngx_http_apipolicy_idempotency_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+/* apipolicy_idempotency zone=NAME [required] [methods=..] [scope=$var] */
+char *ngx_http_apipolicy_idempotency(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+char *ngx_http_apipolicy_idempotency_merge_conf(ngx_conf_t *cf,
+    ngx_http_apipolicy_loc_conf_t *prev, ngx_http_apipolicy_loc_conf_t *conf);
+
+/*
+ * The PRECONTENT step, after the rate limit: NGX_DECLINED (no key, or a
+ * first request whose response will be kept), NGX_DONE (reading the
+ * body, or a stored response was replayed), or 400/409/422 through
+ * ngx_http_apipolicy_reject().
+ */
+ngx_int_t ngx_http_apipolicy_idempotency_handler(ngx_http_request_t *r,
+    ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx);
+
+/* filters: the first request's response, captured */
+ngx_int_t ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx);
+ngx_int_t ngx_http_apipolicy_idempotency_body(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx, ngx_chain_t *in);
+
+
+#endif /* _NGX_HTTP_APIPOLICY_IDEMPOTENCY_H_INCLUDED_ */
