@@ -468,6 +468,10 @@ ngx_http_apipolicy_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_apipolicy_postconfiguration(ngx_conf_t *cf)
 {
+    if (ngx_http_apipolicy_idempotency_postconfiguration(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_apipolicy_phase_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -497,6 +501,10 @@ ngx_http_apipolicy_init_process(ngx_cycle_t *cycle)
         return NGX_OK;              /* no http{} block */
     }
 
+    if (ngx_http_apipolicy_idempotency_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_apipolicy_ratelimit_init_process(cycle);
 }
 
@@ -519,4 +527,6 @@ ngx_http_apipolicy_exit_process(ngx_cycle_t *cycle)
     if (rd) {
         ngx_http_apipolicy_redis_close(rd);
     }
+
+    ngx_http_apipolicy_idempotency_exit_process(cycle);
 }

@@ -25,6 +25,21 @@
  * The entries live in a shared-memory zone (rbtree + LRU), so all
  * workers of this gateway see them; they survive a reload that keeps the
  * zone's name and size.
+ *
+ * With redis=on the gateways sharing one Redis share the keys: a key the
+ * zone does not know is claimed there with one atomic command,
+ *
+ *   SET PREFIXidem:HEX "i" FP TOKEN NX PX 300000 GET
+ *
+ * whose answer is nil (ours: go on), an "i..." value (in flight at
+ * another gateway: 409) or a "d..." value (done: 422 or a replay of the
+ * response kept there).  A kept response is written over our claim, a
+ * freed key deleted, both only while the claim is still ours (a script
+ * compares first).  The request waits for that one round trip, bounded
+ * by apipolicy_redis timeout=; commands go pipelined on a connection of
+ * their own, so they never queue behind the rate limit sync.  Redis
+ * away: redis_fail=open goes on with the zone alone, redis_fail=closed
+ * answers 503 IDEMPOTENCY_UNAVAILABLE.
  */
 
 
@@ -32,8 +47,10 @@
 #include "ngx_http_apipolicy_idempotency.h"
 #include "ngx_http_apipolicy_problem.h"
 #include "ngx_http_apipolicy_util.h"
+#include "ngx_http_apipolicy_redis.h"
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 
 #define NGX_HTTP_APIPOLICY_IDEM_MAGIC     0x617069646d303031  /* apidm001 */
@@ -48,6 +65,10 @@
 #define NGX_HTTP_APIPOLICY_IDEM_PASS      1
 #define NGX_HTTP_APIPOLICY_IDEM_CAPTURE   2
 #define NGX_HTTP_APIPOLICY_IDEM_REPLAY    3
+
+/* Redis values: "i" FP TOKEN (in flight), "d" FP STATUS HLEN "\n" ... */
+#define NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN (1 + 64 + 16)
+#define NGX_HTTP_APIPOLICY_IDEM_BATCH     64
 
 
 typedef struct {
@@ -77,9 +98,24 @@ typedef struct {
     ngx_str_t                          name;
     time_t                             ttl;
     size_t                             max_body;
+    ngx_flag_t                         redis;       /* redis=on */
+    ngx_flag_t                         fail_closed; /* redis_fail=closed */
+    u_char                            *file;        /* of the directive */
+    ngx_uint_t                         line;
     ngx_http_apipolicy_idem_sh_t      *sh;
     ngx_slab_pool_t                   *shpool;
 } ngx_http_apipolicy_idem_zone_t;
+
+
+typedef struct ngx_http_apipolicy_idem_op_s  ngx_http_apipolicy_idem_op_t;
+
+/* one Redis command of this worker, queued or in flight */
+
+struct ngx_http_apipolicy_idem_op_s {
+    ngx_queue_t                        queue;
+    ngx_str_t                          cmd;       /* RESP, after the op */
+    ngx_http_apipolicy_idem_ctx_t     *ictx;      /* a waiting request */
+};
 
 
 struct ngx_http_apipolicy_idem_conf_s {
@@ -99,6 +135,12 @@ struct ngx_http_apipolicy_idem_ctx_s {
     unsigned                           done:1;    /* decided */
     unsigned                           owner:1;   /* our in-flight entry */
     unsigned                           stored:1;
+    unsigned                           redis_owner:1; /* our Redis claim */
+    unsigned                           unavailable:1; /* 503: no Redis */
+
+    ngx_http_request_t                *request;
+    ngx_http_apipolicy_idem_op_t      *op;        /* waiting for Redis */
+    u_char                             claim[NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN];
 
     /* the response being captured */
     ngx_uint_t                         rstatus;
@@ -139,6 +181,37 @@ static void ngx_http_apipolicy_idem_rbtree_insert_value(
 static ngx_int_t ngx_http_apipolicy_idem_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 
+static ngx_int_t ngx_http_apipolicy_idem_redis_claim(ngx_http_request_t *r,
+    ngx_http_apipolicy_idem_ctx_t *ictx);
+static ngx_int_t ngx_http_apipolicy_idem_redis_answer(ngx_http_request_t *r,
+    ngx_http_apipolicy_idem_ctx_t *ictx, redisReply *reply);
+static ngx_int_t ngx_http_apipolicy_idem_redis_failed(ngx_http_request_t *r,
+    ngx_http_apipolicy_idem_ctx_t *ictx, const char *why, size_t len);
+static void ngx_http_apipolicy_idem_redis_update(
+    ngx_http_apipolicy_idem_ctx_t *ictx, ngx_uint_t commit);
+static ngx_http_apipolicy_idem_op_t *ngx_http_apipolicy_idem_op(
+    ngx_str_t *argv, ngx_uint_t argc);
+static void ngx_http_apipolicy_idem_flush(ngx_event_t *ev);
+static void ngx_http_apipolicy_idem_redis_done(void *data,
+    redisReply **replies, ngx_uint_t n, ngx_int_t rc);
+static void ngx_http_apipolicy_idem_op_done(ngx_http_apipolicy_idem_op_t *op,
+    redisReply *reply);
+static u_char *ngx_http_apipolicy_idem_redis_key(u_char *p,
+    ngx_http_apipolicy_idem_ctx_t *ictx);
+
+
+/* this worker's Redis connection for the keys, and its queue */
+
+static ngx_http_apipolicy_redis_t    *ngx_http_apipolicy_idem_rd;
+static ngx_queue_t                    ngx_http_apipolicy_idem_queue;
+static ngx_event_t                    ngx_http_apipolicy_idem_flush_ev;
+static ngx_uint_t                     ngx_http_apipolicy_idem_busy;
+static ngx_uint_t                     ngx_http_apipolicy_idem_nops;
+static ngx_http_apipolicy_idem_op_t
+    *ngx_http_apipolicy_idem_ops[NGX_HTTP_APIPOLICY_IDEM_BATCH];
+static ngx_str_t
+    ngx_http_apipolicy_idem_cmds[NGX_HTTP_APIPOLICY_IDEM_BATCH];
+
 
 static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idem_missing =
     ngx_http_apipolicy_problem("IDEMPOTENCY_KEY_MISSING",
@@ -160,6 +233,11 @@ static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idem_reused =
     ngx_http_apipolicy_problem("IDEMPOTENCY_KEY_REUSED",
                                "idempotency-key-reused",
                                "Idempotency-Key reused with another request");
+
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idem_unavailable =
+    ngx_http_apipolicy_problem("IDEMPOTENCY_UNAVAILABLE",
+                               "idempotency-unavailable",
+                               "Idempotency keys cannot be checked now");
 
 static ngx_str_t  ngx_http_apipolicy_idem_header =
     ngx_string("Idempotency-Key");
@@ -251,6 +329,7 @@ ngx_http_apipolicy_idempotency_handler(ngx_http_request_t *r,
 static void
 ngx_http_apipolicy_idem_body_read(ngx_http_request_t *r)
 {
+    ngx_int_t                       rc;
     ngx_http_apipolicy_ctx_t       *ctx;
     ngx_http_apipolicy_loc_conf_t  *alcf;
 
@@ -262,8 +341,15 @@ ngx_http_apipolicy_idem_body_read(ngx_http_request_t *r)
         return;
     }
 
-    ctx->idem->status = ngx_http_apipolicy_idem_decide(r, alcf->idempotency,
-                                                       ctx);
+    rc = ngx_http_apipolicy_idem_decide(r, alcf->idempotency, ctx);
+
+    if (rc == NGX_AGAIN) {
+        /* Redis answers later: ngx_http_apipolicy_idem_op_done() */
+        r->write_event_handler = ngx_http_request_empty_handler;
+        return;
+    }
+
+    ctx->idem->status = rc;
     ctx->idem->done = 1;
 
     r->write_event_handler = ngx_http_core_run_phases;
@@ -472,6 +558,11 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
         cln->handler = ngx_http_apipolicy_idem_cleanup;
         cln->data = ictx;
 
+        if (zone->redis) {
+            /* the other gateways may know the key */
+            return ngx_http_apipolicy_idem_redis_claim(r, ictx);
+        }
+
         return NGX_DECLINED;
     }
 
@@ -662,6 +753,16 @@ ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
         return NGX_OK;
     }
 
+    if (ictx->unavailable
+        && r->headers_out.status == NGX_HTTP_SERVICE_UNAVAILABLE)
+    {
+        ngx_str_t  name = ngx_string("Retry-After");
+        ngx_str_t  one = ngx_string("1");
+
+        return ngx_http_apipolicy_add_header(r, &name, &one) ? NGX_OK
+                                                              : NGX_ERROR;
+    }
+
     if (ictx->decision == NGX_HTTP_APIPOLICY_IDEM_REPLAY
         || (ictx->decision == NGX_HTTP_APIPOLICY_IDEM_PASS && ictx->blob.len))
     {
@@ -826,6 +927,10 @@ ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx)
 
     zone = ictx->zone;
 
+    if (ictx->redis_owner) {
+        ngx_http_apipolicy_idem_redis_update(ictx, 1);
+    }
+
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     in = ngx_http_apipolicy_idem_find(zone, ictx->key);
@@ -880,6 +985,10 @@ ngx_http_apipolicy_idem_release(ngx_http_apipolicy_idem_ctx_t *ictx)
     ngx_http_apipolicy_idem_node_t  *in;
     ngx_http_apipolicy_idem_zone_t  *zone;
 
+    if (ictx->redis_owner) {
+        ngx_http_apipolicy_idem_redis_update(ictx, 0);
+    }
+
     if (!ictx->owner) {
         return;
     }
@@ -902,7 +1011,454 @@ ngx_http_apipolicy_idem_release(ngx_http_apipolicy_idem_ctx_t *ictx)
 static void
 ngx_http_apipolicy_idem_cleanup(void *data)
 {
-    ngx_http_apipolicy_idem_release(data);
+    ngx_http_apipolicy_idem_ctx_t  *ictx = data;
+
+    if (ictx->op) {
+        ictx->op->ictx = NULL;          /* its answer finds nobody */
+        ictx->op = NULL;
+    }
+
+    ngx_http_apipolicy_idem_release(ictx);
+}
+
+
+/* ---- Redis: the keys of all gateways --------------------------------- */
+
+/* "PREFIXidem:" and the entry key in hex */
+
+static u_char *
+ngx_http_apipolicy_idem_redis_key(u_char *p,
+    ngx_http_apipolicy_idem_ctx_t *ictx)
+{
+    p = ngx_cpymem(p, ngx_http_apipolicy_redis_prefix(
+                          ngx_http_apipolicy_idem_rd)->data,
+                   ngx_http_apipolicy_redis_prefix(
+                          ngx_http_apipolicy_idem_rd)->len);
+    p = ngx_cpymem(p, "idem:", 5);
+
+    return ngx_hex_dump(p, ictx->key, 32);
+}
+
+
+/* a key this gateway does not know: claim it, or learn its state */
+
+static ngx_int_t
+ngx_http_apipolicy_idem_redis_claim(ngx_http_request_t *r,
+    ngx_http_apipolicy_idem_ctx_t *ictx)
+{
+    u_char                         *p, token[8];
+    u_char                          key[NGX_HTTP_APIPOLICY_IDEM_KEY_MAX + 128];
+    ngx_str_t                       argv[7];
+    ngx_http_apipolicy_idem_op_t   *op;
+
+    if (ngx_http_apipolicy_idem_rd == NULL) {
+        return NGX_DECLINED;                /* not a worker */
+    }
+
+    if (RAND_bytes(token, sizeof(token)) != 1) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ictx->claim;
+    *p++ = 'i';
+    p = ngx_hex_dump(p, ictx->fp, 32);
+    ngx_hex_dump(p, token, sizeof(token));
+
+    ngx_str_set(&argv[0], "SET");
+    argv[1].data = key;
+    argv[1].len = ngx_http_apipolicy_idem_redis_key(key, ictx) - key;
+    argv[2].data = ictx->claim;
+    argv[2].len = NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN;
+    ngx_str_set(&argv[3], "NX");
+    ngx_str_set(&argv[4], "PX");
+    ngx_str_set(&argv[5], "300000");        /* the lease */
+    ngx_str_set(&argv[6], "GET");
+
+    op = ngx_http_apipolicy_idem_op(argv, 7);
+    if (op == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    op->ictx = ictx;
+    ictx->op = op;
+    ictx->request = r;
+
+    return NGX_AGAIN;
+}
+
+
+/* what Redis said of the key: go on, refuse, or replay its response */
+
+static ngx_int_t
+ngx_http_apipolicy_idem_redis_answer(ngx_http_request_t *r,
+    ngx_http_apipolicy_idem_ctx_t *ictx, redisReply *reply)
+{
+    u_char                    *p, *last, *blob, fp[64];
+    size_t                     hlen, len;
+    ngx_int_t                  status;
+    ngx_str_t                  detail;
+    ngx_http_apipolicy_ctx_t  *ctx;
+
+    ctx = ngx_http_apipolicy_get_ctx(r);
+
+    if (reply == NULL) {
+        return ngx_http_apipolicy_idem_redis_failed(r, ictx, NULL, 0);
+    }
+
+    if (reply->type == REDIS_REPLY_NIL) {
+        ictx->redis_owner = 1;              /* the first, everywhere */
+        return NGX_DECLINED;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        return ngx_http_apipolicy_idem_redis_failed(r, ictx, reply->str,
+                                                    reply->len);
+    }
+
+    if (reply->type != REDIS_REPLY_STRING || reply->len < 1 + 64) {
+        return ngx_http_apipolicy_idem_redis_failed(r, ictx,
+                                                    "an unexpected value", 19);
+    }
+
+    p = (u_char *) reply->str;
+    last = p + reply->len;
+
+    ngx_hex_dump(fp, ictx->fp, 32);
+
+    /* the key is another gateway's: this one's entry goes */
+
+    ngx_http_apipolicy_idem_release(ictx);
+
+    if (p[0] == 'i') {
+        ngx_str_set(&detail, "the first request with this key has not been "
+                             "answered yet; retry later");
+        return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_CONFLICT,
+                                         &ngx_http_apipolicy_idem_in_use,
+                                         NGX_LOG_INFO, &detail);
+    }
+
+    if (p[0] != 'd' || reply->len < 1 + 64 + 3 + 2) {
+        return ngx_http_apipolicy_idem_redis_failed(r, ictx,
+                                                    "an unexpected value", 19);
+    }
+
+    if (ngx_strncasecmp(p + 1, fp, 64) != 0) {
+        ngx_str_set(&detail, "this key was used with another method, target "
+                             "or body");
+        return ngx_http_apipolicy_reject(r, ctx,
+                                         NGX_HTTP_APIPOLICY_UNPROCESSABLE,
+                                         &ngx_http_apipolicy_idem_reused,
+                                         NGX_LOG_INFO, &detail);
+    }
+
+    /* "d" FP STATUS(3) HLEN "\n" HEADERS BODY */
+
+    p += 1 + 64;
+    status = ngx_atoi(p, 3);
+    p += 3;
+
+    for (hlen = 0; p < last && *p >= '0' && *p <= '9'; p++) {
+        hlen = hlen * 10 + (*p - '0');
+
+        if (hlen > (size_t) (last - p)) {
+            break;
+        }
+    }
+
+    if (status < 200 || status > 599 || p == last || *p != '\n'
+        || hlen > (size_t) (last - p - 1))
+    {
+        return ngx_http_apipolicy_idem_redis_failed(r, ictx,
+                                                    "an unexpected value", 19);
+    }
+
+    p++;
+    len = last - p;
+
+    blob = ngx_pnalloc(r->pool, len + 1);
+    if (blob == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(blob, p, len);
+    ictx->blob.data = blob;
+    ictx->blob.len = len;
+    ictx->hlen = hlen;
+    ictx->rstatus = status;
+    ictx->decision = NGX_HTTP_APIPOLICY_IDEM_REPLAY;
+
+    return NGX_DECLINED;
+}
+
+
+/* no answer, or one that makes no sense: redis_fail= decides */
+
+static ngx_int_t
+ngx_http_apipolicy_idem_redis_failed(ngx_http_request_t *r,
+    ngx_http_apipolicy_idem_ctx_t *ictx, const char *why, size_t len)
+{
+    ngx_str_t  detail;
+
+    if (why) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "apipolicy: Redis answered the idempotency claim with "
+                      "%*s (SET with NX and GET needs Redis 7.0 or newer)",
+                      len, why);
+    }
+
+    if (!ictx->zone->fail_closed) {
+        return NGX_DECLINED;                /* this gateway's zone alone */
+    }
+
+    ngx_http_apipolicy_idem_release(ictx);
+    ictx->unavailable = 1;
+
+    ngx_str_set(&detail, "the store of idempotency keys shared by the "
+                         "gateways cannot be reached; retry later");
+
+    return ngx_http_apipolicy_reject(r, ngx_http_apipolicy_get_ctx(r),
+                                     NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     &ngx_http_apipolicy_idem_unavailable,
+                                     NGX_LOG_WARN, &detail);
+}
+
+
+/*
+ * Our claim ends: commit writes the kept response over it for ttl=,
+ * else it is deleted; either only while the value is still our claim.
+ */
+
+static void
+ngx_http_apipolicy_idem_redis_update(ngx_http_apipolicy_idem_ctx_t *ictx,
+    ngx_uint_t commit)
+{
+    u_char                        *p, *value;
+    u_char                         key[NGX_HTTP_APIPOLICY_IDEM_KEY_MAX + 128];
+    u_char                         px[NGX_TIME_T_LEN + 4];
+    size_t                         len;
+    ngx_str_t                      argv[7];
+    ngx_http_apipolicy_idem_op_t  *op;
+
+    static ngx_str_t  set = ngx_string(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+        "return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end "
+        "return 0");
+    static ngx_str_t  del = ngx_string(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+        "return redis.call('DEL', KEYS[1]) end "
+        "return 0");
+
+    ictx->redis_owner = 0;
+
+    if (ngx_http_apipolicy_idem_rd == NULL) {
+        return;
+    }
+
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = commit ? set : del;
+    ngx_str_set(&argv[2], "1");
+    argv[3].data = key;
+    argv[3].len = ngx_http_apipolicy_idem_redis_key(key, ictx) - key;
+    argv[4].data = ictx->claim;
+    argv[4].len = NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN;
+
+    if (!commit) {
+        op = ngx_http_apipolicy_idem_op(argv, 5);
+        goto done;
+    }
+
+    len = 1 + 64 + 3 + NGX_SIZE_T_LEN + 1 + ictx->headers.len + ictx->len;
+
+    value = ngx_alloc(len, ngx_cycle->log);
+    if (value == NULL) {
+        return;
+    }
+
+    p = value;
+    *p++ = 'd';
+    p = ngx_hex_dump(p, ictx->fp, 32);
+    p = ngx_sprintf(p, "%03ui%uz\n", ictx->rstatus, ictx->headers.len);
+    p = ngx_cpymem(p, ictx->headers.data, ictx->headers.len);
+    p = ngx_cpymem(p, ictx->body, ictx->len);
+
+    argv[5].data = value;
+    argv[5].len = p - value;
+    argv[6].data = px;
+    argv[6].len = ngx_sprintf(px, "%T", ictx->zone->ttl * 1000) - px;
+
+    op = ngx_http_apipolicy_idem_op(argv, 7);
+
+    ngx_free(value);
+
+done:
+
+    if (op == NULL) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "apipolicy: no memory for a Redis command of the "
+                      "idempotency zone \"%V\"", &ictx->zone->name);
+    }
+}
+
+
+/* a command queued for this worker's connection, sent from the loop */
+
+static ngx_http_apipolicy_idem_op_t *
+ngx_http_apipolicy_idem_op(ngx_str_t *argv, ngx_uint_t argc)
+{
+    size_t                         len;
+    ngx_http_apipolicy_idem_op_t  *op;
+
+    len = ngx_http_apipolicy_redis_command_len(argv, argc);
+
+    op = ngx_alloc(sizeof(ngx_http_apipolicy_idem_op_t) + len,
+                   ngx_cycle->log);
+    if (op == NULL) {
+        return NULL;
+    }
+
+    op->cmd.data = (u_char *) (op + 1);
+    op->cmd.len = ngx_http_apipolicy_redis_command(op->cmd.data, argv, argc)
+                  - op->cmd.data;
+    op->ictx = NULL;
+
+    ngx_queue_insert_tail(&ngx_http_apipolicy_idem_queue, &op->queue);
+
+    if (!ngx_http_apipolicy_idem_flush_ev.posted) {
+        ngx_post_event(&ngx_http_apipolicy_idem_flush_ev, &ngx_posted_events);
+    }
+
+    return op;
+}
+
+
+/* what is queued goes as one pipelined batch when the connection is free */
+
+static void
+ngx_http_apipolicy_idem_flush(ngx_event_t *ev)
+{
+    ngx_int_t                      rc;
+    ngx_uint_t                     i, n;
+    ngx_queue_t                   *q;
+    ngx_http_apipolicy_idem_op_t  *op;
+
+    while (!ngx_http_apipolicy_idem_busy
+           && !ngx_queue_empty(&ngx_http_apipolicy_idem_queue))
+    {
+        for (n = 0;
+             n < NGX_HTTP_APIPOLICY_IDEM_BATCH
+             && !ngx_queue_empty(&ngx_http_apipolicy_idem_queue);
+             n++)
+        {
+            q = ngx_queue_head(&ngx_http_apipolicy_idem_queue);
+            ngx_queue_remove(q);
+
+            op = ngx_queue_data(q, ngx_http_apipolicy_idem_op_t, queue);
+            ngx_http_apipolicy_idem_ops[n] = op;
+            ngx_http_apipolicy_idem_cmds[n] = op->cmd;
+        }
+
+        ngx_http_apipolicy_idem_nops = n;
+        ngx_http_apipolicy_idem_busy = 1;
+
+        rc = ngx_http_apipolicy_redis_send(ngx_http_apipolicy_idem_rd,
+                                           ngx_http_apipolicy_idem_cmds, n,
+                                           ngx_http_apipolicy_idem_redis_done,
+                                           NULL);
+        if (rc == NGX_OK) {
+            return;                 /* ..._redis_done() comes, maybe now */
+        }
+
+        /* Redis is away (or busy, which cannot be): no answers */
+
+        ngx_http_apipolicy_idem_busy = 0;
+
+        for (i = 0; i < n; i++) {
+            ngx_http_apipolicy_idem_op_done(ngx_http_apipolicy_idem_ops[i],
+                                            NULL);
+        }
+    }
+}
+
+
+static void
+ngx_http_apipolicy_idem_redis_done(void *data, redisReply **replies,
+    ngx_uint_t n, ngx_int_t rc)
+{
+    ngx_uint_t  i, nops;
+
+    nops = ngx_http_apipolicy_idem_nops;
+    ngx_http_apipolicy_idem_busy = 0;
+
+    for (i = 0; i < nops; i++) {
+        ngx_http_apipolicy_idem_op_done(ngx_http_apipolicy_idem_ops[i],
+                                        (rc == NGX_OK && i < n) ? replies[i]
+                                                                : NULL);
+    }
+
+    if (!ngx_queue_empty(&ngx_http_apipolicy_idem_queue)
+        && !ngx_http_apipolicy_idem_flush_ev.posted)
+    {
+        ngx_post_event(&ngx_http_apipolicy_idem_flush_ev, &ngx_posted_events);
+    }
+}
+
+
+/* an answer: the request waiting for it (if still there) goes on */
+
+static void
+ngx_http_apipolicy_idem_op_done(ngx_http_apipolicy_idem_op_t *op,
+    redisReply *reply)
+{
+    ngx_connection_t               *c;
+    ngx_http_request_t             *r;
+    ngx_http_apipolicy_idem_ctx_t  *ictx;
+
+    ictx = op->ictx;
+    ngx_free(op);
+
+    if (ictx == NULL) {
+        return;
+    }
+
+    ictx->op = NULL;
+    r = ictx->request;
+    c = r->connection;
+
+    ictx->status = ngx_http_apipolicy_idem_redis_answer(r, ictx, reply);
+    ictx->done = 1;
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+ngx_int_t
+ngx_http_apipolicy_idempotency_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_apipolicy_main_conf_t  *amcf;
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_apipolicy_module);
+
+    ngx_queue_init(&ngx_http_apipolicy_idem_queue);
+
+    ngx_http_apipolicy_idem_flush_ev.handler = ngx_http_apipolicy_idem_flush;
+    ngx_http_apipolicy_idem_flush_ev.log = cycle->log;
+    ngx_http_apipolicy_idem_flush_ev.data = NULL;
+
+    ngx_http_apipolicy_idem_rd = amcf->idem_redis;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_apipolicy_idempotency_exit_process(ngx_cycle_t *cycle)
+{
+    if (ngx_http_apipolicy_idem_rd) {
+        ngx_http_apipolicy_redis_close(ngx_http_apipolicy_idem_rd);
+    }
 }
 
 
@@ -1157,10 +1713,43 @@ ngx_http_apipolicy_idempotency_zone(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
+        if (ngx_strcmp(s.data, "redis=on") == 0
+            || ngx_strcmp(s.data, "redis") == 0)
+        {
+            zone->redis = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(s.data, "redis=off") == 0) {
+            zone->redis = 0;
+            continue;
+        }
+
+        if (ngx_strcmp(s.data, "redis_fail=open") == 0) {
+            zone->fail_closed = 0;
+            continue;
+        }
+
+        if (ngx_strcmp(s.data, "redis_fail=closed") == 0) {
+            zone->fail_closed = 1;
+            continue;
+        }
+
+        if (s.len > 6 && ngx_strncmp(s.data, "redis", 5) == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"%V\": use \"redis=on\", "
+                               "\"redis=off\", \"redis_fail=open\" or "
+                               "\"redis_fail=closed\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\"", &value[i]);
         return NGX_CONF_ERROR;
     }
+
+    zone->file = cf->conf_file->file.name.data;
+    zone->line = cf->conf_file->line;
 
     if (zone->max_body > (size_t) size / 2) {
         zone->max_body = (size_t) size / 2;
@@ -1363,6 +1952,55 @@ ngx_http_apipolicy_idempotency(ngx_conf_t *cf, ngx_command_t *cmd,
     alcf->idempotency = icf;
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * After the http{} block: redis=on needs apipolicy_redis (which may come
+ * later in the file); the zones share one more connection per worker.
+ */
+
+ngx_int_t
+ngx_http_apipolicy_idempotency_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_uint_t                       i;
+    ngx_shm_zone_t                 **zp;
+    ngx_http_apipolicy_idem_zone_t  *zone;
+    ngx_http_apipolicy_main_conf_t  *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
+
+    if (amcf->idem_zones == NULL) {
+        return NGX_OK;
+    }
+
+    zp = amcf->idem_zones->elts;
+
+    for (i = 0; i < amcf->idem_zones->nelts; i++) {
+        zone = zp[i]->data;
+
+        if (!zone->redis) {
+            continue;
+        }
+
+        if (amcf->redis == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "apipolicy_idempotency_zone \"%V\" has redis=on "
+                          "but no apipolicy_redis tells where Redis is, "
+                          "in %s:%ui", &zone->name, zone->file, zone->line);
+            return NGX_ERROR;
+        }
+
+        if (amcf->idem_redis == NULL) {
+            amcf->idem_redis = ngx_http_apipolicy_redis_clone(cf,
+                                                              amcf->redis);
+            if (amcf->idem_redis == NULL) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return NGX_OK;
 }
 
 

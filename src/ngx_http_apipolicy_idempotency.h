@@ -11,12 +11,20 @@
 #include "ngx_http_apipolicy.h"
 
 
-/* apipolicy_idempotency_zone NAME:SIZE [ttl=] [max_body=] (http) */
+/* apipolicy_idempotency_zone NAME:SIZE [ttl=] [max_body=] [redis=on|off]
+ *                            [redis_fail=open|closed] (http) */
 char *ngx_http_apipolicy_idempotency_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 /* apipolicy_idempotency zone=NAME [required] [methods=..] [scope=$var] */
 char *ngx_http_apipolicy_idempotency(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+
+/* redis=on checked against apipolicy_redis, its connection made */
+ngx_int_t ngx_http_apipolicy_idempotency_postconfiguration(ngx_conf_t *cf);
+
+/* this worker's Redis queue */
+ngx_int_t ngx_http_apipolicy_idempotency_init_process(ngx_cycle_t *cycle);
+void ngx_http_apipolicy_idempotency_exit_process(ngx_cycle_t *cycle);
 
 char *ngx_http_apipolicy_idempotency_merge_conf(ngx_conf_t *cf,
     ngx_http_apipolicy_loc_conf_t *prev, ngx_http_apipolicy_loc_conf_t *conf);

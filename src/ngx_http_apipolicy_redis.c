@@ -549,6 +549,38 @@ ngx_http_apipolicy_redis_close(ngx_http_apipolicy_redis_t *rd)
 
 /* ---- configuration --------------------------------------------------- */
 
+/*
+ * A second connection to the same server, for an area whose batches
+ * must not queue behind another's (idempotency waits on its answers;
+ * the rate limit sync never does).
+ */
+
+ngx_http_apipolicy_redis_t *
+ngx_http_apipolicy_redis_clone(ngx_conf_t *cf, ngx_http_apipolicy_redis_t *rd)
+{
+    ngx_http_apipolicy_redis_t  *clone;
+
+    clone = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_redis_t));
+    if (clone == NULL) {
+        return NULL;
+    }
+
+    clone->name = rd->name;
+    clone->addr = rd->addr;
+    clone->password = rd->password;
+    clone->db = rd->db;
+    clone->connect_timeout = rd->connect_timeout;
+    clone->timeout = rd->timeout;
+    clone->prefix = rd->prefix;
+
+    clone->timer.handler = ngx_http_apipolicy_redis_timeout;
+    clone->timer.data = clone;
+    clone->timer.log = cf->cycle->log;
+
+    return clone;
+}
+
+
 char *
 ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {

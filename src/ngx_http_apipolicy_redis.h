@@ -50,5 +50,9 @@ u_char *ngx_http_apipolicy_redis_command(u_char *p, ngx_str_t *argv,
 
 void ngx_http_apipolicy_redis_close(ngx_http_apipolicy_redis_t *rd);
 
+/* another connection with the settings of "rd" (configuration time) */
+ngx_http_apipolicy_redis_t *ngx_http_apipolicy_redis_clone(ngx_conf_t *cf,
+    ngx_http_apipolicy_redis_t *rd);
+
 
 #endif /* _NGX_HTTP_APIPOLICY_REDIS_H_INCLUDED_ */
