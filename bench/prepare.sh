@@ -28,3 +28,8 @@ TEST_NGINX_JWT_DIR=$work/keys perl -It/lib -MJWTTest -e '
 secret=$(cat "$work/keys/hs256.secret")
 sed -i -e "s|@WORK@|$work|g" -e "s|@SECRET@|$secret|g" \
     "$work"/bench/*.conf
+
+# the webhook scenario: a GitHub delivery signed with the bench secret
+printf '%s' '{"amount":10,"currency":"EUR"}' > "$work/keys/webhook.body"
+openssl dgst -sha256 -hmac "$secret" "$work/keys/webhook.body" \
+    | awk '{print "sha256=" $NF}' > "$work/keys/webhook.sig"

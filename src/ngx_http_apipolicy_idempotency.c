@@ -140,6 +140,7 @@ struct ngx_http_apipolicy_idem_ctx_s {
 
     ngx_http_request_t                *request;
     ngx_http_apipolicy_idem_op_t      *op;        /* waiting for Redis */
+    void                              *node;      /* our entry, a hint */
     u_char                             claim[NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN];
 
     /* the response being captured */
@@ -147,6 +148,7 @@ struct ngx_http_apipolicy_idem_ctx_s {
     ngx_str_t                          headers;
     u_char                            *body;
     size_t                             len;
+    size_t                             size;      /* room at body */
 
     /* a replay */
     ngx_str_t                          blob;
@@ -171,6 +173,8 @@ static void ngx_http_apipolicy_idem_cleanup(void *data);
 static ngx_int_t ngx_http_apipolicy_idem_hop(ngx_str_t *name);
 static ngx_http_apipolicy_idem_node_t *ngx_http_apipolicy_idem_find(
     ngx_http_apipolicy_idem_zone_t *zone, u_char *key);
+static ngx_http_apipolicy_idem_node_t *ngx_http_apipolicy_idem_mine(
+    ngx_http_apipolicy_idem_zone_t *zone, ngx_http_apipolicy_idem_ctx_t *ictx);
 static void ngx_http_apipolicy_idem_delete(
     ngx_http_apipolicy_idem_zone_t *zone, ngx_http_apipolicy_idem_node_t *in);
 static void ngx_http_apipolicy_idem_expire(
@@ -552,6 +556,7 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
 
         ngx_shmtx_unlock(&zone->shpool->mutex);
 
+        ictx->node = in;
         ictx->owner = 1;
         ictx->decision = NGX_HTTP_APIPOLICY_IDEM_CAPTURE;
 
@@ -854,11 +859,31 @@ ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
     ictx->headers.len = p - ictx->headers.data;
     ictx->rstatus = r->headers_out.status;
 
-    /* the body is copied as it passes: ask for it in memory */
+    /*
+     * the body is copied as it passes: ask for it in memory; room for
+     * Content-Length when known, else it grows (a max_body allocation per
+     * request would cost more than the rest of the capture)
+     */
 
     r->filter_need_in_memory = 1;
 
-    ictx->body = ngx_pnalloc(r->pool, ictx->zone->max_body);
+    if (r->headers_out.content_length_n > (off_t) ictx->zone->max_body) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "apipolicy: the response is larger than max_body "
+                      "of the idempotency zone \"%V\", not kept",
+                      &ictx->zone->name);
+        ngx_http_apipolicy_idem_release(ictx);
+        return NGX_OK;
+    }
+
+    ictx->size = (r->headers_out.content_length_n >= 0)
+                 ? (size_t) r->headers_out.content_length_n : 4096;
+
+    if (ictx->size > ictx->zone->max_body) {
+        ictx->size = ictx->zone->max_body;
+    }
+
+    ictx->body = ngx_pnalloc(r->pool, ictx->size + 1);
     if (ictx->body == NULL) {
         return NGX_ERROR;
     }
@@ -871,7 +896,8 @@ ngx_int_t
 ngx_http_apipolicy_idempotency_body(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx, ngx_chain_t *in)
 {
-    size_t                          n;
+    u_char                         *body;
+    size_t                          n, size;
     ngx_chain_t                    *cl;
     ngx_http_apipolicy_idem_ctx_t  *ictx;
 
@@ -899,6 +925,20 @@ ngx_http_apipolicy_idempotency_body(ngx_http_request_t *r,
                           &ictx->zone->name);
             ngx_http_apipolicy_idem_release(ictx);
             return NGX_OK;
+        }
+
+        if (ictx->len + n > ictx->size) {
+            size = ngx_min(ngx_max(ictx->size * 2, ictx->len + n),
+                           ictx->zone->max_body);
+
+            body = ngx_pnalloc(r->pool, size + 1);
+            if (body == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(body, ictx->body, ictx->len);
+            ictx->body = body;
+            ictx->size = size;
         }
 
         if (n) {
@@ -933,7 +973,7 @@ ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx)
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    in = ngx_http_apipolicy_idem_find(zone, ictx->key);
+    in = ngx_http_apipolicy_idem_mine(zone, ictx);
 
     if (in == NULL || in->state != NGX_HTTP_APIPOLICY_IDEM_INFLIGHT) {
         ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -998,7 +1038,7 @@ ngx_http_apipolicy_idem_release(ngx_http_apipolicy_idem_ctx_t *ictx)
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    in = ngx_http_apipolicy_idem_find(zone, ictx->key);
+    in = ngx_http_apipolicy_idem_mine(zone, ictx);
 
     if (in && in->state == NGX_HTTP_APIPOLICY_IDEM_INFLIGHT) {
         ngx_http_apipolicy_idem_delete(zone, in);
@@ -1500,6 +1540,34 @@ ngx_http_apipolicy_idem_find(ngx_http_apipolicy_idem_zone_t *zone, u_char *key)
     }
 
     return NULL;
+}
+
+
+/*
+ * Our in-flight entry without a second walk down a tree that may hold
+ * 100,000s of keys: the node made in decide() is ours if it still holds
+ * our key and fingerprint in flight.  Had it been freed in the meantime
+ * (its lease ran out), slab memory stays mapped, and a node reused for
+ * the same key and payload is the one a lookup would find anyway.
+ */
+
+static ngx_http_apipolicy_idem_node_t *
+ngx_http_apipolicy_idem_mine(ngx_http_apipolicy_idem_zone_t *zone,
+    ngx_http_apipolicy_idem_ctx_t *ictx)
+{
+    ngx_http_apipolicy_idem_node_t  *in;
+
+    in = ictx->node;
+
+    if (in
+        && in->state == NGX_HTTP_APIPOLICY_IDEM_INFLIGHT
+        && ngx_memcmp(in->key, ictx->key, 32) == 0
+        && ngx_memcmp(in->fp, ictx->fp, 32) == 0)
+    {
+        return in;
+    }
+
+    return ngx_http_apipolicy_idem_find(zone, ictx->key);
 }
 
 
