@@ -26,6 +26,7 @@
 #include "ngx_http_apipolicy_redis.h"
 #include "ngx_http_apipolicy_webhook.h"
 #include "ngx_http_apipolicy_idempotency.h"
+#include "ngx_http_apipolicy_status.h"
 
 
 static void *ngx_http_apipolicy_create_main_conf(ngx_conf_t *cf);
@@ -258,6 +259,15 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
       0,
       NULL },
 
+    /* observability */
+
+    { ngx_string("apipolicy_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_apipolicy_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     /* Redis, shared by the gateways */
 
     { ngx_string("apipolicy_redis"),
@@ -382,6 +392,7 @@ ngx_http_apipolicy_create_loc_conf(ngx_conf_t *cf)
     ngx_http_apipolicy_ratelimit_create_conf(alcf);
     alcf->webhook = NGX_CONF_UNSET_PTR;
     alcf->idempotency = NGX_CONF_UNSET_PTR;
+    alcf->status_format = NGX_CONF_UNSET_UINT;
 
     return alcf;
 }
@@ -469,6 +480,10 @@ static ngx_int_t
 ngx_http_apipolicy_postconfiguration(ngx_conf_t *cf)
 {
     if (ngx_http_apipolicy_idempotency_postconfiguration(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_apipolicy_status_postconfiguration(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 

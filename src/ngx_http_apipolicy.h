@@ -113,6 +113,7 @@ typedef struct {
     ngx_str_t                          origin;      /* allowed Origin */
     ngx_str_t                          allow_headers;  /* preflight answer */
     unsigned                           decided:1;
+    unsigned                           has_origin:1; /* one or more sent */
     unsigned                           allowed:1;
     unsigned                           preflight:1;
     unsigned                           private_network:1;
@@ -358,6 +359,7 @@ typedef struct {
     ngx_array_t                       *webhook_zones; /* ngx_shm_zone_t * */
     ngx_array_t                       *idem_zones;    /* ngx_shm_zone_t * */
     struct ngx_http_apipolicy_redis_s *idem_redis;    /* their connection */
+    ngx_shm_zone_t                    *status;    /* the counters */
 } ngx_http_apipolicy_main_conf_t;
 
 
@@ -375,6 +377,8 @@ typedef struct {
     ngx_array_t                       *ratelimits; /* rl_limit_t */
     ngx_uint_t                         ratelimit_status;
     ngx_uint_t                         ratelimit_headers;
+
+    ngx_uint_t                         status_format; /* apipolicy_status */
 } ngx_http_apipolicy_loc_conf_t;
 
 

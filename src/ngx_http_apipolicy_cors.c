@@ -835,6 +835,8 @@ ngx_http_apipolicy_cors_decide(ngx_http_request_t *r,
         return;
     }
 
+    cc->has_origin = 1;
+
     if (n > 1) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "apipolicy cors: %ui Origin headers, not allowed", n);

@@ -713,6 +713,68 @@ ngx_http_apipolicy_idem_replay(ngx_http_request_t *r,
 }
 
 
+ngx_uint_t
+ngx_http_apipolicy_idempotency_outcome(ngx_http_apipolicy_ctx_t *ctx)
+{
+    ngx_http_apipolicy_idem_ctx_t  *ictx;
+
+    ictx = ctx->idem;
+
+    if (ictx == NULL) {
+        return NGX_HTTP_APIPOLICY_IDEM_OUTCOME_NONE;
+    }
+
+    if (ictx->stored) {
+        return NGX_HTTP_APIPOLICY_IDEM_OUTCOME_STORED;
+    }
+
+    if (ictx->blob.len
+        && (ictx->decision == NGX_HTTP_APIPOLICY_IDEM_REPLAY
+            || ictx->decision == NGX_HTTP_APIPOLICY_IDEM_PASS))
+    {
+        return NGX_HTTP_APIPOLICY_IDEM_OUTCOME_REPLAYED;
+    }
+
+    return NGX_HTTP_APIPOLICY_IDEM_OUTCOME_NONE;
+}
+
+
+/* $apipolicy_idempotency_status: STORED, REPLAYED, or not found */
+
+ngx_int_t
+ngx_http_apipolicy_idempotency_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_uint_t                 outcome;
+    ngx_http_apipolicy_ctx_t  *ctx;
+
+    ctx = ngx_http_apipolicy_get_ctx(r->main);
+
+    outcome = ctx ? ngx_http_apipolicy_idempotency_outcome(ctx)
+                  : NGX_HTTP_APIPOLICY_IDEM_OUTCOME_NONE;
+
+    if (outcome == NGX_HTTP_APIPOLICY_IDEM_OUTCOME_NONE) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (outcome == NGX_HTTP_APIPOLICY_IDEM_OUTCOME_STORED) {
+        v->len = sizeof("STORED") - 1;
+        v->data = (u_char *) "STORED";
+
+    } else {
+        v->len = sizeof("REPLAYED") - 1;
+        v->data = (u_char *) "REPLAYED";
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
 /* ---- capture --------------------------------------------------------- */
 
 /* headers a replay sets itself, or that belong to one connection */

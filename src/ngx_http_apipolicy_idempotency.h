@@ -38,6 +38,16 @@ char *ngx_http_apipolicy_idempotency_merge_conf(ngx_conf_t *cf,
 ngx_int_t ngx_http_apipolicy_idempotency_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx);
 
+/* what became of the key, for counters and $apipolicy_idempotency_status */
+#define NGX_HTTP_APIPOLICY_IDEM_OUTCOME_NONE      0
+#define NGX_HTTP_APIPOLICY_IDEM_OUTCOME_STORED    1
+#define NGX_HTTP_APIPOLICY_IDEM_OUTCOME_REPLAYED  2
+
+ngx_uint_t ngx_http_apipolicy_idempotency_outcome(
+    ngx_http_apipolicy_ctx_t *ctx);
+ngx_int_t ngx_http_apipolicy_idempotency_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
 /* filters: the first request's response, captured */
 ngx_int_t ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx);

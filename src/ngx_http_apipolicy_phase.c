@@ -23,6 +23,7 @@
 #include "ngx_http_apipolicy_ratelimit.h"
 #include "ngx_http_apipolicy_webhook.h"
 #include "ngx_http_apipolicy_idempotency.h"
+#include "ngx_http_apipolicy_status.h"
 
 
 static void ngx_http_apipolicy_cleanup(void *data);
@@ -276,6 +277,15 @@ ngx_http_apipolicy_phase_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_apipolicy_precontent_handler;
+
+    /* the counters of apipolicy_status, once per request */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_apipolicy_status_log;
 
     return NGX_OK;
 }

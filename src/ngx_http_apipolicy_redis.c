@@ -92,6 +92,24 @@ ngx_http_apipolicy_redis_prefix(ngx_http_apipolicy_redis_t *rd)
 }
 
 
+ngx_str_t *
+ngx_http_apipolicy_redis_name(ngx_http_apipolicy_redis_t *rd)
+{
+    return &rd->name;
+}
+
+
+ngx_int_t
+ngx_http_apipolicy_redis_state(ngx_http_apipolicy_redis_t *rd)
+{
+    if (rd->down) {
+        return NGX_ERROR;
+    }
+
+    return rd->pc.connection ? NGX_OK : NGX_DECLINED;
+}
+
+
 size_t
 ngx_http_apipolicy_redis_command_len(ngx_str_t *argv, ngx_uint_t argc)
 {

@@ -50,6 +50,11 @@ u_char *ngx_http_apipolicy_redis_command(u_char *p, ngx_str_t *argv,
 
 void ngx_http_apipolicy_redis_close(ngx_http_apipolicy_redis_t *rd);
 
+/* as written in apipolicy_redis; this worker's view: NGX_OK (connected),
+ * NGX_ERROR (could not reach it), NGX_DECLINED (not used yet) */
+ngx_str_t *ngx_http_apipolicy_redis_name(ngx_http_apipolicy_redis_t *rd);
+ngx_int_t ngx_http_apipolicy_redis_state(ngx_http_apipolicy_redis_t *rd);
+
 /* another connection with the settings of "rd" (configuration time) */
 ngx_http_apipolicy_redis_t *ngx_http_apipolicy_redis_clone(ngx_conf_t *cf,
     ngx_http_apipolicy_redis_t *rd);

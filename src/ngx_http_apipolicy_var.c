@@ -14,6 +14,7 @@
 #include "ngx_http_apipolicy_jwt.h"
 #include "ngx_http_apipolicy_jwt_cache.h"
 #include "ngx_http_apipolicy_ratelimit.h"
+#include "ngx_http_apipolicy_idempotency.h"
 
 
 static ngx_int_t ngx_http_apipolicy_reject_reason_variable(
@@ -48,6 +49,10 @@ static ngx_http_variable_t  ngx_http_apipolicy_vars[] = {
 
     { ngx_string("apipolicy_ratelimit_tier"), NULL,
       ngx_http_apipolicy_ratelimit_tier_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("apipolicy_idempotency_status"), NULL,
+      ngx_http_apipolicy_idempotency_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable

@@ -390,7 +390,7 @@ sub expand_env_in_text ($$$) {
 
 sub gen_rand_port {
     my $taken = shift;
-    my %used = ($ServerPort => 1, map { $_ => 1 } values %$taken);
+    my %used = ($ServerPort => 1, map { $_ => 1 } grep { defined } values %$taken);
     for (1 .. 1000) {
         my $port = int(rand 63550) + 1985;
         next if $used{$port};
