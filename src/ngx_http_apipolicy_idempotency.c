@@ -1783,7 +1783,7 @@ ngx_http_apipolicy_idempotency_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     ssize_t                          size, n;
     ngx_str_t                       *value, name, s;
     ngx_uint_t                       i;
-    ngx_shm_zone_t                  *shm_zone, **zp;
+    ngx_shm_zone_t                  *shm_zone;
     ngx_http_apipolicy_idem_zone_t  *zone;
     ngx_http_apipolicy_main_conf_t  *amcf;
 
@@ -1885,36 +1885,16 @@ ngx_http_apipolicy_idempotency_zone(ngx_conf_t *cf, ngx_command_t *cmd,
         zone->max_body = (size_t) size / 2;
     }
 
-    shm_zone = ngx_shared_memory_add(cf, &name, size,
-                                     &ngx_http_apipolicy_module);
-    if (shm_zone == NULL) {
+    shm_zone = ngx_http_apipolicy_conf_shm_add(cf, &name, size,
+                                              ngx_http_apipolicy_idem_init_zone,
+                                              zone);
+    if (shm_zone == NULL
+        || ngx_http_apipolicy_conf_list_add(cf, &amcf->idem_zones, shm_zone)
+           != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
-    if (shm_zone->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "the shared memory zone \"%V\" is already used",
-                           &name);
-        return NGX_CONF_ERROR;
-    }
-
-    shm_zone->init = ngx_http_apipolicy_idem_init_zone;
-    shm_zone->data = zone;
-
-    if (amcf->idem_zones == NULL) {
-        amcf->idem_zones = ngx_array_create(cf->pool, 2,
-                                            sizeof(ngx_shm_zone_t *));
-        if (amcf->idem_zones == NULL) {
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    zp = ngx_array_push(amcf->idem_zones);
-    if (zp == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    *zp = shm_zone;
     amcf->used = 1;
 
     return NGX_CONF_OK;

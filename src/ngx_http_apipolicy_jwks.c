@@ -37,6 +37,7 @@
 #include "ngx_http_apipolicy_jwt_key.h"
 #include "ngx_http_apipolicy_jwt_cache.h"
 #include "ngx_http_apipolicy_jwks.h"
+#include "ngx_http_apipolicy_util.h"
 
 #include <openssl/evp.h>
 
@@ -758,22 +759,13 @@ ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
                            cf->conf_file->line)
                - name.data;
 
-    shm_zone = ngx_shared_memory_add(cf, &name,
-                                     NGX_HTTP_APIPOLICY_JWKS_ZONE_SIZE,
-                                     &ngx_http_apipolicy_module);
+    shm_zone = ngx_http_apipolicy_conf_shm_add(cf, &name,
+                                              NGX_HTTP_APIPOLICY_JWKS_ZONE_SIZE,
+                                              ngx_http_apipolicy_jwks_init_zone,
+                                              src);
     if (shm_zone == NULL) {
         return NGX_CONF_ERROR;
     }
-
-    if (shm_zone->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "the shared memory zone \"%V\" is already used",
-                           &name);
-        return NGX_CONF_ERROR;
-    }
-
-    shm_zone->init = ngx_http_apipolicy_jwks_init_zone;
-    shm_zone->data = src;
 
     src->shm_zone = shm_zone;
     jcf->jwks = src;

@@ -588,7 +588,6 @@ ngx_shm_zone_t *
 ngx_http_apipolicy_key_zone_add(ngx_conf_t *cf, ngx_str_t *name,
     ssize_t size, time_t max_ttl)
 {
-    ngx_shm_zone_t                      *shm_zone;
     ngx_http_apipolicy_jwt_cache_ctx_t  *ctx;
 
     ctx = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_jwt_cache_ctx_t));
@@ -598,23 +597,9 @@ ngx_http_apipolicy_key_zone_add(ngx_conf_t *cf, ngx_str_t *name,
 
     ctx->max_ttl = max_ttl;
 
-    shm_zone = ngx_shared_memory_add(cf, name, size,
-                                     &ngx_http_apipolicy_module);
-    if (shm_zone == NULL) {
-        return NULL;
-    }
-
-    if (shm_zone->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "the shared memory zone \"%V\" is already used "
-                           "by another apipolicy directive", name);
-        return NULL;
-    }
-
-    shm_zone->init = ngx_http_apipolicy_jwt_cache_init_zone;
-    shm_zone->data = ctx;
-
-    return shm_zone;
+    return ngx_http_apipolicy_conf_shm_add(cf, name, size,
+                                        ngx_http_apipolicy_jwt_cache_init_zone,
+                                        ctx);
 }
 
 

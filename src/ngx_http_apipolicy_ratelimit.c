@@ -1332,7 +1332,7 @@ ngx_http_apipolicy_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_uint_t                       i;
     ngx_msec_t                       sync;
     ngx_shm_zone_t                  *shm_zone;
-    ngx_http_apipolicy_rl_zone_t    *zone, **zp;
+    ngx_http_apipolicy_rl_zone_t    *zone;
     ngx_http_apipolicy_main_conf_t  *amcf;
 
     value = cf->args->elts;
@@ -1384,37 +1384,17 @@ ngx_http_apipolicy_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     zone->name = name;
     zone->sync = sync;
 
-    shm_zone = ngx_shared_memory_add(cf, &name, size,
-                                     &ngx_http_apipolicy_module);
-    if (shm_zone == NULL) {
+    shm_zone = ngx_http_apipolicy_conf_shm_add(cf, &name, size,
+                                              ngx_http_apipolicy_rl_init_zone,
+                                              zone);
+    if (shm_zone == NULL
+        || ngx_http_apipolicy_conf_list_add(cf, &amcf->rl_zones, zone)
+           != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
-    if (shm_zone->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "the shared memory zone \"%V\" is already used",
-                           &name);
-        return NGX_CONF_ERROR;
-    }
-
-    shm_zone->init = ngx_http_apipolicy_rl_init_zone;
-    shm_zone->data = zone;
     zone->shm_zone = shm_zone;
-
-    if (amcf->rl_zones == NULL) {
-        amcf->rl_zones = ngx_array_create(cf->pool, 2,
-                                       sizeof(ngx_http_apipolicy_rl_zone_t *));
-        if (amcf->rl_zones == NULL) {
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    zp = ngx_array_push(amcf->rl_zones);
-    if (zp == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    *zp = zone;
     amcf->used = 1;
 
     return NGX_CONF_OK;

@@ -23,6 +23,7 @@
 #include "ngx_http_apipolicy_idempotency.h"
 #include "ngx_http_apipolicy_jwt_cache.h"
 #include "ngx_http_apipolicy_redis.h"
+#include "ngx_http_apipolicy_util.h"
 
 
 #define NGX_HTTP_APIPOLICY_STATUS_MAGIC   0x6170697374613031  /* apista01 */
@@ -663,21 +664,17 @@ ngx_http_apipolicy_status_postconfiguration(ngx_conf_t *cf)
         return NGX_OK;
     }
 
-    shm_zone = ngx_shared_memory_add(cf, &ngx_http_apipolicy_status_zone_name,
-                                     NGX_HTTP_APIPOLICY_STATUS_SIZE,
-                                     &ngx_http_apipolicy_module);
+    /* the counters' address is set by the init function */
+
+    shm_zone = ngx_http_apipolicy_conf_shm_add(cf,
+                                         &ngx_http_apipolicy_status_zone_name,
+                                         NGX_HTTP_APIPOLICY_STATUS_SIZE,
+                                         ngx_http_apipolicy_status_init_zone,
+                                         NULL);
     if (shm_zone == NULL) {
         return NGX_ERROR;
     }
 
-    if (shm_zone->data) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "the shared memory zone \"apipolicy_status\" is "
-                      "apipolicy's own: give another zone another name");
-        return NGX_ERROR;
-    }
-
-    shm_zone->init = ngx_http_apipolicy_status_init_zone;
     amcf->status = shm_zone;
 
     return NGX_OK;

@@ -260,6 +260,57 @@ ngx_http_apipolicy_conf_set_enum_slot(ngx_conf_t *cf, ngx_command_t *cmd,
  * failure the error is logged, with "example" as the right form.
  */
 
+ngx_shm_zone_t *
+ngx_http_apipolicy_conf_shm_add(ngx_conf_t *cf, ngx_str_t *name, size_t size,
+    ngx_shm_zone_init_pt init, void *data)
+{
+    ngx_shm_zone_t  *shm_zone;
+
+    shm_zone = ngx_shared_memory_add(cf, name, size,
+                                     &ngx_http_apipolicy_module);
+    if (shm_zone == NULL) {
+        return NULL;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the shared memory zone \"%V\" is already used "
+                           "by another apipolicy directive: give each zone "
+                           "a name of its own", name);
+        return NULL;
+    }
+
+    shm_zone->init = init;
+    shm_zone->data = data;
+
+    return shm_zone;
+}
+
+
+ngx_int_t
+ngx_http_apipolicy_conf_list_add(ngx_conf_t *cf, ngx_array_t **list,
+    void *elt)
+{
+    void  **p;
+
+    if (*list == NULL) {
+        *list = ngx_array_create(cf->pool, 2, sizeof(void *));
+        if (*list == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    p = ngx_array_push(*list);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *p = elt;
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_http_apipolicy_conf_zone(ngx_conf_t *cf, ngx_str_t *value,
     const char *example, ngx_str_t *name, ssize_t *size)

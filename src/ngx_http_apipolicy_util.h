@@ -34,6 +34,14 @@ ngx_int_t ngx_http_apipolicy_parse_date(ngx_str_t *value, time_t *t);
 ngx_int_t ngx_http_apipolicy_list_has(ngx_str_t *list, ngx_str_t *token);
 ngx_int_t ngx_http_apipolicy_conf_zone(ngx_conf_t *cf, ngx_str_t *value,
     const char *example, ngx_str_t *name, ssize_t *size);
+
+/* a shared-memory zone of ours; a name already taken is refused */
+ngx_shm_zone_t *ngx_http_apipolicy_conf_shm_add(ngx_conf_t *cf,
+    ngx_str_t *name, size_t size, ngx_shm_zone_init_pt init, void *data);
+
+/* "elt" (a pointer) appended to *list, made on first use */
+ngx_int_t ngx_http_apipolicy_conf_list_add(ngx_conf_t *cf, ngx_array_t **list,
+    void *elt);
 char *ngx_http_apipolicy_conf_set_enum_slot(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 

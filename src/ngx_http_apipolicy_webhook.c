@@ -754,7 +754,7 @@ ngx_http_apipolicy_webhook_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ssize_t                          size;
     ngx_str_t                       *value, name;
-    ngx_shm_zone_t                  *shm_zone, **zp;
+    ngx_shm_zone_t                  *shm_zone;
     ngx_http_apipolicy_main_conf_t  *amcf;
 
     value = cf->args->elts;
@@ -770,24 +770,14 @@ ngx_http_apipolicy_webhook_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 
     shm_zone = ngx_http_apipolicy_key_zone_add(cf, &name, size,
                                               NGX_HTTP_APIPOLICY_WH_REPLAY_TTL);
-    if (shm_zone == NULL) {
+    if (shm_zone == NULL
+        || ngx_http_apipolicy_conf_list_add(cf, &amcf->webhook_zones,
+                                            shm_zone)
+           != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
-    if (amcf->webhook_zones == NULL) {
-        amcf->webhook_zones = ngx_array_create(cf->pool, 2,
-                                               sizeof(ngx_shm_zone_t *));
-        if (amcf->webhook_zones == NULL) {
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    zp = ngx_array_push(amcf->webhook_zones);
-    if (zp == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    *zp = shm_zone;
     amcf->used = 1;
 
     return NGX_CONF_OK;

@@ -469,3 +469,14 @@ Idempotency-Key: big
 ['"attempt":"1"', '"attempt":"2"']
 --- response_headers eval
 ["Idempotent-Replayed: ", "Idempotent-Replayed: "]
+
+
+
+=== TEST 23: config: a zone name another apipolicy zone has
+--- http_config
+    apipolicy_ratelimit_zone shared:1m;
+    apipolicy_idempotency_zone shared:1m;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*the shared memory zone "shared" is already used by another apipolicy directive: give each zone a name of its own in .*nginx\.conf:\d+/

@@ -253,3 +253,13 @@ qr/\[emerg\] .*invalid format "yaml": use "json" or "prometheus" in .*nginx\.con
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*"apipolicy_status" directive is not allowed here/
+
+
+
+=== TEST 11: config: the name of the counters' zone is taken
+--- http_config
+    apipolicy_ratelimit_zone apipolicy_status:1m;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*shared memory zone "apipolicy_status" (is already used by another apipolicy directive|conflicts with already declared size)/
