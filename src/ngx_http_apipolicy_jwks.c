@@ -777,44 +777,25 @@ ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t
 ngx_http_apipolicy_jwks_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    ngx_slab_pool_t               *shpool;
     ngx_http_apipolicy_jwks_t     *src;
     ngx_http_apipolicy_jwks_sh_t  *sh;
 
     src = shm_zone->data;
-    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
-    if (data || shm_zone->shm.exists) {
-        sh = shpool->data;
+    /* kept: a fetch of the old cycle may still end, and its lock stays */
 
-        if (sh == NULL || sh->magic != NGX_HTTP_APIPOLICY_JWKS_MAGIC) {
-            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
-                          "apipolicy: the zone \"%V\" holds data of another "
-                          "kind or layout", &shm_zone->shm.name);
-            return NGX_ERROR;
-        }
-
-        /* a fetch of the old cycle may still end: its lock stays */
-
-        src->sh = sh;
-        src->shpool = shpool;
-
-        return NGX_OK;
-    }
-
-    sh = ngx_slab_alloc(shpool, sizeof(ngx_http_apipolicy_jwks_sh_t));
-    if (sh == NULL) {
+    if (ngx_http_apipolicy_shm_root(shm_zone, data,
+                                    "apipolicy_jwt_key_request",
+                                    NGX_HTTP_APIPOLICY_JWKS_MAGIC,
+                                    sizeof(ngx_http_apipolicy_jwks_sh_t),
+                                    (void **) &sh)
+        == NGX_ERROR)
+    {
         return NGX_ERROR;
     }
 
-    ngx_memzero(sh, offsetof(ngx_http_apipolicy_jwks_sh_t, text));
-
-    sh->magic = NGX_HTTP_APIPOLICY_JWKS_MAGIC;
-    shpool->data = sh;
-    shpool->log_nomem = 0;
-
     src->sh = sh;
-    src->shpool = shpool;
+    src->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
     return NGX_OK;
 }

@@ -1748,62 +1748,29 @@ ngx_http_apipolicy_ratelimit_merge_conf(ngx_conf_t *cf,
 static ngx_int_t
 ngx_http_apipolicy_rl_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    size_t                         len;
-    ngx_slab_pool_t               *shpool;
+    ngx_int_t                      rc;
     ngx_http_apipolicy_rl_sh_t    *sh;
     ngx_http_apipolicy_rl_zone_t  *zone;
 
     zone = shm_zone->data;
-    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
-    if (data || shm_zone->shm.exists) {
-
-        /* kept across a reload: the root is read from the zone itself */
-
-        sh = shpool->data;
-
-        if (sh == NULL || sh->magic != NGX_HTTP_APIPOLICY_RL_MAGIC) {
-            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
-                          "apipolicy_ratelimit_zone: the zone \"%V\" holds "
-                          "data of another kind or layout; rename the zone "
-                          "or change its size", &shm_zone->shm.name);
-            return NGX_ERROR;
-        }
-
-        zone->sh = sh;
-        zone->shpool = shpool;
-
-        return NGX_OK;
-    }
-
-    sh = ngx_slab_alloc(shpool, sizeof(ngx_http_apipolicy_rl_sh_t));
-    if (sh == NULL) {
+    rc = ngx_http_apipolicy_shm_root(shm_zone, data,
+                                     "apipolicy_ratelimit_zone",
+                                     NGX_HTTP_APIPOLICY_RL_MAGIC,
+                                     sizeof(ngx_http_apipolicy_rl_sh_t),
+                                     (void **) &sh);
+    if (rc == NGX_ERROR) {
         return NGX_ERROR;
     }
-
-    ngx_memzero(sh, sizeof(ngx_http_apipolicy_rl_sh_t));
-
-    ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
-                    ngx_http_apipolicy_rl_rbtree_insert_value);
-    ngx_queue_init(&sh->queue);
-
-    len = sizeof(" in apipolicy_ratelimit_zone \"\"") + shm_zone->shm.name.len;
-
-    shpool->log_ctx = ngx_slab_alloc(shpool, len);
-    if (shpool->log_ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(shpool->log_ctx, " in apipolicy_ratelimit_zone \"%V\"%Z",
-                &shm_zone->shm.name);
-
-    shpool->log_nomem = 0;
-
-    sh->magic = NGX_HTTP_APIPOLICY_RL_MAGIC;
-    shpool->data = sh;
 
     zone->sh = sh;
-    zone->shpool = shpool;
+    zone->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (rc == NGX_DECLINED) {
+        ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
+                        ngx_http_apipolicy_rl_rbtree_insert_value);
+        ngx_queue_init(&sh->queue);
+    }
 
     return NGX_OK;
 }

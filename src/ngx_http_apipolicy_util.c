@@ -288,6 +288,65 @@ ngx_http_apipolicy_conf_shm_add(ngx_conf_t *cf, ngx_str_t *name, size_t size,
 
 
 ngx_int_t
+ngx_http_apipolicy_shm_root(ngx_shm_zone_t *shm_zone, void *data,
+    const char *directive, uint64_t magic, size_t size, void **root)
+{
+    size_t            len;
+    uint64_t         *sh;
+    ngx_slab_pool_t  *shpool;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (data || shm_zone->shm.exists) {
+
+        /*
+         * kept across a reload (same name and size): the root is read
+         * from the zone itself, not from the old cycle's configuration,
+         * whose layout may come from an older build of the module
+         */
+
+        sh = shpool->data;
+
+        if (sh == NULL || *sh != magic) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "%s: the zone \"%V\" holds data of another kind "
+                          "or layout; rename the zone or change its size",
+                          directive, &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
+        *root = sh;
+
+        return NGX_OK;
+    }
+
+    sh = ngx_slab_calloc(shpool, size);
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = sizeof(" in  zone \"\"") + ngx_strlen(directive)
+          + shm_zone->shm.name.len;
+
+    shpool->log_ctx = ngx_slab_alloc(shpool, len);
+    if (shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(shpool->log_ctx, " in %s zone \"%V\"%Z", directive,
+                &shm_zone->shm.name);
+
+    shpool->log_nomem = 0;
+
+    *sh = magic;
+    shpool->data = sh;
+    *root = sh;
+
+    return NGX_DECLINED;
+}
+
+
+ngx_int_t
 ngx_http_apipolicy_conf_list_add(ngx_conf_t *cf, ngx_array_t **list,
     void *elt)
 {

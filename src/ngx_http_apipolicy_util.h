@@ -39,6 +39,15 @@ ngx_int_t ngx_http_apipolicy_conf_zone(ngx_conf_t *cf, ngx_str_t *value,
 ngx_shm_zone_t *ngx_http_apipolicy_conf_shm_add(ngx_conf_t *cf,
     ngx_str_t *name, size_t size, ngx_shm_zone_init_pt init, void *data);
 
+/*
+ * The root of a zone of ours (a struct that starts with uint64_t magic):
+ * NGX_OK with *root when the zone was kept across a reload, NGX_DECLINED
+ * with a new zeroed root of "size" bytes for a new zone, NGX_ERROR (said)
+ * when the zone holds another kind of data.
+ */
+ngx_int_t ngx_http_apipolicy_shm_root(ngx_shm_zone_t *shm_zone, void *data,
+    const char *directive, uint64_t magic, size_t size, void **root);
+
 /* "elt" (a pointer) appended to *list, made on first use */
 ngx_int_t ngx_http_apipolicy_conf_list_add(ngx_conf_t *cf, ngx_array_t **list,
     void *elt);
