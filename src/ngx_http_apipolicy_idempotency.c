@@ -70,6 +70,10 @@
 #define NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN (1 + 64 + 16)
 #define NGX_HTTP_APIPOLICY_IDEM_BATCH     64
 
+/* PREFIX "idem:" HEX */
+#define NGX_HTTP_APIPOLICY_IDEM_REDIS_KEY_LEN                                \
+    (NGX_HTTP_APIPOLICY_REDIS_PREFIX_MAX + sizeof("idem:") - 1 + 64)
+
 
 typedef struct {
     u_char                             color;
@@ -1149,7 +1153,7 @@ ngx_http_apipolicy_idem_redis_claim(ngx_http_request_t *r,
     ngx_http_apipolicy_idem_ctx_t *ictx)
 {
     u_char                         *p, token[8];
-    u_char                          key[NGX_HTTP_APIPOLICY_IDEM_KEY_MAX + 128];
+    u_char                          key[NGX_HTTP_APIPOLICY_IDEM_REDIS_KEY_LEN];
     ngx_str_t                       argv[7];
     ngx_http_apipolicy_idem_op_t   *op;
 
@@ -1335,7 +1339,7 @@ ngx_http_apipolicy_idem_redis_update(ngx_http_apipolicy_idem_ctx_t *ictx,
     ngx_uint_t commit)
 {
     u_char                        *p, *value;
-    u_char                         key[NGX_HTTP_APIPOLICY_IDEM_KEY_MAX + 128];
+    u_char                         key[NGX_HTTP_APIPOLICY_IDEM_REDIS_KEY_LEN];
     u_char                         px[NGX_TIME_T_LEN + 4];
     size_t                         len;
     ngx_str_t                      argv[7];

@@ -655,6 +655,14 @@ ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         if (ngx_strncmp(s.data, "prefix=", 7) == 0) {
             rd->prefix.data = s.data + 7;
             rd->prefix.len = s.len - 7;
+
+            if (rd->prefix.len > NGX_HTTP_APIPOLICY_REDIS_PREFIX_MAX) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"prefix=\" is longer than %d bytes",
+                                   NGX_HTTP_APIPOLICY_REDIS_PREFIX_MAX);
+                return NGX_CONF_ERROR;
+            }
+
             continue;
         }
 

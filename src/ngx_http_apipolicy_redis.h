@@ -15,6 +15,8 @@
 
 typedef struct ngx_http_apipolicy_redis_s  ngx_http_apipolicy_redis_t;
 
+#define NGX_HTTP_APIPOLICY_REDIS_PREFIX_MAX  128      /* prefix= bytes */
+
 /*
  * A batch ended: rc NGX_OK with one reply per command (freed after the
  * call), or NGX_ERROR (no reply: Redis is down, slow or refused us).

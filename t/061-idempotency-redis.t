@@ -347,3 +347,13 @@ qr/\[emerg\] .*apipolicy_idempotency_zone "idem" has redis=on but no apipolicy_r
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*invalid "redis_fail=maybe": use "redis=on", "redis=off", "redis_fail=open" or "redis_fail=closed"/
+
+
+
+=== TEST 13: config: a prefix= longer than Redis keys of the gateway allow
+--- http_config eval
+"apipolicy_redis 127.0.0.1:\$TEST_NGINX_REDIS_PORT prefix=" . ("p" x 129) . ";"
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*"prefix=" is longer than 128 bytes/

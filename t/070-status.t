@@ -12,6 +12,7 @@ use Digest::SHA qw(hmac_sha256_hex);
 
 $ENV{TEST_NGINX_JWT_SECRET} ||= $JWTTest::SECRET;
 $ENV{TEST_NGINX_REDIS_PORT} ||= 6379;
+$ENV{TEST_NGINX_REDIS_DB} ||= 11;
 
 our $TOKEN = JWTTest::jwt(alg => 'HS256', claims => { sub => 'alice', exp => time + 3600 });
 our $HOOK = '{"id":"evt_1"}';
@@ -189,7 +190,7 @@ Idempotency-Key: a
 
 === TEST 6: the Redis state: up once this worker used it
 --- http_config
-    apipolicy_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    apipolicy_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT db=$TEST_NGINX_REDIS_DB;
     apipolicy_idempotency_zone idem:1m redis=on;
 --- config
     location /pay {
