@@ -27,6 +27,13 @@
  */
 
 
+/*
+ * HMAC-SHA256 from SHA256_CTX states prepared once per secret (two
+ * struct copies a request, no allocation, no algorithm fetch); OpenSSL 3
+ * marks these functions deprecated, not removed.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED
+
 #include "ngx_http_apipolicy.h"
 #include "ngx_http_apipolicy_webhook.h"
 #include "ngx_http_apipolicy_problem.h"
@@ -34,9 +41,9 @@
 #include "ngx_http_apipolicy_jwt.h"
 #include "ngx_http_apipolicy_jwt_cache.h"
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 
 #define NGX_HTTP_APIPOLICY_WH_STANDARD   1
@@ -54,10 +61,18 @@
 #define NGX_HTTP_APIPOLICY_WH_REPLAY_TTL 86400
 
 
+/* a secret, ready: the SHA-256 states after key ^ ipad and key ^ opad */
+typedef struct {
+    SHA256_CTX                         inner;
+    SHA256_CTX                         outer;
+} ngx_http_apipolicy_wh_key_t;
+
+
 struct ngx_http_apipolicy_webhook_conf_s {
     ngx_uint_t                         scheme;
     ngx_str_t                          scheme_name;
     ngx_array_t                       *secrets;   /* ngx_str_t */
+    ngx_array_t                       *keys;      /* wh_key_t, the same */
     time_t                             tolerance; /* 0: no timestamp */
     ngx_shm_zone_t                    *replay;
     ngx_str_t                          header;    /* the signature */
@@ -82,7 +97,10 @@ static ngx_int_t ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_wh_parsed_t *ps,
     ngx_str_t *detail);
 static ngx_int_t ngx_http_apipolicy_webhook_mac(ngx_http_request_t *r,
-    ngx_str_t *secret, ngx_http_apipolicy_wh_parsed_t *ps, u_char *mac);
+    ngx_http_apipolicy_wh_key_t *key, ngx_http_apipolicy_wh_parsed_t *ps,
+    u_char *mac);
+static void ngx_http_apipolicy_webhook_key(ngx_http_apipolicy_wh_key_t *key,
+    ngx_str_t *secret);
 static ngx_int_t ngx_http_apipolicy_webhook_sig(ngx_http_request_t *r,
     ngx_http_apipolicy_wh_parsed_t *ps, u_char *p, size_t len,
     ngx_uint_t encoding);
@@ -182,8 +200,9 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
 {
     u_char                          mac[EVP_MAX_MD_SIZE];
     ngx_int_t                       rc;
-    ngx_str_t                       detail, *secret;
+    ngx_str_t                       detail;
     ngx_uint_t                      i, j, ok;
+    ngx_http_apipolicy_wh_key_t    *key;
     EVP_MD_CTX                     *md;
     unsigned int                    n;
     ngx_http_apipolicy_wh_parsed_t  ps;
@@ -209,11 +228,11 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
     /* every secret against every signature, in constant time */
 
     ok = 0;
-    secret = wcf->secrets->elts;
+    key = wcf->keys->elts;
 
-    for (i = 0; i < wcf->secrets->nelts; i++) {
+    for (i = 0; i < wcf->keys->nelts; i++) {
 
-        if (ngx_http_apipolicy_webhook_mac(r, &secret[i], &ps, mac)
+        if (ngx_http_apipolicy_webhook_mac(r, &key[i], &ps, mac)
             != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -643,75 +662,86 @@ ngx_http_apipolicy_webhook_timestamp(ngx_str_t *ts, time_t tolerance,
 /* HMAC-SHA256(secret, head.. [.] body), the body read from memory or file */
 
 static ngx_int_t
-ngx_http_apipolicy_webhook_mac(ngx_http_request_t *r, ngx_str_t *secret,
-    ngx_http_apipolicy_wh_parsed_t *ps, u_char *mac)
+ngx_http_apipolicy_webhook_mac(ngx_http_request_t *r,
+    ngx_http_apipolicy_wh_key_t *key, ngx_http_apipolicy_wh_parsed_t *ps,
+    u_char *mac)
 {
-    size_t        maclen;
-    EVP_MAC      *hmac;
-    ngx_int_t     rc;
-    ngx_uint_t    i;
-    OSSL_PARAM    params[2];
-    EVP_MAC_CTX  *mctx;
+    u_char      inner[SHA256_DIGEST_LENGTH];
+    ngx_uint_t  i;
+    SHA256_CTX  sha;
 
-    rc = NGX_ERROR;
-    mctx = NULL;
-
-    hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    if (hmac == NULL) {
-        goto done;
-    }
-
-    mctx = EVP_MAC_CTX_new(hmac);
-    if (mctx == NULL) {
-        goto done;
-    }
-
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-                                                 (char *) "SHA256", 0);
-    params[1] = OSSL_PARAM_construct_end();
-
-    if (EVP_MAC_init(mctx, secret->data, secret->len, params) != 1) {
-        goto done;
-    }
+    sha = key->inner;
 
     for (i = 0; i < ps->nhead; i++) {
-        if (EVP_MAC_update(mctx, ps->head[i].data, ps->head[i].len) != 1) {
-            goto done;
-        }
+        SHA256_Update(&sha, ps->head[i].data, ps->head[i].len);
     }
 
     if (ngx_http_apipolicy_request_body_feed(r,
                                              ngx_http_apipolicy_webhook_feed,
-                                             mctx)
+                                             &sha)
         != NGX_OK)
     {
-        goto done;
-    }
-
-    if (EVP_MAC_final(mctx, mac, &maclen, EVP_MAX_MD_SIZE) == 1
-        && maclen == 32)
-    {
-        rc = NGX_OK;
-    }
-
-done:
-
-    EVP_MAC_CTX_free(mctx);
-    EVP_MAC_free(hmac);
-
-    if (rc != NGX_OK) {
+        OPENSSL_cleanse(&sha, sizeof(SHA256_CTX));
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "apipolicy webhook: HMAC failed");
+                      "apipolicy webhook: the body could not be read");
+        return NGX_ERROR;
     }
 
-    return rc;
+    SHA256_Final(inner, &sha);
+
+    sha = key->outer;
+    SHA256_Update(&sha, inner, sizeof(inner));
+    SHA256_Final(mac, &sha);
+
+    OPENSSL_cleanse(inner, sizeof(inner));
+
+    return NGX_OK;
 }
 
 
 static ngx_int_t
 ngx_http_apipolicy_webhook_feed(void *data, u_char *p, size_t len)
 {
-    return (EVP_MAC_update(data, p, len) == 1) ? NGX_OK : NGX_ERROR;
+    SHA256_Update(data, p, len);
+
+    return NGX_OK;
+}
+
+
+/* RFC 2104: a secret longer than the block is hashed first */
+
+static void
+ngx_http_apipolicy_webhook_key(ngx_http_apipolicy_wh_key_t *key,
+    ngx_str_t *secret)
+{
+    u_char      k[SHA256_CBLOCK], pad[SHA256_CBLOCK];
+    ngx_uint_t  i;
+
+    ngx_memzero(k, sizeof(k));
+
+    if (secret->len > SHA256_CBLOCK) {
+        SHA256(secret->data, secret->len, k);
+
+    } else {
+        ngx_memcpy(k, secret->data, secret->len);
+    }
+
+    for (i = 0; i < SHA256_CBLOCK; i++) {
+        pad[i] = k[i] ^ 0x36;
+    }
+
+    SHA256_Init(&key->inner);
+    SHA256_Update(&key->inner, pad, SHA256_CBLOCK);
+
+    for (i = 0; i < SHA256_CBLOCK; i++) {
+        pad[i] = k[i] ^ 0x5c;
+    }
+
+    SHA256_Init(&key->outer);
+    SHA256_Update(&key->outer, pad, SHA256_CBLOCK);
+
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(pad, sizeof(pad));
 }
 
 
@@ -799,6 +829,7 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t                          *value, s, *secret, raw, b64;
     ngx_uint_t                          i, n, tolerance_set;
     ngx_shm_zone_t                    **zp;
+    ngx_http_apipolicy_wh_key_t        *key;
     ngx_http_apipolicy_main_conf_t     *amcf;
     ngx_http_apipolicy_webhook_conf_t  *wcf;
 
@@ -993,6 +1024,23 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "\"secret=\" is required (repeat it to accept "
                            "an old and a new secret while rotating)");
         return NGX_CONF_ERROR;
+    }
+
+    wcf->keys = ngx_array_create(cf->pool, wcf->secrets->nelts,
+                                 sizeof(ngx_http_apipolicy_wh_key_t));
+    if (wcf->keys == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    secret = wcf->secrets->elts;
+
+    for (i = 0; i < wcf->secrets->nelts; i++) {
+        key = ngx_array_push(wcf->keys);
+        if (key == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_http_apipolicy_webhook_key(key, &secret[i]);
     }
 
     if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_HMAC && wcf->header.len == 0) {

@@ -257,3 +257,25 @@ qr/\[emerg\] .*unknown replay zone "nope": declare it with apipolicy_webhook_zon
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*the secret after "whsec_" is not base64/
+
+
+
+=== TEST 14: secrets of every length: 1 byte, 64 (one SHA-256 block), 65 and 200 (hashed first, RFC 2104)
+--- config eval
+my $c = "";
+for my $n (1, 64, 65, 200) {
+    my $s = "k" x $n;
+    $c .= "location /h$n { apipolicy_webhook github secret=$s; proxy_pass http://127.0.0.1:\$TEST_NGINX_SERVER_PORT/backend; }\n";
+}
+$c
+--- request eval
+["POST /h1\n$main::BODY", "POST /h64\n$main::BODY", "POST /h65\n$main::BODY", "POST /h200\n$main::BODY",
+ "POST /h200\n$main::BODY"]
+--- more_headers eval
+["X-Hub-Signature-256: sha256=" . Digest::SHA::hmac_sha256_hex($main::BODY, "k"),
+ "X-Hub-Signature-256: sha256=" . Digest::SHA::hmac_sha256_hex($main::BODY, "k" x 64),
+ "X-Hub-Signature-256: sha256=" . Digest::SHA::hmac_sha256_hex($main::BODY, "k" x 65),
+ "X-Hub-Signature-256: sha256=" . Digest::SHA::hmac_sha256_hex($main::BODY, "k" x 200),
+ "X-Hub-Signature-256: sha256=" . Digest::SHA::hmac_sha256_hex($main::BODY, "k" x 199)]
+--- error_code eval
+[200, 200, 200, 200, 401]
