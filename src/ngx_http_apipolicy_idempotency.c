@@ -43,14 +43,17 @@
  */
 
 
+/* SHA-256 through SHA256_CTX: no allocation or algorithm fetch a request */
+#define OPENSSL_SUPPRESS_DEPRECATED
+
 #include "ngx_http_apipolicy.h"
 #include "ngx_http_apipolicy_idempotency.h"
 #include "ngx_http_apipolicy_problem.h"
 #include "ngx_http_apipolicy_util.h"
 #include "ngx_http_apipolicy_redis.h"
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 
 #define NGX_HTTP_APIPOLICY_IDEM_MAGIC     0x617069646d303031  /* apidm001 */
@@ -378,8 +381,7 @@ ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
     u_char           *p;
     ngx_str_t         key, scope;
     ngx_uint_t        count;
-    EVP_MD_CTX       *md;
-    unsigned int      n;
+    SHA256_CTX        sha;
     ngx_table_elt_t  *h;
 
     h = ngx_http_apipolicy_find_header(&r->headers_in.headers,
@@ -432,20 +434,11 @@ ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    md = EVP_MD_CTX_new();
-
-    if (md == NULL
-        || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1
-        || EVP_DigestUpdate(md, scope.data, scope.len) != 1
-        || EVP_DigestUpdate(md, "\n", 1) != 1
-        || EVP_DigestUpdate(md, key.data, key.len) != 1
-        || EVP_DigestFinal_ex(md, ctx->idem->key, &n) != 1)
-    {
-        EVP_MD_CTX_free(md);
-        return NGX_ERROR;
-    }
-
-    EVP_MD_CTX_free(md);
+    SHA256_Init(&sha);
+    SHA256_Update(&sha, scope.data, scope.len);
+    SHA256_Update(&sha, "\n", 1);
+    SHA256_Update(&sha, key.data, key.len);
+    SHA256_Final(ctx->idem->key, &sha);
 
     return NGX_OK;
 
@@ -460,7 +453,9 @@ invalid:
 static ngx_int_t
 ngx_http_apipolicy_idem_feed(void *data, u_char *p, size_t len)
 {
-    return (EVP_DigestUpdate(data, p, len) == 1) ? NGX_OK : NGX_ERROR;
+    SHA256_Update(data, p, len);
+
+    return NGX_OK;
 }
 
 
@@ -474,8 +469,7 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
     size_t                           size;
     time_t                           now;
     ngx_str_t                        detail;
-    EVP_MD_CTX                      *md;
-    unsigned int                     n;
+    SHA256_CTX                       sha;
     ngx_rbtree_node_t               *node;
     ngx_pool_cleanup_t              *cln;
     ngx_http_apipolicy_idem_ctx_t   *ictx;
@@ -485,26 +479,23 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
     ictx = ctx->idem;
     zone = icf->zone;
 
-    md = EVP_MD_CTX_new();
+    SHA256_Init(&sha);
+    SHA256_Update(&sha, r->method_name.data, r->method_name.len);
+    SHA256_Update(&sha, " ", 1);
+    SHA256_Update(&sha, r->unparsed_uri.data, r->unparsed_uri.len);
+    SHA256_Update(&sha, "\n", 1);
 
-    if (md == NULL
-        || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1
-        || EVP_DigestUpdate(md, r->method_name.data, r->method_name.len) != 1
-        || EVP_DigestUpdate(md, " ", 1) != 1
-        || EVP_DigestUpdate(md, r->unparsed_uri.data, r->unparsed_uri.len)
-           != 1
-        || EVP_DigestUpdate(md, "\n", 1) != 1
-        || ngx_http_apipolicy_request_body_feed(r,
-                                                ngx_http_apipolicy_idem_feed,
-                                                md)
-           != NGX_OK
-        || EVP_DigestFinal_ex(md, ictx->fp, &n) != 1)
+    if (ngx_http_apipolicy_request_body_feed(r, ngx_http_apipolicy_idem_feed,
+                                             &sha)
+        != NGX_OK)
     {
-        EVP_MD_CTX_free(md);
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "apipolicy: the request body could not be read for "
+                      "its fingerprint");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    EVP_MD_CTX_free(md);
+    SHA256_Final(ictx->fp, &sha);
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
