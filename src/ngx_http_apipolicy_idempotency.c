@@ -197,7 +197,8 @@ static ngx_int_t ngx_http_apipolicy_idem_redis_claim(ngx_http_request_t *r,
 static ngx_int_t ngx_http_apipolicy_idem_redis_answer(ngx_http_request_t *r,
     ngx_http_apipolicy_idem_ctx_t *ictx, redisReply *reply);
 static ngx_int_t ngx_http_apipolicy_idem_redis_failed(ngx_http_request_t *r,
-    ngx_http_apipolicy_idem_ctx_t *ictx, const char *why, size_t len);
+    ngx_http_apipolicy_idem_ctx_t *ictx, redisReply *error,
+    ngx_uint_t foreign);
 static void ngx_http_apipolicy_idem_redis_update(
     ngx_http_apipolicy_idem_ctx_t *ictx, ngx_uint_t commit);
 static ngx_http_apipolicy_idem_op_t *ngx_http_apipolicy_idem_op(
@@ -1208,13 +1209,11 @@ ngx_http_apipolicy_idem_redis_answer(ngx_http_request_t *r,
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        return ngx_http_apipolicy_idem_redis_failed(r, ictx, reply->str,
-                                                    reply->len);
+        return ngx_http_apipolicy_idem_redis_failed(r, ictx, reply, 0);
     }
 
     if (reply->type != REDIS_REPLY_STRING || reply->len < 1 + 64) {
-        return ngx_http_apipolicy_idem_redis_failed(r, ictx,
-                                                    "an unexpected value", 19);
+        return ngx_http_apipolicy_idem_redis_failed(r, ictx, NULL, 1);
     }
 
     p = (u_char *) reply->str;
@@ -1235,8 +1234,7 @@ ngx_http_apipolicy_idem_redis_answer(ngx_http_request_t *r,
     }
 
     if (p[0] != 'd' || reply->len < 1 + 64 + 3 + 2) {
-        return ngx_http_apipolicy_idem_redis_failed(r, ictx,
-                                                    "an unexpected value", 19);
+        return ngx_http_apipolicy_idem_redis_failed(r, ictx, NULL, 1);
     }
 
     if (ngx_strncasecmp(p + 1, fp, 64) != 0) {
@@ -1265,8 +1263,7 @@ ngx_http_apipolicy_idem_redis_answer(ngx_http_request_t *r,
     if (status < 200 || status > 599 || p == last || *p != '\n'
         || hlen > (size_t) (last - p - 1))
     {
-        return ngx_http_apipolicy_idem_redis_failed(r, ictx,
-                                                    "an unexpected value", 19);
+        return ngx_http_apipolicy_idem_redis_failed(r, ictx, NULL, 1);
     }
 
     p++;
@@ -1292,15 +1289,23 @@ ngx_http_apipolicy_idem_redis_answer(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_apipolicy_idem_redis_failed(ngx_http_request_t *r,
-    ngx_http_apipolicy_idem_ctx_t *ictx, const char *why, size_t len)
+    ngx_http_apipolicy_idem_ctx_t *ictx, redisReply *error,
+    ngx_uint_t foreign)
 {
     ngx_str_t  detail;
 
-    if (why) {
+    /* no answer at all: the Redis connection said so, once */
+
+    if (error) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "apipolicy: Redis answered the idempotency claim with "
-                      "%*s (SET with NX and GET needs Redis 7.0 or newer)",
-                      len, why);
+                      "apipolicy: Redis refused the idempotency claim: %*s "
+                      "(SET with NX and GET needs Redis 7.0 or newer)",
+                      (size_t) error->len, error->str);
+
+    } else if (foreign) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "apipolicy: Redis holds a value for this idempotency "
+                      "key that apipolicy did not write; it is not replayed");
     }
 
     if (!ictx->zone->fail_closed) {

@@ -329,7 +329,55 @@ timed out; working without it until it answers again
 
 
 
-=== TEST 11: config: redis=on needs apipolicy_redis
+=== TEST 11: a value in Redis that makes no sense (a header length past its end, a bad status, junk) is not replayed: logged, and the request goes on
+--- init
+main::redis("FLUSHDB");
+my $fp = main::fp("/pay", "{}");
+main::redis("SET " . main::key("junk-1") . " d${fp}201999\nshort");
+main::redis("SET " . main::key("junk-2") . " d${fp}0991\nab");
+main::redis("SET " . main::key("junk-3") . " junk");
+--- config
+    location /pay {
+        apipolicy_idempotency zone=idem;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+["POST /pay\n{}", "POST /pay\n{}", "POST /pay\n{}"]
+--- more_headers eval
+["Idempotency-Key: junk-1\r\nX-Attempt: 1\r\n", "Idempotency-Key: junk-2\r\nX-Attempt: 2\r\n",
+ "Idempotency-Key: junk-3\r\nX-Attempt: 3\r\n"]
+--- error_code eval
+[201, 201, 201]
+--- response_body eval
+['{"attempt":"1"}', '{"attempt":"2"}', '{"attempt":"3"}']
+--- error_log
+apipolicy: Redis holds a value for this idempotency key that apipolicy did not write; it is not replayed
+
+
+
+=== TEST 12: Redis refuses the claim (the key holds a list): logged with Redis's words, and the request goes on
+--- init
+main::redis("FLUSHDB");
+main::redis("RPUSH " . main::key("listed") . " x");
+--- config
+    location /pay {
+        apipolicy_idempotency zone=idem;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request
+POST /pay
+{}
+--- more_headers
+Idempotency-Key: listed
+X-Attempt: 1
+--- error_code: 201
+--- response_body_like: ^\{"attempt":"1"\}$
+--- error_log
+apipolicy: Redis refused the idempotency claim: WRONGTYPE
+
+
+
+=== TEST 13: config: redis=on needs apipolicy_redis
 --- http_config
     apipolicy_idempotency_zone idem:1m redis=on;
 --- config
@@ -339,7 +387,7 @@ qr/\[emerg\] .*apipolicy_idempotency_zone "idem" has redis=on but no apipolicy_r
 
 
 
-=== TEST 12: config: a bad redis option
+=== TEST 14: config: a bad redis option
 --- http_config
     apipolicy_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     apipolicy_idempotency_zone idem:1m redis_fail=maybe;
@@ -350,7 +398,7 @@ qr/\[emerg\] .*invalid "redis_fail=maybe": use "redis=on", "redis=off", "redis_f
 
 
 
-=== TEST 13: config: a prefix= longer than Redis keys of the gateway allow
+=== TEST 15: config: a prefix= longer than Redis keys of the gateway allow
 --- http_config eval
 "apipolicy_redis 127.0.0.1:\$TEST_NGINX_REDIS_PORT prefix=" . ("p" x 129) . ";"
 --- config
