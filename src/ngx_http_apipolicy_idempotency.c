@@ -72,6 +72,7 @@
 /* Redis values: "i" FP TOKEN (in flight), "d" FP STATUS HLEN "\n" ... */
 #define NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN (1 + 64 + 16)
 #define NGX_HTTP_APIPOLICY_IDEM_BATCH     64
+#define NGX_HTTP_APIPOLICY_IDEM_BATCH_SIZE  (1024 * 1024)
 
 /* PREFIX "idem:" HEX */
 #define NGX_HTTP_APIPOLICY_IDEM_REDIS_KEY_LEN                                \
@@ -1438,6 +1439,7 @@ ngx_http_apipolicy_idem_op(ngx_str_t *argv, ngx_uint_t argc)
 static void
 ngx_http_apipolicy_idem_flush(ngx_event_t *ev)
 {
+    size_t                         size;
     ngx_int_t                      rc;
     ngx_uint_t                     i, n;
     ngx_queue_t                   *q;
@@ -1446,9 +1448,14 @@ ngx_http_apipolicy_idem_flush(ngx_event_t *ev)
     while (!ngx_http_apipolicy_idem_busy
            && !ngx_queue_empty(&ngx_http_apipolicy_idem_queue))
     {
+        /* up to 64 commands, and about 1 MB unless one is larger */
+
+        size = 0;
+
         for (n = 0;
              n < NGX_HTTP_APIPOLICY_IDEM_BATCH
-             && !ngx_queue_empty(&ngx_http_apipolicy_idem_queue);
+             && !ngx_queue_empty(&ngx_http_apipolicy_idem_queue)
+             && (n == 0 || size < NGX_HTTP_APIPOLICY_IDEM_BATCH_SIZE);
              n++)
         {
             q = ngx_queue_head(&ngx_http_apipolicy_idem_queue);
@@ -1457,6 +1464,7 @@ ngx_http_apipolicy_idem_flush(ngx_event_t *ev)
             op = ngx_queue_data(q, ngx_http_apipolicy_idem_op_t, queue);
             ngx_http_apipolicy_idem_ops[n] = op;
             ngx_http_apipolicy_idem_cmds[n] = op->cmd;
+            size += op->cmd.len;
         }
 
         ngx_http_apipolicy_idem_nops = n;
