@@ -324,18 +324,9 @@ ngx_http_apipolicy_idempotency_handler(ngx_http_request_t *r,
         return ictx->status;
     }
 
-    /* the fingerprint needs the body: read it without blocking */
+    /* the fingerprint needs the body */
 
-    rc = ngx_http_read_client_request_body(r,
-                                           ngx_http_apipolicy_idem_body_read);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-
-    ngx_http_finalize_request(r, NGX_DONE);
-
-    return NGX_DONE;
+    return ngx_http_apipolicy_read_body(r, ngx_http_apipolicy_idem_body_read);
 }
 
 
@@ -365,8 +356,7 @@ ngx_http_apipolicy_idem_body_read(ngx_http_request_t *r)
     ctx->idem->status = rc;
     ctx->idem->done = 1;
 
-    r->write_event_handler = ngx_http_core_run_phases;
-    ngx_http_core_run_phases(r);
+    ngx_http_apipolicy_resume(r);
 }
 
 
@@ -1537,8 +1527,7 @@ ngx_http_apipolicy_idem_op_done(ngx_http_apipolicy_idem_op_t *op,
     ictx->status = ngx_http_apipolicy_idem_redis_answer(r, ictx, reply);
     ictx->done = 1;
 
-    r->write_event_handler = ngx_http_core_run_phases;
-    ngx_http_core_run_phases(r);
+    ngx_http_apipolicy_resume(r);
     ngx_http_run_posted_requests(c);
 }
 

@@ -260,6 +260,32 @@ ngx_http_apipolicy_conf_set_enum_slot(ngx_conf_t *cf, ngx_command_t *cmd,
  * failure the error is logged, with "example" as the right form.
  */
 
+ngx_int_t
+ngx_http_apipolicy_read_body(ngx_http_request_t *r,
+    ngx_http_client_body_handler_pt handler)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_read_client_request_body(r, handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    ngx_http_finalize_request(r, NGX_DONE);
+
+    return NGX_DONE;
+}
+
+
+void
+ngx_http_apipolicy_resume(ngx_http_request_t *r)
+{
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
+}
+
+
 ngx_shm_zone_t *
 ngx_http_apipolicy_conf_shm_add(ngx_conf_t *cf, ngx_str_t *name, size_t size,
     ngx_shm_zone_init_pt init, void *data)

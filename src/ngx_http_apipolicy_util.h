@@ -35,6 +35,15 @@ ngx_int_t ngx_http_apipolicy_list_has(ngx_str_t *list, ngx_str_t *token);
 ngx_int_t ngx_http_apipolicy_conf_zone(ngx_conf_t *cf, ngx_str_t *value,
     const char *example, ngx_str_t *name, ssize_t *size);
 
+/*
+ * A phase handler reads the body without blocking (as nginx's mirror
+ * module does): NGX_DONE, "handler" runs once the body is in, then
+ * ngx_http_apipolicy_resume() goes on with the phases; or a status.
+ */
+ngx_int_t ngx_http_apipolicy_read_body(ngx_http_request_t *r,
+    ngx_http_client_body_handler_pt handler);
+void ngx_http_apipolicy_resume(ngx_http_request_t *r);
+
 /* a shared-memory zone of ours; a name already taken is refused */
 ngx_shm_zone_t *ngx_http_apipolicy_conf_shm_add(ngx_conf_t *cf,
     ngx_str_t *name, size_t size, ngx_shm_zone_init_pt init, void *data);

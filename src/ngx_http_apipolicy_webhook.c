@@ -136,7 +136,6 @@ ngx_int_t
 ngx_http_apipolicy_webhook_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx)
 {
-    ngx_int_t                          rc;
     ngx_http_apipolicy_webhook_ctx_t  *wctx;
 
     if (alcf->webhook == NULL) {
@@ -156,18 +155,7 @@ ngx_http_apipolicy_webhook_handler(ngx_http_request_t *r,
 
     ctx->webhook = wctx;
 
-    /* the body, without blocking (nginx: ngx_http_mirror_handler()) */
-
-    rc = ngx_http_read_client_request_body(r,
-                                           ngx_http_apipolicy_webhook_body);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-
-    ngx_http_finalize_request(r, NGX_DONE);
-
-    return NGX_DONE;
+    return ngx_http_apipolicy_read_body(r, ngx_http_apipolicy_webhook_body);
 }
 
 
@@ -189,8 +177,7 @@ ngx_http_apipolicy_webhook_body(ngx_http_request_t *r)
                                                              ctx);
     ctx->webhook->done = 1;
 
-    r->write_event_handler = ngx_http_core_run_phases;
-    ngx_http_core_run_phases(r);
+    ngx_http_apipolicy_resume(r);
 }
 
 
