@@ -358,7 +358,7 @@ typedef struct {
     struct ngx_http_apipolicy_redis_s *redis;     /* apipolicy_redis */
     ngx_array_t                       *webhook_zones; /* ngx_shm_zone_t * */
     ngx_array_t                       *idem_zones;    /* ngx_shm_zone_t * */
-    struct ngx_http_apipolicy_redis_s *idem_redis;    /* their connection */
+    ngx_flag_t                         idem_redis;    /* a zone has redis=on */
     ngx_shm_zone_t                    *status;    /* the counters */
 } ngx_http_apipolicy_main_conf_t;
 

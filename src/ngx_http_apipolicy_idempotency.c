@@ -1546,9 +1546,24 @@ ngx_http_apipolicy_idempotency_init_process(ngx_cycle_t *cycle)
     ngx_http_apipolicy_idem_flush_ev.log = cycle->log;
     ngx_http_apipolicy_idem_flush_ev.data = NULL;
 
-    ngx_http_apipolicy_idem_rd = amcf->idem_redis;
+    /* this worker's own connection: no configuration is written to */
+
+    if (amcf->idem_redis) {
+        ngx_http_apipolicy_idem_rd = ngx_http_apipolicy_redis_clone(
+                                         cycle->pool, cycle->log, amcf->redis);
+        if (ngx_http_apipolicy_idem_rd == NULL) {
+            return NGX_ERROR;
+        }
+    }
 
     return NGX_OK;
+}
+
+
+ngx_http_apipolicy_redis_t *
+ngx_http_apipolicy_idempotency_redis(void)
+{
+    return ngx_http_apipolicy_idem_rd;
 }
 
 
@@ -2045,7 +2060,8 @@ ngx_http_apipolicy_idempotency(ngx_conf_t *cf, ngx_command_t *cmd,
 
 /*
  * After the http{} block: redis=on needs apipolicy_redis (which may come
- * later in the file); the zones share one more connection per worker.
+ * later in the file); the zones share one more connection per worker,
+ * made in init_process.
  */
 
 ngx_int_t
@@ -2079,13 +2095,7 @@ ngx_http_apipolicy_idempotency_postconfiguration(ngx_conf_t *cf)
             return NGX_ERROR;
         }
 
-        if (amcf->idem_redis == NULL) {
-            amcf->idem_redis = ngx_http_apipolicy_redis_clone(cf,
-                                                              amcf->redis);
-            if (amcf->idem_redis == NULL) {
-                return NGX_ERROR;
-            }
-        }
+        amcf->idem_redis = 1;
     }
 
     return NGX_OK;

@@ -570,15 +570,16 @@ ngx_http_apipolicy_redis_close(ngx_http_apipolicy_redis_t *rd)
 /*
  * A second connection to the same server, for an area whose batches
  * must not queue behind another's (idempotency waits on its answers;
- * the rate limit sync never does).
+ * the rate limit sync never does), made by each worker for itself.
  */
 
 ngx_http_apipolicy_redis_t *
-ngx_http_apipolicy_redis_clone(ngx_conf_t *cf, ngx_http_apipolicy_redis_t *rd)
+ngx_http_apipolicy_redis_clone(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_http_apipolicy_redis_t *rd)
 {
     ngx_http_apipolicy_redis_t  *clone;
 
-    clone = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_redis_t));
+    clone = ngx_pcalloc(pool, sizeof(ngx_http_apipolicy_redis_t));
     if (clone == NULL) {
         return NULL;
     }
@@ -593,7 +594,7 @@ ngx_http_apipolicy_redis_clone(ngx_conf_t *cf, ngx_http_apipolicy_redis_t *rd)
 
     clone->timer.handler = ngx_http_apipolicy_redis_timeout;
     clone->timer.data = clone;
-    clone->timer.log = cf->cycle->log;
+    clone->timer.log = log;
 
     return clone;
 }

@@ -57,9 +57,9 @@ void ngx_http_apipolicy_redis_close(ngx_http_apipolicy_redis_t *rd);
 ngx_str_t *ngx_http_apipolicy_redis_name(ngx_http_apipolicy_redis_t *rd);
 ngx_int_t ngx_http_apipolicy_redis_state(ngx_http_apipolicy_redis_t *rd);
 
-/* another connection with the settings of "rd" (configuration time) */
-ngx_http_apipolicy_redis_t *ngx_http_apipolicy_redis_clone(ngx_conf_t *cf,
-    ngx_http_apipolicy_redis_t *rd);
+/* another connection with the settings of "rd", in "pool" (a worker's) */
+ngx_http_apipolicy_redis_t *ngx_http_apipolicy_redis_clone(ngx_pool_t *pool,
+    ngx_log_t *log, ngx_http_apipolicy_redis_t *rd);
 
 
 #endif /* _NGX_HTTP_APIPOLICY_REDIS_H_INCLUDED_ */

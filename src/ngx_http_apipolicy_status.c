@@ -585,12 +585,14 @@ ngx_http_apipolicy_status_prometheus(u_char *p, ngx_http_apipolicy_st_sh_t *sh,
 static const char *
 ngx_http_apipolicy_status_redis(ngx_http_apipolicy_main_conf_t *amcf)
 {
-    ngx_int_t  state, idem;
+    ngx_int_t                    state, idem;
+    ngx_http_apipolicy_redis_t  *rd;
 
     state = ngx_http_apipolicy_redis_state(amcf->redis);
+    rd = ngx_http_apipolicy_idempotency_redis();
 
-    if (amcf->idem_redis) {
-        idem = ngx_http_apipolicy_redis_state(amcf->idem_redis);
+    if (rd) {
+        idem = ngx_http_apipolicy_redis_state(rd);
 
         if (idem == NGX_ERROR || state == NGX_DECLINED) {
             state = idem;
