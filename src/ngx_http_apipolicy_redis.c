@@ -73,15 +73,34 @@ static void ngx_http_apipolicy_redis_finish(ngx_http_apipolicy_redis_t *rd,
     ngx_int_t rc);
 
 
-ngx_http_apipolicy_redis_t *
-ngx_http_apipolicy_redis_get(ngx_cycle_t *cycle)
+/* this worker's connection, made from the configuration in init_process */
+
+static ngx_http_apipolicy_redis_t  *ngx_http_apipolicy_redis_worker;
+
+
+ngx_int_t
+ngx_http_apipolicy_redis_init_process(ngx_cycle_t *cycle)
 {
     ngx_http_apipolicy_main_conf_t  *amcf;
 
     amcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_apipolicy_module);
 
-    return amcf ? amcf->redis : NULL;
+    if (amcf == NULL || amcf->redis == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_http_apipolicy_redis_worker =
+        ngx_http_apipolicy_redis_clone(cycle->pool, cycle->log, amcf->redis);
+
+    return ngx_http_apipolicy_redis_worker ? NGX_OK : NGX_ERROR;
+}
+
+
+ngx_http_apipolicy_redis_t *
+ngx_http_apipolicy_redis_get(ngx_cycle_t *cycle)
+{
+    return ngx_http_apipolicy_redis_worker;
 }
 
 

@@ -30,7 +30,11 @@ typedef void (*ngx_http_apipolicy_redis_done_pt)(void *data,
 char *ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
-/* the connection of this worker, or NULL when no apipolicy_redis */
+/*
+ * The connection of this worker (made in init_process from the
+ * configuration, which stays untouched), or NULL when no apipolicy_redis
+ */
+ngx_int_t ngx_http_apipolicy_redis_init_process(ngx_cycle_t *cycle);
 ngx_http_apipolicy_redis_t *ngx_http_apipolicy_redis_get(ngx_cycle_t *cycle);
 ngx_str_t *ngx_http_apipolicy_redis_prefix(ngx_http_apipolicy_redis_t *rd);
 

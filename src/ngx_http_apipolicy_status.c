@@ -588,7 +588,8 @@ ngx_http_apipolicy_status_redis(ngx_http_apipolicy_main_conf_t *amcf)
     ngx_int_t                    state, idem;
     ngx_http_apipolicy_redis_t  *rd;
 
-    state = ngx_http_apipolicy_redis_state(amcf->redis);
+    rd = ngx_http_apipolicy_redis_get((ngx_cycle_t *) ngx_cycle);
+    state = rd ? ngx_http_apipolicy_redis_state(rd) : NGX_DECLINED;
     rd = ngx_http_apipolicy_idempotency_redis();
 
     if (rd) {
