@@ -482,3 +482,33 @@ Idempotency-Key: big
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*the shared memory zone "shared" is already used by another apipolicy directive: give each zone a name of its own in .*nginx\.conf:\d+/
+
+
+
+=== TEST 24: behind JWT, scope=$jwt_claim_sub: two callers with one key are apart; a refused token keeps nothing
+--- config eval
+"location /pay {
+    apipolicy_jwt on;
+    apipolicy_jwt_secret 0123456789abcdef0123456789abcdef;
+    apipolicy_idempotency zone=idem scope=\$jwt_claim_sub;
+    proxy_pass http://127.0.0.1:\$TEST_NGINX_SERVER_PORT/backend;
+}"
+--- request eval
+["POST /pay\n{}", "POST /pay\n{}", "POST /pay\n{}", "POST /pay\n{}"]
+--- more_headers eval
+use MIME::Base64 qw(encode_base64);
+use Digest::SHA qw(hmac_sha256);
+my $b64u = sub { my $s = encode_base64(shift, ''); $s =~ tr{+/}{-_}; $s =~ s/=+$//; $s };
+my $tok = sub {
+    my $sub = shift;
+    my $in = $b64u->('{"alg":"HS256","typ":"JWT"}') . "." . $b64u->('{"sub":"' . $sub . '","exp":' . (time + 3600) . '}');
+    return "$in." . $b64u->(hmac_sha256($in, "0123456789abcdef0123456789abcdef"));
+};
+["Authorization: Bearer " . $tok->("alice") . "\r\nIdempotency-Key: k\r\nX-Attempt: 1\r\n",
+ "Authorization: Bearer " . $tok->("bob") . "\r\nIdempotency-Key: k\r\nX-Attempt: 2\r\n",
+ "Authorization: Bearer bad\r\nIdempotency-Key: k\r\nX-Attempt: 3\r\n",
+ "Authorization: Bearer " . $tok->("alice") . "\r\nIdempotency-Key: k\r\nX-Attempt: 4\r\n"]
+--- error_code eval
+[201, 201, 401, 201]
+--- response_body_like eval
+['"attempt":"1"', '"attempt":"2"', 'TOKEN_MALFORMED', '"attempt":"1"']
