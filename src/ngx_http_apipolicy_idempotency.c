@@ -56,7 +56,7 @@
 #include <openssl/sha.h>
 
 
-#define NGX_HTTP_APIPOLICY_IDEM_MAGIC     0x617069646d303031  /* apidm001 */
+#define NGX_HTTP_APIPOLICY_IDEM_MAGIC     0x617069646d303032  /* apidm002 */
 #define NGX_HTTP_APIPOLICY_IDEM_KEY_MAX   255
 #define NGX_HTTP_APIPOLICY_IDEM_LEASE     300     /* s an entry may stay
                                                      in flight */
@@ -79,14 +79,16 @@
     (NGX_HTTP_APIPOLICY_REDIS_PREFIX_MAX + sizeof("idem:") - 1 + 64)
 
 
+/* begins as ngx_http_apipolicy_hnode_t: the tree and LRU are shared code */
+
 typedef struct {
     u_char                             color;
     u_char                             state;
     u_char                             pad[2];
-    uint32_t                           status;
-    time_t                             expires;
+    uint32_t                           expires;   /* ngx_time() based */
     ngx_queue_t                        queue;
     u_char                             key[32];
+    uint32_t                           status;
     u_char                             fp[32];
     u_char                            *blob;      /* slab: headers, body */
     size_t                             hlen;
@@ -179,17 +181,12 @@ static void ngx_http_apipolicy_idem_release(
 static void ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx);
 static void ngx_http_apipolicy_idem_cleanup(void *data);
 static ngx_int_t ngx_http_apipolicy_idem_hop(ngx_str_t *name);
-static ngx_http_apipolicy_idem_node_t *ngx_http_apipolicy_idem_find(
-    ngx_http_apipolicy_idem_zone_t *zone, u_char *key);
 static ngx_http_apipolicy_idem_node_t *ngx_http_apipolicy_idem_mine(
     ngx_http_apipolicy_idem_zone_t *zone, ngx_http_apipolicy_idem_ctx_t *ictx);
 static void ngx_http_apipolicy_idem_delete(
     ngx_http_apipolicy_idem_zone_t *zone, ngx_http_apipolicy_idem_node_t *in);
 static void ngx_http_apipolicy_idem_expire(
     ngx_http_apipolicy_idem_zone_t *zone, ngx_uint_t force);
-static void ngx_http_apipolicy_idem_rbtree_insert_value(
-    ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
-    ngx_rbtree_node_t *sentinel);
 static ngx_int_t ngx_http_apipolicy_idem_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 
@@ -258,12 +255,14 @@ static ngx_str_t  ngx_http_apipolicy_idem_replayed =
     ngx_string("Idempotent-Replayed");
 
 
-#define ngx_http_apipolicy_idem_rbnode(in)                                   \
-    ((ngx_rbtree_node_t *) ((u_char *) (in)                                  \
-                            - offsetof(ngx_rbtree_node_t, color)))
+#define ngx_http_apipolicy_idem_rbnode  ngx_http_apipolicy_hnode_rbnode
 
 #define ngx_http_apipolicy_idem_node(node)                                   \
     ((ngx_http_apipolicy_idem_node_t *) &(node)->color)
+
+#define ngx_http_apipolicy_idem_find(zone, key)                              \
+    ((ngx_http_apipolicy_idem_node_t *)                                      \
+         ngx_http_apipolicy_hnode_find(&(zone)->sh->rbtree, key))
 
 
 /* ---- request time ---------------------------------------------------- */
@@ -502,7 +501,7 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
 
     in = ngx_http_apipolicy_idem_find(zone, ictx->key);
 
-    if (in && in->expires <= now) {
+    if (in && (time_t) in->expires <= now) {
         ngx_http_apipolicy_idem_delete(zone, in);
         in = NULL;
     }
@@ -536,7 +535,7 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
         ngx_memcpy(in->key, ictx->key, 32);
         ngx_memcpy(in->fp, ictx->fp, 32);
         in->state = NGX_HTTP_APIPOLICY_IDEM_INFLIGHT;
-        in->expires = now + NGX_HTTP_APIPOLICY_IDEM_LEASE;
+        in->expires = (uint32_t) (now + NGX_HTTP_APIPOLICY_IDEM_LEASE);
 
         ngx_rbtree_insert(&zone->sh->rbtree, node);
         ngx_queue_insert_head(&zone->sh->queue, &in->queue);
@@ -1057,7 +1056,7 @@ ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx)
     in->blen = ictx->len;
     in->status = (uint32_t) ictx->rstatus;
     in->state = NGX_HTTP_APIPOLICY_IDEM_DONE;
-    in->expires = ngx_time() + zone->ttl;
+    in->expires = (uint32_t) (ngx_time() + zone->ttl);
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
@@ -1578,45 +1577,6 @@ ngx_http_apipolicy_idempotency_exit_process(ngx_cycle_t *cycle)
 
 /* ---- the zone -------------------------------------------------------- */
 
-static ngx_http_apipolicy_idem_node_t *
-ngx_http_apipolicy_idem_find(ngx_http_apipolicy_idem_zone_t *zone, u_char *key)
-{
-    ngx_int_t                        rc;
-    ngx_rbtree_key_t                 k;
-    ngx_rbtree_node_t               *node, *sentinel;
-    ngx_http_apipolicy_idem_node_t  *in;
-
-    ngx_memcpy(&k, key, sizeof(ngx_rbtree_key_t));
-
-    node = zone->sh->rbtree.root;
-    sentinel = zone->sh->rbtree.sentinel;
-
-    while (node != sentinel) {
-
-        if (k < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (k > node->key) {
-            node = node->right;
-            continue;
-        }
-
-        in = ngx_http_apipolicy_idem_node(node);
-        rc = ngx_memcmp(key, in->key, 32);
-
-        if (rc == 0) {
-            return in;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
-    }
-
-    return NULL;
-}
-
-
 /*
  * Our in-flight entry without a second walk down a tree that may hold
  * 100,000s of keys: the node made in decide() is ours if it still holds
@@ -1686,7 +1646,7 @@ ngx_http_apipolicy_idem_expire(ngx_http_apipolicy_idem_zone_t *zone,
         in = ngx_queue_data(q, ngx_http_apipolicy_idem_node_t, queue);
 
         if (!(n == 0 && force && in->state == NGX_HTTP_APIPOLICY_IDEM_DONE)
-            && in->expires > now)
+            && (time_t) in->expires > now)
         {
             return;
         }
@@ -1696,50 +1656,22 @@ ngx_http_apipolicy_idem_expire(ngx_http_apipolicy_idem_zone_t *zone,
 }
 
 
-static void
-ngx_http_apipolicy_idem_rbtree_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_rbtree_node_t               **p;
-    ngx_http_apipolicy_idem_node_t   *in, *int_;
-
-    for ( ;; ) {
-
-        if (node->key < temp->key) {
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-            p = &temp->right;
-
-        } else {
-            in = ngx_http_apipolicy_idem_node(node);
-            int_ = ngx_http_apipolicy_idem_node(temp);
-
-            p = (ngx_memcmp(in->key, int_->key, 32) < 0)
-                ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
-}
-
-
 static ngx_int_t
 ngx_http_apipolicy_idem_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_int_t                        rc;
     ngx_http_apipolicy_idem_sh_t    *sh;
     ngx_http_apipolicy_idem_zone_t  *zone;
+
+    /* the head of a node must be ngx_http_apipolicy_hnode_t's */
+
+    (void) sizeof(char[(offsetof(ngx_http_apipolicy_idem_node_t, expires)
+                        == offsetof(ngx_http_apipolicy_hnode_t, expires)
+                        && offsetof(ngx_http_apipolicy_idem_node_t, queue)
+                           == offsetof(ngx_http_apipolicy_hnode_t, queue)
+                        && offsetof(ngx_http_apipolicy_idem_node_t, key)
+                           == offsetof(ngx_http_apipolicy_hnode_t, key))
+                       ? 1 : -1]);
 
     zone = shm_zone->data;
 
@@ -1757,7 +1689,7 @@ ngx_http_apipolicy_idem_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     if (rc == NGX_DECLINED) {
         ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
-                        ngx_http_apipolicy_idem_rbtree_insert_value);
+                        ngx_http_apipolicy_hnode_insert_value);
         ngx_queue_init(&sh->queue);
     }
 

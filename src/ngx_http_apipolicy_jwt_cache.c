@@ -47,13 +47,8 @@
 #define NGX_HTTP_APIPOLICY_JWT_CACHE_MAX_TTL  3600
 
 
-typedef struct {
-    u_char                             color;
-    u_char                             pad[3];
-    uint32_t                           expires;   /* ngx_time() based */
-    ngx_queue_t                        queue;
-    u_char                             key[NGX_HTTP_APIPOLICY_JWT_CACHE_ID_LEN];
-} ngx_http_apipolicy_jwt_cache_node_t;
+/* a node holds nothing but the head: the key and its expiry */
+typedef ngx_http_apipolicy_hnode_t  ngx_http_apipolicy_jwt_cache_node_t;
 
 
 typedef struct {
@@ -77,12 +72,6 @@ typedef struct {
 
 static ngx_int_t ngx_http_apipolicy_jwt_cache_init_zone(
     ngx_shm_zone_t *shm_zone, void *data);
-static void ngx_http_apipolicy_jwt_cache_rbtree_insert_value(
-    ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
-    ngx_rbtree_node_t *sentinel);
-static ngx_http_apipolicy_jwt_cache_node_t *
-    ngx_http_apipolicy_jwt_cache_find(ngx_http_apipolicy_jwt_cache_ctx_t *ctx,
-    u_char *key);
 static void ngx_http_apipolicy_jwt_cache_delete(
     ngx_http_apipolicy_jwt_cache_ctx_t *ctx,
     ngx_http_apipolicy_jwt_cache_node_t *cn);
@@ -90,12 +79,8 @@ static void ngx_http_apipolicy_jwt_cache_expire(
     ngx_http_apipolicy_jwt_cache_ctx_t *ctx, ngx_uint_t force);
 
 
-#define ngx_http_apipolicy_jwt_cache_rbnode(cn)                              \
-    ((ngx_rbtree_node_t *) ((u_char *) (cn)                                  \
-                            - offsetof(ngx_rbtree_node_t, color)))
-
-#define ngx_http_apipolicy_jwt_cache_cnode(node)                             \
-    ((ngx_http_apipolicy_jwt_cache_node_t *) &(node)->color)
+#define ngx_http_apipolicy_jwt_cache_rbnode  ngx_http_apipolicy_hnode_rbnode
+#define ngx_http_apipolicy_jwt_cache_cnode   ngx_http_apipolicy_hnode
 
 
 /* ---- request time ---------------------------------------------------- */
@@ -199,7 +184,7 @@ ngx_http_apipolicy_jwt_cache_lookup(ngx_http_request_t *r,
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    cn = ngx_http_apipolicy_jwt_cache_find(ctx, key);
+    cn = ngx_http_apipolicy_hnode_find(&ctx->sh->rbtree, key);
 
     if (cn && (time_t) cn->expires <= ngx_time()) {
         ngx_http_apipolicy_jwt_cache_delete(ctx, cn);
@@ -251,7 +236,7 @@ ngx_http_apipolicy_jwt_cache_store(ngx_http_request_t *r,
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    cn = ngx_http_apipolicy_jwt_cache_find(ctx, key);
+    cn = ngx_http_apipolicy_hnode_find(&ctx->sh->rbtree, key);
 
     if (cn) {
         /* another worker stored it meanwhile */
@@ -297,47 +282,6 @@ done:
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "apipolicy jwt cache: stored for %T s", expires - now);
-}
-
-
-static ngx_http_apipolicy_jwt_cache_node_t *
-ngx_http_apipolicy_jwt_cache_find(ngx_http_apipolicy_jwt_cache_ctx_t *ctx,
-    u_char *key)
-{
-    ngx_int_t                             rc;
-    ngx_rbtree_key_t                      k;
-    ngx_rbtree_node_t                    *node, *sentinel;
-    ngx_http_apipolicy_jwt_cache_node_t  *cn;
-
-    ngx_memcpy(&k, key, sizeof(ngx_rbtree_key_t));
-
-    node = ctx->sh->rbtree.root;
-    sentinel = ctx->sh->rbtree.sentinel;
-
-    while (node != sentinel) {
-
-        if (k < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (k > node->key) {
-            node = node->right;
-            continue;
-        }
-
-        cn = ngx_http_apipolicy_jwt_cache_cnode(node);
-
-        rc = ngx_memcmp(key, cn->key, NGX_HTTP_APIPOLICY_JWT_CACHE_ID_LEN);
-
-        if (rc == 0) {
-            return cn;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
-    }
-
-    return NULL;
 }
 
 
@@ -391,45 +335,6 @@ ngx_http_apipolicy_jwt_cache_expire(ngx_http_apipolicy_jwt_cache_ctx_t *ctx,
 
         ngx_http_apipolicy_jwt_cache_delete(ctx, cn);
     }
-}
-
-
-static void
-ngx_http_apipolicy_jwt_cache_rbtree_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_rbtree_node_t                   **p;
-    ngx_http_apipolicy_jwt_cache_node_t  *cn, *cnt;
-
-    for ( ;; ) {
-
-        if (node->key < temp->key) {
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-            p = &temp->right;
-
-        } else {
-            cn = ngx_http_apipolicy_jwt_cache_cnode(node);
-            cnt = ngx_http_apipolicy_jwt_cache_cnode(temp);
-
-            p = (ngx_memcmp(cn->key, cnt->key,
-                            NGX_HTTP_APIPOLICY_JWT_CACHE_ID_LEN) < 0)
-                ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
 }
 
 
@@ -705,7 +610,7 @@ ngx_http_apipolicy_jwt_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     if (rc == NGX_DECLINED) {
         ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
-                        ngx_http_apipolicy_jwt_cache_rbtree_insert_value);
+                        ngx_http_apipolicy_hnode_insert_value);
         ngx_queue_init(&sh->queue);
     }
 

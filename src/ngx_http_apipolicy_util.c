@@ -372,6 +372,81 @@ ngx_http_apipolicy_shm_root(ngx_shm_zone_t *shm_zone, void *data,
 }
 
 
+void *
+ngx_http_apipolicy_hnode_find(ngx_rbtree_t *tree, u_char *key)
+{
+    ngx_int_t                    rc;
+    ngx_rbtree_key_t             k;
+    ngx_rbtree_node_t           *node, *sentinel;
+    ngx_http_apipolicy_hnode_t  *hn;
+
+    ngx_memcpy(&k, key, sizeof(ngx_rbtree_key_t));
+
+    node = tree->root;
+    sentinel = tree->sentinel;
+
+    while (node != sentinel) {
+
+        if (k < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (k > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        hn = ngx_http_apipolicy_hnode(node);
+        rc = ngx_memcmp(key, hn->key, 32);
+
+        if (rc == 0) {
+            return hn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+void
+ngx_http_apipolicy_hnode_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t  **p;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            p = (ngx_memcmp(ngx_http_apipolicy_hnode(node)->key,
+                            ngx_http_apipolicy_hnode(temp)->key, 32)
+                 < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
 ngx_int_t
 ngx_http_apipolicy_conf_list_add(ngx_conf_t *cf, ngx_array_t **list,
     void *elt)
