@@ -29,10 +29,14 @@
  *   Redis    with apipolicy_redis, every sync= interval one worker (the
  *            first whose timer finds the interval over, elected through
  *            the zone) pushes what this gateway counted since the last
- *            push, per node and window, with INCRBY, and learns the
- *            totals of all gateways in the same reply; the other
- *            gateways' share becomes part of the estimate.  Keys expire
- *            with PEXPIREAT two windows after their window began.  A
+ *            push, per node and window: each key is a hash with one
+ *            field per gateway (hostname:master pid) holding that
+ *            gateway's count, set to the absolute value (a push that
+ *            timed out and was run late does no harm: the next one sets
+ *            the same or a larger count), and a script answers the sum
+ *            of the fields; the other gateways' share becomes part of
+ *            the estimate.  Keys expire with PEXPIREAT two windows after
+ *            their window began.  A
  *            request never waits for Redis: it decides on the zone.  When
  *            Redis is down, counts stay in the zone (pushed later while
  *            their window lasts) and limiting goes on with local counts.
@@ -104,6 +108,8 @@ typedef struct {
     uint64_t                           index;
     uint32_t                           d;         /* taken from unsynced */
     uint32_t                           pd;        /* ... from punsynced */
+    uint32_t                           abs;       /* our count, sent */
+    uint32_t                           pabs;
 } ngx_http_apipolicy_rl_sent_t;
 
 
@@ -716,6 +722,19 @@ ngx_http_apipolicy_rl_now(void)
 
 /* ---- the Redis sync (per worker timer) ------------------------------ */
 
+/* this gateway's field in the counts' hashes: "hostname:master pid" */
+
+static ngx_str_t  ngx_http_apipolicy_rl_gateway;
+
+static ngx_str_t  ngx_http_apipolicy_rl_script = ngx_string(
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) "
+    "redis.call('PEXPIREAT', KEYS[1], ARGV[3]) "
+    "local t = 0 "
+    "for _, v in ipairs(redis.call('HVALS', KEYS[1])) do "
+    "t = t + (tonumber(v) or 0) end "
+    "return t");
+
+
 ngx_int_t
 ngx_http_apipolicy_ratelimit_init_process(ngx_cycle_t *cycle)
 {
@@ -730,6 +749,21 @@ ngx_http_apipolicy_ratelimit_init_process(ngx_cycle_t *cycle)
     if (amcf == NULL || amcf->redis == NULL || amcf->rl_zones == NULL) {
         return NGX_OK;
     }
+
+    /* the master's pid: it changes on a restart, as the zones do */
+
+    ngx_http_apipolicy_rl_gateway.data = ngx_pnalloc(cycle->pool,
+                                                     cycle->hostname.len
+                                                     + 1 + NGX_INT64_LEN);
+    if (ngx_http_apipolicy_rl_gateway.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_apipolicy_rl_gateway.len =
+        ngx_sprintf(ngx_http_apipolicy_rl_gateway.data, "%V:%P",
+                    &cycle->hostname,
+                    ngx_process == NGX_PROCESS_WORKER ? ngx_parent : ngx_pid)
+        - ngx_http_apipolicy_rl_gateway.data;
 
     zp = amcf->rl_zones->elts;
 
@@ -768,7 +802,7 @@ ngx_http_apipolicy_rl_sync_handler(ngx_event_t *ev)
     u_char                        *p;
     size_t                         len;
     uint64_t                       now, cidx;
-    ngx_str_t                      argv[3], *cmds, key[2];
+    ngx_str_t                      argv[7], *cmds, key[2];
     ngx_int_t                      rc;
     ngx_uint_t                     n, visited, i, k;
     ngx_queue_t                   *q;
@@ -860,6 +894,9 @@ ngx_http_apipolicy_rl_sync_handler(ngx_event_t *ev)
         rn->unsynced = 0;
         rn->punsynced = 0;
 
+        e->abs = rn->pushed;
+        e->pabs = rn->ppushed;
+
         sync->nsent++;
     }
 
@@ -870,11 +907,12 @@ ngx_http_apipolicy_rl_sync_handler(ngx_event_t *ev)
     }
 
     /*
-     * per node: INCRBY cur d, PEXPIREAT cur, INCRBY prev pd, PEXPIREAT
-     * prev; a key is "PREFIX rl:ZONE:TIER:KEY:WINDOW"
+     * per node and window (the current one, the one before): the script
+     * with this gateway's absolute count; a key is
+     * "PREFIX rl:ZONE:TIER:KEY:WINDOW"
      */
 
-    cmds = ngx_palloc(sync->pool, 4 * sync->nsent * sizeof(ngx_str_t));
+    cmds = ngx_palloc(sync->pool, 2 * sync->nsent * sizeof(ngx_str_t));
     if (cmds == NULL) {
         goto give_back;
     }
@@ -898,52 +936,33 @@ ngx_http_apipolicy_rl_sync_handler(ngx_event_t *ev)
                             &e->key, e->index - k);
             key[k].len = p - key[k].data;
 
+            ngx_str_set(&argv[0], "EVAL");
+            argv[1] = ngx_http_apipolicy_rl_script;
+            ngx_str_set(&argv[2], "1");
+            argv[3] = key[k];
+            argv[4] = ngx_http_apipolicy_rl_gateway;
+
+            argv[5].data = num[k];
+            argv[5].len = ngx_sprintf(num[k], "%uD", k ? e->pabs : e->abs)
+                          - num[k];
+
             /* the window "index - k" counts until two windows after */
 
-            argv[0].data = at[k];
-            argv[0].len = ngx_sprintf(at[k], "%uL",
+            argv[6].data = at[k];
+            argv[6].len = ngx_sprintf(at[k], "%uL",
                                       (e->index - k + 2) * e->window + 1000)
                           - at[k];
 
-            argv[1].data = num[k];
-            argv[1].len = ngx_sprintf(num[k], "%uD", k ? e->pd : e->d)
-                          - num[k];
-
-            ngx_str_set(&argv[2], "INCRBY");
-
-            {
-                ngx_str_t  incr[3], expire[3];
-
-                incr[0] = argv[2];
-                incr[1] = key[k];
-                incr[2] = argv[1];
-
-                ngx_str_set(&expire[0], "PEXPIREAT");
-                expire[1] = key[k];
-                expire[2] = argv[0];
-
-                len = ngx_http_apipolicy_redis_command_len(incr, 3);
-                cmds[n].data = ngx_pnalloc(sync->pool, len);
-                if (cmds[n].data == NULL) {
-                    goto give_back;
-                }
-
-                cmds[n].len = ngx_http_apipolicy_redis_command(cmds[n].data,
-                                                               incr, 3)
-                              - cmds[n].data;
-                n++;
-
-                len = ngx_http_apipolicy_redis_command_len(expire, 3);
-                cmds[n].data = ngx_pnalloc(sync->pool, len);
-                if (cmds[n].data == NULL) {
-                    goto give_back;
-                }
-
-                cmds[n].len = ngx_http_apipolicy_redis_command(cmds[n].data,
-                                                               expire, 3)
-                              - cmds[n].data;
-                n++;
+            len = ngx_http_apipolicy_redis_command_len(argv, 7);
+            cmds[n].data = ngx_pnalloc(sync->pool, len);
+            if (cmds[n].data == NULL) {
+                goto give_back;
             }
+
+            cmds[n].len = ngx_http_apipolicy_redis_command(cmds[n].data,
+                                                           argv, 7)
+                          - cmds[n].data;
+            n++;
         }
     }
 
@@ -985,7 +1004,7 @@ ngx_http_apipolicy_rl_sync_done(void *data, redisReply **replies,
 
     zone = sync->zone;
 
-    if (rc != NGX_OK || n != 4 * sync->nsent) {
+    if (rc != NGX_OK || n != 2 * sync->nsent) {
         ngx_http_apipolicy_rl_sync_give_back(sync);
         goto done;
     }
@@ -995,14 +1014,14 @@ ngx_http_apipolicy_rl_sync_done(void *data, redisReply **replies,
     for (i = 0; i < sync->nsent; i++) {
         e = &sync->sent[i];
 
-        if (replies[4 * i]->type != REDIS_REPLY_INTEGER
-            || replies[4 * i + 2]->type != REDIS_REPLY_INTEGER)
+        if (replies[2 * i]->type != REDIS_REPLY_INTEGER
+            || replies[2 * i + 1]->type != REDIS_REPLY_INTEGER)
         {
             continue;               /* e.g. WRONGTYPE: someone else's key */
         }
 
-        tc = replies[4 * i]->integer;
-        tp = replies[4 * i + 2]->integer;
+        tc = replies[2 * i]->integer;
+        tp = replies[2 * i + 1]->integer;
 
         rn = ngx_http_apipolicy_rl_lookup(zone, &e->key, e->hash, 0);
 
