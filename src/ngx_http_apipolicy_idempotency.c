@@ -253,6 +253,8 @@ static ngx_str_t  ngx_http_apipolicy_idem_header =
     ngx_string("Idempotency-Key");
 static ngx_str_t  ngx_http_apipolicy_idem_replayed =
     ngx_string("Idempotent-Replayed");
+static ngx_str_t  ngx_http_apipolicy_idem_retry = ngx_string("Retry-After");
+static ngx_str_t  ngx_http_apipolicy_idem_one = ngx_string("1");
 
 
 #define ngx_http_apipolicy_idem_rbnode  ngx_http_apipolicy_hnode_rbnode
@@ -809,11 +811,10 @@ ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
     if (ictx->unavailable
         && r->headers_out.status == NGX_HTTP_SERVICE_UNAVAILABLE)
     {
-        ngx_str_t  name = ngx_string("Retry-After");
-        ngx_str_t  one = ngx_string("1");
-
-        return ngx_http_apipolicy_add_header(r, &name, &one) ? NGX_OK
-                                                              : NGX_ERROR;
+        return ngx_http_apipolicy_add_header(r,
+                                             &ngx_http_apipolicy_idem_retry,
+                                             &ngx_http_apipolicy_idem_one)
+               ? NGX_OK : NGX_ERROR;
     }
 
     if (ictx->decision == NGX_HTTP_APIPOLICY_IDEM_REPLAY
@@ -1118,10 +1119,11 @@ static u_char *
 ngx_http_apipolicy_idem_redis_key(u_char *p,
     ngx_http_apipolicy_idem_ctx_t *ictx)
 {
-    p = ngx_cpymem(p, ngx_http_apipolicy_redis_prefix(
-                          ngx_http_apipolicy_idem_rd)->data,
-                   ngx_http_apipolicy_redis_prefix(
-                          ngx_http_apipolicy_idem_rd)->len);
+    ngx_str_t  *prefix;
+
+    prefix = ngx_http_apipolicy_redis_prefix(ngx_http_apipolicy_idem_rd);
+
+    p = ngx_cpymem(p, prefix->data, prefix->len);
     p = ngx_cpymem(p, "idem:", 5);
 
     return ngx_hex_dump(p, ictx->key, 32);

@@ -605,8 +605,8 @@ ngx_http_apipolicy_jwt_alg_index(ngx_uint_t alg)
 
 /* HMAC (RFC 2104): the states after hashing key ^ ipad and key ^ opad */
 
-#define ngx_http_apipolicy_jwt_hmac_pads(ctx, init, update, final, block,   \
-                                         dlen)                               \
+#define ngx_http_apipolicy_jwt_hmac_pads(ctx, secret, init, update, final,  \
+                                         block, dlen)                        \
     {                                                                        \
         u_char      k[128], pad[128];                                        \
         size_t      klen;                                                    \
@@ -614,15 +614,15 @@ ngx_http_apipolicy_jwt_alg_index(ngx_uint_t alg)
                                                                              \
         ngx_memzero(k, sizeof(k));                                           \
                                                                              \
-        if (key->secret.len > block) {                                       \
+        if ((secret)->len > block) {                                         \
             init(&ctx[0]);                                                   \
-            update(&ctx[0], key->secret.data, key->secret.len);              \
+            update(&ctx[0], (secret)->data, (secret)->len);                  \
             final(k, &ctx[0]);                                               \
             klen = dlen;                                                     \
                                                                              \
         } else {                                                             \
-            ngx_memcpy(k, key->secret.data, key->secret.len);                \
-            klen = key->secret.len;                                          \
+            ngx_memcpy(k, (secret)->data, (secret)->len);                    \
+            klen = (secret)->len;                                            \
         }                                                                    \
                                                                              \
         (void) klen;                                                         \
@@ -644,6 +644,16 @@ ngx_http_apipolicy_jwt_alg_index(ngx_uint_t alg)
         OPENSSL_cleanse(k, sizeof(k));                                       \
         OPENSSL_cleanse(pad, sizeof(pad));                                   \
     }
+
+
+/* also for webhook secrets */
+
+void
+ngx_http_apipolicy_hmac_sha256_key(SHA256_CTX *pads, ngx_str_t *secret)
+{
+    ngx_http_apipolicy_jwt_hmac_pads(pads, secret, SHA256_Init,
+                                     SHA256_Update, SHA256_Final, 64, 32);
+}
 
 
 static ngx_int_t
@@ -668,12 +678,13 @@ ngx_http_apipolicy_jwt_key_prepare(ngx_pool_t *pool,
     key->fast = fast;
 
     if (key->kty == NGX_HTTP_APIPOLICY_JWT_KTY_OCT) {
-        ngx_http_apipolicy_jwt_hmac_pads(fast->hs256, SHA256_Init,
-                                         SHA256_Update, SHA256_Final, 64, 32);
-        ngx_http_apipolicy_jwt_hmac_pads(fast->hs384, SHA384_Init,
-                                         SHA384_Update, SHA384_Final, 128, 48);
-        ngx_http_apipolicy_jwt_hmac_pads(fast->hs512, SHA512_Init,
-                                         SHA512_Update, SHA512_Final, 128, 64);
+        ngx_http_apipolicy_hmac_sha256_key(fast->hs256, &key->secret);
+        ngx_http_apipolicy_jwt_hmac_pads(fast->hs384, &key->secret,
+                                         SHA384_Init, SHA384_Update,
+                                         SHA384_Final, 128, 48);
+        ngx_http_apipolicy_jwt_hmac_pads(fast->hs512, &key->secret,
+                                         SHA512_Init, SHA512_Update,
+                                         SHA512_Final, 128, 64);
         return NGX_OK;
     }
 

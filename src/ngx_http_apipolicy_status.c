@@ -147,11 +147,12 @@ static u_char *ngx_http_apipolicy_status_prometheus(u_char *p,
     ngx_http_apipolicy_main_conf_t *amcf);
 static const char *ngx_http_apipolicy_status_redis(
     ngx_http_apipolicy_main_conf_t *amcf);
-static ngx_int_t ngx_http_apipolicy_status_no_cache(ngx_http_request_t *r);
 
 
 static ngx_str_t  ngx_http_apipolicy_status_zone_name =
     ngx_string("apipolicy_status");
+static ngx_str_t  ngx_http_apipolicy_status_cc = ngx_string("Cache-Control");
+static ngx_str_t  ngx_http_apipolicy_status_no_store = ngx_string("no-store");
 
 
 #define ngx_http_apipolicy_st_inc(sh, i)                                     \
@@ -343,7 +344,10 @@ ngx_http_apipolicy_status_handler(ngx_http_request_t *r)
 
     /* counters change every moment: never cached */
 
-    if (ngx_http_apipolicy_status_no_cache(r) != NGX_OK) {
+    if (ngx_http_apipolicy_add_header(r, &ngx_http_apipolicy_status_cc,
+                                      &ngx_http_apipolicy_status_no_store)
+        == NULL)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -360,24 +364,6 @@ ngx_http_apipolicy_status_handler(ngx_http_request_t *r)
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
-}
-
-
-static ngx_int_t
-ngx_http_apipolicy_status_no_cache(ngx_http_request_t *r)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
-
-    return NGX_OK;
 }
 
 

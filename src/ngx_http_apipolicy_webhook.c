@@ -40,6 +40,7 @@
 #include "ngx_http_apipolicy_util.h"
 #include "ngx_http_apipolicy_jwt.h"
 #include "ngx_http_apipolicy_jwt_cache.h"
+#include "ngx_http_apipolicy_jwt_key.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -61,10 +62,9 @@
 #define NGX_HTTP_APIPOLICY_WH_REPLAY_TTL 86400
 
 
-/* a secret, ready: the SHA-256 states after key ^ ipad and key ^ opad */
+/* a secret, ready: ngx_http_apipolicy_hmac_sha256_key()'s two states */
 typedef struct {
-    SHA256_CTX                         inner;
-    SHA256_CTX                         outer;
+    SHA256_CTX                         pads[2];
 } ngx_http_apipolicy_wh_key_t;
 
 
@@ -99,8 +99,6 @@ static ngx_int_t ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
 static ngx_int_t ngx_http_apipolicy_webhook_mac(ngx_http_request_t *r,
     ngx_http_apipolicy_wh_key_t *key, ngx_http_apipolicy_wh_parsed_t *ps,
     u_char *mac);
-static void ngx_http_apipolicy_webhook_key(ngx_http_apipolicy_wh_key_t *key,
-    ngx_str_t *secret);
 static ngx_int_t ngx_http_apipolicy_webhook_sig(ngx_http_request_t *r,
     ngx_http_apipolicy_wh_parsed_t *ps, u_char *p, size_t len,
     ngx_uint_t encoding);
@@ -657,7 +655,7 @@ ngx_http_apipolicy_webhook_mac(ngx_http_request_t *r,
     ngx_uint_t  i;
     SHA256_CTX  sha;
 
-    sha = key->inner;
+    sha = key->pads[0];
 
     for (i = 0; i < ps->nhead; i++) {
         SHA256_Update(&sha, ps->head[i].data, ps->head[i].len);
@@ -676,7 +674,7 @@ ngx_http_apipolicy_webhook_mac(ngx_http_request_t *r,
 
     SHA256_Final(inner, &sha);
 
-    sha = key->outer;
+    sha = key->pads[1];
     SHA256_Update(&sha, inner, sizeof(inner));
     SHA256_Final(mac, &sha);
 
@@ -692,43 +690,6 @@ ngx_http_apipolicy_webhook_feed(void *data, u_char *p, size_t len)
     SHA256_Update(data, p, len);
 
     return NGX_OK;
-}
-
-
-/* RFC 2104: a secret longer than the block is hashed first */
-
-static void
-ngx_http_apipolicy_webhook_key(ngx_http_apipolicy_wh_key_t *key,
-    ngx_str_t *secret)
-{
-    u_char      k[SHA256_CBLOCK], pad[SHA256_CBLOCK];
-    ngx_uint_t  i;
-
-    ngx_memzero(k, sizeof(k));
-
-    if (secret->len > SHA256_CBLOCK) {
-        SHA256(secret->data, secret->len, k);
-
-    } else {
-        ngx_memcpy(k, secret->data, secret->len);
-    }
-
-    for (i = 0; i < SHA256_CBLOCK; i++) {
-        pad[i] = k[i] ^ 0x36;
-    }
-
-    SHA256_Init(&key->inner);
-    SHA256_Update(&key->inner, pad, SHA256_CBLOCK);
-
-    for (i = 0; i < SHA256_CBLOCK; i++) {
-        pad[i] = k[i] ^ 0x5c;
-    }
-
-    SHA256_Init(&key->outer);
-    SHA256_Update(&key->outer, pad, SHA256_CBLOCK);
-
-    OPENSSL_cleanse(k, sizeof(k));
-    OPENSSL_cleanse(pad, sizeof(pad));
 }
 
 
@@ -1027,7 +988,7 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        ngx_http_apipolicy_webhook_key(key, &secret[i]);
+        ngx_http_apipolicy_hmac_sha256_key(key->pads, &secret[i]);
     }
 
     if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_HMAC && wcf->header.len == 0) {
