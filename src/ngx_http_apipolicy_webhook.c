@@ -499,8 +499,10 @@ ngx_http_apipolicy_webhook_get(ngx_http_request_t *r, const char *name,
     ngx_str_t *detail, ngx_int_t *rc)
 {
     u_char           *p;
+    size_t            len;
     ngx_str_t         n;
     ngx_uint_t        count;
+    const char       *fmt;
     ngx_table_elt_t  *h;
 
     n.data = (u_char *) name;
@@ -522,27 +524,35 @@ ngx_http_apipolicy_webhook_get(ngx_http_request_t *r, const char *name,
         return h;
     }
 
-    p = ngx_pnalloc(r->pool, n.len + sizeof("several  headers were sent"));
+    /*
+     * One format per outcome, and the room for the longest of them: the
+     * message is written with ngx_snprintf() into that room, never past it
+     */
+
+    if (count == 0) {
+        fmt = "the %V header is missing";
+        *rc = NGX_DECLINED;
+
+    } else if (count > 1) {
+        fmt = "several %V headers were sent";
+        *rc = NGX_BUSY;
+
+    } else {
+        fmt = "the %V header is empty or too long";
+        *rc = NGX_BUSY;
+    }
+
+    len = n.len + ngx_max(sizeof("several  headers were sent"),
+                          sizeof("the  header is empty or too long"));
+
+    p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
         *rc = NGX_ERROR;
         return NULL;
     }
 
     detail->data = p;
-
-    if (count == 0) {
-        detail->len = ngx_sprintf(p, "the %V header is missing", &n) - p;
-        *rc = NGX_DECLINED;
-
-    } else if (count > 1) {
-        detail->len = ngx_sprintf(p, "several %V headers were sent", &n) - p;
-        *rc = NGX_BUSY;
-
-    } else {
-        detail->len = ngx_sprintf(p, "the %V header is empty or too long",
-                                  &n) - p;
-        *rc = NGX_BUSY;
-    }
+    detail->len = ngx_snprintf(p, len, fmt, &n) - p;
 
     return NULL;
 }

@@ -14,6 +14,12 @@ MODULE=${1:-$PWD/build/nginx/objs/ngx_http_apipolicy_module.so}
 
 export TEST_NGINX_BINARY=${TEST_NGINX_BINARY:-/usr/sbin/nginx}
 export TEST_NGINX_LOAD_MODULES=$MODULE
+# a free port and a server root of its own per suite file: two checkouts
+# (or two runs) on one machine never meet on port 1984
+export TEST_NGINX_RANDOMIZE=${TEST_NGINX_RANDOMIZE:-1}
+
+# TESTS="t/050-webhook.t t/051-webhook-headers.t" runs only those suites
+TESTS=${TESTS:-t/*.t}
 
 redis_dir=$(mktemp -d)
 cleanup() {
@@ -53,7 +59,7 @@ fi
 
 rc=0
 prove --exec '' build/unit/json-test || rc=1
-prove "${inc[@]}" t/*.t || rc=1
+prove "${inc[@]}" $TESTS || rc=1
 prove -I t/compat t/compat/selftest.t || rc=1
 
 exit $rc
