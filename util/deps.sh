@@ -11,8 +11,11 @@ echo "installing:$missing"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq || exit 1
-$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null || exit 1
+# several builds may install at once: wait for dpkg's lock instead of failing
+lock="-o DPkg::Lock::Timeout=600"
+$SUDO apt-get $lock update -qq || exit 1
+$SUDO apt-get $lock install -y -qq --no-install-recommends $missing >/dev/null \
+    || exit 1
 # the package starts a system nginx on port 80; apipolicy runs its own
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q nginx 2>/dev/null; then
     $SUDO systemctl stop nginx || true
