@@ -1520,7 +1520,8 @@ ngx_http_apipolicy_ratelimit_tier(ngx_conf_t *cf, ngx_command_t *cmd,
     if (t->rate == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "the tier \"%V\" has no rate: add "
-                           "\"rate=N r/s\" (or r/m, r/h, r/d)", &value[1]);
+                           "\"rate=Nr/s\" (or r/m, r/h, r/d), as in "
+                           "\"rate=60r/m\"", &value[1]);
         return NGX_CONF_ERROR;
     }
 
