@@ -36,8 +36,8 @@
  * response kept there).  A kept response is written over our claim, a
  * freed key deleted, both only while the claim is still ours (a script
  * compares first).  The request waits for that one round trip, bounded
- * by apipolicy_redis timeout=; commands go pipelined on a connection of
- * their own, so they never queue behind the rate limit sync.  Redis
+ * by apipolicy_redis timeout=; commands go to the one Redis queue of
+ * the worker, pipelined behind whatever is in flight there.  Redis
  * away: redis_fail=open goes on with the zone alone, redis_fail=closed
  * answers 503 IDEMPOTENCY_UNAVAILABLE.
  */
@@ -71,8 +71,6 @@
 
 /* Redis values: "i" FP TOKEN (in flight), "d" FP STATUS HLEN "\n" ... */
 #define NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN (1 + 64 + 16)
-#define NGX_HTTP_APIPOLICY_IDEM_BATCH     64
-#define NGX_HTTP_APIPOLICY_IDEM_BATCH_SIZE  (1024 * 1024)
 
 /* PREFIX "idem:" HEX */
 #define NGX_HTTP_APIPOLICY_IDEM_REDIS_KEY_LEN                                \
@@ -119,11 +117,9 @@ typedef struct {
 
 typedef struct ngx_http_apipolicy_idem_op_s  ngx_http_apipolicy_idem_op_t;
 
-/* one Redis command of this worker, queued or in flight */
+/* one Redis command of this worker, in the Redis queue */
 
 struct ngx_http_apipolicy_idem_op_s {
-    ngx_queue_t                        queue;
-    ngx_str_t                          cmd;       /* RESP, after the op */
     ngx_http_apipolicy_idem_ctx_t     *ictx;      /* a waiting request */
 };
 
@@ -199,9 +195,8 @@ static ngx_int_t ngx_http_apipolicy_idem_redis_failed(ngx_http_request_t *r,
     ngx_uint_t foreign);
 static void ngx_http_apipolicy_idem_redis_update(
     ngx_http_apipolicy_idem_ctx_t *ictx, ngx_uint_t commit);
-static ngx_http_apipolicy_idem_op_t *ngx_http_apipolicy_idem_op(
-    ngx_str_t *argv, ngx_uint_t argc);
-static void ngx_http_apipolicy_idem_flush(ngx_event_t *ev);
+static ngx_int_t ngx_http_apipolicy_idem_op(ngx_str_t *argv, ngx_uint_t argc,
+    ngx_str_t *key, ngx_http_apipolicy_idem_ctx_t *ictx);
 static void ngx_http_apipolicy_idem_redis_done(void *data,
     redisReply **replies, ngx_uint_t n, ngx_int_t rc);
 static void ngx_http_apipolicy_idem_op_done(ngx_http_apipolicy_idem_op_t *op,
@@ -210,17 +205,9 @@ static u_char *ngx_http_apipolicy_idem_redis_key(u_char *p,
     ngx_http_apipolicy_idem_ctx_t *ictx);
 
 
-/* this worker's Redis connection for the keys, and its queue */
+/* this worker's Redis (shared with the other areas) */
 
 static ngx_http_apipolicy_redis_t    *ngx_http_apipolicy_idem_rd;
-static ngx_queue_t                    ngx_http_apipolicy_idem_queue;
-static ngx_event_t                    ngx_http_apipolicy_idem_flush_ev;
-static ngx_uint_t                     ngx_http_apipolicy_idem_busy;
-static ngx_uint_t                     ngx_http_apipolicy_idem_nops;
-static ngx_http_apipolicy_idem_op_t
-    *ngx_http_apipolicy_idem_ops[NGX_HTTP_APIPOLICY_IDEM_BATCH];
-static ngx_str_t
-    ngx_http_apipolicy_idem_cmds[NGX_HTTP_APIPOLICY_IDEM_BATCH];
 
 
 static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idem_missing =
@@ -1138,8 +1125,8 @@ ngx_http_apipolicy_idem_redis_claim(ngx_http_request_t *r,
 {
     u_char                         *p, token[8];
     u_char                          key[NGX_HTTP_APIPOLICY_IDEM_REDIS_KEY_LEN];
+    ngx_int_t                       rc;
     ngx_str_t                       argv[7];
-    ngx_http_apipolicy_idem_op_t   *op;
 
     if (ngx_http_apipolicy_idem_rd == NULL) {
         return NGX_DECLINED;                /* not a worker */
@@ -1164,14 +1151,18 @@ ngx_http_apipolicy_idem_redis_claim(ngx_http_request_t *r,
     ngx_str_set(&argv[5], "300000");        /* the lease */
     ngx_str_set(&argv[6], "GET");
 
-    op = ngx_http_apipolicy_idem_op(argv, 7);
-    if (op == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    ictx->request = r;
+
+    rc = ngx_http_apipolicy_idem_op(argv, 7, &argv[1], ictx);
+
+    if (rc == NGX_DECLINED) {
+        /* Redis is away and not tried again yet */
+        return ngx_http_apipolicy_idem_redis_failed(r, ictx, NULL, 0);
     }
 
-    op->ictx = ictx;
-    ictx->op = op;
-    ictx->request = r;
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     return NGX_AGAIN;
 }
@@ -1330,8 +1321,8 @@ ngx_http_apipolicy_idem_redis_update(ngx_http_apipolicy_idem_ctx_t *ictx,
     u_char                         key[NGX_HTTP_APIPOLICY_IDEM_REDIS_KEY_LEN];
     u_char                         px[NGX_TIME_T_LEN + 4];
     size_t                         len;
+    ngx_int_t                      rc;
     ngx_str_t                      argv[7];
-    ngx_http_apipolicy_idem_op_t  *op;
 
     static ngx_str_t  set = ngx_string(
         "if redis.call('GET', KEYS[1]) == ARGV[1] then "
@@ -1357,7 +1348,7 @@ ngx_http_apipolicy_idem_redis_update(ngx_http_apipolicy_idem_ctx_t *ictx,
     argv[4].len = NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN;
 
     if (!commit) {
-        op = ngx_http_apipolicy_idem_op(argv, 5);
+        rc = ngx_http_apipolicy_idem_op(argv, 5, &argv[3], NULL);
         goto done;
     }
 
@@ -1380,13 +1371,13 @@ ngx_http_apipolicy_idem_redis_update(ngx_http_apipolicy_idem_ctx_t *ictx,
     argv[6].data = px;
     argv[6].len = ngx_sprintf(px, "%T", ictx->zone->ttl * 1000) - px;
 
-    op = ngx_http_apipolicy_idem_op(argv, 7);
+    rc = ngx_http_apipolicy_idem_op(argv, 7, &argv[3], NULL);
 
     ngx_free(value);
 
 done:
 
-    if (op == NULL) {
+    if (rc == NGX_ERROR) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "apipolicy: no memory for a Redis command of the "
                       "idempotency zone \"%V\"", &ictx->zone->name);
@@ -1394,90 +1385,47 @@ done:
 }
 
 
-/* a command queued for this worker's connection, sent from the loop */
+/*
+ * A command for this worker's Redis, in the queue shared by every area:
+ * NGX_OK (the answer goes to "ictx", if any, when it comes), NGX_DECLINED
+ * (Redis is away: no answer will come), NGX_ERROR.
+ */
 
-static ngx_http_apipolicy_idem_op_t *
-ngx_http_apipolicy_idem_op(ngx_str_t *argv, ngx_uint_t argc)
+static ngx_int_t
+ngx_http_apipolicy_idem_op(ngx_str_t *argv, ngx_uint_t argc, ngx_str_t *key,
+    ngx_http_apipolicy_idem_ctx_t *ictx)
 {
-    size_t                         len;
-    ngx_http_apipolicy_idem_op_t  *op;
+    ngx_int_t                        rc;
+    ngx_http_apipolicy_idem_op_t    *op;
+    ngx_http_apipolicy_redis_cmd_t   cmd;
 
-    len = ngx_http_apipolicy_redis_command_len(argv, argc);
-
-    op = ngx_alloc(sizeof(ngx_http_apipolicy_idem_op_t) + len,
+    op = ngx_alloc(sizeof(ngx_http_apipolicy_idem_op_t)
+                   + ngx_http_apipolicy_redis_command_len(argv, argc),
                    ngx_cycle->log);
     if (op == NULL) {
-        return NULL;
+        return NGX_ERROR;
     }
 
-    op->cmd.data = (u_char *) (op + 1);
-    op->cmd.len = ngx_http_apipolicy_redis_command(op->cmd.data, argv, argc)
-                  - op->cmd.data;
-    op->ictx = NULL;
+    cmd.cmd.data = (u_char *) (op + 1);
+    cmd.cmd.len = ngx_http_apipolicy_redis_command(cmd.cmd.data, argv, argc)
+                  - cmd.cmd.data;
+    cmd.key = *key;
 
-    ngx_queue_insert_tail(&ngx_http_apipolicy_idem_queue, &op->queue);
+    op->ictx = ictx;
 
-    if (!ngx_http_apipolicy_idem_flush_ev.posted) {
-        ngx_post_event(&ngx_http_apipolicy_idem_flush_ev, &ngx_posted_events);
+    rc = ngx_http_apipolicy_redis_send(ngx_http_apipolicy_idem_rd, &cmd, 1,
+                                       ngx_http_apipolicy_idem_redis_done, op);
+
+    if (rc != NGX_OK) {
+        ngx_free(op);
+        return rc;
     }
 
-    return op;
-}
-
-
-/* what is queued goes as one pipelined batch when the connection is free */
-
-static void
-ngx_http_apipolicy_idem_flush(ngx_event_t *ev)
-{
-    size_t                         size;
-    ngx_int_t                      rc;
-    ngx_uint_t                     i, n;
-    ngx_queue_t                   *q;
-    ngx_http_apipolicy_idem_op_t  *op;
-
-    while (!ngx_http_apipolicy_idem_busy
-           && !ngx_queue_empty(&ngx_http_apipolicy_idem_queue))
-    {
-        /* up to 64 commands, and about 1 MB unless one is larger */
-
-        size = 0;
-
-        for (n = 0;
-             n < NGX_HTTP_APIPOLICY_IDEM_BATCH
-             && !ngx_queue_empty(&ngx_http_apipolicy_idem_queue)
-             && (n == 0 || size < NGX_HTTP_APIPOLICY_IDEM_BATCH_SIZE);
-             n++)
-        {
-            q = ngx_queue_head(&ngx_http_apipolicy_idem_queue);
-            ngx_queue_remove(q);
-
-            op = ngx_queue_data(q, ngx_http_apipolicy_idem_op_t, queue);
-            ngx_http_apipolicy_idem_ops[n] = op;
-            ngx_http_apipolicy_idem_cmds[n] = op->cmd;
-            size += op->cmd.len;
-        }
-
-        ngx_http_apipolicy_idem_nops = n;
-        ngx_http_apipolicy_idem_busy = 1;
-
-        rc = ngx_http_apipolicy_redis_send(ngx_http_apipolicy_idem_rd,
-                                           ngx_http_apipolicy_idem_cmds, n,
-                                           ngx_http_apipolicy_idem_redis_done,
-                                           NULL);
-        if (rc == NGX_OK) {
-            return;                 /* ..._redis_done() comes, maybe now */
-        }
-
-        /* Redis is away (or busy, which cannot be): no answers */
-
-        ngx_http_apipolicy_idem_busy = 0;
-
-        for (i = 0; i < n; i++) {
-            ngx_http_apipolicy_idem_op_done(ngx_http_apipolicy_idem_ops[i],
-                                            NULL);
-        }
+    if (ictx) {
+        ictx->op = op;
     }
+
+    return NGX_OK;
 }
 
 
@@ -1485,22 +1433,8 @@ static void
 ngx_http_apipolicy_idem_redis_done(void *data, redisReply **replies,
     ngx_uint_t n, ngx_int_t rc)
 {
-    ngx_uint_t  i, nops;
-
-    nops = ngx_http_apipolicy_idem_nops;
-    ngx_http_apipolicy_idem_busy = 0;
-
-    for (i = 0; i < nops; i++) {
-        ngx_http_apipolicy_idem_op_done(ngx_http_apipolicy_idem_ops[i],
-                                        (rc == NGX_OK && i < n) ? replies[i]
-                                                                : NULL);
-    }
-
-    if (!ngx_queue_empty(&ngx_http_apipolicy_idem_queue)
-        && !ngx_http_apipolicy_idem_flush_ev.posted)
-    {
-        ngx_post_event(&ngx_http_apipolicy_idem_flush_ev, &ngx_posted_events);
-    }
+    ngx_http_apipolicy_idem_op_done(data, (rc == NGX_OK && n == 1)
+                                          ? replies[0] : NULL);
 }
 
 
@@ -1541,39 +1475,20 @@ ngx_http_apipolicy_idempotency_init_process(ngx_cycle_t *cycle)
     amcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_apipolicy_module);
 
-    ngx_queue_init(&ngx_http_apipolicy_idem_queue);
-
-    ngx_http_apipolicy_idem_flush_ev.handler = ngx_http_apipolicy_idem_flush;
-    ngx_http_apipolicy_idem_flush_ev.log = cycle->log;
-    ngx_http_apipolicy_idem_flush_ev.data = NULL;
-
-    /* this worker's own connection: no configuration is written to */
+    /* this worker's Redis, made by ngx_http_apipolicy_redis_init_process() */
 
     if (amcf->idem_redis) {
-        ngx_http_apipolicy_idem_rd = ngx_http_apipolicy_redis_clone(
-                                         cycle->pool, cycle->log, amcf->redis);
-        if (ngx_http_apipolicy_idem_rd == NULL) {
-            return NGX_ERROR;
-        }
+        ngx_http_apipolicy_idem_rd = ngx_http_apipolicy_redis_get(cycle);
     }
 
     return NGX_OK;
 }
 
 
-ngx_http_apipolicy_redis_t *
-ngx_http_apipolicy_idempotency_redis(void)
-{
-    return ngx_http_apipolicy_idem_rd;
-}
-
-
 void
 ngx_http_apipolicy_idempotency_exit_process(ngx_cycle_t *cycle)
 {
-    if (ngx_http_apipolicy_idem_rd) {
-        ngx_http_apipolicy_redis_close(ngx_http_apipolicy_idem_rd);
-    }
+    ngx_http_apipolicy_idem_rd = NULL;
 }
 
 

@@ -22,12 +22,9 @@ char *ngx_http_apipolicy_idempotency(ngx_conf_t *cf, ngx_command_t *cmd,
 /* redis=on checked against apipolicy_redis, its connection made */
 ngx_int_t ngx_http_apipolicy_idempotency_postconfiguration(ngx_conf_t *cf);
 
-/* this worker's Redis queue */
+/* this worker's use of Redis */
 ngx_int_t ngx_http_apipolicy_idempotency_init_process(ngx_cycle_t *cycle);
 void ngx_http_apipolicy_idempotency_exit_process(ngx_cycle_t *cycle);
-
-/* that connection, or NULL (for apipolicy_status) */
-struct ngx_http_apipolicy_redis_s *ngx_http_apipolicy_idempotency_redis(void);
 
 char *ngx_http_apipolicy_idempotency_merge_conf(ngx_conf_t *cf,
     ngx_http_apipolicy_loc_conf_t *prev, ngx_http_apipolicy_loc_conf_t *conf);

@@ -802,7 +802,7 @@ ngx_http_apipolicy_rl_sync_handler(ngx_event_t *ev)
     u_char                        *p;
     size_t                         len;
     uint64_t                       now, cidx;
-    ngx_str_t                      argv[7], *cmds, key[2];
+    ngx_str_t                      argv[7], key[2];
     ngx_int_t                      rc;
     ngx_uint_t                     n, visited, i, k;
     ngx_queue_t                   *q;
@@ -810,6 +810,7 @@ ngx_http_apipolicy_rl_sync_handler(ngx_event_t *ev)
     ngx_http_apipolicy_rl_zone_t  *zone;
     ngx_http_apipolicy_rl_sent_t  *e;
     ngx_http_apipolicy_redis_t    *rd;
+    ngx_http_apipolicy_redis_cmd_t  *cmds;
     u_char                         at[2][NGX_INT64_LEN], num[2][NGX_INT_T_LEN];
 
     if (ngx_exiting || ngx_quit || ngx_terminate) {
@@ -912,7 +913,8 @@ ngx_http_apipolicy_rl_sync_handler(ngx_event_t *ev)
      * "PREFIX rl:ZONE:TIER:KEY:WINDOW"
      */
 
-    cmds = ngx_palloc(sync->pool, 2 * sync->nsent * sizeof(ngx_str_t));
+    cmds = ngx_palloc(sync->pool,
+                      2 * sync->nsent * sizeof(ngx_http_apipolicy_redis_cmd_t));
     if (cmds == NULL) {
         goto give_back;
     }
@@ -954,14 +956,15 @@ ngx_http_apipolicy_rl_sync_handler(ngx_event_t *ev)
                           - at[k];
 
             len = ngx_http_apipolicy_redis_command_len(argv, 7);
-            cmds[n].data = ngx_pnalloc(sync->pool, len);
-            if (cmds[n].data == NULL) {
+            cmds[n].cmd.data = ngx_pnalloc(sync->pool, len);
+            if (cmds[n].cmd.data == NULL) {
                 goto give_back;
             }
 
-            cmds[n].len = ngx_http_apipolicy_redis_command(cmds[n].data,
-                                                           argv, 7)
-                          - cmds[n].data;
+            cmds[n].cmd.len = ngx_http_apipolicy_redis_command(
+                                  cmds[n].cmd.data, argv, 7)
+                              - cmds[n].cmd.data;
+            cmds[n].key = key[k];
             n++;
         }
     }

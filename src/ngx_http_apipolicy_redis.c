@@ -6,16 +6,21 @@
  * reply parser (nginx's OCSP client is the model: ngx_event_connect_peer(),
  * timers on both events, no blocking call).
  *
- *   one connection per worker, opened on first use and kept; commands
- *   go in batches (pipelined), one batch in flight at a time;
- *   a fresh connection sends AUTH and SELECT in front of the batch;
- *   connect_timeout bounds the connect, timeout the whole batch;
- *   on any failure the connection is closed, the batch's handler hears
- *   NGX_ERROR, and the next attempt waits (100 ms, doubling up to 5 s);
- *   the change between reachable and unreachable is logged once: "error"
- *   when Redis goes away, "notice" when it is back.
+ *   every area of this worker hands its batches to one object; a batch
+ *   goes to a node's queue and is pipelined on that node's connection
+ *   (opened on first use and kept) behind the batches already there:
+ *   several are in flight at once, each gets its replies in order;
+ *   a fresh connection sends AUTH and SELECT in front of the batches;
+ *   connect_timeout bounds the connect, timeout each batch from the
+ *   moment it was handed over;
+ *   on any failure the connection is closed, the handlers of all its
+ *   batches hear NGX_ERROR, and the next attempt waits (100 ms,
+ *   doubling up to 5 s);
+ *   the change between reachable and unreachable is logged once, naming
+ *   the node: "error" when it goes away, "notice" when it is back;
+ *   every attempt in between is logged at "info" at most.
  *
- * The address is parsed (and a name resolved) at configuration time.
+ * The addresses are parsed (and names resolved) at configuration time.
  */
 
 
@@ -26,54 +31,123 @@
 #define NGX_HTTP_APIPOLICY_REDIS_BACKOFF_MIN  100
 #define NGX_HTTP_APIPOLICY_REDIS_BACKOFF_MAX  5000
 #define NGX_HTTP_APIPOLICY_REDIS_READ         16384
+#define NGX_HTTP_APIPOLICY_REDIS_ERROR_LEN    120
+
+/* what the replies of a handshake answer */
+#define NGX_HTTP_APIPOLICY_REDIS_HS_AUTH      1
+#define NGX_HTTP_APIPOLICY_REDIS_HS_SELECT    2
+#define NGX_HTTP_APIPOLICY_REDIS_HS_MAX       4
+
+
+typedef struct ngx_http_apipolicy_redis_node_s  ngx_http_apipolicy_redis_node_t;
+
+
+/* a caller's batch: its replies, and how many node parts are still out */
+
+typedef struct {
+    ngx_http_apipolicy_redis_done_pt   done;
+    void                              *data;
+    ngx_uint_t                         n;
+    ngx_uint_t                         parts;
+    ngx_int_t                          rc;
+    redisReply                       **replies;
+} ngx_http_apipolicy_redis_req_t;
+
+
+/* what one node is sent for one batch (or for its handshake: no req) */
+
+typedef struct {
+    ngx_queue_t                        queue;     /* in the node's */
+    ngx_http_apipolicy_redis_req_t    *req;
+    u_char                            *buf;       /* the commands */
+    size_t                             len;
+    size_t                             sent;
+    ngx_uint_t                         n;         /* replies to come */
+    ngx_uint_t                         got;
+    ngx_uint_t                        *index;     /* reply i goes to
+                                                     req->replies[index[i]],
+                                                     NULL: to [i] */
+    ngx_msec_t                         deadline;
+    struct timeval                     written;   /* for the round trip */
+} ngx_http_apipolicy_redis_part_t;
+
+
+struct ngx_http_apipolicy_redis_node_s {
+    ngx_str_t                          name;      /* host:port */
+    struct sockaddr                   *sockaddr;
+    socklen_t                          socklen;
+    ngx_http_apipolicy_redis_t        *rd;
+    const char                        *role;
+
+    ngx_peer_connection_t              pc;
+    redisReader                       *reader;
+    ngx_queue_t                        parts;     /* in the order sent */
+    ngx_uint_t                         ready;     /* connected */
+    ngx_uint_t                         fresh;     /* no reply yet */
+    ngx_uint_t                         nhs;
+    u_char                             hs[NGX_HTTP_APIPOLICY_REDIS_HS_MAX];
+    ngx_event_t                        timer;     /* the oldest deadline */
+
+    ngx_uint_t                         down;      /* last logged state */
+    ngx_uint_t                         used;
+    ngx_msec_t                         backoff;
+    ngx_msec_t                         retry_at;
+
+    /* for apipolicy_status */
+    ngx_uint_t                         reconnects;
+    ngx_uint_t                         commands;
+    ngx_uint_t                         replies;
+    ngx_uint_t                         errors;
+    ngx_uint_t                         rtt;       /* microseconds, last */
+    size_t                             error_len;
+    u_char                             error[NGX_HTTP_APIPOLICY_REDIS_ERROR_LEN];
+};
 
 
 struct ngx_http_apipolicy_redis_s {
     /* configuration */
     ngx_str_t                          name;      /* as written */
     ngx_addr_t                        *addr;
+    ngx_str_t                          username;
     ngx_str_t                          password;
     ngx_uint_t                         db;
     ngx_msec_t                         connect_timeout;
     ngx_msec_t                         timeout;
     ngx_str_t                          prefix;
 
-    /* this worker's connection (set up after fork) */
-    ngx_peer_connection_t              pc;
-    redisReader                       *reader;
-    ngx_uint_t                         fresh;     /* send AUTH/SELECT */
-    ngx_uint_t                         busy;
-    ngx_uint_t                         down;      /* last logged state */
-    ngx_msec_t                         backoff;
-    ngx_msec_t                         retry_at;
-    ngx_event_t                        timer;     /* the batch deadline */
-
-    u_char                            *out;       /* what is left to send */
-    u_char                            *out_last;
-    u_char                            *buf;       /* the batch as sent */
-    size_t                             buf_size;
-    ngx_uint_t                         skip;      /* replies to AUTH/SELECT */
-    ngx_uint_t                         expect;
-    ngx_uint_t                         got;
-    redisReply                       **replies;
-    ngx_uint_t                         replies_size;
-    ngx_http_apipolicy_redis_done_pt   done;
-    void                              *data;
+    /* this worker's (made after fork) */
+    ngx_log_t                         *log;
+    ngx_http_apipolicy_redis_node_t   *node;
 };
 
 
+static ngx_http_apipolicy_redis_node_t *ngx_http_apipolicy_redis_node(
+    ngx_http_apipolicy_redis_t *rd, ngx_pool_t *pool, ngx_str_t *name,
+    struct sockaddr *sockaddr, socklen_t socklen);
+static ngx_int_t ngx_http_apipolicy_redis_queue(
+    ngx_http_apipolicy_redis_node_t *node,
+    ngx_http_apipolicy_redis_part_t *part);
 static ngx_int_t ngx_http_apipolicy_redis_connect(
-    ngx_http_apipolicy_redis_t *rd);
+    ngx_http_apipolicy_redis_node_t *node);
+static ngx_http_apipolicy_redis_part_t *ngx_http_apipolicy_redis_handshake(
+    ngx_http_apipolicy_redis_node_t *node);
 static void ngx_http_apipolicy_redis_write_handler(ngx_event_t *wev);
 static void ngx_http_apipolicy_redis_read_handler(ngx_event_t *rev);
+static ngx_int_t ngx_http_apipolicy_redis_reply(
+    ngx_http_apipolicy_redis_node_t *node, redisReply *r);
 static void ngx_http_apipolicy_redis_timeout(ngx_event_t *ev);
-static void ngx_http_apipolicy_redis_fail(ngx_http_apipolicy_redis_t *rd,
-    const char *why);
-static void ngx_http_apipolicy_redis_finish(ngx_http_apipolicy_redis_t *rd,
-    ngx_int_t rc);
+static void ngx_http_apipolicy_redis_arm(ngx_http_apipolicy_redis_node_t *node);
+static void ngx_http_apipolicy_redis_fail(
+    ngx_http_apipolicy_redis_node_t *node, const char *why, redisReply *r);
+static void ngx_http_apipolicy_redis_part_end(
+    ngx_http_apipolicy_redis_part_t *part, ngx_int_t rc);
+static void ngx_http_apipolicy_redis_req_end(
+    ngx_http_apipolicy_redis_req_t *req);
+static void ngx_http_apipolicy_redis_node_close(
+    ngx_http_apipolicy_redis_node_t *node);
 
 
-/* this worker's connection, made from the configuration in init_process */
+/* this worker's Redis, made from the configuration in init_process */
 
 static ngx_http_apipolicy_redis_t  *ngx_http_apipolicy_redis_worker;
 
@@ -81,6 +155,7 @@ static ngx_http_apipolicy_redis_t  *ngx_http_apipolicy_redis_worker;
 ngx_int_t
 ngx_http_apipolicy_redis_init_process(ngx_cycle_t *cycle)
 {
+    ngx_http_apipolicy_redis_t      *rd;
     ngx_http_apipolicy_main_conf_t  *amcf;
 
     amcf = ngx_http_cycle_get_module_main_conf(cycle,
@@ -90,10 +165,53 @@ ngx_http_apipolicy_redis_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    ngx_http_apipolicy_redis_worker =
-        ngx_http_apipolicy_redis_clone(cycle->pool, cycle->log, amcf->redis);
+    rd = ngx_palloc(cycle->pool, sizeof(ngx_http_apipolicy_redis_t));
+    if (rd == NULL) {
+        return NGX_ERROR;
+    }
 
-    return ngx_http_apipolicy_redis_worker ? NGX_OK : NGX_ERROR;
+    *rd = *amcf->redis;
+    rd->log = cycle->log;
+
+    rd->node = ngx_http_apipolicy_redis_node(rd, cycle->pool, &rd->name,
+                                             rd->addr->sockaddr,
+                                             rd->addr->socklen);
+    if (rd->node == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_apipolicy_redis_worker = rd;
+
+    return NGX_OK;
+}
+
+
+static ngx_http_apipolicy_redis_node_t *
+ngx_http_apipolicy_redis_node(ngx_http_apipolicy_redis_t *rd,
+    ngx_pool_t *pool, ngx_str_t *name, struct sockaddr *sockaddr,
+    socklen_t socklen)
+{
+    ngx_http_apipolicy_redis_node_t  *node;
+
+    node = ngx_pcalloc(pool, sizeof(ngx_http_apipolicy_redis_node_t));
+    if (node == NULL) {
+        return NULL;
+    }
+
+    node->name = *name;
+    node->sockaddr = sockaddr;
+    node->socklen = socklen;
+    node->rd = rd;
+    node->role = "unknown";
+
+    ngx_queue_init(&node->parts);
+
+    node->timer.handler = ngx_http_apipolicy_redis_timeout;
+    node->timer.data = node;
+    node->timer.log = rd->log;
+    node->timer.cancelable = 1;
+
+    return node;
 }
 
 
@@ -121,11 +239,15 @@ ngx_http_apipolicy_redis_name(ngx_http_apipolicy_redis_t *rd)
 ngx_int_t
 ngx_http_apipolicy_redis_state(ngx_http_apipolicy_redis_t *rd)
 {
-    if (rd->down) {
-        return NGX_ERROR;
+    ngx_http_apipolicy_redis_node_t  *node;
+
+    node = rd->node;
+
+    if (node == NULL || !node->used) {
+        return NGX_DECLINED;
     }
 
-    return rd->pc.connection ? NGX_OK : NGX_DECLINED;
+    return node->down ? NGX_ERROR : NGX_OK;
 }
 
 
@@ -160,106 +282,107 @@ ngx_http_apipolicy_redis_command(u_char *p, ngx_str_t *argv, ngx_uint_t argc)
 }
 
 
+/* ---- batches ----------------------------------------------------------- */
+
 ngx_int_t
 ngx_http_apipolicy_redis_send(ngx_http_apipolicy_redis_t *rd,
-    ngx_str_t *cmds, ngx_uint_t ncmds, ngx_http_apipolicy_redis_done_pt done,
-    void *data)
+    ngx_http_apipolicy_redis_cmd_t *cmds, ngx_uint_t ncmds,
+    ngx_http_apipolicy_redis_done_pt done, void *data)
 {
-    u_char      *p, db[NGX_INT_T_LEN];
-    size_t       len;
-    ngx_str_t    argv[2];
-    ngx_uint_t   i;
+    u_char                           *p;
+    size_t                            len;
+    ngx_uint_t                        i;
+    ngx_http_apipolicy_redis_req_t   *req;
+    ngx_http_apipolicy_redis_part_t  *part;
+    ngx_http_apipolicy_redis_node_t  *node;
 
-    if (rd->busy) {
-        return NGX_BUSY;
+    node = rd->node;
+
+    if (ncmds == 0) {
+        return NGX_ERROR;
     }
 
-    if (rd->pc.connection == NULL) {
-
-        if (rd->retry_at && (ngx_msec_int_t) (rd->retry_at - ngx_current_msec)
-                            > 0)
-        {
-            return NGX_DECLINED;
-        }
-
-        if (ngx_http_apipolicy_redis_connect(rd) != NGX_OK) {
-            return NGX_DECLINED;
-        }
+    if (node->pc.connection == NULL && node->retry_at
+        && (ngx_msec_int_t) (node->retry_at - ngx_current_msec) > 0)
+    {
+        return NGX_DECLINED;
     }
 
-    /* the batch: AUTH and SELECT on a fresh connection, then the commands */
+    /* the batch, its replies, its part and a copy of its commands at once */
 
     len = 0;
 
     for (i = 0; i < ncmds; i++) {
-        len += cmds[i].len;
+        len += cmds[i].cmd.len;
     }
 
-    if (rd->fresh) {
-        len += rd->password.len + 64 + NGX_INT_T_LEN;
+    req = ngx_alloc(sizeof(ngx_http_apipolicy_redis_req_t)
+                    + ncmds * sizeof(redisReply *)
+                    + sizeof(ngx_http_apipolicy_redis_part_t) + len,
+                    rd->log);
+    if (req == NULL) {
+        return NGX_ERROR;
     }
 
-    if (len > rd->buf_size) {
-        ngx_free(rd->buf);
+    req->done = done;
+    req->data = data;
+    req->n = ncmds;
+    req->parts = 1;
+    req->rc = NGX_OK;
+    req->replies = (redisReply **) (req + 1);
 
-        rd->buf = ngx_alloc(len, ngx_cycle->log);
-        if (rd->buf == NULL) {
-            rd->buf_size = 0;
-            return NGX_ERROR;
-        }
+    ngx_memzero(req->replies, ncmds * sizeof(redisReply *));
 
-        rd->buf_size = len;
-    }
+    part = (ngx_http_apipolicy_redis_part_t *) (req->replies + ncmds);
+    ngx_memzero(part, sizeof(ngx_http_apipolicy_redis_part_t));
 
-    if (ncmds + 2 > rd->replies_size) {
-        ngx_free(rd->replies);
+    part->req = req;
+    part->buf = (u_char *) (part + 1);
+    part->n = ncmds;
 
-        rd->replies = ngx_alloc((ncmds + 2) * sizeof(redisReply *),
-                                ngx_cycle->log);
-        if (rd->replies == NULL) {
-            rd->replies_size = 0;
-            return NGX_ERROR;
-        }
-
-        rd->replies_size = ncmds + 2;
-    }
-
-    p = rd->buf;
-    rd->skip = 0;
-
-    if (rd->fresh) {
-        if (rd->password.len) {
-            ngx_str_set(&argv[0], "AUTH");
-            argv[1] = rd->password;
-            p = ngx_http_apipolicy_redis_command(p, argv, 2);
-            rd->skip++;
-        }
-
-        if (rd->db) {
-            ngx_str_set(&argv[0], "SELECT");
-            argv[1].data = db;
-            argv[1].len = ngx_sprintf(db, "%ui", rd->db) - db;
-            p = ngx_http_apipolicy_redis_command(p, argv, 2);
-            rd->skip++;
-        }
-    }
+    p = part->buf;
 
     for (i = 0; i < ncmds; i++) {
-        p = ngx_cpymem(p, cmds[i].data, cmds[i].len);
+        p = ngx_cpymem(p, cmds[i].cmd.data, cmds[i].cmd.len);
     }
 
-    rd->out = rd->buf;
-    rd->out_last = p;
-    rd->expect = rd->skip + ncmds;
-    rd->got = 0;
-    rd->done = done;
-    rd->data = data;
-    rd->busy = 1;
+    part->len = p - part->buf;
 
-    ngx_add_timer(&rd->timer, rd->timeout);
+    if (ngx_http_apipolicy_redis_queue(node, part) != NGX_OK) {
+        ngx_free(req);
+        return NGX_DECLINED;
+    }
 
-    if (rd->pc.connection->write->ready) {
-        ngx_http_apipolicy_redis_write_handler(rd->pc.connection->write);
+    return NGX_OK;
+}
+
+
+/* a part goes behind those already on the node: connect if needed */
+
+static ngx_int_t
+ngx_http_apipolicy_redis_queue(ngx_http_apipolicy_redis_node_t *node,
+    ngx_http_apipolicy_redis_part_t *part)
+{
+    ngx_connection_t  *c;
+
+    if (node->pc.connection == NULL) {
+        if (ngx_http_apipolicy_redis_connect(node) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    part->deadline = ngx_current_msec + node->rd->timeout;
+
+    ngx_queue_insert_tail(&node->parts, &part->queue);
+
+    ngx_http_apipolicy_redis_arm(node);
+
+    /* written from the event loop: what is queued meanwhile goes along */
+
+    c = node->pc.connection;
+
+    if (node->ready && c->write->ready && !c->write->posted) {
+        ngx_post_event(c->write, &ngx_posted_events);
     }
 
     return NGX_OK;
@@ -267,75 +390,163 @@ ngx_http_apipolicy_redis_send(ngx_http_apipolicy_redis_t *rd,
 
 
 static ngx_int_t
-ngx_http_apipolicy_redis_connect(ngx_http_apipolicy_redis_t *rd)
+ngx_http_apipolicy_redis_connect(ngx_http_apipolicy_redis_node_t *node)
 {
-    ngx_int_t          rc;
-    ngx_connection_t  *c;
+    ngx_int_t                         rc;
+    ngx_connection_t                 *c;
+    ngx_http_apipolicy_redis_part_t  *hs;
 
-    ngx_memzero(&rd->pc, sizeof(ngx_peer_connection_t));
+    ngx_memzero(&node->pc, sizeof(ngx_peer_connection_t));
 
-    rd->pc.sockaddr = rd->addr->sockaddr;
-    rd->pc.socklen = rd->addr->socklen;
-    rd->pc.name = &rd->name;
-    rd->pc.get = ngx_event_get_peer;
-    rd->pc.log = ngx_cycle->log;
-    rd->pc.log_error = NGX_ERROR_ERR;
+    node->pc.sockaddr = node->sockaddr;
+    node->pc.socklen = node->socklen;
+    node->pc.name = &node->name;
+    node->pc.get = ngx_event_get_peer;
+    node->pc.log = node->rd->log;
+    node->pc.log_error = NGX_ERROR_INFO;     /* our own line says it once */
 
-    rc = ngx_event_connect_peer(&rd->pc);
+    if (node->used) {
+        node->reconnects++;
+    }
+
+    node->used = 1;
+    node->ready = 0;
+    node->fresh = 1;
+
+    rc = ngx_event_connect_peer(&node->pc);
 
     if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
-        if (rd->pc.connection) {
-            ngx_close_connection(rd->pc.connection);
-            rd->pc.connection = NULL;
+        if (node->pc.connection) {
+            ngx_close_connection(node->pc.connection);
+            node->pc.connection = NULL;
         }
 
-        ngx_http_apipolicy_redis_fail(rd, "cannot connect");
+        ngx_http_apipolicy_redis_fail(node, "cannot be connected to", NULL);
         return NGX_ERROR;
     }
 
-    c = rd->pc.connection;
-    c->data = rd;
-    c->log = ngx_cycle->log;
+    c = node->pc.connection;
+    c->data = node;
+    c->log = node->rd->log;
     c->read->log = c->log;
     c->write->log = c->log;
     c->read->handler = ngx_http_apipolicy_redis_read_handler;
     c->write->handler = ngx_http_apipolicy_redis_write_handler;
 
-    if (rd->reader) {
-        redisReaderFree(rd->reader);
+    if (node->reader) {
+        redisReaderFree(node->reader);
     }
 
-    rd->reader = redisReaderCreate();
-    if (rd->reader == NULL) {
-        ngx_close_connection(c);
-        rd->pc.connection = NULL;
+    node->reader = redisReaderCreate();
+    if (node->reader == NULL) {
+        ngx_http_apipolicy_redis_node_close(node);
         return NGX_ERROR;
     }
 
-    rd->fresh = 1;
+    /* AUTH and SELECT go first */
 
-    /* the connect is bounded apart from the batch */
+    hs = ngx_http_apipolicy_redis_handshake(node);
 
-    if (rc == NGX_AGAIN) {
-        ngx_add_timer(c->write, rd->connect_timeout);
+    if (hs == NGX_CONF_ERROR) {
+        ngx_http_apipolicy_redis_node_close(node);
+        return NGX_ERROR;
     }
 
+    if (hs) {
+        hs->deadline = ngx_current_msec + node->rd->timeout;
+        ngx_queue_insert_tail(&node->parts, &hs->queue);
+    }
+
+    if (rc == NGX_AGAIN) {
+        ngx_add_timer(c->write, node->rd->connect_timeout);
+        return NGX_OK;
+    }
+
+    node->ready = 1;
+
     return NGX_OK;
+}
+
+
+/* the commands a fresh connection starts with (NULL: none) */
+
+static ngx_http_apipolicy_redis_part_t *
+ngx_http_apipolicy_redis_handshake(ngx_http_apipolicy_redis_node_t *node)
+{
+    u_char                           *p, db[NGX_INT_T_LEN];
+    size_t                            len;
+    ngx_str_t                         argv[3];
+    ngx_http_apipolicy_redis_t       *rd;
+    ngx_http_apipolicy_redis_part_t  *part;
+
+    rd = node->rd;
+    node->nhs = 0;
+
+    if (rd->password.len == 0 && rd->db == 0) {
+        return NULL;
+    }
+
+    len = sizeof(ngx_http_apipolicy_redis_part_t)
+          + 2 * (3 * (1 + NGX_INT_T_LEN + 2) + 1 + NGX_INT_T_LEN + 2)
+          + sizeof("AUTH") + rd->username.len + rd->password.len
+          + sizeof("SELECT") + NGX_INT_T_LEN;
+
+    part = ngx_alloc(len, rd->log);
+    if (part == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(part, sizeof(ngx_http_apipolicy_redis_part_t));
+
+    part->buf = (u_char *) (part + 1);
+    p = part->buf;
+
+    if (rd->password.len) {
+        ngx_str_set(&argv[0], "AUTH");
+
+        if (rd->username.len) {
+            argv[1] = rd->username;
+            argv[2] = rd->password;
+            p = ngx_http_apipolicy_redis_command(p, argv, 3);
+
+        } else {
+            argv[1] = rd->password;
+            p = ngx_http_apipolicy_redis_command(p, argv, 2);
+        }
+
+        node->hs[node->nhs++] = NGX_HTTP_APIPOLICY_REDIS_HS_AUTH;
+    }
+
+    if (rd->db) {
+        ngx_str_set(&argv[0], "SELECT");
+        argv[1].data = db;
+        argv[1].len = ngx_sprintf(db, "%ui", rd->db) - db;
+        p = ngx_http_apipolicy_redis_command(p, argv, 2);
+
+        node->hs[node->nhs++] = NGX_HTTP_APIPOLICY_REDIS_HS_SELECT;
+    }
+
+    part->len = p - part->buf;
+    part->n = node->nhs;
+
+    return part;
 }
 
 
 static void
 ngx_http_apipolicy_redis_write_handler(ngx_event_t *wev)
 {
-    ssize_t                      n;
-    ngx_connection_t            *c;
-    ngx_http_apipolicy_redis_t  *rd;
+    ssize_t                           n;
+    ngx_queue_t                      *q;
+    ngx_connection_t                 *c;
+    ngx_http_apipolicy_redis_part_t  *part;
+    ngx_http_apipolicy_redis_node_t  *node;
 
     c = wev->data;
-    rd = c->data;
+    node = c->data;
 
     if (wev->timedout) {
-        ngx_http_apipolicy_redis_fail(rd, "connect timed out");
+        ngx_http_apipolicy_redis_fail(node, "connect timed out", NULL);
         return;
     }
 
@@ -343,27 +554,47 @@ ngx_http_apipolicy_redis_write_handler(ngx_event_t *wev)
         ngx_del_timer(wev);             /* connected */
     }
 
-    while (rd->busy && rd->out < rd->out_last) {
+    node->ready = 1;
 
-        n = ngx_send(c, rd->out, rd->out_last - rd->out);
+    for (q = ngx_queue_head(&node->parts);
+         q != ngx_queue_sentinel(&node->parts);
+         q = ngx_queue_next(q))
+    {
+        part = ngx_queue_data(q, ngx_http_apipolicy_redis_part_t, queue);
 
-        if (n == NGX_ERROR) {
-            ngx_http_apipolicy_redis_fail(rd, rd->fresh
-                                          ? "refused the connection or cannot "
-                                            "be reached"
-                                          : "cannot be written to");
-            return;
+        while (part->sent < part->len) {
+
+            n = c->send(c, part->buf + part->sent, part->len - part->sent);
+
+            if (n == NGX_ERROR) {
+                ngx_http_apipolicy_redis_fail(node,
+                                              node->fresh
+                                              ? "refused the connection or "
+                                                "cannot be reached"
+                                              : "cannot be written to", NULL);
+                return;
+            }
+
+            if (n == NGX_AGAIN) {
+                goto wait;
+            }
+
+            part->sent += n;
         }
 
-        if (n == NGX_AGAIN) {
-            break;
-        }
+        if (part->written.tv_sec == 0) {
+            ngx_gettimeofday(&part->written);
 
-        rd->out += n;
+            if (part->req) {
+                node->commands += part->n;
+            }
+        }
     }
 
+wait:
+
     if (ngx_handle_write_event(wev, 0) != NGX_OK) {
-        ngx_http_apipolicy_redis_fail(rd, "cannot wait to send");
+        ngx_http_apipolicy_redis_fail(node, "cannot wait to send", NULL);
     }
 }
 
@@ -371,50 +602,52 @@ ngx_http_apipolicy_redis_write_handler(ngx_event_t *wev)
 static void
 ngx_http_apipolicy_redis_read_handler(ngx_event_t *rev)
 {
-    void                        *reply;
-    ssize_t                      n;
-    redisReply                  *r;
-    ngx_connection_t            *c;
-    ngx_http_apipolicy_redis_t  *rd;
-    u_char                       buf[NGX_HTTP_APIPOLICY_REDIS_READ];
+    void                             *reply;
+    ssize_t                           n;
+    ngx_connection_t                 *c;
+    ngx_http_apipolicy_redis_node_t  *node;
+    u_char                            buf[NGX_HTTP_APIPOLICY_REDIS_READ];
 
     c = rev->data;
-    rd = c->data;
+    node = c->data;
 
     for ( ;; ) {
-        n = ngx_recv(c, buf, sizeof(buf));
+        n = c->recv(c, buf, sizeof(buf));
 
         if (n == NGX_AGAIN) {
             break;
         }
 
         if (n == 0 || n == NGX_ERROR) {
-            ngx_http_apipolicy_redis_fail(rd, n == 0 ? "closed the connection"
-                                          : rd->fresh
+            ngx_http_apipolicy_redis_fail(node, n == 0
+                                          ? "closed the connection"
+                                          : node->fresh
                                           ? "refused the connection or cannot "
                                             "be reached"
-                                          : "cannot be read from");
+                                          : "cannot be read from", NULL);
             return;
         }
 
-        if (!rd->busy) {
-            ngx_http_apipolicy_redis_fail(rd, "sent data nobody asked for");
+        if (ngx_queue_empty(&node->parts)) {
+            ngx_http_apipolicy_redis_fail(node, "sent data nobody asked for",
+                                          NULL);
             return;
         }
 
-        if (redisReaderFeed(rd->reader, (char *) buf, (size_t) n)
+        if (redisReaderFeed(node->reader, (char *) buf, (size_t) n)
             != REDIS_OK)
         {
-            ngx_http_apipolicy_redis_fail(rd, "sent a reply that is not RESP");
+            ngx_http_apipolicy_redis_fail(node, "sent a reply that is not "
+                                          "RESP", NULL);
             return;
         }
 
         for ( ;; ) {
             reply = NULL;
 
-            if (redisReaderGetReply(rd->reader, &reply) != REDIS_OK) {
-                ngx_http_apipolicy_redis_fail(rd,
-                                              "sent a reply that is not RESP");
+            if (redisReaderGetReply(node->reader, &reply) != REDIS_OK) {
+                ngx_http_apipolicy_redis_fail(node, "sent a reply that is "
+                                              "not RESP", NULL);
                 return;
             }
 
@@ -422,136 +655,292 @@ ngx_http_apipolicy_redis_read_handler(ngx_event_t *rev)
                 break;
             }
 
-            r = reply;
-
-            if (rd->got < rd->skip) {
-                rd->got++;
-
-                if (r->type == REDIS_REPLY_ERROR) {
-                    freeReplyObject(r);
-                    ngx_http_apipolicy_redis_fail(rd,
-                                    "refused AUTH or SELECT (check password= "
-                                    "and db=)");
-                    return;
-                }
-
-                freeReplyObject(r);
-                continue;
-            }
-
-            rd->replies[rd->got - rd->skip] = r;
-            rd->got++;
-
-            if (rd->got == rd->expect) {
-                rd->fresh = 0;
-                ngx_http_apipolicy_redis_finish(rd, NGX_OK);
-                break;
+            if (ngx_http_apipolicy_redis_reply(node, reply) != NGX_OK) {
+                return;                     /* the connection is gone */
             }
         }
     }
 
-    if (rd->pc.connection
-        && ngx_handle_read_event(rd->pc.connection->read, 0) != NGX_OK)
+    if (node->pc.connection
+        && ngx_handle_read_event(node->pc.connection->read, 0) != NGX_OK)
     {
-        ngx_http_apipolicy_redis_fail(rd, "cannot wait to read");
+        ngx_http_apipolicy_redis_fail(node, "cannot wait to read", NULL);
     }
+}
+
+
+/* one reply: it belongs to the oldest part on the node */
+
+static ngx_int_t
+ngx_http_apipolicy_redis_reply(ngx_http_apipolicy_redis_node_t *node,
+    redisReply *r)
+{
+    ngx_uint_t                        i, kind;
+    struct timeval                    tv;
+    ngx_queue_t                      *q;
+    ngx_http_apipolicy_redis_part_t  *part;
+
+    if (ngx_queue_empty(&node->parts)) {
+        freeReplyObject(r);
+        ngx_http_apipolicy_redis_fail(node, "sent a reply nobody asked for",
+                                      NULL);
+        return NGX_ERROR;
+    }
+
+    q = ngx_queue_head(&node->parts);
+    part = ngx_queue_data(q, ngx_http_apipolicy_redis_part_t, queue);
+
+    node->fresh = 0;
+
+    if (part->req == NULL) {
+
+        /* the handshake: AUTH and SELECT must say OK */
+
+        kind = node->hs[part->got++];
+
+        if (r->type == REDIS_REPLY_ERROR) {
+            ngx_http_apipolicy_redis_fail(node,
+                                          kind == NGX_HTTP_APIPOLICY_REDIS_HS_AUTH
+                                          ? "refused AUTH (check username= "
+                                            "and password=)"
+                                          : "refused SELECT (check db=)", r);
+            freeReplyObject(r);
+            return NGX_ERROR;
+        }
+
+        freeReplyObject(r);
+
+        if (part->got == part->n) {
+            node->nhs = 0;
+            ngx_queue_remove(q);
+            ngx_free(part);
+            ngx_http_apipolicy_redis_arm(node);
+        }
+
+        return NGX_OK;
+    }
+
+    node->replies++;
+
+    if (r->type == REDIS_REPLY_ERROR) {
+        node->errors++;
+        node->error_len = ngx_min((size_t) r->len,
+                                  NGX_HTTP_APIPOLICY_REDIS_ERROR_LEN);
+        ngx_memcpy(node->error, r->str, node->error_len);
+    }
+
+    i = part->index ? part->index[part->got] : part->got;
+    part->req->replies[i] = r;
+    part->got++;
+
+    if (part->got < part->n) {
+        return NGX_OK;
+    }
+
+    /* the part is complete */
+
+    ngx_gettimeofday(&tv);
+
+    node->rtt = (tv.tv_sec - part->written.tv_sec) * 1000000
+                + tv.tv_usec - part->written.tv_usec;
+
+    node->backoff = 0;
+    node->retry_at = 0;
+
+    if (node->down) {
+        node->down = 0;
+        ngx_log_error(NGX_LOG_NOTICE, node->rd->log, 0,
+                      "apipolicy redis: %V is reachable again", &node->name);
+    }
+
+    ngx_queue_remove(q);
+    ngx_http_apipolicy_redis_arm(node);
+
+    ngx_http_apipolicy_redis_part_end(part, NGX_OK);
+
+    return node->pc.connection ? NGX_OK : NGX_ERROR;
+}
+
+
+/* the timer follows the oldest part's deadline */
+
+static void
+ngx_http_apipolicy_redis_arm(ngx_http_apipolicy_redis_node_t *node)
+{
+    ngx_msec_int_t                    left;
+    ngx_http_apipolicy_redis_part_t  *part;
+
+    if (ngx_queue_empty(&node->parts)) {
+        if (node->timer.timer_set) {
+            ngx_del_timer(&node->timer);
+        }
+
+        return;
+    }
+
+    part = ngx_queue_data(ngx_queue_head(&node->parts),
+                          ngx_http_apipolicy_redis_part_t, queue);
+
+    left = (ngx_msec_int_t) (part->deadline - ngx_current_msec);
+
+    ngx_add_timer(&node->timer, left > 0 ? (ngx_msec_t) left : 1);
 }
 
 
 static void
 ngx_http_apipolicy_redis_timeout(ngx_event_t *ev)
 {
-    ngx_http_apipolicy_redis_t  *rd = ev->data;
+    ngx_http_apipolicy_redis_node_t  *node = ev->data;
 
-    if (rd->busy) {
-        ngx_http_apipolicy_redis_fail(rd, "timed out");
+    if (!ngx_queue_empty(&node->parts)) {
+        ngx_http_apipolicy_redis_fail(node, "timed out", NULL);
     }
 }
 
 
-/* the batch ended: hand the replies over, free them */
+/* a part ended: its replies are in the batch; the last part ends it */
 
 static void
-ngx_http_apipolicy_redis_finish(ngx_http_apipolicy_redis_t *rd, ngx_int_t rc)
+ngx_http_apipolicy_redis_part_end(ngx_http_apipolicy_redis_part_t *part,
+    ngx_int_t rc)
 {
-    ngx_uint_t                         i, n;
-    ngx_http_apipolicy_redis_done_pt   done;
+    ngx_http_apipolicy_redis_req_t  *req;
 
-    if (rd->timer.timer_set) {
-        ngx_del_timer(&rd->timer);
+    req = part->req;
+
+    if (req == NULL) {
+        ngx_free(part);                 /* a handshake */
+        return;
     }
 
-    n = (rc == NGX_OK) ? rd->expect - rd->skip : 0;
-    done = rd->done;
-
-    rd->busy = 0;
-    rd->done = NULL;
-
-    if (rc == NGX_OK) {
-        rd->backoff = 0;
-        rd->retry_at = 0;
-
-        if (rd->down) {
-            rd->down = 0;
-            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
-                          "apipolicy redis: %V is reachable again",
-                          &rd->name);
-        }
+    if (rc != NGX_OK) {
+        req->rc = rc;
     }
 
-    if (done) {
-        done(rd->data, rd->replies, n, rc);
+    if ((u_char *) part != (u_char *) (req->replies + req->n)) {
+        ngx_free(part);                 /* not the one made with req */
     }
 
-    if (rc == NGX_OK) {
-        for (i = 0; i < n; i++) {
-            freeReplyObject(rd->replies[i]);
-        }
+    if (--req->parts == 0) {
+        ngx_http_apipolicy_redis_req_end(req);
     }
 }
 
 
 static void
-ngx_http_apipolicy_redis_fail(ngx_http_apipolicy_redis_t *rd,
-    const char *why)
+ngx_http_apipolicy_redis_req_end(ngx_http_apipolicy_redis_req_t *req)
 {
     ngx_uint_t  i;
 
-    /* replies of a batch cut short */
-
-    for (i = rd->skip; rd->busy && i < rd->got; i++) {
-        freeReplyObject(rd->replies[i - rd->skip]);
+    if (req->done) {
+        req->done(req->data, req->replies,
+                  req->rc == NGX_OK ? req->n : 0, req->rc);
     }
 
-    rd->got = 0;
-
-    if (rd->pc.connection) {
-        ngx_close_connection(rd->pc.connection);
-        rd->pc.connection = NULL;
+    for (i = 0; i < req->n; i++) {
+        if (req->replies[i]) {
+            freeReplyObject(req->replies[i]);
+        }
     }
 
-    rd->backoff = rd->backoff ? ngx_min(rd->backoff * 2,
-                                        NGX_HTTP_APIPOLICY_REDIS_BACKOFF_MAX)
-                              : NGX_HTTP_APIPOLICY_REDIS_BACKOFF_MIN;
-    rd->retry_at = ngx_current_msec + rd->backoff;
+    ngx_free(req);
+}
 
-    if (rd->retry_at == 0) {
-        rd->retry_at = 1;
+
+static void
+ngx_http_apipolicy_redis_fail(ngx_http_apipolicy_redis_node_t *node,
+    const char *why, redisReply *r)
+{
+    u_char                           *p;
+    ngx_queue_t                      *q;
+    ngx_http_apipolicy_redis_part_t  *part;
+
+    if (node->pc.connection) {
+        ngx_close_connection(node->pc.connection);
+        node->pc.connection = NULL;
     }
 
-    if (!rd->down) {
-        rd->down = 1;
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "apipolicy redis: %V %s; working without it until it "
-                      "answers again", &rd->name, why);
+    node->ready = 0;
+    node->nhs = 0;
+    node->errors++;
+
+    p = ngx_snprintf(node->error, NGX_HTTP_APIPOLICY_REDIS_ERROR_LEN, "%s%s%*s",
+                     why, r ? ": " : "", r ? (size_t) r->len : 0,
+                     r ? r->str : "");
+    node->error_len = p - node->error;
+
+    node->backoff = node->backoff
+                    ? ngx_min(node->backoff * 2,
+                              NGX_HTTP_APIPOLICY_REDIS_BACKOFF_MAX)
+                    : NGX_HTTP_APIPOLICY_REDIS_BACKOFF_MIN;
+    node->retry_at = ngx_current_msec + node->backoff;
+
+    if (node->retry_at == 0) {
+        node->retry_at = 1;
+    }
+
+    if (!node->down) {
+        node->down = 1;
+        ngx_log_error(NGX_LOG_ERR, node->rd->log, 0,
+                      "apipolicy redis: %V %*s; working without it until "
+                      "it answers again", &node->name, node->error_len,
+                      node->error);
 
     } else {
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                       "apipolicy redis: %V %s", &rd->name, why);
+        ngx_log_error(NGX_LOG_INFO, node->rd->log, 0,
+                      "apipolicy redis: %V %*s", &node->name,
+                      node->error_len, node->error);
     }
 
-    if (rd->busy) {
-        ngx_http_apipolicy_redis_finish(rd, NGX_ERROR);
+    if (node->timer.timer_set) {
+        ngx_del_timer(&node->timer);
+    }
+
+    /* every part on the node fails; their handlers may queue anew */
+
+    while (!ngx_queue_empty(&node->parts)) {
+        q = ngx_queue_head(&node->parts);
+        ngx_queue_remove(q);
+
+        part = ngx_queue_data(q, ngx_http_apipolicy_redis_part_t, queue);
+        ngx_http_apipolicy_redis_part_end(part, NGX_ERROR);
+    }
+}
+
+
+static void
+ngx_http_apipolicy_redis_node_close(ngx_http_apipolicy_redis_node_t *node)
+{
+    ngx_queue_t                      *q;
+    ngx_http_apipolicy_redis_part_t  *part;
+
+    if (node->timer.timer_set) {
+        ngx_del_timer(&node->timer);
+    }
+
+    if (node->pc.connection) {
+        ngx_close_connection(node->pc.connection);
+        node->pc.connection = NULL;
+    }
+
+    node->ready = 0;
+
+    if (node->reader) {
+        redisReaderFree(node->reader);
+        node->reader = NULL;
+    }
+
+    while (!ngx_queue_empty(&node->parts)) {
+        q = ngx_queue_head(&node->parts);
+        ngx_queue_remove(q);
+
+        part = ngx_queue_data(q, ngx_http_apipolicy_redis_part_t, queue);
+
+        if (part->req) {
+            part->req->done = NULL;     /* nobody to tell at exit */
+        }
+
+        ngx_http_apipolicy_redis_part_end(part, NGX_ERROR);
     }
 }
 
@@ -559,65 +948,13 @@ ngx_http_apipolicy_redis_fail(ngx_http_apipolicy_redis_t *rd,
 void
 ngx_http_apipolicy_redis_close(ngx_http_apipolicy_redis_t *rd)
 {
-    if (rd->timer.timer_set) {
-        ngx_del_timer(&rd->timer);
+    if (rd->node) {
+        ngx_http_apipolicy_redis_node_close(rd->node);
     }
-
-    if (rd->pc.connection) {
-        ngx_close_connection(rd->pc.connection);
-        rd->pc.connection = NULL;
-    }
-
-    if (rd->reader) {
-        redisReaderFree(rd->reader);
-        rd->reader = NULL;
-    }
-
-    ngx_free(rd->buf);
-    ngx_free(rd->replies);
-
-    rd->buf = NULL;
-    rd->buf_size = 0;
-    rd->replies = NULL;
-    rd->replies_size = 0;
-    rd->busy = 0;
 }
 
 
 /* ---- configuration --------------------------------------------------- */
-
-/*
- * A second connection to the same server, for an area whose batches
- * must not queue behind another's (idempotency waits on its answers;
- * the rate limit sync never does), made by each worker for itself.
- */
-
-ngx_http_apipolicy_redis_t *
-ngx_http_apipolicy_redis_clone(ngx_pool_t *pool, ngx_log_t *log,
-    ngx_http_apipolicy_redis_t *rd)
-{
-    ngx_http_apipolicy_redis_t  *clone;
-
-    clone = ngx_pcalloc(pool, sizeof(ngx_http_apipolicy_redis_t));
-    if (clone == NULL) {
-        return NULL;
-    }
-
-    clone->name = rd->name;
-    clone->addr = rd->addr;
-    clone->password = rd->password;
-    clone->db = rd->db;
-    clone->connect_timeout = rd->connect_timeout;
-    clone->timeout = rd->timeout;
-    clone->prefix = rd->prefix;
-
-    clone->timer.handler = ngx_http_apipolicy_redis_timeout;
-    clone->timer.data = clone;
-    clone->timer.log = log;
-
-    return clone;
-}
-
 
 char *
 ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -665,6 +1002,12 @@ ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 2; i < cf->args->nelts; i++) {
         s = value[i];
+
+        if (ngx_strncmp(s.data, "username=", 9) == 0) {
+            rd->username.data = s.data + 9;
+            rd->username.len = s.len - 9;
+            continue;
+        }
 
         if (ngx_strncmp(s.data, "password=", 9) == 0) {
             rd->password.data = s.data + 9;
@@ -731,9 +1074,12 @@ ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    rd->timer.handler = ngx_http_apipolicy_redis_timeout;
-    rd->timer.data = rd;
-    rd->timer.log = cf->cycle->log;
+    if (rd->username.len && rd->password.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"username=\" needs \"password=\" (Redis ACL "
+                           "users authenticate with both)");
+        return NGX_CONF_ERROR;
+    }
 
     amcf->redis = rd;
     amcf->used = 1;

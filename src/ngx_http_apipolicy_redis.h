@@ -18,36 +18,55 @@ typedef struct ngx_http_apipolicy_redis_s  ngx_http_apipolicy_redis_t;
 #define NGX_HTTP_APIPOLICY_REDIS_PREFIX_MAX  128      /* prefix= bytes */
 
 /*
- * A batch ended: rc NGX_OK with one reply per command (freed after the
- * call), or NGX_ERROR (no reply: Redis is down, slow or refused us).
+ * One command of a batch: "cmd" in RESP (..._command() makes it) and
+ * "key", the Redis key it works on (for EVAL the first of KEYS): with
+ * cluster= the node is the one serving the key's slot, computed from
+ * the key's {hash tag} if it has one.  An empty key: any node.  Both
+ * are copied by ..._send(): they need not outlive the call.
+ */
+typedef struct {
+    ngx_str_t                          cmd;
+    ngx_str_t                          key;
+} ngx_http_apipolicy_redis_cmd_t;
+
+/*
+ * A batch ended: rc NGX_OK with one reply per command, in order (freed
+ * after the call), or NGX_ERROR (no reply: Redis is down, slow or
+ * refused us).  Always called from the event loop, never from inside
+ * ..._send().
  */
 typedef void (*ngx_http_apipolicy_redis_done_pt)(void *data,
     redisReply **replies, ngx_uint_t n, ngx_int_t rc);
 
 
-/* apipolicy_redis ADDRESS [password=] [db=] [connect_timeout=] [timeout=]
- *                 [prefix=]  (http) */
+/* apipolicy_redis ADDRESS | sentinel=.. master=.. | cluster=..
+ *                 [username=] [password=] [db=] [connect_timeout=]
+ *                 [timeout=] [prefix=] [tls=on]  (http) */
 char *ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 /*
- * The connection of this worker (made in init_process from the
- * configuration, which stays untouched), or NULL when no apipolicy_redis
+ * This worker's Redis (made in init_process from the configuration,
+ * which stays untouched), or NULL when no apipolicy_redis.  Every area
+ * uses this one object: its batches queue and are pipelined on one
+ * connection per Redis node.
  */
 ngx_int_t ngx_http_apipolicy_redis_init_process(ngx_cycle_t *cycle);
 ngx_http_apipolicy_redis_t *ngx_http_apipolicy_redis_get(ngx_cycle_t *cycle);
 ngx_str_t *ngx_http_apipolicy_redis_prefix(ngx_http_apipolicy_redis_t *rd);
 
 /*
- * Sends "ncmds" RESP commands (in "cmds", which must stay alive until
- * the handler runs) on this worker's connection, connecting first if
- * needed; the handler runs from the event loop.  Returns NGX_OK (sent or
- * queued), NGX_BUSY (a batch is in flight), NGX_DECLINED (Redis is down
- * and the next attempt is not due yet), NGX_ERROR.  Never blocks.
+ * Sends "ncmds" commands as one batch, connecting first if needed; the
+ * handler runs from the event loop once every reply is in, or with
+ * NGX_ERROR when the batch failed or "timeout=" passed.  Batches of
+ * several callers queue behind each other.  Returns NGX_OK (queued:
+ * the handler will run), NGX_DECLINED (Redis is down and the next
+ * attempt is not due yet: the handler will not run), NGX_ERROR.  Never
+ * blocks.
  */
 ngx_int_t ngx_http_apipolicy_redis_send(ngx_http_apipolicy_redis_t *rd,
-    ngx_str_t *cmds, ngx_uint_t ncmds, ngx_http_apipolicy_redis_done_pt done,
-    void *data);
+    ngx_http_apipolicy_redis_cmd_t *cmds, ngx_uint_t ncmds,
+    ngx_http_apipolicy_redis_done_pt done, void *data);
 
 /* RESP encoding of one command into "p" (room: ..._command_len()) */
 size_t ngx_http_apipolicy_redis_command_len(ngx_str_t *argv, ngx_uint_t argc);
@@ -60,10 +79,6 @@ void ngx_http_apipolicy_redis_close(ngx_http_apipolicy_redis_t *rd);
  * NGX_ERROR (could not reach it), NGX_DECLINED (not used yet) */
 ngx_str_t *ngx_http_apipolicy_redis_name(ngx_http_apipolicy_redis_t *rd);
 ngx_int_t ngx_http_apipolicy_redis_state(ngx_http_apipolicy_redis_t *rd);
-
-/* another connection with the settings of "rd", in "pool" (a worker's) */
-ngx_http_apipolicy_redis_t *ngx_http_apipolicy_redis_clone(ngx_pool_t *pool,
-    ngx_log_t *log, ngx_http_apipolicy_redis_t *rd);
 
 
 #endif /* _NGX_HTTP_APIPOLICY_REDIS_H_INCLUDED_ */

@@ -571,20 +571,11 @@ ngx_http_apipolicy_status_prometheus(u_char *p, ngx_http_apipolicy_st_sh_t *sh,
 static const char *
 ngx_http_apipolicy_status_redis(ngx_http_apipolicy_main_conf_t *amcf)
 {
-    ngx_int_t                    state, idem;
+    ngx_int_t                    state;
     ngx_http_apipolicy_redis_t  *rd;
 
     rd = ngx_http_apipolicy_redis_get((ngx_cycle_t *) ngx_cycle);
     state = rd ? ngx_http_apipolicy_redis_state(rd) : NGX_DECLINED;
-    rd = ngx_http_apipolicy_idempotency_redis();
-
-    if (rd) {
-        idem = ngx_http_apipolicy_redis_state(rd);
-
-        if (idem == NGX_ERROR || state == NGX_DECLINED) {
-            state = idem;
-        }
-    }
 
     switch (state) {
     case NGX_OK:
