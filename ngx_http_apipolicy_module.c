@@ -483,6 +483,8 @@ ngx_http_apipolicy_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    ngx_http_apipolicy_jwks_postconfiguration(cf);
+
     if (ngx_http_apipolicy_status_postconfiguration(cf) != NGX_OK) {
         return NGX_ERROR;
     }

@@ -173,7 +173,9 @@ typedef struct ngx_http_apipolicy_jwks_s      ngx_http_apipolicy_jwks_t;
 #define NGX_HTTP_APIPOLICY_JWT_ES384      0x0400
 #define NGX_HTTP_APIPOLICY_JWT_ES512      0x0800
 #define NGX_HTTP_APIPOLICY_JWT_EDDSA      0x1000
-#define NGX_HTTP_APIPOLICY_JWT_ALL        0x1fff
+#define NGX_HTTP_APIPOLICY_JWT_ED25519    0x2000  /* RFC 9864 */
+#define NGX_HTTP_APIPOLICY_JWT_ALL        0x3fff
+#define NGX_HTTP_APIPOLICY_JWT_NALGS      14
 
 #define NGX_HTTP_APIPOLICY_JWT_KTY_OCT    1
 #define NGX_HTTP_APIPOLICY_JWT_KTY_RSA    2
@@ -197,6 +199,9 @@ typedef struct {
     void                              *fast;      /* verification state
                                                      prepared at parse time
                                                      (jwt_key.c) */
+    ngx_str_t                          issuer;    /* issuer=: verifies only
+                                                     tokens of this "iss";
+                                                     empty: any */
 } ngx_http_apipolicy_jwt_key_t;
 
 #define NGX_HTTP_APIPOLICY_JWT_OP_EQ        1
@@ -249,6 +254,9 @@ struct ngx_http_apipolicy_jwt_conf_s {
     ngx_str_t                          file;      /* where "apipolicy_jwt" */
     ngx_uint_t                         line;      /* was set */
     unsigned                           merged:1;
+    unsigned                           key_issuers:1; /* a key set has
+                                                     issuer=: "iss" is read
+                                                     before verifying */
 };
 
 /*
@@ -264,6 +272,9 @@ struct ngx_http_apipolicy_jwt_ctx_s {
     ngx_str_t                          signing_input; /* header.payload */
     ngx_str_t                          signature; /* decoded */
     ngx_str_t                          payload;   /* base64url, undecoded */
+    ngx_str_t                          iss;       /* read before verifying
+                                                     when keys are bound to
+                                                     issuers; else empty */
     struct ngx_http_apipolicy_json_s  *header;    /* JSON objects, in the */
     struct ngx_http_apipolicy_json_s  *claims;    /* request pool */
     u_char                             hash[32];  /* verified-token cache
@@ -360,6 +371,8 @@ typedef struct {
     ngx_array_t                       *idem_zones;    /* ngx_shm_zone_t * */
     ngx_flag_t                         idem_redis;    /* a zone has redis=on */
     ngx_shm_zone_t                    *status;    /* the counters */
+    ngx_array_t                       *jwks;      /* jwks_t *: checked at
+                                                     postconfiguration */
 } ngx_http_apipolicy_main_conf_t;
 
 

@@ -86,6 +86,10 @@ typedef struct {
 struct ngx_http_apipolicy_jwks_s {
     ngx_str_t                          uri;
     ngx_str_t                          args;
+    ngx_str_t                          issuer;    /* issuer=, or empty */
+    ngx_http_core_srv_conf_t          *server;    /* the URI resolves here */
+    u_char                            *file;      /* where the directive */
+    ngx_uint_t                         line;      /* was set */
     time_t                             refresh;
     time_t                             cooldown;
     time_t                             max_stale;
@@ -207,7 +211,10 @@ ngx_http_apipolicy_jwks_unknown_kid(ngx_http_request_t *r,
 
     src = jcf->jwks;
 
-    if (jctx->fetched) {
+    if (jctx->fetched
+        || !ngx_http_apipolicy_jwt_key_for_issuer(&src->issuer, &jctx->iss))
+    {
+        /* waited once, or the token is another issuer's */
         return NGX_DECLINED;
     }
 
@@ -301,6 +308,8 @@ ngx_http_apipolicy_jwks_sync(ngx_http_apipolicy_jwks_t *src, ngx_log_t *log)
         src->bad_version = version;
         goto failed;
     }
+
+    ngx_http_apipolicy_jwt_keys_bind(set->keys, 0, &src->issuer);
 
     if (ngx_http_apipolicy_jwt_cache_id(set->keys, NULL, NULL, set->id)
         != NGX_OK)
@@ -650,7 +659,17 @@ ngx_http_apipolicy_jwks_poll(ngx_http_request_t *r)
 
 /* ---- configuration --------------------------------------------------- */
 
-/* apipolicy_jwt_key_request URI [refresh=] [cooldown=] [max_stale=] */
+/*
+ * apipolicy_jwt_key_request URI [issuer=] [refresh=] [cooldown=]
+ * [max_stale=]
+ */
+
+ngx_str_t *
+ngx_http_apipolicy_jwks_issuer(ngx_http_apipolicy_jwks_t *src)
+{
+    return &src->issuer;
+}
+
 
 char *
 ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -663,6 +682,7 @@ ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_shm_zone_t                 *shm_zone;
     ngx_http_apipolicy_jwks_t      *src;
     ngx_http_apipolicy_jwt_conf_t  *jcf;
+    ngx_http_apipolicy_main_conf_t *amcf;
 
     jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
     if (jcf == NULL) {
@@ -702,7 +722,21 @@ ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
     src->cooldown = 30;
     src->max_stale = 86400;
 
+    src->server = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
+    src->file = cf->conf_file->file.name.data;
+    src->line = cf->conf_file->line;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
+
+    if (ngx_http_apipolicy_conf_list_add(cf, &amcf->jwks, src) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_http_apipolicy_jwt_issuer_param(&value[i], &src->issuer)) {
+            continue;
+        }
 
         if (ngx_strncmp(value[i].data, "refresh=", 8) == 0) {
             tp = &src->refresh;
@@ -771,6 +805,187 @@ ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
     jcf->jwks = src;
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The location a key request lands in, found as nginx finds it for the
+ * subrequest (ngx_http_core_find_location()): the static location tree
+ * (exact, prefix and auto-redirect nodes), nested locations with the
+ * whole URI, then the regex locations unless the prefix match said "^~".
+ * NGX_OK, NGX_DONE (auto redirect), NGX_AGAIN (prefix match),
+ * NGX_DECLINED (none); *loc is the location found.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_jwks_static(ngx_http_location_tree_node_t *node,
+    ngx_str_t *uri, ngx_http_core_loc_conf_t **loc)
+{
+    u_char     *p;
+    size_t      len, n;
+    ngx_int_t   rc, rv;
+
+    p = uri->data;
+    len = uri->len;
+    rv = NGX_DECLINED;
+
+    while (node) {
+        n = ngx_min(len, (size_t) node->len);
+        rc = ngx_filename_cmp(p, node->name, n);
+
+        if (rc != 0) {
+            node = (rc < 0) ? node->left : node->right;
+            continue;
+        }
+
+        if (len > (size_t) node->len) {
+            if (node->inclusive) {
+                *loc = node->inclusive;
+                rv = NGX_AGAIN;
+                node = node->tree;
+                p += n;
+                len -= n;
+
+            } else {
+                node = node->right;
+            }
+
+            continue;
+        }
+
+        if (len == (size_t) node->len) {
+            if (node->exact) {
+                *loc = node->exact;
+                return NGX_OK;
+            }
+
+            *loc = node->inclusive;
+            return NGX_AGAIN;
+        }
+
+        if (len + 1 == (size_t) node->len && node->auto_redirect) {
+            *loc = node->exact ? node->exact : node->inclusive;
+            rv = NGX_DONE;
+        }
+
+        node = node->left;
+    }
+
+    return rv;
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_jwks_location(ngx_http_core_loc_conf_t *pclcf,
+    ngx_str_t *uri, ngx_http_core_loc_conf_t **loc)
+{
+    ngx_int_t                   rc;
+    ngx_uint_t                  noregex;
+#if (NGX_PCRE)
+    ngx_str_t                   s;
+    ngx_http_core_loc_conf_t  **re;
+#endif
+
+    noregex = 0;
+
+    rc = ngx_http_apipolicy_jwks_static(pclcf->static_locations, uri, loc);
+
+    if (rc == NGX_AGAIN) {
+        noregex = (*loc)->noregex;
+        rc = ngx_http_apipolicy_jwks_location(*loc, uri, loc);
+    }
+
+    if (rc == NGX_OK || rc == NGX_DONE) {
+        return rc;
+    }
+
+#if (NGX_PCRE)
+    if (!noregex && pclcf->regex_locations) {
+
+        for (re = pclcf->regex_locations; *re; re++) {
+            s = *uri;
+
+            if (ngx_regex_exec((*re)->regex->regex, &s, NULL, 0) >= 0) {
+                *loc = *re;
+                (void) ngx_http_apipolicy_jwks_location(*re, uri, loc);
+                return NGX_OK;
+            }
+        }
+    }
+#endif
+
+    return rc;
+}
+
+
+void
+ngx_http_apipolicy_jwks_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_uint_t                       i, m, proxy;
+    ngx_module_t                   **modules;
+    ngx_http_upstream_conf_t        *ucf;
+    ngx_http_core_loc_conf_t        *clcf, *root;
+    ngx_http_apipolicy_jwks_t      **src;
+    ngx_http_apipolicy_main_conf_t  *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
+
+    if (amcf->jwks == NULL) {
+        return;
+    }
+
+    /* by name: the module is not linked against the proxy module */
+
+    modules = cf->cycle->modules;
+    proxy = NGX_CONF_UNSET_UINT;
+
+    for (m = 0; modules[m]; m++) {
+        if (modules[m]->type == NGX_HTTP_MODULE
+            && ngx_strcmp(modules[m]->name, "ngx_http_proxy_module") == 0)
+        {
+            proxy = modules[m]->ctx_index;
+            break;
+        }
+    }
+
+    if (proxy == NGX_CONF_UNSET_UINT) {
+        return;
+    }
+
+    src = amcf->jwks->elts;
+
+    for (i = 0; i < amcf->jwks->nelts; i++) {
+
+        root = src[i]->server->ctx->loc_conf[ngx_http_core_module.ctx_index];
+        clcf = root;
+
+        /* whatever it returns, clcf is where the subrequest runs */
+        (void) ngx_http_apipolicy_jwks_location(root, &src[i]->uri, &clcf);
+
+        /*
+         * the proxy module's location conf begins with its
+         * ngx_http_upstream_conf_t: "upstream" is set by a proxy_pass
+         * without variables, "ssl->ctx" only where that proxy_pass (or
+         * an enclosing location's) is https
+         */
+
+        ucf = clcf->loc_conf[proxy];
+
+        if (ucf->upstream == NULL || ucf->ssl == NULL
+            || ucf->ssl->ctx == NULL || ucf->ssl_verify)
+        {
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "apipolicy_jwt_key_request \"%V\" in %s:%ui is "
+                      "answered by location \"%V\", which proxies over "
+                      "https without \"proxy_ssl_verify on\": whoever can "
+                      "intercept that connection can supply keys and forge "
+                      "tokens; add \"proxy_ssl_verify on\" and "
+                      "\"proxy_ssl_trusted_certificate\" there",
+                      &src[i]->uri, src[i]->file, src[i]->line, &clcf->name);
+    }
 }
 
 

@@ -11,9 +11,16 @@
 #include "ngx_http_apipolicy.h"
 
 
-/* apipolicy_jwt_key_request URI [refresh=] [cooldown=] [max_stale=] */
+/* apipolicy_jwt_key_request URI [issuer=] [refresh=] [cooldown=] [max_stale=] */
 char *ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+ngx_str_t *ngx_http_apipolicy_jwks_issuer(ngx_http_apipolicy_jwks_t *src);
+
+/*
+ * Warns when the location a key request is answered by proxies over
+ * https without proxy_ssl_verify (anyone on that path could supply keys)
+ */
+void ngx_http_apipolicy_jwks_postconfiguration(ngx_conf_t *cf);
 
 /*
  * The keys fetched for the location's apipolicy_jwt_key_request, as this

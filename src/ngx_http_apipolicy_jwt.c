@@ -73,6 +73,8 @@ static ngx_int_t ngx_http_apipolicy_jwt_bearer(ngx_str_t *value,
 static ngx_uint_t ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
     ngx_str_t *detail);
+static ngx_int_t ngx_http_apipolicy_jwt_issuer(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_ctx_t *jctx, ngx_str_t *detail);
 static ngx_uint_t ngx_http_apipolicy_jwt_verify(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_ctx_t *jctx, ngx_array_t **sets, ngx_uint_t nsets,
     ngx_str_t *detail);
@@ -123,8 +125,9 @@ static ngx_http_apipolicy_jwt_error_t  ngx_http_apipolicy_jwt_errors[] = {
                                  "Malformed token"),
       NGX_LOG_INFO, "invalid_token" },
 
+    /* RFC 6750 sections 2 and 3.1: one method per request, else 400 */
     { ngx_http_apipolicy_problem("TOKEN_AMBIGUOUS", "token-ambiguous",
-                                 "Several different tokens in one request"),
+                                 "Token sent by more than one method"),
       NGX_LOG_INFO, "invalid_request" },
 
     { ngx_http_apipolicy_problem("ALGORITHM_NOT_ALLOWED",
@@ -311,6 +314,14 @@ ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
         }
     }
 
+    if (jcf->key_issuers
+        && ngx_http_apipolicy_jwt_issuer(r, jctx, &detail) != NGX_OK)
+    {
+        return ngx_http_apipolicy_jwt_fail(r, ctx, jcf,
+                                           NGX_HTTP_APIPOLICY_JWT_E_MALFORMED,
+                                           0, &detail, NULL);
+    }
+
     rc = ngx_http_apipolicy_jwt_cache_check(r, jcf, jctx, idp);
 
     if (rc == NGX_ERROR) {
@@ -356,9 +367,12 @@ ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
         }
     }
 
-    jctx->claims = ngx_http_apipolicy_jwt_json(r, jctx->payload.data,
-                                               jctx->payload.len, "payload",
-                                               &detail);
+    if (jctx->claims == NULL) {
+        jctx->claims = ngx_http_apipolicy_jwt_json(r, jctx->payload.data,
+                                                   jctx->payload.len,
+                                                   "payload", &detail);
+    }
+
     if (jctx->claims == NULL) {
         return ngx_http_apipolicy_jwt_fail(r, ctx, jcf,
                                            NGX_HTTP_APIPOLICY_JWT_E_MALFORMED,
@@ -400,7 +414,7 @@ ngx_http_apipolicy_jwt_cleanup(ngx_http_apipolicy_ctx_t *ctx)
 
 /*
  * NGX_OK with the token, NGX_DECLINED without one, or an error index
- * (malformed bearer credentials, several different tokens).
+ * (malformed bearer credentials, a token sent by two methods).
  */
 
 static ngx_int_t
@@ -458,13 +472,10 @@ ngx_http_apipolicy_jwt_extract(ngx_http_request_t *r,
         }
     }
 
-    if (var.len && bearer.len
-        && (var.len != bearer.len
-            || ngx_strncmp(var.data, bearer.data, var.len) != 0))
-    {
+    if (var.len && bearer.len) {
         ngx_http_apipolicy_jwt_detail(r, detail,
-                      "the Authorization header and apipolicy_jwt_token "
-                      "carry different tokens");
+                      "a token was sent both in the Authorization header "
+                      "and by another method");
         return NGX_HTTP_APIPOLICY_JWT_E_AMBIGUOUS;
     }
 
@@ -756,6 +767,46 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
 
 
 /*
+ * Keys bound to issuers (issuer= of apipolicy_jwt_key_file,
+ * apipolicy_jwt_key_request, apipolicy_jwt_secret) need the token's
+ * "iss" before a key is picked, so the payload is parsed first there
+ * (with the same strict parser; nothing of it is used before the
+ * signature verified but "iss" to choose keys).
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_issuer(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_ctx_t *jctx, ngx_str_t *detail)
+{
+    ngx_http_apipolicy_json_t  *v;
+
+    jctx->claims = ngx_http_apipolicy_jwt_json(r, jctx->payload.data,
+                                               jctx->payload.len, "payload",
+                                               detail);
+    if (jctx->claims == NULL) {
+        return NGX_ERROR;
+    }
+
+    v = ngx_http_apipolicy_json_get_literal(jctx->claims, "iss");
+
+    if (v && v->type == NGX_HTTP_APIPOLICY_JSON_STRING) {
+        jctx->iss = v->value;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_uint_t
+ngx_http_apipolicy_jwt_key_for_issuer(ngx_str_t *bound, ngx_str_t *iss)
+{
+    return bound->len == 0
+           || (bound->len == iss->len
+               && ngx_strncmp(bound->data, iss->data, iss->len) == 0);
+}
+
+
+/*
  * Picks the keys that may verify the token: those whose kid equals the
  * token's, or, when none has it (or the token has no kid), the keys
  * without a kid (or all keys); of those only the keys bound to the
@@ -769,12 +820,34 @@ ngx_http_apipolicy_jwt_verify(ngx_http_request_t *r,
     ngx_str_t *detail)
 {
     ngx_int_t                      rc;
-    ngx_uint_t                     i, n, pass, named, candidates, tried;
+    ngx_uint_t                     i, n, pass, named, candidates, tried, bound;
     ngx_http_apipolicy_jwt_key_t  *key;
 
     if (nsets == 0) {
         ngx_http_apipolicy_jwt_detail(r, detail, "no key is configured");
         return NGX_HTTP_APIPOLICY_JWT_E_KEY;
+    }
+
+    /* keys bound to another issuer are not there for this token */
+
+    bound = 0;
+
+    for (n = 0; n < nsets; n++) {
+        key = sets[n]->elts;
+
+        for (i = 0; i < sets[n]->nelts; i++) {
+            bound += ngx_http_apipolicy_jwt_key_for_issuer(&key[i].issuer,
+                                                           &jctx->iss);
+        }
+    }
+
+    if (bound == 0) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                      jctx->iss.len ? "no key is bound to the token's "
+                                      "issuer (iss)"
+                                    : "the token has no issuer (iss) and "
+                                      "every key is bound to one");
+        return NGX_HTTP_APIPOLICY_JWT_E_ISSUER;
     }
 
     named = 0;
@@ -783,6 +856,12 @@ ngx_http_apipolicy_jwt_verify(ngx_http_request_t *r,
         key = sets[n]->elts;
 
         for (i = 0; i < sets[n]->nelts; i++) {
+            if (!ngx_http_apipolicy_jwt_key_for_issuer(&key[i].issuer,
+                                                       &jctx->iss))
+            {
+                continue;
+            }
+
             if (key[i].kid.len == jctx->kid.len
                 && ngx_strncmp(key[i].kid.data, jctx->kid.data,
                                jctx->kid.len) == 0)
@@ -803,6 +882,12 @@ ngx_http_apipolicy_jwt_verify(ngx_http_request_t *r,
         key = sets[n]->elts;
 
         for (i = 0; i < sets[n]->nelts; i++) {
+
+            if (!ngx_http_apipolicy_jwt_key_for_issuer(&key[i].issuer,
+                                                       &jctx->iss))
+            {
+                continue;
+            }
 
             if (pass == 1) {
                 if (key[i].kid.len != jctx->kid.len
@@ -1313,7 +1398,9 @@ ngx_http_apipolicy_jwt_fail(ngx_http_request_t *r,
     e = &ngx_http_apipolicy_jwt_errors[err];
 
     if (status == 0) {
-        status = NGX_HTTP_UNAUTHORIZED;
+        /* invalid_request is a 400 (RFC 6750 section 3.1) */
+        status = (err == NGX_HTTP_APIPOLICY_JWT_E_AMBIGUOUS)
+                 ? NGX_HTTP_BAD_REQUEST : NGX_HTTP_UNAUTHORIZED;
     }
 
     for (i = 0; i < detail->len; i++) {
@@ -1422,6 +1509,43 @@ ngx_http_apipolicy_jwt_header_variable(ngx_http_request_t *r,
 {
     return ngx_http_apipolicy_jwt_variable(r, v, data,
                                            sizeof("jwt_header_") - 1, 1);
+}
+
+
+/*
+ * $jwt_payload: the verified claims set as compact JSON (the token's own
+ * text without the white space between tokens, so it fits in a header)
+ */
+
+ngx_int_t
+ngx_http_apipolicy_jwt_payload_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                      value;
+    ngx_http_apipolicy_ctx_t      *ctx;
+    ngx_http_apipolicy_jwt_ctx_t  *jctx;
+
+    ctx = ngx_http_apipolicy_get_ctx(r->main);
+    jctx = ctx ? ctx->jwt : NULL;
+
+    if (jctx == NULL || !jctx->verified || jctx->claims == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (ngx_http_apipolicy_jwt_format(r->pool, jctx->claims, &value)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    v->data = value.data;
+    v->len = value.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
 }
 
 
@@ -1790,6 +1914,18 @@ ngx_http_apipolicy_jwt_merge_conf(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
+    key = c->keys ? c->keys->elts : NULL;
+
+    for (i = 0; c->keys && i < c->keys->nelts; i++) {
+        if (key[i].issuer.len) {
+            c->key_issuers = 1;
+        }
+    }
+
+    if (c->jwks && ngx_http_apipolicy_jwks_issuer(c->jwks)->len) {
+        c->key_issuers = 1;
+    }
+
     if (c->jwks) {
         return NGX_CONF_OK;         /* the fetched keys decide */
     }
@@ -1983,8 +2119,8 @@ ngx_http_apipolicy_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     u_char                         *p;
     ngx_int_t                       rc;
-    ngx_str_t                      *value, name, text, kid, err;
-    ngx_uint_t                      i, alg;
+    ngx_str_t                      *value, name, text, kid, err, issuer;
+    ngx_uint_t                      i, alg, first;
     ngx_array_t                    *keys;
     ngx_http_apipolicy_jwt_key_t   *key;
     ngx_http_apipolicy_jwt_conf_t  *jcf;
@@ -2002,8 +2138,13 @@ ngx_http_apipolicy_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     value = cf->args->elts;
     alg = 0;
     ngx_str_null(&kid);
+    ngx_str_null(&issuer);
 
     for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_http_apipolicy_jwt_issuer_param(&value[i], &issuer)) {
+            continue;
+        }
 
         if (ngx_strncmp(value[i].data, "alg=", 4) == 0) {
             alg = ngx_http_apipolicy_jwt_alg_parse(value[i].data + 4,
@@ -2053,6 +2194,8 @@ ngx_http_apipolicy_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
             return NGX_CONF_ERROR;
         }
 
+        first = keys->nelts;
+
         rc = ngx_http_apipolicy_jwt_jwks_parse(cf->pool, cf->log, text.data,
                                                text.len, alg, keys, &err);
         if (rc != NGX_OK) {
@@ -2060,6 +2203,8 @@ ngx_http_apipolicy_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
                                "the JWKS file \"%V\" %V", &name, &err);
             return NGX_CONF_ERROR;
         }
+
+        ngx_http_apipolicy_jwt_keys_bind(keys, first, &issuer);
 
         return NGX_CONF_OK;
     }
@@ -2080,8 +2225,40 @@ ngx_http_apipolicy_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     key->kid = kid;
+    key->issuer = issuer;
 
     return NGX_CONF_OK;
+}
+
+
+/* issuer=ISS of a key directive: 1 when "value" is that parameter */
+
+ngx_uint_t
+ngx_http_apipolicy_jwt_issuer_param(ngx_str_t *value, ngx_str_t *issuer)
+{
+    if (value->len <= 7 || ngx_strncmp(value->data, "issuer=", 7) != 0) {
+        return 0;
+    }
+
+    issuer->data = value->data + 7;
+    issuer->len = value->len - 7;
+
+    return 1;
+}
+
+
+void
+ngx_http_apipolicy_jwt_keys_bind(ngx_array_t *keys, ngx_uint_t first,
+    ngx_str_t *issuer)
+{
+    ngx_uint_t                     i;
+    ngx_http_apipolicy_jwt_key_t  *key;
+
+    key = keys->elts;
+
+    for (i = first; i < keys->nelts; i++) {
+        key[i].issuer = *issuer;
+    }
 }
 
 
@@ -2191,6 +2368,10 @@ ngx_http_apipolicy_jwt_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 2; i < cf->args->nelts; i++) {
 
+        if (ngx_http_apipolicy_jwt_issuer_param(&value[i], &key->issuer)) {
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "alg=", 4) == 0) {
             alg = ngx_http_apipolicy_jwt_alg_parse(value[i].data + 4,
                                                    value[i].len - 4);
@@ -2272,7 +2453,7 @@ ngx_http_apipolicy_jwt_algorithms(ngx_conf_t *cf, ngx_command_t *cmd,
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "unknown JWT algorithm \"%V\" (HS256, HS384, "
                                "HS512, RS256, RS384, RS512, PS256, PS384, "
-                               "PS512, ES256, ES384, ES512, EdDSA)",
+                               "PS512, ES256, ES384, ES512, EdDSA, Ed25519)",
                                &value[i]);
             return NGX_CONF_ERROR;
         }

@@ -38,6 +38,15 @@ char *ngx_http_apipolicy_jwt_cv_slot(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_apipolicy_jwt_secret_value(ngx_conf_t *cf, ngx_str_t *src,
     ngx_str_t *out);
 
+/* issuer=ISS of the key directives: 1 when "value" is that parameter */
+ngx_uint_t ngx_http_apipolicy_jwt_issuer_param(ngx_str_t *value,
+    ngx_str_t *issuer);
+void ngx_http_apipolicy_jwt_keys_bind(ngx_array_t *keys, ngx_uint_t first,
+    ngx_str_t *issuer);
+/* a key bound to "bound" (empty: to none) may verify a token of "iss" */
+ngx_uint_t ngx_http_apipolicy_jwt_key_for_issuer(ngx_str_t *bound,
+    ngx_str_t *iss);
+
 /* the location's JWT conf, created on the first JWT directive there */
 ngx_http_apipolicy_jwt_conf_t *ngx_http_apipolicy_jwt_get_conf(ngx_conf_t *cf,
     void *conf);
@@ -60,6 +69,8 @@ void ngx_http_apipolicy_jwt_cleanup(ngx_http_apipolicy_ctx_t *ctx);
 ngx_int_t ngx_http_apipolicy_jwt_claim_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 ngx_int_t ngx_http_apipolicy_jwt_header_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+ngx_int_t ngx_http_apipolicy_jwt_payload_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 

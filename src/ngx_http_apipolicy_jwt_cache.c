@@ -380,7 +380,7 @@ ngx_http_apipolicy_jwt_cache_id(ngx_array_t *keys, u_char *prev,
 {
     int                            n;
     u_char                        *der, *p;
-    uint64_t                       v[3];
+    uint64_t                       v[4];
     ngx_int_t                      rc;
     ngx_uint_t                     i;
     unsigned int                   len;
@@ -427,9 +427,12 @@ ngx_http_apipolicy_jwt_cache_id(ngx_array_t *keys, u_char *prev,
         v[0] = key[i].kid.len;
         v[1] = key[i].kty;
         v[2] = key[i].algs;
+        v[3] = key[i].issuer.len;
 
         if (EVP_DigestUpdate(md, v, sizeof(v)) != 1
-            || EVP_DigestUpdate(md, key[i].kid.data, key[i].kid.len) != 1)
+            || EVP_DigestUpdate(md, key[i].kid.data, key[i].kid.len) != 1
+            || EVP_DigestUpdate(md, key[i].issuer.data, key[i].issuer.len)
+               != 1)
         {
             goto done;
         }

@@ -4,7 +4,8 @@
  *
  * JWT keys and signatures: PEM and JWK parsing into EVP_PKEY (once, on a
  * pool), strict base64url, and JWS verification with OpenSSL for
- * HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512 and EdDSA.
+ * HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512, EdDSA and
+ * Ed25519 (RFC 9864).
  * Nothing here looks at a request; ngx_http_apipolicy_jwt.c does.
  */
 
@@ -51,6 +52,8 @@
 #define NGX_HTTP_APIPOLICY_JWT_PS  (NGX_HTTP_APIPOLICY_JWT_PS256            \
                                     |NGX_HTTP_APIPOLICY_JWT_PS384           \
                                     |NGX_HTTP_APIPOLICY_JWT_PS512)
+#define NGX_HTTP_APIPOLICY_JWT_OKP_ALGS  (NGX_HTTP_APIPOLICY_JWT_EDDSA      \
+                                          |NGX_HTTP_APIPOLICY_JWT_ED25519)
 
 
 /*
@@ -67,7 +70,8 @@ typedef struct {
     SHA256_CTX                 hs256[2];
     SHA512_CTX                 hs384[2];
     SHA512_CTX                 hs512[2];
-    EVP_PKEY_CTX              *pctx[13];  /* by algorithm bit */
+    EVP_PKEY_CTX              *pctx[NGX_HTTP_APIPOLICY_JWT_NALGS];
+                                          /* by algorithm bit */
 } ngx_http_apipolicy_jwt_fast_t;
 
 
@@ -137,6 +141,8 @@ static ngx_http_apipolicy_jwt_alg_t  ngx_http_apipolicy_jwt_algs[] = {
     { ngx_string("ES512"), NGX_HTTP_APIPOLICY_JWT_ES512,
       NGX_HTTP_APIPOLICY_JWT_KTY_EC, EVP_sha512, 66 },
     { ngx_string("EdDSA"), NGX_HTTP_APIPOLICY_JWT_EDDSA,
+      NGX_HTTP_APIPOLICY_JWT_KTY_OKP, NULL, 0 },
+    { ngx_string("Ed25519"), NGX_HTTP_APIPOLICY_JWT_ED25519,
       NGX_HTTP_APIPOLICY_JWT_KTY_OKP, NULL, 0 },
     { ngx_null_string, 0, 0, NULL, 0 }
 };
@@ -508,6 +514,11 @@ ngx_http_apipolicy_jwt_key_classify(ngx_pool_t *pool, EVP_PKEY *pkey,
         return NGX_OK;
 
     case EVP_PKEY_ED25519:
+        /* "EdDSA" (RFC 8037) or its fully specified name (RFC 9864) */
+        key->kty = NGX_HTTP_APIPOLICY_JWT_KTY_OKP;
+        key->algs = NGX_HTTP_APIPOLICY_JWT_EDDSA|NGX_HTTP_APIPOLICY_JWT_ED25519;
+        return NGX_OK;
+
     case EVP_PKEY_ED448:
         key->kty = NGX_HTTP_APIPOLICY_JWT_KTY_OKP;
         key->algs = NGX_HTTP_APIPOLICY_JWT_EDDSA;
@@ -556,7 +567,10 @@ ngx_http_apipolicy_jwt_key_pin(ngx_http_apipolicy_jwt_key_t *key,
         return NGX_ERROR;
     }
 
-    key->algs = alg;
+    /* "EdDSA" and "Ed25519" name one computation on an Ed25519 key */
+
+    key->algs = (alg & NGX_HTTP_APIPOLICY_JWT_OKP_ALGS)
+                ? key->algs & NGX_HTTP_APIPOLICY_JWT_OKP_ALGS : alg;
 
     return NGX_OK;
 }
@@ -597,7 +611,10 @@ ngx_http_apipolicy_jwt_alg_index(ngx_uint_t alg)
 {
     ngx_uint_t  i;
 
-    for (i = 0; i < 13 && (alg >> i) != 1; i++) { /* void */ }
+    for (i = 0; i < NGX_HTTP_APIPOLICY_JWT_NALGS - 1 && (alg >> i) != 1; i++)
+    {
+        /* void */
+    }
 
     return i;
 }

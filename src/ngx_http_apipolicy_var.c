@@ -39,6 +39,10 @@ static ngx_http_variable_t  ngx_http_apipolicy_vars[] = {
       ngx_http_apipolicy_jwt_header_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
 
+    { ngx_string("jwt_payload"), NULL,
+      ngx_http_apipolicy_jwt_payload_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("apipolicy_jwt_cache_status"), NULL,
       ngx_http_apipolicy_jwt_cache_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },

@@ -217,7 +217,7 @@ sub=cookie
 
 
 
-=== TEST 12: cookie and Authorization with different tokens: TOKEN_AMBIGUOUS
+=== TEST 12: cookie and Authorization with different tokens: 400 invalid_request (RFC 6750 section 3.1)
 --- config
     location /api {
         apipolicy_jwt on;
@@ -231,14 +231,14 @@ GET /api
 --- more_headers eval
 "Cookie: jwt=" . JWTTest::jwt(alg => 'HS256', claims => { sub => 'a' }) . "\n"
 . "Authorization: Bearer " . JWTTest::jwt(alg => 'HS256', claims => { sub => 'b' })
---- error_code: 401
+--- error_code: 400
 --- response_headers_like
-WWW-Authenticate: Bearer realm="api", error="invalid_request", error_description="the Authorization header and apipolicy_jwt_token carry different tokens"
---- response_body_like: "code":"TOKEN_AMBIGUOUS"
+WWW-Authenticate: Bearer realm="api", error="invalid_request", error_description="a token was sent both in the Authorization header and by another method"
+--- response_body_like: "status":400,.*"code":"TOKEN_AMBIGUOUS"
 
 
 
-=== TEST 13: cookie and Authorization with the same token: fine
+=== TEST 13: cookie and Authorization with the same token: 400 as well (one method per request)
 --- config
     location /api {
         apipolicy_jwt on;
@@ -253,8 +253,35 @@ GET /api
 --- more_headers eval
 my $t = JWTTest::jwt(alg => 'HS256', claims => { sub => 'same' });
 "Cookie: jwt=$t\nAuthorization: Bearer $t"
---- response_body
-sub=same
+--- error_code: 400
+--- response_body_like: "code":"TOKEN_AMBIGUOUS"
+--- error_log eval
+qr/\[info\] .*apipolicy: TOKEN_AMBIGUOUS \(400\): a token was sent both/
+
+
+
+=== TEST 13b: a token sent twice is a bad request even where "satisfy any" lets the client in without one
+--- config
+    location /any {
+        satisfy any;
+        allow 127.0.0.1;
+        deny all;
+        apipolicy_jwt on;
+        apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
+        apipolicy_jwt_token $arg_t;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend { return 200 "sub=$http_x_sub\n"; }
+--- pipelined_requests eval
+my $t = JWTTest::jwt(alg => 'HS256', claims => { sub => 'same' });
+["GET /any", "GET /any?t=$t"]
+--- more_headers eval
+my $t = JWTTest::jwt(alg => 'HS256', claims => { sub => 'same' });
+"Authorization: Bearer $t"
+--- error_code eval
+[200, 400]
+--- response_body_like eval
+["sub=", '"code":"TOKEN_AMBIGUOUS"']
 
 
 
@@ -630,3 +657,29 @@ alice's file
  "Authorization: Bearer " . JWTTest::jwt(alg => 'HS256', claims => { sub => 'mallory' })]
 --- error_code eval
 [200, 403]
+
+
+
+=== TEST 31: $jwt_payload: the verified claims as compact JSON (white space and line breaks between tokens gone), empty when refused or absent
+--- config
+    location /api {
+        apipolicy_jwt optional;
+        apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
+        apipolicy_jwt_token $arg_t;
+        proxy_set_header X-Payload $jwt_payload;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend { return 200 "payload=[$http_x_payload]\n"; }
+--- pipelined_requests eval
+my $p = qq({"sub":"alice",\r\n "exp" : 4102444800,\n\t"roles":[ "a", "b\\n" ],)
+      . qq( "addr":{"c":"FR"}, "x":null, "n":1.5e3});
+["GET /api?t=" . JWTTest::jwt(alg => 'HS256', raw_payload => $p),
+ "GET /api",
+ "GET /api?t=" . JWTTest::jwt(alg => 'HS256', raw_payload => $p,
+                              secret => 'x' x 64)]
+--- error_code eval
+[200, 200, 401]
+--- response_body_like eval
+["^" . quotemeta(qq(payload=[{"sub":"alice","exp":4102444800,"roles":["a","b\\n"],"addr":{"c":"FR"},"x":null,"n":1.5e3}]\n)) . "\$",
+ "^payload=\\[\\]\$",
+ "SIGNATURE_INVALID"]

@@ -513,3 +513,57 @@ my $other = '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeX';
 [(401) x 12]
 --- response_body_like eval
 [("SIGNATURE_INVALID") x 12]
+
+
+
+=== TEST 23: Ed25519 (RFC 9864) beside EdDSA: Ed25519 keys only, its own allowlist entry, JWK alg of either name
+--- config
+    location /ed {
+        apipolicy_jwt on;
+        apipolicy_jwt_token $arg_t;
+        apipolicy_jwt_key_file $TEST_NGINX_JWT_DIR/ed25519.pub;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /ed-eddsa-only {
+        apipolicy_jwt on;
+        apipolicy_jwt_token $arg_t;
+        apipolicy_jwt_algorithms EdDSA;
+        apipolicy_jwt_key_file $TEST_NGINX_JWT_DIR/ed25519.pub;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /ed448 {
+        apipolicy_jwt on;
+        apipolicy_jwt_token $arg_t;
+        apipolicy_jwt_key_file $TEST_NGINX_JWT_DIR/ed448.pub;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /ed-jwks {
+        apipolicy_jwt on;
+        apipolicy_jwt_token $arg_t;
+        apipolicy_jwt_key_file $TEST_NGINX_JWT_DIR/jwks-ed.json;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /ed-pinned {
+        apipolicy_jwt on;
+        apipolicy_jwt_token $arg_t;
+        apipolicy_jwt_key_file $TEST_NGINX_JWT_DIR/ed25519.pub alg=Ed25519;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend { return 200 "ok\n"; }
+--- pipelined_requests eval
+[main::t('ed', alg => 'Ed25519', key => 'ed25519'),
+ main::t('ed', alg => 'EdDSA', key => 'ed25519'),
+ main::t('ed', alg => 'Ed25519', key => 'ed448'),
+ main::t('ed-eddsa-only', alg => 'Ed25519', key => 'ed25519'),
+ main::t('ed448', alg => 'EdDSA', key => 'ed448'),
+ main::t('ed448', alg => 'Ed25519', key => 'ed448'),
+ main::t('ed-jwks', alg => 'Ed25519', key => 'ed25519',
+         header => { kid => 'ed-eddsa' }),
+ main::t('ed-jwks', alg => 'EdDSA', key => 'ed25519',
+         header => { kid => 'ed-ed25519' }),
+ main::t('ed-pinned', alg => 'EdDSA', key => 'ed25519')]
+--- error_code eval
+[200, 200, 401, 401, 200, 401, 200, 200, 200]
+--- response_body_like eval
+["ok", "ok", "SIGNATURE_INVALID", "ALGORITHM_NOT_ALLOWED", "ok",
+ "ALGORITHM_NOT_ALLOWED", "ok", "ok", "ok"]

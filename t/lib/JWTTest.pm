@@ -99,6 +99,8 @@ sub gen_keys {
 
     run("openssl genpkey -algorithm ED25519 -out $d/ed25519.key");
     run("openssl pkey -in $d/ed25519.key -pubout -out $d/ed25519.pub");
+    run("openssl genpkey -algorithm ED448 -out $d/ed448.key");
+    run("openssl pkey -in $d/ed448.key -pubout -out $d/ed448.pub");
 
     # JWK forms
     my $rsa_n = rsa_modulus("$d/rsa.pub");
@@ -123,6 +125,13 @@ sub gen_keys {
     };
 
     spew("$d/jwks.json", $JSON->encode($jwks));
+
+    # the same Ed25519 key named by RFC 8037 and by RFC 9864
+    spew("$d/jwks-ed.json", $JSON->encode({ keys => [
+        { kty => 'OKP', kid => 'ed-eddsa', crv => 'Ed25519', alg => 'EdDSA',
+          x => b64u($ed) },
+        { kty => 'OKP', kid => 'ed-ed25519', crv => 'Ed25519',
+          alg => 'Ed25519', x => b64u($ed) } ] }));
     spew("$d/jwks-unusable.json",
          $JSON->encode({ keys => [ { kty => 'XYZ' },
                                    { kty => 'oct', k => b64u('short') } ] }));
@@ -198,7 +207,7 @@ sub jwt_sign {
         unlink $in, $out;
         return $sig;
 
-    } elsif ($alg eq 'EdDSA') {
+    } elsif ($alg eq 'EdDSA' || $alg eq 'Ed25519') {
         run("openssl pkeyutl -sign -inkey $k -rawin -in $in -out $out");
 
     } else {
