@@ -390,7 +390,7 @@ qr/\[emerg\] .*a secret verifies HS256, HS384 or HS512 only, not "RS256"/
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*unknown JWT algorithm "XS256" \(HS256, .*EdDSA\) in .*nginx.conf:\d+/
+qr/\[emerg\] .*unknown JWT algorithm "XS256" \(HS256, .*EdDSA, Ed25519\) in .*nginx.conf:\d+/
 
 
 
