@@ -518,7 +518,8 @@ ngx_http_apipolicy_init_process(ngx_cycle_t *cycle)
         return NGX_OK;              /* no http{} block */
     }
 
-    if (ngx_http_apipolicy_redis_init_process(cycle) != NGX_OK
+    if (ngx_http_apipolicy_status_init_process(cycle) != NGX_OK
+        || ngx_http_apipolicy_redis_init_process(cycle) != NGX_OK
         || ngx_http_apipolicy_idempotency_init_process(cycle) != NGX_OK)
     {
         return NGX_ERROR;

@@ -322,9 +322,11 @@ typedef struct {
 #define NGX_HTTP_APIPOLICY_RL_REJECTED        2
 #define NGX_HTTP_APIPOLICY_RL_DRY_RUN         3   /* would have rejected */
 
-/* one applied limit's outcome, for the response headers */
+/* one applied limit's outcome, for the response headers and the metrics */
 typedef struct {
+    ngx_http_apipolicy_rl_zone_t      *zone;
     ngx_http_apipolicy_rl_tier_t      *tier;
+    ngx_uint_t                         status;    /* _RL_PASSED ... */
     ngx_uint_t                         remaining;
     ngx_uint_t                         reset;     /* s */
 } ngx_http_apipolicy_rl_result_t;
@@ -345,6 +347,7 @@ typedef struct ngx_http_apipolicy_webhook_conf_s
 
 typedef struct {
     ngx_int_t                          status;    /* NGX_OK or the refusal */
+    ngx_uint_t                         scheme;    /* for the metrics */
     u_char                             id[32];    /* delivery id, hashed */
     unsigned                           done:1;
     unsigned                           has_id:1;
@@ -371,8 +374,11 @@ typedef struct {
     ngx_array_t                       *idem_zones;    /* ngx_shm_zone_t * */
     ngx_flag_t                         idem_redis;    /* a zone has redis=on */
     ngx_shm_zone_t                    *status;    /* the counters */
-    ngx_array_t                       *jwks;      /* jwks_t *: checked at
-                                                     postconfiguration */
+    ngx_array_t                       *jwks;      /* jwks_t *: every
+                                                     apipolicy_jwt_key_request,
+                                                     checked at
+                                                     postconfiguration and
+                                                     shown by the metrics */
 } ngx_http_apipolicy_main_conf_t;
 
 

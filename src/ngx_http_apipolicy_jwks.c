@@ -85,6 +85,8 @@ typedef struct {
  */
 struct ngx_http_apipolicy_jwks_s {
     ngx_str_t                          uri;
+    ngx_str_t                          label;     /* the metrics': the URI,
+                                                     "#2".. when repeated */
     ngx_str_t                          args;
     ngx_str_t                          issuer;    /* issuer=, or empty */
     ngx_http_core_srv_conf_t          *server;    /* the URI resolves here */
@@ -675,14 +677,14 @@ char *
 ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    u_char                         *p;
-    time_t                         *tp;
-    ngx_str_t                      *value, s, name;
-    ngx_uint_t                      i;
-    ngx_shm_zone_t                 *shm_zone;
-    ngx_http_apipolicy_jwks_t      *src;
-    ngx_http_apipolicy_jwt_conf_t  *jcf;
-    ngx_http_apipolicy_main_conf_t *amcf;
+    u_char                          *p;
+    time_t                          *tp;
+    ngx_str_t                       *value, s, name;
+    ngx_uint_t                       i, same;
+    ngx_shm_zone_t                  *shm_zone;
+    ngx_http_apipolicy_jwks_t       *src, **other;
+    ngx_http_apipolicy_jwt_conf_t   *jcf;
+    ngx_http_apipolicy_main_conf_t  *amcf;
 
     jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
     if (jcf == NULL) {
@@ -803,6 +805,34 @@ ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
 
     src->shm_zone = shm_zone;
     jcf->jwks = src;
+
+    /* the metrics name it by its URI (this one is in amcf->jwks already) */
+
+    same = 0;
+    other = amcf->jwks->elts;
+
+    for (i = 0; i < amcf->jwks->nelts; i++) {
+        if (other[i]->uri.len == src->uri.len
+            && ngx_strncmp(other[i]->uri.data, src->uri.data, src->uri.len)
+               == 0)
+        {
+            same++;
+        }
+    }
+
+    src->label = src->uri;
+
+    if (same > 1) {
+        src->label.data = ngx_pnalloc(cf->pool, src->uri.len + 1
+                                                + NGX_INT_T_LEN);
+        if (src->label.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        src->label.len = ngx_sprintf(src->label.data, "%V#%ui", &src->uri,
+                                     same)
+                         - src->label.data;
+    }
 
     return NGX_CONF_OK;
 }
@@ -1013,4 +1043,46 @@ ngx_http_apipolicy_jwks_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     src->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
     return NGX_OK;
+}
+
+
+/* for the metrics: fetches that worked and failed, seconds since the
+ * last good one (-1: none yet), and the source's label */
+
+ngx_str_t *
+ngx_http_apipolicy_jwks_stats(ngx_http_apipolicy_jwks_t *src, ngx_uint_t *ok,
+    ngx_uint_t *failed, time_t *age)
+{
+    ngx_http_apipolicy_jwks_sh_t  *sh;
+
+    sh = src->sh;
+
+    *ok = sh ? sh->fetches : 0;
+    *failed = sh ? sh->failures : 0;
+    *age = (sh && sh->fetched) ? ngx_max(ngx_time() - sh->fetched, 0) : -1;
+
+    return &src->label;
+}
+
+
+ngx_str_t *
+ngx_http_apipolicy_jwks_zone_label(ngx_http_apipolicy_main_conf_t *amcf,
+    ngx_shm_zone_t *shm_zone)
+{
+    ngx_uint_t                   i;
+    ngx_http_apipolicy_jwks_t  **src;
+
+    if (amcf->jwks == NULL) {
+        return NULL;
+    }
+
+    src = amcf->jwks->elts;
+
+    for (i = 0; i < amcf->jwks->nelts; i++) {
+        if (src[i]->shm_zone->shm.addr == shm_zone->shm.addr) {
+            return &src[i]->label;
+        }
+    }
+
+    return NULL;
 }

@@ -45,6 +45,12 @@ ngx_int_t ngx_http_apipolicy_jwks_keys(ngx_http_request_t *r,
  * was started (or one is running) and the request waits for it,
  * NGX_DECLINED when not (one per cooldown=; a request waits once).
  */
+/* for the metrics (ngx_http_apipolicy_status.c) */
+ngx_str_t *ngx_http_apipolicy_jwks_stats(ngx_http_apipolicy_jwks_t *src,
+    ngx_uint_t *ok, ngx_uint_t *failed, time_t *age);
+ngx_str_t *ngx_http_apipolicy_jwks_zone_label(
+    ngx_http_apipolicy_main_conf_t *amcf, ngx_shm_zone_t *shm_zone);
+
 ngx_int_t ngx_http_apipolicy_jwks_unknown_kid(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx);
 

@@ -306,6 +306,12 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
+        rctx->results[n].zone = limit[i].zone;
+        rctx->results[n].status = (rc != NGX_DECLINED)
+                                  ? NGX_HTTP_APIPOLICY_RL_PASSED
+                                  : (limit[i].dry_run
+                                     ? NGX_HTTP_APIPOLICY_RL_DRY_RUN
+                                     : NGX_HTTP_APIPOLICY_RL_REJECTED);
         n++;
 
         if (rc == NGX_DECLINED) {
@@ -1796,4 +1802,33 @@ ngx_http_apipolicy_rl_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     return NGX_OK;
+}
+
+
+/* for the metrics: a zone's place in the http{} list, and its name */
+
+ngx_uint_t
+ngx_http_apipolicy_ratelimit_zone_index(ngx_http_apipolicy_main_conf_t *amcf,
+    ngx_http_apipolicy_rl_zone_t *zone)
+{
+    ngx_uint_t                      i;
+    ngx_http_apipolicy_rl_zone_t  **zp;
+
+    zp = amcf->rl_zones->elts;
+
+    for (i = 0; i < amcf->rl_zones->nelts - 1; i++) {
+        if (zp[i] == zone) {
+            break;
+        }
+    }
+
+    return i;
+}
+
+
+ngx_str_t *
+ngx_http_apipolicy_ratelimit_zone_name(ngx_http_apipolicy_main_conf_t *amcf,
+    ngx_uint_t i)
+{
+    return &((ngx_http_apipolicy_rl_zone_t **) amcf->rl_zones->elts)[i]->name;
 }

@@ -34,6 +34,12 @@ char *ngx_http_apipolicy_ratelimit_merge_conf(ngx_conf_t *cf,
 ngx_int_t ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx);
 
+/* for the metrics: a zone's index in amcf->rl_zones, and its name */
+ngx_uint_t ngx_http_apipolicy_ratelimit_zone_index(
+    ngx_http_apipolicy_main_conf_t *amcf, ngx_http_apipolicy_rl_zone_t *zone);
+ngx_str_t *ngx_http_apipolicy_ratelimit_zone_name(
+    ngx_http_apipolicy_main_conf_t *amcf, ngx_uint_t i);
+
 /* per worker: the Redis sync timers (apipolicy_redis + sync=) */
 ngx_int_t ngx_http_apipolicy_ratelimit_init_process(ngx_cycle_t *cycle);
 

@@ -26,6 +26,7 @@
 
 #include "ngx_http_apipolicy.h"
 #include "ngx_http_apipolicy_redis.h"
+#include "ngx_http_apipolicy_status.h"
 
 
 #define NGX_HTTP_APIPOLICY_REDIS_BACKOFF_MIN  100
@@ -724,6 +725,8 @@ ngx_http_apipolicy_redis_reply(ngx_http_apipolicy_redis_node_t *node,
 
     if (r->type == REDIS_REPLY_ERROR) {
         node->errors++;
+        ngx_http_apipolicy_status_redis(
+                           NGX_HTTP_APIPOLICY_STATUS_REDIS_ERROR_REPLY, 0);
         node->error_len = ngx_min((size_t) r->len,
                                   NGX_HTTP_APIPOLICY_REDIS_ERROR_LEN);
         ngx_memcpy(node->error, r->str, node->error_len);
@@ -743,6 +746,9 @@ ngx_http_apipolicy_redis_reply(ngx_http_apipolicy_redis_node_t *node,
 
     node->rtt = (tv.tv_sec - part->written.tv_sec) * 1000000
                 + tv.tv_usec - part->written.tv_usec;
+
+    ngx_http_apipolicy_status_redis(NGX_HTTP_APIPOLICY_STATUS_REDIS_ANSWERED,
+                                    node->rtt);
 
     node->backoff = 0;
     node->retry_at = 0;
@@ -863,6 +869,8 @@ ngx_http_apipolicy_redis_fail(ngx_http_apipolicy_redis_node_t *node,
     node->ready = 0;
     node->nhs = 0;
     node->errors++;
+
+    ngx_http_apipolicy_status_redis(NGX_HTTP_APIPOLICY_STATUS_REDIS_FAILED, 0);
 
     p = ngx_snprintf(node->error, NGX_HTTP_APIPOLICY_REDIS_ERROR_LEN, "%s%s%*s",
                      why, r ? ": " : "", r ? (size_t) r->len : 0,

@@ -6,12 +6,23 @@
  * zone ("apipolicy_status", made whenever an apipolicy directive is
  * used), bumped once per request in the LOG phase from what the request
  * context holds (no area counts for itself), and the apipolicy_status
- * content handler that shows them with the zones and the Redis state, as
- * JSON or as Prometheus text:
+ * content handler that shows them with the zones, the JWKS fetches and
+ * the Redis state, as JSON or as Prometheus text:
  *
  *   location = /apipolicy/status { apipolicy_status; allow 10.0.0.0/8;
  *                                  deny all; }
  *   location = /metrics { apipolicy_status prometheus; }
+ *
+ * Metrics follow the Prometheus naming conventions: one name per thing
+ * counted, variants as labels (apipolicy_ratelimit_requests_total{zone,
+ * tier,result}); the JSON has the same structure.  Labels are names from
+ * the configuration (zones, tiers, JWKS URIs) or fixed words, never file
+ * paths.
+ *
+ * Redis is seen per gateway: each worker writes the state of its Redis
+ * connection (up, down, or not used yet) into a slot of the zone, and
+ * the handler sums the slots of the current workers, so every worker
+ * answers the same.  Errors and round-trip times are counted there too.
  *
  * The counters count since the zone was made: a reload keeps them, a
  * restart starts afresh (as nginx's stub_status).
@@ -22,102 +33,248 @@
 #include "ngx_http_apipolicy_status.h"
 #include "ngx_http_apipolicy_idempotency.h"
 #include "ngx_http_apipolicy_jwt_cache.h"
+#include "ngx_http_apipolicy_jwks.h"
+#include "ngx_http_apipolicy_ratelimit.h"
 #include "ngx_http_apipolicy_redis.h"
+#include "ngx_http_apipolicy_webhook.h"
 #include "ngx_http_apipolicy_util.h"
 
 
-#define NGX_HTTP_APIPOLICY_STATUS_MAGIC   0x6170697374613031  /* apista01 */
+#define NGX_HTTP_APIPOLICY_STATUS_MAGIC   0x6170697374613032  /* apista02 */
 #define NGX_HTTP_APIPOLICY_STATUS_SIZE    (64 * 1024)
 
 #define NGX_HTTP_APIPOLICY_STATUS_JSON        0
 #define NGX_HTTP_APIPOLICY_STATUS_PROMETHEUS  1
 
+#define NGX_HTTP_APIPOLICY_ST_WORKERS     128   /* slots for Redis states */
 
-/* the counters; the names are those of the JSON and of the metrics */
+#define NGX_HTTP_APIPOLICY_ST_REDIS_UNUSED  0
+#define NGX_HTTP_APIPOLICY_ST_REDIS_UP      1
+#define NGX_HTTP_APIPOLICY_ST_REDIS_DOWN    2
+
+
+/*
+ * Counters with one label of fixed values: a family is one metric
+ * (apipolicy_NAME_total{LABEL="value"}) and one JSON object
+ * ("SECTION":{"MEMBER":{"value":n}}).
+ */
 
 enum {
     ngx_http_apipolicy_st_requests = 0,
-    ngx_http_apipolicy_st_jwt_verified,
-    ngx_http_apipolicy_st_jwt_anonymous,
-    ngx_http_apipolicy_st_jwt_cache_hits,
-    ngx_http_apipolicy_st_jwt_cache_misses,
-    ngx_http_apipolicy_st_rl_passed,
-    ngx_http_apipolicy_st_rl_rejected,
-    ngx_http_apipolicy_st_rl_dry_run,
-    ngx_http_apipolicy_st_idem_stored,
-    ngx_http_apipolicy_st_idem_replayed,
-    ngx_http_apipolicy_st_webhook_verified,
-    ngx_http_apipolicy_st_cors_preflights,
-    ngx_http_apipolicy_st_cors_allowed,
-    ngx_http_apipolicy_st_cors_denied,
-    ngx_http_apipolicy_st_version_deprecated,
-    ngx_http_apipolicy_st_version_sunset,
-    ngx_http_apipolicy_st_ncounters
+    ngx_http_apipolicy_st_jwt,                          /* 3 results */
+    ngx_http_apipolicy_st_jwt_cache = ngx_http_apipolicy_st_jwt + 3,
+    ngx_http_apipolicy_st_cors = ngx_http_apipolicy_st_jwt_cache + 2,
+    ngx_http_apipolicy_st_idem = ngx_http_apipolicy_st_cors + 3,
+    ngx_http_apipolicy_st_version = ngx_http_apipolicy_st_idem + 2,
+    ngx_http_apipolicy_st_ncounters = ngx_http_apipolicy_st_version + 2
+};
+
+#define NGX_HTTP_APIPOLICY_ST_JWT_VERIFIED    0
+#define NGX_HTTP_APIPOLICY_ST_JWT_ANONYMOUS   1
+#define NGX_HTTP_APIPOLICY_ST_JWT_REJECTED    2
+
+
+static ngx_str_t  ngx_http_apipolicy_st_jwt_results[] = {
+    ngx_string("verified"), ngx_string("anonymous"), ngx_string("rejected")
+};
+
+static ngx_str_t  ngx_http_apipolicy_st_cache_results[] = {
+    ngx_string("hit"), ngx_string("miss")
+};
+
+static ngx_str_t  ngx_http_apipolicy_st_cors_results[] = {
+    ngx_string("preflight"), ngx_string("allowed"), ngx_string("denied")
+};
+
+static ngx_str_t  ngx_http_apipolicy_st_idem_results[] = {
+    ngx_string("stored"), ngx_string("replayed")
+};
+
+static ngx_str_t  ngx_http_apipolicy_st_version_states[] = {
+    ngx_string("deprecated"), ngx_string("sunset")
 };
 
 
 typedef struct {
+    const char                        *metric;    /* apipolicy_..._total */
     const char                        *section;   /* JSON object */
-    const char                        *name;      /* its member */
-    const char                        *help;      /* metric HELP */
-} ngx_http_apipolicy_st_name_t;
+    const char                        *member;    /* ... and its member */
+    const char                        *label;
+    ngx_str_t                         *values;
+    ngx_uint_t                         nvalues;
+    ngx_uint_t                         first;     /* in sh->counters */
+    const char                        *help;
+} ngx_http_apipolicy_st_family_t;
 
 
-static ngx_http_apipolicy_st_name_t  ngx_http_apipolicy_st_names[] = {
-    { NULL, "requests", "Requests that met an apipolicy directive." },
-    { "jwt", "verified", "Requests with a verified token." },
-    { "jwt", "anonymous", "Requests without a token let through by "
-                          "\"optional\"." },
-    { "jwt", "cache_hits", "Tokens found in the verified-token cache." },
-    { "jwt", "cache_misses", "Tokens verified and put in the cache." },
-    { "ratelimit", "passed", "Requests within their rate limits." },
-    { "ratelimit", "rejected", "Requests refused by a rate limit." },
-    { "ratelimit", "dry_run", "Requests a dry_run limit would have "
-                              "refused." },
-    { "idempotency", "stored", "Responses kept for an Idempotency-Key." },
-    { "idempotency", "replayed", "Kept responses replayed." },
-    { "webhook", "verified", "Webhook deliveries with a valid signature." },
-    { "cors", "preflights", "CORS preflights answered." },
-    { "cors", "allowed", "Requests from an allowed origin." },
-    { "cors", "denied", "Requests from an origin not allowed." },
-    { "version", "deprecated", "Responses of deprecated API versions." },
-    { "version", "sunset", "Requests to API versions past their sunset." },
+static ngx_http_apipolicy_st_family_t  ngx_http_apipolicy_st_families[] = {
+
+    { "jwt_requests", "jwt", "requests", "result",
+      ngx_http_apipolicy_st_jwt_results, 3, ngx_http_apipolicy_st_jwt,
+      "Requests the JWT step decided, by result (anonymous: no token, "
+      "let through by \"optional\")." },
+
+    { "jwt_cache_requests", "jwt", "cache", "result",
+      ngx_http_apipolicy_st_cache_results, 2, ngx_http_apipolicy_st_jwt_cache,
+      "Verified-token cache lookups, by result." },
+
+    { "cors_requests", "cors", "requests", "result",
+      ngx_http_apipolicy_st_cors_results, 3, ngx_http_apipolicy_st_cors,
+      "CORS decisions: preflights answered, requests from an allowed "
+      "origin, requests from an origin not allowed." },
+
+    { "idempotency_requests", "idempotency", "requests", "result",
+      ngx_http_apipolicy_st_idem_results, 2, ngx_http_apipolicy_st_idem,
+      "Responses kept for an Idempotency-Key, and kept responses "
+      "replayed." },
+
+    { "version_requests", "version", "requests", "state",
+      ngx_http_apipolicy_st_version_states, 2, ngx_http_apipolicy_st_version,
+      "Requests to deprecated API versions and to versions past their "
+      "sunset." },
 };
 
+#define NGX_HTTP_APIPOLICY_ST_NFAMILIES                                      \
+    (sizeof(ngx_http_apipolicy_st_families)                                  \
+     / sizeof(ngx_http_apipolicy_st_family_t))
 
-/* every problem code the gateway answers with; anything else: "OTHER" */
 
-static ngx_str_t  ngx_http_apipolicy_st_codes[] = {
-    ngx_string("ORIGIN_NOT_ALLOWED"),
-    ngx_string("API_VERSION_SUNSET"),
-    ngx_string("TOKEN_MISSING"),
-    ngx_string("TOKEN_MALFORMED"),
-    ngx_string("TOKEN_AMBIGUOUS"),
-    ngx_string("TOKEN_EXPIRED"),
-    ngx_string("TOKEN_NOT_YET_VALID"),
-    ngx_string("TOKEN_TYPE_REJECTED"),
-    ngx_string("SIGNATURE_INVALID"),
-    ngx_string("ALGORITHM_NOT_ALLOWED"),
-    ngx_string("KEY_NOT_FOUND"),
-    ngx_string("KEYS_UNAVAILABLE"),
-    ngx_string("ISSUER_REJECTED"),
-    ngx_string("AUDIENCE_REJECTED"),
-    ngx_string("CLAIM_REJECTED"),
-    ngx_string("RATE_LIMITED"),
-    ngx_string("IDEMPOTENCY_KEY_MISSING"),
-    ngx_string("IDEMPOTENCY_KEY_INVALID"),
-    ngx_string("IDEMPOTENCY_KEY_IN_USE"),
-    ngx_string("IDEMPOTENCY_KEY_REUSED"),
-    ngx_string("IDEMPOTENCY_UNAVAILABLE"),
-    ngx_string("SIGNATURE_MISSING"),
-    ngx_string("TIMESTAMP_OUT_OF_TOLERANCE"),
-    ngx_string("WEBHOOK_REPLAYED"),
-    ngx_string("INTERNAL_ERROR"),
-    ngx_string("OTHER")
+/*
+ * Every problem code the gateway answers with, by the area that answers
+ * it (SIGNATURE_INVALID is both JWT's and the webhooks'); anything else:
+ * "OTHER".
+ */
+
+typedef struct {
+    ngx_str_t                          area;
+    ngx_str_t                          code;
+} ngx_http_apipolicy_st_code_t;
+
+#define ngx_http_apipolicy_st_code(area, code)                               \
+    { ngx_string(area), ngx_string(code) }
+
+static ngx_http_apipolicy_st_code_t  ngx_http_apipolicy_st_codes[] = {
+    ngx_http_apipolicy_st_code("cors", "ORIGIN_NOT_ALLOWED"),
+    ngx_http_apipolicy_st_code("version", "API_VERSION_SUNSET"),
+    ngx_http_apipolicy_st_code("jwt", "TOKEN_MISSING"),
+    ngx_http_apipolicy_st_code("jwt", "TOKEN_MALFORMED"),
+    ngx_http_apipolicy_st_code("jwt", "TOKEN_AMBIGUOUS"),
+    ngx_http_apipolicy_st_code("jwt", "TOKEN_EXPIRED"),
+    ngx_http_apipolicy_st_code("jwt", "TOKEN_NOT_YET_VALID"),
+    ngx_http_apipolicy_st_code("jwt", "TOKEN_TYPE_REJECTED"),
+    ngx_http_apipolicy_st_code("jwt", "SIGNATURE_INVALID"),
+    ngx_http_apipolicy_st_code("jwt", "ALGORITHM_NOT_ALLOWED"),
+    ngx_http_apipolicy_st_code("jwt", "KEY_NOT_FOUND"),
+    ngx_http_apipolicy_st_code("jwt", "KEYS_UNAVAILABLE"),
+    ngx_http_apipolicy_st_code("jwt", "ISSUER_REJECTED"),
+    ngx_http_apipolicy_st_code("jwt", "AUDIENCE_REJECTED"),
+    ngx_http_apipolicy_st_code("jwt", "CLAIM_REJECTED"),
+    ngx_http_apipolicy_st_code("jwt", "INTERNAL_ERROR"),
+    ngx_http_apipolicy_st_code("ratelimit", "RATE_LIMITED"),
+    ngx_http_apipolicy_st_code("idempotency", "IDEMPOTENCY_KEY_MISSING"),
+    ngx_http_apipolicy_st_code("idempotency", "IDEMPOTENCY_KEY_INVALID"),
+    ngx_http_apipolicy_st_code("idempotency", "IDEMPOTENCY_KEY_IN_USE"),
+    ngx_http_apipolicy_st_code("idempotency", "IDEMPOTENCY_KEY_REUSED"),
+    ngx_http_apipolicy_st_code("idempotency", "IDEMPOTENCY_UNAVAILABLE"),
+    ngx_http_apipolicy_st_code("webhook", "SIGNATURE_MISSING"),
+    ngx_http_apipolicy_st_code("webhook", "SIGNATURE_INVALID"),
+    ngx_http_apipolicy_st_code("webhook", "TIMESTAMP_OUT_OF_TOLERANCE"),
+    ngx_http_apipolicy_st_code("webhook", "WEBHOOK_REPLAYED"),
+    ngx_http_apipolicy_st_code("other", "OTHER")
 };
 
 #define NGX_HTTP_APIPOLICY_ST_NCODES                                         \
-    (sizeof(ngx_http_apipolicy_st_codes) / sizeof(ngx_str_t))
+    (sizeof(ngx_http_apipolicy_st_codes)                                     \
+     / sizeof(ngx_http_apipolicy_st_code_t))
+
+
+/* a webhook delivery's result, by the code of its refusal */
+
+static ngx_http_apipolicy_st_code_t  ngx_http_apipolicy_st_wh_results[] = {
+    ngx_http_apipolicy_st_code("verified", ""),
+    ngx_http_apipolicy_st_code("signature_missing", "SIGNATURE_MISSING"),
+    ngx_http_apipolicy_st_code("signature_invalid", "SIGNATURE_INVALID"),
+    ngx_http_apipolicy_st_code("timestamp_out_of_tolerance",
+                               "TIMESTAMP_OUT_OF_TOLERANCE"),
+    ngx_http_apipolicy_st_code("replayed", "WEBHOOK_REPLAYED")
+};
+
+#define NGX_HTTP_APIPOLICY_ST_WH_NRESULTS                                    \
+    (sizeof(ngx_http_apipolicy_st_wh_results)                                \
+     / sizeof(ngx_http_apipolicy_st_code_t))
+
+
+static ngx_str_t  ngx_http_apipolicy_st_rl_results[] = {
+    ngx_string("passed"), ngx_string("rejected"), ngx_string("dry_run")
+};
+
+
+static ngx_str_t  ngx_http_apipolicy_st_redis_states[] = {
+    ngx_string("unused"), ngx_string("up"), ngx_string("down")
+};
+
+static ngx_str_t  ngx_http_apipolicy_st_redis_errors[] = {
+    ngx_string("connection"), ngx_string("reply")
+};
+
+
+/* Redis round trips: histogram bucket bounds, microseconds */
+
+static ngx_uint_t  ngx_http_apipolicy_st_rtt_bounds[] = {
+    500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+    1000000
+};
+
+#define NGX_HTTP_APIPOLICY_ST_RTT_NBUCKETS                                   \
+    (sizeof(ngx_http_apipolicy_st_rtt_bounds) / sizeof(ngx_uint_t) + 1)
+
+
+/* one worker's Redis connection, as it last saw it */
+typedef struct {
+    ngx_pid_t                          pid;
+    ngx_uint_t                         state;
+} ngx_http_apipolicy_st_worker_t;
+
+
+typedef struct {
+    ngx_atomic_t                       errors[2]; /* connection, reply */
+    ngx_atomic_t                       rtt[NGX_HTTP_APIPOLICY_ST_RTT_NBUCKETS];
+    ngx_atomic_t                       rtt_sum;   /* us */
+} ngx_http_apipolicy_st_redis_t;
+
+
+/* counters of one rate limit zone and tier, found by name across reloads */
+typedef struct ngx_http_apipolicy_st_rl_s  ngx_http_apipolicy_st_rl_t;
+
+struct ngx_http_apipolicy_st_rl_s {
+    ngx_http_apipolicy_st_rl_t        *next;
+    ngx_atomic_t                       counters[3];
+    size_t                             zone_len;
+    size_t                             tier_len;
+    u_char                             names[1];  /* zone, then tier */
+};
+
+
+typedef struct {
+    uint64_t                           magic;
+    ngx_atomic_t                       counters[ngx_http_apipolicy_st_ncounters];
+    ngx_atomic_t                       rejections[NGX_HTTP_APIPOLICY_ST_NCODES];
+    ngx_atomic_t                       webhook[NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES]
+                                           [NGX_HTTP_APIPOLICY_ST_WH_NRESULTS];
+    ngx_http_apipolicy_st_redis_t      redis;
+    ngx_http_apipolicy_st_worker_t     workers[NGX_HTTP_APIPOLICY_ST_WORKERS];
+    ngx_http_apipolicy_st_rl_t        *rl;        /* every series made */
+} ngx_http_apipolicy_st_sh_t;
+
+
+/* the zone's configuration side: shm_zone->data */
+typedef struct {
+    ngx_http_apipolicy_st_sh_t        *sh;
+    ngx_http_apipolicy_main_conf_t    *amcf;
+    ngx_uint_t                         ntiers;
+    ngx_http_apipolicy_st_rl_t       **rl;        /* [zone * ntiers + tier],
+                                                     set by the zone's init */
+} ngx_http_apipolicy_st_conf_t;
 
 
 /* one zone of apipolicy's, as shown */
@@ -128,25 +285,28 @@ typedef struct {
 } ngx_http_apipolicy_st_zone_t;
 
 
+/* what the handler shows, gathered first */
 typedef struct {
-    uint64_t                           magic;
-    ngx_atomic_t                       counters[ngx_http_apipolicy_st_ncounters];
-    ngx_atomic_t                       rejections[NGX_HTTP_APIPOLICY_ST_NCODES];
-} ngx_http_apipolicy_st_sh_t;
+    ngx_http_apipolicy_st_conf_t      *st;
+    ngx_http_apipolicy_st_sh_t        *sh;
+    ngx_array_t                       *zones;
+    ngx_uint_t                         redis[3];  /* workers per state */
+    ngx_int_t                          redis_up;  /* -1: nothing sent yet */
+} ngx_http_apipolicy_st_view_t;
 
 
 static ngx_int_t ngx_http_apipolicy_status_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_apipolicy_status_handler(ngx_http_request_t *r);
-static ngx_array_t *ngx_http_apipolicy_status_zones(ngx_http_request_t *r);
+static ngx_array_t *ngx_http_apipolicy_status_zones(ngx_http_request_t *r,
+    ngx_http_apipolicy_main_conf_t *amcf);
+static void ngx_http_apipolicy_status_redis_view(
+    ngx_http_apipolicy_st_view_t *view);
 static u_char *ngx_http_apipolicy_status_json(u_char *p,
-    ngx_http_apipolicy_st_sh_t *sh, ngx_array_t *zones,
-    ngx_http_apipolicy_main_conf_t *amcf);
+    ngx_http_apipolicy_st_view_t *view);
 static u_char *ngx_http_apipolicy_status_prometheus(u_char *p,
-    ngx_http_apipolicy_st_sh_t *sh, ngx_array_t *zones,
-    ngx_http_apipolicy_main_conf_t *amcf);
-static const char *ngx_http_apipolicy_status_redis(
-    ngx_http_apipolicy_main_conf_t *amcf);
+    ngx_http_apipolicy_st_view_t *view);
+static ngx_uint_t ngx_http_apipolicy_status_code(ngx_http_apipolicy_ctx_t *ctx);
 
 
 static ngx_str_t  ngx_http_apipolicy_status_zone_name =
@@ -154,6 +314,13 @@ static ngx_str_t  ngx_http_apipolicy_status_zone_name =
 static ngx_str_t  ngx_http_apipolicy_status_cc = ngx_string("Cache-Control");
 static ngx_str_t  ngx_http_apipolicy_status_no_store = ngx_string("no-store");
 
+
+/* this worker's zone, for the Redis client (set in init_process) */
+static ngx_http_apipolicy_st_sh_t  *ngx_http_apipolicy_status_worker_sh;
+
+
+#define ngx_http_apipolicy_st_eq(a, b)                                       \
+    ((a)->len == (b)->len && ngx_memcmp((a)->data, (b)->data, (a)->len) == 0)
 
 #define ngx_http_apipolicy_st_inc(sh, i)                                     \
     (void) ngx_atomic_fetch_add(&(sh)->counters[i], 1)
@@ -164,9 +331,12 @@ static ngx_str_t  ngx_http_apipolicy_status_no_store = ngx_string("no-store");
 ngx_int_t
 ngx_http_apipolicy_status_log(ngx_http_request_t *r)
 {
-    ngx_uint_t                       i, outcome;
+    ngx_uint_t                       i, n, code, outcome;
     ngx_http_apipolicy_ctx_t        *ctx;
+    ngx_http_apipolicy_st_rl_t      *series;
     ngx_http_apipolicy_st_sh_t      *sh;
+    ngx_http_apipolicy_st_conf_t    *st;
+    ngx_http_apipolicy_rl_result_t  *res;
     ngx_http_apipolicy_main_conf_t  *amcf;
 
     if (r != r->main) {
@@ -179,62 +349,67 @@ ngx_http_apipolicy_status_log(ngx_http_request_t *r)
     }
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_apipolicy_module);
-    sh = amcf->status ? ((ngx_shm_zone_t *) amcf->status)->data : NULL;
+    st = amcf->status ? ((ngx_shm_zone_t *) amcf->status)->data : NULL;
 
-    if (sh == NULL) {
+    if (st == NULL || st->sh == NULL) {
         return NGX_OK;
     }
 
+    sh = st->sh;
+
     ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_requests);
 
-    if (ctx->problem) {
-        for (i = 0; i < NGX_HTTP_APIPOLICY_ST_NCODES - 1; i++) {
-            if (ctx->problem->code.len == ngx_http_apipolicy_st_codes[i].len
-                && ngx_memcmp(ctx->problem->code.data,
-                              ngx_http_apipolicy_st_codes[i].data,
-                              ctx->problem->code.len)
-                   == 0)
-            {
-                break;
-            }
-        }
+    code = NGX_HTTP_APIPOLICY_ST_NCODES;
 
-        (void) ngx_atomic_fetch_add(&sh->rejections[i], 1);
+    if (ctx->problem) {
+        code = ngx_http_apipolicy_status_code(ctx);
+        (void) ngx_atomic_fetch_add(&sh->rejections[code], 1);
     }
 
     if (ctx->jwt) {
         if (ctx->jwt->verified) {
-            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt_verified);
+            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt
+                                          + NGX_HTTP_APIPOLICY_ST_JWT_VERIFIED);
 
         } else if (ctx->jwt->anonymous) {
-            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt_anonymous);
+            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt
+                                         + NGX_HTTP_APIPOLICY_ST_JWT_ANONYMOUS);
+
+        } else if (code < NGX_HTTP_APIPOLICY_ST_NCODES
+                   && ngx_strcmp(ngx_http_apipolicy_st_codes[code].area.data,
+                                 "jwt") == 0)
+        {
+            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt
+                                          + NGX_HTTP_APIPOLICY_ST_JWT_REJECTED);
         }
 
         if (ctx->jwt->cache_status == NGX_HTTP_APIPOLICY_JWT_CACHE_HIT) {
-            ngx_http_apipolicy_st_inc(sh,
-                                      ngx_http_apipolicy_st_jwt_cache_hits);
+            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt_cache);
 
         } else if (ctx->jwt->cache_status == NGX_HTTP_APIPOLICY_JWT_CACHE_MISS)
         {
-            ngx_http_apipolicy_st_inc(sh,
-                                      ngx_http_apipolicy_st_jwt_cache_misses);
+            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt_cache + 1);
         }
     }
 
-    if (ctx->rl) {
-        switch (ctx->rl->status) {
+    if (ctx->rl && st->rl) {
+        res = ctx->rl->results;
 
-        case NGX_HTTP_APIPOLICY_RL_PASSED:
-            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_rl_passed);
-            break;
+        for (i = 0; i < ctx->rl->nresults; i++) {
+            n = ngx_http_apipolicy_ratelimit_zone_index(amcf, res[i].zone);
 
-        case NGX_HTTP_APIPOLICY_RL_REJECTED:
-            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_rl_rejected);
-            break;
+            series = st->rl[n * st->ntiers
+                            + (res[i].tier
+                               - (ngx_http_apipolicy_rl_tier_t *)
+                                 amcf->rl_tiers->elts)];
 
-        case NGX_HTTP_APIPOLICY_RL_DRY_RUN:
-            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_rl_dry_run);
-            break;
+            if (series && res[i].status >= NGX_HTTP_APIPOLICY_RL_PASSED
+                && res[i].status <= NGX_HTTP_APIPOLICY_RL_DRY_RUN)
+            {
+                (void) ngx_atomic_fetch_add(
+                    &series->counters[res[i].status
+                                      - NGX_HTTP_APIPOLICY_RL_PASSED], 1);
+            }
         }
     }
 
@@ -242,39 +417,177 @@ ngx_http_apipolicy_status_log(ngx_http_request_t *r)
         outcome = ngx_http_apipolicy_idempotency_outcome(ctx);
 
         if (outcome == NGX_HTTP_APIPOLICY_IDEM_OUTCOME_STORED) {
-            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_idem_stored);
+            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_idem);
 
         } else if (outcome == NGX_HTTP_APIPOLICY_IDEM_OUTCOME_REPLAYED) {
-            ngx_http_apipolicy_st_inc(sh,
-                                      ngx_http_apipolicy_st_idem_replayed);
+            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_idem + 1);
         }
     }
 
     if (ctx->webhook && ctx->webhook->done
-        && ctx->webhook->status == NGX_OK)
+        && ctx->webhook->scheme < NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES)
     {
-        ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_webhook_verified);
+        n = NGX_HTTP_APIPOLICY_ST_WH_NRESULTS;
+
+        if (ctx->webhook->status == NGX_OK) {
+            n = 0;
+
+        } else if (ctx->problem) {
+            for (n = 1; n < NGX_HTTP_APIPOLICY_ST_WH_NRESULTS; n++) {
+                if (ngx_http_apipolicy_st_eq(&ctx->problem->code,
+                                        &ngx_http_apipolicy_st_wh_results[n].code))
+                {
+                    break;
+                }
+            }
+        }
+
+        if (n < NGX_HTTP_APIPOLICY_ST_WH_NRESULTS) {
+            (void) ngx_atomic_fetch_add(&sh->webhook[ctx->webhook->scheme][n],
+                                        1);
+        }
     }
 
     if (ctx->cors.decided) {
         if (ctx->cors.preflight && ctx->cors.allowed) {
-            ngx_http_apipolicy_st_inc(sh,
-                                      ngx_http_apipolicy_st_cors_preflights);
+            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_cors);
 
         } else if (ctx->cors.allowed) {
-            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_cors_allowed);
+            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_cors + 1);
 
         } else if (ctx->cors.has_origin) {
-            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_cors_denied);
+            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_cors + 2);
         }
     }
 
     if (ctx->version.state == NGX_HTTP_APIPOLICY_VERSION_DEPRECATED) {
-        ngx_http_apipolicy_st_inc(sh,
-                                  ngx_http_apipolicy_st_version_deprecated);
+        ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_version);
 
     } else if (ctx->version.state == NGX_HTTP_APIPOLICY_VERSION_SUNSET) {
-        ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_version_sunset);
+        ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_version + 1);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The entry of the request's problem code: by the code, and where two
+ * areas answer with one code (SIGNATURE_INVALID), by the area that
+ * refused (the webhook step, when it failed, or else JWT)
+ */
+
+static ngx_uint_t
+ngx_http_apipolicy_status_code(ngx_http_apipolicy_ctx_t *ctx)
+{
+    ngx_uint_t  i, found, webhook;
+
+    webhook = (ctx->webhook && ctx->webhook->done
+               && ctx->webhook->status != NGX_OK);
+
+    found = NGX_HTTP_APIPOLICY_ST_NCODES - 1;         /* OTHER */
+
+    for (i = 0; i < NGX_HTTP_APIPOLICY_ST_NCODES - 1; i++) {
+
+        if (!ngx_http_apipolicy_st_eq(&ctx->problem->code,
+                                       &ngx_http_apipolicy_st_codes[i].code))
+        {
+            continue;
+        }
+
+        if (found == NGX_HTTP_APIPOLICY_ST_NCODES - 1) {
+            found = i;
+        }
+
+        if ((ngx_strcmp(ngx_http_apipolicy_st_codes[i].area.data, "webhook")
+             == 0)
+            == webhook)
+        {
+            return i;
+        }
+    }
+
+    return found;
+}
+
+
+/* ---- Redis, from the client (ngx_http_apipolicy_redis.c) -------------- */
+
+/* a batch answered after "usec", a connection failed, an error reply */
+
+void
+ngx_http_apipolicy_status_redis(ngx_uint_t event, ngx_uint_t usec)
+{
+    ngx_uint_t                       i;
+    ngx_http_apipolicy_st_sh_t      *sh;
+    ngx_http_apipolicy_st_worker_t  *w;
+
+    sh = ngx_http_apipolicy_status_worker_sh;
+
+    if (sh == NULL) {
+        return;
+    }
+
+    switch (event) {
+
+    case NGX_HTTP_APIPOLICY_STATUS_REDIS_ANSWERED:
+        for (i = 0; i < NGX_HTTP_APIPOLICY_ST_RTT_NBUCKETS - 1; i++) {
+            if (usec <= ngx_http_apipolicy_st_rtt_bounds[i]) {
+                break;
+            }
+        }
+
+        (void) ngx_atomic_fetch_add(&sh->redis.rtt[i], 1);
+        (void) ngx_atomic_fetch_add(&sh->redis.rtt_sum, usec);
+        break;
+
+    case NGX_HTTP_APIPOLICY_STATUS_REDIS_FAILED:
+        (void) ngx_atomic_fetch_add(&sh->redis.errors[0], 1);
+        break;
+
+    default: /* NGX_HTTP_APIPOLICY_STATUS_REDIS_ERROR_REPLY */
+        (void) ngx_atomic_fetch_add(&sh->redis.errors[1], 1);
+        return;
+    }
+
+    if (ngx_worker < NGX_HTTP_APIPOLICY_ST_WORKERS) {
+        w = &sh->workers[ngx_worker];
+
+        if (w->pid == ngx_pid) {
+            w->state = (event == NGX_HTTP_APIPOLICY_STATUS_REDIS_ANSWERED)
+                       ? NGX_HTTP_APIPOLICY_ST_REDIS_UP
+                       : NGX_HTTP_APIPOLICY_ST_REDIS_DOWN;
+        }
+    }
+}
+
+
+/* the worker's slot: its Redis connection not used yet */
+
+ngx_int_t
+ngx_http_apipolicy_status_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_apipolicy_st_sh_t      *sh;
+    ngx_http_apipolicy_st_conf_t    *st;
+    ngx_http_apipolicy_st_worker_t  *w;
+    ngx_http_apipolicy_main_conf_t  *amcf;
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_apipolicy_module);
+
+    if (amcf == NULL || amcf->status == NULL) {
+        return NGX_OK;
+    }
+
+    st = ((ngx_shm_zone_t *) amcf->status)->data;
+    sh = st->sh;
+
+    ngx_http_apipolicy_status_worker_sh = sh;
+
+    if (sh && ngx_worker < NGX_HTTP_APIPOLICY_ST_WORKERS) {
+        w = &sh->workers[ngx_worker];
+        w->state = NGX_HTTP_APIPOLICY_ST_REDIS_UNUSED;
+        w->pid = ngx_pid;
     }
 
     return NGX_OK;
@@ -291,8 +604,7 @@ ngx_http_apipolicy_status_handler(ngx_http_request_t *r)
     ngx_buf_t                       *b;
     ngx_uint_t                       format;
     ngx_chain_t                      out;
-    ngx_array_t                     *zones;
-    ngx_http_apipolicy_st_sh_t      *sh;
+    ngx_http_apipolicy_st_view_t     view;
     ngx_http_apipolicy_loc_conf_t   *alcf;
     ngx_http_apipolicy_main_conf_t  *amcf;
 
@@ -309,17 +621,34 @@ ngx_http_apipolicy_status_handler(ngx_http_request_t *r)
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
 
     format = alcf->status_format;
-    sh = ((ngx_shm_zone_t *) amcf->status)->data;
 
-    zones = ngx_http_apipolicy_status_zones(r);
-    if (zones == NULL) {
+    ngx_memzero(&view, sizeof(ngx_http_apipolicy_st_view_t));
+
+    view.st = ((ngx_shm_zone_t *) amcf->status)->data;
+    view.sh = view.st->sh;
+
+    view.zones = ngx_http_apipolicy_status_zones(r, amcf);
+    if (view.zones == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* room: the counters, the codes, the zones (names of 128 at most) */
+    ngx_http_apipolicy_status_redis_view(&view);
 
-    len = 4096 + NGX_HTTP_APIPOLICY_ST_NCODES * 160
-          + ngx_http_apipolicy_st_ncounters * 256 + zones->nelts * 512;
+    /*
+     * room: the fixed part, the rate limit series and the zones (names
+     * of 128 bytes at most), the JWKS sources (URIs shown up to 256)
+     */
+
+    len = 32768 + NGX_HTTP_APIPOLICY_ST_NCODES * 256
+          + view.zones->nelts * 768;
+
+    if (amcf->rl_zones && amcf->rl_tiers) {
+        len += amcf->rl_zones->nelts * amcf->rl_tiers->nelts * 3 * 512;
+    }
+
+    if (amcf->jwks) {
+        len += amcf->jwks->nelts * 1536;
+    }
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
@@ -329,13 +658,13 @@ ngx_http_apipolicy_status_handler(ngx_http_request_t *r)
     if (format == NGX_HTTP_APIPOLICY_STATUS_PROMETHEUS) {
         ngx_str_set(&r->headers_out.content_type,
                     "text/plain; version=0.0.4; charset=utf-8");
-        b->last = ngx_http_apipolicy_status_prometheus(b->last, sh, zones,
-                                                       amcf);
+        b->last = ngx_http_apipolicy_status_prometheus(b->last, &view);
 
     } else {
         ngx_str_set(&r->headers_out.content_type, "application/json");
-        b->last = ngx_http_apipolicy_status_json(b->last, sh, zones, amcf);
+        b->last = ngx_http_apipolicy_status_json(b->last, &view);
     }
+
 
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
@@ -370,9 +699,11 @@ ngx_http_apipolicy_status_handler(ngx_http_request_t *r)
 /* each zone of apipolicy's: its name, size, and the room left */
 
 static ngx_array_t *
-ngx_http_apipolicy_status_zones(ngx_http_request_t *r)
+ngx_http_apipolicy_status_zones(ngx_http_request_t *r,
+    ngx_http_apipolicy_main_conf_t *amcf)
 {
     ngx_uint_t                     i;
+    ngx_str_t                     *label;
     ngx_array_t                   *zones;
     ngx_list_part_t               *part;
     ngx_shm_zone_t                *shm_zone;
@@ -412,8 +743,24 @@ ngx_http_apipolicy_status_zones(ngx_http_request_t *r)
 
         shpool = (ngx_slab_pool_t *) shm_zone[i].shm.addr;
 
-        z->name = shm_zone[i].shm.name;
-        z->name.len = ngx_min(z->name.len, 128);
+        /* a JWKS zone is named after its file and line: shown by URI */
+
+        label = ngx_http_apipolicy_jwks_zone_label(amcf, &shm_zone[i]);
+
+        if (label) {
+            z->name.len = sizeof("jwks:") - 1 + ngx_min(label->len, 122);
+            z->name.data = ngx_pnalloc(r->pool, z->name.len);
+            if (z->name.data == NULL) {
+                return NULL;
+            }
+
+            ngx_memcpy(ngx_cpymem(z->name.data, "jwks:", sizeof("jwks:") - 1),
+                       label->data, z->name.len - (sizeof("jwks:") - 1));
+
+        } else {
+            z->name = shm_zone[i].shm.name;
+            z->name.len = ngx_min(z->name.len, 128);
+        }
         z->size = shm_zone[i].shm.size;
         z->free = shpool->pfree * ngx_pagesize;
     }
@@ -422,169 +769,516 @@ ngx_http_apipolicy_status_zones(ngx_http_request_t *r)
 }
 
 
-static u_char *
-ngx_http_apipolicy_status_json(u_char *p, ngx_http_apipolicy_st_sh_t *sh,
-    ngx_array_t *zones, ngx_http_apipolicy_main_conf_t *amcf)
-{
-    ngx_uint_t                     n;
-    const char                    *section;
-    ngx_http_apipolicy_st_zone_t  *z;
+/*
+ * Redis per gateway: the current workers' slots summed.  Up (1) when a
+ * worker's connection answered and none is down now; down (0) when one
+ * is; not known (-1) while no worker has sent anything.
+ */
 
-    p = ngx_sprintf(p, "{\"apipolicy\":\"%s\",\"nginx\":\"%s\",",
-                    NGX_HTTP_APIPOLICY_VERSION, NGINX_VERSION);
+static void
+ngx_http_apipolicy_status_redis_view(ngx_http_apipolicy_st_view_t *view)
+{
+    ngx_uint_t        i, n, state;
+    ngx_core_conf_t  *ccf;
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
+                                           ngx_core_module);
+
+    n = (ccf && ccf->master) ? (ngx_uint_t) ccf->worker_processes : 1;
+    n = ngx_min(n, NGX_HTTP_APIPOLICY_ST_WORKERS);
+
+    for (i = 0; i < n; i++) {
+        state = view->sh->workers[i].state;
+        view->redis[state <= NGX_HTTP_APIPOLICY_ST_REDIS_DOWN ? state : 0]++;
+    }
+
+    view->redis_up = view->redis[NGX_HTTP_APIPOLICY_ST_REDIS_DOWN] ? 0
+                     : (view->redis[NGX_HTTP_APIPOLICY_ST_REDIS_UP] ? 1 : -1);
+}
+
+
+/*
+ * A name from the configuration as a JSON string or a Prometheus label
+ * value (both escape '\', '"' and newlines alike), at most "max" bytes
+ * of it
+ */
+
+static u_char *
+ngx_http_apipolicy_st_label(u_char *p, ngx_str_t *s, size_t max)
+{
+    size_t  i, n;
+
+    n = ngx_min(s->len, max);
+
+    for (i = 0; i < n; i++) {
+        switch (s->data[i]) {
+
+        case '\\':
+        case '"':
+            *p++ = '\\';
+            *p++ = s->data[i];
+            break;
+
+        case '\n':
+            *p++ = '\\';
+            *p++ = 'n';
+            break;
+
+        default:
+            *p++ = (s->data[i] < 0x20) ? '?' : s->data[i];
+        }
+    }
+
+    return p;
+}
+
+
+static ngx_atomic_uint_t
+ngx_http_apipolicy_st_rtt_count(ngx_http_apipolicy_st_redis_t *rs)
+{
+    ngx_uint_t         i;
+    ngx_atomic_uint_t  n;
+
+    n = 0;
+
+    for (i = 0; i < NGX_HTTP_APIPOLICY_ST_RTT_NBUCKETS; i++) {
+        n += rs->rtt[i];
+    }
+
+    return n;
+}
+
+
+static u_char *
+ngx_http_apipolicy_status_json(u_char *p, ngx_http_apipolicy_st_view_t *view)
+{
+    time_t                           age;
+    ngx_str_t                       *label, area;
+    ngx_uint_t                       n, i, z, t, ok, failed;
+    const char                      *section;
+    ngx_http_apipolicy_st_sh_t      *sh;
+    ngx_http_apipolicy_st_rl_t      *series;
+    ngx_http_apipolicy_st_zone_t    *zone;
+    ngx_http_apipolicy_rl_tier_t    *tier;
+    ngx_http_apipolicy_st_redis_t   *rs;
+    ngx_http_apipolicy_st_family_t  *f;
+    ngx_http_apipolicy_main_conf_t  *amcf;
+
+    sh = view->sh;
+    amcf = view->st->amcf;
+
+    p = ngx_sprintf(p, "{\"apipolicy\":\"%s\",\"nginx\":\"%s\","
+                       "\"requests\":%uA",
+                    NGX_HTTP_APIPOLICY_VERSION, NGINX_VERSION,
+                    sh->counters[ngx_http_apipolicy_st_requests]);
+
+    /* the one-label families, grouped by section */
 
     section = NULL;
 
-    for (n = 0; n < ngx_http_apipolicy_st_ncounters; n++) {
+    for (n = 0; n < NGX_HTTP_APIPOLICY_ST_NFAMILIES; n++) {
+        f = &ngx_http_apipolicy_st_families[n];
 
-        if (ngx_http_apipolicy_st_names[n].section != section) {
-            if (section) {
-                *p++ = '}';
-                *p++ = ',';
-            }
+        if (section == NULL || ngx_strcmp(section, f->section) != 0) {
+            p = ngx_sprintf(p, "%s,\"%s\":{", section ? "}" : "", f->section);
+            section = f->section;
 
-            section = ngx_http_apipolicy_st_names[n].section;
-
-            if (section) {
-                p = ngx_sprintf(p, "\"%s\":{", section);
-            }
-
-        } else if (section) {
+        } else {
             *p++ = ',';
         }
 
-        p = ngx_sprintf(p, "\"%s\":%uA", ngx_http_apipolicy_st_names[n].name,
-                        sh->counters[n]);
+        p = ngx_sprintf(p, "\"%s\":{", f->member);
 
-        if (section == NULL) {
-            *p++ = ',';
+        for (i = 0; i < f->nvalues; i++) {
+            p = ngx_sprintf(p, "%s\"%V\":%uA", i ? "," : "", &f->values[i],
+                            sh->counters[f->first + i]);
         }
-    }
 
-    if (section) {
         *p++ = '}';
-        *p++ = ',';
     }
 
-    p = ngx_cpymem(p, "\"rejections\":{", sizeof("\"rejections\":{") - 1);
+    /* JWKS sources, by URI */
+
+    p = ngx_cpymem(p, "},\"jwks\":{", sizeof("},\"jwks\":{") - 1);
+
+    for (i = 0; amcf->jwks && i < amcf->jwks->nelts; i++) {
+        label = ngx_http_apipolicy_jwks_stats(
+                    ((ngx_http_apipolicy_jwks_t **) amcf->jwks->elts)[i],
+                    &ok, &failed, &age);
+
+        p = ngx_cpymem(p, i ? ",\"" : "\"", i ? 2 : 1);
+        p = ngx_http_apipolicy_st_label(p, label, 256);
+        p = ngx_sprintf(p, "\":{\"fetches\":{\"ok\":%ui,\"error\":%ui},"
+                           "\"age_seconds\":", ok, failed);
+
+        p = (age < 0) ? ngx_cpymem(p, "null", 4) : ngx_sprintf(p, "%T", age);
+        *p++ = '}';
+    }
+
+    /* rate limits: zone, tier, result */
+
+    p = ngx_cpymem(p, "},\"ratelimit\":{\"requests\":{",
+                   sizeof("},\"ratelimit\":{\"requests\":{") - 1);
+
+    for (z = 0; view->st->rl && z < amcf->rl_zones->nelts; z++) {
+        p = ngx_cpymem(p, z ? ",\"" : "\"", z ? 2 : 1);
+        p = ngx_http_apipolicy_st_label(p,
+                           ngx_http_apipolicy_ratelimit_zone_name(amcf, z), 128);
+        p = ngx_cpymem(p, "\":{", 3);
+
+        tier = amcf->rl_tiers->elts;
+
+        for (t = 0; t < view->st->ntiers; t++) {
+            series = view->st->rl[z * view->st->ntiers + t];
+
+            p = ngx_cpymem(p, t ? ",\"" : "\"", t ? 2 : 1);
+            p = ngx_http_apipolicy_st_label(p, &tier[t].name, 128);
+            p = ngx_cpymem(p, "\":{", 3);
+
+            for (i = 0; i < 3; i++) {
+                p = ngx_sprintf(p, "%s\"%V\":%uA", i ? "," : "",
+                                &ngx_http_apipolicy_st_rl_results[i],
+                                series ? series->counters[i] : 0);
+            }
+
+            *p++ = '}';
+        }
+
+        *p++ = '}';
+    }
+
+    /* webhooks: scheme, result */
+
+    p = ngx_cpymem(p, "}},\"webhook\":{\"requests\":{",
+                   sizeof("}},\"webhook\":{\"requests\":{") - 1);
+
+    for (n = 1; n < NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES; n++) {
+        p = ngx_sprintf(p, "%s\"%s\":{", n > 1 ? "," : "",
+                        ngx_http_apipolicy_webhook_schemes[n]);
+
+        for (i = 0; i < NGX_HTTP_APIPOLICY_ST_WH_NRESULTS; i++) {
+            p = ngx_sprintf(p, "%s\"%V\":%uA", i ? "," : "",
+                            &ngx_http_apipolicy_st_wh_results[i].area,
+                            sh->webhook[n][i]);
+        }
+
+        *p++ = '}';
+    }
+
+    /* refusals: area, code */
+
+    p = ngx_cpymem(p, "}},\"rejections\":{",
+                   sizeof("}},\"rejections\":{") - 1);
+
+    ngx_str_null(&area);
 
     for (n = 0; n < NGX_HTTP_APIPOLICY_ST_NCODES; n++) {
-        p = ngx_sprintf(p, "%s\"%V\":%uA", n ? "," : "",
-                        &ngx_http_apipolicy_st_codes[n], sh->rejections[n]);
+        if (!ngx_http_apipolicy_st_eq(&area,
+                                      &ngx_http_apipolicy_st_codes[n].area))
+        {
+            area = ngx_http_apipolicy_st_codes[n].area;
+            p = ngx_sprintf(p, "%s\"%V\":{", n ? "}," : "", &area);
+
+        } else {
+            *p++ = ',';
+        }
+
+        p = ngx_sprintf(p, "\"%V\":%uA", &ngx_http_apipolicy_st_codes[n].code,
+                        sh->rejections[n]);
     }
 
-    p = ngx_cpymem(p, "},\"zones\":{", sizeof("},\"zones\":{") - 1);
+    p = ngx_cpymem(p, "}},\"zones\":{", sizeof("}},\"zones\":{") - 1);
 
-    z = zones->elts;
+    zone = view->zones->elts;
 
-    for (n = 0; n < zones->nelts; n++) {
-        p = ngx_sprintf(p, "%s\"%V\":{\"size\":%uz,\"free\":%uz}",
-                        n ? "," : "", &z[n].name, z[n].size, z[n].free);
+    for (n = 0; n < view->zones->nelts; n++) {
+        p = ngx_cpymem(p, n ? ",\"" : "\"", n ? 2 : 1);
+        p = ngx_http_apipolicy_st_label(p, &zone[n].name, 128);
+        p = ngx_sprintf(p, "\":{\"size\":%uz,\"free\":%uz}", zone[n].size,
+                        zone[n].free);
     }
 
     p = ngx_cpymem(p, "},", 2);
 
-    if (amcf->redis) {
-        p = ngx_sprintf(p, "\"redis\":{\"address\":\"%V\",\"state\":\"%s\"}}",
-                        ngx_http_apipolicy_redis_name(amcf->redis),
-                        ngx_http_apipolicy_status_redis(amcf));
-
-    } else {
-        p = ngx_cpymem(p, "\"redis\":null}", sizeof("\"redis\":null}") - 1);
+    if (amcf->redis == NULL) {
+        return ngx_cpymem(p, "\"redis\":null}\n",
+                          sizeof("\"redis\":null}\n") - 1);
     }
 
-    *p++ = '\n';
+    p = ngx_cpymem(p, "\"redis\":{\"address\":\"",
+                   sizeof("\"redis\":{\"address\":\"") - 1);
+    p = ngx_http_apipolicy_st_label(p,
+                               ngx_http_apipolicy_redis_name(amcf->redis), 256);
+    rs = &sh->redis;
 
-    return p;
+    p = ngx_sprintf(p, "\",\"up\":%s,\"workers\":{\"up\":%ui,\"down\":%ui,"
+                       "\"unused\":%ui},\"errors\":{\"connection\":%uA,"
+                       "\"reply\":%uA},\"round_trips\":%uA,"
+                       "\"round_trip_seconds_sum\":%uA.%06uA",
+                    view->redis_up < 0 ? "null"
+                    : (view->redis_up ? "true" : "false"),
+                    view->redis[NGX_HTTP_APIPOLICY_ST_REDIS_UP],
+                    view->redis[NGX_HTTP_APIPOLICY_ST_REDIS_DOWN],
+                    view->redis[NGX_HTTP_APIPOLICY_ST_REDIS_UNUSED],
+                    rs->errors[0], rs->errors[1],
+                    ngx_http_apipolicy_st_rtt_count(rs),
+                    rs->rtt_sum / 1000000, rs->rtt_sum % 1000000);
+
+    return ngx_cpymem(p, "}}\n", 3);
 }
+
+
+#define ngx_http_apipolicy_st_head(p, name, type, help)                      \
+    ngx_sprintf(p, "# HELP apipolicy_%s %s\n# TYPE apipolicy_%s %s\n",       \
+                name, help, name, type)
 
 
 static u_char *
-ngx_http_apipolicy_status_prometheus(u_char *p, ngx_http_apipolicy_st_sh_t *sh,
-    ngx_array_t *zones, ngx_http_apipolicy_main_conf_t *amcf)
+ngx_http_apipolicy_status_prometheus(u_char *p,
+    ngx_http_apipolicy_st_view_t *view)
 {
-    ngx_uint_t                     n;
-    const char                    *section;
-    ngx_http_apipolicy_st_zone_t  *z;
+    time_t                           age;
+    ngx_str_t                       *label, *name, *redis;
+    ngx_uint_t                       n, i, z, t, ok, failed;
+    ngx_atomic_uint_t                cum;
+    ngx_http_apipolicy_st_sh_t      *sh;
+    ngx_http_apipolicy_st_rl_t      *series;
+    ngx_http_apipolicy_st_zone_t    *zone;
+    ngx_http_apipolicy_rl_tier_t    *tier;
+    ngx_http_apipolicy_st_redis_t   *rs;
+    ngx_http_apipolicy_st_family_t  *f;
+    ngx_http_apipolicy_main_conf_t  *amcf;
 
-    for (n = 0; n < ngx_http_apipolicy_st_ncounters; n++) {
-        section = ngx_http_apipolicy_st_names[n].section;
+    sh = view->sh;
+    amcf = view->st->amcf;
 
-        p = ngx_sprintf(p, "# HELP apipolicy_%s%s%s_total %s\n"
-                           "# TYPE apipolicy_%s%s%s_total counter\n"
-                           "apipolicy_%s%s%s_total %uA\n",
-                        section ? section : "", section ? "_" : "",
-                        ngx_http_apipolicy_st_names[n].name,
-                        ngx_http_apipolicy_st_names[n].help,
-                        section ? section : "", section ? "_" : "",
-                        ngx_http_apipolicy_st_names[n].name,
-                        section ? section : "", section ? "_" : "",
-                        ngx_http_apipolicy_st_names[n].name,
-                        sh->counters[n]);
+    p = ngx_http_apipolicy_st_head(p, "build_info", "gauge",
+                                   "The apipolicy module and the nginx it "
+                                   "was built for.");
+    p = ngx_sprintf(p, "apipolicy_build_info{version=\"%s\",nginx=\"%s\"} 1\n",
+                    NGX_HTTP_APIPOLICY_VERSION, NGINX_VERSION);
+
+    p = ngx_http_apipolicy_st_head(p, "requests_total", "counter",
+                                   "Requests that met an apipolicy "
+                                   "directive.");
+    p = ngx_sprintf(p, "apipolicy_requests_total %uA\n",
+                    sh->counters[ngx_http_apipolicy_st_requests]);
+
+    for (n = 0; n < NGX_HTTP_APIPOLICY_ST_NFAMILIES; n++) {
+        f = &ngx_http_apipolicy_st_families[n];
+
+        p = ngx_sprintf(p, "# HELP apipolicy_%s_total %s\n"
+                           "# TYPE apipolicy_%s_total counter\n",
+                        f->metric, f->help, f->metric);
+
+        for (i = 0; i < f->nvalues; i++) {
+            p = ngx_sprintf(p, "apipolicy_%s_total{%s=\"%V\"} %uA\n",
+                            f->metric, f->label, &f->values[i],
+                            sh->counters[f->first + i]);
+        }
     }
 
-    p = ngx_sprintf(p, "# HELP apipolicy_rejections_total Requests the "
-                       "gateway refused, by problem code.\n"
-                       "# TYPE apipolicy_rejections_total counter\n");
+    /* JWKS sources */
+
+    if (amcf->jwks && amcf->jwks->nelts) {
+        p = ngx_http_apipolicy_st_head(p, "jwks_fetches_total", "counter",
+                                       "JWK Set fetches of "
+                                       "apipolicy_jwt_key_request, by "
+                                       "result.");
+
+        for (i = 0; i < amcf->jwks->nelts; i++) {
+            label = ngx_http_apipolicy_jwks_stats(
+                        ((ngx_http_apipolicy_jwks_t **) amcf->jwks->elts)[i],
+                        &ok, &failed, &age);
+
+            p = ngx_cpymem(p, "apipolicy_jwks_fetches_total{uri=\"",
+                           sizeof("apipolicy_jwks_fetches_total{uri=\"") - 1);
+            p = ngx_http_apipolicy_st_label(p, label, 256);
+            p = ngx_sprintf(p, "\",result=\"ok\"} %ui\n", ok);
+
+            p = ngx_cpymem(p, "apipolicy_jwks_fetches_total{uri=\"",
+                           sizeof("apipolicy_jwks_fetches_total{uri=\"") - 1);
+            p = ngx_http_apipolicy_st_label(p, label, 256);
+            p = ngx_sprintf(p, "\",result=\"error\"} %ui\n", failed);
+        }
+
+        p = ngx_http_apipolicy_st_head(p, "jwks_age_seconds", "gauge",
+                                       "Seconds since the last good JWK "
+                                       "Set fetch (absent before the "
+                                       "first).");
+
+        for (i = 0; i < amcf->jwks->nelts; i++) {
+            label = ngx_http_apipolicy_jwks_stats(
+                        ((ngx_http_apipolicy_jwks_t **) amcf->jwks->elts)[i],
+                        &ok, &failed, &age);
+
+            if (age < 0) {
+                continue;
+            }
+
+            p = ngx_cpymem(p, "apipolicy_jwks_age_seconds{uri=\"",
+                           sizeof("apipolicy_jwks_age_seconds{uri=\"") - 1);
+            p = ngx_http_apipolicy_st_label(p, label, 256);
+            p = ngx_sprintf(p, "\"} %T\n", age);
+        }
+    }
+
+    /* rate limits */
+
+    p = ngx_http_apipolicy_st_head(p, "ratelimit_requests_total", "counter",
+                                   "Rate limit checks, by zone, tier and "
+                                   "result (dry_run: over the limit, "
+                                   "served).");
+
+    for (z = 0; view->st->rl && z < amcf->rl_zones->nelts; z++) {
+        name = ngx_http_apipolicy_ratelimit_zone_name(amcf, z);
+        tier = amcf->rl_tiers->elts;
+
+        for (t = 0; t < view->st->ntiers; t++) {
+            series = view->st->rl[z * view->st->ntiers + t];
+
+            for (i = 0; i < 3; i++) {
+                p = ngx_cpymem(p, "apipolicy_ratelimit_requests_total{zone=\"",
+                               sizeof("apipolicy_ratelimit_requests_total"
+                                      "{zone=\"") - 1);
+                p = ngx_http_apipolicy_st_label(p, name, 128);
+                p = ngx_cpymem(p, "\",tier=\"", sizeof("\",tier=\"") - 1);
+                p = ngx_http_apipolicy_st_label(p, &tier[t].name, 128);
+                p = ngx_sprintf(p, "\",result=\"%V\"} %uA\n",
+                                &ngx_http_apipolicy_st_rl_results[i],
+                                series ? series->counters[i] : 0);
+            }
+        }
+    }
+
+    /* webhooks */
+
+    p = ngx_http_apipolicy_st_head(p, "webhook_requests_total", "counter",
+                                   "Webhook deliveries, by scheme and "
+                                   "result.");
+
+    for (n = 1; n < NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES; n++) {
+        for (i = 0; i < NGX_HTTP_APIPOLICY_ST_WH_NRESULTS; i++) {
+            p = ngx_sprintf(p, "apipolicy_webhook_requests_total{scheme=\"%s\","
+                               "result=\"%V\"} %uA\n",
+                            ngx_http_apipolicy_webhook_schemes[n],
+                            &ngx_http_apipolicy_st_wh_results[i].area,
+                            sh->webhook[n][i]);
+        }
+    }
+
+    /* refusals */
+
+    p = ngx_http_apipolicy_st_head(p, "rejections_total", "counter",
+                                   "Requests the gateway refused, by the "
+                                   "area that refused and problem code.");
 
     for (n = 0; n < NGX_HTTP_APIPOLICY_ST_NCODES; n++) {
-        p = ngx_sprintf(p, "apipolicy_rejections_total{code=\"%V\"} %uA\n",
-                        &ngx_http_apipolicy_st_codes[n], sh->rejections[n]);
+        p = ngx_sprintf(p, "apipolicy_rejections_total{area=\"%V\","
+                           "code=\"%V\"} %uA\n",
+                        &ngx_http_apipolicy_st_codes[n].area,
+                        &ngx_http_apipolicy_st_codes[n].code,
+                        sh->rejections[n]);
     }
 
-    p = ngx_sprintf(p, "# HELP apipolicy_zone_size_bytes Size of a shared "
-                       "memory zone.\n"
-                       "# TYPE apipolicy_zone_size_bytes gauge\n");
+    /* zones */
 
-    z = zones->elts;
+    zone = view->zones->elts;
 
-    for (n = 0; n < zones->nelts; n++) {
-        p = ngx_sprintf(p, "apipolicy_zone_size_bytes{zone=\"%V\"} %uz\n",
-                        &z[n].name, z[n].size);
+    p = ngx_http_apipolicy_st_head(p, "zone_size_bytes", "gauge",
+                                   "Size of a shared memory zone.");
+
+    for (n = 0; n < view->zones->nelts; n++) {
+        p = ngx_cpymem(p, "apipolicy_zone_size_bytes{zone=\"",
+                       sizeof("apipolicy_zone_size_bytes{zone=\"") - 1);
+        p = ngx_http_apipolicy_st_label(p, &zone[n].name, 128);
+        p = ngx_sprintf(p, "\"} %uz\n", zone[n].size);
     }
 
-    p = ngx_sprintf(p, "# HELP apipolicy_zone_free_bytes Free pages of a "
-                       "shared memory zone, in bytes.\n"
-                       "# TYPE apipolicy_zone_free_bytes gauge\n");
+    p = ngx_http_apipolicy_st_head(p, "zone_free_bytes", "gauge",
+                                   "Free pages of a shared memory zone, in "
+                                   "bytes.");
 
-    for (n = 0; n < zones->nelts; n++) {
-        p = ngx_sprintf(p, "apipolicy_zone_free_bytes{zone=\"%V\"} %uz\n",
-                        &z[n].name, z[n].free);
+    for (n = 0; n < view->zones->nelts; n++) {
+        p = ngx_cpymem(p, "apipolicy_zone_free_bytes{zone=\"",
+                       sizeof("apipolicy_zone_free_bytes{zone=\"") - 1);
+        p = ngx_http_apipolicy_st_label(p, &zone[n].name, 128);
+        p = ngx_sprintf(p, "\"} %uz\n", zone[n].free);
     }
 
-    if (amcf->redis) {
-        p = ngx_sprintf(p, "# HELP apipolicy_redis_up 1 when this worker "
-                           "last reached Redis, 0 when it could not.\n"
-                           "# TYPE apipolicy_redis_up gauge\n"
-                           "apipolicy_redis_up{address=\"%V\"} %d\n",
-                        ngx_http_apipolicy_redis_name(amcf->redis),
-                        ngx_strcmp(ngx_http_apipolicy_status_redis(amcf),
-                                   "down") != 0);
+    if (amcf->redis == NULL) {
+        return p;
     }
+
+    /* Redis, per gateway */
+
+    redis = ngx_http_apipolicy_redis_name(amcf->redis);
+
+    if (view->redis_up >= 0) {
+        p = ngx_http_apipolicy_st_head(p, "redis_up", "gauge",
+                                       "1 when the workers' Redis "
+                                       "connections answer, 0 when one "
+                                       "cannot reach Redis (absent before "
+                                       "any was used).");
+        p = ngx_cpymem(p, "apipolicy_redis_up{address=\"",
+                       sizeof("apipolicy_redis_up{address=\"") - 1);
+        p = ngx_http_apipolicy_st_label(p, redis, 256);
+        p = ngx_sprintf(p, "\"} %i\n", view->redis_up);
+    }
+
+    p = ngx_http_apipolicy_st_head(p, "redis_workers", "gauge",
+                                   "Workers by the state of their Redis "
+                                   "connection.");
+
+    for (i = 0; i < 3; i++) {
+        p = ngx_sprintf(p, "apipolicy_redis_workers{state=\"%V\"} %ui\n",
+                        &ngx_http_apipolicy_st_redis_states[i],
+                        view->redis[i]);
+    }
+
+    rs = &sh->redis;
+
+    p = ngx_http_apipolicy_st_head(p, "redis_errors_total", "counter",
+                                   "Redis connections that failed (refused, "
+                                   "timed out, closed, unreadable) and "
+                                   "error replies.");
+
+    for (i = 0; i < 2; i++) {
+        p = ngx_sprintf(p, "apipolicy_redis_errors_total{type=\"%V\"} %uA\n",
+                        &ngx_http_apipolicy_st_redis_errors[i],
+                        rs->errors[i]);
+    }
+
+    p = ngx_http_apipolicy_st_head(p, "redis_round_trip_seconds", "histogram",
+                                   "Time from writing a batch of commands "
+                                   "to its last reply.");
+
+    cum = 0;
+
+    for (i = 0; i < NGX_HTTP_APIPOLICY_ST_RTT_NBUCKETS; i++) {
+        cum += rs->rtt[i];
+
+        p = ngx_cpymem(p, "apipolicy_redis_round_trip_seconds_bucket{le=\"",
+                       sizeof("apipolicy_redis_round_trip_seconds_bucket"
+                              "{le=\"") - 1);
+
+        if (i == NGX_HTTP_APIPOLICY_ST_RTT_NBUCKETS - 1) {
+            p = ngx_cpymem(p, "+Inf", 4);
+
+        } else {
+            p = ngx_sprintf(p, "%ui.%06ui",
+                            ngx_http_apipolicy_st_rtt_bounds[i] / 1000000,
+                            ngx_http_apipolicy_st_rtt_bounds[i] % 1000000);
+        }
+
+        p = ngx_sprintf(p, "\"} %uA\n", cum);
+    }
+
+    p = ngx_sprintf(p, "apipolicy_redis_round_trip_seconds_sum %uA.%06uA\n"
+                       "apipolicy_redis_round_trip_seconds_count %uA\n",
+                    rs->rtt_sum / 1000000, rs->rtt_sum % 1000000, cum);
 
     return p;
-}
-
-
-/* this worker's view: "up", "down", or "unused" (nothing sent yet) */
-
-static const char *
-ngx_http_apipolicy_status_redis(ngx_http_apipolicy_main_conf_t *amcf)
-{
-    ngx_int_t                    state;
-    ngx_http_apipolicy_redis_t  *rd;
-
-    rd = ngx_http_apipolicy_redis_get((ngx_cycle_t *) ngx_cycle);
-    state = rd ? ngx_http_apipolicy_redis_state(rd) : NGX_DECLINED;
-
-    switch (state) {
-    case NGX_OK:
-        return "up";
-    case NGX_ERROR:
-        return "down";
-    default:
-        return "unused";
-    }
 }
 
 
@@ -635,7 +1329,9 @@ ngx_http_apipolicy_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 ngx_int_t
 ngx_http_apipolicy_status_postconfiguration(ngx_conf_t *cf)
 {
+    ngx_uint_t                       n;
     ngx_shm_zone_t                  *shm_zone;
+    ngx_http_apipolicy_st_conf_t    *st;
     ngx_http_apipolicy_main_conf_t  *amcf;
 
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
@@ -644,16 +1340,46 @@ ngx_http_apipolicy_status_postconfiguration(ngx_conf_t *cf)
         return NGX_OK;
     }
 
-    /* the counters' address is set by the init function */
-
-    shm_zone = ngx_http_apipolicy_conf_shm_add(cf,
-                                         &ngx_http_apipolicy_status_zone_name,
-                                         NGX_HTTP_APIPOLICY_STATUS_SIZE,
-                                         ngx_http_apipolicy_status_init_zone,
-                                         NULL);
-    if (shm_zone == NULL) {
+    st = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_st_conf_t));
+    if (st == NULL) {
         return NGX_ERROR;
     }
+
+    st->amcf = amcf;
+
+    if (amcf->rl_zones && amcf->rl_tiers) {
+        st->ntiers = amcf->rl_tiers->nelts;
+        n = amcf->rl_zones->nelts * st->ntiers;
+
+        st->rl = ngx_pcalloc(cf->pool, n * sizeof(ngx_http_apipolicy_st_rl_t *));
+        if (st->rl == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    /* the counters' address is set by the init function */
+
+    shm_zone = ngx_shared_memory_add(cf, &ngx_http_apipolicy_status_zone_name,
+                                     NGX_HTTP_APIPOLICY_STATUS_SIZE,
+                                     &ngx_http_apipolicy_module);
+    if (shm_zone == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "the shared memory zone name \"apipolicy_status\" is "
+                      "reserved for apipolicy's counters: give the zone "
+                      "declared with it another name");
+        return NGX_ERROR;
+    }
+
+    if (shm_zone->data) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "the shared memory zone name \"apipolicy_status\" is "
+                      "reserved for apipolicy's counters: give the zone "
+                      "declared with it another name");
+        return NGX_ERROR;
+    }
+
+    shm_zone->init = ngx_http_apipolicy_status_init_zone;
+    shm_zone->data = st;
 
     amcf->status = shm_zone;
 
@@ -661,42 +1387,96 @@ ngx_http_apipolicy_status_postconfiguration(ngx_conf_t *cf)
 }
 
 
+/*
+ * The counters of a new zone, or of the zone kept across a reload; and
+ * the rate limit series of this configuration, found by zone and tier
+ * name (or made), so that a reload keeps their counts
+ */
+
 static ngx_int_t
 ngx_http_apipolicy_status_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    ngx_slab_pool_t             *shpool;
-    ngx_http_apipolicy_st_sh_t  *sh;
+    size_t                           len;
+    ngx_str_t                       *zname;
+    ngx_uint_t                       z, t;
+    ngx_slab_pool_t                 *shpool;
+    ngx_http_apipolicy_st_rl_t      *series;
+    ngx_http_apipolicy_st_sh_t      *sh;
+    ngx_http_apipolicy_st_conf_t    *st;
+    ngx_http_apipolicy_rl_tier_t    *tier;
+    ngx_http_apipolicy_main_conf_t  *amcf;
 
+    st = shm_zone->data;
+    amcf = st->amcf;
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
-    if (data) {
-        sh = data;
+    sh = shpool->data;
 
-        if (sh->magic == NGX_HTTP_APIPOLICY_STATUS_MAGIC) {
-            shm_zone->data = sh;
-            return NGX_OK;
+    if ((data == NULL && !shm_zone->shm.exists)
+        || sh == NULL || sh->magic != NGX_HTTP_APIPOLICY_STATUS_MAGIC)
+    {
+        /* a new zone, or counters of another layout (a new module) */
+
+        sh = ngx_slab_calloc(shpool, sizeof(ngx_http_apipolicy_st_sh_t));
+        if (sh == NULL) {
+            return NGX_ERROR;
+        }
+
+        sh->magic = NGX_HTTP_APIPOLICY_STATUS_MAGIC;
+        shpool->data = sh;
+    }
+
+    st->sh = sh;
+
+    if (st->rl == NULL) {
+        return NGX_OK;
+    }
+
+    tier = amcf->rl_tiers->elts;
+
+    for (z = 0; z < amcf->rl_zones->nelts; z++) {
+        zname = ngx_http_apipolicy_ratelimit_zone_name(amcf, z);
+
+        for (t = 0; t < st->ntiers; t++) {
+
+            for (series = sh->rl; series; series = series->next) {
+                if (series->zone_len == zname->len
+                    && series->tier_len == tier[t].name.len
+                    && ngx_memcmp(series->names, zname->data, zname->len) == 0
+                    && ngx_memcmp(series->names + zname->len,
+                                  tier[t].name.data, tier[t].name.len)
+                       == 0)
+                {
+                    break;
+                }
+            }
+
+            if (series == NULL) {
+                len = sizeof(ngx_http_apipolicy_st_rl_t) + zname->len
+                      + tier[t].name.len;
+
+                series = ngx_slab_calloc(shpool, len);
+                if (series == NULL) {
+                    ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, 0,
+                                  "apipolicy_status: no room to count the "
+                                  "tier \"%V\" of the zone \"%V\"",
+                                  &tier[t].name, zname);
+                    continue;
+                }
+
+                series->zone_len = zname->len;
+                series->tier_len = tier[t].name.len;
+                ngx_memcpy(series->names, zname->data, zname->len);
+                ngx_memcpy(series->names + zname->len, tier[t].name.data,
+                           tier[t].name.len);
+
+                series->next = sh->rl;
+                sh->rl = series;
+            }
+
+            st->rl[z * st->ntiers + t] = series;
         }
     }
-
-    if (shm_zone->shm.exists && shpool->data) {
-        sh = shpool->data;
-
-        if (sh->magic == NGX_HTTP_APIPOLICY_STATUS_MAGIC) {
-            shm_zone->data = sh;
-            return NGX_OK;
-        }
-    }
-
-    /* a new zone, or counters of another layout (a new module): afresh */
-
-    sh = ngx_slab_calloc(shpool, sizeof(ngx_http_apipolicy_st_sh_t));
-    if (sh == NULL) {
-        return NGX_ERROR;
-    }
-
-    sh->magic = NGX_HTTP_APIPOLICY_STATUS_MAGIC;
-    shpool->data = sh;
-    shm_zone->data = sh;
 
     return NGX_OK;
 }

@@ -21,5 +21,19 @@ ngx_int_t ngx_http_apipolicy_status_postconfiguration(ngx_conf_t *cf);
 /* LOG phase: what this request met, counted once */
 ngx_int_t ngx_http_apipolicy_status_log(ngx_http_request_t *r);
 
+/* per worker: its slot for the Redis state */
+ngx_int_t ngx_http_apipolicy_status_init_process(ngx_cycle_t *cycle);
+
+/*
+ * The Redis client (ngx_http_apipolicy_redis.c): a batch was answered
+ * after "usec" microseconds, a connection failed, or Redis sent an error
+ * reply; kept per gateway in the zone
+ */
+#define NGX_HTTP_APIPOLICY_STATUS_REDIS_ANSWERED     0
+#define NGX_HTTP_APIPOLICY_STATUS_REDIS_FAILED       1
+#define NGX_HTTP_APIPOLICY_STATUS_REDIS_ERROR_REPLY  2
+
+void ngx_http_apipolicy_status_redis(ngx_uint_t event, ngx_uint_t usec);
+
 
 #endif /* _NGX_HTTP_APIPOLICY_STATUS_H_INCLUDED_ */

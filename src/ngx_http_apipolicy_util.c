@@ -292,6 +292,16 @@ ngx_http_apipolicy_conf_shm_add(ngx_conf_t *cf, ngx_str_t *name, size_t size,
 {
     ngx_shm_zone_t  *shm_zone;
 
+    if (name->len == sizeof("apipolicy_status") - 1
+        && ngx_strncmp(name->data, "apipolicy_status", name->len) == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the zone name \"apipolicy_status\" is reserved "
+                           "for the counters of apipolicy_status: give this "
+                           "zone another name");
+        return NULL;
+    }
+
     shm_zone = ngx_shared_memory_add(cf, name, size,
                                      &ngx_http_apipolicy_module);
     if (shm_zone == NULL) {

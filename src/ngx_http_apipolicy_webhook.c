@@ -90,6 +90,11 @@ typedef struct {
 } ngx_http_apipolicy_wh_parsed_t;
 
 
+const char  *ngx_http_apipolicy_webhook_schemes[] = {
+    "", "standard", "stripe", "github", "slack", "shopify", "hmac", NULL
+};
+
+
 static void ngx_http_apipolicy_webhook_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_ctx_t *ctx);
@@ -171,6 +176,7 @@ ngx_http_apipolicy_webhook_body(ngx_http_request_t *r)
         return;
     }
 
+    ctx->webhook->scheme = alcf->webhook->scheme;
     ctx->webhook->status = ngx_http_apipolicy_webhook_verify(r, alcf->webhook,
                                                              ctx);
     ctx->webhook->done = 1;
@@ -790,10 +796,7 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_apipolicy_wh_key_t        *key;
     ngx_http_apipolicy_main_conf_t     *amcf;
     ngx_http_apipolicy_webhook_conf_t  *wcf;
-
-    static const char  *schemes[] = {
-        "", "standard", "stripe", "github", "slack", "shopify", "hmac", NULL
-    };
+    const char                        **schemes;
 
     if (alcf->webhook != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
@@ -814,6 +817,8 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (wcf == NULL) {
         return NGX_CONF_ERROR;
     }
+
+    schemes = ngx_http_apipolicy_webhook_schemes;
 
     for (n = 1; schemes[n]; n++) {
         if (ngx_strcmp(value[1].data, schemes[n]) == 0) {

@@ -11,6 +11,11 @@
 #include "ngx_http_apipolicy.h"
 
 
+/* the schemes by number (1..6; 0 unused), as written in apipolicy_webhook */
+#define NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES  7
+
+extern const char  *ngx_http_apipolicy_webhook_schemes[];
+
 /* apipolicy_webhook SCHEME secret=... [...] | off */
 char *ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

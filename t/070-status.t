@@ -67,13 +67,16 @@ __DATA__
 --- response_body_like eval
 ["TOKEN_MISSING", "ok", "", "ok", "ok", "RATE_LIMITED",
  '^\{"apipolicy":"\d+\.\d+\.\d+","nginx":"1\.\d+\.\d+","requests":6,'
- . '"jwt":\{"verified":4,"anonymous":0,"cache_hits":0,"cache_misses":0\},'
- . '"ratelimit":\{"passed":3,"rejected":1,"dry_run":0\},'
- . '"idempotency":\{"stored":0,"replayed":0\},'
- . '"webhook":\{"verified":0\},'
- . '"cors":\{"preflights":1,"allowed":1,"denied":1\},'
- . '"version":\{"deprecated":0,"sunset":0\},'
- . '"rejections":\{"ORIGIN_NOT_ALLOWED":0,"API_VERSION_SUNSET":0,"TOKEN_MISSING":1,[^}]*"RATE_LIMITED":1,[^}]*"OTHER":0\},'
+ . '"jwt":\{"requests":\{"verified":4,"anonymous":0,"rejected":1\},"cache":\{"hit":0,"miss":0\}\},'
+ . '"cors":\{"requests":\{"preflight":1,"allowed":1,"denied":1\}\},'
+ . '"idempotency":\{"requests":\{"stored":0,"replayed":0\}\},'
+ . '"version":\{"requests":\{"deprecated":0,"sunset":0\}\},'
+ . '"jwks":\{\},'
+ . '"ratelimit":\{"requests":\{"api":\{"default":\{"passed":3,"rejected":1,"dry_run":0\}\}\}\},'
+ . '"webhook":\{"requests":\{"standard":\{"verified":0,.*?"hmac":\{[^}]*"replayed":0\}\}\},'
+ . '"rejections":\{"cors":\{"ORIGIN_NOT_ALLOWED":0\},"version":\{"API_VERSION_SUNSET":0\},'
+ . '"jwt":\{"TOKEN_MISSING":1,[^}]*"INTERNAL_ERROR":0\},"ratelimit":\{"RATE_LIMITED":1\},'
+ . '"idempotency":\{[^}]*\},"webhook":\{"SIGNATURE_MISSING":0,[^}]*\},"other":\{"OTHER":0\}\},'
  . '"zones":\{"api":\{"size":1048576,"free":\d+\},"apipolicy_status":\{"size":65536,"free":\d+\}\},'
  . '"redis":null\}\n$']
 
@@ -110,19 +113,26 @@ __DATA__
 ["", "Idempotent-Replayed: true", "", "", "", "Content-Type: text/plain; version=0.0.4; charset=utf-8"]
 --- response_body_like eval
 ["ok", "ok", "TOKEN_MALFORMED", "ok", "SIGNATURE_INVALID",
- '# HELP apipolicy_requests_total Requests that met an apipolicy directive\.\n'
+ '^# HELP apipolicy_build_info .*\n'
+ . '# TYPE apipolicy_build_info gauge\n'
+ . 'apipolicy_build_info\{version="\d+\.\d+\.\d+",nginx="1\.\d+\.\d+"\} 1\n'
+ . '# HELP apipolicy_requests_total Requests that met an apipolicy directive\.\n'
  . '# TYPE apipolicy_requests_total counter\n'
  . 'apipolicy_requests_total 5\n'
- . '(?s:.*)apipolicy_jwt_verified_total 2\n'
- . '(?s:.*)apipolicy_jwt_cache_hits_total 1\n'
- . '(?s:.*)apipolicy_jwt_cache_misses_total 1\n'
- . '(?s:.*)apipolicy_idempotency_stored_total 1\n'
- . '(?s:.*)apipolicy_idempotency_replayed_total 1\n'
- . '(?s:.*)apipolicy_webhook_verified_total 1\n'
- . '(?s:.*)apipolicy_version_deprecated_total 3\n'
+ . '(?s:.*)apipolicy_jwt_requests_total\{result="verified"\} 2\n'
+ . 'apipolicy_jwt_requests_total\{result="anonymous"\} 0\n'
+ . 'apipolicy_jwt_requests_total\{result="rejected"\} 1\n'
+ . '(?s:.*)apipolicy_jwt_cache_requests_total\{result="hit"\} 1\n'
+ . 'apipolicy_jwt_cache_requests_total\{result="miss"\} 1\n'
+ . '(?s:.*)apipolicy_idempotency_requests_total\{result="stored"\} 1\n'
+ . 'apipolicy_idempotency_requests_total\{result="replayed"\} 1\n'
+ . '(?s:.*)apipolicy_version_requests_total\{state="deprecated"\} 3\n'
+ . '(?s:.*)apipolicy_webhook_requests_total\{scheme="github",result="verified"\} 1\n'
+ . '(?s:.*)apipolicy_webhook_requests_total\{scheme="github",result="signature_invalid"\} 1\n'
  . '(?s:.*)# TYPE apipolicy_rejections_total counter\n'
- . '(?s:.*)apipolicy_rejections_total\{code="TOKEN_MALFORMED"\} 1\n'
- . '(?s:.*)apipolicy_rejections_total\{code="SIGNATURE_INVALID"\} 1\n'
+ . '(?s:.*)apipolicy_rejections_total\{area="jwt",code="TOKEN_MALFORMED"\} 1\n'
+ . '(?s:.*)apipolicy_rejections_total\{area="jwt",code="SIGNATURE_INVALID"\} 0\n'
+ . '(?s:.*)apipolicy_rejections_total\{area="webhook",code="SIGNATURE_INVALID"\} 1\n'
  . '(?s:.*)apipolicy_zone_size_bytes\{zone="tokens"\} 1048576\n'
  . '(?s:.*)apipolicy_zone_free_bytes\{zone="idem"\} \d+\n']
 
@@ -188,7 +198,7 @@ Idempotency-Key: a
 
 
 
-=== TEST 6: the Redis state: up once this worker used it
+=== TEST 6: the Redis state: unknown before any worker used it, up once one did, with round trips
 --- http_config
     apipolicy_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT db=$TEST_NGINX_REDIS_DB;
     apipolicy_idempotency_zone idem:1m redis=on;
@@ -198,18 +208,27 @@ Idempotency-Key: a
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
 --- request eval
-["GET /status", "POST /pay\n{}", "GET /status"]
+["GET /status", "GET /metrics", "POST /pay\n{}", "GET /status", "GET /metrics"]
 --- more_headers eval
-["", "Idempotency-Key: status-" . time . "-" . $$ . "\r\n", ""]
+["", "", "Idempotency-Key: status-" . time . "-" . $$ . "\r\n", "", ""]
 --- error_code eval
-[200, 200, 200]
+[200, 200, 200, 200, 200]
 --- response_body_like eval
-['"redis":\{"address":"127.0.0.1:\d+","state":"unused"\}\}$', "ok",
- '"redis":\{"address":"127.0.0.1:\d+","state":"up"\}\}$']
+['"redis":\{"address":"127.0.0.1:\d+","up":null,"workers":\{"up":0,"down":0,"unused":1\},"errors":\{"connection":0,"reply":0\},"round_trips":0,"round_trip_seconds_sum":0\.000000\}\}$',
+ '^(?!(?s:.*)apipolicy_redis_up)(?s:.*)apipolicy_redis_workers\{state="unused"\} 1\n',
+ "ok",
+ '"redis":\{"address":"127.0.0.1:\d+","up":true,"workers":\{"up":1,"down":0,"unused":0\},"errors":\{"connection":0,"reply":0\},"round_trips":[1-9]\d*,"round_trip_seconds_sum":\d+\.\d{6}\}\}$',
+ 'apipolicy_redis_up\{address="127.0.0.1:\d+"\} 1\n'
+ . '(?s:.*)apipolicy_redis_workers\{state="up"\} 1\n'
+ . '(?s:.*)apipolicy_redis_errors_total\{type="connection"\} 0\n'
+ . '(?s:.*)apipolicy_redis_round_trip_seconds_bucket\{le="0.000500"\} \d+\n'
+ . '(?s:.*)apipolicy_redis_round_trip_seconds_bucket\{le="\+Inf"\} [1-9]\d*\n'
+ . 'apipolicy_redis_round_trip_seconds_sum \d+\.\d{6}\n'
+ . 'apipolicy_redis_round_trip_seconds_count [1-9]\d*\n$']
 
 
 
-=== TEST 7: ... and down when it could not reach it
+=== TEST 7: ... and down when it could not reach it, the error counted
 --- http_config
     apipolicy_redis 127.0.0.1:1 connect_timeout=200ms;
     apipolicy_idempotency_zone idem:1m redis=on;
@@ -225,7 +244,10 @@ Idempotency-Key: a
 --- error_code eval
 [200, 200]
 --- response_body_like eval
-["ok", 'apipolicy_redis_up\{address="127.0.0.1:1"\} 0\n$']
+["ok", 'apipolicy_redis_up\{address="127.0.0.1:1"\} 0\n'
+ . '(?s:.*)apipolicy_redis_workers\{state="down"\} 1\n'
+ . '(?s:.*)apipolicy_redis_errors_total\{type="connection"\} [1-9]\d*\n'
+ . '(?s:.*)apipolicy_redis_round_trip_seconds_count 0\n$']
 
 
 
@@ -257,10 +279,21 @@ qr/\[emerg\] .*"apipolicy_status" directive is not allowed here/
 
 
 
-=== TEST 11: config: the name of the counters' zone is taken
+=== TEST 11: config: the name of the counters' zone is reserved, said at the line that takes it
 --- http_config
     apipolicy_ratelimit_zone apipolicy_status:1m;
 --- config
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*shared memory zone "apipolicy_status" (is already used by another apipolicy directive|conflicts with already declared size)/
+qr/\[emerg\] .*the zone name "apipolicy_status" is reserved for the counters of apipolicy_status: give this zone another name in .*nginx\.conf:\d+/
+
+
+
+=== TEST 12: config: ... also when another module took it
+--- http_config
+    limit_req_zone $binary_remote_addr zone=apipolicy_status:1m rate=1r/s;
+--- config
+    location /x { apipolicy_cors_origins https://a.example.com; }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*the shared memory zone name "apipolicy_status" is reserved for apipolicy's counters/
