@@ -28,7 +28,8 @@ SOURCES := config ngx_http_apipolicy_module.c $(wildcard src/*.c src/*.h)
 DEBIAN_PACKAGES := build-essential nginx nginx-dev libjwt-dev \
     libjansson-dev libhiredis-dev libssl-dev redis-server openssl curl \
     libtest-base-perl libtext-diff-perl libwww-perl liblist-moreutils-perl \
-    libipc-run-perl libtest-longstring-perl liburi-perl
+    libipc-run-perl libtest-longstring-perl liburi-perl \
+    prometheus
 
 BENCH_PACKAGES := wrk libnginx-mod-http-js bc
 

@@ -12,9 +12,17 @@ no_shuffle();
 add_block_preprocessor(sub {
     my $block = shift;
 
+    if (!defined $block->http_config) {
+        $block->set_value("http_config", <<'_EOC_');
+    apipolicy_ratelimit_zone api:1m;
+    apipolicy_ratelimit_tier default rate=100r/m;
+_EOC_
+    }
+
     if (!defined $block->config) {
         $block->set_value("config", <<'_EOC_');
     location /api {
+        apipolicy_ratelimit zone=api key=$remote_addr;
         apipolicy_jwt on;
         apipolicy_jwt_secret 0123456789abcdef0123456789abcdef;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
@@ -36,13 +44,23 @@ GET /api
 
 
 
-=== TEST 2: after a reload the count goes on
+=== TEST 2: a request through the rate limit, counted under its zone and tier
+--- request
+GET /api
+--- more_headers
+Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIiwiZXhwIjo0MTAyNDQ0ODAwfQ.VlWxZRhYfRBSZT_-DBcxf1yDOuAvsaqFuM30CKXMyU8
+--- error_code: 200
+
+
+
+=== TEST 3: after a reload the counts go on, the rate limit series found again by name; a new tier starts at 0
 --- http_config
-    # a change, so that nginx reloads
-    map $uri $unused_reload_marker { default 1; }
+    apipolicy_ratelimit_zone api:1m;
+    apipolicy_ratelimit_tier pro rate=1000r/m;
+    apipolicy_ratelimit_tier default rate=100r/m;
 --- request
 GET /status
 --- error_code: 200
---- response_body_like: "requests":1,.*"TOKEN_MISSING":1,
+--- response_body_like: "requests":2,.*"ratelimit":\{"requests":\{"api":\{"pro":\{"passed":0,"rejected":0,"dry_run":0\},"default":\{"passed":1,.*"TOKEN_MISSING":1,
 --- no_error_log
 [emerg]

@@ -27,6 +27,25 @@ our $KEY = "metrics-" . time . "-" . $$;
 
 my $PROMTOOL = $ENV{PROMTOOL} || 'promtool';
 
+# the JSON access log recipe, as conf-examples/access-log-json.conf has it
+{
+    open my $fh, '<', 'conf-examples/access-log-json.conf' or die $!;
+    my $conf = do { local $/; <$fh> };
+    ($ENV{TEST_NGINX_JSON_LOG}) = $conf =~ /^\s*(log_format apipolicy_json escape=json.*?;)\s*$/ms
+        or die "no log_format apipolicy_json in conf-examples/access-log-json.conf";
+}
+
+# every line of the access log is a JSON object with apipolicy's fields
+sub json_log_lines {
+    my $log = shift;
+    my @o;
+    for my $line (grep { /\S/ } split /\n/, $log) {
+        my $o = eval { JSON::PP->new->decode($line) };
+        push @o, $o // { invalid => $line };
+    }
+    return @o;
+}
+
 master_on();
 workers(2);
 no_shuffle();
@@ -144,6 +163,27 @@ sub check_scrape {
 add_response_body_check(sub {
     my ($block, $body, $req_idx, $repeated_req_idx, $dry_run) = @_;
 
+    if (!$dry_run && $block->name =~ /JSON access log/ && $req_idx == 2) {
+        select(undef, undef, undef, 0.2);    # the LOG phase of the last one
+        my $log = do {
+            local $/;
+            open my $fh, '<', server_root() . '/logs/json.log' or die $!;
+            <$fh>;
+        };
+        my @o = json_log_lines($log);
+        is(scalar @o, 3, 'one JSON object per request');
+        is_deeply([ map { $_->{invalid} // 'ok' } @o ], [ 'ok', 'ok', 'ok' ],
+                  'every line is valid JSON');
+        is($o[0]{sub}, 'alice', 'the verified subject');
+        is($o[0]{ratelimit}, 'PASSED', 'the rate limit decision');
+        is($o[0]{version}, 'deprecated', 'the version state');
+        is($o[0]{status}, 200, 'status is a number');
+        is($o[1]{reject_reason}, 'TOKEN_MALFORMED', 'a refusal\'s code');
+        is($o[1]{sub}, '', 'no subject without a valid token');
+        is($o[2]{reject_reason}, 'RATE_LIMITED', 'the rate limit refusal');
+        unlike($log, qr/\Q$main::TOKEN\E/, 'the token is never logged');
+    }
+
     return if $dry_run || !defined $body || $block->name !~ /real scrape/;
 
     my $requests = $block->request;
@@ -228,3 +268,27 @@ __DATA__
   . 'apipolicy_redis_workers\{state="down"\} 1\n') x 6,
  '"redis":\{"address":"127.0.0.1:1","up":false,"workers":\{"up":0,"down":1,"unused":1\},'
  . '"errors":\{"connection":[1-9]']
+
+
+
+=== TEST 3: the JSON access log recipe of conf-examples/access-log-json.conf: valid JSON with apipolicy's decisions
+--- http_config
+    $TEST_NGINX_JSON_LOG
+    apipolicy_ratelimit_zone api:1m;
+    apipolicy_ratelimit_tier default rate=1r/m;
+--- config
+    location /api {
+        access_log logs/json.log apipolicy_json;
+        apipolicy_jwt optional;
+        apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
+        apipolicy_version deprecated=@1700000000;
+        apipolicy_ratelimit zone=api key=$binary_remote_addr;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend { return 200 "ok\n"; }
+--- request eval
+["GET /api", "GET /api", "GET /api"]
+--- more_headers eval
+["Authorization: Bearer $main::TOKEN\r\n", "Authorization: Bearer x.y.z\r\n", ""]
+--- error_code eval
+[200, 401, 429]
