@@ -20,10 +20,10 @@
  *            decoded and checked (alg allowlist, typ, crit), and the
  *            claims are still parsed and checked (exp/nbf/iat with
  *            leeway, iss, aud, apipolicy_jwt_require) on every request.
- *   bounds   an rbtree for lookups and a queue for LRU order: a hit
- *            moves the entry to the front; a store first frees one or
- *            two expired entries from the back and, when the zone is
- *            full, the oldest entry (as limit_req does).
+ *   bounds   a keyed LRU zone (ngx_http_apipolicy_shm.c): a hit moves
+ *            the entry to the front; a store first frees one or two
+ *            expired entries from the back and, when the zone is full,
+ *            the oldest entries until the new one fits.
  *   reload   the zone is kept when its name and size do not change; the
  *            root carries a magic number checked on adoption.
  */
@@ -43,44 +43,25 @@
 #include <openssl/x509.h>
 
 
-#define NGX_HTTP_APIPOLICY_JWT_CACHE_MAGIC    0x61706a7763303031  /* apjwc001 */
+#define NGX_HTTP_APIPOLICY_JWT_CACHE_MAGIC    0x61706a7763303032  /* apjwc002 */
 #define NGX_HTTP_APIPOLICY_JWT_CACHE_MAX_TTL  3600
 
 
-/* a node holds nothing but the head: the key and its expiry */
-typedef ngx_http_apipolicy_hnode_t  ngx_http_apipolicy_jwt_cache_node_t;
-
-
 typedef struct {
-    uint64_t                           magic;
-    ngx_rbtree_t                       rbtree;
-    ngx_rbtree_node_t                  sentinel;
-    ngx_queue_t                        queue;     /* most recent first */
-    ngx_uint_t                         entries;
+    ngx_http_apipolicy_shm_sh_t        lru;
     ngx_uint_t                         hits;
     ngx_uint_t                         misses;
-    ngx_uint_t                         evicted;   /* before their expiry */
 } ngx_http_apipolicy_jwt_cache_sh_t;
 
 
 typedef struct {
-    ngx_http_apipolicy_jwt_cache_sh_t *sh;
-    ngx_slab_pool_t                   *shpool;
+    ngx_http_apipolicy_shm_t           shm;       /* first: the zone's data */
     time_t                             max_ttl;
 } ngx_http_apipolicy_jwt_cache_ctx_t;
 
 
-static ngx_int_t ngx_http_apipolicy_jwt_cache_init_zone(
-    ngx_shm_zone_t *shm_zone, void *data);
-static void ngx_http_apipolicy_jwt_cache_delete(
-    ngx_http_apipolicy_jwt_cache_ctx_t *ctx,
-    ngx_http_apipolicy_jwt_cache_node_t *cn);
-static void ngx_http_apipolicy_jwt_cache_expire(
-    ngx_http_apipolicy_jwt_cache_ctx_t *ctx, ngx_uint_t force);
-
-
-#define ngx_http_apipolicy_jwt_cache_rbnode  ngx_http_apipolicy_hnode_rbnode
-#define ngx_http_apipolicy_jwt_cache_cnode   ngx_http_apipolicy_hnode
+#define ngx_http_apipolicy_jwt_cache_sh(ctx)                                 \
+    ((ngx_http_apipolicy_jwt_cache_sh_t *) (ctx)->shm.sh)
 
 
 /* ---- request time ---------------------------------------------------- */
@@ -176,33 +157,23 @@ ngx_int_t
 ngx_http_apipolicy_jwt_cache_lookup(ngx_http_request_t *r,
     ngx_shm_zone_t *shm_zone, u_char *key)
 {
-    ngx_int_t                             rc;
-    ngx_http_apipolicy_jwt_cache_ctx_t   *ctx;
-    ngx_http_apipolicy_jwt_cache_node_t  *cn;
+    ngx_int_t                            rc;
+    ngx_http_apipolicy_jwt_cache_ctx_t  *ctx;
 
     ctx = shm_zone->data;
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
+    ngx_shmtx_lock(&ctx->shm.shpool->mutex);
 
-    cn = ngx_http_apipolicy_hnode_find(&ctx->sh->rbtree, key);
-
-    if (cn && (time_t) cn->expires <= ngx_time()) {
-        ngx_http_apipolicy_jwt_cache_delete(ctx, cn);
-        cn = NULL;
-    }
-
-    if (cn) {
-        ngx_queue_remove(&cn->queue);
-        ngx_queue_insert_head(&ctx->sh->queue, &cn->queue);
-        ctx->sh->hits++;
+    if (ngx_http_apipolicy_shm_find(&ctx->shm, key)) {
+        ngx_http_apipolicy_jwt_cache_sh(ctx)->hits++;
         rc = NGX_OK;
 
     } else {
-        ctx->sh->misses++;
+        ngx_http_apipolicy_jwt_cache_sh(ctx)->misses++;
         rc = NGX_DECLINED;
     }
 
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    ngx_shmtx_unlock(&ctx->shm.shpool->mutex);
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "apipolicy jwt cache: %s", rc == NGX_OK ? "hit" : "miss");
@@ -215,11 +186,9 @@ void
 ngx_http_apipolicy_jwt_cache_store(ngx_http_request_t *r,
     ngx_shm_zone_t *shm_zone, u_char *key, time_t exp)
 {
-    size_t                                size;
-    time_t                                now, expires;
-    ngx_rbtree_node_t                    *node;
-    ngx_http_apipolicy_jwt_cache_ctx_t   *ctx;
-    ngx_http_apipolicy_jwt_cache_node_t  *cn;
+    time_t                               now, expires;
+    ngx_http_apipolicy_hnode_t          *hn;
+    ngx_http_apipolicy_jwt_cache_ctx_t  *ctx;
 
     ctx = shm_zone->data;
     now = ngx_time();
@@ -234,107 +203,34 @@ ngx_http_apipolicy_jwt_cache_store(ngx_http_request_t *r,
         return;                 /* accepted within the leeway only */
     }
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
+    ngx_shmtx_lock(&ctx->shm.shpool->mutex);
 
-    cn = ngx_http_apipolicy_hnode_find(&ctx->sh->rbtree, key);
+    hn = ngx_http_apipolicy_shm_find(&ctx->shm, key);
 
-    if (cn) {
+    if (hn) {
         /* another worker stored it meanwhile */
-        cn->expires = (uint32_t) expires;
-        ngx_queue_remove(&cn->queue);
-        ngx_queue_insert_head(&ctx->sh->queue, &cn->queue);
-        goto done;
+        hn->expires = (uint32_t) expires;
+        ngx_shmtx_unlock(&ctx->shm.shpool->mutex);
+        return;
     }
 
-    ngx_http_apipolicy_jwt_cache_expire(ctx, 0);
+    ngx_http_apipolicy_shm_expire(&ctx->shm, 2);
 
-    size = offsetof(ngx_rbtree_node_t, color)
-           + sizeof(ngx_http_apipolicy_jwt_cache_node_t);
+    hn = ngx_http_apipolicy_shm_insert(&ctx->shm, key,
+                                       sizeof(ngx_http_apipolicy_hnode_t),
+                                       expires);
 
-    node = ngx_slab_alloc_locked(ctx->shpool, size);
+    ngx_shmtx_unlock(&ctx->shm.shpool->mutex);
 
-    if (node == NULL) {
-        ngx_http_apipolicy_jwt_cache_expire(ctx, 1);
-
-        node = ngx_slab_alloc_locked(ctx->shpool, size);
-        if (node == NULL) {
-            ngx_shmtx_unlock(&ctx->shpool->mutex);
-            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                          "apipolicy jwt cache: could not allocate an entry "
-                          "in zone \"%V\"", &shm_zone->shm.name);
-            return;
-        }
+    if (hn == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "apipolicy jwt cache: could not allocate an entry "
+                      "in zone \"%V\"", &shm_zone->shm.name);
+        return;
     }
-
-    cn = ngx_http_apipolicy_jwt_cache_cnode(node);
-
-    ngx_memcpy(&node->key, key, sizeof(ngx_rbtree_key_t));
-    ngx_memcpy(cn->key, key, NGX_HTTP_APIPOLICY_JWT_CACHE_ID_LEN);
-    cn->expires = (uint32_t) expires;
-
-    ngx_rbtree_insert(&ctx->sh->rbtree, node);
-    ngx_queue_insert_head(&ctx->sh->queue, &cn->queue);
-    ctx->sh->entries++;
-
-done:
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "apipolicy jwt cache: stored for %T s", expires - now);
-}
-
-
-static void
-ngx_http_apipolicy_jwt_cache_delete(ngx_http_apipolicy_jwt_cache_ctx_t *ctx,
-    ngx_http_apipolicy_jwt_cache_node_t *cn)
-{
-    ngx_rbtree_node_t  *node;
-
-    node = ngx_http_apipolicy_jwt_cache_rbnode(cn);
-
-    ngx_queue_remove(&cn->queue);
-    ngx_rbtree_delete(&ctx->sh->rbtree, node);
-    ngx_slab_free_locked(ctx->shpool, node);
-
-    ctx->sh->entries--;
-}
-
-
-/*
- * force == 0: free one or two expired entries from the back of the queue;
- * force == 1: free the oldest entry whatever its expiry, then as above.
- */
-
-static void
-ngx_http_apipolicy_jwt_cache_expire(ngx_http_apipolicy_jwt_cache_ctx_t *ctx,
-    ngx_uint_t force)
-{
-    time_t                                now;
-    ngx_uint_t                            n;
-    ngx_queue_t                          *q;
-    ngx_http_apipolicy_jwt_cache_node_t  *cn;
-
-    now = ngx_time();
-
-    for (n = 0; n < 3; n++) {
-
-        if (ngx_queue_empty(&ctx->sh->queue)) {
-            return;
-        }
-
-        q = ngx_queue_last(&ctx->sh->queue);
-        cn = ngx_queue_data(q, ngx_http_apipolicy_jwt_cache_node_t, queue);
-
-        if (n == 0 && force) {
-            ctx->sh->evicted++;
-
-        } else if ((time_t) cn->expires > now) {
-            return;
-        }
-
-        ngx_http_apipolicy_jwt_cache_delete(ctx, cn);
-    }
 }
 
 
@@ -504,10 +400,11 @@ ngx_http_apipolicy_key_zone_add(ngx_conf_t *cf, ngx_str_t *name,
     }
 
     ctx->max_ttl = max_ttl;
+    ctx->shm.directive = "apipolicy_jwt_cache";
+    ctx->shm.magic = NGX_HTTP_APIPOLICY_JWT_CACHE_MAGIC;
+    ctx->shm.root = sizeof(ngx_http_apipolicy_jwt_cache_sh_t);
 
-    return ngx_http_apipolicy_conf_shm_add(cf, name, size,
-                                        ngx_http_apipolicy_jwt_cache_init_zone,
-                                        ctx);
+    return ngx_http_apipolicy_shm_add(cf, name, size, &ctx->shm);
 }
 
 
@@ -590,32 +487,3 @@ ngx_http_apipolicy_jwt_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     return NGX_CONF_OK;
 }
 
-
-static ngx_int_t
-ngx_http_apipolicy_jwt_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
-{
-    ngx_int_t                            rc;
-    ngx_http_apipolicy_jwt_cache_sh_t   *sh;
-    ngx_http_apipolicy_jwt_cache_ctx_t  *ctx;
-
-    ctx = shm_zone->data;
-
-    rc = ngx_http_apipolicy_shm_root(shm_zone, data, "apipolicy_jwt_cache",
-                                     NGX_HTTP_APIPOLICY_JWT_CACHE_MAGIC,
-                                     sizeof(ngx_http_apipolicy_jwt_cache_sh_t),
-                                     (void **) &sh);
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    ctx->sh = sh;
-    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (rc == NGX_DECLINED) {
-        ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
-                        ngx_http_apipolicy_hnode_insert_value);
-        ngx_queue_init(&sh->queue);
-    }
-
-    return NGX_OK;
-}

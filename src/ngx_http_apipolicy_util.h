@@ -9,6 +9,7 @@
 
 
 #include "ngx_http_apipolicy.h"
+#include "ngx_http_apipolicy_shm.h"
 
 
 typedef struct {
@@ -47,38 +48,6 @@ void ngx_http_apipolicy_resume(ngx_http_request_t *r);
 /* a shared-memory zone of ours; a name already taken is refused */
 ngx_shm_zone_t *ngx_http_apipolicy_conf_shm_add(ngx_conf_t *cf,
     ngx_str_t *name, size_t size, ngx_shm_zone_init_pt init, void *data);
-
-/*
- * The root of a zone of ours (a struct that starts with uint64_t magic):
- * NGX_OK with *root when the zone was kept across a reload, NGX_DECLINED
- * with a new zeroed root of "size" bytes for a new zone, NGX_ERROR (said)
- * when the zone holds another kind of data.
- */
-ngx_int_t ngx_http_apipolicy_shm_root(ngx_shm_zone_t *shm_zone, void *data,
-    const char *directive, uint64_t magic, size_t size, void **root);
-
-/*
- * Nodes of a tree keyed by a SHA-256 (verified tokens, webhook ids,
- * idempotency keys) begin, from ngx_rbtree_node_t's color on, with this
- * head; node->key holds the first bytes of the hash.
- */
-typedef struct {
-    u_char                             color;
-    u_char                             data[3];   /* the area's */
-    uint32_t                           expires;   /* ngx_time() based */
-    ngx_queue_t                        queue;     /* LRU */
-    u_char                             key[32];
-} ngx_http_apipolicy_hnode_t;
-
-#define ngx_http_apipolicy_hnode(node)                                       \
-    ((ngx_http_apipolicy_hnode_t *) &(node)->color)
-#define ngx_http_apipolicy_hnode_rbnode(hn)                                  \
-    ((ngx_rbtree_node_t *) ((u_char *) (hn)                                  \
-                            - offsetof(ngx_rbtree_node_t, color)))
-
-void *ngx_http_apipolicy_hnode_find(ngx_rbtree_t *tree, u_char *key);
-void ngx_http_apipolicy_hnode_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 
 /* "elt" (a pointer) appended to *list, made on first use */
 ngx_int_t ngx_http_apipolicy_conf_list_add(ngx_conf_t *cf, ngx_array_t **list,

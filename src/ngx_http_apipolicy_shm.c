@@ -1,0 +1,349 @@
+
+/*
+ * Copyright (C) apipolicy authors
+ *
+ * Shared-memory zones of apipolicy: the root kept across reloads, and the
+ * keyed LRU zone that the verified-token cache, webhook replay ids and
+ * idempotency keys are made of.
+ *
+ *   tree     entries keyed by a SHA-256, an rbtree on its first bytes
+ *   LRU      a queue, most recently used first; find() moves a hit to
+ *            the front
+ *   expiry   each entry has one; find() frees an expired entry, expire()
+ *            frees expired entries from the back
+ *   room     alloc() frees entries from the back until the allocation
+ *            fits: as many as needed (a response of 40 KB needs whole
+ *            pages, which one small entry never frees), oldest first,
+ *            never a pinned entry before its expiry; NULL only when no
+ *            room can be made
+ */
+
+
+#include "ngx_http_apipolicy.h"
+#include "ngx_http_apipolicy_shm.h"
+#include "ngx_http_apipolicy_util.h"
+
+
+static ngx_int_t ngx_http_apipolicy_shm_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+
+
+ngx_int_t
+ngx_http_apipolicy_shm_root(ngx_shm_zone_t *shm_zone, void *data,
+    const char *directive, uint64_t magic, size_t size, void **root)
+{
+    size_t            len;
+    uint64_t         *sh;
+    ngx_slab_pool_t  *shpool;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (data || shm_zone->shm.exists) {
+
+        /*
+         * kept across a reload (same name and size): the root is read
+         * from the zone itself, not from the old cycle's configuration,
+         * whose layout may come from an older build of the module
+         */
+
+        sh = shpool->data;
+
+        if (sh == NULL || *sh != magic) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "%s: the zone \"%V\" holds data of another kind "
+                          "or layout; rename the zone or change its size",
+                          directive, &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
+        *root = sh;
+
+        return NGX_OK;
+    }
+
+    sh = ngx_slab_calloc(shpool, size);
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = sizeof(" in  zone \"\"") + ngx_strlen(directive)
+          + shm_zone->shm.name.len;
+
+    shpool->log_ctx = ngx_slab_alloc(shpool, len);
+    if (shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(shpool->log_ctx, " in %s zone \"%V\"%Z", directive,
+                &shm_zone->shm.name);
+
+    shpool->log_nomem = 0;
+
+    *sh = magic;
+    shpool->data = sh;
+    *root = sh;
+
+    return NGX_DECLINED;
+}
+
+
+void *
+ngx_http_apipolicy_hnode_find(ngx_rbtree_t *tree, u_char *key)
+{
+    ngx_int_t                    rc;
+    ngx_rbtree_key_t             k;
+    ngx_rbtree_node_t           *node, *sentinel;
+    ngx_http_apipolicy_hnode_t  *hn;
+
+    ngx_memcpy(&k, key, sizeof(ngx_rbtree_key_t));
+
+    node = tree->root;
+    sentinel = tree->sentinel;
+
+    while (node != sentinel) {
+
+        if (k < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (k > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        hn = ngx_http_apipolicy_hnode(node);
+        rc = ngx_memcmp(key, hn->key, 32);
+
+        if (rc == 0) {
+            return hn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+void
+ngx_http_apipolicy_hnode_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t  **p;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            p = (ngx_memcmp(ngx_http_apipolicy_hnode(node)->key,
+                            ngx_http_apipolicy_hnode(temp)->key, 32)
+                 < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+ngx_shm_zone_t *
+ngx_http_apipolicy_shm_add(ngx_conf_t *cf, ngx_str_t *name, size_t size,
+    ngx_http_apipolicy_shm_t *shm)
+{
+    shm->name = *name;
+
+    return ngx_http_apipolicy_conf_shm_add(cf, name, size,
+                                           ngx_http_apipolicy_shm_init_zone,
+                                           shm);
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_int_t                     rc;
+    ngx_http_apipolicy_shm_t     *shm;
+    ngx_http_apipolicy_shm_sh_t  *sh;
+
+    shm = shm_zone->data;
+
+    rc = ngx_http_apipolicy_shm_root(shm_zone, data, shm->directive,
+                                     shm->magic,
+                                     ngx_max(shm->root,
+                                         sizeof(ngx_http_apipolicy_shm_sh_t)),
+                                     (void **) &sh);
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    shm->sh = sh;
+    shm->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (rc == NGX_DECLINED) {
+        ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
+                        ngx_http_apipolicy_hnode_insert_value);
+        ngx_queue_init(&sh->queue);
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_http_apipolicy_hnode_t *
+ngx_http_apipolicy_shm_find(ngx_http_apipolicy_shm_t *shm, u_char *key)
+{
+    ngx_http_apipolicy_hnode_t  *hn;
+
+    hn = ngx_http_apipolicy_hnode_find(&shm->sh->rbtree, key);
+
+    if (hn == NULL) {
+        return NULL;
+    }
+
+    if ((time_t) hn->expires <= ngx_time()) {
+        ngx_http_apipolicy_shm_delete(shm, hn);
+        return NULL;
+    }
+
+    ngx_queue_remove(&hn->queue);
+    ngx_queue_insert_head(&shm->sh->queue, &hn->queue);
+
+    return hn;
+}
+
+
+void *
+ngx_http_apipolicy_shm_alloc(ngx_http_apipolicy_shm_t *shm, size_t size)
+{
+    void                        *p;
+    time_t                       now;
+    ngx_queue_t                 *q, *prev;
+    ngx_http_apipolicy_hnode_t  *hn;
+
+    p = ngx_slab_alloc_locked(shm->shpool, size);
+
+    if (p) {
+        return p;
+    }
+
+    /* from the back: as many entries as the allocation needs */
+
+    now = ngx_time();
+
+    for (q = ngx_queue_last(&shm->sh->queue);
+         q != ngx_queue_sentinel(&shm->sh->queue);
+         q = prev)
+    {
+        prev = ngx_queue_prev(q);
+        hn = ngx_queue_data(q, ngx_http_apipolicy_hnode_t, queue);
+
+        if ((time_t) hn->expires > now) {
+
+            if (hn->pinned) {
+                continue;
+            }
+
+            shm->sh->evicted++;
+        }
+
+        ngx_http_apipolicy_shm_delete(shm, hn);
+
+        p = ngx_slab_alloc_locked(shm->shpool, size);
+
+        if (p) {
+            return p;
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_http_apipolicy_hnode_t *
+ngx_http_apipolicy_shm_insert(ngx_http_apipolicy_shm_t *shm, u_char *key,
+    size_t size, time_t expires)
+{
+    ngx_rbtree_node_t           *node;
+    ngx_http_apipolicy_hnode_t  *hn;
+
+    size += offsetof(ngx_rbtree_node_t, color);
+
+    node = ngx_http_apipolicy_shm_alloc(shm, size);
+
+    if (node == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(node, size);
+
+    hn = ngx_http_apipolicy_hnode(node);
+
+    ngx_memcpy(&node->key, key, sizeof(ngx_rbtree_key_t));
+    ngx_memcpy(hn->key, key, 32);
+    hn->expires = (uint32_t) expires;
+
+    ngx_rbtree_insert(&shm->sh->rbtree, node);
+    ngx_queue_insert_head(&shm->sh->queue, &hn->queue);
+    shm->sh->entries++;
+
+    return hn;
+}
+
+
+void
+ngx_http_apipolicy_shm_delete(ngx_http_apipolicy_shm_t *shm,
+    ngx_http_apipolicy_hnode_t *hn)
+{
+    ngx_rbtree_node_t  *node;
+
+    if (shm->free) {
+        shm->free(shm, hn);
+    }
+
+    node = ngx_http_apipolicy_hnode_rbnode(hn);
+
+    ngx_queue_remove(&hn->queue);
+    ngx_rbtree_delete(&shm->sh->rbtree, node);
+    ngx_slab_free_locked(shm->shpool, node);
+
+    shm->sh->entries--;
+}
+
+
+void
+ngx_http_apipolicy_shm_expire(ngx_http_apipolicy_shm_t *shm, ngx_uint_t n)
+{
+    time_t                       now;
+    ngx_queue_t                 *q;
+    ngx_http_apipolicy_hnode_t  *hn;
+
+    now = ngx_time();
+
+    while (n-- && !ngx_queue_empty(&shm->sh->queue)) {
+
+        q = ngx_queue_last(&shm->sh->queue);
+        hn = ngx_queue_data(q, ngx_http_apipolicy_hnode_t, queue);
+
+        if ((time_t) hn->expires > now) {
+            return;
+        }
+
+        ngx_http_apipolicy_shm_delete(shm, hn);
+    }
+}

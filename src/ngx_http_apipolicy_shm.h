@@ -1,0 +1,116 @@
+
+/*
+ * Copyright (C) apipolicy authors
+ */
+
+
+#ifndef _NGX_HTTP_APIPOLICY_SHM_H_INCLUDED_
+#define _NGX_HTTP_APIPOLICY_SHM_H_INCLUDED_
+
+
+#include "ngx_http_apipolicy.h"
+
+
+/*
+ * The root of a zone of ours (a struct that starts with uint64_t magic):
+ * NGX_OK with *root when the zone was kept across a reload, NGX_DECLINED
+ * with a new zeroed root of "size" bytes for a new zone, NGX_ERROR (said)
+ * when the zone holds another kind of data.
+ */
+ngx_int_t ngx_http_apipolicy_shm_root(ngx_shm_zone_t *shm_zone, void *data,
+    const char *directive, uint64_t magic, size_t size, void **root);
+
+
+/*
+ * Nodes of a tree keyed by a SHA-256 (verified tokens, webhook ids,
+ * idempotency keys) begin, from ngx_rbtree_node_t's color on, with this
+ * head; node->key holds the first bytes of the hash.  A pinned entry is
+ * never evicted before its expiry (an idempotency key in flight).
+ */
+typedef struct {
+    u_char                             color;
+    u_char                             pinned;
+    u_char                             data[2];   /* the area's */
+    uint32_t                           expires;   /* ngx_time() based */
+    ngx_queue_t                        queue;     /* LRU */
+    u_char                             key[32];
+} ngx_http_apipolicy_hnode_t;
+
+#define ngx_http_apipolicy_hnode(node)                                       \
+    ((ngx_http_apipolicy_hnode_t *) &(node)->color)
+#define ngx_http_apipolicy_hnode_rbnode(hn)                                  \
+    ((ngx_rbtree_node_t *) ((u_char *) (hn)                                  \
+                            - offsetof(ngx_rbtree_node_t, color)))
+
+void *ngx_http_apipolicy_hnode_find(ngx_rbtree_t *tree, u_char *key);
+void ngx_http_apipolicy_hnode_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+
+
+/*
+ * A keyed LRU zone: the verified-token cache, webhook replay ids and
+ * idempotency keys.  Its root begins with ngx_http_apipolicy_shm_sh_t;
+ * an area that keeps more per zone makes its root larger ("root").
+ */
+
+typedef struct {
+    uint64_t                           magic;
+    ngx_rbtree_t                       rbtree;
+    ngx_rbtree_node_t                  sentinel;
+    ngx_queue_t                        queue;     /* most recent first */
+    ngx_uint_t                         entries;
+    ngx_uint_t                         evicted;   /* before their expiry */
+    ngx_uint_t                         full;      /* no room could be made */
+} ngx_http_apipolicy_shm_sh_t;
+
+
+typedef struct ngx_http_apipolicy_shm_s  ngx_http_apipolicy_shm_t;
+
+/* frees what an entry holds besides its node (under the zone's lock) */
+typedef void (*ngx_http_apipolicy_shm_free_pt)(ngx_http_apipolicy_shm_t *shm,
+    ngx_http_apipolicy_hnode_t *hn);
+
+struct ngx_http_apipolicy_shm_s {
+    ngx_http_apipolicy_shm_sh_t       *sh;
+    ngx_slab_pool_t                   *shpool;
+    ngx_str_t                          name;
+    const char                        *directive;
+    uint64_t                           magic;
+    size_t                             root;      /* size of the root */
+    ngx_http_apipolicy_shm_free_pt     free;      /* NULL: the node only */
+};
+
+
+/*
+ * Configuration: the zone NAME:SIZE made with "shm" as its data (an area
+ * may embed the structure first in its own); NULL on error (said).
+ */
+ngx_shm_zone_t *ngx_http_apipolicy_shm_add(ngx_conf_t *cf, ngx_str_t *name,
+    size_t size, ngx_http_apipolicy_shm_t *shm);
+
+/*
+ * Run time, with shm->shpool->mutex held.
+ *
+ * find:   the live entry of "key", moved to the front of the LRU; an
+ *         expired one is freed and NULL answered.
+ * alloc:  "size" bytes of the zone; when it is full, entries are freed
+ *         from the back of the LRU (expired or not, never a pinned one
+ *         before its expiry) until the allocation succeeds; NULL when no
+ *         room can be made.
+ * insert: a new entry of "size" bytes (from the hnode head on, zeroed)
+ *         at the front, through alloc; NULL when no room can be made.
+ * expire: up to "n" expired entries freed from the back.
+ */
+ngx_http_apipolicy_hnode_t *ngx_http_apipolicy_shm_find(
+    ngx_http_apipolicy_shm_t *shm, u_char *key);
+void *ngx_http_apipolicy_shm_alloc(ngx_http_apipolicy_shm_t *shm,
+    size_t size);
+ngx_http_apipolicy_hnode_t *ngx_http_apipolicy_shm_insert(
+    ngx_http_apipolicy_shm_t *shm, u_char *key, size_t size, time_t expires);
+void ngx_http_apipolicy_shm_delete(ngx_http_apipolicy_shm_t *shm,
+    ngx_http_apipolicy_hnode_t *hn);
+void ngx_http_apipolicy_shm_expire(ngx_http_apipolicy_shm_t *shm,
+    ngx_uint_t n);
+
+
+#endif /* _NGX_HTTP_APIPOLICY_SHM_H_INCLUDED_ */
