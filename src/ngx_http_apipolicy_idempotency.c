@@ -29,7 +29,7 @@
  * With redis=on the gateways sharing one Redis share the keys: a key the
  * zone does not know is claimed there with one atomic command,
  *
- *   SET PREFIXidem:HEX "i" FP TOKEN NX PX 300000 GET
+ *   SET PREFIXidem:HEX "i" FP TOKEN NX PX LEASE GET
  *
  * whose answer is nil (ours: go on), an "i..." value (in flight at
  * another gateway: 409) or a "d..." value (done: 422 or a replay of the
@@ -56,13 +56,16 @@
 #include <openssl/sha.h>
 
 
-#define NGX_HTTP_APIPOLICY_IDEM_MAGIC     0x617069646d303032  /* apidm002 */
+#define NGX_HTTP_APIPOLICY_IDEM_MAGIC     0x617069646d303033  /* apidm003 */
 #define NGX_HTTP_APIPOLICY_IDEM_KEY_MAX   255
-#define NGX_HTTP_APIPOLICY_IDEM_LEASE     300     /* s an entry may stay
-                                                     in flight */
+#define NGX_HTTP_APIPOLICY_IDEM_RAW_MAX   1024    /* the header, with
+                                                     parameters */
+#define NGX_HTTP_APIPOLICY_IDEM_LEASE     300     /* lease= default, s */
 
-#define NGX_HTTP_APIPOLICY_IDEM_INFLIGHT  1
-#define NGX_HTTP_APIPOLICY_IDEM_DONE      2
+/* entry states; INFLIGHT and LOCKED are pinned until their lease ends */
+#define NGX_HTTP_APIPOLICY_IDEM_INFLIGHT  1       /* the upstream runs */
+#define NGX_HTTP_APIPOLICY_IDEM_DONE      2       /* a response is kept */
+#define NGX_HTTP_APIPOLICY_IDEM_LOCKED    3       /* outcome unknown */
 
 /* decisions */
 #define NGX_HTTP_APIPOLICY_IDEM_PASS      1
@@ -81,8 +84,9 @@
 
 typedef struct {
     u_char                             color;
+    u_char                             pinned;    /* not DONE */
     u_char                             state;
-    u_char                             pad[2];
+    u_char                             pad;
     uint32_t                           expires;   /* ngx_time() based */
     ngx_queue_t                        queue;
     u_char                             key[32];
@@ -95,23 +99,14 @@ typedef struct {
 
 
 typedef struct {
-    uint64_t                           magic;
-    ngx_rbtree_t                       rbtree;
-    ngx_rbtree_node_t                  sentinel;
-    ngx_queue_t                        queue;
-} ngx_http_apipolicy_idem_sh_t;
-
-
-typedef struct {
-    ngx_str_t                          name;
+    ngx_http_apipolicy_shm_t           shm;       /* first: the zone's data */
     time_t                             ttl;
+    time_t                             lease;
     size_t                             max_body;
     ngx_flag_t                         redis;       /* redis=on */
     ngx_flag_t                         fail_closed; /* redis_fail=closed */
     u_char                            *file;        /* of the directive */
     ngx_uint_t                         line;
-    ngx_http_apipolicy_idem_sh_t      *sh;
-    ngx_slab_pool_t                   *shpool;
 } ngx_http_apipolicy_idem_zone_t;
 
 
@@ -142,12 +137,21 @@ struct ngx_http_apipolicy_idem_ctx_s {
     unsigned                           owner:1;   /* our in-flight entry */
     unsigned                           stored:1;
     unsigned                           redis_owner:1; /* our Redis claim */
-    unsigned                           unavailable:1; /* 503: no Redis */
+    unsigned                           no_cookies:1;  /* no scope= */
+    unsigned                           reached:1;     /* the request went
+                                                         to an upstream */
+
+    ngx_uint_t                         retry;     /* Retry-After on a 409,
+                                                     503 */
+    const char                        *unknown;   /* why the outcome is */
 
     ngx_http_request_t                *request;
     ngx_http_apipolicy_idem_op_t      *op;        /* waiting for Redis */
     void                              *node;      /* our entry, a hint */
     u_char                             claim[NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN];
+
+    ngx_http_handler_pt                content;   /* the location's */
+    ngx_event_t                        lease;     /* extends our lease */
 
     /* the response being captured */
     ngx_uint_t                         rstatus;
@@ -170,21 +174,28 @@ static ngx_int_t ngx_http_apipolicy_idem_replay(ngx_http_request_t *r,
 static ngx_int_t ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
     ngx_http_apipolicy_idem_conf_t *icf, ngx_http_apipolicy_ctx_t *ctx,
     ngx_str_t *detail);
+static ngx_int_t ngx_http_apipolicy_idem_sf_string(ngx_str_t *value,
+    u_char *buf);
+static u_char *ngx_http_apipolicy_idem_sf_bare(u_char *p, u_char *last);
 static ngx_int_t ngx_http_apipolicy_idem_feed(void *data, u_char *p,
     size_t len);
 static void ngx_http_apipolicy_idem_release(
     ngx_http_apipolicy_idem_ctx_t *ictx);
 static void ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx);
+static void ngx_http_apipolicy_idem_lock(ngx_http_apipolicy_idem_ctx_t *ictx);
+static void ngx_http_apipolicy_idem_lease_start(
+    ngx_http_apipolicy_idem_ctx_t *ictx);
+static void ngx_http_apipolicy_idem_lease_stop(
+    ngx_http_apipolicy_idem_ctx_t *ictx);
+static void ngx_http_apipolicy_idem_lease_renew(ngx_event_t *ev);
+static ngx_uint_t ngx_http_apipolicy_idem_reached(ngx_http_request_t *r);
+static ngx_int_t ngx_http_apipolicy_idem_content(ngx_http_request_t *r);
 static void ngx_http_apipolicy_idem_cleanup(void *data);
 static ngx_int_t ngx_http_apipolicy_idem_hop(ngx_str_t *name);
 static ngx_http_apipolicy_idem_node_t *ngx_http_apipolicy_idem_mine(
     ngx_http_apipolicy_idem_zone_t *zone, ngx_http_apipolicy_idem_ctx_t *ictx);
-static void ngx_http_apipolicy_idem_delete(
-    ngx_http_apipolicy_idem_zone_t *zone, ngx_http_apipolicy_idem_node_t *in);
-static void ngx_http_apipolicy_idem_expire(
-    ngx_http_apipolicy_idem_zone_t *zone, ngx_uint_t force);
-static ngx_int_t ngx_http_apipolicy_idem_init_zone(ngx_shm_zone_t *shm_zone,
-    void *data);
+static void ngx_http_apipolicy_idem_free(ngx_http_apipolicy_shm_t *shm,
+    ngx_http_apipolicy_hnode_t *hn);
 
 static ngx_int_t ngx_http_apipolicy_idem_redis_claim(ngx_http_request_t *r,
     ngx_http_apipolicy_idem_ctx_t *ictx);
@@ -195,6 +206,8 @@ static ngx_int_t ngx_http_apipolicy_idem_redis_failed(ngx_http_request_t *r,
     ngx_uint_t foreign);
 static void ngx_http_apipolicy_idem_redis_update(
     ngx_http_apipolicy_idem_ctx_t *ictx, ngx_uint_t commit);
+static void ngx_http_apipolicy_idem_redis_extend(
+    ngx_http_apipolicy_idem_ctx_t *ictx);
 static ngx_int_t ngx_http_apipolicy_idem_op(ngx_str_t *argv, ngx_uint_t argc,
     ngx_str_t *key, ngx_http_apipolicy_idem_ctx_t *ictx);
 static void ngx_http_apipolicy_idem_redis_done(void *data,
@@ -241,17 +254,11 @@ static ngx_str_t  ngx_http_apipolicy_idem_header =
 static ngx_str_t  ngx_http_apipolicy_idem_replayed =
     ngx_string("Idempotent-Replayed");
 static ngx_str_t  ngx_http_apipolicy_idem_retry = ngx_string("Retry-After");
-static ngx_str_t  ngx_http_apipolicy_idem_one = ngx_string("1");
 
-
-#define ngx_http_apipolicy_idem_rbnode  ngx_http_apipolicy_hnode_rbnode
-
-#define ngx_http_apipolicy_idem_node(node)                                   \
-    ((ngx_http_apipolicy_idem_node_t *) &(node)->color)
 
 #define ngx_http_apipolicy_idem_find(zone, key)                              \
     ((ngx_http_apipolicy_idem_node_t *)                                      \
-         ngx_http_apipolicy_hnode_find(&(zone)->sh->rbtree, key))
+         ngx_http_apipolicy_hnode_find(&(zone)->shm.sh->rbtree, key))
 
 
 /* ---- request time ---------------------------------------------------- */
@@ -283,6 +290,11 @@ ngx_http_apipolicy_idempotency_handler(ngx_http_request_t *r,
             return ngx_http_apipolicy_idem_replay(r, ictx);
         }
 
+        if (ictx->owner && ictx->content == NULL && r->content_handler) {
+            ictx->content = r->content_handler;
+            r->content_handler = ngx_http_apipolicy_idem_content;
+        }
+
         return ictx->status;
     }
 
@@ -293,6 +305,7 @@ ngx_http_apipolicy_idempotency_handler(ngx_http_request_t *r,
 
     ctx->idem = ictx;
     ictx->zone = icf->zone;
+    ictx->no_cookies = (icf->scope == NULL);
 
     ngx_str_null(&detail);
 
@@ -358,7 +371,8 @@ ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
     ngx_http_apipolicy_idem_conf_t *icf, ngx_http_apipolicy_ctx_t *ctx,
     ngx_str_t *detail)
 {
-    u_char           *p;
+    u_char           *p, buf[NGX_HTTP_APIPOLICY_IDEM_KEY_MAX];
+    ngx_int_t         rc;
     ngx_str_t         key, scope;
     ngx_uint_t        count;
     SHA256_CTX        sha;
@@ -384,13 +398,30 @@ ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
         goto invalid;
     }
 
-    /* a structured-field string ("..."), or a bare token as most send */
+    /*
+     * an RFC 8941 sf-string ("...", with \" and \\ escapes, parameters
+     * after it ignored), or a bare token as most clients send
+     */
 
     key = h->value;
 
-    if (key.len >= 2 && key.data[0] == '"' && key.data[key.len - 1] == '"') {
-        key.data++;
-        key.len -= 2;
+    if (key.len > NGX_HTTP_APIPOLICY_IDEM_RAW_MAX) {
+        ngx_str_set(detail, "the Idempotency-Key is empty or longer than "
+                            "255 characters");
+        goto invalid;
+    }
+
+    if (key.len && key.data[0] == '"') {
+        rc = ngx_http_apipolicy_idem_sf_string(&key, buf);
+
+        if (rc == NGX_ERROR) {
+            ngx_str_set(detail, "the Idempotency-Key is not a valid "
+                                "structured-field string");
+            goto invalid;
+        }
+
+        key.data = buf;
+        key.len = (size_t) rc;
     }
 
     if (key.len == 0 || key.len > NGX_HTTP_APIPOLICY_IDEM_KEY_MAX) {
@@ -399,7 +430,7 @@ ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
         goto invalid;
     }
 
-    for (p = key.data; p < key.data + key.len; p++) {
+    for (p = key.data; key.data != buf && p < key.data + key.len; p++) {
         if (*p < 0x21 || *p > 0x7e || *p == '"' || *p == '\\') {
             ngx_str_set(detail, "the Idempotency-Key holds characters other "
                                 "than printable ASCII");
@@ -430,6 +461,159 @@ invalid:
 }
 
 
+/*
+ * An sf-string and its parameters (RFC 8941 3.3.3, 3.1.2): the string
+ * unescaped into buf (NGX_HTTP_APIPOLICY_IDEM_KEY_MAX bytes); its length,
+ * KEY_MAX + 1 when longer, or NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_idem_sf_string(ngx_str_t *value, u_char *buf)
+{
+    u_char      *p, *last, c;
+    ngx_uint_t   n;
+
+    p = value->data + 1;
+    last = value->data + value->len;
+
+    for (n = 0; /* void */ ; n++) {
+
+        if (p == last) {
+            return NGX_ERROR;               /* not closed */
+        }
+
+        c = *p++;
+
+        if (c == '"') {
+            break;
+        }
+
+        if (c == '\\') {
+            if (p == last || (*p != '"' && *p != '\\')) {
+                return NGX_ERROR;
+            }
+
+            c = *p++;
+
+        } else if (c < 0x20 || c > 0x7e) {
+            return NGX_ERROR;
+        }
+
+        if (n == NGX_HTTP_APIPOLICY_IDEM_KEY_MAX) {
+            return NGX_HTTP_APIPOLICY_IDEM_KEY_MAX + 1;
+        }
+
+        buf[n] = c;
+    }
+
+    /* *( ";" *SP key [ "=" bare-item ] ), read and ignored */
+
+    while (p < last) {
+
+        if (*p++ != ';') {
+            return NGX_ERROR;
+        }
+
+        while (p < last && *p == ' ') {
+            p++;
+        }
+
+        if (p == last || !((*p >= 'a' && *p <= 'z') || *p == '*')) {
+            return NGX_ERROR;
+        }
+
+        while (p < last
+               && ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')
+                   || *p == '_' || *p == '-' || *p == '.' || *p == '*'))
+        {
+            p++;
+        }
+
+        if (p == last || *p == ';') {
+            continue;                       /* a boolean true */
+        }
+
+        if (*p++ != '=' || p == last) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_http_apipolicy_idem_sf_bare(p, last);
+
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    return n;
+}
+
+
+/* past an sf bare-item (integer, decimal, string, token, bytes, boolean) */
+
+#define ngx_http_apipolicy_idem_alpha(c)                                     \
+    (((c) | 0x20) >= 'a' && ((c) | 0x20) <= 'z')
+#define ngx_http_apipolicy_idem_alnum(c)                                     \
+    (ngx_http_apipolicy_idem_alpha(c) || ((c) >= '0' && (c) <= '9'))
+
+static u_char *
+ngx_http_apipolicy_idem_sf_bare(u_char *p, u_char *last)
+{
+    u_char  *start;
+
+    start = p;
+
+    switch (*p) {
+
+    case '"':
+        for (p++; p < last && *p != '"'; p++) {
+            if (*p == '\\') {
+                p++;
+            }
+        }
+
+        return (p < last) ? p + 1 : NULL;
+
+    case '?':
+        return (p + 1 < last && (p[1] == '0' || p[1] == '1')) ? p + 2 : NULL;
+
+    case ':':
+        for (p++; p < last && *p != ':'; p++) {
+            if (!(ngx_http_apipolicy_idem_alnum(*p)
+                  || *p == '+' || *p == '/' || *p == '='))
+            {
+                return NULL;
+            }
+        }
+
+        return (p < last) ? p + 1 : NULL;
+    }
+
+    if (*p == '-' || (*p >= '0' && *p <= '9')) {
+        for (p++; p < last && ((*p >= '0' && *p <= '9') || *p == '.'); p++) {
+            /* void */
+        }
+
+        return (p - start > 1 || *start != '-') ? p : NULL;
+    }
+
+    if (!(ngx_http_apipolicy_idem_alpha(*p) || *p == '*')) {
+        return NULL;
+    }
+
+    /* a token: tchar / ":" / "/" */
+
+    for (p++; p < last; p++) {
+        if (!(ngx_http_apipolicy_idem_alnum(*p)
+              || (*p > 0x20 && ngx_strchr("!#$%&'*+-.^_`|~:/", *p))))
+        {
+            break;
+        }
+    }
+
+    return p;
+}
+
+
 static ngx_int_t
 ngx_http_apipolicy_idem_feed(void *data, u_char *p, size_t len)
 {
@@ -446,11 +630,10 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
     ngx_http_apipolicy_idem_conf_t *icf, ngx_http_apipolicy_ctx_t *ctx)
 {
     u_char                          *blob;
-    size_t                           size;
     time_t                           now;
     ngx_str_t                        detail;
+    ngx_uint_t                       full, locked;
     SHA256_CTX                       sha;
-    ngx_rbtree_node_t               *node;
     ngx_pool_cleanup_t              *cln;
     ngx_http_apipolicy_idem_ctx_t   *ictx;
     ngx_http_apipolicy_idem_node_t  *in;
@@ -484,59 +667,72 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
 
     now = ngx_time();
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_shmtx_lock(&zone->shm.shpool->mutex);
 
-    ngx_http_apipolicy_idem_expire(zone, 0);
+    ngx_http_apipolicy_shm_expire(&zone->shm, 2);
 
-    in = ngx_http_apipolicy_idem_find(zone, ictx->key);
-
-    if (in && (time_t) in->expires <= now) {
-        ngx_http_apipolicy_idem_delete(zone, in);
-        in = NULL;
-    }
+    in = (ngx_http_apipolicy_idem_node_t *)
+             ngx_http_apipolicy_shm_find(&zone->shm, ictx->key);
 
     if (in == NULL) {
 
         /* the first request with this key: in flight until answered */
 
-        size = offsetof(ngx_rbtree_node_t, color)
-               + sizeof(ngx_http_apipolicy_idem_node_t);
+        in = (ngx_http_apipolicy_idem_node_t *)
+                 ngx_http_apipolicy_shm_insert(&zone->shm, ictx->key,
+                                        sizeof(ngx_http_apipolicy_idem_node_t),
+                                        now + zone->lease);
 
-        node = ngx_slab_alloc_locked(zone->shpool, size);
+        if (in == NULL) {
+            /* every entry is in flight or locked: nothing may go */
 
-        if (node == NULL) {
-            ngx_http_apipolicy_idem_expire(zone, 1);
-            node = ngx_slab_alloc_locked(zone->shpool, size);
+            full = zone->shm.sh->full;
+            zone->shm.sh->full = 1;
+
+            ngx_shmtx_unlock(&zone->shm.shpool->mutex);
+
+            if (!full) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "apipolicy: the idempotency zone \"%V\" is "
+                              "full of keys in flight, none can be evicted: "
+                              "new keys get 503 until one is answered",
+                              &zone->shm.name);
+            }
+
+            ictx->retry = 1;
+
+            ngx_str_set(&detail, "no room for another key in flight; "
+                                 "retry later");
+            return ngx_http_apipolicy_reject(r, ctx,
+                                         NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         &ngx_http_apipolicy_idem_unavailable,
+                                         NGX_LOG_INFO, &detail);
         }
 
-        if (node == NULL) {
-            ngx_shmtx_unlock(&zone->shpool->mutex);
-            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                          "apipolicy: the idempotency zone \"%V\" is full",
-                          &zone->name);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        full = zone->shm.sh->full;
+        zone->shm.sh->full = 0;
 
-        in = ngx_http_apipolicy_idem_node(node);
-        ngx_memzero(in, sizeof(ngx_http_apipolicy_idem_node_t));
-
-        ngx_memcpy(&node->key, ictx->key, sizeof(ngx_rbtree_key_t));
-        ngx_memcpy(in->key, ictx->key, 32);
         ngx_memcpy(in->fp, ictx->fp, 32);
         in->state = NGX_HTTP_APIPOLICY_IDEM_INFLIGHT;
-        in->expires = (uint32_t) (now + NGX_HTTP_APIPOLICY_IDEM_LEASE);
+        in->pinned = 1;
 
-        ngx_rbtree_insert(&zone->sh->rbtree, node);
-        ngx_queue_insert_head(&zone->sh->queue, &in->queue);
+        ngx_shmtx_unlock(&zone->shm.shpool->mutex);
 
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+        if (full) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "apipolicy: the idempotency zone \"%V\" has room "
+                          "for new keys again", &zone->shm.name);
+        }
 
         ictx->node = in;
         ictx->owner = 1;
         ictx->decision = NGX_HTTP_APIPOLICY_IDEM_CAPTURE;
+        ictx->request = r;
 
         cln->handler = ngx_http_apipolicy_idem_cleanup;
         cln->data = ictx;
+
+        ngx_http_apipolicy_idem_lease_start(ictx);
 
         if (zone->redis) {
             /* the other gateways may know the key */
@@ -546,21 +742,28 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    ngx_queue_remove(&in->queue);
-    ngx_queue_insert_head(&zone->sh->queue, &in->queue);
+    if (in->state != NGX_HTTP_APIPOLICY_IDEM_DONE) {
+        locked = (in->state == NGX_HTTP_APIPOLICY_IDEM_LOCKED);
+        ictx->retry = locked ? (ngx_uint_t) ((time_t) in->expires - now) : 1;
 
-    if (in->state == NGX_HTTP_APIPOLICY_IDEM_INFLIGHT) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+        ngx_shmtx_unlock(&zone->shm.shpool->mutex);
 
-        ngx_str_set(&detail, "the first request with this key has not been "
-                             "answered yet; retry later");
+        if (locked) {
+            ngx_str_set(&detail, "the outcome of the first request with "
+                                 "this key is unknown; the key is locked "
+                                 "until its lease ends");
+        } else {
+            ngx_str_set(&detail, "the first request with this key has not "
+                                 "been answered yet; retry later");
+        }
+
         return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_CONFLICT,
                                          &ngx_http_apipolicy_idem_in_use,
                                          NGX_LOG_INFO, &detail);
     }
 
     if (ngx_memcmp(in->fp, ictx->fp, 32) != 0) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+        ngx_shmtx_unlock(&zone->shm.shpool->mutex);
 
         ngx_str_set(&detail, "this key was used with another method, target "
                              "or body");
@@ -574,7 +777,7 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
 
     blob = ngx_pnalloc(r->pool, in->hlen + in->blen + 1);
     if (blob == NULL) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+        ngx_shmtx_unlock(&zone->shm.shpool->mutex);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -584,7 +787,7 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
     ictx->hlen = in->hlen;
     ictx->rstatus = in->status;
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    ngx_shmtx_unlock(&zone->shm.shpool->mutex);
 
     ictx->decision = NGX_HTTP_APIPOLICY_IDEM_REPLAY;
 
@@ -602,7 +805,9 @@ ngx_http_apipolicy_idem_replay(ngx_http_request_t *r,
     ngx_int_t         rc;
     ngx_buf_t        *b;
     ngx_str_t         name, value;
+    ngx_uint_t        location;
     ngx_chain_t       out;
+    ngx_table_elt_t  *h;
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -623,8 +828,12 @@ ngx_http_apipolicy_idem_replay(ngx_http_request_t *r,
             break;
         }
 
-        name.data = p;
-        name.len = colon - p;
+        /* "=Location": nginx made the first one absolute, so again */
+
+        location = (*p == '=');
+
+        name.data = p + location;
+        name.len = colon - name.data;
         value.data = colon + 2;
         value.len = eol - colon - 2;
 
@@ -636,13 +845,17 @@ ngx_http_apipolicy_idem_replay(ngx_http_request_t *r,
 
         } else {
             /*
-             * as a plain header, Location included: set as
-             * headers_out.location, nginx would rewrite a relative one
-             * and the replay would differ from the first answer
+             * a plain header, Location included, unless nginx itself had
+             * made that Location absolute in the first answer
              */
 
-            if (ngx_http_apipolicy_add_header(r, &name, &value) == NULL) {
+            h = ngx_http_apipolicy_add_header(r, &name, &value);
+            if (h == NULL) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            if (location) {
+                r->headers_out.location = h;
             }
         }
 
@@ -784,6 +997,7 @@ ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
 {
     u_char                         *p;
     size_t                          len;
+    ngx_str_t                       value;
     ngx_uint_t                      i;
     ngx_list_part_t                *part;
     ngx_table_elt_t                *h;
@@ -795,12 +1009,23 @@ ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    if (ictx->unavailable
-        && r->headers_out.status == NGX_HTTP_SERVICE_UNAVAILABLE)
+    if (ictx->retry
+        && (r->headers_out.status == NGX_HTTP_CONFLICT
+            || r->headers_out.status == NGX_HTTP_SERVICE_UNAVAILABLE))
     {
+        /* 409 in flight or locked, 503 IDEMPOTENCY_UNAVAILABLE */
+
+        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        value.data = p;
+        value.len = ngx_sprintf(p, "%ui", ictx->retry) - p;
+
         return ngx_http_apipolicy_add_header(r,
                                              &ngx_http_apipolicy_idem_retry,
-                                             &ngx_http_apipolicy_idem_one)
+                                             &value)
                ? NGX_OK : NGX_ERROR;
     }
 
@@ -812,6 +1037,20 @@ ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
     }
 
     if (ictx->decision != NGX_HTTP_APIPOLICY_IDEM_CAPTURE || !ictx->owner) {
+        return NGX_OK;
+    }
+
+    /*
+     * An answer nginx made itself (r->err_status: a timeout, an upstream
+     * that broke off or could not be reached) says nothing of what the
+     * upstream did once the request had reached it: the key stays locked.
+     */
+
+    if (r->err_status && ngx_http_apipolicy_idem_reached(r)) {
+        ictx->unknown = (r->err_status == NGX_HTTP_GATEWAY_TIME_OUT)
+                        ? "the upstream timed out"
+                        : "the upstream failed after the request was sent";
+        ngx_http_apipolicy_idem_lock(ictx);
         return NGX_OK;
     }
 
@@ -851,7 +1090,7 @@ ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
             continue;
         }
 
-        len += h[i].key.len + 2 + h[i].value.len + 1;
+        len += 1 + h[i].key.len + 2 + h[i].value.len + 1;
     }
 
     p = ngx_pnalloc(r->pool, len + 1);
@@ -884,9 +1123,18 @@ ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
         if (h[i].hash == 0
             || ngx_strlchr(h[i].value.data,
                            h[i].value.data + h[i].value.len, '\n')
-            || ngx_http_apipolicy_idem_hop(&h[i].key))
+            || ngx_http_apipolicy_idem_hop(&h[i].key)
+            || (ictx->no_cookies && h[i].key.len == 10
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "Set-Cookie",
+                                   10) == 0))
         {
             continue;
+        }
+
+        if (&h[i] == r->headers_out.location && h[i].value.len
+            && h[i].value.data[0] == '/')
+        {
+            *p++ = '=';     /* nginx makes it absolute: the replay too */
         }
 
         p = ngx_sprintf(p, "%V: %V\n", &h[i].key, &h[i].value);
@@ -904,11 +1152,8 @@ ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
     r->filter_need_in_memory = 1;
 
     if (r->headers_out.content_length_n > (off_t) ictx->zone->max_body) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "apipolicy: the response is larger than max_body "
-                      "of the idempotency zone \"%V\", not kept",
-                      &ictx->zone->name);
-        ngx_http_apipolicy_idem_release(ictx);
+        ictx->unknown = "the response is larger than max_body and not kept";
+        ngx_http_apipolicy_idem_lock(ictx);
         return NGX_OK;
     }
 
@@ -946,7 +1191,8 @@ ngx_http_apipolicy_idempotency_body(ngx_http_request_t *r,
     for (cl = in; cl; cl = cl->next) {
 
         if (!ngx_buf_in_memory(cl->buf) && ngx_buf_size(cl->buf)) {
-            ngx_http_apipolicy_idem_release(ictx);     /* a file: not kept */
+            ictx->unknown = "the response was not in memory, not kept";
+            ngx_http_apipolicy_idem_lock(ictx);
             return NGX_OK;
         }
 
@@ -955,11 +1201,9 @@ ngx_http_apipolicy_idempotency_body(ngx_http_request_t *r,
                                        : 0;
 
         if (ictx->len + n > ictx->zone->max_body) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "apipolicy: the response is larger than max_body "
-                          "of the idempotency zone \"%V\", not kept",
-                          &ictx->zone->name);
-            ngx_http_apipolicy_idem_release(ictx);
+            ictx->unknown = "the response is larger than max_body and not "
+                            "kept";
+            ngx_http_apipolicy_idem_lock(ictx);
             return NGX_OK;
         }
 
@@ -1007,32 +1251,33 @@ ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx)
         ngx_http_apipolicy_idem_redis_update(ictx, 1);
     }
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_apipolicy_idem_lease_stop(ictx);
+
+    ngx_shmtx_lock(&zone->shm.shpool->mutex);
 
     in = ngx_http_apipolicy_idem_mine(zone, ictx);
 
     if (in == NULL || in->state != NGX_HTTP_APIPOLICY_IDEM_INFLIGHT) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+        ngx_shmtx_unlock(&zone->shm.shpool->mutex);
         ictx->owner = 0;
         return;
     }
 
-    blob = ngx_slab_alloc_locked(zone->shpool,
-                                 ictx->headers.len + ictx->len + 1);
+    /* our entry is pinned: room is made around it */
+
+    blob = ngx_http_apipolicy_shm_alloc(&zone->shm,
+                                        ictx->headers.len + ictx->len + 1);
 
     if (blob == NULL) {
-        ngx_http_apipolicy_idem_expire(zone, 1);
-        blob = ngx_slab_alloc_locked(zone->shpool,
-                                     ictx->headers.len + ictx->len + 1);
-    }
+        ngx_shmtx_unlock(&zone->shm.shpool->mutex);
 
-    if (blob == NULL) {
-        ngx_http_apipolicy_idem_delete(zone, in);
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-        ictx->owner = 0;
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "apipolicy: no room in the idempotency zone \"%V\" "
-                      "for a response of %uz bytes", &zone->name, ictx->len);
+                      "for a response of %uz bytes", &zone->shm.name,
+                      ictx->headers.len + ictx->len);
+
+        ictx->unknown = "the response could not be kept";
+        ngx_http_apipolicy_idem_lock(ictx);
         return;
     }
 
@@ -1044,16 +1289,17 @@ ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx)
     in->blen = ictx->len;
     in->status = (uint32_t) ictx->rstatus;
     in->state = NGX_HTTP_APIPOLICY_IDEM_DONE;
+    in->pinned = 0;
     in->expires = (uint32_t) (ngx_time() + zone->ttl);
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    ngx_shmtx_unlock(&zone->shm.shpool->mutex);
 
     ictx->stored = 1;
     ictx->owner = 0;
 }
 
 
-/* no response will be kept: the key is free again */
+/* the upstream did not act (or answered an error): the key is free again */
 
 static void
 ngx_http_apipolicy_idem_release(ngx_http_apipolicy_idem_ctx_t *ictx)
@@ -1065,6 +1311,8 @@ ngx_http_apipolicy_idem_release(ngx_http_apipolicy_idem_ctx_t *ictx)
         ngx_http_apipolicy_idem_redis_update(ictx, 0);
     }
 
+    ngx_http_apipolicy_idem_lease_stop(ictx);
+
     if (!ictx->owner) {
         return;
     }
@@ -1072,15 +1320,174 @@ ngx_http_apipolicy_idem_release(ngx_http_apipolicy_idem_ctx_t *ictx)
     ictx->owner = 0;
     zone = ictx->zone;
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_shmtx_lock(&zone->shm.shpool->mutex);
 
     in = ngx_http_apipolicy_idem_mine(zone, ictx);
 
     if (in && in->state == NGX_HTTP_APIPOLICY_IDEM_INFLIGHT) {
-        ngx_http_apipolicy_idem_delete(zone, in);
+        ngx_http_apipolicy_shm_delete(&zone->shm, (ngx_http_apipolicy_hnode_t *) in);
     }
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    ngx_shmtx_unlock(&zone->shm.shpool->mutex);
+}
+
+
+/*
+ * What the upstream did is not known, or its answer is not kept: the key
+ * stays locked for lease=, here and in Redis, so that no retry reaches
+ * the upstream a second time before then.
+ */
+
+static void
+ngx_http_apipolicy_idem_lock(ngx_http_apipolicy_idem_ctx_t *ictx)
+{
+    time_t                           lease;
+    ngx_http_apipolicy_idem_node_t  *in;
+    ngx_http_apipolicy_idem_zone_t  *zone;
+
+    ngx_http_apipolicy_idem_lease_stop(ictx);
+
+    if (!ictx->owner) {
+        return;
+    }
+
+    ictx->owner = 0;
+    zone = ictx->zone;
+    lease = zone->lease;
+
+    if (ictx->redis_owner) {
+        ngx_http_apipolicy_idem_redis_extend(ictx);
+        ictx->redis_owner = 0;
+    }
+
+    ngx_shmtx_lock(&zone->shm.shpool->mutex);
+
+    in = ngx_http_apipolicy_idem_mine(zone, ictx);
+
+    if (in && in->state == NGX_HTTP_APIPOLICY_IDEM_INFLIGHT) {
+        in->state = NGX_HTTP_APIPOLICY_IDEM_LOCKED;
+        in->expires = (uint32_t) (ngx_time() + lease);
+    }
+
+    ngx_shmtx_unlock(&zone->shm.shpool->mutex);
+
+    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                  "apipolicy: %s; its Idempotency-Key stays locked for "
+                  "lease=%Ts of the idempotency zone \"%V\"",
+                  ictx->unknown ? ictx->unknown : "the request ended early",
+                  lease, &zone->shm.name);
+}
+
+
+/* while the upstream runs, its lease is renewed here and in Redis */
+
+static void
+ngx_http_apipolicy_idem_lease_start(ngx_http_apipolicy_idem_ctx_t *ictx)
+{
+    ictx->lease.handler = ngx_http_apipolicy_idem_lease_renew;
+    ictx->lease.data = ictx;
+    ictx->lease.log = ictx->request->connection->log;
+
+    ngx_add_timer(&ictx->lease,
+                  (ngx_msec_t) ictx->zone->lease * 1000 / 3 + 1);
+}
+
+
+static void
+ngx_http_apipolicy_idem_lease_stop(ngx_http_apipolicy_idem_ctx_t *ictx)
+{
+    if (ictx->lease.timer_set) {
+        ngx_del_timer(&ictx->lease);
+    }
+}
+
+
+static void
+ngx_http_apipolicy_idem_lease_renew(ngx_event_t *ev)
+{
+    ngx_http_apipolicy_idem_ctx_t   *ictx;
+    ngx_http_apipolicy_idem_node_t  *in;
+    ngx_http_apipolicy_idem_zone_t  *zone;
+
+    ictx = ev->data;
+    zone = ictx->zone;
+
+    if (!ictx->owner) {
+        return;
+    }
+
+    ngx_shmtx_lock(&zone->shm.shpool->mutex);
+
+    in = ngx_http_apipolicy_idem_mine(zone, ictx);
+
+    if (in && in->state == NGX_HTTP_APIPOLICY_IDEM_INFLIGHT) {
+        in->expires = (uint32_t) (ngx_time() + zone->lease);
+    }
+
+    ngx_shmtx_unlock(&zone->shm.shpool->mutex);
+
+    if (ictx->redis_owner) {
+        ngx_http_apipolicy_idem_redis_extend(ictx);
+    }
+
+    ngx_add_timer(&ictx->lease, (ngx_msec_t) zone->lease * 1000 / 3 + 1);
+}
+
+
+/* an upstream was sent (some of) the request */
+
+static ngx_uint_t
+ngx_http_apipolicy_idem_reached(ngx_http_request_t *r)
+{
+    ngx_uint_t                  i;
+    ngx_http_upstream_state_t  *state;
+
+    if (r->upstream && r->upstream->request_sent) {
+        return 1;
+    }
+
+    if (r->upstream_states == NULL) {
+        return 0;
+    }
+
+    state = r->upstream_states->elts;
+
+    for (i = 0; i < r->upstream_states->nelts; i++) {
+        if (state[i].bytes_sent) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The location's content handler (proxy_pass, ...), then: a client that
+ * goes away no longer stops the upstream (as proxy_ignore_client_abort
+ * on), so that its answer is still kept for the retry.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_idem_content(ngx_http_request_t *r)
+{
+    ngx_int_t                       rc;
+    ngx_http_apipolicy_ctx_t       *ctx;
+    ngx_http_apipolicy_idem_ctx_t  *ictx;
+
+    ctx = ngx_http_apipolicy_get_ctx(r);
+    ictx = ctx->idem;
+
+    rc = ictx->content(r);
+
+    if (ictx->owner && r->upstream && !r->upstream->header_sent
+        && !r->upstream->store && !r->upstream->conf->ignore_client_abort)
+    {
+        r->read_event_handler = ngx_http_block_reading;
+        r->write_event_handler = ngx_http_request_empty_handler;
+    }
+
+    return rc;
 }
 
 
@@ -1089,12 +1496,37 @@ ngx_http_apipolicy_idem_cleanup(void *data)
 {
     ngx_http_apipolicy_idem_ctx_t  *ictx = data;
 
+    ngx_http_request_t  *r;
+
     if (ictx->op) {
         ictx->op->ictx = NULL;          /* its answer finds nobody */
         ictx->op = NULL;
     }
 
-    ngx_http_apipolicy_idem_release(ictx);
+    if (!ictx->owner) {
+        ngx_http_apipolicy_idem_lease_stop(ictx);
+        return;
+    }
+
+    /* the request ended before its response passed whole */
+
+    r = ictx->request;
+
+    if (!ictx->reached && !ngx_http_apipolicy_idem_reached(r)) {
+        ngx_http_apipolicy_idem_release(ictx);   /* no upstream saw it */
+        return;
+    }
+
+    if (ictx->unknown == NULL) {
+        ictx->unknown = (r->connection->error
+                         || r->headers_out.status
+                            == NGX_HTTP_CLIENT_CLOSED_REQUEST)
+                        ? "the client went away before the response was "
+                          "kept"
+                        : "the request ended before the response was kept";
+    }
+
+    ngx_http_apipolicy_idem_lock(ictx);
 }
 
 
@@ -1125,6 +1557,7 @@ ngx_http_apipolicy_idem_redis_claim(ngx_http_request_t *r,
 {
     u_char                         *p, token[8];
     u_char                          key[NGX_HTTP_APIPOLICY_IDEM_REDIS_KEY_LEN];
+    u_char                          px[NGX_TIME_T_LEN + 4];
     ngx_int_t                       rc;
     ngx_str_t                       argv[7];
 
@@ -1148,7 +1581,8 @@ ngx_http_apipolicy_idem_redis_claim(ngx_http_request_t *r,
     argv[2].len = NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN;
     ngx_str_set(&argv[3], "NX");
     ngx_str_set(&argv[4], "PX");
-    ngx_str_set(&argv[5], "300000");        /* the lease */
+    argv[5].data = px;                      /* the lease */
+    argv[5].len = ngx_sprintf(px, "%T", ictx->zone->lease * 1000) - px;
     ngx_str_set(&argv[6], "GET");
 
     ictx->request = r;
@@ -1209,6 +1643,7 @@ ngx_http_apipolicy_idem_redis_answer(ngx_http_request_t *r,
     ngx_http_apipolicy_idem_release(ictx);
 
     if (p[0] == 'i') {
+        ictx->retry = 1;
         ngx_str_set(&detail, "the first request with this key has not been "
                              "answered yet; retry later");
         return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_CONFLICT,
@@ -1296,7 +1731,7 @@ ngx_http_apipolicy_idem_redis_failed(ngx_http_request_t *r,
     }
 
     ngx_http_apipolicy_idem_release(ictx);
-    ictx->unavailable = 1;
+    ictx->retry = 1;
 
     ngx_str_set(&detail, "the store of idempotency keys shared by the "
                          "gateways cannot be reached; retry later");
@@ -1380,7 +1815,43 @@ done:
     if (rc == NGX_ERROR) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "apipolicy: no memory for a Redis command of the "
-                      "idempotency zone \"%V\"", &ictx->zone->name);
+                      "idempotency zone \"%V\"", &ictx->zone->shm.name);
+    }
+}
+
+
+/* our claim lives lease= more (the upstream runs, or its outcome is unknown) */
+
+static void
+ngx_http_apipolicy_idem_redis_extend(ngx_http_apipolicy_idem_ctx_t *ictx)
+{
+    u_char     key[NGX_HTTP_APIPOLICY_IDEM_REDIS_KEY_LEN];
+    u_char     px[NGX_TIME_T_LEN + 4];
+    ngx_str_t  argv[6];
+
+    static ngx_str_t  extend = ngx_string(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+        "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
+        "return 0");
+
+    if (ngx_http_apipolicy_idem_rd == NULL) {
+        return;
+    }
+
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = extend;
+    ngx_str_set(&argv[2], "1");
+    argv[3].data = key;
+    argv[3].len = ngx_http_apipolicy_idem_redis_key(key, ictx) - key;
+    argv[4].data = ictx->claim;
+    argv[4].len = NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN;
+    argv[5].data = px;
+    argv[5].len = ngx_sprintf(px, "%T", ictx->zone->lease * 1000) - px;
+
+    if (ngx_http_apipolicy_idem_op(argv, 6, &argv[3], NULL) == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "apipolicy: no memory for a Redis command of the "
+                      "idempotency zone \"%V\"", &ictx->zone->shm.name);
     }
 }
 
@@ -1522,101 +1993,41 @@ ngx_http_apipolicy_idem_mine(ngx_http_apipolicy_idem_zone_t *zone,
 }
 
 
-static void
-ngx_http_apipolicy_idem_delete(ngx_http_apipolicy_idem_zone_t *zone,
-    ngx_http_apipolicy_idem_node_t *in)
-{
-    ngx_rbtree_node_t  *node;
-
-    node = ngx_http_apipolicy_idem_rbnode(in);
-
-    if (in->blob) {
-        ngx_slab_free_locked(zone->shpool, in->blob);
-    }
-
-    ngx_queue_remove(&in->queue);
-    ngx_rbtree_delete(&zone->sh->rbtree, node);
-    ngx_slab_free_locked(zone->shpool, node);
-}
-
-
-/* expired entries from the back; force: the oldest done entry too */
+/* what an entry holds besides its node: the kept response */
 
 static void
-ngx_http_apipolicy_idem_expire(ngx_http_apipolicy_idem_zone_t *zone,
-    ngx_uint_t force)
+ngx_http_apipolicy_idem_free(ngx_http_apipolicy_shm_t *shm,
+    ngx_http_apipolicy_hnode_t *hn)
 {
-    time_t                           now;
-    ngx_uint_t                       n;
-    ngx_queue_t                     *q;
     ngx_http_apipolicy_idem_node_t  *in;
-
-    now = ngx_time();
-
-    for (n = 0; n < 3; n++) {
-
-        if (ngx_queue_empty(&zone->sh->queue)) {
-            return;
-        }
-
-        q = ngx_queue_last(&zone->sh->queue);
-        in = ngx_queue_data(q, ngx_http_apipolicy_idem_node_t, queue);
-
-        if (!(n == 0 && force && in->state == NGX_HTTP_APIPOLICY_IDEM_DONE)
-            && (time_t) in->expires > now)
-        {
-            return;
-        }
-
-        ngx_http_apipolicy_idem_delete(zone, in);
-    }
-}
-
-
-static ngx_int_t
-ngx_http_apipolicy_idem_init_zone(ngx_shm_zone_t *shm_zone, void *data)
-{
-    ngx_int_t                        rc;
-    ngx_http_apipolicy_idem_sh_t    *sh;
-    ngx_http_apipolicy_idem_zone_t  *zone;
 
     /* the head of a node must be ngx_http_apipolicy_hnode_t's */
 
-    (void) sizeof(char[(offsetof(ngx_http_apipolicy_idem_node_t, expires)
-                        == offsetof(ngx_http_apipolicy_hnode_t, expires)
+    (void) sizeof(char[(offsetof(ngx_http_apipolicy_idem_node_t, pinned)
+                        == offsetof(ngx_http_apipolicy_hnode_t, pinned)
+                        && offsetof(ngx_http_apipolicy_idem_node_t, expires)
+                           == offsetof(ngx_http_apipolicy_hnode_t, expires)
                         && offsetof(ngx_http_apipolicy_idem_node_t, queue)
                            == offsetof(ngx_http_apipolicy_hnode_t, queue)
                         && offsetof(ngx_http_apipolicy_idem_node_t, key)
                            == offsetof(ngx_http_apipolicy_hnode_t, key))
                        ? 1 : -1]);
 
-    zone = shm_zone->data;
+    in = (ngx_http_apipolicy_idem_node_t *) hn;
 
-    rc = ngx_http_apipolicy_shm_root(shm_zone, data,
-                                     "apipolicy_idempotency_zone",
-                                     NGX_HTTP_APIPOLICY_IDEM_MAGIC,
-                                     sizeof(ngx_http_apipolicy_idem_sh_t),
-                                     (void **) &sh);
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
+    if (in->blob) {
+        ngx_slab_free_locked(shm->shpool, in->blob);
+        in->blob = NULL;
     }
-
-    zone->sh = sh;
-    zone->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (rc == NGX_DECLINED) {
-        ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
-                        ngx_http_apipolicy_hnode_insert_value);
-        ngx_queue_init(&sh->queue);
-    }
-
-    return NGX_OK;
 }
 
 
 /* ---- configuration --------------------------------------------------- */
 
-/* apipolicy_idempotency_zone NAME:SIZE [ttl=24h] [max_body=1m] */
+/*
+ * apipolicy_idempotency_zone NAME:SIZE [ttl=24h] [lease=5m] [max_body=1m]
+ *                            [redis=on|off] [redis_fail=open|closed]
+ */
 
 char *
 ngx_http_apipolicy_idempotency_zone(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -1645,8 +2056,8 @@ ngx_http_apipolicy_idempotency_zone(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    zone->name = name;
     zone->ttl = 86400;
+    zone->lease = NGX_HTTP_APIPOLICY_IDEM_LEASE;
     zone->max_body = 1024 * 1024;
 
     for (i = 2; i < cf->args->nelts; i++) {
@@ -1662,6 +2073,22 @@ ngx_http_apipolicy_idempotency_zone(ngx_conf_t *cf, ngx_command_t *cmd,
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid \"%V\": a time, as in "
                                    "\"ttl=24h\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (s.len > 6 && ngx_strncmp(s.data, "lease=", 6) == 0) {
+            s.data += 6;
+            s.len -= 6;
+
+            zone->lease = ngx_parse_time(&s, 1);
+
+            if (zone->lease == (time_t) NGX_ERROR || zone->lease == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": a time of at least 1s, "
+                                   "as in \"lease=5m\"", &value[i]);
                 return NGX_CONF_ERROR;
             }
 
@@ -1727,9 +2154,11 @@ ngx_http_apipolicy_idempotency_zone(ngx_conf_t *cf, ngx_command_t *cmd,
         zone->max_body = (size_t) size / 2;
     }
 
-    shm_zone = ngx_http_apipolicy_conf_shm_add(cf, &name, size,
-                                              ngx_http_apipolicy_idem_init_zone,
-                                              zone);
+    zone->shm.directive = "apipolicy_idempotency_zone";
+    zone->shm.magic = NGX_HTTP_APIPOLICY_IDEM_MAGIC;
+    zone->shm.free = ngx_http_apipolicy_idem_free;
+
+    shm_zone = ngx_http_apipolicy_shm_add(cf, &name, size, &zone->shm);
     if (shm_zone == NULL
         || ngx_http_apipolicy_conf_list_add(cf, &amcf->idem_zones, shm_zone)
            != NGX_OK)
@@ -1940,7 +2369,7 @@ ngx_http_apipolicy_idempotency_postconfiguration(ngx_conf_t *cf)
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "apipolicy_idempotency_zone \"%V\" has redis=on "
                           "but no apipolicy_redis tells where Redis is, "
-                          "in %s:%ui", &zone->name, zone->file, zone->line);
+                          "in %s:%ui", &zone->shm.name, zone->file, zone->line);
             return NGX_ERROR;
         }
 

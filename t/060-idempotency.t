@@ -252,24 +252,26 @@ apipolicy: IDEMPOTENCY_KEY_IN_USE (409): the first request with this key has not
 
 
 
-=== TEST 10: a response larger than max_body is not kept
+=== TEST 10: a response larger than max_body is passed on, not kept, and its key stays locked for lease= (409 with Retry-After), then is free
 --- http_config
-    apipolicy_idempotency_zone idem:1m max_body=16;
+    apipolicy_idempotency_zone idem:1m max_body=16 lease=2s;
 --- config
     location /pay {
         apipolicy_idempotency zone=idem;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
 --- request eval
-["POST /pay\n{}", "POST /pay\n{}"]
+["POST /pay\n{}", "POST /pay\n{}", ["POST /p", {value => "ay\n{}", delay_before => 2.5}]]
 --- more_headers eval
-["Idempotency-Key: k\r\nX-Attempt: 1\r\n", "Idempotency-Key: k\r\nX-Attempt: 2\r\n"]
+["Idempotency-Key: k\r\nX-Attempt: 1\r\n", "Idempotency-Key: k\r\nX-Attempt: 2\r\n",
+ "Idempotency-Key: k\r\nX-Attempt: 3\r\n"]
 --- error_code eval
-[201, 201]
+[201, 409, 201]
+--- response_headers_like eval
+["Retry-After: ^\$", "Retry-After: ^[12]\$", "Retry-After: ^\$"]
 --- response_body_like eval
-['"attempt":"1"', '"attempt":"2"']
---- error_log
-the response is larger than max_body of the idempotency zone "idem", not kept
+['"attempt":"1"', '"detail":"the outcome of the first request with this key is unknown; the key is locked until its lease ends","code":"IDEMPOTENCY_KEY_IN_USE"', '"attempt":"3"']
+--- timeout: 4
 
 
 
@@ -512,3 +514,87 @@ my $tok = sub {
 [201, 201, 401, 201]
 --- response_body_like eval
 ['"attempt":"1"', '"attempt":"2"', 'TOKEN_MALFORMED', '"attempt":"1"']
+
+
+
+=== TEST 25: the key as an RFC 8941 sf-string: spaces, \" and \\ escapes, parameters after it (ignored); malformed strings refused
+--- config
+    location /pay {
+        apipolicy_idempotency zone=idem;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+["POST /pay\n{}", "POST /pay\n{}", "POST /pay\n{}", "POST /pay\n{}", "POST /pay\n{}",
+ "POST /pay\n{}", "POST /pay\n{}", "POST /pay\n{}", "POST /pay\n{}", "POST /pay\n{}"]
+--- more_headers eval
+['Idempotency-Key: "order 1"' . "\r\nX-Attempt: 1\r\n",
+ 'Idempotency-Key: "order 1";p=1;  q' . "\r\nX-Attempt: 2\r\n",
+ 'Idempotency-Key: "a\"b\\\\c"' . "\r\nX-Attempt: 3\r\n",
+ 'Idempotency-Key: "a\"b\\\\c";x="y\"";n=-1.5;t=tok/en:1;b=:YWJj:;f=?0' . "\r\nX-Attempt: 4\r\n",
+ 'Idempotency-Key: tok;p=1' . "\r\nX-Attempt: 5\r\n",
+ 'Idempotency-Key: "abc' . "\r\n",
+ 'Idempotency-Key: "a\b"' . "\r\n",
+ 'Idempotency-Key: "abc";P=1' . "\r\n",
+ 'Idempotency-Key: "abc" x' . "\r\n",
+ 'Idempotency-Key: "abc";p=' . "\r\n"]
+--- error_code eval
+[201, 201, 201, 201, 201, 400, 400, 400, 400, 400]
+--- response_headers eval
+["Idempotent-Replayed: ", "Idempotent-Replayed: true", "Idempotent-Replayed: ",
+ "Idempotent-Replayed: true", "Idempotent-Replayed: ", "", "", "", "", ""]
+--- response_body_like eval
+['"attempt":"1"', '"attempt":"1"', '"attempt":"3"', '"attempt":"3"', '"attempt":"5"',
+ '"detail":"the Idempotency-Key is not a valid structured-field string","code":"IDEMPOTENCY_KEY_INVALID"',
+ 'IDEMPOTENCY_KEY_INVALID', 'IDEMPOTENCY_KEY_INVALID', 'IDEMPOTENCY_KEY_INVALID',
+ 'IDEMPOTENCY_KEY_INVALID']
+
+
+
+=== TEST 26: a Location that proxy_redirect rewrote (nginx made it absolute) replays as the client first saw it
+--- config
+    location /pay {
+        apipolicy_idempotency zone=idem;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/moved;
+        proxy_redirect http://upstream.example/ /;
+    }
+    location /moved {
+        add_header Location "http://upstream.example/orders/7" always;
+        return 201 "made\n";
+    }
+--- request eval
+["POST /pay\n{}", "POST /pay\n{}"]
+--- more_headers
+Idempotency-Key: loc-1
+--- error_code eval
+[201, 201]
+--- response_headers_like eval
+["Location: ^http://localhost:\\d+/orders/7\$\nIdempotent-Replayed: ^\$",
+ "Location: ^http://localhost:\\d+/orders/7\$\nIdempotent-Replayed: ^true\$"]
+
+
+
+=== TEST 27: without scope= a replay never carries Set-Cookie (another caller would get the first one's cookie); with scope= it does
+--- config
+    location /pay {
+        apipolicy_idempotency zone=idem;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/cookie;
+    }
+    location /scoped {
+        apipolicy_idempotency zone=idem scope=$http_x_client;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/cookie;
+    }
+    location /cookie {
+        add_header Set-Cookie "sid=$http_x_attempt" always;
+        return 201 "made\n";
+    }
+--- request eval
+["POST /pay\n{}", "POST /pay\n{}", "POST /scoped\n{}", "POST /scoped\n{}"]
+--- more_headers eval
+["Idempotency-Key: c-1\r\nX-Attempt: 1\r\n", "Idempotency-Key: c-1\r\nX-Attempt: 2\r\n",
+ "Idempotency-Key: c-2\r\nX-Client: a\r\nX-Attempt: 3\r\n",
+ "Idempotency-Key: c-2\r\nX-Client: a\r\nX-Attempt: 4\r\n"]
+--- error_code eval
+[201, 201, 201, 201]
+--- response_headers eval
+["Set-Cookie: sid=1", "!Set-Cookie\nIdempotent-Replayed: true", "Set-Cookie: sid=3",
+ "Set-Cookie: sid=3\nIdempotent-Replayed: true"]
