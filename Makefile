@@ -4,6 +4,8 @@
 #               gateway on 127.0.0.1:8080 in front of a demo upstream
 #   make test   install what is missing, build, start a throw-away Redis,
 #               run every suite; non-zero on any failure
+#   make deb, make test-deb, make test-docker
+#               the Debian package, the Docker image's layout (see below)
 #
 # The module is built in build/ from a copy of Debian's nginx source tree
 # (/usr/share/nginx/src) configured with the exact flags of the packaged
@@ -35,7 +37,14 @@ BENCH_PACKAGES := wrk libnginx-mod-http-js bc
 
 UNIT        := $(BUILD)/unit/json-test
 
+# the Debian package (debian/), built from a copy of the sources in build/deb
+DEB_PACKAGES := build-essential debhelper dpkg-dev nginx nginx-dev \
+                libjwt-dev libjansson-dev libhiredis-dev libssl-dev
+DEB_SOURCES  := config ngx_http_apipolicy_module.c src debian docs \
+                conf-examples README.md LICENSE
+
 .PHONY: all deps build module unit run test bench clean
+.PHONY: deb test-deb test-docker
 
 all: build
 
@@ -75,6 +84,25 @@ run: build
 
 test: build unit
 	@bash util/test.sh $(MODULE)
+
+# build/deb/libnginx-mod-http-apipolicy_*.deb, for the installed nginx
+deb:
+	@sh util/deps.sh $(DEB_PACKAGES)
+	rm -rf $(BUILD)/deb
+	mkdir -p $(BUILD)/deb/apipolicy
+	cp -a $(DEB_SOURCES) $(BUILD)/deb/apipolicy/
+	cd $(BUILD)/deb/apipolicy && dpkg-buildpackage -b -us -uc \
+	    > $(BUILD)/deb/build.log 2>&1 \
+	    || { tail -40 $(BUILD)/deb/build.log; exit 1; }
+	@ls $(BUILD)/deb/*.deb
+
+# installs that package with apt, "nginx -t" with it enabled, purges it
+test-deb: deb
+	@bash util/test-deb.sh
+
+# the Dockerfile's runtime layout replayed into a temporary root, nginx -t
+test-docker: build
+	@bash util/test-docker.sh $(MODULE)
 
 bench: build
 	@sh util/deps.sh $(BENCH_PACKAGES)
