@@ -13,7 +13,7 @@
 # two runs on one machine from installing and purging under each other.
 
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 pkg=libnginx-mod-http-apipolicy
 conf=mod-http-apipolicy.conf

@@ -17,7 +17,7 @@
 # configuration listens on, on every address.
 
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 MODULE=${1:-$PWD/build/nginx/objs/ngx_http_apipolicy_module.so}
 NGINX=${TEST_NGINX_BINARY:-/usr/sbin/nginx}
