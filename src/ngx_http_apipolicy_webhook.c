@@ -7,23 +7,26 @@
  *
  *   scheme    header(s)                          signed content    MAC
  *   standard  webhook-id, -timestamp, -signature id.ts.body        b64
- *             ("v1,SIG v1,SIG": several allowed; secret "whsec_" +
- *             base64 is decoded, as Standard Webhooks says)
+ *             (or svix-*; "v1,SIG v1,SIG": several allowed; the secret
+ *             is base64, "whsec_" in front or not, as the SDKs read it)
  *   stripe    Stripe-Signature: t=TS,v1=SIG,...   ts.body           hex
  *             (the whsec_ secret is used as it is, as Stripe does)
  *   github    X-Hub-Signature-256: sha256=SIG     body              hex
  *   slack     X-Slack-Signature: v0=SIG,          v0:ts:body        hex
  *             X-Slack-Request-Timestamp
  *   shopify   X-Shopify-Hmac-Sha256: SIG          body              b64
+ *             (or shopify-hmac-sha256)
  *   hmac      header=NAME [prefix=P] [encoding=hex|base64], body
  *
  * All are HMAC-SHA256.  Every configured secret is tried (rotation) and
  * every signature the header carries, compared in constant time.  A
  * timestamp must be within tolerance= of now, in either direction.  With
- * replay_zone=, a delivery id (webhook-id, X-GitHub-Delivery,
- * X-Shopify-Webhook-Id, or else the signature itself) that was already
- * delivered is refused (409); it counts as delivered once the upstream
- * answered 2xx, so a provider's retry after a failure still gets through.
+ * replay_zone=, a delivery is keyed on what only the secret can make
+ * (the signed webhook-id, else the signature that verified) and claimed
+ * when it verifies: a copy seen before or in flight gets 409; the claim
+ * is given back when the upstream's answer is not 2xx or the request
+ * ends without one, so a provider's retry still gets through.  Every
+ * 401 carries WWW-Authenticate: Webhook-Signature.
  */
 
 
@@ -57,9 +60,39 @@
 #define NGX_HTTP_APIPOLICY_WH_HEX        1
 #define NGX_HTTP_APIPOLICY_WH_BASE64     2
 
-#define NGX_HTTP_APIPOLICY_WH_MAX_SIGS   8
 #define NGX_HTTP_APIPOLICY_WH_MAX_HEADER 4096
 #define NGX_HTTP_APIPOLICY_WH_REPLAY_TTL 86400
+#define NGX_HTTP_APIPOLICY_WH_CLAIM_TTL  600   /* an id claimed by a
+                                                  request that never ended */
+
+
+/*
+ * The headers of a scheme, in families: the first family whose
+ * signature header was sent is read, and only it (Svix and Clerk send
+ * svix-* for Standard Webhooks; Shopify's newer deliveries drop the X-).
+ * NULL: the scheme has no such header.  The id is signed for "standard"
+ * (and required there); for github and shopify it is not, and optional.
+ */
+typedef struct {
+    char                              *sig;
+    char                              *ts;
+    char                              *id;
+} ngx_http_apipolicy_wh_names_t;
+
+static ngx_http_apipolicy_wh_names_t  ngx_http_apipolicy_wh_names[][2] = {
+    { { NULL, NULL, NULL }, { NULL, NULL, NULL } },
+    { { "webhook-signature", "webhook-timestamp", "webhook-id" },
+      { "svix-signature", "svix-timestamp", "svix-id" } },            /* standard */
+    { { "Stripe-Signature", NULL, NULL }, { NULL, NULL, NULL } },     /* stripe */
+    { { "X-Hub-Signature-256", NULL, "X-GitHub-Delivery" },
+      { NULL, NULL, NULL } },                                         /* github */
+    { { "X-Slack-Signature", "X-Slack-Request-Timestamp", NULL },
+      { NULL, NULL, NULL } },                                         /* slack */
+    { { "X-Shopify-Hmac-Sha256", NULL, "X-Shopify-Webhook-Id" },
+      { "shopify-hmac-sha256", NULL, "shopify-webhook-id" } },        /* shopify */
+    { { NULL, NULL, NULL }, { NULL, NULL, NULL } }                    /* hmac:
+                                                                         header= */
+};
 
 
 /* a secret, ready: ngx_http_apipolicy_hmac_sha256_key()'s two states */
@@ -78,15 +111,19 @@ struct ngx_http_apipolicy_webhook_conf_s {
     ngx_str_t                          header;    /* the signature */
     ngx_str_t                          prefix;
     ngx_uint_t                         encoding;
+    ngx_str_t                          challenge; /* WWW-Authenticate */
 };
 
 
 typedef struct {
-    ngx_str_t                          sig[NGX_HTTP_APIPOLICY_WH_MAX_SIGS];
-    ngx_uint_t                         nsigs;
+    ngx_array_t                        sigs;      /* ngx_str_t, 32 bytes
+                                                     each: as many as the
+                                                     header holds */
     ngx_str_t                          head[4];   /* signed before the body */
     ngx_uint_t                         nhead;
-    ngx_str_t                          id;        /* for the replay zone */
+    ngx_str_t                          id;        /* signed delivery id
+                                                     (standard), or empty:
+                                                     the MAC is the key */
 } ngx_http_apipolicy_wh_parsed_t;
 
 
@@ -95,7 +132,19 @@ const char  *ngx_http_apipolicy_webhook_schemes[] = {
 };
 
 
+/* an id claimed in the replay zone, given back if nothing was delivered */
+typedef struct {
+    ngx_shm_zone_t                    *zone;
+    ngx_http_apipolicy_webhook_ctx_t  *wctx;
+} ngx_http_apipolicy_wh_claim_t;
+
+
 static void ngx_http_apipolicy_webhook_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_apipolicy_webhook_refuse(ngx_http_request_t *r,
+    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_ctx_t *ctx,
+    ngx_http_apipolicy_problem_t *problem, ngx_uint_t level,
+    ngx_str_t *detail);
+static void ngx_http_apipolicy_webhook_unclaim(void *data);
 static ngx_int_t ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_ctx_t *ctx);
 static ngx_int_t ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
@@ -189,14 +238,16 @@ static ngx_int_t
 ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_ctx_t *ctx)
 {
-    u_char                          mac[EVP_MAX_MD_SIZE];
+    u_char                          mac[EVP_MAX_MD_SIZE], matched[32];
     ngx_int_t                       rc;
-    ngx_str_t                       detail;
+    ngx_str_t                       detail, *sig;
     ngx_uint_t                      i, j, ok;
+    ngx_pool_cleanup_t             *cln;
     ngx_http_apipolicy_wh_key_t    *key;
     EVP_MD_CTX                     *md;
     unsigned int                    n;
     ngx_http_apipolicy_wh_parsed_t  ps;
+    ngx_http_apipolicy_wh_claim_t  *claim;
 
     ngx_memzero(&ps, sizeof(ngx_http_apipolicy_wh_parsed_t));
     ngx_str_null(&detail);
@@ -208,7 +259,7 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
     }
 
     if (rc != NGX_OK) {
-        return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_UNAUTHORIZED,
+        return ngx_http_apipolicy_webhook_refuse(r, wcf, ctx,
                             rc == NGX_DECLINED ? &ngx_http_apipolicy_wh_missing
                             : rc == NGX_ABORT ? &ngx_http_apipolicy_wh_time
                             : &ngx_http_apipolicy_wh_invalid,
@@ -220,6 +271,7 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
 
     ok = 0;
     key = wcf->keys->elts;
+    sig = ps.sigs.elts;
 
     for (i = 0; i < wcf->keys->nelts; i++) {
 
@@ -229,10 +281,9 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        for (j = 0; j < ps.nsigs; j++) {
-            if (ps.sig[j].len == 32
-                && CRYPTO_memcmp(ps.sig[j].data, mac, 32) == 0)
-            {
+        for (j = 0; j < ps.sigs.nelts; j++) {
+            if (CRYPTO_memcmp(sig[j].data, mac, 32) == 0) {
+                ngx_memcpy(matched, mac, 32);
                 ok = 1;
             }
         }
@@ -242,12 +293,20 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
 
     if (!ok) {
         ngx_str_set(&detail, "no signature matches the body and a secret");
-        return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_UNAUTHORIZED,
-                                         &ngx_http_apipolicy_wh_invalid,
-                                         NGX_LOG_ERR, &detail);
+        return ngx_http_apipolicy_webhook_refuse(r, wcf, ctx,
+                                                 &ngx_http_apipolicy_wh_invalid,
+                                                 NGX_LOG_ERR, &detail);
     }
 
-    /* a delivery seen before */
+    /*
+     * A delivery seen before, or being delivered now.  The key is what
+     * nobody can change without the secret: the signed delivery id for
+     * "standard", else the signature that verified (it covers the body,
+     * and the timestamp where there is one), never a header's text
+     * (which "t=..,v1=..,v0=x" or upper-case hex would vary).  It is
+     * claimed now, so that a concurrent copy gets 409 at once, and given
+     * back when the upstream fails or the request ends without an answer.
+     */
 
     if (wcf->replay) {
         md = EVP_MD_CTX_new();
@@ -256,8 +315,10 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
             || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1
             || EVP_DigestUpdate(md, wcf->scheme_name.data,
                                 wcf->scheme_name.len) != 1
-            || EVP_DigestUpdate(md, ":", 1) != 1
-            || EVP_DigestUpdate(md, ps.id.data, ps.id.len) != 1
+            || EVP_DigestUpdate(md, ps.id.len ? ":id:" : ":mac:",
+                                ps.id.len ? 4 : 5) != 1
+            || EVP_DigestUpdate(md, ps.id.len ? ps.id.data : matched,
+                                ps.id.len ? ps.id.len : 32) != 1
             || EVP_DigestFinal_ex(md, ctx->webhook->id, &n) != 1)
         {
             EVP_MD_CTX_free(md);
@@ -266,24 +327,91 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
 
         EVP_MD_CTX_free(md);
 
-        if (ngx_http_apipolicy_jwt_cache_lookup(r, wcf->replay,
-                                                ctx->webhook->id)
-            == NGX_OK)
-        {
-            ngx_str_set(&detail, "this delivery was already accepted");
+        rc = ngx_http_apipolicy_jwt_cache_claim(r, wcf->replay,
+                                                ctx->webhook->id,
+                                                NGX_HTTP_APIPOLICY_WH_CLAIM_TTL);
+
+        if (rc == NGX_DECLINED) {
+            ngx_str_set(&detail, "this delivery was already accepted, or "
+                                 "is being delivered");
             return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_CONFLICT,
                                              &ngx_http_apipolicy_wh_replayed,
                                              NGX_LOG_INFO, &detail);
         }
 
-        ctx->webhook->has_id = 1;
+        if (rc == NGX_OK) {
+            cln = ngx_pool_cleanup_add(r->pool,
+                                       sizeof(ngx_http_apipolicy_wh_claim_t));
+            if (cln == NULL) {
+                ngx_http_apipolicy_jwt_cache_forget(wcf->replay,
+                                                    ctx->webhook->id);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            claim = cln->data;
+            claim->zone = wcf->replay;
+            claim->wctx = ctx->webhook;
+            cln->handler = ngx_http_apipolicy_webhook_unclaim;
+
+            ctx->webhook->has_id = 1;
+        }
+
+        /* NGX_ERROR: no room in the zone (said): no replay check */
     }
+
+    OPENSSL_cleanse(matched, sizeof(matched));
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "apipolicy webhook: %V signature verified",
                    &wcf->scheme_name);
 
     return NGX_OK;
+}
+
+
+/* a 401 of the webhook area, with its challenge (RFC 9110 section 15.5.2) */
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_refuse(ngx_http_request_t *r,
+    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_ctx_t *ctx,
+    ngx_http_apipolicy_problem_t *problem, ngx_uint_t level,
+    ngx_str_t *detail)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "WWW-Authenticate");
+    h->value = wcf->challenge;
+    h->lowcase_key = NULL;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    if (r->headers_out.www_authenticate == NULL) {
+        r->headers_out.www_authenticate = h;
+    }
+
+    return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_UNAUTHORIZED, problem,
+                                     level, detail);
+}
+
+
+/* the request ended: an id it claimed but did not deliver is free again */
+
+static void
+ngx_http_apipolicy_webhook_unclaim(void *data)
+{
+    ngx_http_apipolicy_wh_claim_t  *claim = data;
+
+    if (claim->wctx->has_id && !claim->wctx->stored) {
+        ngx_http_apipolicy_jwt_cache_forget(claim->zone, claim->wctx->id);
+        claim->wctx->stored = 1;
+    }
 }
 
 
@@ -298,34 +426,91 @@ ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_wh_parsed_t *ps,
     ngx_str_t *detail)
 {
-    u_char           *p, *last, *start, *comma;
-    ngx_int_t         rc;
-    ngx_str_t         ts;
-    ngx_table_elt_t  *h, *hid, *hts;
+    u_char                         *p, *last, *start, *comma;
+    ngx_int_t                       rc;
+    ngx_str_t                       ts, name;
+    ngx_uint_t                      count;
+    ngx_table_elt_t                *h, *hid, *hts;
+    ngx_http_apipolicy_wh_names_t  *names;
 
     static ngx_str_t  dot = ngx_string(".");
     static ngx_str_t  colon = ngx_string(":");
     static ngx_str_t  v0 = ngx_string("v0:");
 
     rc = NGX_OK;
+    hid = NULL;
+    hts = NULL;
 
-    switch (wcf->scheme) {
+    if (ngx_array_init(&ps->sigs, r->pool, 4, sizeof(ngx_str_t)) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
-    case NGX_HTTP_APIPOLICY_WH_STANDARD:
-        hid = ngx_http_apipolicy_webhook_get(r, "webhook-id", detail, &rc);
-        hts = ngx_http_apipolicy_webhook_get(r, "webhook-timestamp", detail,
-                                             &rc);
-        h = ngx_http_apipolicy_webhook_get(r, "webhook-signature", detail,
-                                           &rc);
-        if (rc != NGX_OK) {
-            return rc;
+    /* the family of headers: the first whose signature header was sent */
+
+    names = ngx_http_apipolicy_wh_names[wcf->scheme];
+
+    if (names[1].sig) {
+        name.data = (u_char *) names[0].sig;
+        name.len = ngx_strlen(names[0].sig);
+
+        (void) ngx_http_apipolicy_find_header(&r->headers_in.headers, &name,
+                                              &count);
+        if (count == 0) {
+            name.data = (u_char *) names[1].sig;
+            name.len = ngx_strlen(names[1].sig);
+
+            (void) ngx_http_apipolicy_find_header(&r->headers_in.headers,
+                                                  &name, &count);
+            if (count) {
+                names++;
+            }
         }
+    }
 
+    if (names->id && wcf->scheme == NGX_HTTP_APIPOLICY_WH_STANDARD) {
+        hid = ngx_http_apipolicy_webhook_get(r, names->id, detail, &rc);
+
+    } else if (names->id && wcf->replay) {
+
+        /*
+         * an unsigned delivery id is no replay key (anyone may change
+         * it), but the upstream may act on it: with replay protection
+         * on, one sent twice or empty is refused, not guessed at
+         */
+
+        name.data = (u_char *) names->id;
+        name.len = ngx_strlen(names->id);
+
+        (void) ngx_http_apipolicy_find_header(&r->headers_in.headers, &name,
+                                              &count);
+        if (count) {
+            (void) ngx_http_apipolicy_webhook_get(r, names->id, detail, &rc);
+        }
+    }
+
+    if (names->ts) {
+        hts = ngx_http_apipolicy_webhook_get(r, names->ts, detail, &rc);
+    }
+
+    h = ngx_http_apipolicy_webhook_get(r,
+                                       names->sig ? names->sig
+                                                  : (char *) wcf->header.data,
+                                       detail, &rc);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (hts) {
         rc = ngx_http_apipolicy_webhook_timestamp(&hts->value, wcf->tolerance,
                                                   detail);
         if (rc != NGX_OK) {
             return rc;
         }
+    }
+
+    switch (wcf->scheme) {
+
+    case NGX_HTTP_APIPOLICY_WH_STANDARD:
 
         /* "v1,SIG v1,SIG": other versions (v1a) are skipped */
 
@@ -363,11 +548,6 @@ ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
         break;
 
     case NGX_HTTP_APIPOLICY_WH_STRIPE:
-        h = ngx_http_apipolicy_webhook_get(r, "Stripe-Signature", detail, &rc);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
         ngx_str_null(&ts);
 
         p = h->value.data;
@@ -411,23 +591,9 @@ ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
         ps->head[0] = ts;
         ps->head[1] = dot;
         ps->nhead = 2;
-        ps->id = h->value;
         break;
 
     case NGX_HTTP_APIPOLICY_WH_SLACK:
-        hts = ngx_http_apipolicy_webhook_get(r, "X-Slack-Request-Timestamp",
-                                             detail, &rc);
-        h = ngx_http_apipolicy_webhook_get(r, "X-Slack-Signature", detail,
-                                           &rc);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        rc = ngx_http_apipolicy_webhook_timestamp(&hts->value, wcf->tolerance,
-                                                  detail);
-        if (rc != NGX_OK) {
-            return rc;
-        }
 
         if (h->value.len > 3 && ngx_strncmp(h->value.data, "v0=", 3) == 0
             && ngx_http_apipolicy_webhook_sig(r, ps, h->value.data + 3,
@@ -442,32 +608,9 @@ ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
         ps->head[1] = hts->value;
         ps->head[2] = colon;
         ps->nhead = 3;
-        ps->id = h->value;
         break;
 
     default:                            /* github, shopify, hmac */
-
-        if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_GITHUB) {
-            h = ngx_http_apipolicy_webhook_get(r, "X-Hub-Signature-256",
-                                               detail, &rc);
-            hid = ngx_http_apipolicy_webhook_get(r, "X-GitHub-Delivery",
-                                                 NULL, NULL);
-
-        } else if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_SHOPIFY) {
-            h = ngx_http_apipolicy_webhook_get(r, "X-Shopify-Hmac-Sha256",
-                                               detail, &rc);
-            hid = ngx_http_apipolicy_webhook_get(r, "X-Shopify-Webhook-Id",
-                                                 NULL, NULL);
-
-        } else {
-            h = ngx_http_apipolicy_webhook_get(r, (char *) wcf->header.data,
-                                               detail, &rc);
-            hid = NULL;
-        }
-
-        if (rc != NGX_OK) {
-            return rc;
-        }
 
         if (h->value.len > wcf->prefix.len
             && ngx_strncasecmp(h->value.data, wcf->prefix.data,
@@ -481,11 +624,10 @@ ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        ps->id = hid ? hid->value : h->value;
         break;
     }
 
-    if (ps->nsigs == 0) {
+    if (ps->sigs.nelts == 0) {
         ngx_str_set(detail, "the signature header holds no signature of the "
                             "expected form");
         return NGX_BUSY;
@@ -564,7 +706,11 @@ ngx_http_apipolicy_webhook_get(ngx_http_request_t *r, const char *name,
 }
 
 
-/* one signature from a header, decoded; wrong lengths are kept out */
+/*
+ * One signature from a header, decoded; wrong lengths are kept out.  No
+ * count limit: the header is at most NGX_HTTP_APIPOLICY_WH_MAX_HEADER
+ * bytes, so it holds at most about a hundred signatures.
+ */
 
 static ngx_int_t
 ngx_http_apipolicy_webhook_sig(ngx_http_request_t *r,
@@ -573,13 +719,7 @@ ngx_http_apipolicy_webhook_sig(ngx_http_request_t *r,
 {
     u_char      *d, c, v;
     size_t       i;
-    ngx_str_t    src, *sig;
-
-    if (ps->nsigs == NGX_HTTP_APIPOLICY_WH_MAX_SIGS) {
-        return NGX_OK;
-    }
-
-    sig = &ps->sig[ps->nsigs];
+    ngx_str_t    src, dst, *sig;
 
     if (encoding == NGX_HTTP_APIPOLICY_WH_HEX) {
 
@@ -608,8 +748,8 @@ ngx_http_apipolicy_webhook_sig(ngx_http_request_t *r,
             d[i / 2] = (i % 2) ? (d[i / 2] | v) : (u_char) (v << 4);
         }
 
-        sig->data = d;
-        sig->len = 32;
+        dst.data = d;
+        dst.len = 32;
 
     } else {
         if (len != 44) {                /* 32 bytes in base64 */
@@ -619,17 +759,22 @@ ngx_http_apipolicy_webhook_sig(ngx_http_request_t *r,
         src.data = p;
         src.len = len;
 
-        sig->data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(len));
-        if (sig->data == NULL) {
+        dst.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(len));
+        if (dst.data == NULL) {
             return NGX_ERROR;
         }
 
-        if (ngx_decode_base64(sig, &src) != NGX_OK || sig->len != 32) {
+        if (ngx_decode_base64(&dst, &src) != NGX_OK || dst.len != 32) {
             return NGX_OK;
         }
     }
 
-    ps->nsigs++;
+    sig = ngx_array_push(&ps->sigs);
+    if (sig == NULL) {
+        return NGX_ERROR;
+    }
+
+    *sig = dst;
 
     return NGX_OK;
 }
@@ -709,7 +854,10 @@ ngx_http_apipolicy_webhook_feed(void *data, u_char *p, size_t len)
 }
 
 
-/* a 2xx answer: the delivery is done, its id is remembered */
+/*
+ * The answer decides the claimed id: a 2xx delivered it (kept a day);
+ * anything else gives it back, so the provider's retry gets through.
+ */
 
 ngx_int_t
 ngx_http_apipolicy_webhook_header(ngx_http_request_t *r,
@@ -718,8 +866,7 @@ ngx_http_apipolicy_webhook_header(ngx_http_request_t *r,
     ngx_http_apipolicy_loc_conf_t  *alcf;
 
     if (ctx->webhook == NULL || !ctx->webhook->has_id
-        || ctx->webhook->stored
-        || r->headers_out.status < 200 || r->headers_out.status >= 300)
+        || ctx->webhook->stored)
     {
         return NGX_OK;
     }
@@ -727,11 +874,18 @@ ngx_http_apipolicy_webhook_header(ngx_http_request_t *r,
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
 
     if (alcf->webhook == NULL || alcf->webhook->replay == NULL) {
-        return NGX_OK;
+        return NGX_OK;      /* the cleanup gives the id back */
     }
 
-    ngx_http_apipolicy_jwt_cache_store(r, alcf->webhook->replay,
-                                       ctx->webhook->id, 0);
+    if (r->headers_out.status >= 200 && r->headers_out.status < 300) {
+        ngx_http_apipolicy_jwt_cache_store(r, alcf->webhook->replay,
+                                           ctx->webhook->id, 0);
+
+    } else {
+        ngx_http_apipolicy_jwt_cache_forget(alcf->webhook->replay,
+                                            ctx->webhook->id);
+    }
+
     ctx->webhook->stored = 1;
 
     return NGX_OK;
@@ -867,13 +1021,29 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return NGX_CONF_ERROR;
             }
 
-            if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_STANDARD
-                && raw.len > 6 && ngx_strncmp(raw.data, "whsec_", 6) == 0)
+            if (ngx_http_apipolicy_jwt_secret_value(cf, &raw, secret)
+                != NGX_OK)
             {
-                /* Standard Webhooks: the key is the base64 after whsec_ */
+                return NGX_CONF_ERROR;
+            }
 
-                b64.data = raw.data + 6;
-                b64.len = raw.len - 6;
+            if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_STANDARD
+                && !(raw.len > 7 && ngx_strncmp(raw.data, "base64:", 7) == 0)
+                && !(raw.len > 10
+                     && ngx_strncmp(raw.data, "base64url:", 10) == 0))
+            {
+                /*
+                 * Standard Webhooks: the secret is base64, "whsec_" in
+                 * front or not, inline or in a file, as the SDKs read it
+                 * ("base64:" and "base64url:" give the key's bytes)
+                 */
+
+                b64 = *secret;
+
+                if (b64.len > 6 && ngx_strncmp(b64.data, "whsec_", 6) == 0) {
+                    b64.data += 6;
+                    b64.len -= 6;
+                }
 
                 secret->data = ngx_pnalloc(cf->pool,
                                            ngx_base64_decoded_length(b64.len));
@@ -883,15 +1053,12 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
                 if (ngx_decode_base64(secret, &b64) != NGX_OK) {
                     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                       "the secret after \"whsec_\" is not "
-                                       "base64");
+                                       "a Standard Webhooks secret is base64, "
+                                       "with or without \"whsec_\" in front "
+                                       "(inline or in the file:): \"%V\" "
+                                       "is not", &value[i]);
                     return NGX_CONF_ERROR;
                 }
-
-            } else if (ngx_http_apipolicy_jwt_secret_value(cf, &raw, secret)
-                       != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
             }
 
             if (secret->len == 0) {
@@ -1012,6 +1179,39 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "header that carries the signature");
         return NGX_CONF_ERROR;
     }
+
+    /*
+     * the challenge of its 401s: "Webhook-Signature" is apipolicy's name
+     * (no registered scheme fits), the parameters say what to send
+     */
+
+    s.len = (wcf->header.len ? wcf->header.len
+             : ngx_strlen(ngx_http_apipolicy_wh_names[wcf->scheme][0].sig));
+    s.data = (wcf->header.len ? wcf->header.data
+              : (u_char *) ngx_http_apipolicy_wh_names[wcf->scheme][0].sig);
+
+    for (n = 0; n < s.len; n++) {
+        if (s.data[n] <= 0x20 || s.data[n] >= 0x7f || s.data[n] == '"'
+            || s.data[n] == '\\')
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"header=%V\" is not a header name",
+                               &wcf->header);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    wcf->challenge.len = sizeof("Webhook-Signature provider=\"\", "
+                                "header=\"\"") - 1
+                         + wcf->scheme_name.len + s.len;
+    wcf->challenge.data = ngx_pnalloc(cf->pool, wcf->challenge.len);
+    if (wcf->challenge.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_sprintf(wcf->challenge.data,
+                "Webhook-Signature provider=\"%V\", header=\"%V\"",
+                &wcf->scheme_name, &s);
 
     if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_GITHUB
         || wcf->scheme == NGX_HTTP_APIPOLICY_WH_SHOPIFY

@@ -256,7 +256,7 @@ qr/\[emerg\] .*unknown replay zone "nope": declare it with apipolicy_webhook_zon
     location /h { apipolicy_webhook standard secret=whsec_!!!; }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*the secret after "whsec_" is not base64/
+qr/\[emerg\] .*a Standard Webhooks secret is base64, with or without "whsec_" in front \(inline or in the file:\): "secret=whsec_!!!" is not/
 
 
 

@@ -3,7 +3,11 @@
 # past the memory it was given (the ASan build, make test-asan, with
 # every pool allocation its own malloc, turns such a write into a
 # failed run).  The blocks are made from one table: for every scheme,
-# a good delivery and then each of its headers spoilt three ways.
+# a good delivery and then each of its headers spoilt three ways.  An
+# optional delivery id (GitHub, Shopify) that cannot be read is left out
+# without a replay zone; with one, it is refused like any other header
+# (the upstream may act on it, and a replay check must not be guessed
+# around it).
 use Test::Nginx::Socket 'no_plan';
 use Digest::SHA qw(hmac_sha256 hmac_sha256_hex);
 use MIME::Base64 qw(encode_base64);
@@ -79,8 +83,9 @@ sub detail {
 add_block_preprocessor(sub {
     my $block = shift;
     my $scheme = $block->name =~ /: (\w+)$/ ? $1 : return;
+    my $replay = $block->name =~ /with a replay zone/;
     my ($params, $good, $optional) = @{$SCHEMES{$scheme}};
-    my %opt = map { $_ => 1 } @$optional;
+    my %opt = $replay ? () : map { $_ => 1 } @$optional;
 
     my (@req, @hdr, @code, @body);
 
@@ -106,6 +111,9 @@ add_block_preprocessor(sub {
         }
     }
 
+    $params .= " replay_zone=hooks" if $replay;
+    $block->set_value("http_config", "apipolicy_webhook_zone hooks:1m;")
+        if $replay;
     $block->set_value("config", <<"_EOC_");
 location /$scheme {
     apipolicy_webhook $scheme $params;
@@ -131,3 +139,5 @@ __DATA__
 === TEST 4: spoilt headers: slack
 === TEST 5: spoilt headers: shopify
 === TEST 6: spoilt headers: hmac
+=== TEST 7: spoilt headers with a replay zone: github
+=== TEST 8: spoilt headers with a replay zone: shopify
