@@ -838,7 +838,12 @@ ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+#if (NGX_HTTP_SSL)
+
 /*
+ * Only for the https check below: without the SSL module no proxy_pass
+ * is https.
+ *
  * The location a key request lands in, found as nginx finds it for the
  * subrequest (ngx_http_core_find_location()): the static location tree
  * (exact, prefix and auto-redirect nodes), nested locations with the
@@ -948,9 +953,13 @@ ngx_http_apipolicy_jwks_location(ngx_http_core_loc_conf_t *pclcf,
 }
 
 
+#endif
+
+
 void
 ngx_http_apipolicy_jwks_postconfiguration(ngx_conf_t *cf)
 {
+#if (NGX_HTTP_SSL)
     ngx_uint_t                       i, m, proxy;
     ngx_module_t                   **modules;
     ngx_http_upstream_conf_t        *ucf;
@@ -1016,6 +1025,7 @@ ngx_http_apipolicy_jwks_postconfiguration(ngx_conf_t *cf)
                       "\"proxy_ssl_trusted_certificate\" there",
                       &src[i]->uri, src[i]->file, src[i]->line, &clcf->name);
     }
+#endif
 }
 
 
