@@ -51,6 +51,50 @@ static ngx_conf_num_bounds_t  ngx_http_apipolicy_ratelimit_status_bounds = {
 };
 
 
+/*
+ * Directives of some blocks only, answered with where they belong when
+ * they are elsewhere (ngx_http_apipolicy_conf_where())
+ */
+
+static ngx_http_apipolicy_conf_where_t  ngx_http_apipolicy_in_srv_jwks = {
+    NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF,
+    "a server or a location (its URI is resolved in the server)",
+    ngx_http_apipolicy_jwks_key_request
+};
+
+static ngx_http_apipolicy_conf_where_t  ngx_http_apipolicy_in_http_wh_zone = {
+    NGX_HTTP_MAIN_CONF, "the http block (a zone all servers share)",
+    ngx_http_apipolicy_webhook_zone
+};
+
+static ngx_http_apipolicy_conf_where_t  ngx_http_apipolicy_in_http_idem_zone = {
+    NGX_HTTP_MAIN_CONF, "the http block (a zone all servers share)",
+    ngx_http_apipolicy_idempotency_zone
+};
+
+static ngx_http_apipolicy_conf_where_t  ngx_http_apipolicy_in_loc_status = {
+    NGX_HTTP_LOC_CONF,
+    "a location (it answers the requests of that location)",
+    ngx_http_apipolicy_status
+};
+
+static ngx_http_apipolicy_conf_where_t  ngx_http_apipolicy_in_http_redis = {
+    NGX_HTTP_MAIN_CONF, "the http block (one Redis for the whole gateway)",
+    ngx_http_apipolicy_redis
+};
+
+static ngx_http_apipolicy_conf_where_t  ngx_http_apipolicy_in_http_rl_zone = {
+    NGX_HTTP_MAIN_CONF, "the http block (a zone all servers share)",
+    ngx_http_apipolicy_ratelimit_zone
+};
+
+static ngx_http_apipolicy_conf_where_t  ngx_http_apipolicy_in_http_rl_tier = {
+    NGX_HTTP_MAIN_CONF,
+    "the http block (tiers are shared by every rate limit)",
+    ngx_http_apipolicy_ratelimit_tier
+};
+
+
 static ngx_command_t  ngx_http_apipolicy_commands[] = {
 
     /* CORS */
@@ -92,7 +136,7 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
 
     { ngx_string("apipolicy_cors_max_age"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_sec_slot,
+      ngx_http_apipolicy_conf_set_sec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_apipolicy_loc_conf_t, cors.max_age),
       NULL },
@@ -214,11 +258,11 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
       NULL },
 
     { ngx_string("apipolicy_jwt_key_request"),
-      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
-      ngx_http_apipolicy_jwks_key_request,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_apipolicy_conf_where,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      &ngx_http_apipolicy_in_srv_jwks },
 
     { ngx_string("apipolicy_jwt_cache"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
@@ -237,20 +281,20 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
       NULL },
 
     { ngx_string("apipolicy_webhook_zone"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_apipolicy_webhook_zone,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_apipolicy_conf_where,
       0,
       0,
-      NULL },
+      &ngx_http_apipolicy_in_http_wh_zone },
 
     /* Idempotency-Key */
 
     { ngx_string("apipolicy_idempotency_zone"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
-      ngx_http_apipolicy_idempotency_zone,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_apipolicy_conf_where,
       0,
       0,
-      NULL },
+      &ngx_http_apipolicy_in_http_idem_zone },
 
     { ngx_string("apipolicy_idempotency"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -262,36 +306,37 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
     /* observability */
 
     { ngx_string("apipolicy_status"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
-      ngx_http_apipolicy_status,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+      |NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_apipolicy_conf_where,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      &ngx_http_apipolicy_in_loc_status },
 
     /* Redis, shared by the gateways */
 
     { ngx_string("apipolicy_redis"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
-      ngx_http_apipolicy_redis,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_apipolicy_conf_where,
       0,
       0,
-      NULL },
+      &ngx_http_apipolicy_in_http_redis },
 
     /* rate limiting */
 
     { ngx_string("apipolicy_ratelimit_zone"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
-      ngx_http_apipolicy_ratelimit_zone,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_apipolicy_conf_where,
       0,
       0,
-      NULL },
+      &ngx_http_apipolicy_in_http_rl_zone },
 
     { ngx_string("apipolicy_ratelimit_tier"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
-      ngx_http_apipolicy_ratelimit_tier,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_apipolicy_conf_where,
       0,
       0,
-      NULL },
+      &ngx_http_apipolicy_in_http_rl_tier },
 
     { ngx_string("apipolicy_ratelimit"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -302,7 +347,7 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
 
     { ngx_string("apipolicy_ratelimit_status"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_num_slot,
+      ngx_http_apipolicy_conf_set_status_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_apipolicy_loc_conf_t, ratelimit_status),
       &ngx_http_apipolicy_ratelimit_status_bounds },

@@ -2142,8 +2142,8 @@ ngx_http_apipolicy_idempotency_zone(ngx_conf_t *cf, ngx_command_t *cmd,
             return NGX_CONF_ERROR;
         }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
+        ngx_http_apipolicy_conf_bad_param(cf, &value[i],
+                                          "ttl=, max_body=, redis= and redis_fail=");
         return NGX_CONF_ERROR;
     }
 
@@ -2317,8 +2317,8 @@ ngx_http_apipolicy_idempotency(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
+        ngx_http_apipolicy_conf_bad_param(cf, &value[i],
+                                          "zone=, required, methods= and scope=");
         return NGX_CONF_ERROR;
     }
 

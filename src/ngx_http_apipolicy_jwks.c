@@ -753,8 +753,9 @@ ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
             s.data = value[i].data + 10;
 
         } else {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\"", &value[i]);
+            ngx_http_apipolicy_conf_bad_param(cf, &value[i],
+                                              "refresh=, cooldown=, "
+                                              "max_stale= and issuer=");
             return NGX_CONF_ERROR;
         }
 

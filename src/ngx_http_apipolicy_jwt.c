@@ -2006,8 +2006,7 @@ ngx_http_apipolicy_jwt(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     for (i = 2; i < cf->args->nelts; i++) {
 
         if (ngx_strncmp(value[i].data, "realm=", 6) != 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\"", &value[i]);
+            ngx_http_apipolicy_conf_bad_param(cf, &value[i], "realm=");
             return NGX_CONF_ERROR;
         }
 
@@ -2167,8 +2166,8 @@ ngx_http_apipolicy_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
+        ngx_http_apipolicy_conf_bad_param(cf, &value[i],
+                                          "alg=, kid= and issuer=");
         return NGX_CONF_ERROR;
     }
 
@@ -2393,8 +2392,8 @@ ngx_http_apipolicy_jwt_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
+        ngx_http_apipolicy_conf_bad_param(cf, &value[i],
+                                          "alg=, kid= and issuer=");
         return NGX_CONF_ERROR;
     }
 
@@ -2760,7 +2759,7 @@ ngx_http_apipolicy_jwt_sec_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    return ngx_conf_set_sec_slot(cf, cmd, jcf);
+    return ngx_http_apipolicy_conf_set_sec_slot(cf, cmd, jcf);
 }
 
 

@@ -538,8 +538,7 @@ ngx_http_apipolicy_jwt_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
+        ngx_http_apipolicy_conf_bad_param(cf, &value[i], "max_ttl=");
         return NGX_CONF_ERROR;
     }
 

@@ -1399,8 +1399,7 @@ ngx_http_apipolicy_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
+        ngx_http_apipolicy_conf_bad_param(cf, &value[i], "sync=");
         return NGX_CONF_ERROR;
     }
 
@@ -1521,8 +1520,7 @@ ngx_http_apipolicy_ratelimit_tier(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
+        ngx_http_apipolicy_conf_bad_param(cf, &value[i], "rate= and burst=");
         return NGX_CONF_ERROR;
     }
 
@@ -1674,8 +1672,9 @@ ngx_http_apipolicy_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
+        ngx_http_apipolicy_conf_bad_param(cf, &value[i],
+                                          "zone=, key=, tier=, cost= "
+                                          "and dry_run");
         return NGX_CONF_ERROR;
     }
 
@@ -1692,6 +1691,14 @@ ngx_http_apipolicy_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "\"key=\" is required: the variable a client is "
                            "counted by, as in \"key=$binary_remote_addr\"");
         return NGX_CONF_ERROR;
+    }
+
+    if (limit->key.lengths == NULL) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"key=%V\" has no variable: every client is "
+                           "counted in one bucket; a variable starts with "
+                           "\"$\", as in \"key=$binary_remote_addr\"",
+                           &limit->key.value);
     }
 
     if (ngx_http_apipolicy_rl_find_tier(amcf->rl_tiers,

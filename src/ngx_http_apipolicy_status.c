@@ -257,10 +257,10 @@ struct ngx_http_apipolicy_st_rl_s {
 
 typedef struct {
     uint64_t                           magic;
-    ngx_atomic_t                       counters[ngx_http_apipolicy_st_ncounters];
-    ngx_atomic_t                       rejections[NGX_HTTP_APIPOLICY_ST_NCODES];
-    ngx_atomic_t                       webhook[NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES]
-                                           [NGX_HTTP_APIPOLICY_ST_WH_NRESULTS];
+    ngx_atomic_t      counters[ngx_http_apipolicy_st_ncounters];
+    ngx_atomic_t      rejections[NGX_HTTP_APIPOLICY_ST_NCODES];
+    ngx_atomic_t      webhook[NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES]
+                             [NGX_HTTP_APIPOLICY_ST_WH_NRESULTS];
     ngx_http_apipolicy_st_redis_t      redis;
     ngx_http_apipolicy_st_worker_t     workers[NGX_HTTP_APIPOLICY_ST_WORKERS];
     ngx_http_apipolicy_st_rl_t        *rl;        /* every series made */
@@ -306,7 +306,8 @@ static u_char *ngx_http_apipolicy_status_json(u_char *p,
     ngx_http_apipolicy_st_view_t *view);
 static u_char *ngx_http_apipolicy_status_prometheus(u_char *p,
     ngx_http_apipolicy_st_view_t *view);
-static ngx_uint_t ngx_http_apipolicy_status_code(ngx_http_apipolicy_ctx_t *ctx);
+static ngx_uint_t ngx_http_apipolicy_status_code(
+    ngx_http_apipolicy_ctx_t *ctx);
 
 
 static ngx_str_t  ngx_http_apipolicy_status_zone_name =
@@ -369,18 +370,18 @@ ngx_http_apipolicy_status_log(ngx_http_request_t *r)
     if (ctx->jwt) {
         if (ctx->jwt->verified) {
             ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt
-                                          + NGX_HTTP_APIPOLICY_ST_JWT_VERIFIED);
+                                      + NGX_HTTP_APIPOLICY_ST_JWT_VERIFIED);
 
         } else if (ctx->jwt->anonymous) {
             ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt
-                                         + NGX_HTTP_APIPOLICY_ST_JWT_ANONYMOUS);
+                                      + NGX_HTTP_APIPOLICY_ST_JWT_ANONYMOUS);
 
         } else if (code < NGX_HTTP_APIPOLICY_ST_NCODES
                    && ngx_strcmp(ngx_http_apipolicy_st_codes[code].area.data,
                                  "jwt") == 0)
         {
             ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt
-                                          + NGX_HTTP_APIPOLICY_ST_JWT_REJECTED);
+                                      + NGX_HTTP_APIPOLICY_ST_JWT_REJECTED);
         }
 
         if (ctx->jwt->cache_status == NGX_HTTP_APIPOLICY_JWT_CACHE_HIT) {
@@ -435,7 +436,7 @@ ngx_http_apipolicy_status_log(ngx_http_request_t *r)
         } else if (ctx->problem) {
             for (n = 1; n < NGX_HTTP_APIPOLICY_ST_WH_NRESULTS; n++) {
                 if (ngx_http_apipolicy_st_eq(&ctx->problem->code,
-                                        &ngx_http_apipolicy_st_wh_results[n].code))
+                                  &ngx_http_apipolicy_st_wh_results[n].code))
                 {
                     break;
                 }
@@ -923,7 +924,8 @@ ngx_http_apipolicy_status_json(u_char *p, ngx_http_apipolicy_st_view_t *view)
     for (z = 0; view->st->rl && z < amcf->rl_zones->nelts; z++) {
         p = ngx_cpymem(p, z ? ",\"" : "\"", z ? 2 : 1);
         p = ngx_http_apipolicy_st_label(p,
-                           ngx_http_apipolicy_ratelimit_zone_name(amcf, z), 128);
+                             ngx_http_apipolicy_ratelimit_zone_name(amcf, z),
+                             128);
         p = ngx_cpymem(p, "\":{", 3);
 
         tier = amcf->rl_tiers->elts;
@@ -1008,7 +1010,8 @@ ngx_http_apipolicy_status_json(u_char *p, ngx_http_apipolicy_st_view_t *view)
     p = ngx_cpymem(p, "\"redis\":{\"address\":\"",
                    sizeof("\"redis\":{\"address\":\"") - 1);
     p = ngx_http_apipolicy_st_label(p,
-                               ngx_http_apipolicy_redis_name(amcf->redis), 256);
+                                    ngx_http_apipolicy_redis_name(amcf->redis),
+                                    256);
     rs = &sh->redis;
 
     p = ngx_sprintf(p, "\",\"up\":%s,\"workers\":{\"up\":%ui,\"down\":%ui,"
@@ -1159,8 +1162,8 @@ ngx_http_apipolicy_status_prometheus(u_char *p,
 
     for (n = 1; n < NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES; n++) {
         for (i = 0; i < NGX_HTTP_APIPOLICY_ST_WH_NRESULTS; i++) {
-            p = ngx_sprintf(p, "apipolicy_webhook_requests_total{scheme=\"%s\","
-                               "result=\"%V\"} %uA\n",
+            p = ngx_sprintf(p, "apipolicy_webhook_requests_total"
+                               "{scheme=\"%s\",result=\"%V\"} %uA\n",
                             ngx_http_apipolicy_webhook_schemes[n],
                             &ngx_http_apipolicy_st_wh_results[i].area,
                             sh->webhook[n][i]);
@@ -1351,7 +1354,8 @@ ngx_http_apipolicy_status_postconfiguration(ngx_conf_t *cf)
         st->ntiers = amcf->rl_tiers->nelts;
         n = amcf->rl_zones->nelts * st->ntiers;
 
-        st->rl = ngx_pcalloc(cf->pool, n * sizeof(ngx_http_apipolicy_st_rl_t *));
+        st->rl = ngx_pcalloc(cf->pool,
+                             n * sizeof(ngx_http_apipolicy_st_rl_t *));
         if (st->rl == NULL) {
             return NGX_ERROR;
         }

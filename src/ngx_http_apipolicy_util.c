@@ -442,3 +442,119 @@ ngx_http_apipolicy_request_body_feed(ngx_http_request_t *r,
 
     return NGX_OK;
 }
+
+
+char *
+ngx_http_apipolicy_conf_set_sec_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    char  *p = conf;
+
+    time_t     *sp;
+    ngx_str_t  *value;
+
+    sp = (time_t *) (p + cmd->offset);
+
+    if (*sp != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    *sp = ngx_parse_time(&value[1], 1);
+
+    if (*sp == (time_t) NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid time \"%V\" in \"%V\": %s a number of "
+                           "seconds, or numbers with the units ms, s, m, h, "
+                           "d, w, M, y, as in \"30s\", \"10m\" or \"1h\"",
+                           &value[1], &cmd->name,
+                           value[1].len && value[1].data[0] == '-'
+                           ? "a time cannot be negative; use" : "use");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_apipolicy_conf_set_status_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    char  *p = conf;
+
+    ngx_int_t               n;
+    ngx_str_t              *value;
+    ngx_uint_t             *np;
+    ngx_conf_num_bounds_t  *bounds;
+
+    np = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    bounds = cmd->post;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n == NGX_ERROR || n < bounds->low || n > bounds->high) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid status \"%V\" in \"%V\": a refusal needs "
+                           "an error status, from %i to %i",
+                           &value[1], &cmd->name, bounds->low, bounds->high);
+        return NGX_CONF_ERROR;
+    }
+
+    *np = (ngx_uint_t) n;
+
+    return NGX_CONF_OK;
+}
+
+
+void
+ngx_http_apipolicy_conf_bad_param(ngx_conf_t *cf, ngx_str_t *param,
+    const char *accepted)
+{
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\" of \"%V\": the parameters "
+                       "are %s", param, &value[0], accepted);
+}
+
+
+char *
+ngx_http_apipolicy_conf_where(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    const char                       *here;
+    ngx_http_apipolicy_conf_where_t  *w;
+
+    w = cmd->post;
+
+    if (cf->cmd_type & w->contexts) {
+        return w->handler(cf, cmd, conf);
+    }
+
+    switch (cf->cmd_type) {
+    case NGX_HTTP_MAIN_CONF:
+        here = "the http block";
+        break;
+    case NGX_HTTP_SRV_CONF:
+        here = "a server block";
+        break;
+    default:
+        here = "a location";
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" belongs in %s, not in %s", &cmd->name,
+                       w->where, here);
+
+    return NGX_CONF_ERROR;
+}
+

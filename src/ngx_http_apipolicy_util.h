@@ -55,5 +55,35 @@ ngx_int_t ngx_http_apipolicy_conf_list_add(ngx_conf_t *cf, ngx_array_t **list,
 char *ngx_http_apipolicy_conf_set_enum_slot(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 
+/*
+ * Configuration answers that name the directive, the bad value and what
+ * is accepted: a time (ngx_conf_set_sec_slot with words for "1hour" and
+ * "-5s"), a status code within bounds (cmd->post: ngx_conf_num_bounds_t),
+ * and an unknown parameter with the list of the known ones
+ */
+char *ngx_http_apipolicy_conf_set_sec_slot(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_apipolicy_conf_set_status_slot(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+void ngx_http_apipolicy_conf_bad_param(ngx_conf_t *cf, ngx_str_t *param,
+    const char *accepted);
+
+/*
+ * Directives allowed in some blocks only: the table gives them every
+ * http block, and this handler (cmd->post: an ..._conf_where_t) answers
+ * one in the wrong block with where it belongs, instead of nginx's
+ * "is not allowed here", then calls the directive's own handler
+ */
+typedef struct {
+    ngx_uint_t                         contexts;  /* NGX_HTTP_*_CONF */
+    const char                        *where;     /* "the http block" */
+    char                           *(*handler)(ngx_conf_t *cf,
+                                               ngx_command_t *cmd,
+                                               void *conf);
+} ngx_http_apipolicy_conf_where_t;
+
+char *ngx_http_apipolicy_conf_where(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
 
 #endif /* _NGX_HTTP_APIPOLICY_UTIL_H_INCLUDED_ */

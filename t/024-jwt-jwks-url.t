@@ -318,7 +318,7 @@ main::idp('jwks-a.json');
 --- config
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*"apipolicy_jwt_key_request" directive is not allowed here/
+qr/\[emerg\] .*"apipolicy_jwt_key_request" belongs in a server or a location \(its URI is resolved in the server\), not in the http block/
 
 
 

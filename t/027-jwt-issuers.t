@@ -177,4 +177,4 @@ my $t = main::tok('rsa', $main::A);
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*invalid parameter "issuer=" in .*nginx\.conf:\d+/
+qr/\[emerg\] .*invalid parameter "issuer=" .*in .*nginx\.conf:\d+/

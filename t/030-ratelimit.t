@@ -400,7 +400,7 @@ qr/\[emerg\] .*invalid cost "cost=0"/
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*value must be between 400 and 599/
+qr/\[emerg\] .*invalid status "\d+" in "apipolicy_ratelimit_status": a refusal needs an error status, from 400 to 599/
 
 
 

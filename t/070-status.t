@@ -275,7 +275,7 @@ qr/\[emerg\] .*invalid format "yaml": use "json" or "prometheus" in .*nginx\.con
 --- config
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*"apipolicy_status" directive is not allowed here/
+qr/\[emerg\] .*"apipolicy_status" belongs in a location \(it answers the requests of that location\), not in a server block/
 
 
 
