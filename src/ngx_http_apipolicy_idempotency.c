@@ -6,19 +6,24 @@
  * PRECONTENT, after the rate limit, with the response captured by the
  * filters.
  *
- *   key      the Idempotency-Key header: a structured-field string
- *            ("...") or a bare token, 1 to 255 printable characters; the
- *            entry is SHA-256(scope || key), scope= being, say, the
- *            caller's $jwt_claim_sub, so that two clients never share keys
+ *   key      the Idempotency-Key header: an RFC 8941 sf-string ("...",
+ *            escapes, parameters ignored) or a bare token, 1 to 255
+ *            characters; the entry is SHA-256(scope || key), scope= being,
+ *            say, the caller's $jwt_claim_sub, so that two clients never
+ *            share keys
  *   print    SHA-256 of the method, the request target and the body
- *   first    no entry: an "in flight" entry is made and the request goes
- *            on; its response (status, headers, body up to max_body) is
- *            kept for ttl= once the last byte passed.  A 5xx or 429
- *            answer, a body over max_body, or a request that ends early
- *            leaves nothing behind: the client may try again
- *   again    in flight: 409 IDEMPOTENCY_KEY_IN_USE; done with another
- *            fingerprint: 422 IDEMPOTENCY_KEY_REUSED; done with the same:
- *            the stored response, with "Idempotent-Replayed: true"
+ *   first    no entry: an "in flight" entry is made (pinned: never
+ *            evicted) and the request goes on; its response (status,
+ *            headers, body up to max_body) is kept for ttl= once the last
+ *            byte passed.  A 5xx or 429 the upstream sent, or an upstream
+ *            never reached, frees the key: the client may try again.  An
+ *            unknown outcome (timeout, upstream broke off, request ended
+ *            early) or an answer that cannot be kept locks the key for
+ *            lease=; a client that goes away does not stop the upstream
+ *   again    in flight or locked: 409 IDEMPOTENCY_KEY_IN_USE with
+ *            Retry-After; done with another fingerprint: 422
+ *            IDEMPOTENCY_KEY_REUSED; done with the same: the stored
+ *            response, with "Idempotent-Replayed: true"
  *   missing  400 IDEMPOTENCY_KEY_MISSING with "required", else the
  *            request goes on untouched
  *
@@ -29,7 +34,8 @@
  * With redis=on the gateways sharing one Redis share the keys: a key the
  * zone does not know is claimed there with one atomic command,
  *
- *   SET PREFIXidem:HEX "i" FP TOKEN NX PX LEASE GET
+ *   EVAL "GET KEYS[1], else SET KEYS[1] ARGV[1] PX ARGV[2]" PREFIXidem:HEX
+ *        "i" FP TOKEN  LEASE
  *
  * whose answer is nil (ours: go on), an "i..." value (in flight at
  * another gateway: 409) or a "d..." value (done: 422 or a replay of the
@@ -75,6 +81,15 @@
 /* Redis values: "i" FP TOKEN (in flight), "d" FP STATUS HLEN "\n" ... */
 #define NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN (1 + 64 + 16)
 
+/* a claim still ours lives lease= more (PEXPIRE, allowed past maxmemory) */
+#define ngx_http_apipolicy_idem_extend                                       \
+    ngx_string("if redis.call('GET', KEYS[1]) == ARGV[1] then "              \
+               "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "         \
+               "return 0")
+
+/* responses a worker keeps for Redis to take them again, at most */
+#define NGX_HTTP_APIPOLICY_IDEM_PENDING_MAX  (64 * 1024 * 1024)
+
 /* PREFIX "idem:" HEX */
 #define NGX_HTTP_APIPOLICY_IDEM_REDIS_KEY_LEN                                \
     (NGX_HTTP_APIPOLICY_REDIS_PREFIX_MAX + sizeof("idem:") - 1 + 64)
@@ -117,6 +132,20 @@ typedef struct ngx_http_apipolicy_idem_op_s  ngx_http_apipolicy_idem_op_t;
 struct ngx_http_apipolicy_idem_op_s {
     ngx_http_apipolicy_idem_ctx_t     *ictx;      /* a waiting request */
 };
+
+
+/* a kept response on its way to Redis, tried again while the claim lasts */
+
+typedef struct {
+    ngx_event_t                        ev;        /* the next try */
+    ngx_http_apipolicy_redis_cmd_t     set;       /* the response */
+    ngx_http_apipolicy_redis_cmd_t     extend;    /* the claim, lease= more */
+    ngx_http_apipolicy_idem_zone_t    *zone;
+    size_t                             size;
+    time_t                             deadline;  /* the claim ends */
+    ngx_msec_t                         delay;
+    ngx_uint_t                         tries;
+} ngx_http_apipolicy_idem_commit_t;
 
 
 struct ngx_http_apipolicy_idem_conf_s {
@@ -210,6 +239,17 @@ static void ngx_http_apipolicy_idem_redis_extend(
     ngx_http_apipolicy_idem_ctx_t *ictx);
 static ngx_int_t ngx_http_apipolicy_idem_op(ngx_str_t *argv, ngx_uint_t argc,
     ngx_str_t *key, ngx_http_apipolicy_idem_ctx_t *ictx);
+static void ngx_http_apipolicy_idem_commit_send(
+    ngx_http_apipolicy_idem_commit_t *c);
+static void ngx_http_apipolicy_idem_commit_retry(ngx_event_t *ev);
+static void ngx_http_apipolicy_idem_commit_done(void *data,
+    redisReply **replies, ngx_uint_t n, ngx_int_t rc);
+static void ngx_http_apipolicy_idem_commit_failed(
+    ngx_http_apipolicy_idem_commit_t *c, ngx_str_t *reason);
+static void ngx_http_apipolicy_idem_commit_free(
+    ngx_http_apipolicy_idem_commit_t *c);
+static void ngx_http_apipolicy_idem_redis_ignore(void *data,
+    redisReply **replies, ngx_uint_t n, ngx_int_t rc);
 static void ngx_http_apipolicy_idem_redis_done(void *data,
     redisReply **replies, ngx_uint_t n, ngx_int_t rc);
 static void ngx_http_apipolicy_idem_op_done(ngx_http_apipolicy_idem_op_t *op,
@@ -221,6 +261,7 @@ static u_char *ngx_http_apipolicy_idem_redis_key(u_char *p,
 /* this worker's Redis (shared with the other areas) */
 
 static ngx_http_apipolicy_redis_t    *ngx_http_apipolicy_idem_rd;
+static size_t                         ngx_http_apipolicy_idem_pending;
 
 
 static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idem_missing =
@@ -1559,7 +1600,18 @@ ngx_http_apipolicy_idem_redis_claim(ngx_http_request_t *r,
     u_char                          key[NGX_HTTP_APIPOLICY_IDEM_REDIS_KEY_LEN];
     u_char                          px[NGX_TIME_T_LEN + 4];
     ngx_int_t                       rc;
-    ngx_str_t                       argv[7];
+    ngx_str_t                       argv[6];
+
+    /*
+     * the value if there is one, else our claim: a Redis that refuses
+     * writes (maxmemory) still tells a key in flight or kept
+     */
+
+    static ngx_str_t  claim = ngx_string(
+        "local v = redis.call('GET', KEYS[1]) "
+        "if v then return v end "
+        "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
+        "return false");
 
     if (ngx_http_apipolicy_idem_rd == NULL) {
         return NGX_DECLINED;                /* not a worker */
@@ -1574,20 +1626,19 @@ ngx_http_apipolicy_idem_redis_claim(ngx_http_request_t *r,
     p = ngx_hex_dump(p, ictx->fp, 32);
     ngx_hex_dump(p, token, sizeof(token));
 
-    ngx_str_set(&argv[0], "SET");
-    argv[1].data = key;
-    argv[1].len = ngx_http_apipolicy_idem_redis_key(key, ictx) - key;
-    argv[2].data = ictx->claim;
-    argv[2].len = NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN;
-    ngx_str_set(&argv[3], "NX");
-    ngx_str_set(&argv[4], "PX");
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = claim;
+    ngx_str_set(&argv[2], "1");
+    argv[3].data = key;
+    argv[3].len = ngx_http_apipolicy_idem_redis_key(key, ictx) - key;
+    argv[4].data = ictx->claim;
+    argv[4].len = NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN;
     argv[5].data = px;                      /* the lease */
     argv[5].len = ngx_sprintf(px, "%T", ictx->zone->lease * 1000) - px;
-    ngx_str_set(&argv[6], "GET");
 
     ictx->request = r;
 
-    rc = ngx_http_apipolicy_idem_op(argv, 7, &argv[1], ictx);
+    rc = ngx_http_apipolicy_idem_op(argv, 6, &argv[3], ictx);
 
     if (rc == NGX_DECLINED) {
         /* Redis is away and not tried again yet */
@@ -1716,8 +1767,7 @@ ngx_http_apipolicy_idem_redis_failed(ngx_http_request_t *r,
 
     if (error) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "apipolicy: Redis refused the idempotency claim: %*s "
-                      "(SET with NX and GET needs Redis 7.0 or newer)",
+                      "apipolicy: Redis refused the idempotency claim: %*s",
                       (size_t) error->len, error->str);
 
     } else if (foreign) {
@@ -1752,12 +1802,13 @@ static void
 ngx_http_apipolicy_idem_redis_update(ngx_http_apipolicy_idem_ctx_t *ictx,
     ngx_uint_t commit)
 {
-    u_char                        *p, *value;
-    u_char                         key[NGX_HTTP_APIPOLICY_IDEM_REDIS_KEY_LEN];
-    u_char                         px[NGX_TIME_T_LEN + 4];
-    size_t                         len;
-    ngx_int_t                      rc;
-    ngx_str_t                      argv[7];
+    u_char                            *p, *value;
+    u_char                             key[NGX_HTTP_APIPOLICY_IDEM_REDIS_KEY_LEN];
+    u_char                             px[NGX_TIME_T_LEN + 4];
+    u_char                             lease[NGX_TIME_T_LEN + 4];
+    size_t                             len, size;
+    ngx_str_t                          argv[7], ext[6];
+    ngx_http_apipolicy_idem_commit_t  *c;
 
     static ngx_str_t  set = ngx_string(
         "if redis.call('GET', KEYS[1]) == ARGV[1] then "
@@ -1767,6 +1818,7 @@ ngx_http_apipolicy_idem_redis_update(ngx_http_apipolicy_idem_ctx_t *ictx,
         "if redis.call('GET', KEYS[1]) == ARGV[1] then "
         "return redis.call('DEL', KEYS[1]) end "
         "return 0");
+    static ngx_str_t  extend = ngx_http_apipolicy_idem_extend;
 
     ictx->redis_owner = 0;
 
@@ -1783,9 +1835,18 @@ ngx_http_apipolicy_idem_redis_update(ngx_http_apipolicy_idem_ctx_t *ictx,
     argv[4].len = NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN;
 
     if (!commit) {
-        rc = ngx_http_apipolicy_idem_op(argv, 5, &argv[3], NULL);
-        goto done;
+        if (ngx_http_apipolicy_idem_op(argv, 5, &argv[3], NULL)
+            == NGX_ERROR)
+        {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "apipolicy: no memory for a Redis command of the "
+                          "idempotency zone \"%V\"", &ictx->zone->shm.name);
+        }
+
+        return;
     }
+
+    /* the response, and (should Redis refuse it) our claim extended */
 
     len = 1 + 64 + 3 + NGX_SIZE_T_LEN + 1 + ictx->headers.len + ictx->len;
 
@@ -1806,17 +1867,202 @@ ngx_http_apipolicy_idem_redis_update(ngx_http_apipolicy_idem_ctx_t *ictx,
     argv[6].data = px;
     argv[6].len = ngx_sprintf(px, "%T", ictx->zone->ttl * 1000) - px;
 
-    rc = ngx_http_apipolicy_idem_op(argv, 7, &argv[3], NULL);
+    ext[0] = argv[0];
+    ext[1] = extend;
+    ext[2] = argv[2];
+    ext[3] = argv[3];
+    ext[4] = argv[4];
+    ext[5].data = lease;
+    ext[5].len = ngx_sprintf(lease, "%T", ictx->zone->lease * 1000) - lease;
+
+    size = ngx_http_apipolicy_redis_command_len(argv, 7);
+    len = ngx_http_apipolicy_redis_command_len(ext, 6);
+
+    c = ngx_calloc(sizeof(ngx_http_apipolicy_idem_commit_t) + size + len
+                   + argv[3].len, ngx_cycle->log);
+    if (c == NULL) {
+        ngx_free(value);
+        return;
+    }
+
+    c->zone = ictx->zone;
+    c->size = size + len;
+
+    c->set.cmd.data = (u_char *) (c + 1);
+    c->set.cmd.len = ngx_http_apipolicy_redis_command(c->set.cmd.data,
+                                                      argv, 7)
+                     - c->set.cmd.data;
+    c->extend.cmd.data = c->set.cmd.data + c->set.cmd.len;
+    c->extend.cmd.len = ngx_http_apipolicy_redis_command(c->extend.cmd.data,
+                                                         ext, 6)
+                        - c->extend.cmd.data;
+    c->set.key.data = c->extend.cmd.data + c->extend.cmd.len;
+    c->set.key.len = argv[3].len;
+    ngx_memcpy(c->set.key.data, argv[3].data, argv[3].len);
+    c->extend.key = c->set.key;
 
     ngx_free(value);
 
-done:
+    c->ev.handler = ngx_http_apipolicy_idem_commit_retry;
+    c->ev.data = c;
+    c->ev.log = ngx_cycle->log;
+    c->ev.cancelable = 1;
 
-    if (rc == NGX_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "apipolicy: no memory for a Redis command of the "
-                      "idempotency zone \"%V\"", &ictx->zone->shm.name);
+    ngx_http_apipolicy_idem_commit_send(c);
+}
+
+
+static void
+ngx_http_apipolicy_idem_commit_send(ngx_http_apipolicy_idem_commit_t *c)
+{
+    ngx_int_t  rc;
+    ngx_str_t  reason;
+
+    rc = ngx_http_apipolicy_redis_send(ngx_http_apipolicy_idem_rd, &c->set, 1,
+                                       ngx_http_apipolicy_idem_commit_done, c);
+    if (rc == NGX_OK) {
+        return;
     }
+
+    ngx_str_set(&reason, "Redis cannot be reached");
+    ngx_http_apipolicy_idem_commit_failed(c, &reason);
+}
+
+
+static void
+ngx_http_apipolicy_idem_commit_retry(ngx_event_t *ev)
+{
+    ngx_http_apipolicy_idem_commit_send(ev->data);
+}
+
+
+/* Redis answered the response: kept, refused (tried again), or too late */
+
+static void
+ngx_http_apipolicy_idem_commit_done(void *data, redisReply **replies,
+    ngx_uint_t n, ngx_int_t rc)
+{
+    ngx_http_apipolicy_idem_commit_t *c = data;
+
+    ngx_str_t    reason;
+    redisReply  *reply;
+
+    reply = (rc == NGX_OK && n == 1) ? replies[0] : NULL;
+
+    if (reply && reply->type == REDIS_REPLY_STATUS) {
+        if (c->tries) {
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "apipolicy: a response of the idempotency zone "
+                          "\"%V\" reached Redis after %ui more tries",
+                          &c->zone->shm.name, c->tries);
+        }
+
+        ngx_http_apipolicy_idem_commit_free(c);
+        return;
+    }
+
+    if (reply && reply->type == REDIS_REPLY_INTEGER) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "apipolicy: a response of the idempotency zone \"%V\" "
+                      "was not written to Redis: the key's claim was no "
+                      "longer this gateway's (its lease had ended)",
+                      &c->zone->shm.name);
+        ngx_http_apipolicy_idem_commit_free(c);
+        return;
+    }
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        reason.data = (u_char *) reply->str;
+        reason.len = reply->len;
+
+    } else {
+        ngx_str_set(&reason, "no answer from Redis");
+    }
+
+    ngx_http_apipolicy_idem_commit_failed(c, &reason);
+}
+
+
+/*
+ * The first refusal: said, with the reason, and the claim is extended
+ * by lease= so that no other gateway calls the upstream meanwhile; tries
+ * go on (250 ms, doubling to 5 s) until that lease ends.
+ */
+
+static void
+ngx_http_apipolicy_idem_commit_failed(ngx_http_apipolicy_idem_commit_t *c,
+    ngx_str_t *reason)
+{
+    time_t  now;
+
+    now = ngx_time();
+
+    if (c->tries == 0) {
+        c->deadline = now + c->zone->lease;
+
+        if (ngx_http_apipolicy_idem_pending + c->size
+            > NGX_HTTP_APIPOLICY_IDEM_PENDING_MAX)
+        {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "apipolicy: Redis refused to keep a response of the "
+                          "idempotency zone \"%V\": %V; not tried again: "
+                          "%uz bytes of responses already wait for Redis",
+                          &c->zone->shm.name, reason,
+                          ngx_http_apipolicy_idem_pending);
+            ngx_http_apipolicy_idem_commit_free(c);
+            return;
+        }
+
+        ngx_http_apipolicy_idem_pending += c->size;
+
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "apipolicy: Redis refused to keep a response of the "
+                      "idempotency zone \"%V\": %V; tried again while the "
+                      "key's claim lasts (lease=%Ts)",
+                      &c->zone->shm.name, reason, c->zone->lease);
+
+        (void) ngx_http_apipolicy_redis_send(ngx_http_apipolicy_idem_rd,
+                                          &c->extend, 1,
+                                          ngx_http_apipolicy_idem_redis_ignore,
+                                          NULL);
+    }
+
+    if (now + (time_t) (c->delay / 1000) >= c->deadline) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "apipolicy: a response of the idempotency zone \"%V\" "
+                      "never reached Redis (%V, %ui tries): its claim ends, "
+                      "and a retry at another gateway may reach the upstream "
+                      "again", &c->zone->shm.name, reason, c->tries + 1);
+        ngx_http_apipolicy_idem_commit_free(c);
+        return;
+    }
+
+    c->tries++;
+    c->delay = c->delay ? ngx_min(c->delay * 2, 5000) : 250;
+
+    ngx_add_timer(&c->ev, c->delay);
+}
+
+
+static void
+ngx_http_apipolicy_idem_commit_free(ngx_http_apipolicy_idem_commit_t *c)
+{
+    if (c->tries) {
+        ngx_http_apipolicy_idem_pending -= c->size;
+    }
+
+    if (c->ev.timer_set) {
+        ngx_del_timer(&c->ev);
+    }
+
+    ngx_free(c);
+}
+
+
+static void
+ngx_http_apipolicy_idem_redis_ignore(void *data, redisReply **replies,
+    ngx_uint_t n, ngx_int_t rc)
+{
 }
 
 
@@ -1829,10 +2075,7 @@ ngx_http_apipolicy_idem_redis_extend(ngx_http_apipolicy_idem_ctx_t *ictx)
     u_char     px[NGX_TIME_T_LEN + 4];
     ngx_str_t  argv[6];
 
-    static ngx_str_t  extend = ngx_string(
-        "if redis.call('GET', KEYS[1]) == ARGV[1] then "
-        "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
-        "return 0");
+    static ngx_str_t  extend = ngx_http_apipolicy_idem_extend;
 
     if (ngx_http_apipolicy_idem_rd == NULL) {
         return;
