@@ -49,17 +49,14 @@
  */
 
 
-/* SHA-256 through SHA256_CTX: no allocation or algorithm fetch a request */
-#define OPENSSL_SUPPRESS_DEPRECATED
-
 #include "ngx_http_apipolicy.h"
 #include "ngx_http_apipolicy_idempotency.h"
 #include "ngx_http_apipolicy_problem.h"
 #include "ngx_http_apipolicy_util.h"
 #include "ngx_http_apipolicy_redis.h"
+#include "ngx_http_apipolicy_digest.h"
 
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 
 
 #define NGX_HTTP_APIPOLICY_IDEM_MAGIC     0x617069646d303033  /* apidm003 */
@@ -206,8 +203,6 @@ static ngx_int_t ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
 static ngx_int_t ngx_http_apipolicy_idem_sf_string(ngx_str_t *value,
     u_char *buf);
 static u_char *ngx_http_apipolicy_idem_sf_bare(u_char *p, u_char *last);
-static ngx_int_t ngx_http_apipolicy_idem_feed(void *data, u_char *p,
-    size_t len);
 static void ngx_http_apipolicy_idem_release(
     ngx_http_apipolicy_idem_ctx_t *ictx);
 static void ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx);
@@ -416,7 +411,7 @@ ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
     ngx_int_t         rc;
     ngx_str_t         key, scope;
     ngx_uint_t        count;
-    SHA256_CTX        sha;
+    EVP_MD_CTX       *md;
     ngx_table_elt_t  *h;
 
     h = ngx_http_apipolicy_find_header(&r->headers_in.headers,
@@ -486,11 +481,16 @@ ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    SHA256_Init(&sha);
-    SHA256_Update(&sha, scope.data, scope.len);
-    SHA256_Update(&sha, "\n", 1);
-    SHA256_Update(&sha, key.data, key.len);
-    SHA256_Final(ctx->idem->key, &sha);
+    md = ngx_http_apipolicy_sha_begin(NGX_HTTP_APIPOLICY_SHA256);
+
+    if (md == NULL
+        || EVP_DigestUpdate(md, scope.data, scope.len) != 1
+        || EVP_DigestUpdate(md, "\n", 1) != 1
+        || EVP_DigestUpdate(md, key.data, key.len) != 1
+        || ngx_http_apipolicy_sha_end(md, ctx->idem->key) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 
@@ -655,15 +655,6 @@ ngx_http_apipolicy_idem_sf_bare(u_char *p, u_char *last)
 }
 
 
-static ngx_int_t
-ngx_http_apipolicy_idem_feed(void *data, u_char *p, size_t len)
-{
-    SHA256_Update(data, p, len);
-
-    return NGX_OK;
-}
-
-
 /* the body is read: fingerprint it and look the key up */
 
 static ngx_int_t
@@ -674,7 +665,7 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
     time_t                           now;
     ngx_str_t                        detail;
     ngx_uint_t                       full, locked;
-    SHA256_CTX                       sha;
+    EVP_MD_CTX                      *md;
     ngx_pool_cleanup_t              *cln;
     ngx_http_apipolicy_idem_ctx_t   *ictx;
     ngx_http_apipolicy_idem_node_t  *in;
@@ -683,23 +674,25 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
     ictx = ctx->idem;
     zone = icf->zone;
 
-    SHA256_Init(&sha);
-    SHA256_Update(&sha, r->method_name.data, r->method_name.len);
-    SHA256_Update(&sha, " ", 1);
-    SHA256_Update(&sha, r->unparsed_uri.data, r->unparsed_uri.len);
-    SHA256_Update(&sha, "\n", 1);
+    md = ngx_http_apipolicy_sha_begin(NGX_HTTP_APIPOLICY_SHA256);
 
-    if (ngx_http_apipolicy_request_body_feed(r, ngx_http_apipolicy_idem_feed,
-                                             &sha)
-        != NGX_OK)
+    if (md == NULL
+        || EVP_DigestUpdate(md, r->method_name.data, r->method_name.len) != 1
+        || EVP_DigestUpdate(md, " ", 1) != 1
+        || EVP_DigestUpdate(md, r->unparsed_uri.data, r->unparsed_uri.len)
+           != 1
+        || EVP_DigestUpdate(md, "\n", 1) != 1
+        || ngx_http_apipolicy_request_body_feed(r,
+                                                ngx_http_apipolicy_digest_feed,
+                                                md)
+           != NGX_OK
+        || ngx_http_apipolicy_sha_end(md, ictx->fp) != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "apipolicy: the request body could not be read for "
                       "its fingerprint");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    SHA256_Final(ictx->fp, &sha);
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {

@@ -35,11 +35,9 @@
 
 #include "ngx_http_apipolicy_json.h"
 #include "ngx_http_apipolicy_util.h"
-
-#define OPENSSL_SUPPRESS_DEPRECATED     /* SHA256_CTX: see jwt_key.c */
+#include "ngx_http_apipolicy_digest.h"
 
 #include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 
@@ -140,16 +138,18 @@ ngx_http_apipolicy_jwt_cache_update(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_apipolicy_jwt_cache_key(u_char *id, ngx_str_t *token, u_char *key)
 {
-    SHA256_CTX  sha;
+    EVP_MD_CTX  *md;
 
-    /* the low-level interface: no algorithm fetch, no allocation */
+    md = ngx_http_apipolicy_sha_begin(NGX_HTTP_APIPOLICY_SHA256);
 
-    SHA256_Init(&sha);
-    SHA256_Update(&sha, id, NGX_HTTP_APIPOLICY_JWT_CACHE_ID_LEN);
-    SHA256_Update(&sha, token->data, token->len);
-    SHA256_Final(key, &sha);
+    if (md == NULL
+        || EVP_DigestUpdate(md, id, NGX_HTTP_APIPOLICY_JWT_CACHE_ID_LEN) != 1
+        || EVP_DigestUpdate(md, token->data, token->len) != 1)
+    {
+        return NGX_ERROR;
+    }
 
-    return NGX_OK;
+    return ngx_http_apipolicy_sha_end(md, key);
 }
 
 

@@ -12,13 +12,7 @@
 
 #include "ngx_http_apipolicy.h"
 #include "ngx_http_apipolicy_jwt_key.h"
-
-/*
- * The SHA-2 context types are the fastest way to HMAC a short message
- * with a precomputed key (two struct copies, no allocation); OpenSSL 3
- * marks them deprecated, not removed.
- */
-#define OPENSSL_SUPPRESS_DEPRECATED
+#include "ngx_http_apipolicy_digest.h"
 
 #include <jansson.h>
 #include <openssl/bio.h>
@@ -32,7 +26,6 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
-#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 
@@ -61,15 +54,12 @@
  * parsed: HMAC-SHA-2 inner and outer states after the padded key, and
  * for RSA and EC keys one EVP_PKEY_CTX per algorithm, initialised for
  * verification with its padding and digest.  A request then hashes the
- * signing input and calls EVP_PKEY_verify(): no algorithm fetch, no
- * allocation.  The contexts are scratch state of this process (each
- * worker has its own copy after fork()); they hold no request data
- * between calls.
+ * signing input and calls EVP_PKEY_verify(): no algorithm fetch.  The
+ * contexts are scratch state of this process (each worker has its own
+ * copy after fork()); they hold no request data between calls.
  */
 typedef struct {
-    SHA256_CTX                 hs256[2];
-    SHA512_CTX                 hs384[2];
-    SHA512_CTX                 hs512[2];
+    ngx_http_apipolicy_hmac_t  hs[3];     /* HS256, HS384, HS512 */
     EVP_PKEY_CTX              *pctx[NGX_HTTP_APIPOLICY_JWT_NALGS];
                                           /* by algorithm bit */
 } ngx_http_apipolicy_jwt_fast_t;
@@ -620,59 +610,6 @@ ngx_http_apipolicy_jwt_alg_index(ngx_uint_t alg)
 }
 
 
-/* HMAC (RFC 2104): the states after hashing key ^ ipad and key ^ opad */
-
-#define ngx_http_apipolicy_jwt_hmac_pads(ctx, secret, init, update, final,  \
-                                         block, dlen)                        \
-    {                                                                        \
-        u_char      k[128], pad[128];                                        \
-        size_t      klen;                                                    \
-        ngx_uint_t  i;                                                       \
-                                                                             \
-        ngx_memzero(k, sizeof(k));                                           \
-                                                                             \
-        if ((secret)->len > block) {                                         \
-            init(&ctx[0]);                                                   \
-            update(&ctx[0], (secret)->data, (secret)->len);                  \
-            final(k, &ctx[0]);                                               \
-            klen = dlen;                                                     \
-                                                                             \
-        } else {                                                             \
-            ngx_memcpy(k, (secret)->data, (secret)->len);                    \
-            klen = (secret)->len;                                            \
-        }                                                                    \
-                                                                             \
-        (void) klen;                                                         \
-                                                                             \
-        for (i = 0; i < block; i++) {                                        \
-            pad[i] = k[i] ^ 0x36;                                            \
-        }                                                                    \
-                                                                             \
-        init(&ctx[0]);                                                       \
-        update(&ctx[0], pad, block);                                         \
-                                                                             \
-        for (i = 0; i < block; i++) {                                        \
-            pad[i] = k[i] ^ 0x5c;                                            \
-        }                                                                    \
-                                                                             \
-        init(&ctx[1]);                                                       \
-        update(&ctx[1], pad, block);                                         \
-                                                                             \
-        OPENSSL_cleanse(k, sizeof(k));                                       \
-        OPENSSL_cleanse(pad, sizeof(pad));                                   \
-    }
-
-
-/* also for webhook secrets */
-
-void
-ngx_http_apipolicy_hmac_sha256_key(SHA256_CTX *pads, ngx_str_t *secret)
-{
-    ngx_http_apipolicy_jwt_hmac_pads(pads, secret, SHA256_Init,
-                                     SHA256_Update, SHA256_Final, 64, 32);
-}
-
-
 static ngx_int_t
 ngx_http_apipolicy_jwt_key_prepare(ngx_pool_t *pool,
     ngx_http_apipolicy_jwt_key_t *key, ngx_str_t *err)
@@ -695,13 +632,15 @@ ngx_http_apipolicy_jwt_key_prepare(ngx_pool_t *pool,
     key->fast = fast;
 
     if (key->kty == NGX_HTTP_APIPOLICY_JWT_KTY_OCT) {
-        ngx_http_apipolicy_hmac_sha256_key(fast->hs256, &key->secret);
-        ngx_http_apipolicy_jwt_hmac_pads(fast->hs384, &key->secret,
-                                         SHA384_Init, SHA384_Update,
-                                         SHA384_Final, 128, 48);
-        ngx_http_apipolicy_jwt_hmac_pads(fast->hs512, &key->secret,
-                                         SHA512_Init, SHA512_Update,
-                                         SHA512_Final, 128, 64);
+        for (n = 0; n < 3; n++) {
+            if (ngx_http_apipolicy_hmac_key(pool, &fast->hs[n], n,
+                                            &key->secret)
+                != NGX_OK)
+            {
+                goto failed;
+            }
+        }
+
         return NGX_OK;
     }
 
@@ -780,8 +719,6 @@ ngx_http_apipolicy_jwt_fast_cleanup(void *data)
             EVP_PKEY_CTX_free(fast->pctx[i]);
         }
     }
-
-    OPENSSL_cleanse(fast, offsetof(ngx_http_apipolicy_jwt_fast_t, pctx));
 }
 
 
@@ -1264,9 +1201,8 @@ ngx_http_apipolicy_jwt_key_verify(ngx_http_apipolicy_jwt_key_t *key,
     EVP_MD_CTX                    *mctx;
     const EVP_MD                  *md;
     const u_char                  *s;
+    ngx_uint_t                     n;
     unsigned int                   maclen;
-    SHA256_CTX                     sha256;
-    SHA512_CTX                     sha512;
     EVP_PKEY_CTX                  *pctx;
     ngx_http_apipolicy_jwt_alg_t  *a;
     ngx_http_apipolicy_jwt_fast_t *fast;
@@ -1282,40 +1218,17 @@ ngx_http_apipolicy_jwt_key_verify(ngx_http_apipolicy_jwt_key_t *key,
 
     if (a->kty == NGX_HTTP_APIPOLICY_JWT_KTY_OCT) {
 
-        switch (alg) {
+        n = (alg == NGX_HTTP_APIPOLICY_JWT_HS256) ? NGX_HTTP_APIPOLICY_SHA256
+            : (alg == NGX_HTTP_APIPOLICY_JWT_HS384) ? NGX_HTTP_APIPOLICY_SHA384
+            : NGX_HTTP_APIPOLICY_SHA512;
 
-        case NGX_HTTP_APIPOLICY_JWT_HS256:
-            sha256 = fast->hs256[0];
-            SHA256_Update(&sha256, data->data, data->len);
-            SHA256_Final(mac, &sha256);
-            sha256 = fast->hs256[1];
-            SHA256_Update(&sha256, mac, 32);
-            SHA256_Final(mac, &sha256);
-            maclen = 32;
-            break;
-
-        case NGX_HTTP_APIPOLICY_JWT_HS384:
-            sha512 = fast->hs384[0];
-            SHA384_Update(&sha512, data->data, data->len);
-            SHA384_Final(mac, &sha512);
-            sha512 = fast->hs384[1];
-            SHA384_Update(&sha512, mac, 48);
-            SHA384_Final(mac, &sha512);
-            maclen = 48;
-            break;
-
-        default:
-            sha512 = fast->hs512[0];
-            SHA512_Update(&sha512, data->data, data->len);
-            SHA512_Final(mac, &sha512);
-            sha512 = fast->hs512[1];
-            SHA512_Update(&sha512, mac, 64);
-            SHA512_Final(mac, &sha512);
-            maclen = 64;
+        if (ngx_http_apipolicy_hmac(&fast->hs[n], data->data, data->len, mac)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
         }
 
-        OPENSSL_cleanse(&sha256, sizeof(sha256));
-        OPENSSL_cleanse(&sha512, sizeof(sha512));
+        maclen = EVP_MD_get_size(md);
 
         if (sig->len != maclen
             || CRYPTO_memcmp(mac, sig->data, maclen) != 0)
@@ -1372,18 +1285,19 @@ ngx_http_apipolicy_jwt_key_verify(ngx_http_apipolicy_jwt_key_t *key,
     pctx = fast ? fast->pctx[ngx_http_apipolicy_jwt_alg_index(alg)] : NULL;
 
     if (pctx) {
-        switch (EVP_MD_get_size(md)) {
-        case 32:
-            SHA256(data->data, data->len, mac);
-            maclen = 32;
-            break;
-        case 48:
-            SHA384(data->data, data->len, mac);
-            maclen = 48;
-            break;
-        default:
-            SHA512(data->data, data->len, mac);
-            maclen = 64;
+        maclen = EVP_MD_get_size(md);
+        n = (maclen == 32) ? NGX_HTTP_APIPOLICY_SHA256
+            : (maclen == 48) ? NGX_HTTP_APIPOLICY_SHA384
+            : NGX_HTTP_APIPOLICY_SHA512;
+
+        mctx = ngx_http_apipolicy_sha_begin(n);
+
+        if (mctx == NULL
+            || EVP_DigestUpdate(mctx, data->data, data->len) != 1
+            || ngx_http_apipolicy_sha_end(mctx, mac) != NGX_OK)
+        {
+            ERR_clear_error();
+            return NGX_ERROR;
         }
 
         rc = EVP_PKEY_verify(pctx, s, siglen, mac, maclen);

@@ -10,14 +10,6 @@
 
 #include "ngx_http_apipolicy.h"
 
-#include <openssl/sha.h>
-
-
-/*
- * HMAC-SHA256 prepared once for a secret (RFC 2104): pads[0] and pads[1]
- * are the SHA-256 states after key ^ ipad and key ^ opad
- */
-void ngx_http_apipolicy_hmac_sha256_key(SHA256_CTX *pads, ngx_str_t *secret);
 
 /* algorithm names and properties */
 ngx_uint_t ngx_http_apipolicy_jwt_alg_parse(u_char *name, size_t len);

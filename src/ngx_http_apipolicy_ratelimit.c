@@ -48,9 +48,9 @@
 #include "ngx_http_apipolicy_problem.h"
 #include "ngx_http_apipolicy_util.h"
 #include "ngx_http_apipolicy_redis.h"
+#include "ngx_http_apipolicy_digest.h"
 
 #include <math.h>
-#include <openssl/evp.h>
 
 
 #define NGX_HTTP_APIPOLICY_RL_MAGIC     0x6170726c30303031  /* aprl0001 */
@@ -201,7 +201,6 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
     ngx_int_t                        rc;
     ngx_str_t                        value, tier, detail;
     ngx_uint_t                       i, n, retry, rejected, dry;
-    unsigned int                     hlen;
     ngx_http_apipolicy_rl_ctx_t     *rctx;
     ngx_http_apipolicy_rl_tier_t    *t;
     ngx_http_apipolicy_rl_limit_t   *limit;
@@ -281,9 +280,8 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
         *p++ = ':';
 
         if (value.len > NGX_HTTP_APIPOLICY_RL_KEY_MAX - t->name.len - 1) {
-            if (EVP_Digest(value.data, value.len, hash, &hlen, EVP_sha256(),
-                           NULL)
-                != 1)
+            if (ngx_http_apipolicy_sha256(value.data, value.len, hash)
+                != NGX_OK)
             {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }

@@ -30,24 +30,16 @@
  */
 
 
-/*
- * HMAC-SHA256 from SHA256_CTX states prepared once per secret (two
- * struct copies a request, no allocation, no algorithm fetch); OpenSSL 3
- * marks these functions deprecated, not removed.
- */
-#define OPENSSL_SUPPRESS_DEPRECATED
-
 #include "ngx_http_apipolicy.h"
 #include "ngx_http_apipolicy_webhook.h"
 #include "ngx_http_apipolicy_problem.h"
 #include "ngx_http_apipolicy_util.h"
 #include "ngx_http_apipolicy_jwt.h"
 #include "ngx_http_apipolicy_jwt_cache.h"
-#include "ngx_http_apipolicy_jwt_key.h"
+#include "ngx_http_apipolicy_digest.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/sha.h>
 
 
 #define NGX_HTTP_APIPOLICY_WH_STANDARD   1
@@ -95,9 +87,12 @@ static ngx_http_apipolicy_wh_names_t  ngx_http_apipolicy_wh_names[][2] = {
 };
 
 
-/* a secret, ready: ngx_http_apipolicy_hmac_sha256_key()'s two states */
+/*
+ * a secret, ready: HMAC-SHA256 states prepared once per secret (no
+ * algorithm fetch a delivery, and the padded key is not hashed again)
+ */
 typedef struct {
-    SHA256_CTX                         pads[2];
+    ngx_http_apipolicy_hmac_t          hmac;
 } ngx_http_apipolicy_wh_key_t;
 
 
@@ -158,8 +153,6 @@ static ngx_int_t ngx_http_apipolicy_webhook_sig(ngx_http_request_t *r,
     ngx_uint_t encoding);
 static ngx_int_t ngx_http_apipolicy_webhook_timestamp(ngx_str_t *ts,
     time_t tolerance, ngx_str_t *detail);
-static ngx_int_t ngx_http_apipolicy_webhook_feed(void *data, u_char *p,
-    size_t len);
 static ngx_table_elt_t *ngx_http_apipolicy_webhook_get(ngx_http_request_t *r,
     const char *name, ngx_str_t *detail, ngx_int_t *rc);
 
@@ -243,9 +236,8 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
     ngx_str_t                       detail, *sig;
     ngx_uint_t                      i, j, ok;
     ngx_pool_cleanup_t             *cln;
-    ngx_http_apipolicy_wh_key_t    *key;
     EVP_MD_CTX                     *md;
-    unsigned int                    n;
+    ngx_http_apipolicy_wh_key_t    *key;
     ngx_http_apipolicy_wh_parsed_t  ps;
     ngx_http_apipolicy_wh_claim_t  *claim;
 
@@ -309,23 +301,19 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
      */
 
     if (wcf->replay) {
-        md = EVP_MD_CTX_new();
+        md = ngx_http_apipolicy_sha_begin(NGX_HTTP_APIPOLICY_SHA256);
 
         if (md == NULL
-            || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1
             || EVP_DigestUpdate(md, wcf->scheme_name.data,
                                 wcf->scheme_name.len) != 1
             || EVP_DigestUpdate(md, ps.id.len ? ":id:" : ":mac:",
                                 ps.id.len ? 4 : 5) != 1
             || EVP_DigestUpdate(md, ps.id.len ? ps.id.data : matched,
                                 ps.id.len ? ps.id.len : 32) != 1
-            || EVP_DigestFinal_ex(md, ctx->webhook->id, &n) != 1)
+            || ngx_http_apipolicy_sha_end(md, ctx->webhook->id) != NGX_OK)
         {
-            EVP_MD_CTX_free(md);
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        EVP_MD_CTX_free(md);
 
         rc = ngx_http_apipolicy_jwt_cache_claim(r, wcf->replay,
                                                 ctx->webhook->id,
@@ -812,45 +800,36 @@ ngx_http_apipolicy_webhook_mac(ngx_http_request_t *r,
     ngx_http_apipolicy_wh_key_t *key, ngx_http_apipolicy_wh_parsed_t *ps,
     u_char *mac)
 {
-    u_char      inner[SHA256_DIGEST_LENGTH];
-    ngx_uint_t  i;
-    SHA256_CTX  sha;
+    ngx_uint_t   i;
+    EVP_MD_CTX  *md;
 
-    sha = key->pads[0];
-
-    for (i = 0; i < ps->nhead; i++) {
-        SHA256_Update(&sha, ps->head[i].data, ps->head[i].len);
-    }
-
-    if (ngx_http_apipolicy_request_body_feed(r,
-                                             ngx_http_apipolicy_webhook_feed,
-                                             &sha)
-        != NGX_OK)
-    {
-        OPENSSL_cleanse(&sha, sizeof(SHA256_CTX));
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "apipolicy webhook: the body could not be read");
+    md = ngx_http_apipolicy_hmac_begin(&key->hmac);
+    if (md == NULL) {
         return NGX_ERROR;
     }
 
-    SHA256_Final(inner, &sha);
+    for (i = 0; i < ps->nhead; i++) {
+        if (EVP_DigestUpdate(md, ps->head[i].data, ps->head[i].len) != 1) {
+            goto failed;
+        }
+    }
 
-    sha = key->pads[1];
-    SHA256_Update(&sha, inner, sizeof(inner));
-    SHA256_Final(mac, &sha);
+    if (ngx_http_apipolicy_request_body_feed(r,
+                                             ngx_http_apipolicy_digest_feed,
+                                             md)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "apipolicy webhook: the body could not be read");
+        goto failed;
+    }
 
-    OPENSSL_cleanse(inner, sizeof(inner));
+    return ngx_http_apipolicy_hmac_end(&key->hmac, md, mac);
 
-    return NGX_OK;
-}
+failed:
 
-
-static ngx_int_t
-ngx_http_apipolicy_webhook_feed(void *data, u_char *p, size_t len)
-{
-    SHA256_Update(data, p, len);
-
-    return NGX_OK;
+    EVP_MD_CTX_reset(md);
+    return NGX_ERROR;
 }
 
 
@@ -1170,7 +1149,12 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        ngx_http_apipolicy_hmac_sha256_key(key->pads, &secret[i]);
+        if (ngx_http_apipolicy_hmac_key(cf->pool, &key->hmac,
+                                        NGX_HTTP_APIPOLICY_SHA256, &secret[i])
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
     }
 
     if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_HMAC && wcf->header.len == 0) {
