@@ -534,6 +534,10 @@ ngx_http_apipolicy_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_apipolicy_ratelimit_postconfiguration(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_apipolicy_phase_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }

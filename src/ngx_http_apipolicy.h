@@ -329,6 +329,7 @@ typedef struct {
     ngx_uint_t                         status;    /* _RL_PASSED ... */
     ngx_uint_t                         remaining;
     ngx_uint_t                         reset;     /* s */
+    ngx_str_t                          key;       /* "tier:key", for pk= */
 } ngx_http_apipolicy_rl_result_t;
 
 typedef struct {

@@ -53,77 +53,9 @@
 #include <math.h>
 
 
-#define NGX_HTTP_APIPOLICY_RL_MAGIC     0x6170726c30303031  /* aprl0001 */
+#define NGX_HTTP_APIPOLICY_RL_MAGIC     0x6170726c30303032  /* aprl0002 */
 #define NGX_HTTP_APIPOLICY_RL_KEY_MAX   255     /* longer keys: SHA-256 */
-
-
-typedef struct {
-    u_char                             color;
-    u_char                             len;       /* key length */
-    u_char                             pad[2];
-    uint32_t                           window;    /* ms */
-    ngx_queue_t                        queue;
-    uint64_t                           index;     /* current window, as
-                                                     now_ms / window */
-    uint32_t                           cur;       /* this gateway */
-    uint32_t                           prev;
-    uint32_t                           rcur;      /* the other gateways, */
-    uint32_t                           rprev;     /* from the Redis sync */
-    uint32_t                           unsynced;  /* cur not pushed yet */
-    uint32_t                           punsynced; /* prev not pushed yet */
-    uint32_t                           pushed;    /* cur pushed */
-    uint32_t                           ppushed;   /* prev pushed */
-    u_char                             key[1];    /* "tier:key" */
-} ngx_http_apipolicy_rl_node_t;
-
-
-typedef struct {
-    uint64_t                           magic;
-    ngx_rbtree_t                       rbtree;
-    ngx_rbtree_node_t                  sentinel;
-    ngx_queue_t                        queue;     /* most recent first */
-    ngx_uint_t                         nodes;
-    uint64_t                           synced;    /* last push began, ms */
-} ngx_http_apipolicy_rl_sh_t;
-
-
-typedef struct ngx_http_apipolicy_rl_sync_s  ngx_http_apipolicy_rl_sync_t;
-
-
-struct ngx_http_apipolicy_rl_zone_s {
-    ngx_str_t                          name;
-    ngx_shm_zone_t                    *shm_zone;
-    ngx_msec_t                         sync;      /* 0: off */
-    ngx_http_apipolicy_rl_sh_t        *sh;
-    ngx_slab_pool_t                   *shpool;
-    ngx_http_apipolicy_rl_sync_t      *sync_state; /* this worker's */
-};
-
-
-/* one node's push, remembered until Redis answers */
-typedef struct {
-    ngx_str_t                          key;
-    uint32_t                           hash;
-    uint32_t                           window;
-    uint64_t                           index;
-    uint32_t                           d;         /* taken from unsynced */
-    uint32_t                           pd;        /* ... from punsynced */
-    uint32_t                           abs;       /* our count, sent */
-    uint32_t                           pabs;
-} ngx_http_apipolicy_rl_sent_t;
-
-
-/* per worker and zone: the sync timer and the batch in flight */
-struct ngx_http_apipolicy_rl_sync_s {
-    ngx_http_apipolicy_rl_zone_t      *zone;
-    ngx_event_t                        ev;
-    ngx_pool_t                        *pool;      /* the batch's memory */
-    ngx_http_apipolicy_rl_sent_t      *sent;
-    ngx_uint_t                         nsent;
-};
-
-
-#define NGX_HTTP_APIPOLICY_RL_SYNC_MAX  512     /* nodes per push */
+#define NGX_HTTP_APIPOLICY_RL_PK_LEN    (sizeof(";pk=::") - 1 + 12)
 
 
 /* what one limit decided, kept until all limits of the location ran */
@@ -142,16 +74,8 @@ static ngx_int_t ngx_http_apipolicy_rl_account(ngx_http_request_t *r,
     ngx_http_apipolicy_rl_result_t *res, ngx_uint_t *retry);
 static void ngx_http_apipolicy_rl_give_back(
     ngx_http_apipolicy_rl_taken_t *t);
-static ngx_http_apipolicy_rl_node_t *ngx_http_apipolicy_rl_lookup(
-    ngx_http_apipolicy_rl_zone_t *zone, ngx_str_t *key, uint32_t hash,
-    ngx_uint_t create);
-static void ngx_http_apipolicy_rl_sync_handler(ngx_event_t *ev);
-static void ngx_http_apipolicy_rl_sync_done(void *data, redisReply **replies,
-    ngx_uint_t n, ngx_int_t rc);
-static void ngx_http_apipolicy_rl_sync_give_back(
-    ngx_http_apipolicy_rl_sync_t *sync);
-static void ngx_http_apipolicy_rl_roll(ngx_http_apipolicy_rl_node_t *rn,
-    uint64_t index);
+static ngx_uint_t ngx_http_apipolicy_rl_wait(double prev, double cur,
+    double cap, double cost, double w, double elapsed);
 static void ngx_http_apipolicy_rl_expire(ngx_http_apipolicy_rl_zone_t *zone,
     uint64_t now, ngx_uint_t force);
 static void ngx_http_apipolicy_rl_rbtree_insert_value(ngx_rbtree_node_t *temp,
@@ -160,7 +84,6 @@ static ngx_http_apipolicy_rl_tier_t *ngx_http_apipolicy_rl_find_tier(
     ngx_array_t *tiers, ngx_str_t *name);
 static ngx_int_t ngx_http_apipolicy_rl_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static uint64_t ngx_http_apipolicy_rl_now(void);
 
 
 static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_rl_problem =
@@ -180,14 +103,6 @@ static ngx_str_t  ngx_http_apipolicy_rl_x_remaining =
     ngx_string("X-RateLimit-Remaining");
 static ngx_str_t  ngx_http_apipolicy_rl_x_reset =
     ngx_string("X-RateLimit-Reset");
-
-
-#define ngx_http_apipolicy_rl_rbnode(rn)                                     \
-    ((ngx_rbtree_node_t *) ((u_char *) (rn)                                  \
-                            - offsetof(ngx_rbtree_node_t, color)))
-
-#define ngx_http_apipolicy_rl_node(node)                                     \
-    ((ngx_http_apipolicy_rl_node_t *) &(node)->color)
 
 
 /* ---- request time ---------------------------------------------------- */
@@ -376,6 +291,18 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
 /*
  * One limit: NGX_OK (counted), NGX_DECLINED (over the quota: not
  * counted, *retry set to the seconds until it would pass), NGX_ERROR.
+ *
+ * Two caps, both on the sliding window estimate:
+ *   all gateways   floor(prev * (w - elapsed) / w) + cur + cost <= quota,
+ *                  prev and cur being this gateway's counts plus the
+ *                  others' as of the last sync;
+ *   this gateway   with a Redis sync, the same estimate over this
+ *                  gateway's own counts <= quota * share, the share being
+ *                  its part of the demand of all gateways (from the last
+ *                  sync), or 1/G (G gateways alive) for a key not synced
+ *                  yet.  The shares add up to 1, so the gateways together
+ *                  cannot pass more than the quota however stale the
+ *                  others' counts are.
  */
 
 static ngx_int_t
@@ -383,11 +310,11 @@ ngx_http_apipolicy_rl_account(ngx_http_request_t *r,
     ngx_http_apipolicy_rl_taken_t *t, uint64_t now,
     ngx_http_apipolicy_rl_result_t *res, ngx_uint_t *retry)
 {
-    double                         estimate, prev, cur, quota, cost, need,
-                                   elapsed, w, wait;
+    double                         estimate, own, prev, cur, oprev, ocur,
+                                   quota, cap, cost, elapsed, w, left;
     uint64_t                       index;
     ngx_int_t                      rc;
-    ngx_uint_t                     s;
+    ngx_uint_t                     s, wait, shared;
     ngx_http_apipolicy_rl_node_t  *rn;
     ngx_http_apipolicy_rl_zone_t  *zone;
 
@@ -415,59 +342,88 @@ ngx_http_apipolicy_rl_account(ngx_http_request_t *r,
     rn->window = (uint32_t) t->tier->window;
     ngx_http_apipolicy_rl_roll(rn, index);
 
+    if (rn->born == 0) {
+        rn->born = now;
+    }
+
     prev = (double) rn->prev + rn->rprev;
     cur = (double) rn->cur + rn->rcur;
     estimate = floor(prev * (w - elapsed) / w) + cur;
+    own = floor((double) rn->prev * (w - elapsed) / w) + rn->cur;
 
-    if (estimate + cost <= quota) {
+    cap = quota;
+    shared = 0;
+
+    if (zone->sync && ngx_http_apipolicy_rl_shares_live(zone, now)) {
+        shared = 1;
+        cap = rn->share
+              ? quota * rn->share / NGX_HTTP_APIPOLICY_RL_SHARE_ONE
+              : quota / (double) ngx_max(zone->sh->gateways, 1);
+    }
+
+    /* the demand counts whatever the answer: it sizes the shares */
+
+    rn->seen += (uint32_t) t->limit->cost;
+
+    if (zone->sync) {
+        ngx_http_apipolicy_rl_mark(zone, rn);
+    }
+
+    if (estimate + cost <= quota && own + cost <= cap) {
         rn->cur += (uint32_t) t->limit->cost;
-        rn->unsynced += (uint32_t) t->limit->cost;
         t->counted = 1;
         t->index = index;
-        estimate += cost;
         rc = NGX_OK;
 
     } else if (t->limit->dry_run) {
         /* not limited, but counted as served */
         rn->cur += (uint32_t) t->limit->cost;
-        rn->unsynced += (uint32_t) t->limit->cost;
-        estimate += cost;
         rc = NGX_DECLINED;
 
     } else {
         rc = NGX_DECLINED;
     }
 
+    /* the counts after this request, for the headers */
+
+    oprev = (double) rn->prev;
+    ocur = (double) rn->cur;
+    cur = ocur + rn->rcur;
+
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
+    estimate = floor(prev * (w - elapsed) / w) + cur;
+    own = floor(oprev * (w - elapsed) / w) + ocur;
+    left = ngx_min(quota - estimate, floor(cap - own));
+
     res->tier = t->tier;
-    res->remaining = (estimate < quota) ? (ngx_uint_t) (quota - estimate) : 0;
-    res->reset = (ngx_uint_t) ((w - elapsed + 999) / 1000);
+    res->key = t->key;
+    res->remaining = (left > 0) ? (ngx_uint_t) left : 0;
+
+    if (rc == NGX_OK && res->remaining >= t->limit->cost) {
+        /* the seconds until the current window's count starts to decay */
+        res->reset = (ngx_uint_t) ((w - elapsed + 999) / 1000);
+        return rc;
+    }
+
+    /*
+     * The next request of this cost would be refused: when would it
+     * pass, with the counts known now.  RateLimit t= says the same as
+     * Retry-After.
+     */
+
+    wait = ngx_http_apipolicy_rl_wait(prev, cur, quota, cost, w, elapsed);
+
+    if (shared) {
+        wait = ngx_max(wait, ngx_http_apipolicy_rl_wait(oprev, ocur, cap, cost,
+                                                        w, elapsed));
+    }
+
+    s = (wait + 999) / 1000;
+    res->reset = s;
 
     if (rc == NGX_DECLINED) {
-
-        /*
-         * when would it pass: within this window once the previous
-         * window's share has decayed enough, else in the next one
-         */
-
-        need = quota - cur - cost;
-
-        if (need >= 0 && prev > 0) {
-            /* floor(prev * (w - t) / w) <= need once t > this */
-            wait = w * (1 - (need + 1) / prev) - elapsed;
-
-        } else if (cost <= quota) {
-            /* the next window, whose previous window is this one */
-            wait = (w - elapsed)
-                   + ((cur > quota - cost)
-                      ? w * (1 - (quota - cost + 1) / cur) : 0);
-
-        } else {
-            wait = w;                   /* a cost no window allows */
-        }
-
-        s = (wait > 0) ? (ngx_uint_t) ((wait + 999) / 1000) : 1;
+        s = ngx_max(s, 1);
 
         if (s > *retry) {
             *retry = s;
@@ -475,6 +431,47 @@ ngx_http_apipolicy_rl_account(ngx_http_request_t *r,
     }
 
     return rc;
+}
+
+
+/*
+ * Milliseconds until floor(prev * (w - e) / w) + cur + cost <= cap with
+ * the counts given: later in this window as the previous window's share
+ * decays, else in the next one (whose previous window is this one).
+ */
+
+static ngx_uint_t
+ngx_http_apipolicy_rl_wait(double prev, double cur, double cap, double cost,
+    double w, double elapsed)
+{
+    double  need, at;
+
+    need = cap - cur - cost;
+
+    if (need >= 0) {
+        if (prev < need + 1) {
+            return 0;
+        }
+
+        /* floor(prev * (w - e) / w) <= need once e > at */
+        at = w * (1 - (need + 1) / prev);
+
+        return (ngx_uint_t) (at - elapsed) + 1;
+    }
+
+    need = cap - cost;
+
+    if (need < 0) {
+        return (ngx_uint_t) w;          /* a cost no window allows */
+    }
+
+    if (cur < need + 1) {
+        return (ngx_uint_t) (w - elapsed);
+    }
+
+    at = w * (1 - (need + 1) / cur);
+
+    return (ngx_uint_t) (w - elapsed + at) + 1;
 }
 
 
@@ -496,7 +493,6 @@ ngx_http_apipolicy_rl_give_back(ngx_http_apipolicy_rl_taken_t *t)
 
     if (rn && rn->index == t->index) {
         rn->cur -= ngx_min(rn->cur, (uint32_t) t->limit->cost);
-        rn->unsynced -= ngx_min(rn->unsynced, (uint32_t) t->limit->cost);
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -505,7 +501,7 @@ ngx_http_apipolicy_rl_give_back(ngx_http_apipolicy_rl_taken_t *t)
 
 /* moves a node to the window "index" */
 
-static void
+void
 ngx_http_apipolicy_rl_roll(ngx_http_apipolicy_rl_node_t *rn, uint64_t index)
 {
     if (rn->index == index) {
@@ -514,28 +510,49 @@ ngx_http_apipolicy_rl_roll(ngx_http_apipolicy_rl_node_t *rn, uint64_t index)
 
     if (rn->index + 1 == index) {
         rn->prev = rn->cur;
+        rn->pseen = rn->seen;
         rn->rprev = rn->rcur;
-        rn->punsynced = rn->unsynced;
-        rn->ppushed = rn->pushed;
 
     } else {
+        /* two windows or more without a request: nothing counts */
         rn->prev = 0;
+        rn->pseen = 0;
         rn->rprev = 0;
-        rn->punsynced = 0;
-        rn->ppushed = 0;
+        rn->share = 0;
     }
 
     rn->cur = 0;
+    rn->seen = 0;
     rn->rcur = 0;
-    rn->unsynced = 0;
-    rn->pushed = 0;
     rn->index = index;
+}
+
+
+void
+ngx_http_apipolicy_rl_mark(ngx_http_apipolicy_rl_zone_t *zone,
+    ngx_http_apipolicy_rl_node_t *rn)
+{
+    if (!rn->dirty) {
+        rn->dirty = 1;
+        ngx_queue_insert_tail(&zone->sh->dirty, &rn->dq);
+        zone->sh->ndirty++;
+    }
+}
+
+
+ngx_uint_t
+ngx_http_apipolicy_rl_shares_live(ngx_http_apipolicy_rl_zone_t *zone,
+    uint64_t now)
+{
+    /* Redis answered within three intervals (and a second) */
+    return zone->sh->answered
+           && now - zone->sh->answered <= 3 * zone->sync + 1000;
 }
 
 
 /* finds or creates the node of "key", most recent first; zone locked */
 
-static ngx_http_apipolicy_rl_node_t *
+ngx_http_apipolicy_rl_node_t *
 ngx_http_apipolicy_rl_lookup(ngx_http_apipolicy_rl_zone_t *zone,
     ngx_str_t *key, uint32_t hash, ngx_uint_t create)
 {
@@ -608,8 +625,8 @@ ngx_http_apipolicy_rl_lookup(ngx_http_apipolicy_rl_zone_t *zone,
 
 /*
  * force == 0: free up to two nodes idle for two windows from the back of
- * the queue (nothing of them counts any more, and nothing is left to
- * push); force == 1: free the least recently used node whatever its
+ * the queue (nothing of them counts any more, and their windows are over
+ * in Redis too); force == 1: free the least recently used node whatever its
  * state, then as above.  Zone locked.
  */
 
@@ -632,14 +649,18 @@ ngx_http_apipolicy_rl_expire(ngx_http_apipolicy_rl_zone_t *zone,
         rn = ngx_queue_data(q, ngx_http_apipolicy_rl_node_t, queue);
 
         if (!(n == 0 && force)) {
-            if (rn->window == 0 || now / rn->window < rn->index + 2
-                || rn->unsynced || rn->punsynced)
-            {
+            if (rn->window == 0 || now / rn->window < rn->index + 2) {
                 return;
             }
         }
 
         node = ngx_http_apipolicy_rl_rbnode(rn);
+
+        if (rn->dirty) {
+            /* not pushed yet: lost to the other gateways when forced */
+            ngx_queue_remove(&rn->dq);
+            zone->sh->ndirty--;
+        }
 
         ngx_queue_remove(q);
         ngx_rbtree_delete(&zone->sh->rbtree, node);
@@ -713,7 +734,7 @@ ngx_http_apipolicy_rl_find_tier(ngx_array_t *tiers, ngx_str_t *name)
 
 /* wall-clock milliseconds: windows line up across gateways */
 
-static uint64_t
+uint64_t
 ngx_http_apipolicy_rl_now(void)
 {
     ngx_time_t  *tp;
@@ -724,384 +745,55 @@ ngx_http_apipolicy_rl_now(void)
 }
 
 
-/* ---- the Redis sync (per worker timer) ------------------------------ */
+/* ---- response headers ------------------------------------------------ */
 
-/* this gateway's field in the counts' hashes: "hostname:master pid" */
+/*
+ * ";pk=:...:" (a structured-field byte sequence): the first 9 bytes of
+ * SHA-256 over "zone:tier:key", so that a client tells two limits of one
+ * tier apart without learning the key the gateway counts it by
+ */
 
-static ngx_str_t  ngx_http_apipolicy_rl_gateway;
-
-static ngx_str_t  ngx_http_apipolicy_rl_script = ngx_string(
-    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) "
-    "redis.call('PEXPIREAT', KEYS[1], ARGV[3]) "
-    "local t = 0 "
-    "for _, v in ipairs(redis.call('HVALS', KEYS[1])) do "
-    "t = t + (tonumber(v) or 0) end "
-    "return t");
-
-
-ngx_int_t
-ngx_http_apipolicy_ratelimit_init_process(ngx_cycle_t *cycle)
+static ngx_int_t
+ngx_http_apipolicy_rl_pk(ngx_http_apipolicy_rl_result_t *res, ngx_str_t *pk,
+    u_char *buf)
 {
-    ngx_uint_t                       i;
-    ngx_http_apipolicy_rl_sync_t    *sync;
-    ngx_http_apipolicy_rl_zone_t   **zp;
-    ngx_http_apipolicy_main_conf_t  *amcf;
+    u_char       md[EVP_MAX_MD_SIZE];
+    ngx_str_t    src, dst;
+    EVP_MD_CTX  *md_ctx;
 
-    amcf = ngx_http_cycle_get_module_main_conf(cycle,
-                                               ngx_http_apipolicy_module);
-
-    if (amcf == NULL || amcf->redis == NULL || amcf->rl_zones == NULL) {
-        return NGX_OK;
-    }
-
-    /* the master's pid: it changes on a restart, as the zones do */
-
-    ngx_http_apipolicy_rl_gateway.data = ngx_pnalloc(cycle->pool,
-                                                     cycle->hostname.len
-                                                     + 1 + NGX_INT64_LEN);
-    if (ngx_http_apipolicy_rl_gateway.data == NULL) {
+    md_ctx = EVP_MD_CTX_new();
+    if (md_ctx == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_http_apipolicy_rl_gateway.len =
-        ngx_sprintf(ngx_http_apipolicy_rl_gateway.data, "%V:%P",
-                    &cycle->hostname,
-                    ngx_process == NGX_PROCESS_WORKER ? ngx_parent : ngx_pid)
-        - ngx_http_apipolicy_rl_gateway.data;
-
-    zp = amcf->rl_zones->elts;
-
-    for (i = 0; i < amcf->rl_zones->nelts; i++) {
-
-        if (zp[i]->sync == 0) {
-            continue;
-        }
-
-        sync = ngx_pcalloc(cycle->pool, sizeof(ngx_http_apipolicy_rl_sync_t));
-        if (sync == NULL) {
-            return NGX_ERROR;
-        }
-
-        sync->zone = zp[i];
-        sync->ev.handler = ngx_http_apipolicy_rl_sync_handler;
-        sync->ev.data = sync;
-        sync->ev.log = cycle->log;
-        sync->ev.cancelable = 1;
-
-        zp[i]->sync_state = sync;
-
-        /* first runs spread over one interval */
-        ngx_add_timer(&sync->ev, 1 + ngx_random() % zp[i]->sync);
+    if (EVP_DigestInit_ex(md_ctx, EVP_sha256(), NULL) != 1
+        || EVP_DigestUpdate(md_ctx, res->zone->name.data,
+                            res->zone->name.len)
+           != 1
+        || EVP_DigestUpdate(md_ctx, ":", 1) != 1
+        || EVP_DigestUpdate(md_ctx, res->key.data, res->key.len) != 1
+        || EVP_DigestFinal_ex(md_ctx, md, NULL) != 1)
+    {
+        EVP_MD_CTX_free(md_ctx);
+        return NGX_ERROR;
     }
+
+    EVP_MD_CTX_free(md_ctx);
+
+    src.data = md;
+    src.len = 9;
+
+    dst.data = ngx_cpymem(buf, ";pk=:", 5);
+    ngx_encode_base64(&dst, &src);
+
+    dst.data[dst.len] = ':';
+
+    pk->data = buf;
+    pk->len = 5 + dst.len + 1;
 
     return NGX_OK;
 }
 
-
-static void
-ngx_http_apipolicy_rl_sync_handler(ngx_event_t *ev)
-{
-    ngx_http_apipolicy_rl_sync_t  *sync = ev->data;
-
-    u_char                        *p;
-    size_t                         len;
-    uint64_t                       now, cidx;
-    ngx_str_t                      argv[7], key[2];
-    ngx_int_t                      rc;
-    ngx_uint_t                     n, visited, i, k;
-    ngx_queue_t                   *q;
-    ngx_http_apipolicy_rl_node_t  *rn;
-    ngx_http_apipolicy_rl_zone_t  *zone;
-    ngx_http_apipolicy_rl_sent_t  *e;
-    ngx_http_apipolicy_redis_t    *rd;
-    ngx_http_apipolicy_redis_cmd_t  *cmds;
-    u_char                         at[2][NGX_INT64_LEN], num[2][NGX_INT_T_LEN];
-
-    if (ngx_exiting || ngx_quit || ngx_terminate) {
-        return;
-    }
-
-    zone = sync->zone;
-    rd = ngx_http_apipolicy_redis_get((ngx_cycle_t *) ngx_cycle);
-
-    if (rd == NULL || sync->pool) {
-        goto next;                      /* a push is still in flight */
-    }
-
-    now = ngx_http_apipolicy_rl_now();
-
-    sync->pool = ngx_create_pool(4096, ev->log);
-    if (sync->pool == NULL) {
-        goto next;
-    }
-
-    sync->sent = ngx_palloc(sync->pool, NGX_HTTP_APIPOLICY_RL_SYNC_MAX
-                                        * sizeof(ngx_http_apipolicy_rl_sent_t));
-    if (sync->sent == NULL) {
-        goto failed;
-    }
-
-    sync->nsent = 0;
-
-    /* take the deltas of the most recently used nodes */
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    if (now - zone->sh->synced < zone->sync) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-        goto failed;                    /* another worker pushed */
-    }
-
-    zone->sh->synced = now;
-
-    visited = 0;
-
-    for (q = ngx_queue_head(&zone->sh->queue);
-         q != ngx_queue_sentinel(&zone->sh->queue)
-         && sync->nsent < NGX_HTTP_APIPOLICY_RL_SYNC_MAX
-         && visited < 4 * NGX_HTTP_APIPOLICY_RL_SYNC_MAX;
-         q = ngx_queue_next(q))
-    {
-        visited++;
-        rn = ngx_queue_data(q, ngx_http_apipolicy_rl_node_t, queue);
-
-        if (rn->window == 0) {
-            continue;
-        }
-
-        cidx = now / rn->window;
-        ngx_http_apipolicy_rl_roll(rn, cidx);
-
-        if (rn->cur == 0 && rn->prev == 0 && rn->unsynced == 0
-            && rn->punsynced == 0)
-        {
-            continue;                   /* idle for two windows */
-        }
-
-        e = &sync->sent[sync->nsent];
-
-        e->key.len = rn->len;
-        e->key.data = ngx_pnalloc(sync->pool, rn->len);
-        if (e->key.data == NULL) {
-            break;
-        }
-
-        ngx_memcpy(e->key.data, rn->key, rn->len);
-
-        e->hash = (uint32_t) ngx_http_apipolicy_rl_rbnode(rn)->key;
-        e->window = rn->window;
-        e->index = rn->index;
-        e->d = rn->unsynced;
-        e->pd = rn->punsynced;
-
-        rn->pushed += rn->unsynced;
-        rn->ppushed += rn->punsynced;
-        rn->unsynced = 0;
-        rn->punsynced = 0;
-
-        e->abs = rn->pushed;
-        e->pabs = rn->ppushed;
-
-        sync->nsent++;
-    }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    if (sync->nsent == 0) {
-        goto failed;
-    }
-
-    /*
-     * per node and window (the current one, the one before): the script
-     * with this gateway's absolute count; a key is
-     * "PREFIX rl:ZONE:TIER:KEY:WINDOW"
-     */
-
-    cmds = ngx_palloc(sync->pool,
-                      2 * sync->nsent * sizeof(ngx_http_apipolicy_redis_cmd_t));
-    if (cmds == NULL) {
-        goto give_back;
-    }
-
-    n = 0;
-
-    for (i = 0; i < sync->nsent; i++) {
-        e = &sync->sent[i];
-
-        for (k = 0; k < 2; k++) {
-            key[k].len = ngx_http_apipolicy_redis_prefix(rd)->len
-                         + sizeof("rl:::") - 1 + zone->name.len + e->key.len
-                         + NGX_INT64_LEN;
-            key[k].data = ngx_pnalloc(sync->pool, key[k].len);
-            if (key[k].data == NULL) {
-                goto give_back;
-            }
-
-            p = ngx_sprintf(key[k].data, "%Vrl:%V:%V:%uL",
-                            ngx_http_apipolicy_redis_prefix(rd), &zone->name,
-                            &e->key, e->index - k);
-            key[k].len = p - key[k].data;
-
-            ngx_str_set(&argv[0], "EVAL");
-            argv[1] = ngx_http_apipolicy_rl_script;
-            ngx_str_set(&argv[2], "1");
-            argv[3] = key[k];
-            argv[4] = ngx_http_apipolicy_rl_gateway;
-
-            argv[5].data = num[k];
-            argv[5].len = ngx_sprintf(num[k], "%uD", k ? e->pabs : e->abs)
-                          - num[k];
-
-            /* the window "index - k" counts until two windows after */
-
-            argv[6].data = at[k];
-            argv[6].len = ngx_sprintf(at[k], "%uL",
-                                      (e->index - k + 2) * e->window + 1000)
-                          - at[k];
-
-            len = ngx_http_apipolicy_redis_command_len(argv, 7);
-            cmds[n].cmd.data = ngx_pnalloc(sync->pool, len);
-            if (cmds[n].cmd.data == NULL) {
-                goto give_back;
-            }
-
-            cmds[n].cmd.len = ngx_http_apipolicy_redis_command(
-                                  cmds[n].cmd.data, argv, 7)
-                              - cmds[n].cmd.data;
-            cmds[n].key = key[k];
-            n++;
-        }
-    }
-
-    rc = ngx_http_apipolicy_redis_send(rd, cmds, n,
-                                       ngx_http_apipolicy_rl_sync_done, sync);
-
-    if (rc == NGX_OK) {
-        goto next;
-    }
-
-give_back:
-
-    ngx_http_apipolicy_rl_sync_give_back(sync);
-
-failed:
-
-    ngx_destroy_pool(sync->pool);
-    sync->pool = NULL;
-
-next:
-
-    ngx_add_timer(ev, zone->sync);
-}
-
-
-/* Redis answered: the other gateways' counts are the totals less ours */
-
-static void
-ngx_http_apipolicy_rl_sync_done(void *data, redisReply **replies,
-    ngx_uint_t n, ngx_int_t rc)
-{
-    ngx_http_apipolicy_rl_sync_t  *sync = data;
-
-    long long                      tc, tp;
-    ngx_uint_t                     i;
-    ngx_http_apipolicy_rl_node_t  *rn;
-    ngx_http_apipolicy_rl_zone_t  *zone;
-    ngx_http_apipolicy_rl_sent_t  *e;
-
-    zone = sync->zone;
-
-    if (rc != NGX_OK || n != 2 * sync->nsent) {
-        ngx_http_apipolicy_rl_sync_give_back(sync);
-        goto done;
-    }
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    for (i = 0; i < sync->nsent; i++) {
-        e = &sync->sent[i];
-
-        if (replies[2 * i]->type != REDIS_REPLY_INTEGER
-            || replies[2 * i + 1]->type != REDIS_REPLY_INTEGER)
-        {
-            continue;               /* e.g. WRONGTYPE: someone else's key */
-        }
-
-        tc = replies[2 * i]->integer;
-        tp = replies[2 * i + 1]->integer;
-
-        rn = ngx_http_apipolicy_rl_lookup(zone, &e->key, e->hash, 0);
-
-        if (rn == NULL) {
-            continue;
-        }
-
-        if (rn->index == e->index) {
-            rn->rcur = (tc > (long long) rn->pushed)
-                       ? (uint32_t) ngx_min(tc - rn->pushed, NGX_MAX_UINT32_VALUE)
-                       : 0;
-            rn->rprev = (tp > (long long) rn->ppushed)
-                        ? (uint32_t) ngx_min(tp - rn->ppushed,
-                                             NGX_MAX_UINT32_VALUE)
-                        : 0;
-
-        } else if (rn->index == e->index + 1) {
-            rn->rprev = (tc > (long long) rn->ppushed)
-                        ? (uint32_t) ngx_min(tc - rn->ppushed,
-                                             NGX_MAX_UINT32_VALUE)
-                        : 0;
-        }
-    }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-done:
-
-    ngx_destroy_pool(sync->pool);
-    sync->pool = NULL;
-}
-
-
-/* the push failed: its deltas go back where they still count */
-
-static void
-ngx_http_apipolicy_rl_sync_give_back(ngx_http_apipolicy_rl_sync_t *sync)
-{
-    ngx_uint_t                     i;
-    ngx_http_apipolicy_rl_node_t  *rn;
-    ngx_http_apipolicy_rl_zone_t  *zone;
-    ngx_http_apipolicy_rl_sent_t  *e;
-
-    zone = sync->zone;
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    for (i = 0; i < sync->nsent; i++) {
-        e = &sync->sent[i];
-
-        rn = ngx_http_apipolicy_rl_lookup(zone, &e->key, e->hash, 0);
-
-        if (rn == NULL) {
-            continue;
-        }
-
-        if (rn->index == e->index) {
-            rn->unsynced += e->d;
-            rn->punsynced += e->pd;
-            rn->pushed -= ngx_min(rn->pushed, e->d);
-            rn->ppushed -= ngx_min(rn->ppushed, e->pd);
-
-        } else if (rn->index == e->index + 1) {
-            rn->punsynced += e->d;
-            rn->ppushed -= ngx_min(rn->ppushed, e->d);
-        }
-    }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-}
-
-
-/* ---- response headers ------------------------------------------------ */
 
 ngx_int_t
 ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
@@ -1110,9 +802,12 @@ ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
     u_char                          *p;
     size_t                           len;
     ngx_str_t                        value;
-    ngx_uint_t                       i, min;
+    ngx_str_t                        pk[NGX_HTTP_APIPOLICY_RL_MAX_LIMITS];
+    ngx_uint_t                       i, j, min;
     ngx_http_apipolicy_rl_ctx_t     *rctx;
     ngx_http_apipolicy_rl_result_t  *res;
+    u_char                           pkbuf[NGX_HTTP_APIPOLICY_RL_MAX_LIMITS]
+                                          [NGX_HTTP_APIPOLICY_RL_PK_LEN];
 
     rctx = ctx->rl;
 
@@ -1124,12 +819,33 @@ ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
 
     if (rctx->headers & NGX_HTTP_APIPOLICY_RL_HEADERS_IETF) {
 
+        /*
+         * two limits of one tier: each item gets the partition key
+         * parameter, pk=, a digest of its zone and key, to tell them apart
+         */
+
+        for (i = 0; i < rctx->nresults; i++) {
+            pk[i].len = 0;
+
+            for (j = 0; j < rctx->nresults; j++) {
+                if (j != i && res[j].tier == res[i].tier) {
+                    if (ngx_http_apipolicy_rl_pk(&res[i], &pk[i], pkbuf[i])
+                        != NGX_OK)
+                    {
+                        return NGX_ERROR;
+                    }
+
+                    break;
+                }
+            }
+        }
+
         /* RateLimit-Policy: "tier";q=100;w=60, ... */
 
         len = 0;
 
         for (i = 0; i < rctx->nresults; i++) {
-            len += res[i].tier->policy.len + 2;
+            len += res[i].tier->policy.len + 2 + pk[i].len;
         }
 
         p = ngx_pnalloc(r->pool, len);
@@ -1146,6 +862,7 @@ ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
 
             p = ngx_cpymem(p, res[i].tier->policy.data,
                            res[i].tier->policy.len);
+            p = ngx_cpymem(p, pk[i].data, pk[i].len);
         }
 
         value.len = p - value.data;
@@ -1162,7 +879,7 @@ ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
         len = 0;
 
         for (i = 0; i < rctx->nresults; i++) {
-            len += res[i].tier->name.len
+            len += res[i].tier->name.len + pk[i].len
                    + sizeof("\"\";r=;t=, ") - 1 + 2 * NGX_INT_T_LEN;
         }
 
@@ -1174,9 +891,9 @@ ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
         value.data = p;
 
         for (i = 0; i < rctx->nresults; i++) {
-            p = ngx_sprintf(p, "%s\"%V\";r=%ui;t=%ui", i ? ", " : "",
+            p = ngx_sprintf(p, "%s\"%V\";r=%ui;t=%ui%V", i ? ", " : "",
                             &res[i].tier->name, res[i].remaining,
-                            res[i].reset);
+                            res[i].reset, &pk[i]);
         }
 
         value.len = p - value.data;
@@ -1356,6 +1073,7 @@ ngx_http_apipolicy_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     ssize_t                          size;
     ngx_str_t                       *value, name, s;
     ngx_uint_t                       i;
+    ngx_uint_t                       line;
     ngx_msec_t                       sync;
     ngx_shm_zone_t                  *shm_zone;
     ngx_http_apipolicy_rl_zone_t    *zone;
@@ -1373,6 +1091,7 @@ ngx_http_apipolicy_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     sync = 200;
+    line = 0;
 
     for (i = 2; i < cf->args->nelts; i++) {
         s = value[i];
@@ -1394,6 +1113,7 @@ ngx_http_apipolicy_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
                 return NGX_CONF_ERROR;
             }
 
+            line = cf->conf_file->line;     /* said: warn without Redis */
             continue;
         }
 
@@ -1408,6 +1128,8 @@ ngx_http_apipolicy_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 
     zone->name = name;
     zone->sync = sync;
+    zone->line = line;
+    zone->file = cf->conf_file->file.name;
 
     shm_zone = ngx_http_apipolicy_conf_shm_add(cf, &name, size,
                                               ngx_http_apipolicy_rl_init_zone,
@@ -1711,6 +1433,22 @@ ngx_http_apipolicy_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /* a tier named literally must exist: a typo would mean "default" */
+
+    if (limit->tier && limit->tier->lengths == NULL
+        && limit->tier->value.len
+        && ngx_http_apipolicy_rl_find_tier(amcf->rl_tiers, &limit->tier->value)
+           == NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown tier \"%V\": declare it with "
+                           "\"apipolicy_ratelimit_tier %V rate=...\" at http "
+                           "level, before this line, or pick the tier with "
+                           "a variable", &limit->tier->value,
+                           &limit->tier->value);
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -1779,6 +1517,41 @@ ngx_http_apipolicy_ratelimit_merge_conf(ngx_conf_t *cf,
 }
 
 
+/* a zone's sync= without apipolicy_redis: said, and off */
+
+ngx_int_t
+ngx_http_apipolicy_ratelimit_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_uint_t                        i;
+    ngx_http_apipolicy_rl_zone_t    **zp;
+    ngx_http_apipolicy_main_conf_t   *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
+
+    if (amcf->redis || amcf->rl_zones == NULL) {
+        return NGX_OK;
+    }
+
+    zp = amcf->rl_zones->elts;
+
+    for (i = 0; i < amcf->rl_zones->nelts; i++) {
+
+        if (zp[i]->sync && zp[i]->line) {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "\"sync=\" of apipolicy_ratelimit_zone \"%V\" in "
+                          "%V:%ui has no effect: there is no apipolicy_redis "
+                          "to share the counts through, so this gateway "
+                          "counts alone", &zp[i]->name, &zp[i]->file,
+                          zp[i]->line);
+        }
+
+        zp[i]->sync = 0;
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_apipolicy_rl_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
@@ -1804,6 +1577,7 @@ ngx_http_apipolicy_rl_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
                         ngx_http_apipolicy_rl_rbtree_insert_value);
         ngx_queue_init(&sh->queue);
+        ngx_queue_init(&sh->dirty);
     }
 
     return NGX_OK;

@@ -40,7 +40,10 @@ ngx_uint_t ngx_http_apipolicy_ratelimit_zone_index(
 ngx_str_t *ngx_http_apipolicy_ratelimit_zone_name(
     ngx_http_apipolicy_main_conf_t *amcf, ngx_uint_t i);
 
-/* per worker: the Redis sync timers (apipolicy_redis + sync=) */
+/* warns of a zone with sync= but no apipolicy_redis */
+ngx_int_t ngx_http_apipolicy_ratelimit_postconfiguration(ngx_conf_t *cf);
+
+/* per worker: the Redis sync timers (ngx_http_apipolicy_ratelimit_sync.c) */
 ngx_int_t ngx_http_apipolicy_ratelimit_init_process(ngx_cycle_t *cycle);
 
 /* header filter: RateLimit, RateLimit-Policy, X-RateLimit-*, Retry-After */
@@ -51,6 +54,91 @@ ngx_int_t ngx_http_apipolicy_ratelimit_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 ngx_int_t ngx_http_apipolicy_ratelimit_tier_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+
+
+/* ---- shared by the limiter and its Redis sync ------------------------ */
+
+#define NGX_HTTP_APIPOLICY_RL_SHARE_ONE  65536   /* a share of 1 */
+
+/*
+ * One (tier, key) in a zone.  The counts are those of the window
+ * "index" (cur) and the one before (prev); "seen" counts what was asked
+ * (passed or not: the demand), for the shares of the quota.
+ */
+typedef struct {
+    u_char                             color;
+    u_char                             len;       /* key length */
+    u_char                             dirty;     /* in the dirty queue */
+    u_char                             pad;
+    uint32_t                           window;    /* ms */
+    ngx_queue_t                        queue;     /* LRU */
+    ngx_queue_t                        dq;        /* changed, not pushed */
+    uint64_t                           index;     /* current window, as
+                                                     now_ms / window */
+    uint64_t                           born;      /* first request, ms */
+    uint32_t                           cur;       /* this gateway */
+    uint32_t                           prev;
+    uint32_t                           seen;      /* this gateway's demand */
+    uint32_t                           pseen;
+    uint32_t                           rcur;      /* the other gateways, */
+    uint32_t                           rprev;     /* from the Redis sync */
+    uint32_t                           share;     /* of the quota, in
+                                                     1/65536; 0: none yet */
+    u_char                             key[1];    /* "tier:key" */
+} ngx_http_apipolicy_rl_node_t;
+
+
+typedef struct {
+    uint64_t                           magic;
+    ngx_rbtree_t                       rbtree;
+    ngx_rbtree_node_t                  sentinel;
+    ngx_queue_t                        queue;     /* most recent first */
+    ngx_queue_t                        dirty;     /* oldest change first */
+    ngx_uint_t                         nodes;
+    ngx_uint_t                         ndirty;
+    uint64_t                           synced;    /* last round began, ms */
+    uint64_t                           answered;  /* last answer, ms */
+    ngx_uint_t                         gateways;  /* alive, from Redis */
+    ngx_uint_t                         resync;    /* push every node */
+} ngx_http_apipolicy_rl_sh_t;
+
+
+typedef struct ngx_http_apipolicy_rl_sync_s  ngx_http_apipolicy_rl_sync_t;
+
+struct ngx_http_apipolicy_rl_zone_s {
+    ngx_str_t                          name;
+    ngx_shm_zone_t                    *shm_zone;
+    ngx_msec_t                         sync;      /* 0: off */
+    ngx_str_t                          file;      /* of sync=, to warn */
+    ngx_uint_t                         line;
+    ngx_http_apipolicy_rl_sh_t        *sh;
+    ngx_slab_pool_t                   *shpool;
+    ngx_http_apipolicy_rl_sync_t      *sync_state; /* this worker's */
+};
+
+
+/* zone locked: find (or make) a node, most recently used first */
+ngx_http_apipolicy_rl_node_t *ngx_http_apipolicy_rl_lookup(
+    ngx_http_apipolicy_rl_zone_t *zone, ngx_str_t *key, uint32_t hash,
+    ngx_uint_t create);
+/* zone locked: move a node to the window "index" */
+void ngx_http_apipolicy_rl_roll(ngx_http_apipolicy_rl_node_t *rn,
+    uint64_t index);
+/* zone locked: queue a node for the next push */
+void ngx_http_apipolicy_rl_mark(ngx_http_apipolicy_rl_zone_t *zone,
+    ngx_http_apipolicy_rl_node_t *rn);
+/* zone locked: are the shares from Redis current (Redis answers)? */
+ngx_uint_t ngx_http_apipolicy_rl_shares_live(
+    ngx_http_apipolicy_rl_zone_t *zone, uint64_t now);
+/* wall-clock milliseconds: windows line up across gateways */
+uint64_t ngx_http_apipolicy_rl_now(void);
+
+#define ngx_http_apipolicy_rl_rbnode(rn)                                     \
+    ((ngx_rbtree_node_t *) ((u_char *) (rn)                                  \
+                            - offsetof(ngx_rbtree_node_t, color)))
+
+#define ngx_http_apipolicy_rl_node(node)                                     \
+    ((ngx_http_apipolicy_rl_node_t *) &(node)->color)
 
 
 #endif /* _NGX_HTTP_APIPOLICY_RATELIMIT_H_INCLUDED_ */

@@ -412,3 +412,65 @@ qr/\[emerg\] .*invalid status "\d+" in "apipolicy_ratelimit_status": a refusal n
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*invalid value "draft": use "ietf", "legacy", "both" or "off"/
+
+
+
+=== TEST 25: config: a tier named literally must be declared (a typo would mean "default")
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k tier=glod;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*unknown tier "glod": declare it with "apipolicy_ratelimit_tier glod rate=\.\.\." at http level, before this line, or pick the tier with a variable in .*nginx\.conf:\d+/
+
+
+
+=== TEST 26: a literal tier that is declared is fine
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k tier=gold;
+        apipolicy_ratelimit zone=api key=$arg_k tier=default;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request
+GET /api?k=t26
+--- error_code: 200
+--- response_headers_like
+RateLimit-Policy: ^"gold";q=4;w=60, "default";q=2;w=60$
+
+
+
+=== TEST 27: RateLimit t= and Retry-After name the same moment: the next window, when the quota was used in this one
+The quota (2 a minute) was used in this window, so nothing passes before
+the next window: t= is the seconds to it (not "1"), on the 429 equal to
+Retry-After, and already on the request that used the last unit.
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+["GET /api?k=t27", "GET /api?k=t27", "GET /api?k=t27"]
+--- error_code eval
+[200, 200, 429]
+--- raw_response_headers_like eval
+["", qr/RateLimit: "default";r=0;t=([1-9]|[1-5][0-9]|60)\r\n/,
+ qr/RateLimit: "default";r=0;t=([1-9]|[1-5][0-9]|60)\r\n(?:.*\r\n)*?Retry-After: \1\r\n/s]
+
+
+
+=== TEST 28: two limits of one tier: each item carries its partition key (pk=), and they differ
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_user;
+        apipolicy_ratelimit zone=api key=$arg_app;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request
+GET /api?user=u29&app=a29
+--- error_code: 200
+--- response_headers_like
+RateLimit-Policy: ^"default";q=2;w=60;pk=:[A-Za-z0-9+/]{12}:, "default";q=2;w=60;pk=:[A-Za-z0-9+/]{12}:$
+RateLimit: ^"default";r=1;t=\d+;pk=:([A-Za-z0-9+/]{12}):, "default";r=1;t=\d+;pk=:(?!\1)[A-Za-z0-9+/]{12}:$
+

@@ -1,0 +1,295 @@
+# Rate limits across gateways: 2 and 3 separate nginx instances (started
+# by this suite on free loopback ports, the built module loaded) share one
+# limit through a real redis-server.  Admitted totals stay within the
+# bound the README states, a key that starts on every gateway at once
+# stays within its quota, 2,000 keys reach Redis and count on the other
+# gateway, and Redis killed and restarted mid-run gets every count again,
+# said once each way in the log.
+use strict;
+use warnings;
+use Test::More;
+use IO::Socket::INET;
+use IO::Select;
+use File::Temp qw(tempdir);
+use Time::HiRes qw(time sleep);
+use POSIX qw(floor);
+
+my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+my $module = $ENV{TEST_NGINX_LOAD_MODULES};
+my $rport = $ENV{TEST_NGINX_REDIS_PORT};
+
+plan skip_all => 'no module (run through make test)' unless $module && -f $module;
+plan skip_all => 'no redis-server' unless $rport && `which redis-server` ne '';
+
+my $dir = tempdir(CLEANUP => 1);
+chmod 0755, $dir;
+my @running;
+
+sub free_port {
+    return IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                 LocalPort => 0, ReuseAddr => 1)->sockport;
+}
+
+sub redis {
+    my ($port, $db, $cmd) = @_;
+    my $out = `redis-cli -p $port -n $db $cmd 2>/dev/null`;
+    chomp $out;
+    return $out;
+}
+
+# a gateway: its own prefix, port and master; returns { port, prefix }
+sub gateway {
+    my (%o) = @_;
+    my $port = free_port();
+    my $prefix = "$dir/gw-$port";
+    mkdir $prefix; mkdir "$prefix/conf"; mkdir "$prefix/logs";
+    open my $f, '>', "$prefix/ok.txt" or die; print $f "ok\n"; close $f;
+    chmod 0755, $prefix;
+    chmod 0644, "$prefix/ok.txt";
+    my $workers = $o{workers} || 1;
+    open $f, '>', "$prefix/conf/nginx.conf" or die;
+    print $f <<"EOF";
+load_module $module;
+worker_processes $workers;
+pid logs/nginx.pid;
+error_log logs/error.log notice;
+events { worker_connections 256; }
+http {
+    access_log off;
+    apipolicy_redis 127.0.0.1:$o{redis} db=$o{db} timeout=300ms connect_timeout=300ms;
+    apipolicy_ratelimit_zone $o{zone}:4m sync=$o{sync};
+    apipolicy_ratelimit_tier default rate=$o{rate};
+    server {
+        listen 127.0.0.1:$port;
+        keepalive_requests 100000;
+        location /api { apipolicy_ratelimit zone=$o{zone} key=\$arg_k; alias $prefix/ok.txt; }
+    }
+}
+EOF
+    close $f;
+    system($nginx, '-p', "$prefix/", '-c', 'conf/nginx.conf') == 0
+        or die "nginx did not start: " . `cat $prefix/logs/error.log`;
+    my $g = { port => $port, prefix => $prefix };
+    push @running, $g;
+    return $g;
+}
+
+sub stop {
+    for my $g (@_) {
+        my $pid = `cat $g->{prefix}/logs/nginx.pid 2>/dev/null`;
+        chomp $pid;
+        kill 'QUIT', $pid if $pid;
+        for (1 .. 50) { last unless $pid && kill 0, $pid; sleep 0.1 }
+        @running = grep { $_ != $g } @running;
+    }
+}
+
+END { stop(@running) if @running }
+
+# sends "n" requests for each of "keys" to a gateway, pipelined "depth" at
+# a time on one connection; returns [admitted, refused]
+sub hit {
+    my ($g, $keys, $n, $depth) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $g->{port}) or die "$!";
+    my @reqs = map { my $k = $_; map { "GET /api?k=$k HTTP/1.1\r\nHost: g\r\n\r\n" } 1 .. $n } @$keys;
+    my ($ok, $no, $buf) = (0, 0, '');
+    while (@reqs) {
+        my @batch = splice @reqs, 0, $depth;
+        print $s join '', @batch;
+        my $want = @batch;
+        while ($want) {
+            my $h = index($buf, "\r\n\r\n");
+            if ($h >= 0) {
+                my $head = substr($buf, 0, $h);
+                my ($len) = $head =~ /Content-Length:\s*(\d+)/i;
+                $len //= 0;
+                if (length($buf) >= $h + 4 + $len) {
+                    substr($buf, 0, $h + 4 + $len, '');
+                    $head =~ /^HTTP\/1\.1 (\d+)/;
+                    $1 == 200 ? $ok++ : $1 == 429 ? $no++ : die "status $1";
+                    $want--;
+                    next;
+                }
+            }
+            my $r = sysread($s, my $chunk, 65536);
+            die "gateway closed the connection" unless $r;
+            $buf .= $chunk;
+        }
+    }
+    return [$ok, $no];
+}
+
+# drives several gateways at once from one process: "per" requests a
+# second on each, pipelined 5 at a time, for "seconds"; [admitted, refused]
+sub drive {
+    my ($gws, $key, $per, $seconds) = @_;
+    my @kids;
+    for my $g (@$gws) {
+        pipe(my $r, my $w) or die;
+        my $pid = fork // die;
+        if (!$pid) {
+            close $r;
+            my ($ok, $no) = (0, 0);
+            my $t0 = time;
+            for my $tick (0 .. $per * $seconds / 5 - 1) {
+                my $at = $t0 + $tick * 5 / $per;
+                sleep($at - time) if $at > time;
+                my $res = hit($g, [$key], 5, 5);
+                $ok += $res->[0]; $no += $res->[1];
+            }
+            print $w "$ok $no\n";
+            close $w;
+            POSIX::_exit(0);
+        }
+        close $w;
+        push @kids, [$pid, $r];
+    }
+    my ($ok, $no) = (0, 0);
+    for my $k (@kids) {
+        my $line = readline($k->[1]);
+        waitpid($k->[0], 0);
+        my ($a, $b) = split ' ', $line;
+        $ok += $a; $no += $b;
+    }
+    return [$ok, $no];
+}
+
+# a whole run within one minute's window (r/m tiers)
+sub same_minute { my $need = shift; my $left = 60 - time % 60; sleep($left + 0.2) if $left < $need }
+
+my $db = 12;
+redis($rport, $db, 'FLUSHDB');
+
+
+# ---- 2 and 3 gateways share one limit ---------------------------------
+
+{
+    my @g = map { gateway(redis => $rport, db => $db, zone => 'two', sync => '100ms',
+                          rate => '60r/m', workers => $_) } 1, 2;
+    sleep 1;                                    # both in the registry
+    same_minute(6);
+    my $res = drive(\@g, 'shared2', 20, 3);     # 120 asked, 60 a minute
+    cmp_ok($res->[0], '<=', 60, "2 gateways: at most the quota admitted ($res->[0] of 120)");
+    cmp_ok($res->[0], '>=', 57, "2 gateways: the quota used within 5% ($res->[0])");
+    is($res->[0] + $res->[1], 120, "2 gateways: every request answered 200 or 429");
+    stop(@g);
+}
+
+{
+    my @g = map { gateway(redis => $rport, db => $db, zone => 'three', sync => '100ms',
+                          rate => '60r/m') } 1 .. 3;
+    sleep 1;
+    same_minute(6);
+    my $res = drive(\@g, 'shared3', 20, 3);     # 180 asked
+    cmp_ok($res->[0], '<=', 60, "3 gateways: at most the quota admitted ($res->[0] of 180)");
+    cmp_ok($res->[0], '>=', 57, "3 gateways: the quota used within 5% ($res->[0])");
+    stop(@g);
+}
+
+
+# ---- a fresh key on two gateways at once ------------------------------
+
+{
+    my @g = map { gateway(redis => $rport, db => $db, zone => 'fresh', sync => '100ms',
+                          rate => '20r/m') } 1, 2;
+    sleep 1;
+    same_minute(3);
+    # 30 pipelined requests on each, at once, before any sync could say
+    # what the other did: each gateway takes at most its 1/G of the quota
+    my @kids;
+    for my $g (@g) {
+        pipe(my $r, my $w) or die;
+        my $pid = fork // die;
+        if (!$pid) { close $r; my $res = hit($g, ['fresh'], 30, 30); print $w "$res->[0]\n"; close $w; POSIX::_exit(0) }
+        close $w;
+        push @kids, [$pid, $r];
+    }
+    my $ok = 0;
+    for my $k (@kids) { $ok += readline($k->[1]); waitpid($k->[0], 0) }
+    cmp_ok($ok, '<=', 20, "fresh key on 2 gateways at once: at most the quota ($ok of 60)");
+    cmp_ok($ok, '>=', 10, "fresh key: each gateway admitted its share ($ok)");
+    stop(@g);
+}
+
+
+# ---- 2,000 keys: all reach Redis, and count on the other gateway ------
+
+{
+    my @g = map { gateway(redis => $rport, db => $db, zone => 'many', sync => '100ms',
+                          rate => '2r/m') } 1, 2;
+    sleep 1;
+    same_minute(12);
+    my @keys = map { "many$_" } 1 .. 2000;
+    # one each (a key no sync answered for gets 1/G of the quota), then,
+    # once the first answers said only this gateway asks, one more
+    my $res = hit($g[0], \@keys, 1, 100);
+    sleep 1;
+    my $res2 = hit($g[0], \@keys, 1, 100);
+    is($res->[0] + $res2->[0], 4000, "2,000 keys, 2 requests each, all admitted on the first gateway");
+    sleep 0.5;
+    my $min = (floor(time / 60));
+    my $synced = redis($rport, $db, qq{EVAL "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do local h = redis.call('HGETALL', k) for i = 1, #h, 2 do if string.sub(h[i], 1, 2) ~= 'd:' and h[i] ~= 't0' and h[i + 1] == '2' then n = n + 1 end end end return n" 0 "apipolicy:rl:{many:default:many*}:$min"});
+    is($synced, 2000, "every one of the 2,000 keys is in Redis with the first gateway's count, within 5 intervals");
+
+    # the second gateway: a key the first one used up is refused there
+    # once its sync has answered; a key nobody else used is not
+    my @probe = qw(many7 many1500 many1999);
+    my ($used, $free) = ('', '');
+    for my $round (1 .. 3) {
+        for my $k (@probe) { $used .= hit($g[1], [$k], 1, 1)->[0] }
+        $free .= hit($g[1], ['alone'], 1, 1)->[0];
+        sleep 1;
+    }
+    is(substr($used, 3), '000000', "the second gateway refuses the keys the first one used up, once synced ($used)");
+    like($free, qr/^11/, "... and passes a key only it counts ($free)");
+    stop(@g);
+}
+
+
+# ---- Redis killed and restarted mid-run -------------------------------
+
+{
+    my $port = free_port();
+    my $rdir = "$dir/redis";
+    mkdir $rdir;
+    my @args = ('--port', $port, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+                '--daemonize', 'yes', '--pidfile', "$rdir/redis.pid", '--dir', $rdir,
+                '--logfile', "$rdir/redis.log");
+    my $up = sub { system('redis-server', @args); for (1 .. 50) { last if redis($port, 0, 'PING') eq 'PONG'; sleep 0.1 } };
+    $up->();
+    my $g = gateway(redis => $port, db => 0, zone => 'kill', sync => '100ms', rate => '100r/m');
+    same_minute(15);
+    my $min = floor(time / 60);
+    my $key = "apipolicy:rl:{kill:default:k}:$min";
+    my $field = sub { my %h = split /\n/, redis($port, 0, "HGETALL $key"); my ($f) = grep { !/^(d:|t0$)/ } keys %h; return $f ? $h{$f} : 'none' };
+
+    hit($g, ['k'], 3, 3);
+    sleep 0.5;
+    is($field->(), 3, "3 counted, in Redis");
+
+    my $pid = `cat $rdir/redis.pid`; chomp $pid;
+    kill 'TERM', $pid;
+    for (1 .. 50) { last unless kill 0, $pid; sleep 0.1 }
+    my $res = hit($g, ['k'], 2, 2);
+    is($res->[0], 2, "Redis down: requests still decided at once, locally");
+    sleep 2;                                    # several failed rounds
+
+    $up->();
+    sleep 6;                                    # the back-off is 5 s at most
+    is($field->(), 5, "Redis back, empty: every count pushed again (5)");
+
+    my $log = `cat $g->{prefix}/logs/error.log`;
+    my @down = $log =~ /apipolicy redis: 127\.0\.0\.1:$port [^\n]*working without it/g;
+    my @back = $log =~ /apipolicy redis: 127\.0\.0\.1:$port is reachable again/g;
+    is(scalar @down, 1, "one line when Redis went away, naming it");
+    is(scalar @back, 1, "one line when it came back");
+    unlike($log, qr/\[error\] (?!.*apipolicy redis: 127\.0\.0\.1:$port)/, "no other error line (no recv() or connect() line per retry)");
+
+    stop($g);
+    $pid = `cat $rdir/redis.pid`; chomp $pid;
+    kill 'TERM', $pid;
+}
+
+redis($rport, $db, 'FLUSHDB');
+done_testing();
