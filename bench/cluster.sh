@@ -148,36 +148,65 @@ run() {
 
 # the sync at scale: 2 gateways, 100,000 keys each, wrk at full speed
 keys_run() {
-    local sync=$1 secs=$2 i pids cpu0 cpu1 r0 r1 c0 c1 k
+    local sync=$1 secs=$2 conns=$3 pids cpu0 cpu1 r0 r1 c1 early late base
     start_gateways 2 1 "$sync" "zkeys$RANDOM"
-    cat > "$work/keys.lua" <<'EOF'
+    base=$RANDOM$RANDOM
+    # both gateways cycle through the same 100,000 keys
+    cat > "$work/keys.lua" <<EOF
 local n = 0
-local base = math.random(0, 1000000) * 1000000
 request = function()
     n = n + 1
-    return wrk.format("GET", "/keys?k=" .. (base + n % 100000))
+    return wrk.format("GET", "/keys?k=k$base-" .. (n % 100000))
 end
 EOF
-    # the CPU of both gateways' workers, and of Redis
-    cputime() {   # pids... -> ticks
+    cputime() {   # pids... -> CPU ticks (1/100 s)
         local t=0 p
         for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
         echo $t
     }
+    # how many of the keys (a KEYS pattern; with a count N, the pattern
+    # with KEY replaced by 0 .. N-1) hold both gateways' counts
+    both() {
+        rcli EVAL "local n, keys = 0, {}
+            if ARGV[2] == nil then keys = redis.call('KEYS', ARGV[1])
+            else for i = 0, tonumber(ARGV[2]) - 1 do
+                for _, k in ipairs(redis.call('KEYS', (string.gsub(ARGV[1], 'KEY', i)))) do
+                    keys[#keys + 1] = k end end end
+            local seen = {}
+            for _, key in ipairs(keys) do
+                local tag = string.match(key, '{(.*)}')
+                for _, f in ipairs(redis.call('HKEYS', key)) do
+                    if string.sub(f, 1, 2) ~= 'd:' and f ~= 't0' then
+                        seen[tag] = seen[tag] or {}
+                        seen[tag][f] = true
+                    end
+                end
+            end
+            for _, g in pairs(seen) do
+                local c = 0
+                for _ in pairs(g) do c = c + 1 end
+                if c >= 2 then n = n + 1 end
+            end
+            return n" 0 "$@"
+    }
     pids=$(pgrep -P "$(cat "$work/gw1/logs/nginx.pid")"; pgrep -P "$(cat "$work/gw2/logs/nginx.pid")")
     rcli CONFIG RESETSTAT >/dev/null
     cpu0=$(cputime $pids); r0=$(cputime "$(cat "$work/redis.pid")")
-    wrk -t1 -c8 -d"${secs}s" -s "$work/keys.lua" "http://127.0.0.1:${ports[0]}/" > "$work/wrk1" 2>&1 &
-    wrk -t1 -c8 -d"${secs}s" -s "$work/keys.lua" "http://127.0.0.1:${ports[1]}/" > "$work/wrk2" 2>&1
+    wrk -t1 -c"$conns" -d"${secs}s" -s "$work/keys.lua" "http://127.0.0.1:${ports[0]}/" > "$work/wrk1" 2>&1 &
+    wrk -t1 -c"$conns" -d"${secs}s" -s "$work/keys.lua" "http://127.0.0.1:${ports[1]}/" > "$work/wrk2" 2>&1
     wait
     cpu1=$(cputime $pids); r1=$(cputime "$(cat "$work/redis.pid")")
-    sleep 2
     c1=$(rcli INFO commandstats | awk -F'[=,:]' '/^cmdstat_evalsha/ {print $3}')
-    k=$(rcli --scan --pattern '*rl:{*' | wc -l)
-    echo "keys sync=$sync: $(awk '/Requests\/sec/ {print $2}' "$work/wrk1") + $(awk '/Requests\/sec/ {print $2}' "$work/wrk2") req/s;" \
+    sleep 0.4                   # two intervals after the load ended
+    early=$(both "*rl:{zkeys*:keys:k$base-KEY}:*" 200)
+    sleep 3
+    late=$(both "*rl:{zkeys*:k$base-*")
+    echo "keys sync=$sync, $conns connections: $(awk '/Requests\/sec/ {print $2}' "$work/wrk1") + $(awk '/Requests\/sec/ {print $2}' "$work/wrk2") req/s;" \
          "gateways' CPU $(echo "($cpu1 - $cpu0) / $secs" | bc -l | xargs printf '%.1f')% of a core;" \
          "Redis CPU $(echo "($r1 - $r0) / $secs" | bc -l | xargs printf '%.1f')%;" \
-         "EVALSHA ${c1:-0} ($(echo "${c1:-0} / $secs" | bc) /s); keys in Redis $k" >&2
+         "EVALSHA ${c1:-0} ($(echo "${c1:-0} / $secs" | bc) /s, $(echo "${c1:-0} / $secs / 5" | bc) a 200 ms interval);" \
+         "0.4 s after the load: $early of the 200 keys k-0..k-199 hold both gateways' counts;" \
+         "3.4 s after: $late of 100000" >&2
     stop_gateways
 }
 
@@ -199,6 +228,6 @@ printf '%s\n' "${results[@]}"
 
 if [ -z "${ONLY:-}" ] || [[ keys =~ ^(${ONLY})$ ]]; then
     command -v wrk >/dev/null || { echo "apt-get install wrk"; exit 1; }
-    keys_run off 5
-    keys_run 200ms 5
+    keys_run off 5 8            # the same load without the sync
+    keys_run 200ms 5 8          # as fast as the machine goes
 fi

@@ -44,7 +44,7 @@
 #include <openssl/evp.h>
 
 
-#define NGX_HTTP_APIPOLICY_RL_BATCH     1000    /* nodes per batch */
+#define NGX_HTTP_APIPOLICY_RL_BATCH     2000    /* nodes per batch */
 #define NGX_HTTP_APIPOLICY_RL_ARGS      13      /* of a count's EVALSHA */
 
 
