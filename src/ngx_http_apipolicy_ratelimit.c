@@ -456,6 +456,10 @@ ngx_http_apipolicy_rl_wait(double prev, double cur, double cap, double cost,
         /* floor(prev * (w - e) / w) <= need once e > at */
         at = w * (1 - (need + 1) / prev);
 
+        if (at < elapsed) {
+            return 0;
+        }
+
         return (ngx_uint_t) (at - elapsed) + 1;
     }
 

@@ -180,3 +180,18 @@ qr/\[emerg\] .*the zone name "apipolicy_status" is reserved for the counters of 
 --- request
 GET /s
 --- error_code: 200
+
+
+
+=== TEST 17: sync= on a rate limit zone with no apipolicy_redis: a warning naming the zone's file and line; the zone counts alone
+--- http_config
+    apipolicy_ratelimit_zone api:1m sync=100ms;
+    apipolicy_ratelimit_tier default rate=10r/s;
+--- config
+    location /api { apipolicy_ratelimit zone=api key=$arg_k; alias html/index.html; }
+--- request
+GET /api?k=a
+--- error_code: 200
+--- error_log eval
+qr/\[warn\] .*"sync=" of apipolicy_ratelimit_zone "api" in \S+nginx\.conf:\d+ has no effect: there is no apipolicy_redis to share the counts through, so this gateway counts alone/
+

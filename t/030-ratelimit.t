@@ -473,4 +473,3 @@ GET /api?user=u29&app=a29
 --- response_headers_like
 RateLimit-Policy: ^"default";q=2;w=60;pk=:[A-Za-z0-9+/]{12}:, "default";q=2;w=60;pk=:[A-Za-z0-9+/]{12}:$
 RateLimit: ^"default";r=1;t=\d+;pk=:([A-Za-z0-9+/]{12}):, "default";r=1;t=\d+;pk=:(?!\1)[A-Za-z0-9+/]{12}:$
-
