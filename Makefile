@@ -2,6 +2,8 @@
 #
 #   make run    install what is missing, build, and serve the example
 #               gateway on 127.0.0.1:8080 in front of a demo upstream
+#               (PORT=, UPSTREAM_PORT=, REDIS_PORT=; "make reload" after
+#               editing build/run/conf/gateway.conf)
 #   make test   install what is missing, build, start a throw-away Redis,
 #               run every suite; non-zero on any failure
 #   make deb, make test-deb, make test-docker
@@ -43,7 +45,7 @@ DEB_PACKAGES := build-essential debhelper dpkg-dev nginx nginx-dev \
 DEB_SOURCES  := config ngx_http_apipolicy_module.c src debian docs \
                 conf-examples README.md LICENSE
 
-.PHONY: all deps build module unit run test bench clean
+.PHONY: all deps build module unit run reload test bench clean
 .PHONY: deb test-deb test-docker
 
 all: build
@@ -81,6 +83,10 @@ $(UNIT): t/unit/json-test.c src/ngx_http_apipolicy_json.c \
 
 run: build
 	@sh util/run.sh $(MODULE)
+
+# the gateway of "make run" reloads build/run/conf after nginx -t
+reload:
+	@sh util/run.sh reload
 
 test: build unit
 	@bash util/test.sh $(MODULE)
