@@ -41,7 +41,7 @@ __DATA__
 === TEST 1: JSON: requests, JWT, rate limits, CORS and problem codes are counted
 --- http_config
     apipolicy_ratelimit_zone api:1m;
-    apipolicy_ratelimit_tier default rate=3r/m;
+    apipolicy_ratelimit_tier default rate=3r/d;
 --- config
     location /api {
         apipolicy_cors_origins https://app.example.com;

@@ -200,7 +200,7 @@ __DATA__
 --- http_config
     apipolicy_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT db=$TEST_NGINX_REDIS_DB;
     apipolicy_ratelimit_zone api:1m sync=off;
-    apipolicy_ratelimit_tier default rate=1r/m;
+    apipolicy_ratelimit_tier default rate=1r/d;
     apipolicy_ratelimit_tier pro rate=100r/m;
     apipolicy_jwt_cache tokens:1m;
     apipolicy_idempotency_zone idem:1m redis=on;
@@ -275,7 +275,7 @@ __DATA__
 --- http_config
     $TEST_NGINX_JSON_LOG
     apipolicy_ratelimit_zone api:1m;
-    apipolicy_ratelimit_tier default rate=1r/m;
+    apipolicy_ratelimit_tier default rate=1r/d;
 --- config
     location /api {
         access_log logs/json.log apipolicy_json;
