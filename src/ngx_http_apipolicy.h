@@ -112,7 +112,11 @@ typedef struct {
     ngx_http_apipolicy_cors_conf_t    *conf;        /* decided for */
     ngx_str_t                          origin;      /* allowed Origin */
     ngx_str_t                          allow_headers;  /* preflight answer */
+    ngx_uint_t                         owned;       /* Access-Control-*
+                                                       names the gateway
+                                                       answered, by bit */
     unsigned                           decided:1;
+    unsigned                           filtered:1;  /* its headers written */
     unsigned                           has_origin:1; /* one or more sent */
     unsigned                           allowed:1;
     unsigned                           preflight:1;

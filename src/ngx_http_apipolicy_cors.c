@@ -30,12 +30,17 @@ static ngx_int_t ngx_http_apipolicy_cors_allow_headers(ngx_http_request_t *r,
     ngx_str_t *allowed);
 static ngx_int_t ngx_http_apipolicy_cors_set(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *value);
+static ngx_int_t ngx_http_apipolicy_cors_write(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx);
 static ngx_int_t ngx_http_apipolicy_cors_vary(ngx_http_request_t *r,
     ngx_str_t *value);
 static ngx_int_t ngx_http_apipolicy_cors_join(ngx_conf_t *cf,
     ngx_array_t *a, ngx_str_t *out);
 static ngx_int_t ngx_http_apipolicy_cors_token(ngx_str_t *s);
 static ngx_int_t ngx_http_apipolicy_cors_host_label(u_char *p, u_char *last);
+static ngx_int_t ngx_http_apipolicy_cors_ipv6(ngx_pool_t *pool,
+    ngx_http_apipolicy_cors_origin_t *o, u_char *host, u_char *host_end,
+    char **err);
 
 
 static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_cors_not_allowed =
@@ -407,10 +412,25 @@ ngx_http_apipolicy_cors_parse_origin(ngx_pool_t *pool, ngx_str_t *value,
     host = p + 3;
     host_end = host;
 
-    while (host_end < last && *host_end != ':' && *host_end != '/'
-           && *host_end != '?' && *host_end != '#')
-    {
+    if (host_end < last && *host_end == '[') {
+
+        /* an IPv6 literal: its colons are no port */
+
+        host_end = ngx_strlchr(host_end, last, ']');
+
+        if (host_end == NULL) {
+            *err = "has an IPv6 address without its closing \"]\"";
+            return NGX_ERROR;
+        }
+
         host_end++;
+
+    } else {
+        while (host_end < last && *host_end != ':' && *host_end != '/'
+               && *host_end != '?' && *host_end != '#')
+        {
+            host_end++;
+        }
     }
 
     port = NULL;
@@ -493,18 +513,108 @@ ngx_http_apipolicy_cors_parse_origin(ngx_pool_t *pool, ngx_str_t *value,
         return NGX_ERROR;
     }
 
-    if (!(host < host_end && host[0] == '[' && host_end[-1] == ']')
-        && ngx_http_apipolicy_cors_host_label(host, host_end) != NGX_OK)
-    {
-        *err = "has an invalid host";
-        return NGX_ERROR;
-    }
-
     o->kind = NGX_HTTP_APIPOLICY_CORS_EXACT;
     o->value.data = v;
     o->value.len = len;
 
+    if (host < host_end && host[0] == '[') {
+        return ngx_http_apipolicy_cors_ipv6(pool, o, host, host_end, err);
+    }
+
+    if (ngx_http_apipolicy_cors_host_label(host, host_end) != NGX_OK) {
+        *err = "has an invalid host";
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
+}
+
+
+/*
+ * An IPv6 literal origin, written as browsers serialize it (the URL
+ * Standard's IPv6 serializer: lowercase hex without leading zeros, the
+ * first longest run of two or more zero pieces as "::", no embedded
+ * IPv4 form), so that "http://[0:0::1]:8080" in the configuration
+ * matches the "http://[::1]:8080" a browser sends.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_cors_ipv6(ngx_pool_t *pool,
+    ngx_http_apipolicy_cors_origin_t *o, u_char *host, u_char *host_end,
+    char **err)
+{
+#if (NGX_HAVE_INET6)
+    u_char      addr[16], *p, *v;
+    size_t      tail;
+    ngx_uint_t  i, piece, run, best, best_len, skip;
+
+    if (ngx_inet6_addr(host + 1, host_end - host - 2, addr) != NGX_OK) {
+        *err = "has an invalid IPv6 address";
+        return NGX_ERROR;
+    }
+
+    best = 8;
+    best_len = 1;
+
+    for (i = 0; i < 8; i += run ? run : 1) {
+        for (run = 0; i + run < 8 && addr[2 * (i + run)] == 0
+                      && addr[2 * (i + run) + 1] == 0; run++)
+        {
+            /* void */
+        }
+
+        if (run > best_len) {
+            best = i;
+            best_len = run;
+        }
+    }
+
+    tail = o->value.data + o->value.len - host_end;     /* ":port" */
+
+    v = ngx_pnalloc(pool, (host - o->value.data) + sizeof("[]") - 1
+                          + 8 * 5 + tail);
+    if (v == NULL) {
+        *err = "out of memory";
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(v, o->value.data, host - o->value.data);
+    *p++ = '[';
+    skip = 0;
+
+    for (i = 0; i < 8; i++) {
+        piece = (addr[2 * i] << 8) | addr[2 * i + 1];
+
+        if (skip && piece == 0) {
+            continue;
+        }
+
+        skip = 0;
+
+        if (i == best) {
+            p = ngx_cpymem(p, i == 0 ? "::" : ":", i == 0 ? 2 : 1);
+            skip = 1;
+            continue;
+        }
+
+        p = ngx_sprintf(p, "%xi", piece);
+
+        if (i != 7) {
+            *p++ = ':';
+        }
+    }
+
+    *p++ = ']';
+    p = ngx_cpymem(p, host_end, tail);
+
+    o->value.data = v;
+    o->value.len = p - v;
+
+    return NGX_OK;
+#else
+    *err = "is an IPv6 address, and nginx was built without IPv6";
+    return NGX_ERROR;
+#endif
 }
 
 
@@ -632,6 +742,9 @@ ngx_http_apipolicy_cors_token(ngx_str_t *s)
     u_char      c;
     ngx_uint_t  i;
 
+    /* by length: a NUL is no token character (ngx_strchr() found one) */
+    static u_char  tchar[] = "!#$%&'*+-.^_`|~";
+
     if (s->len == 0) {
         return NGX_ERROR;
     }
@@ -645,7 +758,7 @@ ngx_http_apipolicy_cors_token(ngx_str_t *s)
             continue;
         }
 
-        if (ngx_strchr("!#$%&'*+-.^_`|~", c) == NULL) {
+        if (ngx_strlchr(tchar, tchar + sizeof(tchar) - 1, c) == NULL) {
             return NGX_ERROR;
         }
     }
@@ -1097,8 +1210,48 @@ ngx_http_apipolicy_cors_vary(ngx_http_request_t *r, ngx_str_t *value)
 }
 
 
+/*
+ * The gateway's CORS headers, then a note of which Access-Control-*
+ * names it answered with, for ngx_http_apipolicy_cors_single_module
+ * below add_header's filter: any other header of those names is not
+ * the gateway's
+ */
+
 ngx_int_t
 ngx_http_apipolicy_cors_header(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx)
+{
+    ngx_str_t  *name;
+    ngx_uint_t  bit;
+
+    if (ngx_http_apipolicy_cors_write(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (!ctx->cors.decided) {
+        return NGX_OK;
+    }
+
+    ctx->cors.owned = 0;
+    ctx->cors.filtered = 1;
+
+    for (name = ngx_http_apipolicy_cors_upstream_headers, bit = 1;
+         name->len;
+         name++, bit <<= 1)
+    {
+        if (ngx_http_apipolicy_find_header(&r->headers_out.headers, name,
+                                           NULL))
+        {
+            ctx->cors.owned |= bit;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_cors_write(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx)
 {
     u_char                          *p;
@@ -1257,4 +1410,97 @@ ngx_http_apipolicy_cors_header(ngx_http_request_t *r,
 
     return ngx_http_apipolicy_cors_vary(r,
                                         &ngx_http_apipolicy_cors_vary_origin);
+}
+
+
+/*
+ * ngx_http_apipolicy_cors_single_module: a second module of the .so,
+ * placed just below add_header's filter (ngx_module_order in config).
+ * apipolicy's own header filter runs above add_header's and has written
+ * the gateway's CORS headers (or kept the upstream's, with "pass") by
+ * the time an "add_header Access-Control-Allow-Origin ... always" left
+ * in the location adds another; here, in a location where CORS was
+ * decided, only the first header of each Access-Control-* name the
+ * gateway answered with stays, and none of the others: browsers refuse
+ * two Access-Control-Allow-Origin values, and an origin the gateway did
+ * not allow gets none.
+ */
+
+static ngx_int_t ngx_http_apipolicy_cors_single_init(ngx_conf_t *cf);
+
+static ngx_http_output_header_filter_pt  ngx_http_apipolicy_cors_next_filter;
+
+
+static ngx_http_module_t  ngx_http_apipolicy_cors_single_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_http_apipolicy_cors_single_init,   /* postconfiguration */
+    NULL, NULL, NULL, NULL, NULL, NULL
+};
+
+
+ngx_module_t  ngx_http_apipolicy_cors_single_module = {
+    NGX_MODULE_V1,
+    &ngx_http_apipolicy_cors_single_module_ctx, /* module context */
+    NULL,                                  /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_http_apipolicy_cors_single_filter(ngx_http_request_t *r)
+{
+    ngx_str_t                         *name;
+    ngx_uint_t                         first, bit;
+    ngx_table_elt_t                   *h;
+    ngx_http_apipolicy_ctx_t          *ctx;
+    ngx_http_apipolicy_header_iter_t   it;
+
+    ctx = (r == r->main) ? ngx_http_apipolicy_get_ctx(r) : NULL;
+
+    if (ctx == NULL || !ctx->cors.decided || !ctx->cors.filtered) {
+        return ngx_http_apipolicy_cors_next_filter(r);
+    }
+
+    for (name = ngx_http_apipolicy_cors_upstream_headers, bit = 1;
+         name->len;
+         name++, bit <<= 1)
+    {
+        ngx_memzero(&it, sizeof(ngx_http_apipolicy_header_iter_t));
+        first = (ctx->cors.owned & bit) ? 1 : 0;
+
+        while ((h = ngx_http_apipolicy_header_next(&r->headers_out.headers,
+                                                   name, &it)))
+        {
+            if (first) {
+                first = 0;
+                continue;
+            }
+
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "apipolicy cors: \"%V: %V\" is not the "
+                           "gateway's, removed", &h->key, &h->value);
+
+            h->hash = 0;
+        }
+    }
+
+    return ngx_http_apipolicy_cors_next_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_cors_single_init(ngx_conf_t *cf)
+{
+    ngx_http_apipolicy_cors_next_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_apipolicy_cors_single_filter;
+
+    return NGX_OK;
 }
