@@ -16,8 +16,13 @@ lock="-o DPkg::Lock::Timeout=600"
 $SUDO apt-get $lock update -qq || exit 1
 $SUDO apt-get $lock install -y -qq --no-install-recommends $missing >/dev/null \
     || exit 1
-# the package starts a system nginx on port 80; apipolicy runs its own
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q nginx 2>/dev/null; then
-    $SUDO systemctl stop nginx || true
-fi
+# the packages start a system nginx on port 80 and a Prometheus server on
+# 9090: apipolicy runs its own nginx, and the tests need only promtool
+for svc in nginx prometheus; do
+    if command -v systemctl >/dev/null 2>&1 \
+       && systemctl is-active -q "$svc" 2>/dev/null
+    then
+        $SUDO systemctl stop "$svc" || true
+    fi
+done
 exit 0
