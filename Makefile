@@ -6,6 +6,8 @@
 #               editing build/run/conf/gateway.conf)
 #   make test   install what is missing, build, start a throw-away Redis,
 #               run every suite; non-zero on any failure
+#   make versions, make test-upstream
+#               the module against nginx.org's versions (see below)
 #   make deb, make test-deb, make test-docker
 #               the Debian package, the Docker image's layout (see below)
 #
@@ -39,6 +41,13 @@ BENCH_PACKAGES := wrk libnginx-mod-http-js bc
 
 UNIT        := $(BUILD)/unit/json-test
 
+# nginx.org sources (nginx-VERSION.tar.gz) for "make versions" and
+# "make test-upstream"; the versions themselves are in util/versions.sh
+NGINX_ARCHIVES ?= /work/shared/nginx
+NGINX_SUITE    ?= 1.30.4
+UPSTREAM       := $(BUILD)/versions/$(NGINX_SUITE)-suite
+export NGINX_ARCHIVES NGINX_SUITE
+
 # the Debian package (debian/), built from a copy of the sources in build/deb
 DEB_PACKAGES := build-essential debhelper dpkg-dev nginx nginx-dev \
                 libjwt-dev libjansson-dev libhiredis-dev libssl-dev
@@ -46,7 +55,7 @@ DEB_SOURCES  := config ngx_http_apipolicy_module.c src debian docs \
                 conf-examples README.md LICENSE
 
 .PHONY: all deps build module unit run reload test bench clean
-.PHONY: deb test-deb test-docker
+.PHONY: versions test-upstream deb test-deb test-docker
 
 all: build
 
@@ -90,6 +99,17 @@ reload:
 
 test: build unit
 	@bash util/test.sh $(MODULE)
+
+# the module against every nginx.org version in util/versions.sh: dynamic
+# (--with-compat) with and without http_ssl, and static (--add-module)
+versions: deps
+	@bash util/versions.sh
+
+# every suite against nginx $(NGINX_SUITE) and its module, built from source
+test-upstream: deps unit
+	@bash util/versions.sh --suite
+	@TEST_NGINX_BINARY=$(UPSTREAM)/nginx \
+	    bash util/test.sh $(UPSTREAM)/ngx_http_apipolicy_module.so
 
 # build/deb/libnginx-mod-http-apipolicy_*.deb, for the installed nginx
 deb:
