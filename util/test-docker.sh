@@ -148,7 +148,7 @@ fi
 
 dump=$("${cmd[@]}" -T 2>/dev/null)
 for port in $exposed; do
-    if grep -Eq "^[[:space:]]*listen[[:space:]]+(\*:|0\.0\.0\.0:|\[::\]:)?$port[[:space:];]" \
+    if grep -Eq "^[[:space:]]*listen[[:space:]]+(\*:|0\.0\.0\.0:|\[::\]:)?${port}[[:space:];]" \
             <<< "$dump"
     then
         ok "EXPOSE $port: listened on, on every address"
