@@ -52,7 +52,7 @@ export NGINX_ARCHIVES NGINX_SUITE
 DEB_PACKAGES := build-essential debhelper dpkg-dev nginx nginx-dev \
                 libjwt-dev libjansson-dev libhiredis-dev libssl-dev
 DEB_SOURCES  := config ngx_http_apipolicy_module.c src debian docs \
-                conf-examples README.md LICENSE
+                conf-examples contrib README.md LICENSE
 
 .PHONY: all deps build module unit run reload test bench clean
 .PHONY: versions test-upstream deb test-deb test-docker

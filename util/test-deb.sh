@@ -99,6 +99,9 @@ check "$so installed" test -f $so
 check "/usr/share/nginx/modules-available/$conf installed" \
     grep -qx "load_module modules/ngx_http_apipolicy_module.so;" \
         /usr/share/nginx/modules-available/$conf
+check "the examples and the Prometheus alerts in /usr/share/doc/$pkg" \
+    test -f /usr/share/doc/$pkg/examples/gateway.conf \
+         -a -f /usr/share/doc/$pkg/examples/contrib/prometheus/alerts.yml
 check "$enabled links to it" \
     test "$(readlink $enabled)" = /usr/share/nginx/modules-available/$conf
 
