@@ -322,6 +322,48 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
       0,
       &ngx_http_apipolicy_in_http_redis },
 
+    { ngx_string("apipolicy_redis_ssl_trusted_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_apipolicy_redis_ssl,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apipolicy_redis_ssl_verify"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_http_apipolicy_redis_ssl,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apipolicy_redis_ssl_name"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_apipolicy_redis_ssl,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apipolicy_redis_ssl_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_apipolicy_redis_ssl,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apipolicy_redis_ssl_certificate_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_apipolicy_redis_ssl,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apipolicy_redis_ssl_protocols"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_apipolicy_redis_ssl,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     /* rate limiting */
 
     { ngx_string("apipolicy_ratelimit_zone"),
@@ -529,6 +571,10 @@ ngx_http_apipolicy_postconfiguration(ngx_conf_t *cf)
     }
 
     ngx_http_apipolicy_jwks_postconfiguration(cf);
+
+    if (ngx_http_apipolicy_redis_postconfiguration(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (ngx_http_apipolicy_status_postconfiguration(cf) != NGX_OK) {
         return NGX_ERROR;

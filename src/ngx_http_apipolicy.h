@@ -375,6 +375,7 @@ typedef struct {
     ngx_array_t                       *rl_tiers;  /* rl_tier_t */
     ngx_array_t                       *rl_zones;  /* rl_zone_t * */
     struct ngx_http_apipolicy_redis_s *redis;     /* apipolicy_redis */
+    struct ngx_http_apipolicy_redis_ssl_s *redis_ssl; /* ..._redis_ssl_* */
     ngx_array_t                       *webhook_zones; /* ngx_shm_zone_t * */
     ngx_array_t                       *idem_zones;    /* ngx_shm_zone_t * */
     ngx_flag_t                         idem_redis;    /* a zone has redis=on */

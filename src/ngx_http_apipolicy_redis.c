@@ -20,6 +20,13 @@
  *   the node: "error" when it goes away, "notice" when it is back;
  *   every attempt in between is logged at "info" at most.
  *
+ * With tls=on the connection speaks TLS through nginx's own SSL layer
+ * (as the upstream module does): an ngx_ssl_t made at configuration
+ * time, ngx_ssl_create_connection() and a non-blocking ngx_ssl_handshake()
+ * bounded by connect_timeout, the server's certificate checked against
+ * apipolicy_redis_ssl_trusted_certificate and its name (SNI sent), the
+ * session kept for the next connection.
+ *
  * The addresses are parsed (and names resolved) at configuration time.
  */
 
@@ -41,6 +48,20 @@
 
 
 typedef struct ngx_http_apipolicy_redis_node_s  ngx_http_apipolicy_redis_node_t;
+
+
+/* apipolicy_redis_ssl_* (any order, before or after apipolicy_redis) */
+
+struct ngx_http_apipolicy_redis_ssl_s {
+    ngx_str_t                          trusted_certificate;
+    ngx_flag_t                         verify;
+    ngx_str_t                          name;
+    ngx_str_t                          certificate;
+    ngx_str_t                          certificate_key;
+    ngx_uint_t                         protocols;
+};
+
+typedef struct ngx_http_apipolicy_redis_ssl_s  ngx_http_apipolicy_redis_ssl_t;
 
 
 /* a caller's batch: its replies, and how many node parts are still out */
@@ -88,6 +109,7 @@ struct ngx_http_apipolicy_redis_node_s {
     ngx_uint_t                         nhs;
     u_char                             hs[NGX_HTTP_APIPOLICY_REDIS_HS_MAX];
     ngx_event_t                        timer;     /* the oldest deadline */
+    ngx_log_t                          quiet;     /* for retries */
 
     ngx_uint_t                         down;      /* last logged state */
     ngx_uint_t                         used;
@@ -100,8 +122,13 @@ struct ngx_http_apipolicy_redis_node_s {
     ngx_uint_t                         replies;
     ngx_uint_t                         errors;
     ngx_uint_t                         rtt;       /* microseconds, last */
+    ngx_uint_t                         tls_resumed;
     size_t                             error_len;
     u_char                             error[NGX_HTTP_APIPOLICY_REDIS_ERROR_LEN];
+
+#if (NGX_SSL)
+    ngx_ssl_session_t                 *session;   /* for the next connect */
+#endif
 };
 
 
@@ -115,6 +142,14 @@ struct ngx_http_apipolicy_redis_s {
     ngx_msec_t                         connect_timeout;
     ngx_msec_t                         timeout;
     ngx_str_t                          prefix;
+    ngx_flag_t                         tls;
+    ngx_str_t                          host;      /* of the address */
+
+#if (NGX_SSL)
+    ngx_ssl_t                         *ssl;
+    ngx_str_t                          ssl_name;  /* null-terminated */
+    ngx_flag_t                         ssl_verify;
+#endif
 
     /* this worker's (made after fork) */
     ngx_log_t                         *log;
@@ -134,18 +169,31 @@ static ngx_http_apipolicy_redis_part_t *ngx_http_apipolicy_redis_handshake(
     ngx_http_apipolicy_redis_node_t *node);
 static void ngx_http_apipolicy_redis_write_handler(ngx_event_t *wev);
 static void ngx_http_apipolicy_redis_read_handler(ngx_event_t *rev);
+static const char *ngx_http_apipolicy_redis_io_error(
+    ngx_http_apipolicy_redis_node_t *node, const char *otherwise);
 static ngx_int_t ngx_http_apipolicy_redis_reply(
     ngx_http_apipolicy_redis_node_t *node, redisReply *r);
 static void ngx_http_apipolicy_redis_timeout(ngx_event_t *ev);
 static void ngx_http_apipolicy_redis_arm(ngx_http_apipolicy_redis_node_t *node);
 static void ngx_http_apipolicy_redis_fail(
-    ngx_http_apipolicy_redis_node_t *node, const char *why, redisReply *r);
+    ngx_http_apipolicy_redis_node_t *node, const char *why, ngx_str_t *detail);
 static void ngx_http_apipolicy_redis_part_end(
     ngx_http_apipolicy_redis_part_t *part, ngx_int_t rc);
 static void ngx_http_apipolicy_redis_req_end(
     ngx_http_apipolicy_redis_req_t *req);
 static void ngx_http_apipolicy_redis_node_close(
     ngx_http_apipolicy_redis_node_t *node);
+static void ngx_http_apipolicy_redis_drop(
+    ngx_http_apipolicy_redis_node_t *node);
+static void ngx_http_apipolicy_redis_connected(
+    ngx_http_apipolicy_redis_node_t *node);
+#if (NGX_SSL)
+static void ngx_http_apipolicy_redis_ssl_start(
+    ngx_http_apipolicy_redis_node_t *node);
+static void ngx_http_apipolicy_redis_ssl_done(ngx_connection_t *c);
+static ngx_int_t ngx_http_apipolicy_redis_ssl_name_ok(ngx_connection_t *c,
+    ngx_str_t *name);
+#endif
 
 
 /* this worker's Redis, made from the configuration in init_process */
@@ -204,6 +252,9 @@ ngx_http_apipolicy_redis_node(ngx_http_apipolicy_redis_t *rd,
     node->socklen = socklen;
     node->rd = rd;
     node->role = "unknown";
+
+    node->quiet = *rd->log;
+    node->quiet.log_level = NGX_LOG_ALERT;
 
     ngx_queue_init(&node->parts);
 
@@ -428,7 +479,14 @@ ngx_http_apipolicy_redis_connect(ngx_http_apipolicy_redis_node_t *node)
 
     c = node->pc.connection;
     c->data = node;
-    c->log = node->rd->log;
+
+    /*
+     * while the node is down, what nginx's socket and SSL layers say of
+     * each attempt stays out of the log (crit included): the node's own
+     * line said it once
+     */
+
+    c->log = node->down ? &node->quiet : node->rd->log;
     c->read->log = c->log;
     c->write->log = c->log;
     c->read->handler = ngx_http_apipolicy_redis_read_handler;
@@ -463,10 +521,178 @@ ngx_http_apipolicy_redis_connect(ngx_http_apipolicy_redis_node_t *node)
         return NGX_OK;
     }
 
-    node->ready = 1;
+    ngx_http_apipolicy_redis_connected(node);
 
     return NGX_OK;
 }
+
+
+/* TCP is up: TLS first if asked for, then the commands may go */
+
+static void
+ngx_http_apipolicy_redis_connected(ngx_http_apipolicy_redis_node_t *node)
+{
+#if (NGX_SSL)
+    if (node->rd->ssl) {
+        ngx_http_apipolicy_redis_ssl_start(node);
+        return;
+    }
+#endif
+
+    node->ready = 1;
+}
+
+
+#if (NGX_SSL)
+
+static void
+ngx_http_apipolicy_redis_ssl_start(ngx_http_apipolicy_redis_node_t *node)
+{
+    ngx_int_t                    rc;
+    ngx_connection_t            *c;
+    ngx_http_apipolicy_redis_t  *rd;
+
+    rd = node->rd;
+    c = node->pc.connection;
+
+    /* the SSL connection lives in a pool of the connection's own */
+
+    c->pool = ngx_create_pool(1024, c->log);
+
+    if (c->pool == NULL
+        || ngx_ssl_create_connection(rd->ssl, c, NGX_SSL_CLIENT) != NGX_OK)
+    {
+        ngx_http_apipolicy_redis_fail(node, "TLS cannot be set up", NULL);
+        return;
+    }
+
+    /* SNI: a name, never an IP address */
+
+    if (rd->ssl_name.len
+        && ngx_inet_addr(rd->ssl_name.data, rd->ssl_name.len) == INADDR_NONE
+        && ngx_strlchr(rd->ssl_name.data,
+                       rd->ssl_name.data + rd->ssl_name.len, ':') == NULL
+        && SSL_set_tlsext_host_name(c->ssl->connection,
+                                    (char *) rd->ssl_name.data) == 0)
+    {
+        ngx_http_apipolicy_redis_fail(node, "TLS cannot be set up (SNI)",
+                                      NULL);
+        return;
+    }
+
+    if (node->session
+        && ngx_ssl_set_session(c, node->session) != NGX_OK)
+    {
+        ngx_http_apipolicy_redis_fail(node, "TLS cannot be set up "
+                                      "(session)", NULL);
+        return;
+    }
+
+    rc = ngx_ssl_handshake(c);
+
+    if (rc == NGX_AGAIN) {
+        if (!c->write->timer_set) {
+            ngx_add_timer(c->write, rd->connect_timeout);
+        }
+
+        c->ssl->handler = ngx_http_apipolicy_redis_ssl_done;
+        return;
+    }
+
+    ngx_http_apipolicy_redis_ssl_done(c);
+}
+
+
+static void
+ngx_http_apipolicy_redis_ssl_done(ngx_connection_t *c)
+{
+    long                              v;
+    ngx_str_t                         detail;
+    ngx_http_apipolicy_redis_t       *rd;
+    ngx_http_apipolicy_redis_node_t  *node;
+
+    node = c->data;
+    rd = node->rd;
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    if (!c->ssl->handshaked) {
+        ngx_http_apipolicy_redis_fail(node, c->write->timedout
+                                            || c->read->timedout
+                                      ? "TLS handshake timed out"
+                                      : "TLS handshake failed (protocol, "
+                                        "client certificate or not TLS: the "
+                                        "info line before says)", NULL);
+        return;
+    }
+
+    if (rd->ssl_verify) {
+        v = SSL_get_verify_result(c->ssl->connection);
+
+        if (v != X509_V_OK) {
+            detail.data = (u_char *) X509_verify_cert_error_string(v);
+            detail.len = ngx_strlen(detail.data);
+            ngx_http_apipolicy_redis_fail(node, "TLS certificate not "
+                                          "verified", &detail);
+            return;
+        }
+
+        if (ngx_http_apipolicy_redis_ssl_name_ok(c, &rd->ssl_name)
+            != NGX_OK)
+        {
+            ngx_http_apipolicy_redis_fail(node, "TLS certificate does not "
+                                          "match", &rd->ssl_name);
+            return;
+        }
+    }
+
+    if (SSL_session_reused(c->ssl->connection)) {
+        node->tls_resumed++;
+    }
+
+    c->read->handler = ngx_http_apipolicy_redis_read_handler;
+    c->write->handler = ngx_http_apipolicy_redis_write_handler;
+
+    node->ready = 1;
+
+    ngx_http_apipolicy_redis_write_handler(c->write);
+}
+
+
+/* the certificate names the server: a host name, or an IP address */
+
+static ngx_int_t
+ngx_http_apipolicy_redis_ssl_name_ok(ngx_connection_t *c, ngx_str_t *name)
+{
+    X509       *cert;
+    ngx_int_t   rc;
+
+    if (name->len == 0) {
+        return NGX_OK;              /* a unix socket: nothing to match */
+    }
+
+    if (ngx_inet_addr(name->data, name->len) == INADDR_NONE
+        && ngx_strlchr(name->data, name->data + name->len, ':') == NULL)
+    {
+        return ngx_ssl_check_host(c, name);
+    }
+
+    cert = SSL_get_peer_certificate(c->ssl->connection);
+    if (cert == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = (X509_check_ip_asc(cert, (char *) name->data, 0) == 1)
+         ? NGX_OK : NGX_ERROR;
+
+    X509_free(cert);
+
+    return rc;
+}
+
+#endif
 
 
 /* the commands a fresh connection starts with (NULL: none) */
@@ -551,11 +777,20 @@ ngx_http_apipolicy_redis_write_handler(ngx_event_t *wev)
         return;
     }
 
-    if (wev->timer_set) {
-        ngx_del_timer(wev);             /* connected */
-    }
+    if (!node->ready) {
 
-    node->ready = 1;
+        /* connected */
+
+        if (wev->timer_set) {
+            ngx_del_timer(wev);
+        }
+
+        ngx_http_apipolicy_redis_connected(node);
+
+        if (!node->ready) {
+            return;                     /* the TLS handshake runs */
+        }
+    }
 
     for (q = ngx_queue_head(&node->parts);
          q != ngx_queue_sentinel(&node->parts);
@@ -569,10 +804,9 @@ ngx_http_apipolicy_redis_write_handler(ngx_event_t *wev)
 
             if (n == NGX_ERROR) {
                 ngx_http_apipolicy_redis_fail(node,
-                                              node->fresh
-                                              ? "refused the connection or "
-                                                "cannot be reached"
-                                              : "cannot be written to", NULL);
+                                              ngx_http_apipolicy_redis_io_error(
+                                                  node, "cannot be written to"),
+                                              NULL);
                 return;
             }
 
@@ -600,6 +834,27 @@ wait:
 }
 
 
+/* why a send or recv failed, as well as can be told */
+
+static const char *
+ngx_http_apipolicy_redis_io_error(ngx_http_apipolicy_redis_node_t *node,
+    const char *otherwise)
+{
+    if (!node->fresh) {
+        return otherwise;
+    }
+
+#if (NGX_SSL)
+    if (node->pc.connection->ssl) {
+        return "broke off TLS before any reply (a client certificate "
+               "missing or refused?)";
+    }
+#endif
+
+    return "refused the connection or cannot be reached";
+}
+
+
 static void
 ngx_http_apipolicy_redis_read_handler(ngx_event_t *rev)
 {
@@ -622,10 +877,9 @@ ngx_http_apipolicy_redis_read_handler(ngx_event_t *rev)
         if (n == 0 || n == NGX_ERROR) {
             ngx_http_apipolicy_redis_fail(node, n == 0
                                           ? "closed the connection"
-                                          : node->fresh
-                                          ? "refused the connection or cannot "
-                                            "be reached"
-                                          : "cannot be read from", NULL);
+                                          : ngx_http_apipolicy_redis_io_error(
+                                                node, "cannot be read from"),
+                                          NULL);
             return;
         }
 
@@ -676,6 +930,7 @@ static ngx_int_t
 ngx_http_apipolicy_redis_reply(ngx_http_apipolicy_redis_node_t *node,
     redisReply *r)
 {
+    ngx_str_t                         detail;
     ngx_uint_t                        i, kind;
     struct timeval                    tv;
     ngx_queue_t                      *q;
@@ -700,11 +955,15 @@ ngx_http_apipolicy_redis_reply(ngx_http_apipolicy_redis_node_t *node,
         kind = node->hs[part->got++];
 
         if (r->type == REDIS_REPLY_ERROR) {
+            detail.data = (u_char *) r->str;
+            detail.len = r->len;
+
             ngx_http_apipolicy_redis_fail(node,
                                           kind == NGX_HTTP_APIPOLICY_REDIS_HS_AUTH
                                           ? "refused AUTH (check username= "
                                             "and password=)"
-                                          : "refused SELECT (check db=)", r);
+                                          : "refused SELECT (check db=)",
+                                          &detail);
             freeReplyObject(r);
             return NGX_ERROR;
         }
@@ -855,26 +1114,22 @@ ngx_http_apipolicy_redis_req_end(ngx_http_apipolicy_redis_req_t *req)
 
 static void
 ngx_http_apipolicy_redis_fail(ngx_http_apipolicy_redis_node_t *node,
-    const char *why, redisReply *r)
+    const char *why, ngx_str_t *detail)
 {
     u_char                           *p;
     ngx_queue_t                      *q;
     ngx_http_apipolicy_redis_part_t  *part;
 
-    if (node->pc.connection) {
-        ngx_close_connection(node->pc.connection);
-        node->pc.connection = NULL;
-    }
+    ngx_http_apipolicy_redis_drop(node);
 
-    node->ready = 0;
     node->nhs = 0;
     node->errors++;
 
     ngx_http_apipolicy_status_redis(NGX_HTTP_APIPOLICY_STATUS_REDIS_FAILED, 0);
 
     p = ngx_snprintf(node->error, NGX_HTTP_APIPOLICY_REDIS_ERROR_LEN, "%s%s%*s",
-                     why, r ? ": " : "", r ? (size_t) r->len : 0,
-                     r ? r->str : "");
+                     why, detail ? ": " : "", detail ? detail->len : 0,
+                     detail ? detail->data : (u_char *) "");
     node->error_len = p - node->error;
 
     node->backoff = node->backoff
@@ -926,12 +1181,14 @@ ngx_http_apipolicy_redis_node_close(ngx_http_apipolicy_redis_node_t *node)
         ngx_del_timer(&node->timer);
     }
 
-    if (node->pc.connection) {
-        ngx_close_connection(node->pc.connection);
-        node->pc.connection = NULL;
-    }
+    ngx_http_apipolicy_redis_drop(node);
 
-    node->ready = 0;
+#if (NGX_SSL)
+    if (node->session) {
+        ngx_ssl_free_session(node->session);
+        node->session = NULL;
+    }
+#endif
 
     if (node->reader) {
         redisReaderFree(node->reader);
@@ -949,6 +1206,47 @@ ngx_http_apipolicy_redis_node_close(ngx_http_apipolicy_redis_node_t *node)
         }
 
         ngx_http_apipolicy_redis_part_end(part, NGX_ERROR);
+    }
+}
+
+
+/* the connection goes (its TLS session is kept for the next one) */
+
+static void
+ngx_http_apipolicy_redis_drop(ngx_http_apipolicy_redis_node_t *node)
+{
+    ngx_pool_t        *pool;
+    ngx_connection_t  *c;
+
+    c = node->pc.connection;
+    node->ready = 0;
+
+    if (c == NULL) {
+        return;
+    }
+
+#if (NGX_SSL)
+    if (c->ssl) {
+        if (c->ssl->handshaked) {
+            if (node->session) {
+                ngx_ssl_free_session(node->session);
+            }
+
+            node->session = ngx_ssl_get_session(c);
+        }
+
+        c->ssl->no_wait_shutdown = 1;
+        (void) ngx_ssl_shutdown(c);
+    }
+#endif
+
+    pool = c->pool;
+
+    ngx_close_connection(c);
+    node->pc.connection = NULL;
+
+    if (pool) {
+        ngx_destroy_pool(pool);
     }
 }
 
@@ -1004,6 +1302,7 @@ ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     rd->name = value[1];
     rd->addr = &u.addrs[0];
+    rd->host = u.host;
     rd->connect_timeout = 1000;
     rd->timeout = 1000;
     ngx_str_set(&rd->prefix, "apipolicy:");
@@ -1034,6 +1333,16 @@ ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return NGX_CONF_ERROR;
             }
 
+            continue;
+        }
+
+        if (ngx_strcmp(s.data, "tls=on") == 0) {
+            rd->tls = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(s.data, "tls=off") == 0) {
+            rd->tls = 0;
             continue;
         }
 
@@ -1089,8 +1398,236 @@ ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+#if !(NGX_SSL)
+
+    if (rd->tls) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"tls=on\" needs nginx built with SSL "
+                           "(--with-http_ssl_module)");
+        return NGX_CONF_ERROR;
+    }
+
+#endif
+
     amcf->redis = rd;
     amcf->used = 1;
 
     return NGX_CONF_OK;
+}
+
+
+/* apipolicy_redis_ssl_*: one table, nginx's own slot setters */
+
+static ngx_conf_bitmask_t  ngx_http_apipolicy_redis_ssl_protocols[] = {
+#if (NGX_SSL)
+    { ngx_string("TLSv1"), NGX_SSL_TLSv1 },
+    { ngx_string("TLSv1.1"), NGX_SSL_TLSv1_1 },
+    { ngx_string("TLSv1.2"), NGX_SSL_TLSv1_2 },
+    { ngx_string("TLSv1.3"), NGX_SSL_TLSv1_3 },
+#endif
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_apipolicy_redis_ssl_commands[] = {
+
+    { ngx_string("apipolicy_redis_ssl_trusted_certificate"), 0,
+      ngx_conf_set_str_slot, 0,
+      offsetof(ngx_http_apipolicy_redis_ssl_t, trusted_certificate), NULL },
+
+    { ngx_string("apipolicy_redis_ssl_verify"), 0,
+      ngx_conf_set_flag_slot, 0,
+      offsetof(ngx_http_apipolicy_redis_ssl_t, verify), NULL },
+
+    { ngx_string("apipolicy_redis_ssl_name"), 0,
+      ngx_conf_set_str_slot, 0,
+      offsetof(ngx_http_apipolicy_redis_ssl_t, name), NULL },
+
+    { ngx_string("apipolicy_redis_ssl_certificate"), 0,
+      ngx_conf_set_str_slot, 0,
+      offsetof(ngx_http_apipolicy_redis_ssl_t, certificate), NULL },
+
+    { ngx_string("apipolicy_redis_ssl_certificate_key"), 0,
+      ngx_conf_set_str_slot, 0,
+      offsetof(ngx_http_apipolicy_redis_ssl_t, certificate_key), NULL },
+
+    { ngx_string("apipolicy_redis_ssl_protocols"), 0,
+      ngx_conf_set_bitmask_slot, 0,
+      offsetof(ngx_http_apipolicy_redis_ssl_t, protocols),
+      &ngx_http_apipolicy_redis_ssl_protocols },
+
+      ngx_null_command
+};
+
+
+char *
+ngx_http_apipolicy_redis_ssl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apipolicy_main_conf_t *amcf = conf;
+
+    ngx_command_t                   *c;
+    ngx_http_apipolicy_redis_ssl_t  *ssl;
+
+    ssl = amcf->redis_ssl;
+
+    if (ssl == NULL) {
+        ssl = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_redis_ssl_t));
+        if (ssl == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ssl->verify = NGX_CONF_UNSET;
+        amcf->redis_ssl = ssl;
+    }
+
+    for (c = ngx_http_apipolicy_redis_ssl_commands; c->name.len; c++) {
+        if (c->name.len == cmd->name.len
+            && ngx_strncmp(c->name.data, cmd->name.data, c->name.len) == 0)
+        {
+            return c->set(cf, c, ssl);
+        }
+    }
+
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * After the http{} block: with tls=on, the SSL context every worker's
+ * connections use (the apipolicy_redis_ssl_* directives may come before
+ * or after apipolicy_redis).
+ */
+
+ngx_int_t
+ngx_http_apipolicy_redis_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_apipolicy_redis_t      *rd;
+    ngx_http_apipolicy_redis_ssl_t  *ssl;
+    ngx_http_apipolicy_main_conf_t  *amcf;
+#if (NGX_SSL)
+    ngx_str_t                        name;
+    ngx_pool_cleanup_t              *cln;
+#endif
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
+
+    rd = amcf->redis;
+    ssl = amcf->redis_ssl;
+
+    if (rd == NULL || !rd->tls) {
+        if (ssl) {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "apipolicy_redis_ssl_* directives are ignored: "
+                          "%s", rd ? "apipolicy_redis has no \"tls=on\""
+                                   : "there is no apipolicy_redis");
+        }
+
+        return NGX_OK;
+    }
+
+#if (NGX_SSL)
+
+    if (ssl == NULL) {
+        ssl = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_redis_ssl_t));
+        if (ssl == NULL) {
+            return NGX_ERROR;
+        }
+
+        ssl->verify = NGX_CONF_UNSET;
+    }
+
+    ngx_conf_init_value(ssl->verify, 1);
+
+    if (ssl->protocols == 0) {
+        ssl->protocols = NGX_CONF_BITMASK_SET|NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3;
+    }
+
+    rd->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (rd->ssl == NULL) {
+        return NGX_ERROR;
+    }
+
+    rd->ssl->log = cf->log;
+
+    if (ngx_ssl_create(rd->ssl, ssl->protocols, NULL) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(rd->ssl);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = rd->ssl;
+
+    if (ssl->certificate.len) {
+        if (ssl->certificate_key.len == 0) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "apipolicy_redis_ssl_certificate \"%V\" needs "
+                          "apipolicy_redis_ssl_certificate_key (the private "
+                          "key of the client certificate)",
+                          &ssl->certificate);
+            return NGX_ERROR;
+        }
+
+        if (ngx_ssl_certificate(cf, rd->ssl, &ssl->certificate,
+                                &ssl->certificate_key, NULL)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (ssl->certificate_key.len) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "apipolicy_redis_ssl_certificate_key \"%V\" needs "
+                      "apipolicy_redis_ssl_certificate",
+                      &ssl->certificate_key);
+        return NGX_ERROR;
+    }
+
+    rd->ssl_verify = ssl->verify;
+
+    if (ssl->verify) {
+        if (ssl->trusted_certificate.len == 0) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "apipolicy_redis \"%V\" has \"tls=on\": the "
+                          "server's certificate is verified against "
+                          "apipolicy_redis_ssl_trusted_certificate (a file "
+                          "of CA certificates), which is missing; or set "
+                          "\"apipolicy_redis_ssl_verify off\"", &rd->name);
+            return NGX_ERROR;
+        }
+
+        /* a chain of up to 4 (managed services use an intermediate CA) */
+
+        if (ngx_ssl_trusted_certificate(cf, rd->ssl,
+                                        &ssl->trusted_certificate, 4)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_ssl_client_session_cache(cf, rd->ssl, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* the name checked and sent (SNI): as set, else the address's host */
+
+    name = ssl->name.len ? ssl->name : rd->host;
+
+    rd->ssl_name.data = ngx_pnalloc(cf->pool, name.len + 1);
+    if (rd->ssl_name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(rd->ssl_name.data, name.data, name.len);
+    rd->ssl_name.data[name.len] = '\0';
+    rd->ssl_name.len = name.len;
+
+#endif
+
+    return NGX_OK;
 }

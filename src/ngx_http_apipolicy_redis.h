@@ -41,9 +41,14 @@ typedef void (*ngx_http_apipolicy_redis_done_pt)(void *data,
 
 /* apipolicy_redis ADDRESS | sentinel=.. master=.. | cluster=..
  *                 [username=] [password=] [db=] [connect_timeout=]
- *                 [timeout=] [prefix=] [tls=on]  (http) */
+ *                 [timeout=] [prefix=] [tls=on|off]  (http) */
 char *ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+
+/* apipolicy_redis_ssl_* (http), and the SSL context made after http{} */
+char *ngx_http_apipolicy_redis_ssl(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_apipolicy_redis_postconfiguration(ngx_conf_t *cf);
 
 /*
  * This worker's Redis (made in init_process from the configuration,

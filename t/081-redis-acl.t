@@ -5,7 +5,7 @@
 # when Redis is down, and the attempts after it are not logged as errors.
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
-use RedisTest qw(start_redis cli free_port);
+use RedisTest qw(start_redis cli free_port rl_count);
 
 our $PORT = start_redis('acl', conf => [
     'user default off',
@@ -67,22 +67,7 @@ refused
 --- error_code eval
 [200, 200, 200]
 --- response_body_filters eval
-sub {
-    # the sync runs every 50ms: wait for it (a loaded machine: up to 5s)
-    my $t = 0;
-    for (1 .. 50) {
-        select(undef, undef, undef, 0.1);
-        # the current window's key (the one before is written too)
-        my @keys = sort { ($b =~ /(\d+)$/)[0] <=> ($a =~ /(\d+)$/)[0] }
-                   grep { /:rl:api:default:acl:\d+$/ } split /\n/, main::gw("KEYS '*'");
-        next unless @keys;
-        $t = 0;
-        $t += $_ for grep { /^\d+$/ } split /\n/, main::gw("HVALS $keys[0]");
-        last if $t == $main::want;
-    }
-    $main::want++;
-    return $_[0] . "count in Redis: $t\n";
-}
+sub { return $_[0] . "count in Redis: " . RedisTest::rl_count(\@main::GW, "api:default:acl", $main::want++) . "\n" }
 --- response_body eval
 ["ok\ncount in Redis: 1\n", "ok\ncount in Redis: 2\n", "ok\ncount in Redis: 3\n"]
 --- no_error_log

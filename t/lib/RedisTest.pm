@@ -10,7 +10,7 @@ use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use Exporter 'import';
 
-our @EXPORT_OK = qw(free_port start_redis stop_redis redis_dir cli);
+our @EXPORT_OK = qw(free_port start_redis stop_redis redis_dir cli rl_count);
 
 my $dir = tempdir('apipolicy-redis-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my %pids;
@@ -85,6 +85,29 @@ sub cli {
     my $out = `redis-cli @$conn $cmd 2>&1`;
     chomp $out;
     return $out;
+}
+
+# the count of a rate limit key in its current window (the sum of the
+# gateways' fields), polled until it is "want" or 5 s have passed: the
+# sync runs on a timer and the machine may be loaded
+sub rl_count {
+    my ($conn, $key, $want) = @_;
+    my $t = 0;
+
+    for (1 .. 50) {
+        select(undef, undef, undef, 0.1);
+        # the current window's key (the one before is written too)
+        my @keys = sort { ($b =~ /(\d+)$/)[0] <=> ($a =~ /(\d+)$/)[0] }
+                   grep { /:rl:\{\Q$key\E\}:\d+$/ } split /\n/, cli($conn, "KEYS '*'");
+        next unless @keys;
+        # the gateways' count fields ("d:" fields are their demand)
+        my %h = split /\n/, cli($conn, "HGETALL $keys[0]");
+        $t = 0;
+        $t += $h{$_} for grep { !/^(d:|t0$)/ } keys %h;
+        last if $t == $want;
+    }
+
+    return $t;
 }
 
 END {
