@@ -99,7 +99,7 @@ static void ngx_http_apipolicy_jwt_detail(ngx_http_request_t *r,
     ngx_str_t *detail, const char *fmt, ...);
 static ngx_int_t ngx_http_apipolicy_jwt_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data, size_t prefix,
-    ngx_uint_t header);
+    ngx_uint_t what);
 static ngx_http_apipolicy_json_t *ngx_http_apipolicy_jwt_lookup(
     ngx_http_apipolicy_json_t *obj, u_char *name, size_t len);
 static ngx_http_apipolicy_json_t *ngx_http_apipolicy_jwt_member(
@@ -186,7 +186,7 @@ ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
     u_char                          id[32], *idp;
     ngx_int_t                       rc;
     ngx_str_t                       detail, sid;
-    ngx_uint_t                      err, nsets, fetched;
+    ngx_uint_t                      err, nsets, fetched, jwks_down;
     ngx_array_t                    *sets[2], *fetched_keys;
     ngx_http_apipolicy_jwt_ctx_t   *jctx;
     ngx_http_apipolicy_jwt_conf_t  *jcf;
@@ -272,6 +272,7 @@ ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
     /* the keys: configured ones first, then those fetched at run time */
 
     nsets = 0;
+    jwks_down = 0;
     idp = jcf->id;
 
     if (jcf->keys && jcf->keys->nelts) {
@@ -311,6 +312,9 @@ ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
             return ngx_http_apipolicy_jwt_fail(r, ctx, jcf,
                                              NGX_HTTP_APIPOLICY_JWT_E_NO_KEYS,
                                              0, &detail, NULL);
+
+        } else {
+            jwks_down = 1;
         }
     }
 
@@ -359,6 +363,20 @@ ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
             if (rc == NGX_ERROR) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
+        }
+
+        if ((err == NGX_HTTP_APIPOLICY_JWT_E_ISSUER
+             || err == NGX_HTTP_APIPOLICY_JWT_E_KEY)
+            && jwks_down
+            && ngx_http_apipolicy_jwks_issuer(jcf->jwks)->len
+            && ngx_http_apipolicy_jwt_key_for_issuer(
+                   ngx_http_apipolicy_jwks_issuer(jcf->jwks), &jctx->iss))
+        {
+            /* the token's issuer's keys are the fetched ones, and missing */
+
+            ngx_http_apipolicy_jwt_detail(r, &detail,
+                                          "the keys could not be fetched");
+            err = NGX_HTTP_APIPOLICY_JWT_E_NO_KEYS;
         }
 
         if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
@@ -1521,38 +1539,16 @@ ngx_int_t
 ngx_http_apipolicy_jwt_payload_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_str_t                      value;
-    ngx_http_apipolicy_ctx_t      *ctx;
-    ngx_http_apipolicy_jwt_ctx_t  *jctx;
-
-    ctx = ngx_http_apipolicy_get_ctx(r->main);
-    jctx = ctx ? ctx->jwt : NULL;
-
-    if (jctx == NULL || !jctx->verified || jctx->claims == NULL) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    if (ngx_http_apipolicy_jwt_format(r->pool, jctx->claims, &value)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    v->data = value.data;
-    v->len = value.len;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-
-    return NGX_OK;
+    return ngx_http_apipolicy_jwt_variable(r, v, data, 0, 2);
 }
 
+
+/* what: 0 a claim, 1 a header parameter, 2 the whole claims set */
 
 static ngx_int_t
 ngx_http_apipolicy_jwt_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data, size_t prefix,
-    ngx_uint_t header)
+    ngx_uint_t what)
 {
     ngx_str_t                     *name, value;
     ngx_http_apipolicy_ctx_t      *ctx;
@@ -1565,14 +1561,16 @@ ngx_http_apipolicy_jwt_variable(ngx_http_request_t *r,
 
     /* only a verified token speaks */
 
-    if (jctx == NULL || !jctx->verified || name->len <= prefix) {
+    if (jctx == NULL || !jctx->verified || (what < 2 && name->len <= prefix))
+    {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    j = ngx_http_apipolicy_jwt_lookup(header ? jctx->header : jctx->claims,
-                                      name->data + prefix,
-                                      name->len - prefix);
+    j = (what == 2) ? jctx->claims
+        : ngx_http_apipolicy_jwt_lookup(what ? jctx->header : jctx->claims,
+                                        name->data + prefix,
+                                        name->len - prefix);
 
     if (j == NULL || j->type == NGX_HTTP_APIPOLICY_JSON_NULL) {
         v->not_found = 1;

@@ -18,14 +18,8 @@ $ENV{TEST_NGINX_IDP_DIR} ||= tempdir('apipolicy-idp-XXXXXX', TMPDIR => 1,
                                      CLEANUP => 1);
 
 our $IDP = $ENV{TEST_NGINX_IDP_DIR};
-my $JD = $ENV{TEST_NGINX_JWT_DIR};
 
-sub jwk {
-    my ($kid, $pub) = @_;
-    return { kty => 'RSA', kid => $kid, alg => 'RS256', use => 'sig',
-             n => JWTTest::b64u(JWTTest::rsa_modulus("$JD/$pub")),
-             e => 'AQAB' };
-}
+sub jwk { return JWTTest::rsa_jwk(@_) }
 
 sub spew {
     my ($f, $d) = @_;

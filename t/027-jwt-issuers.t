@@ -13,16 +13,8 @@ $ENV{TEST_NGINX_JWT_SECRET} ||= $JWTTest::SECRET;
 $ENV{TEST_NGINX_IDP_DIR} ||= tempdir('apipolicy-iss-XXXXXX', TMPDIR => 1,
                                      CLEANUP => 1);
 
-my $JD = $ENV{TEST_NGINX_JWT_DIR};
 my $ID = $ENV{TEST_NGINX_IDP_DIR};
 my $J = JSON::PP->new->canonical(1);
-
-sub rsa_jwk {
-    my ($kid, $pub) = @_;
-    return { kty => 'RSA', kid => $kid, alg => 'RS256', use => 'sig',
-             n => JWTTest::b64u(JWTTest::rsa_modulus("$JD/$pub")),
-             e => 'AQAB' };
-}
 
 sub spew {
     my ($f, $d) = @_;
@@ -178,3 +170,26 @@ my $t = main::tok('rsa', $main::A);
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*invalid parameter "issuer=" .*in .*nginx\.conf:\d+/
+
+
+
+=== TEST 6: the fetched keys of one issuer cannot be had: its tokens get KEYS_UNAVAILABLE, the other issuer's still pass
+--- config
+    location = /_jwks_none {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/idp/none.json;
+    }
+    location /api {
+        apipolicy_jwt on;
+        apipolicy_jwt_token $arg_t;
+        apipolicy_jwt_key_file $TEST_NGINX_JWT_DIR/rsa.pub issuer=https://a.example.com/;
+        apipolicy_jwt_key_request /_jwks_none issuer=https://b.example.com/;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- pipelined_requests eval
+["GET /api?t=" . main::tok('rsa2', $main::B, header => { kid => 'k1' }),
+ "GET /api?t=" . main::tok('rsa', $main::A)]
+--- error_code eval
+[401, 200]
+--- response_body_like eval
+['"detail":"the keys could not be fetched","code":"KEYS_UNAVAILABLE"', "ok"]

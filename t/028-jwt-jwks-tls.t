@@ -15,7 +15,6 @@ $ENV{TEST_NGINX_JWT_DIR} ||= JWTTest::jwt_dir();
 $ENV{TEST_NGINX_TLS_DIR} ||= tempdir('apipolicy-tls-XXXXXX', TMPDIR => 1,
                                      CLEANUP => 1);
 
-my $JD = $ENV{TEST_NGINX_JWT_DIR};
 my $D = $ENV{TEST_NGINX_TLS_DIR};
 
 for my $name ('idp', 'other') {
@@ -27,8 +26,7 @@ for my $name ('idp', 'other') {
 
 open my $fh, '>', "$D/jwks.json" or die $!;
 print $fh JSON::PP->new->canonical(1)->encode({ keys => [
-    { kty => 'RSA', kid => 'rsa-1', alg => 'RS256',
-      n => JWTTest::b64u(JWTTest::rsa_modulus("$JD/rsa.pub")), e => 'AQAB' } ] });
+    JWTTest::rsa_jwk('rsa-1', 'rsa.pub') ] });
 close $fh;
 
 # nginx 1.23.1 and later give the locations without proxy_ssl_* directives

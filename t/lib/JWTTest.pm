@@ -19,7 +19,7 @@ use MIME::Base64 qw(encode_base64 decode_base64);
 use Digest::SHA qw(hmac_sha256 hmac_sha384 hmac_sha512);
 use JSON::PP ();
 
-our @EXPORT = qw(jwt b64u jwt_dir jwt_sign $SECRET);
+our @EXPORT = qw(jwt b64u jwt_dir jwt_sign rsa_jwk $SECRET);
 
 # 64 bytes: enough for HS256, HS384 and HS512
 our $SECRET = '0123456789abcdef0123456789abcdef'
@@ -140,6 +140,14 @@ sub gen_keys {
     spew("$d/garbage.pem", "hello, I am not a key\n");
 
     spew("$d/.done", "ok\n");
+}
+
+
+# the RS256 JWK of one of the generated public keys ("rsa.pub")
+sub rsa_jwk {
+    my ($kid, $pub) = @_;
+    return { kty => 'RSA', kid => $kid, alg => 'RS256', use => 'sig',
+             n => b64u(rsa_modulus("$DIR/$pub")), e => 'AQAB' };
 }
 
 
