@@ -984,8 +984,14 @@ ngx_http_apipolicy_redis_reply(ngx_http_apipolicy_redis_node_t *node,
 
     if (r->type == REDIS_REPLY_ERROR) {
         node->errors++;
-        ngx_http_apipolicy_status_redis(
+
+        /* a script not cached yet is part of the EVALSHA dance */
+
+        if (r->len < 8 || ngx_strncmp(r->str, "NOSCRIPT", 8) != 0) {
+            ngx_http_apipolicy_status_redis(
                            NGX_HTTP_APIPOLICY_STATUS_REDIS_ERROR_REPLY, 0);
+        }
+
         node->error_len = ngx_min((size_t) r->len,
                                   NGX_HTTP_APIPOLICY_REDIS_ERROR_LEN);
         ngx_memcpy(node->error, r->str, node->error_len);

@@ -251,6 +251,36 @@ Idempotency-Key: a
 
 
 
+=== TEST 7b: the rate limit sync through Redis: round trips counted, its NOSCRIPT replies (scripts loaded on demand) are not errors
+--- init
+system("redis-cli -p $ENV{TEST_NGINX_REDIS_PORT} SCRIPT FLUSH >/dev/null");
+--- http_config
+    apipolicy_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT db=$TEST_NGINX_REDIS_DB;
+    apipolicy_ratelimit_zone api:1m sync=50ms;
+    apipolicy_ratelimit_tier default rate=100r/d;
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$remote_addr;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request
+GET /api
+--- error_code: 200
+--- wait: 1
+
+
+
+=== TEST 7c: ... (the same nginx)
+--- request
+GET /metrics
+--- response_body_like eval
+'apipolicy_redis_up\{address="127.0.0.1:\d+"\} 1\n'
+. '(?s:.*)apipolicy_redis_errors_total\{type="connection"\} 0\n'
+. 'apipolicy_redis_errors_total\{type="reply"\} 0\n'
+. '(?s:.*)apipolicy_redis_round_trip_seconds_count [1-9]\d*\n$'
+
+
+
 === TEST 8: only GET and HEAD
 --- config
 --- request
