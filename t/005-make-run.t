@@ -42,6 +42,9 @@ my $busy_port = $busy->sockport;
 my $upstream_default = free_port();
 
 my $dir = tempdir('apipolicy-run-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+# the nginx the suites run against (make test-upstream: another build)
+$ENV{NGINX} = $ENV{TEST_NGINX_BINARY} if $ENV{TEST_NGINX_BINARY};
+
 my %env = (RUN_DIR => "$dir/run",
            APIPOLICY_RUN_DEFAULT_PORT => $busy_port,
            APIPOLICY_RUN_DEFAULT_UPSTREAM_PORT => $upstream_default);
