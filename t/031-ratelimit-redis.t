@@ -23,6 +23,7 @@ sub total { my %h = split /\n/, redis("HGETALL " . shift); my $t = 0; $t += $h{$
 # (a block that would straddle midnight UTC waits for the next day)
 sub day { my $t = time; sleep 3 if 86400 - $t % 86400 < 3; return floor(time / 86400) }
 sub key { my $k = shift; return "apipolicy:rl:{api:default:$k}:" . day() }
+sub prevkey { my $k = shift; return "apipolicy:rl:{api:default:$k}:" . (day() - 1) }
 
 check_accum_error_log();
 master_on();
@@ -180,7 +181,43 @@ is reachable again
 
 
 
-=== TEST 9: config: bad address, bad parameters, duplicate
+=== TEST 9: another gateway counted 1000 yesterday: today's first request passes, and once the sync has heard it ...
+Yesterday's count weighs floor(1000 * (time left today / day)), far over
+the quota of 5 until the last minutes of the day.
+--- init
+main::redis("HSET " . main::prevkey("decay") . " gateway-b:1234 1000");
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request
+GET /api?k=decay
+--- error_code: 200
+--- wait: 0.5
+
+
+
+=== TEST 10: ... the next is refused until yesterday's count has decayed enough: t= says when, as Retry-After does, not when today ends
+--- request
+GET /api?k=decay
+--- error_code: 429
+--- raw_response_headers_like eval
+qr/RateLimit: "default";r=0;t=(\d+)\r\n(?:.*\r\n)*?Retry-After: \1\r\n/s
+--- response_body_filters eval
+sub {
+    my ($t) = $_[0] =~ /retry in (\d+) s/;
+    # floor(1000 * (1 - e)) <= 5 - 1 - 1 once e > 1 - 4/1000 of the day
+    my $e = time % 86400;
+    my $want = int(86400 * (1 - 4 / 1000) - $e) + 1;
+    return abs($t - $want) <= 3 ? "the wait to the decay\n" : "retry in $t s, want about $want\n";
+}
+--- response_body
+the wait to the decay
+
+
+
+=== TEST 11: config: bad address, bad parameters, duplicate
 --- http_config
     apipolicy_redis 127.0.0.1:notaport;
 --- config
@@ -190,7 +227,7 @@ qr/\[emerg\] .*invalid Redis address "127.0.0.1:notaport"/
 
 
 
-=== TEST 10: config: unknown parameter
+=== TEST 12: config: unknown parameter
 --- http_config
     apipolicy_redis 127.0.0.1 pool=3;
 --- config
@@ -200,7 +237,7 @@ qr/\[emerg\] .*invalid parameter "pool=3"/
 
 
 
-=== TEST 11: config: sync= must be a time or off
+=== TEST 13: config: sync= must be a time or off
 --- http_config
     apipolicy_ratelimit_zone api:1m sync=never;
 --- config
