@@ -13,6 +13,7 @@ TEST_NGINX_JWT_DIR=$work/keys perl -It/lib -MJWTTest -e '
     my %t = (
         hs256 => jwt(alg => "HS256", claims => { sub => "bench", exp => time + 86400 }),
         rs256 => jwt(alg => "RS256", key => "rsa", claims => { sub => "bench", exp => time + 86400 }),
+        full => jwt(alg => "HS256", claims => { sub => "bench", plan => "pro", exp => time + 86400 }),
     );
     for my $k (keys %t) {
         open my $fh, ">", "$dir/$k.jwt" or die $!;
