@@ -25,6 +25,7 @@
 #include <ngx_core.h>
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -261,6 +262,33 @@ fixed(void)
     v = ngx_http_apipolicy_json_get_literal(j, "big");
     ok(v && v->integer && str_is(&v->value, "123456789012345678901234567890"),
        "an integer beyond 64 bits is kept as written");
+
+    {
+        /* integers summed without strtod() up to 15 digits: the same */
+
+        static const char  *ints[] = {
+            "0", "-0", "7", "-7", "1700000000", "-1700000000",
+            "999999999999999", "-999999999999999", "1000000000000000",
+            "9007199254740993", "123456789012345678", "2147483648"
+        };
+
+        ngx_uint_t  k, same;
+
+        same = 1;
+
+        for (k = 0; k < sizeof(ints) / sizeof(ints[0]); k++) {
+            v = parse(ints[k], strlen(ints[k]), &err);
+
+            if (v == NULL || v->type != NGX_HTTP_APIPOLICY_JSON_NUMBER
+                || !v->integer || v->number != strtod(ints[k], NULL)
+                || signbit(v->number) != signbit(strtod(ints[k], NULL)))
+            {
+                same = 0;
+            }
+        }
+
+        ok(same, "integers have the value strtod() gives them");
+    }
 
     ok(ngx_http_apipolicy_json_get_literal(j, "t")->type
        == NGX_HTTP_APIPOLICY_JSON_TRUE
