@@ -1256,7 +1256,7 @@ ngx_http_apipolicy_cors_write(ngx_http_request_t *r,
 {
     u_char                          *p;
     size_t                           len;
-    ngx_str_t                        expose, *name;
+    ngx_str_t                        expose;
     ngx_uint_t                       bit, i, star;
     ngx_http_apipolicy_cors_ctx_t   *cc;
     ngx_http_apipolicy_cors_conf_t  *cf;
@@ -1286,12 +1286,8 @@ ngx_http_apipolicy_cors_write(ngx_http_request_t *r,
         }
 
     } else {
-        for (name = ngx_http_apipolicy_cors_upstream_headers;
-             name->len;
-             name++)
-        {
-            (void) ngx_http_apipolicy_clear_header(r, name);
-        }
+        ngx_http_apipolicy_clear_headers(r,
+                                     ngx_http_apipolicy_cors_upstream_headers);
     }
 
     /* "*" for every origin without credentials: one answer, no Vary */

@@ -84,6 +84,51 @@ ngx_http_apipolicy_header_next(ngx_list_t *headers, ngx_str_t *name,
 
 /* hides every response header of that name; returns how many it hid */
 
+/* every response header named in "names" (up to a null name), one walk */
+
+void
+ngx_http_apipolicy_clear_headers(ngx_http_request_t *r, ngx_str_t *names)
+{
+    ngx_uint_t        i;
+    ngx_str_t        *name;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+
+            if (part->nelts == 0) {
+                continue;
+            }
+        }
+
+        if (h[i].hash == 0) {
+            continue;
+        }
+
+        for (name = names; name->len; name++) {
+            if (h[i].key.len == name->len
+                && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
+            {
+                h[i].hash = 0;
+                break;
+            }
+        }
+    }
+}
+
+
 ngx_uint_t
 ngx_http_apipolicy_clear_header(ngx_http_request_t *r, ngx_str_t *name)
 {
