@@ -1,7 +1,8 @@
 # docs/directives.md covers what the source defines: every directive (with
 # Syntax:, Default:, Context: and an nginx example), every directive
 # parameter ("name=" strings the configuration parsers look for), every
-# variable, and every problem code (with its status).
+# variable, and every problem code (with its status).  And every problem
+# code has its own series in apipolicy_status (not OTHER).
 #
 # When this fails after you added something: add it to docs/directives.md.
 use strict;
@@ -21,7 +22,7 @@ while ($doc =~ /^###\s+(\S+)[^\n]*\n(.*?)(?=^#{1,3}\s|\z)/msg) {
     $section{$1} = $2;
 }
 
-my (%directives, %variables, %codes, %params);
+my (%directives, %variables, %codes, %params, %answered, %counted);
 
 for my $file (@sources) {
     open my $fh, '<', $file or die "$file: $!";
@@ -47,12 +48,17 @@ for my $file (@sources) {
 
     # problem codes: ngx_http_apipolicy_problem("CODE", ...), and the
     # codes the status page counts (OTHER included)
-    $codes{$1} = $file
-        while $c =~ /ngx_http_apipolicy_problem\(\s*"([A-Z][A-Z0-9_]+)"/g;
+    while ($c =~ /ngx_http_apipolicy_problem\(\s*"([A-Z][A-Z0-9_]+)"/g) {
+        $codes{$1} = $file;
+        $answered{$1} = $file;
+    }
 
     if ($c =~ /ngx_http_apipolicy_st_codes\[\]\s*=\s*\{(.*?)\};/s) {
         my $list = $1;
-        $codes{$1} = $file while $list =~ /ngx_string\("([A-Z][A-Z0-9_]+)"\)/g;
+        while ($list =~ /st_code\(\s*"[a-z]+",\s*"([A-Z][A-Z0-9_]+)"\)/g) {
+            $codes{$1} = $file;
+            $counted{$1} = $file;
+        }
     }
 
     # parameters: "name=" as the directive parsers compare them
@@ -60,6 +66,7 @@ for my $file (@sources) {
 }
 
 delete $codes{OK};    # the JWT table's "no error" entry, never answered
+delete $answered{OK};
 
 # "name=" strings that are not directive parameters: parts of headers the
 # providers send (Stripe's t= and v1=, Slack's v0=, GitHub's sha256=)
@@ -95,6 +102,16 @@ for my $v (sort keys %variables) {
 for my $code (sort keys %codes) {
     ok($doc =~ /^\|\s*`\Q$code\E`\s*\|\s*(?:\d{3}|—)[^|]*\|\s*\S/m,
        "$doc_file lists $code with its status and when ($codes{$code})");
+}
+
+# every code the gateway answers with has its own apipolicy_status series
+# (else it is counted under OTHER)
+ok(exists $counted{OTHER}, 'the status code table is found, OTHER included');
+
+for my $code (sort keys %answered) {
+    ok(exists $counted{$code},
+       "$code ($answered{$code}) is in the code table of "
+       . "src/ngx_http_apipolicy_status.c");
 }
 
 for my $p (sort keys %params) {
