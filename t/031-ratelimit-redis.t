@@ -181,11 +181,11 @@ is reachable again
 
 
 
-=== TEST 9: another gateway counted 1000 yesterday: today's first request passes, and once the sync has heard it ...
-Yesterday's count weighs floor(1000 * (time left today / day)), far over
-the quota of 5 until the last minutes of the day.
+=== TEST 9: another gateway counted 1,000,000 yesterday: today's first request passes, and once the sync has heard it ...
+Yesterday's count weighs floor(1000000 * (time left today / day)), over
+the quota of 5 until the last second of the day.
 --- init
-main::redis("HSET " . main::prevkey("decay") . " gateway-b:1234 1000");
+main::redis("HSET " . main::prevkey("decay") . " gateway-b:1234 1000000");
 --- config
     location /api {
         apipolicy_ratelimit zone=api key=$arg_k;
@@ -207,9 +207,9 @@ qr/RateLimit: "default";r=0;t=(\d+)\r\n(?:.*\r\n)*?Retry-After: \1\r\n/s
 --- response_body_filters eval
 sub {
     my ($t) = $_[0] =~ /retry in (\d+) s/;
-    # floor(1000 * (1 - e)) <= 5 - 1 - 1 once e > 1 - 4/1000 of the day
+    # floor(1000000 * (1 - e)) <= 5 - 1 - 1 once e > 1 - 4/1000000 of the day
     my $e = time % 86400;
-    my $want = int(86400 * (1 - 4 / 1000) - $e) + 1;
+    my $want = int(86400 * (1 - 4 / 1000000) - $e) + 1;
     return abs($t - $want) <= 3 ? "the wait to the decay\n" : "retry in $t s, want about $want\n";
 }
 --- response_body

@@ -268,6 +268,13 @@ redis($rport, $db, 'FLUSHDB');
     sleep 0.5;
     is($field->(), 3, "3 counted, in Redis");
 
+    # Redis forgets the scripts: the EVALSHA answered NOSCRIPT is sent
+    # again with the script (EVAL), and the count gets there
+    redis($port, 0, 'SCRIPT FLUSH');
+    hit($g, ['k'], 1, 1);
+    sleep 0.8;
+    is($field->(), 4, "after SCRIPT FLUSH (NOSCRIPT), the script sent again: 4 in Redis");
+
     my $pid = `cat $rdir/redis.pid`; chomp $pid;
     kill 'TERM', $pid;
     for (1 .. 50) { last unless kill 0, $pid; sleep 0.1 }
@@ -277,7 +284,7 @@ redis($rport, $db, 'FLUSHDB');
 
     $up->();
     sleep 6;                                    # the back-off is 5 s at most
-    is($field->(), 5, "Redis back, empty: every count pushed again (5)");
+    is($field->(), 6, "Redis back, empty: every count pushed again (6)");
 
     my $log = `cat $g->{prefix}/logs/error.log`;
     my @down = $log =~ /apipolicy redis: 127\.0\.0\.1:$port [^\n]*working without it/g;
