@@ -518,11 +518,15 @@ ngx_http_apipolicy_rl_roll(ngx_http_apipolicy_rl_node_t *rn, uint64_t index)
         rn->rprev = rn->rcur;
 
     } else {
-        /* two windows or more without a request: nothing counts */
+        /*
+         * two windows or more without a request: nothing counts, and the
+         * demand is measured afresh (from the next request on)
+         */
         rn->prev = 0;
         rn->pseen = 0;
         rn->rprev = 0;
         rn->share = 0;
+        rn->born = 0;
     }
 
     rn->cur = 0;
