@@ -44,6 +44,11 @@
 /* what the replies of a handshake answer */
 #define NGX_HTTP_APIPOLICY_REDIS_HS_AUTH      1
 #define NGX_HTTP_APIPOLICY_REDIS_HS_SELECT    2
+#define NGX_HTTP_APIPOLICY_REDIS_HS_ROLE      3
+
+/* Sentinel: asked again at most this often while no master answers */
+#define NGX_HTTP_APIPOLICY_REDIS_DISCOVER_MIN  100
+#define NGX_HTTP_APIPOLICY_REDIS_DISCOVER_MAX  2000
 #define NGX_HTTP_APIPOLICY_REDIS_HS_MAX       4
 
 
@@ -94,12 +99,32 @@ typedef struct {
 } ngx_http_apipolicy_redis_part_t;
 
 
+/* an address of the configuration: a server, a Sentinel */
+
+typedef struct {
+    ngx_str_t                          name;
+    struct sockaddr                   *sockaddr;
+    socklen_t                          socklen;
+} ngx_http_apipolicy_redis_addr_t;
+
+
 struct ngx_http_apipolicy_redis_node_s {
     ngx_str_t                          name;      /* host:port */
     struct sockaddr                   *sockaddr;
     socklen_t                          socklen;
     ngx_http_apipolicy_redis_t        *rd;
     const char                        *role;
+
+    /* how it is spoken to */
+    ngx_str_t                         *username;
+    ngx_str_t                         *password;
+    ngx_uint_t                         db;
+    ngx_uint_t                         master;    /* a Sentinel's answer:
+                                                     ROLE checked */
+    ngx_uint_t                         known;     /* its address is */
+    ngx_uint_t                         stale;     /* said -READONLY */
+    ngx_sockaddr_t                     sockaddr_buf;
+    u_char                             name_buf[NGX_SOCKADDR_STRLEN];
 
     ngx_peer_connection_t              pc;
     redisReader                       *reader;
@@ -142,6 +167,10 @@ struct ngx_http_apipolicy_redis_s {
     ngx_msec_t                         connect_timeout;
     ngx_msec_t                         timeout;
     ngx_str_t                          prefix;
+    ngx_array_t                       *sentinels; /* redis_addr_t */
+    ngx_str_t                          master;    /* master= */
+    ngx_str_t                          sentinel_username;
+    ngx_str_t                          sentinel_password;
     ngx_flag_t                         tls;
     ngx_str_t                          host;      /* of the address */
 
@@ -153,13 +182,33 @@ struct ngx_http_apipolicy_redis_s {
 
     /* this worker's (made after fork) */
     ngx_log_t                         *log;
-    ngx_http_apipolicy_redis_node_t   *node;
+    ngx_http_apipolicy_redis_node_t   *node;      /* the server, the master */
+
+    /* Sentinel: who is asked next, and when */
+    ngx_http_apipolicy_redis_node_t  **sentinel;
+    ngx_uint_t                         nsentinels;
+    ngx_uint_t                         next;
+    ngx_uint_t                         asked;     /* in this round */
+    ngx_uint_t                         asking;
+    ngx_uint_t                         lost;      /* logged: no master */
+    ngx_msec_t                         discover_backoff;
+    ngx_msec_t                         discover_at;
+    ngx_event_t                        discover_ev;
 };
 
 
 static ngx_http_apipolicy_redis_node_t *ngx_http_apipolicy_redis_node(
     ngx_http_apipolicy_redis_t *rd, ngx_pool_t *pool, ngx_str_t *name,
     struct sockaddr *sockaddr, socklen_t socklen);
+static ngx_int_t ngx_http_apipolicy_redis_send_node(
+    ngx_http_apipolicy_redis_node_t *node, ngx_http_apipolicy_redis_cmd_t *cmds,
+    ngx_uint_t ncmds, ngx_http_apipolicy_redis_done_pt done, void *data);
+static void ngx_http_apipolicy_redis_discover(ngx_http_apipolicy_redis_t *rd);
+static ngx_array_t *ngx_http_apipolicy_redis_addrs(ngx_conf_t *cf,
+    ngx_str_t *arg, size_t skip, in_port_t port);
+static void ngx_http_apipolicy_redis_discover_handler(ngx_event_t *ev);
+static void ngx_http_apipolicy_redis_discovered(void *data,
+    redisReply **replies, ngx_uint_t n, ngx_int_t rc);
 static ngx_int_t ngx_http_apipolicy_redis_queue(
     ngx_http_apipolicy_redis_node_t *node,
     ngx_http_apipolicy_redis_part_t *part);
@@ -204,8 +253,11 @@ static ngx_http_apipolicy_redis_t  *ngx_http_apipolicy_redis_worker;
 ngx_int_t
 ngx_http_apipolicy_redis_init_process(ngx_cycle_t *cycle)
 {
-    ngx_http_apipolicy_redis_t      *rd;
-    ngx_http_apipolicy_main_conf_t  *amcf;
+    ngx_uint_t                        i;
+    ngx_http_apipolicy_redis_t       *rd;
+    ngx_http_apipolicy_redis_addr_t  *addr;
+    ngx_http_apipolicy_redis_node_t  *node;
+    ngx_http_apipolicy_main_conf_t   *amcf;
 
     amcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_apipolicy_module);
@@ -222,12 +274,61 @@ ngx_http_apipolicy_redis_init_process(ngx_cycle_t *cycle)
     *rd = *amcf->redis;
     rd->log = cycle->log;
 
-    rd->node = ngx_http_apipolicy_redis_node(rd, cycle->pool, &rd->name,
-                                             rd->addr->sockaddr,
-                                             rd->addr->socklen);
+    if (rd->sentinels == NULL) {
+        rd->node = ngx_http_apipolicy_redis_node(rd, cycle->pool, &rd->name,
+                                                 rd->addr->sockaddr,
+                                                 rd->addr->socklen);
+        if (rd->node == NULL) {
+            return NGX_ERROR;
+        }
+
+        rd->node->known = 1;
+        ngx_http_apipolicy_redis_worker = rd;
+
+        return NGX_OK;
+    }
+
+    /* Sentinel: the master is asked for as soon as the worker runs */
+
+    rd->node = ngx_http_apipolicy_redis_node(rd, cycle->pool, &rd->master,
+                                             NULL, 0);
     if (rd->node == NULL) {
         return NGX_ERROR;
     }
+
+    rd->node->master = 1;
+
+    addr = rd->sentinels->elts;
+    rd->nsentinels = rd->sentinels->nelts;
+
+    rd->sentinel = ngx_palloc(cycle->pool, rd->nsentinels * sizeof(void *));
+    if (rd->sentinel == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < rd->nsentinels; i++) {
+        node = ngx_http_apipolicy_redis_node(rd, cycle->pool, &addr[i].name,
+                                             addr[i].sockaddr,
+                                             addr[i].socklen);
+        if (node == NULL) {
+            return NGX_ERROR;
+        }
+
+        node->known = 1;
+        node->role = "sentinel";
+        node->username = &rd->sentinel_username;
+        node->password = &rd->sentinel_password;
+        node->db = 0;
+
+        rd->sentinel[i] = node;
+    }
+
+    rd->discover_ev.handler = ngx_http_apipolicy_redis_discover_handler;
+    rd->discover_ev.data = rd;
+    rd->discover_ev.log = cycle->log;
+    rd->discover_ev.cancelable = 1;
+
+    ngx_add_timer(&rd->discover_ev, 1);
 
     ngx_http_apipolicy_redis_worker = rd;
 
@@ -251,7 +352,10 @@ ngx_http_apipolicy_redis_node(ngx_http_apipolicy_redis_t *rd,
     node->sockaddr = sockaddr;
     node->socklen = socklen;
     node->rd = rd;
-    node->role = "unknown";
+    node->role = rd->sentinels ? "master" : "unknown";
+    node->username = &rd->username;
+    node->password = &rd->password;
+    node->db = rd->db;
 
     node->quiet = *rd->log;
     node->quiet.log_level = NGX_LOG_ALERT;
@@ -294,6 +398,10 @@ ngx_http_apipolicy_redis_state(ngx_http_apipolicy_redis_t *rd)
     ngx_http_apipolicy_redis_node_t  *node;
 
     node = rd->node;
+
+    if (rd->lost) {
+        return NGX_ERROR;               /* no Sentinel names a master */
+    }
 
     if (node == NULL || !node->used) {
         return NGX_DECLINED;
@@ -341,14 +449,35 @@ ngx_http_apipolicy_redis_send(ngx_http_apipolicy_redis_t *rd,
     ngx_http_apipolicy_redis_cmd_t *cmds, ngx_uint_t ncmds,
     ngx_http_apipolicy_redis_done_pt done, void *data)
 {
+    ngx_http_apipolicy_redis_node_t  *node;
+
+    node = rd->node;
+
+    if (!node->known) {
+
+        /* Sentinel: no master known yet, or it went away: ask */
+
+        ngx_http_apipolicy_redis_discover(rd);
+
+        if (!node->known) {
+            return NGX_DECLINED;
+        }
+    }
+
+    return ngx_http_apipolicy_redis_send_node(node, cmds, ncmds, done, data);
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_redis_send_node(ngx_http_apipolicy_redis_node_t *node,
+    ngx_http_apipolicy_redis_cmd_t *cmds, ngx_uint_t ncmds,
+    ngx_http_apipolicy_redis_done_pt done, void *data)
+{
     u_char                           *p;
     size_t                            len;
     ngx_uint_t                        i;
     ngx_http_apipolicy_redis_req_t   *req;
     ngx_http_apipolicy_redis_part_t  *part;
-    ngx_http_apipolicy_redis_node_t  *node;
-
-    node = rd->node;
 
     if (ncmds == 0) {
         return NGX_ERROR;
@@ -371,7 +500,7 @@ ngx_http_apipolicy_redis_send(ngx_http_apipolicy_redis_t *rd,
     req = ngx_alloc(sizeof(ngx_http_apipolicy_redis_req_t)
                     + ncmds * sizeof(redisReply *)
                     + sizeof(ngx_http_apipolicy_redis_part_t) + len,
-                    rd->log);
+                    node->rd->log);
     if (req == NULL) {
         return NGX_ERROR;
     }
@@ -709,14 +838,14 @@ ngx_http_apipolicy_redis_handshake(ngx_http_apipolicy_redis_node_t *node)
     rd = node->rd;
     node->nhs = 0;
 
-    if (rd->password.len == 0 && rd->db == 0) {
+    if (node->password->len == 0 && node->db == 0 && !node->master) {
         return NULL;
     }
 
     len = sizeof(ngx_http_apipolicy_redis_part_t)
-          + 2 * (3 * (1 + NGX_INT_T_LEN + 2) + 1 + NGX_INT_T_LEN + 2)
-          + sizeof("AUTH") + rd->username.len + rd->password.len
-          + sizeof("SELECT") + NGX_INT_T_LEN;
+          + 3 * (3 * (1 + NGX_INT_T_LEN + 2) + 1 + NGX_INT_T_LEN + 2)
+          + sizeof("AUTH") + node->username->len + node->password->len
+          + sizeof("SELECT") + NGX_INT_T_LEN + sizeof("ROLE");
 
     part = ngx_alloc(len, rd->log);
     if (part == NULL) {
@@ -728,29 +857,37 @@ ngx_http_apipolicy_redis_handshake(ngx_http_apipolicy_redis_node_t *node)
     part->buf = (u_char *) (part + 1);
     p = part->buf;
 
-    if (rd->password.len) {
+    if (node->password->len) {
         ngx_str_set(&argv[0], "AUTH");
 
-        if (rd->username.len) {
-            argv[1] = rd->username;
-            argv[2] = rd->password;
+        if (node->username->len) {
+            argv[1] = *node->username;
+            argv[2] = *node->password;
             p = ngx_http_apipolicy_redis_command(p, argv, 3);
 
         } else {
-            argv[1] = rd->password;
+            argv[1] = *node->password;
             p = ngx_http_apipolicy_redis_command(p, argv, 2);
         }
 
         node->hs[node->nhs++] = NGX_HTTP_APIPOLICY_REDIS_HS_AUTH;
     }
 
-    if (rd->db) {
+    if (node->db) {
         ngx_str_set(&argv[0], "SELECT");
         argv[1].data = db;
-        argv[1].len = ngx_sprintf(db, "%ui", rd->db) - db;
+        argv[1].len = ngx_sprintf(db, "%ui", node->db) - db;
         p = ngx_http_apipolicy_redis_command(p, argv, 2);
 
         node->hs[node->nhs++] = NGX_HTTP_APIPOLICY_REDIS_HS_SELECT;
+    }
+
+    if (node->master) {
+        /* what a Sentinel names may have been demoted since */
+        ngx_str_set(&argv[0], "ROLE");
+        p = ngx_http_apipolicy_redis_command(p, argv, 1);
+
+        node->hs[node->nhs++] = NGX_HTTP_APIPOLICY_REDIS_HS_ROLE;
     }
 
     part->len = p - part->buf;
@@ -968,6 +1105,27 @@ ngx_http_apipolicy_redis_reply(ngx_http_apipolicy_redis_node_t *node,
             return NGX_ERROR;
         }
 
+        if (kind == NGX_HTTP_APIPOLICY_REDIS_HS_ROLE
+            && (r->type != REDIS_REPLY_ARRAY || r->elements == 0
+                || r->element[0]->type != REDIS_REPLY_STRING
+                || ngx_strncmp(r->element[0]->str, "master", 6) != 0))
+        {
+            detail.data = (u_char *) "ROLE";
+            detail.len = 4;
+
+            if (r->type == REDIS_REPLY_ARRAY && r->elements
+                && r->element[0]->type == REDIS_REPLY_STRING)
+            {
+                detail.data = (u_char *) r->element[0]->str;
+                detail.len = r->element[0]->len;
+            }
+
+            ngx_http_apipolicy_redis_fail(node, "is not the master now, "
+                                          "its role", &detail);
+            freeReplyObject(r);
+            return NGX_ERROR;
+        }
+
         freeReplyObject(r);
 
         if (part->got == part->n) {
@@ -984,6 +1142,12 @@ ngx_http_apipolicy_redis_reply(ngx_http_apipolicy_redis_node_t *node,
 
     if (r->type == REDIS_REPLY_ERROR) {
         node->errors++;
+
+        if (node->master && r->len >= 8
+            && ngx_strncmp(r->str, "READONLY", 8) == 0)
+        {
+            node->stale = 1;        /* a replica now: ask the Sentinels */
+        }
 
         /* a script not cached yet is part of the EVALSHA dance */
 
@@ -1028,6 +1192,11 @@ ngx_http_apipolicy_redis_reply(ngx_http_apipolicy_redis_node_t *node,
     ngx_http_apipolicy_redis_arm(node);
 
     ngx_http_apipolicy_redis_part_end(part, NGX_OK);
+
+    if (node->stale && node->pc.connection) {
+        ngx_http_apipolicy_redis_fail(node, "answered -READONLY: a replica "
+                                      "now", NULL);
+    }
 
     return node->pc.connection ? NGX_OK : NGX_ERROR;
 }
@@ -1129,6 +1298,7 @@ ngx_http_apipolicy_redis_fail(ngx_http_apipolicy_redis_node_t *node,
     ngx_http_apipolicy_redis_drop(node);
 
     node->nhs = 0;
+    node->stale = 0;
     node->errors++;
 
     ngx_http_apipolicy_status_redis(NGX_HTTP_APIPOLICY_STATUS_REDIS_FAILED, 0);
@@ -1165,6 +1335,12 @@ ngx_http_apipolicy_redis_fail(ngx_http_apipolicy_redis_node_t *node,
         ngx_del_timer(&node->timer);
     }
 
+    /* a master from a Sentinel: it may have moved, ask again */
+
+    if (node->master) {
+        node->known = 0;
+    }
+
     /* every part on the node fails; their handlers may queue anew */
 
     while (!ngx_queue_empty(&node->parts)) {
@@ -1174,6 +1350,222 @@ ngx_http_apipolicy_redis_fail(ngx_http_apipolicy_redis_node_t *node,
         part = ngx_queue_data(q, ngx_http_apipolicy_redis_part_t, queue);
         ngx_http_apipolicy_redis_part_end(part, NGX_ERROR);
     }
+
+    if (node->master) {
+        ngx_http_apipolicy_redis_discover(node->rd);
+    }
+}
+
+
+/* ---- Sentinel ---------------------------------------------------------- */
+
+/*
+ * The Sentinels are asked in turn (each bounded by connect_timeout and
+ * timeout) for the master of master=; a round that finds none is tried
+ * again after 100 ms, doubling up to 2 s.
+ */
+
+static void
+ngx_http_apipolicy_redis_discover(ngx_http_apipolicy_redis_t *rd)
+{
+    u_char                          *p;
+    ngx_str_t                        argv[3];
+    ngx_http_apipolicy_redis_cmd_t   cmd;
+    u_char                           buf[128 + NGX_HTTP_APIPOLICY_REDIS_PREFIX_MAX];
+
+    if (rd->sentinel == NULL || rd->asking || ngx_exiting) {
+        return;
+    }
+
+    if (rd->discover_at
+        && (ngx_msec_int_t) (rd->discover_at - ngx_current_msec) > 0)
+    {
+        if (!rd->discover_ev.timer_set) {
+            ngx_add_timer(&rd->discover_ev,
+                          rd->discover_at - ngx_current_msec);
+        }
+
+        return;
+    }
+
+    ngx_str_set(&argv[0], "SENTINEL");
+    ngx_str_set(&argv[1], "get-master-addr-by-name");
+    argv[2] = rd->master;
+
+    if (ngx_http_apipolicy_redis_command_len(argv, 3) > sizeof(buf)) {
+        return;
+    }
+
+    p = ngx_http_apipolicy_redis_command(buf, argv, 3);
+
+    cmd.cmd.data = buf;
+    cmd.cmd.len = p - buf;
+    ngx_str_null(&cmd.key);
+
+    while (rd->asked < rd->nsentinels) {
+        rd->asked++;
+
+        if (ngx_http_apipolicy_redis_send_node(rd->sentinel[rd->next], &cmd,
+                                               1,
+                                               ngx_http_apipolicy_redis_discovered,
+                                               rd)
+            == NGX_OK)
+        {
+            rd->asking = 1;
+            return;
+        }
+
+        rd->next = (rd->next + 1) % rd->nsentinels;
+    }
+
+    /* every Sentinel was asked in vain: a while before the next round */
+
+    rd->asked = 0;
+
+    if (!rd->lost) {
+        rd->lost = 1;
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "apipolicy redis: no Sentinel of \"%V\" names a "
+                      "master for \"%V\"; working without Redis until one "
+                      "does", &rd->name, &rd->master);
+    }
+
+    rd->discover_backoff = rd->discover_backoff
+                           ? ngx_min(rd->discover_backoff * 2,
+                                     NGX_HTTP_APIPOLICY_REDIS_DISCOVER_MAX)
+                           : NGX_HTTP_APIPOLICY_REDIS_DISCOVER_MIN;
+    rd->discover_at = ngx_current_msec + rd->discover_backoff;
+
+    if (rd->discover_at == 0) {
+        rd->discover_at = 1;
+    }
+
+    if (rd->discover_ev.timer_set) {
+        ngx_del_timer(&rd->discover_ev);
+    }
+
+    ngx_add_timer(&rd->discover_ev, rd->discover_backoff);
+}
+
+
+static void
+ngx_http_apipolicy_redis_discover_handler(ngx_event_t *ev)
+{
+    ngx_http_apipolicy_redis_t  *rd = ev->data;
+
+    if (!rd->node->known) {
+        ngx_http_apipolicy_redis_discover(rd);
+    }
+}
+
+
+/* a Sentinel answered: [ip, port] of the master, or nil */
+
+static void
+ngx_http_apipolicy_redis_discovered(void *data, redisReply **replies,
+    ngx_uint_t n, ngx_int_t rc)
+{
+    ngx_http_apipolicy_redis_t *rd = data;
+
+    u_char                           *p;
+    size_t                            len;
+    ngx_addr_t                        addr;
+    ngx_pool_t                       *pool;
+    redisReply                       *r;
+    ngx_http_apipolicy_redis_node_t  *node, *sentinel;
+    u_char                            text[NGX_SOCKADDR_STRLEN];
+
+    rd->asking = 0;
+    node = rd->node;
+    sentinel = rd->sentinel[rd->next];
+
+    r = (rc == NGX_OK && n == 1) ? replies[0] : NULL;
+
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2
+        || r->element[0]->type != REDIS_REPLY_STRING
+        || r->element[1]->type != REDIS_REPLY_STRING
+        || r->element[0]->len + r->element[1]->len + 3 > sizeof(text))
+    {
+        if (r) {
+            ngx_log_error(NGX_LOG_INFO, rd->log, 0,
+                          "apipolicy redis: Sentinel %V knows no master "
+                          "\"%V\"", &sentinel->name, &rd->master);
+        }
+
+        rd->next = (rd->next + 1) % rd->nsentinels;
+        ngx_http_apipolicy_redis_discover(rd);
+        return;
+    }
+
+    /* IPv6 in brackets, as nginx writes addresses */
+
+    p = text;
+
+    if (ngx_strlchr((u_char *) r->element[0]->str,
+                    (u_char *) r->element[0]->str + r->element[0]->len, ':'))
+    {
+        p = ngx_sprintf(p, "[%*s]:%*s", r->element[0]->len,
+                        r->element[0]->str, r->element[1]->len,
+                        r->element[1]->str);
+    } else {
+        p = ngx_sprintf(p, "%*s:%*s", r->element[0]->len, r->element[0]->str,
+                        r->element[1]->len, r->element[1]->str);
+    }
+
+    len = p - text;
+
+    rd->asked = 0;
+    rd->discover_backoff = 0;
+    rd->discover_at = ngx_current_msec + NGX_HTTP_APIPOLICY_REDIS_DISCOVER_MIN;
+    rd->lost = 0;
+
+    if (node->name.len == len && ngx_strncmp(node->name.data, text, len) == 0
+        && node->sockaddr)
+    {
+        node->known = 1;                /* the same: its back-off holds */
+        return;
+    }
+
+    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, rd->log);
+    if (pool == NULL) {
+        return;
+    }
+
+    if (ngx_parse_addr_port(pool, &addr, text, len) != NGX_OK
+        || addr.socklen > sizeof(ngx_sockaddr_t))
+    {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "apipolicy redis: Sentinel %V names \"%*s\" as the "
+                      "master of \"%V\", not an address",
+                      &sentinel->name, len, text, &rd->master);
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    /* the master moved: what was on the old one fails, the new one is
+     * tried at once */
+
+    if (node->pc.connection || !ngx_queue_empty(&node->parts)) {
+        ngx_http_apipolicy_redis_fail(node, "is no longer the master", NULL);
+    }
+
+    ngx_memcpy(&node->sockaddr_buf, addr.sockaddr, addr.socklen);
+    node->sockaddr = &node->sockaddr_buf.sockaddr;
+    node->socklen = addr.socklen;
+
+    ngx_destroy_pool(pool);
+
+    ngx_memcpy(node->name_buf, text, len);
+    node->name.data = node->name_buf;
+    node->name.len = len;
+
+    node->known = 1;
+    node->backoff = 0;
+    node->retry_at = 0;
+
+    ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                  "apipolicy redis: Sentinel %V names %V as the master of "
+                  "\"%V\"", &sentinel->name, &node->name, &rd->master);
 }
 
 
@@ -1260,8 +1652,18 @@ ngx_http_apipolicy_redis_drop(ngx_http_apipolicy_redis_node_t *node)
 void
 ngx_http_apipolicy_redis_close(ngx_http_apipolicy_redis_t *rd)
 {
+    ngx_uint_t  i;
+
+    if (rd->discover_ev.timer_set) {
+        ngx_del_timer(&rd->discover_ev);
+    }
+
     if (rd->node) {
         ngx_http_apipolicy_redis_node_close(rd->node);
+    }
+
+    for (i = 0; i < rd->nsentinels; i++) {
+        ngx_http_apipolicy_redis_node_close(rd->sentinel[i]);
     }
 }
 
@@ -1292,29 +1694,74 @@ ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    ngx_memzero(&u, sizeof(ngx_url_t));
-
-    u.url = value[1];
-    u.default_port = 6379;
-    u.no_resolve = 0;
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid Redis address \"%V\"%s%s: use host:port, "
-                           "an IP address, or unix:/path/to/socket",
-                           &value[1], u.err ? ": " : "", u.err ? u.err : "");
-        return NGX_CONF_ERROR;
-    }
-
-    rd->name = value[1];
-    rd->addr = &u.addrs[0];
-    rd->host = u.host;
     rd->connect_timeout = 1000;
     rd->timeout = 1000;
     ngx_str_set(&rd->prefix, "apipolicy:");
 
-    for (i = 2; i < cf->args->nelts; i++) {
+    for (i = 1; i < cf->args->nelts; i++) {
         s = value[i];
+
+        if (ngx_strlchr(s.data, s.data + s.len, '=') == NULL) {
+
+            /* the address of one server */
+
+            if (rd->addr) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "a second Redis address \"%V\": one "
+                                   "server, or sentinel=, or cluster=",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memzero(&u, sizeof(ngx_url_t));
+
+            u.url = s;
+            u.default_port = 6379;
+
+            if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid Redis address \"%V\"%s%s: use "
+                                   "host:port, an IP address, or "
+                                   "unix:/path/to/socket",
+                                   &value[i], u.err ? ": " : "",
+                                   u.err ? u.err : "");
+                return NGX_CONF_ERROR;
+            }
+
+            rd->name = s;
+            rd->addr = &u.addrs[0];
+            rd->host = u.host;
+            continue;
+        }
+
+        if (ngx_strncmp(s.data, "sentinel=", 9) == 0) {
+            rd->name = s;
+            rd->sentinels = ngx_http_apipolicy_redis_addrs(cf, &value[i], 9,
+                                                           26379);
+            if (rd->sentinels == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(s.data, "master=", 7) == 0 && s.len > 7) {
+            rd->master.data = s.data + 7;
+            rd->master.len = s.len - 7;
+            continue;
+        }
+
+        if (ngx_strncmp(s.data, "sentinel_username=", 18) == 0) {
+            rd->sentinel_username.data = s.data + 18;
+            rd->sentinel_username.len = s.len - 18;
+            continue;
+        }
+
+        if (ngx_strncmp(s.data, "sentinel_password=", 18) == 0) {
+            rd->sentinel_password.data = s.data + 18;
+            rd->sentinel_password.len = s.len - 18;
+            continue;
+        }
 
         if (ngx_strncmp(s.data, "username=", 9) == 0) {
             rd->username.data = s.data + 9;
@@ -1397,6 +1844,41 @@ ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (rd->addr == NULL && rd->sentinels == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "no Redis address: give host:port (or "
+                           "unix:/path), or sentinel=HOST:PORT,... with "
+                           "master=NAME");
+        return NGX_CONF_ERROR;
+    }
+
+    if (rd->addr && rd->sentinels) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" and \"sentinel=\": the Sentinels name the "
+                           "master, give one or the other", &rd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (rd->sentinels && rd->master.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"sentinel=\" needs \"master=NAME\" (the name "
+                           "the Sentinels monitor it by)");
+        return NGX_CONF_ERROR;
+    }
+
+    if (rd->master.len && rd->sentinels == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"master=\" is for \"sentinel=\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (rd->sentinel_username.len && rd->sentinel_password.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"sentinel_username=\" needs "
+                           "\"sentinel_password=\"");
+        return NGX_CONF_ERROR;
+    }
+
     if (rd->username.len && rd->password.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"username=\" needs \"password=\" (Redis ACL "
@@ -1419,6 +1901,70 @@ ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     amcf->used = 1;
 
     return NGX_CONF_OK;
+}
+
+
+/* "sentinel=HOST:PORT,HOST:PORT": each resolved now */
+
+static ngx_array_t *
+ngx_http_apipolicy_redis_addrs(ngx_conf_t *cf, ngx_str_t *arg, size_t skip,
+    in_port_t port)
+{
+    u_char                           *p, *last, *comma;
+    ngx_url_t                         u;
+    ngx_array_t                      *a;
+    ngx_http_apipolicy_redis_addr_t  *addr;
+
+    a = ngx_array_create(cf->pool, 4, sizeof(ngx_http_apipolicy_redis_addr_t));
+    if (a == NULL) {
+        return NULL;
+    }
+
+    p = arg->data + skip;
+    last = arg->data + arg->len;
+
+    while (p < last) {
+        comma = ngx_strlchr(p, last, ',');
+        if (comma == NULL) {
+            comma = last;
+        }
+
+        ngx_memzero(&u, sizeof(ngx_url_t));
+
+        u.url.data = p;
+        u.url.len = comma - p;
+        u.default_port = port;
+
+        if (u.url.len == 0 || ngx_parse_url(cf->pool, &u) != NGX_OK
+            || u.naddrs == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid address \"%V\" in \"%V\"%s%s: use "
+                               "HOST:PORT,HOST:PORT,...", &u.url, arg,
+                               u.err ? ": " : "", u.err ? u.err : "");
+            return NULL;
+        }
+
+        addr = ngx_array_push(a);
+        if (addr == NULL) {
+            return NULL;
+        }
+
+        addr->name = u.url;
+        addr->sockaddr = u.addrs[0].sockaddr;
+        addr->socklen = u.addrs[0].socklen;
+
+        p = comma + 1;
+    }
+
+    if (a->nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" names no address: use "
+                           "HOST:PORT,HOST:PORT,...", arg);
+        return NULL;
+    }
+
+    return a;
 }
 
 

@@ -44,8 +44,10 @@ sub start_redis {
     print $fh "$_\n" for @{ $o{conf} || [] };
     close $fh;
 
-    my $bin = $o{sentinel} ? 'redis-sentinel' : 'redis-server';
-    system($bin, $conf, @args) == 0 or die "$bin $name did not start";
+    # a Sentinel is redis-server --sentinel (Debian's redis-sentinel
+    # package is not needed)
+    push @args, '--sentinel' if $o{sentinel};
+    system('redis-server', $conf, @args) == 0 or die "redis-server $name did not start";
 
     my @ping = @{ $o{ready} || ['-p', $port] };
 
