@@ -27,7 +27,7 @@
  *   missing  400 IDEMPOTENCY_KEY_MISSING with "required", else the
  *            request goes on untouched
  *
- * The entries live in a shared-memory zone (rbtree + LRU), so all
+ * The entries live in a shared-memory zone (hash + LRU), so all
  * workers of this gateway see them; they survive a reload that keeps the
  * zone's name and size.
  *
@@ -59,7 +59,7 @@
 #include <openssl/rand.h>
 
 
-#define NGX_HTTP_APIPOLICY_IDEM_MAGIC     0x617069646d303033  /* apidm003 */
+#define NGX_HTTP_APIPOLICY_IDEM_MAGIC     0x617069646d303034  /* apidm004 */
 #define NGX_HTTP_APIPOLICY_IDEM_KEY_MAX   255
 #define NGX_HTTP_APIPOLICY_IDEM_RAW_MAX   1024    /* the header, with
                                                      parameters */
@@ -95,7 +95,7 @@
 /* begins as ngx_http_apipolicy_hnode_t: the tree and LRU are shared code */
 
 typedef struct {
-    u_char                             color;
+    void                              *next;
     u_char                             pinned;    /* not DONE */
     u_char                             state;
     u_char                             pad;
@@ -177,7 +177,9 @@ struct ngx_http_apipolicy_idem_ctx_s {
     u_char                             claim[NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN];
 
     ngx_http_handler_pt                content;   /* the location's */
-    ngx_event_t                        lease;     /* extends our lease */
+    ngx_queue_t                        owned;     /* in the worker's list
+                                                     of leases to renew */
+    ngx_msec_t                         renew;     /* when next */
 
     /* the response being captured */
     ngx_uint_t                         rstatus;
@@ -257,6 +259,9 @@ static u_char *ngx_http_apipolicy_idem_redis_key(u_char *p,
 
 static ngx_http_apipolicy_redis_t    *ngx_http_apipolicy_idem_rd;
 static size_t                         ngx_http_apipolicy_idem_pending;
+static ngx_queue_t                    ngx_http_apipolicy_idem_owned;
+static ngx_event_t                    ngx_http_apipolicy_idem_renew_ev;
+static ngx_connection_t               ngx_http_apipolicy_idem_renew_conn;
 
 
 static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idem_missing =
@@ -294,7 +299,7 @@ static ngx_str_t  ngx_http_apipolicy_idem_retry = ngx_string("Retry-After");
 
 #define ngx_http_apipolicy_idem_find(zone, key)                              \
     ((ngx_http_apipolicy_idem_node_t *)                                      \
-         ngx_http_apipolicy_hnode_find(&(zone)->shm.sh->rbtree, key))
+         ngx_http_apipolicy_shm_lookup(&(zone)->shm, key))
 
 
 /* ---- request time ---------------------------------------------------- */
@@ -1413,25 +1418,44 @@ ngx_http_apipolicy_idem_lock(ngx_http_apipolicy_idem_ctx_t *ictx)
 }
 
 
-/* while the upstream runs, its lease is renewed here and in Redis */
+/*
+ * While the upstream runs, its lease is renewed here and in Redis every
+ * lease=/3: the worker's requests in flight are in one list, walked by
+ * one timer every 250 ms while the list is not empty (no timer per
+ * request).
+ */
 
 static void
 ngx_http_apipolicy_idem_lease_start(ngx_http_apipolicy_idem_ctx_t *ictx)
 {
-    ictx->lease.handler = ngx_http_apipolicy_idem_lease_renew;
-    ictx->lease.data = ictx;
-    ictx->lease.log = ictx->request->connection->log;
+    ngx_event_t  *ev;
 
-    ngx_add_timer(&ictx->lease,
-                  (ngx_msec_t) ictx->zone->lease * 1000 / 3 + 1);
+    ev = &ngx_http_apipolicy_idem_renew_ev;
+
+    if (ev->handler == NULL) {
+        ngx_queue_init(&ngx_http_apipolicy_idem_owned);
+        ngx_http_apipolicy_idem_renew_conn.fd = (ngx_socket_t) -1;
+        ev->data = &ngx_http_apipolicy_idem_renew_conn;    /* for the log */
+        ev->handler = ngx_http_apipolicy_idem_lease_renew;
+        ev->log = ngx_cycle->log;
+        ev->cancelable = 1;
+    }
+
+    ictx->renew = ngx_current_msec + ictx->zone->lease * 1000 / 3 + 1;
+    ngx_queue_insert_tail(&ngx_http_apipolicy_idem_owned, &ictx->owned);
+
+    if (!ev->timer_set) {
+        ngx_add_timer(ev, 250);
+    }
 }
 
 
 static void
 ngx_http_apipolicy_idem_lease_stop(ngx_http_apipolicy_idem_ctx_t *ictx)
 {
-    if (ictx->lease.timer_set) {
-        ngx_del_timer(&ictx->lease);
+    if (ictx->renew) {
+        ngx_queue_remove(&ictx->owned);
+        ictx->renew = 0;
     }
 }
 
@@ -1439,32 +1463,48 @@ ngx_http_apipolicy_idem_lease_stop(ngx_http_apipolicy_idem_ctx_t *ictx)
 static void
 ngx_http_apipolicy_idem_lease_renew(ngx_event_t *ev)
 {
+    time_t                           now;
+    ngx_queue_t                     *q;
+    ngx_msec_int_t                   due;
     ngx_http_apipolicy_idem_ctx_t   *ictx;
     ngx_http_apipolicy_idem_node_t  *in;
     ngx_http_apipolicy_idem_zone_t  *zone;
 
-    ictx = ev->data;
-    zone = ictx->zone;
+    now = ngx_time();
 
-    if (!ictx->owner) {
-        return;
+    for (q = ngx_queue_head(&ngx_http_apipolicy_idem_owned);
+         q != ngx_queue_sentinel(&ngx_http_apipolicy_idem_owned);
+         q = ngx_queue_next(q))
+    {
+        ictx = ngx_queue_data(q, ngx_http_apipolicy_idem_ctx_t, owned);
+
+        due = (ngx_msec_int_t) (ictx->renew - ngx_current_msec);
+
+        if (due > 0) {
+            continue;
+        }
+
+        zone = ictx->zone;
+        ictx->renew = ngx_current_msec + zone->lease * 1000 / 3 + 1;
+
+        ngx_shmtx_lock(&zone->shm.shpool->mutex);
+
+        in = ngx_http_apipolicy_idem_mine(zone, ictx);
+
+        if (in && in->state == NGX_HTTP_APIPOLICY_IDEM_INFLIGHT) {
+            in->expires = (uint32_t) (now + zone->lease);
+        }
+
+        ngx_shmtx_unlock(&zone->shm.shpool->mutex);
+
+        if (ictx->redis_owner) {
+            ngx_http_apipolicy_idem_redis_extend(ictx);
+        }
     }
 
-    ngx_shmtx_lock(&zone->shm.shpool->mutex);
-
-    in = ngx_http_apipolicy_idem_mine(zone, ictx);
-
-    if (in && in->state == NGX_HTTP_APIPOLICY_IDEM_INFLIGHT) {
-        in->expires = (uint32_t) (ngx_time() + zone->lease);
+    if (!ngx_queue_empty(&ngx_http_apipolicy_idem_owned)) {
+        ngx_add_timer(ev, 250);
     }
-
-    ngx_shmtx_unlock(&zone->shm.shpool->mutex);
-
-    if (ictx->redis_owner) {
-        ngx_http_apipolicy_idem_redis_extend(ictx);
-    }
-
-    ngx_add_timer(&ictx->lease, (ngx_msec_t) zone->lease * 1000 / 3 + 1);
 }
 
 
@@ -2239,7 +2279,9 @@ ngx_http_apipolicy_idem_free(ngx_http_apipolicy_shm_t *shm,
 
     /* the head of a node must be ngx_http_apipolicy_hnode_t's */
 
-    (void) sizeof(char[(offsetof(ngx_http_apipolicy_idem_node_t, pinned)
+    (void) sizeof(char[(offsetof(ngx_http_apipolicy_idem_node_t, next)
+                        == offsetof(ngx_http_apipolicy_hnode_t, next)
+                        && offsetof(ngx_http_apipolicy_idem_node_t, pinned)
                         == offsetof(ngx_http_apipolicy_hnode_t, pinned)
                         && offsetof(ngx_http_apipolicy_idem_node_t, expires)
                            == offsetof(ngx_http_apipolicy_hnode_t, expires)

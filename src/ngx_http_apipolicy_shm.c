@@ -6,7 +6,10 @@
  * keyed LRU zone that the verified-token cache, webhook replay ids and
  * idempotency keys are made of.
  *
- *   tree     entries keyed by a SHA-256, an rbtree on its first bytes
+ *   index    entries keyed by a SHA-256, in a hash table of about one
+ *            bucket per 256 bytes of zone (its first bytes pick the
+ *            bucket): a lookup touches a bucket and one entry or two,
+ *            where a tree of 100,000 entries would touch 17 cold nodes
  *   LRU      a queue, most recently used first; find() moves a hit to
  *            the front
  *   expiry   each entry has one; find() frees an expired entry, expire()
@@ -87,81 +90,6 @@ ngx_http_apipolicy_shm_root(ngx_shm_zone_t *shm_zone, void *data,
 }
 
 
-void *
-ngx_http_apipolicy_hnode_find(ngx_rbtree_t *tree, u_char *key)
-{
-    ngx_int_t                    rc;
-    ngx_rbtree_key_t             k;
-    ngx_rbtree_node_t           *node, *sentinel;
-    ngx_http_apipolicy_hnode_t  *hn;
-
-    ngx_memcpy(&k, key, sizeof(ngx_rbtree_key_t));
-
-    node = tree->root;
-    sentinel = tree->sentinel;
-
-    while (node != sentinel) {
-
-        if (k < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (k > node->key) {
-            node = node->right;
-            continue;
-        }
-
-        hn = ngx_http_apipolicy_hnode(node);
-        rc = ngx_memcmp(key, hn->key, 32);
-
-        if (rc == 0) {
-            return hn;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
-    }
-
-    return NULL;
-}
-
-
-void
-ngx_http_apipolicy_hnode_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_rbtree_node_t  **p;
-
-    for ( ;; ) {
-
-        if (node->key < temp->key) {
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-            p = &temp->right;
-
-        } else {
-            p = (ngx_memcmp(ngx_http_apipolicy_hnode(node)->key,
-                            ngx_http_apipolicy_hnode(temp)->key, 32)
-                 < 0)
-                ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
-}
-
-
 ngx_shm_zone_t *
 ngx_http_apipolicy_shm_add(ngx_conf_t *cf, ngx_str_t *name, size_t size,
     ngx_http_apipolicy_shm_t *shm)
@@ -177,6 +105,7 @@ ngx_http_apipolicy_shm_add(ngx_conf_t *cf, ngx_str_t *name, size_t size,
 static ngx_int_t
 ngx_http_apipolicy_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
+    size_t                        n;
     ngx_int_t                     rc;
     ngx_http_apipolicy_shm_t     *shm;
     ngx_http_apipolicy_shm_sh_t  *sh;
@@ -196,12 +125,46 @@ ngx_http_apipolicy_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     shm->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
     if (rc == NGX_DECLINED) {
-        ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
-                        ngx_http_apipolicy_hnode_insert_value);
+        for (n = 64; n < shm_zone->shm.size / 256; n *= 2) { /* void */ }
+
+        sh->buckets = ngx_slab_calloc(shm->shpool,
+                                      n * sizeof(ngx_http_apipolicy_hnode_t *));
+        if (sh->buckets == NULL) {
+            return NGX_ERROR;
+        }
+
+        sh->mask = n - 1;
         ngx_queue_init(&sh->queue);
     }
 
     return NGX_OK;
+}
+
+
+static ngx_inline ngx_http_apipolicy_hnode_t **
+ngx_http_apipolicy_shm_bucket(ngx_http_apipolicy_shm_sh_t *sh, u_char *key)
+{
+    uint32_t  h;
+
+    ngx_memcpy(&h, key, sizeof(uint32_t));     /* a SHA-256: uniform */
+
+    return &sh->buckets[h & sh->mask];
+}
+
+
+ngx_http_apipolicy_hnode_t *
+ngx_http_apipolicy_shm_lookup(ngx_http_apipolicy_shm_t *shm, u_char *key)
+{
+    ngx_http_apipolicy_hnode_t  *hn;
+
+    for (hn = *ngx_http_apipolicy_shm_bucket(shm->sh, key); hn; hn = hn->next)
+    {
+        if (ngx_memcmp(hn->key, key, 32) == 0) {
+            return hn;
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -210,7 +173,7 @@ ngx_http_apipolicy_shm_find(ngx_http_apipolicy_shm_t *shm, u_char *key)
 {
     ngx_http_apipolicy_hnode_t  *hn;
 
-    hn = ngx_http_apipolicy_hnode_find(&shm->sh->rbtree, key);
+    hn = ngx_http_apipolicy_shm_lookup(shm, key);
 
     if (hn == NULL) {
         return NULL;
@@ -279,26 +242,23 @@ ngx_http_apipolicy_hnode_t *
 ngx_http_apipolicy_shm_insert(ngx_http_apipolicy_shm_t *shm, u_char *key,
     size_t size, time_t expires)
 {
-    ngx_rbtree_node_t           *node;
-    ngx_http_apipolicy_hnode_t  *hn;
+    ngx_http_apipolicy_hnode_t   *hn, **bucket;
 
-    size += offsetof(ngx_rbtree_node_t, color);
+    hn = ngx_http_apipolicy_shm_alloc(shm, size);
 
-    node = ngx_http_apipolicy_shm_alloc(shm, size);
-
-    if (node == NULL) {
+    if (hn == NULL) {
         return NULL;
     }
 
-    ngx_memzero(node, size);
+    ngx_memzero(hn, size);
 
-    hn = ngx_http_apipolicy_hnode(node);
-
-    ngx_memcpy(&node->key, key, sizeof(ngx_rbtree_key_t));
     ngx_memcpy(hn->key, key, 32);
     hn->expires = (uint32_t) expires;
 
-    ngx_rbtree_insert(&shm->sh->rbtree, node);
+    bucket = ngx_http_apipolicy_shm_bucket(shm->sh, key);
+    hn->next = *bucket;
+    *bucket = hn;
+
     ngx_queue_insert_head(&shm->sh->queue, &hn->queue);
     shm->sh->entries++;
 
@@ -310,17 +270,24 @@ void
 ngx_http_apipolicy_shm_delete(ngx_http_apipolicy_shm_t *shm,
     ngx_http_apipolicy_hnode_t *hn)
 {
-    ngx_rbtree_node_t  *node;
+    ngx_http_apipolicy_hnode_t  **pp;
 
     if (shm->free) {
         shm->free(shm, hn);
     }
 
-    node = ngx_http_apipolicy_hnode_rbnode(hn);
+    for (pp = ngx_http_apipolicy_shm_bucket(shm->sh, hn->key);
+         *pp;
+         pp = &(*pp)->next)
+    {
+        if (*pp == hn) {
+            *pp = hn->next;
+            break;
+        }
+    }
 
     ngx_queue_remove(&hn->queue);
-    ngx_rbtree_delete(&shm->sh->rbtree, node);
-    ngx_slab_free_locked(shm->shpool, node);
+    ngx_slab_free_locked(shm->shpool, hn);
 
     shm->sh->entries--;
 }

@@ -22,29 +22,21 @@ ngx_int_t ngx_http_apipolicy_shm_root(ngx_shm_zone_t *shm_zone, void *data,
 
 
 /*
- * Nodes of a tree keyed by a SHA-256 (verified tokens, webhook ids,
- * idempotency keys) begin, from ngx_rbtree_node_t's color on, with this
- * head; node->key holds the first bytes of the hash.  A pinned entry is
- * never evicted before its expiry (an idempotency key in flight).
+ * Entries keyed by a SHA-256 (verified tokens, webhook ids, idempotency
+ * keys) begin with this head; an area's entry adds its own fields after
+ * it.  A pinned entry is never evicted before its expiry (an idempotency
+ * key in flight).
  */
-typedef struct {
-    u_char                             color;
+typedef struct ngx_http_apipolicy_hnode_s  ngx_http_apipolicy_hnode_t;
+
+struct ngx_http_apipolicy_hnode_s {
+    ngx_http_apipolicy_hnode_t        *next;      /* in its bucket */
     u_char                             pinned;
-    u_char                             data[2];   /* the area's */
+    u_char                             data[3];   /* the area's */
     uint32_t                           expires;   /* ngx_time() based */
     ngx_queue_t                        queue;     /* LRU */
     u_char                             key[32];
-} ngx_http_apipolicy_hnode_t;
-
-#define ngx_http_apipolicy_hnode(node)                                       \
-    ((ngx_http_apipolicy_hnode_t *) &(node)->color)
-#define ngx_http_apipolicy_hnode_rbnode(hn)                                  \
-    ((ngx_rbtree_node_t *) ((u_char *) (hn)                                  \
-                            - offsetof(ngx_rbtree_node_t, color)))
-
-void *ngx_http_apipolicy_hnode_find(ngx_rbtree_t *tree, u_char *key);
-void ngx_http_apipolicy_hnode_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+};
 
 
 /*
@@ -55,8 +47,8 @@ void ngx_http_apipolicy_hnode_insert_value(ngx_rbtree_node_t *temp,
 
 typedef struct {
     uint64_t                           magic;
-    ngx_rbtree_t                       rbtree;
-    ngx_rbtree_node_t                  sentinel;
+    ngx_http_apipolicy_hnode_t       **buckets;   /* a hash of the keys */
+    ngx_uint_t                         mask;      /* buckets - 1 */
     ngx_queue_t                        queue;     /* most recent first */
     ngx_uint_t                         entries;
     ngx_uint_t                         evicted;   /* before their expiry */
@@ -91,16 +83,20 @@ ngx_shm_zone_t *ngx_http_apipolicy_shm_add(ngx_conf_t *cf, ngx_str_t *name,
 /*
  * Run time, with shm->shpool->mutex held.
  *
+ * lookup: the entry of "key", live or not, left where it is.
  * find:   the live entry of "key", moved to the front of the LRU; an
  *         expired one is freed and NULL answered.
  * alloc:  "size" bytes of the zone; when it is full, entries are freed
  *         from the back of the LRU (expired or not, never a pinned one
  *         before its expiry) until the allocation succeeds; NULL when no
  *         room can be made.
- * insert: a new entry of "size" bytes (from the hnode head on, zeroed)
- *         at the front, through alloc; NULL when no room can be made.
+ * insert: a new entry of "size" bytes (the hnode head and the area's
+ *         fields, zeroed) at the front, through alloc; NULL when no room
+ *         can be made.
  * expire: up to "n" expired entries freed from the back.
  */
+ngx_http_apipolicy_hnode_t *ngx_http_apipolicy_shm_lookup(
+    ngx_http_apipolicy_shm_t *shm, u_char *key);
 ngx_http_apipolicy_hnode_t *ngx_http_apipolicy_shm_find(
     ngx_http_apipolicy_shm_t *shm, u_char *key);
 void *ngx_http_apipolicy_shm_alloc(ngx_http_apipolicy_shm_t *shm,

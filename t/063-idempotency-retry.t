@@ -119,7 +119,7 @@ sub full_zone_slow_tail {
 # 5. every entry locked (answers over max_body): 503 with Retry-After, logged once
 sub full_of_locked {
     my (%st, $ra, @done, @refused);
-    for my $i (1 .. 150) {
+    for my $i (1 .. 400) {
         my $r = post("lock-$i", '/pay?size=100');
         $st{$r->{status}}++;
         if ($r->{status} == 503) {
