@@ -18,21 +18,9 @@ master_on();
 workers(2);
 no_shuffle();
 
-sub gw { return SlowBackend::request(server_port(), @_) }
+sub post { return SlowBackend::post(server_port(), @_) }
 
-sub post {
-    my ($key, $path, %o) = @_;
-    return gw(path => $path, headers => { 'Idempotency-Key' => $key },
-              body => '{"amount":10}', %o);
-}
-
-sub errlog {
-    open my $f, '<', "$Test::Nginx::Util::ErrLogFile" or return '';
-    local $/;
-    my $s = <$f>;
-    close $f;
-    return $s;
-}
+sub errlog { return SlowBackend::slurp($Test::Nginx::Util::ErrLogFile) }
 
 # 1. the client goes away at 0.3 s of a 2 s call; the retry at 0.6 s
 sub client_gone {

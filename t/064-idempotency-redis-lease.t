@@ -53,20 +53,9 @@ add_block_preprocessor(sub {
     $block->set_value("skip_nginx", "1: no redis-server") if !$HaveRedis;
 });
 
-sub post {
-    my ($port, $key, $path) = @_;
-    return SlowBackend::request($port, path => $path,
-                                headers => { 'Idempotency-Key' => $key },
-                                body => '{"amount":10}');
-}
+sub post { return SlowBackend::post(@_) }
 
-sub errlog {
-    open my $f, '<', "$Test::Nginx::Util::ErrLogFile" or return '';
-    local $/;
-    my $s = <$f>;
-    close $f;
-    return $s;
-}
+sub errlog { return SlowBackend::slurp($Test::Nginx::Util::ErrLogFile) }
 
 # a 4 s call with lease=1s: at 2.5 s the other gateway still sees it in flight
 sub long_call {

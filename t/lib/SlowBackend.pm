@@ -163,6 +163,22 @@ sub request {
              time => time - $t0 };
 }
 
+# a POST of {"amount":10} with an Idempotency-Key
+sub post {
+    my ($port, $key, $path, %o) = @_;
+    return request($port, path => $path, headers => { 'Idempotency-Key' => $key },
+                   body => '{"amount":10}', %o);
+}
+
+# the text of a file (nginx's error.log), '' when there is none
+sub slurp {
+    open my $f, '<', shift or return '';
+    local $/;
+    my $s = <$f>;
+    close $f;
+    return $s;
+}
+
 # request() in a child: returns a handle for collect()
 sub spawn {
     my ($port, %o) = @_;
