@@ -585,3 +585,27 @@ my $e = ',"exp":' . (time + 60) . '}';
  '"detail":"the payload is not valid JSON"',
  '"detail":"the payload is not valid JSON"',
  "^ok \xc3\xa9 \n\$"]
+
+
+
+=== TEST 38: which fault is named when a token has two: a character outside base64url anywhere first, then the header, then the payload
+--- pipelined_requests eval
+[main::seg(JWTTest::b64u('not json'), main::p() . '*', 'sig'),
+ main::seg(JWTTest::b64u('not json'), main::p() . 'B', 'sig'),
+ main::seg(JWTTest::b64u('{"alg":"none"}'), main::p(), 'si*g'),
+ main::seg(main::h(), main::p() . '*', 'sig'),
+ main::seg('eyJhb', main::p() . '*', 'sig'),
+ main::seg('eyJhb', main::p() . 'B', 'sig'),
+ main::seg(main::h() . '*', main::p(), 'sig', 'x'),
+ main::seg(main::h(), main::p(), 'sig', 'x')]
+--- error_code eval
+[401, 401, 401, 401, 401, 401, 401, 401]
+--- response_body_like eval
+['"detail":"the token has characters outside base64url"',
+ '"detail":"the header is not valid JSON"',
+ '"detail":"the token has characters outside base64url"',
+ '"detail":"the token has characters outside base64url"',
+ '"detail":"the token has characters outside base64url"',
+ '"detail":"the header is not base64url"',
+ '"detail":"the token has characters outside base64url"',
+ '"detail":"the token does not have three segments"']
