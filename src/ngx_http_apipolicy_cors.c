@@ -1221,8 +1221,11 @@ ngx_int_t
 ngx_http_apipolicy_cors_header(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx)
 {
-    ngx_str_t  *name;
-    ngx_uint_t  bit;
+    ngx_str_t        *upstream = ngx_http_apipolicy_cors_upstream_headers;
+    ngx_int_t         n;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
 
     if (ngx_http_apipolicy_cors_write(r, ctx) != NGX_OK) {
         return NGX_ERROR;
@@ -1235,14 +1238,27 @@ ngx_http_apipolicy_cors_header(ngx_http_request_t *r,
     ctx->cors.owned = 0;
     ctx->cors.filtered = 1;
 
-    for (name = ngx_http_apipolicy_cors_upstream_headers, bit = 1;
-         name->len;
-         name++, bit <<= 1)
-    {
-        if (ngx_http_apipolicy_find_header(&r->headers_out.headers, name,
-                                           NULL))
-        {
-            ctx->cors.owned |= bit;
+    /* one walk of the response headers */
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = (ngx_uint_t) -1;
+            continue;
+        }
+
+        n = ngx_http_apipolicy_header_in(&h[i], upstream);
+        if (n != NGX_ERROR) {
+            ctx->cors.owned |= (ngx_uint_t) 1 << n;
         }
     }
 
@@ -1453,11 +1469,12 @@ ngx_module_t  ngx_http_apipolicy_cors_single_module = {
 static ngx_int_t
 ngx_http_apipolicy_cors_single_filter(ngx_http_request_t *r)
 {
-    ngx_str_t                         *name;
-    ngx_uint_t                         first, bit;
-    ngx_table_elt_t                   *h;
-    ngx_http_apipolicy_ctx_t          *ctx;
-    ngx_http_apipolicy_header_iter_t   it;
+    ngx_str_t                 *upstream;
+    ngx_int_t                  n;
+    ngx_uint_t                 i, bit, seen;
+    ngx_list_part_t           *part;
+    ngx_table_elt_t           *h;
+    ngx_http_apipolicy_ctx_t  *ctx;
 
     ctx = (r == r->main) ? ngx_http_apipolicy_get_ctx(r) : NULL;
 
@@ -1465,27 +1482,44 @@ ngx_http_apipolicy_cors_single_filter(ngx_http_request_t *r)
         return ngx_http_apipolicy_cors_next_filter(r);
     }
 
-    for (name = ngx_http_apipolicy_cors_upstream_headers, bit = 1;
-         name->len;
-         name++, bit <<= 1)
-    {
-        ngx_memzero(&it, sizeof(ngx_http_apipolicy_header_iter_t));
-        first = (ctx->cors.owned & bit) ? 1 : 0;
+    upstream = ngx_http_apipolicy_cors_upstream_headers;
 
-        while ((h = ngx_http_apipolicy_header_next(&r->headers_out.headers,
-                                                   name, &it)))
-        {
-            if (first) {
-                first = 0;
-                continue;
+    /* one walk: of each name the gateway's first header stays */
+
+    seen = 0;
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
             }
 
-            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                           "apipolicy cors: \"%V: %V\" is not the "
-                           "gateway's, removed", &h->key, &h->value);
-
-            h->hash = 0;
+            part = part->next;
+            h = part->elts;
+            i = (ngx_uint_t) -1;
+            continue;
         }
+
+        n = ngx_http_apipolicy_header_in(&h[i], upstream);
+        if (n == NGX_ERROR) {
+            continue;
+        }
+
+        bit = (ngx_uint_t) 1 << n;
+
+        if ((ctx->cors.owned & bit) && !(seen & bit)) {
+            seen |= bit;
+            continue;
+        }
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "apipolicy cors: \"%V: %V\" is not the "
+                       "gateway's, removed", &h[i].key, &h[i].value);
+
+        h[i].hash = 0;
     }
 
     return ngx_http_apipolicy_cors_next_filter(r);

@@ -84,13 +84,43 @@ ngx_http_apipolicy_header_next(ngx_list_t *headers, ngx_str_t *name,
 
 /* hides every response header of that name; returns how many it hid */
 
+/* the index of a live header's name in "names" (up to a null name) */
+
+ngx_int_t
+ngx_http_apipolicy_header_in(ngx_table_elt_t *h, ngx_str_t *names)
+{
+    ngx_str_t  *name;
+
+    if (h->hash == 0) {
+        return NGX_ERROR;
+    }
+
+    /*
+     * the length, then the last character, then the bytes as written
+     * (as most send them), and only then case-insensitively
+     */
+
+    for (name = names; name->len; name++) {
+        if (h->key.len == name->len
+            && (h->key.data[h->key.len - 1] | 0x20)
+               == (name->data[name->len - 1] | 0x20)
+            && (ngx_memcmp(h->key.data, name->data, name->len) == 0
+                || ngx_strncasecmp(h->key.data, name->data, name->len) == 0))
+        {
+            return name - names;
+        }
+    }
+
+    return NGX_ERROR;
+}
+
+
 /* every response header named in "names" (up to a null name), one walk */
 
 void
 ngx_http_apipolicy_clear_headers(ngx_http_request_t *r, ngx_str_t *names)
 {
     ngx_uint_t        i;
-    ngx_str_t        *name;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
@@ -106,24 +136,12 @@ ngx_http_apipolicy_clear_headers(ngx_http_request_t *r, ngx_str_t *names)
 
             part = part->next;
             h = part->elts;
-            i = 0;
-
-            if (part->nelts == 0) {
-                continue;
-            }
-        }
-
-        if (h[i].hash == 0) {
+            i = (ngx_uint_t) -1;
             continue;
         }
 
-        for (name = names; name->len; name++) {
-            if (h[i].key.len == name->len
-                && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
-            {
-                h[i].hash = 0;
-                break;
-            }
+        if (ngx_http_apipolicy_header_in(&h[i], names) != NGX_ERROR) {
+            h[i].hash = 0;
         }
     }
 }
