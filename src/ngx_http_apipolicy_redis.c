@@ -352,7 +352,7 @@ ngx_http_apipolicy_redis_node(ngx_http_apipolicy_redis_t *rd,
     node->sockaddr = sockaddr;
     node->socklen = socklen;
     node->rd = rd;
-    node->role = rd->sentinels ? "master" : "unknown";
+    node->role = rd->sentinels ? "master" : "server";
     node->username = &rd->username;
     node->password = &rd->password;
     node->db = rd->db;
@@ -408,6 +408,41 @@ ngx_http_apipolicy_redis_state(ngx_http_apipolicy_redis_t *rd)
     }
 
     return node->down ? NGX_ERROR : NGX_OK;
+}
+
+
+ngx_uint_t
+ngx_http_apipolicy_redis_nodes(ngx_http_apipolicy_redis_t *rd,
+    ngx_http_apipolicy_redis_node_info_t *info)
+{
+    ngx_uint_t                        i, n;
+    ngx_http_apipolicy_redis_node_t  *node;
+
+    for (n = 0, i = 0; i <= rd->nsentinels; i++) {
+        node = (i == 0) ? rd->node : rd->sentinel[i - 1];
+
+        if (node == NULL || n == NGX_HTTP_APIPOLICY_REDIS_NODES_MAX) {
+            break;
+        }
+
+        if (!node->known) {
+            continue;                   /* no master named yet */
+        }
+
+        info[n].address = node->name;
+        info[n].role = node->role;
+        info[n].state = !node->used ? "unused" : node->down ? "down" : "up";
+        info[n].error.data = node->error;
+        info[n].error.len = node->error_len;
+        info[n].reconnects = node->reconnects;
+        info[n].commands = node->commands;
+        info[n].replies = node->replies;
+        info[n].errors = node->errors;
+        info[n].rtt = node->rtt;
+        n++;
+    }
+
+    return n;
 }
 
 
@@ -1942,6 +1977,13 @@ ngx_http_apipolicy_redis_addrs(ngx_conf_t *cf, ngx_str_t *arg, size_t skip,
                                "invalid address \"%V\" in \"%V\"%s%s: use "
                                "HOST:PORT,HOST:PORT,...", &u.url, arg,
                                u.err ? ": " : "", u.err ? u.err : "");
+            return NULL;
+        }
+
+        if (a->nelts == NGX_HTTP_APIPOLICY_REDIS_NODES_MAX - 1) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" names more than %d addresses", arg,
+                               NGX_HTTP_APIPOLICY_REDIS_NODES_MAX - 1);
             return NULL;
         }
 

@@ -80,6 +80,29 @@ u_char *ngx_http_apipolicy_redis_command(u_char *p, ngx_str_t *argv,
 
 void ngx_http_apipolicy_redis_close(ngx_http_apipolicy_redis_t *rd);
 
+/*
+ * This worker's Redis nodes for apipolicy_status: the server (or the
+ * master a Sentinel named), then the Sentinels; counters are this
+ * worker's since it started
+ */
+#define NGX_HTTP_APIPOLICY_REDIS_NODES_MAX  16
+
+typedef struct {
+    ngx_str_t                          address;
+    const char                        *role;      /* server, master,
+                                                     sentinel */
+    const char                        *state;     /* up, down, unused */
+    ngx_str_t                          error;     /* the last, or empty */
+    ngx_uint_t                         reconnects;
+    ngx_uint_t                         commands;
+    ngx_uint_t                         replies;
+    ngx_uint_t                         errors;
+    ngx_uint_t                         rtt;       /* microseconds, last */
+} ngx_http_apipolicy_redis_node_info_t;
+
+ngx_uint_t ngx_http_apipolicy_redis_nodes(ngx_http_apipolicy_redis_t *rd,
+    ngx_http_apipolicy_redis_node_info_t *info);
+
 /* as written in apipolicy_redis; this worker's view: NGX_OK (connected),
  * NGX_ERROR (could not reach it), NGX_DECLINED (not used yet) */
 ngx_str_t *ngx_http_apipolicy_redis_name(ngx_http_apipolicy_redis_t *rd);

@@ -298,6 +298,8 @@ typedef struct {
 static ngx_int_t ngx_http_apipolicy_status_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_apipolicy_status_handler(ngx_http_request_t *r);
+static u_char *ngx_http_apipolicy_status_redis_nodes_json(u_char *p);
+static u_char *ngx_http_apipolicy_status_redis_nodes_prom(u_char *p);
 static ngx_array_t *ngx_http_apipolicy_status_zones(ngx_http_request_t *r,
     ngx_http_apipolicy_main_conf_t *amcf);
 static void ngx_http_apipolicy_status_redis_view(
@@ -641,6 +643,7 @@ ngx_http_apipolicy_status_handler(ngx_http_request_t *r)
      */
 
     len = 32768 + NGX_HTTP_APIPOLICY_ST_NCODES * 256
+          + NGX_HTTP_APIPOLICY_REDIS_NODES_MAX * 6 * 1024
           + view.zones->nelts * 768;
 
     if (amcf->rl_zones && amcf->rl_tiers) {
@@ -1027,8 +1030,60 @@ ngx_http_apipolicy_status_json(u_char *p, ngx_http_apipolicy_st_view_t *view)
                     ngx_http_apipolicy_st_rtt_count(rs),
                     rs->rtt_sum / 1000000, rs->rtt_sum % 1000000);
 
+    p = ngx_http_apipolicy_status_redis_nodes_json(p);
+
     return ngx_cpymem(p, "}}\n", 3);
 }
+
+
+/*
+ * The Redis nodes as the answering worker sees them ("worker" says
+ * which one): the server or master, then the Sentinels
+ */
+
+static u_char *
+ngx_http_apipolicy_status_redis_nodes_json(u_char *p)
+{
+    ngx_uint_t                             i, n;
+    ngx_str_t                              s;
+    ngx_http_apipolicy_redis_t            *rd;
+    ngx_http_apipolicy_redis_node_info_t   info[NGX_HTTP_APIPOLICY_REDIS_NODES_MAX];
+
+    rd = ngx_http_apipolicy_redis_get((ngx_cycle_t *) ngx_cycle);
+    n = rd ? ngx_http_apipolicy_redis_nodes(rd, info) : 0;
+
+    p = ngx_sprintf(p, ",\"worker\":%ui,\"nodes\":[", ngx_worker);
+
+    for (i = 0; i < n; i++) {
+        p = ngx_cpymem(p, i ? ",{\"address\":\"" : "{\"address\":\"",
+                       i ? sizeof(",{\"address\":\"") - 1
+                         : sizeof("{\"address\":\"") - 1);
+        p = ngx_http_apipolicy_st_label(p, &info[i].address, 256);
+
+        p = ngx_sprintf(p, "\",\"role\":\"%s\",\"state\":\"%s\","
+                           "\"last_error\":", info[i].role, info[i].state);
+
+        if (info[i].error.len) {
+            *p++ = '"';
+            s = info[i].error;
+            p = ngx_http_apipolicy_st_label(p, &s, 256);
+            *p++ = '"';
+
+        } else {
+            p = ngx_cpymem(p, "null", 4);
+        }
+
+        p = ngx_sprintf(p, ",\"reconnects\":%ui,\"commands\":%ui,"
+                           "\"replies\":%ui,\"errors\":%ui,"
+                           "\"round_trip_seconds\":%ui.%06ui}",
+                        info[i].reconnects, info[i].commands,
+                        info[i].replies, info[i].errors,
+                        info[i].rtt / 1000000, info[i].rtt % 1000000);
+    }
+
+    return ngx_cpymem(p, "]", 1);
+}
+
 
 
 #define ngx_http_apipolicy_st_head(p, name, type, help)                      \
@@ -1280,6 +1335,87 @@ ngx_http_apipolicy_status_prometheus(u_char *p,
     p = ngx_sprintf(p, "apipolicy_redis_round_trip_seconds_sum %uA.%06uA\n"
                        "apipolicy_redis_round_trip_seconds_count %uA\n",
                     rs->rtt_sum / 1000000, rs->rtt_sum % 1000000, cum);
+
+    return ngx_http_apipolicy_status_redis_nodes_prom(p);
+}
+
+
+/* the same in Prometheus text, labelled with the worker */
+
+static u_char *
+ngx_http_apipolicy_status_redis_nodes_prom(u_char *p)
+{
+    ngx_uint_t                             i, k, n, v;
+    ngx_http_apipolicy_redis_t            *rd;
+    ngx_http_apipolicy_redis_node_info_t   info[NGX_HTTP_APIPOLICY_REDIS_NODES_MAX];
+
+    static struct {
+        char        *name;
+        char        *type;
+        char        *help;
+    } metrics[] = {
+        { "redis_node_up", "gauge",
+          "1 when the answering worker last reached this Redis node, 0 when "
+          "it could not." },
+        { "redis_node_commands_total", "counter",
+          "Commands the answering worker sent to this Redis node." },
+        { "redis_node_replies_total", "counter",
+          "Replies the answering worker had from this Redis node." },
+        { "redis_node_errors_total", "counter",
+          "Error replies and failed connections of this Redis node, as the "
+          "answering worker saw them." },
+        { "redis_node_reconnects_total", "counter",
+          "Connections the answering worker made again to this Redis node." },
+        { "redis_node_round_trip_seconds", "gauge",
+          "The last batch's round trip to this Redis node." }
+    };
+
+    rd = ngx_http_apipolicy_redis_get((ngx_cycle_t *) ngx_cycle);
+    n = rd ? ngx_http_apipolicy_redis_nodes(rd, info) : 0;
+
+    if (n == 0) {
+        return p;
+    }
+
+    for (k = 0; k < sizeof(metrics) / sizeof(metrics[0]); k++) {
+        p = ngx_http_apipolicy_st_head(p, metrics[k].name, metrics[k].type,
+                                       metrics[k].help);
+
+        for (i = 0; i < n; i++) {
+            if (k == 0 && ngx_strcmp(info[i].state, "unused") == 0) {
+                continue;
+            }
+
+            p = ngx_sprintf(p, "apipolicy_%s{address=\"", metrics[k].name);
+            p = ngx_http_apipolicy_st_label(p, &info[i].address, 256);
+            p = ngx_sprintf(p, "\",role=\"%s\",worker=\"%ui\"} ",
+                            info[i].role, ngx_worker);
+
+            switch (k) {
+            case 0:
+                v = ngx_strcmp(info[i].state, "up") == 0;
+                break;
+            case 1:
+                v = info[i].commands;
+                break;
+            case 2:
+                v = info[i].replies;
+                break;
+            case 3:
+                v = info[i].errors;
+                break;
+            case 4:
+                v = info[i].reconnects;
+                break;
+            default:
+                p = ngx_sprintf(p, "%ui.%06ui\n", info[i].rtt / 1000000,
+                                info[i].rtt % 1000000);
+                continue;
+            }
+
+            p = ngx_sprintf(p, "%ui\n", v);
+        }
+    }
 
     return p;
 }

@@ -214,17 +214,17 @@ Idempotency-Key: a
 --- error_code eval
 [200, 200, 200, 200, 200]
 --- response_body_like eval
-['"redis":\{"address":"127.0.0.1:\d+","up":null,"workers":\{"up":0,"down":0,"unused":1\},"errors":\{"connection":0,"reply":0\},"round_trips":0,"round_trip_seconds_sum":0\.000000\}\}$',
+['"redis":\{"address":"127.0.0.1:\d+","up":null,"workers":\{"up":0,"down":0,"unused":1\},"errors":\{"connection":0,"reply":0\},"round_trips":0,"round_trip_seconds_sum":0\.000000,"worker":\d+,"nodes":\[[^\]]*\]\}\}$',
  '^(?!(?s:.*)apipolicy_redis_up)(?s:.*)apipolicy_redis_workers\{state="unused"\} 1\n',
  "ok",
- '"redis":\{"address":"127.0.0.1:\d+","up":true,"workers":\{"up":1,"down":0,"unused":0\},"errors":\{"connection":0,"reply":0\},"round_trips":[1-9]\d*,"round_trip_seconds_sum":\d+\.\d{6}\}\}$',
+ '"redis":\{"address":"127.0.0.1:\d+","up":true,"workers":\{"up":1,"down":0,"unused":0\},"errors":\{"connection":0,"reply":0\},"round_trips":[1-9]\d*,"round_trip_seconds_sum":\d+\.\d{6},"worker":\d+,"nodes":\[[^\]]*\]\}\}$',
  'apipolicy_redis_up\{address="127.0.0.1:\d+"\} 1\n'
  . '(?s:.*)apipolicy_redis_workers\{state="up"\} 1\n'
  . '(?s:.*)apipolicy_redis_errors_total\{type="connection"\} 0\n'
  . '(?s:.*)apipolicy_redis_round_trip_seconds_bucket\{le="0.000500"\} \d+\n'
  . '(?s:.*)apipolicy_redis_round_trip_seconds_bucket\{le="\+Inf"\} [1-9]\d*\n'
  . 'apipolicy_redis_round_trip_seconds_sum \d+\.\d{6}\n'
- . 'apipolicy_redis_round_trip_seconds_count [1-9]\d*\n$']
+ . 'apipolicy_redis_round_trip_seconds_count [1-9]\d*\n(?:(?:# |apipolicy_redis_node_)[^\n]*\n)*$']
 
 
 
@@ -247,7 +247,7 @@ Idempotency-Key: a
 ["ok", 'apipolicy_redis_up\{address="127.0.0.1:1"\} 0\n'
  . '(?s:.*)apipolicy_redis_workers\{state="down"\} 1\n'
  . '(?s:.*)apipolicy_redis_errors_total\{type="connection"\} [1-9]\d*\n'
- . '(?s:.*)apipolicy_redis_round_trip_seconds_count 0\n$']
+ . '(?s:.*)apipolicy_redis_round_trip_seconds_count 0\n(?:(?:# |apipolicy_redis_node_)[^\n]*\n)*$']
 
 
 
@@ -277,7 +277,7 @@ GET /metrics
 'apipolicy_redis_up\{address="127.0.0.1:\d+"\} 1\n'
 . '(?s:.*)apipolicy_redis_errors_total\{type="connection"\} 0\n'
 . 'apipolicy_redis_errors_total\{type="reply"\} 0\n'
-. '(?s:.*)apipolicy_redis_round_trip_seconds_count [1-9]\d*\n$'
+. '(?s:.*)apipolicy_redis_round_trip_seconds_count [1-9]\d*\n(?:(?:# |apipolicy_redis_node_)[^\n]*\n)*$'
 
 
 

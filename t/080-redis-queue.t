@@ -105,3 +105,56 @@ sub {
 201:10; 1 connection(s)
 --- no_error_log
 [error]
+
+
+
+=== TEST 3: apipolicy_status lists the node as this worker sees it: address, role, state, counters, round trip (JSON)
+--- config
+    location /status { apipolicy_status; }
+    location /pay {
+        apipolicy_ratelimit zone=api key=$arg_k;
+        apipolicy_idempotency zone=idem;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request
+GET /status
+--- response_body_filters eval
+sub {
+    main::concurrent_posts(3, "c");
+    my $j = `curl -s http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/status`;
+    my ($node) = $j =~ /"nodes":\[(\{[^\]]*\})\]/ or return "no nodes: $j\n";
+    $node =~ s/"(commands|replies)":[1-9]\d*/"$1":N/g;
+    $node =~ s/"round_trip_seconds":\d+\.\d{6}/"round_trip_seconds":T/;
+    $node =~ s/127\.0\.0\.1:\d+/ADDR/;
+    return "$node\n";
+}
+--- response_body
+{"address":"ADDR","role":"server","state":"up","last_error":null,"reconnects":0,"commands":N,"replies":N,"errors":0,"round_trip_seconds":T}
+
+
+
+=== TEST 4: ... and in Prometheus text, labelled with the worker
+--- config
+    location /status { apipolicy_status prometheus; }
+    location /pay {
+        apipolicy_ratelimit zone=api key=$arg_k;
+        apipolicy_idempotency zone=idem;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request
+GET /status
+--- response_body_filters eval
+sub {
+    main::concurrent_posts(3, "d");
+    my $t = `curl -s http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/status`;
+    my @l = grep { /^apipolicy_redis_node_/ } split /\n/, $t;
+    s/127\.0\.0\.1:\d+/ADDR/, s/ [1-9]\d*$/ N/, s/ \d+\.\d{6}$/ T/ for @l;
+    return join("\n", @l) . "\n";
+}
+--- response_body
+apipolicy_redis_node_up{address="ADDR",role="server",worker="0"} N
+apipolicy_redis_node_commands_total{address="ADDR",role="server",worker="0"} N
+apipolicy_redis_node_replies_total{address="ADDR",role="server",worker="0"} N
+apipolicy_redis_node_errors_total{address="ADDR",role="server",worker="0"} 0
+apipolicy_redis_node_reconnects_total{address="ADDR",role="server",worker="0"} 0
+apipolicy_redis_node_round_trip_seconds{address="ADDR",role="server",worker="0"} T

@@ -57,6 +57,7 @@ add_block_preprocessor(sub {
 _EOC_
         $block->set_value("config", <<'_EOC_');
     location /backend { return 200 "ok\n"; }
+    location /status { apipolicy_status; }
     location /api {
         apipolicy_ratelimit zone=api key=$arg_k;
         apipolicy_idempotency zone=idem;
@@ -125,7 +126,24 @@ qr/apipolicy redis: Sentinel 127\.0\.0\.1:\d+ names 127\.0\.0\.1:$main::R as the
 
 
 
-=== TEST 3: config: sentinel= without master=, an address and sentinel=
+=== TEST 3: apipolicy_status: the master the Sentinels named (the promoted replica), and the Sentinels
+--- request
+GET /status
+--- response_body_filters eval
+sub {
+    my @n = $_[0] =~ /\{"address":"127\.0\.0\.1:(\d+)","role":"(\w+)"/g;
+    my @out;
+    while (my ($port, $role) = splice(@n, 0, 2)) {
+        push @out, ($port == $main::R ? "replica-port" : (grep { $_ == $port } @main::S) ? "sentinel-port" : $port) . " $role";
+    }
+    return CORE::join(", ", @out) . "\n";
+}
+--- response_body
+replica-port master, sentinel-port sentinel, sentinel-port sentinel, sentinel-port sentinel
+
+
+
+=== TEST 4: config: sentinel= without master=
 --- http_config
     apipolicy_redis sentinel=127.0.0.1:1;
 --- must_die
