@@ -1550,7 +1550,11 @@ ngx_http_apipolicy_idem_content(ngx_http_request_t *r)
     ngx_http_apipolicy_idem_ctx_t  *ictx;
 
     ctx = ngx_http_apipolicy_get_ctx(r);
-    ictx = ctx->idem;
+    ictx = ctx ? ctx->idem : NULL;
+
+    if (ictx == NULL || ictx->content == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;      /* cannot happen */
+    }
 
     rc = ictx->content(r);
 

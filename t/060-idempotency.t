@@ -403,6 +403,16 @@ qr/\[emerg\] .*invalid "ttl=soon": a time, as in "ttl=24h"/
 
 
 
+=== TEST 18b: config: a lease= that is not a time
+--- http_config
+    apipolicy_idempotency_zone idem:1m lease=0;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid "lease=0": a time of at least 1s, as in "lease=5m" in .*nginx\.conf:\d+/
+
+
+
 === TEST 19: config: max_body over half the zone
 --- http_config
     apipolicy_idempotency_zone idem:1m max_body=1m;
