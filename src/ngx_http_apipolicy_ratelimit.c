@@ -55,6 +55,7 @@
 
 #define NGX_HTTP_APIPOLICY_RL_MAGIC     0x6170726c30303032  /* aprl0002 */
 #define NGX_HTTP_APIPOLICY_RL_KEY_MAX   255     /* longer keys: SHA-256 */
+#define NGX_HTTP_APIPOLICY_RL_TIER_MAX  64      /* a tier's name */
 #define NGX_HTTP_APIPOLICY_RL_PK_LEN    (sizeof(";pk=::") - 1 + 12)
 
 
@@ -262,16 +263,18 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
     rctx->status = NGX_HTTP_APIPOLICY_RL_REJECTED;
     rctx->retry_after = retry ? retry : 1;
 
+    t = taken[n - 1].tier;
+
+    /* room for the tier's own name, however long the operator made it */
+
     detail.data = ngx_pnalloc(r->pool,
                               sizeof("the \"\" tier allows  requests per ; "
                                      "retry in  s")
-                              + NGX_HTTP_APIPOLICY_RL_KEY_MAX
+                              + t->name.len
                               + 2 * NGX_INT_T_LEN + sizeof("minute"));
     if (detail.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    t = taken[n - 1].tier;
 
     detail.len = ngx_sprintf(detail.data,
                              "the \"%V\" tier allows %ui requests per %s; "
@@ -1182,6 +1185,15 @@ ngx_http_apipolicy_ratelimit_tier(ngx_conf_t *cf, ngx_command_t *cmd,
                                "digits, \"-\", \"_\" and \".\"", &value[1]);
             return NGX_CONF_ERROR;
         }
+    }
+
+    /* "tier:key" must fit a node's key with a hashed key (255 bytes) */
+
+    if (value[1].len > NGX_HTTP_APIPOLICY_RL_TIER_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the tier name \"%V\" is longer than %d bytes",
+                           &value[1], NGX_HTTP_APIPOLICY_RL_TIER_MAX);
+        return NGX_CONF_ERROR;
     }
 
     if (ngx_http_apipolicy_rl_find_tier(amcf->rl_tiers, &value[1])) {

@@ -473,3 +473,41 @@ GET /api?user=u29&app=a29
 --- response_headers_like
 RateLimit-Policy: ^"default";q=2;w=60;pk=:[A-Za-z0-9+/]{12}:, "default";q=2;w=60;pk=:[A-Za-z0-9+/]{12}:$
 RateLimit: ^"default";r=1;t=\d+;pk=:([A-Za-z0-9+/]{12}):, "default";r=1;t=\d+;pk=:(?!\1)[A-Za-z0-9+/]{12}:$
+
+
+
+=== TEST 29: a tier name of 64 bytes is the longest: the 429 detail holds all of it
+--- http_config
+    apipolicy_ratelimit_zone api:1m;
+    apipolicy_ratelimit_tier default rate=2r/m;
+    apipolicy_ratelimit_tier tttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt rate=1r/m;
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k tier=tttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+["GET /api?k=t25", "GET /api?k=t25"]
+--- error_code eval
+[200, 429]
+--- response_body_like eval
+["ok",
+ '^\{"type":"urn:apipolicy:problem:rate-limited","title":"Too many requests","status":429,"detail":"the \\\\"tttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt\\\\" tier allows 1 requests per minute; retry in \d+ s","code":"RATE_LIMITED"\}$']
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 30: a tier name of 65 bytes is refused (it would not fit a counter's key)
+--- http_config
+    apipolicy_ratelimit_zone api:1m;
+    apipolicy_ratelimit_tier default rate=2r/m;
+    apipolicy_ratelimit_tier uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu rate=1r/m;
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*the tier name "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu" is longer than 64 bytes in .*nginx\.conf:\d+/
