@@ -272,7 +272,8 @@ ngx_http_apipolicy_jwks_sync(ngx_http_apipolicy_jwks_t *src, ngx_log_t *log)
         return src->set;
     }
 
-    pool = ngx_create_pool(4096, log);
+    /* the set outlives the request: its pool logs to the cycle */
+    pool = ngx_create_pool(4096, ngx_cycle->log);
     if (pool == NULL) {
         return src->set;
     }
