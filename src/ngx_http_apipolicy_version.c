@@ -21,6 +21,10 @@
 #include "ngx_http_apipolicy_util.h"
 
 
+/* 9999-12-31T23:59:59Z */
+#define NGX_HTTP_APIPOLICY_VERSION_LAST_DATE  253402300799LL
+
+
 static ngx_uint_t ngx_http_apipolicy_version_decide(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_version_conf_t *vc);
 static ngx_int_t ngx_http_apipolicy_version_date(ngx_conf_t *cf,
@@ -335,6 +339,20 @@ ngx_http_apipolicy_version_date(ngx_conf_t *cf, ngx_str_t *param,
                            "@<seconds since the epoch> or an HTTP-date such "
                            "as \"Sat, 01 Jan 2050 00:00:00 GMT\" (quote the "
                            "whole parameter)", param);
+        return NGX_ERROR;
+    }
+
+    /*
+     * an HTTP-date has a four-digit year: a later date would be announced
+     * as 9999-12-31 (ngx_http_time() caps it) but enforced as given
+     */
+
+    if (*t > NGX_HTTP_APIPOLICY_VERSION_LAST_DATE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "apipolicy_version: the date in \"%V\" is after "
+                           "the year 9999 (@%T at most: seconds, not "
+                           "milliseconds)", param,
+                           (time_t) NGX_HTTP_APIPOLICY_VERSION_LAST_DATE);
         return NGX_ERROR;
     }
 

@@ -356,3 +356,31 @@ qr/\[emerg\] .*apipolicy_version: "link=docs page" is not a URL/
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*apipolicy_version: unknown parameter "after_sunset=404"/
+
+
+
+=== TEST 22: a date after the year 9999 is refused (milliseconds given for seconds)
+--- config
+    location /v1 {
+        apipolicy_version deprecated=@1000000000 sunset=@99999999999999999;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*apipolicy_version: the date in "sunset=\@99999999999999999" is after the year 9999 \(\@253402300799 at most: seconds, not milliseconds\) in .*nginx\.conf:\d+/
+
+
+
+=== TEST 23: the last second of the year 9999 is accepted, its Sunset written whole
+--- config
+    location /v1 {
+        apipolicy_version deprecated=@1000000000 sunset=@253402300799;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend { return 200 "v1\n"; }
+--- request
+GET /v1
+--- response_headers
+Sunset: Fri, 31 Dec 9999 23:59:59 GMT
+--- no_error_log
+[alert]
