@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 MODULE=${1:-$PWD/build/nginx/objs/ngx_http_apipolicy_module.so}
 
 export TEST_NGINX_BINARY=${TEST_NGINX_BINARY:-/usr/sbin/nginx}
-export TEST_NGINX_LOAD_MODULES=$MODULE
+# set and empty: a binary with the module built in (make test-asan)
+export TEST_NGINX_LOAD_MODULES=${TEST_NGINX_LOAD_MODULES-$MODULE}
 # a free port and a server root of its own per suite file: two checkouts
 # (or two runs) on one machine never meet on port 1984
 export TEST_NGINX_RANDOMIZE=${TEST_NGINX_RANDOMIZE:-1}

@@ -916,7 +916,10 @@ sub reload_nginx ($$$) {
         }
         $nsucc = 0;
 
-        my @emerg = grep { /\[emerg\]/ } split /\n/, tail_error_log(200);
+        # the whole log of this reload: an nginx built with
+        # NGX_DEBUG_PALLOC logs every allocation after the [emerg] line
+        my @emerg = grep { /\[emerg\]/ } split /\n/,
+                    tail_error_log(1_000_000);
         if (@emerg) {
             Test::More::fail("$name - failed to reload configuration: "
                              . join("\n", @emerg));
