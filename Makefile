@@ -56,7 +56,7 @@ DEB_SOURCES  := config ngx_http_apipolicy_module.c src debian docs \
 
 .PHONY: all deps build module unit run reload test bench clean
 .PHONY: versions test-upstream deb test-deb test-docker
-.PHONY: test-asan asan FORCE
+.PHONY: test-asan asan fuzz FORCE
 
 all: build
 
@@ -130,6 +130,13 @@ $(ASAN_NGINX): $(ASAN_TREE)/Makefile.apipolicy $(SOURCES)
 
 test-asan: asan unit
 	@bash util/test-asan.sh $(ASAN_NGINX)
+
+# libFuzzer targets (t/fuzz/), linked with the sanitizer build's objects;
+# each runs FUZZ_SECONDS from its seed corpus (README, Security)
+FUZZ_SECONDS ?= 60
+
+fuzz: asan
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash util/fuzz.sh run
 
 run: build
 	@sh util/run.sh $(MODULE)
