@@ -93,12 +93,13 @@ $(UNIT): t/unit/json-test.c src/ngx_http_apipolicy_json.c \
 
 # nginx itself built from full source with AddressSanitizer and
 # UndefinedBehaviorSanitizer, every pool allocation its own malloc
-# (NGX_DEBUG_PALLOC), and the module built in (a dynamic module's own
-# ngx_modules[] would meet the binary's in ASan's view of globals):
+# (NGX_DEBUG_PALLOC), and the module as a dynamic module of that build
+# (loaded as in production: the filter order depends on it):
 # "make test-asan" runs every suite against it and fails on any report.
 # Built once in build/asan/; later runs rebuild only what changed.
 ASAN_TREE   := $(BUILD)/asan/nginx
 ASAN_NGINX  := $(ASAN_TREE)/objs/nginx
+ASAN_MODULE := $(ASAN_TREE)/objs/ngx_http_apipolicy_module.so
 ASAN_CC     ?= clang
 ASAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all \
                -fno-sanitize=alignment,nonnull-attribute \
@@ -129,7 +130,7 @@ $(ASAN_NGINX): $(ASAN_TREE)/Makefile.apipolicy $(SOURCES)
 	    || { tail -30 $(BUILD)/asan/make.log; exit 1; }
 
 test-asan: asan unit
-	@bash util/test-asan.sh $(ASAN_NGINX)
+	@bash util/test-asan.sh $(ASAN_NGINX) $(ASAN_MODULE)
 
 # libFuzzer targets (t/fuzz/), linked with the sanitizer build's objects;
 # each runs FUZZ_SECONDS from its seed corpus (README, Security)

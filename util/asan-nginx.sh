@@ -4,7 +4,7 @@
 # Puts nginx's full source tree in DIR and configures it for the sanitizer
 # build ("make test-asan"): the configure arguments of Debian's binary
 # (nginx -V) without its dynamic modules, with CC, CC_OPT and LD_OPT, and
-# apipolicy built in.
+# apipolicy as a dynamic module of that build.
 #
 # The source: Debian 12's nginx 1.22.1 from the archive ("apt-get
 # source", Debian's patches applied), the version of the installed nginx
@@ -85,5 +85,5 @@ done
 
 cd "$dest"
 ./configure "${args[@]}" --with-cc="$cc" --with-cc-opt="$cc_opt" \
-    --with-ld-opt="$ld_opt" --add-module="$top" \
+    --with-ld-opt="$ld_opt" --add-dynamic-module="$top" \
     > ../configure.log 2>&1 || { tail -30 ../configure.log; exit 1; }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Runs the suites (every one, or TESTS=...) against nginx built from full
-# source with AddressSanitizer and UndefinedBehaviorSanitizer, apipolicy
-# built in ("make test-asan" builds it first).  Fails
+# source with AddressSanitizer and UndefinedBehaviorSanitizer, with the
+# apipolicy module of that build ("make test-asan" builds both first).  Fails
 # when a suite fails, when a sanitizer reported anything, or when an nginx
 # process died of a signal.
 #
@@ -12,6 +12,7 @@ set -u
 cd "$(dirname "$0")/.."
 
 NGINX=${1:-$PWD/build/asan/nginx/objs/nginx}
+MODULE=${2:-$PWD/build/asan/nginx/objs/ngx_http_apipolicy_module.so}
 
 reports=$PWD/build/asan/reports
 rm -rf "$reports"
@@ -24,13 +25,13 @@ mkdir -p "$reports"
 export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=0:abort_on_error=0:handle_abort=1:handle_segv=1:handle_sigbus=1:handle_sigfpe=1:handle_sigill=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:detect_invalid_pointer_pairs=0"
 export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1"
 export TEST_NGINX_BINARY=$NGINX
-export TEST_NGINX_LOAD_MODULES=         # built in: nothing to load
-# every suite but the Docker image's (it loads the .so into Debian's
-# nginx, which "make test" covers)
+export TEST_NGINX_LOAD_MODULES=$MODULE
+# every suite but the Docker image's: it checks the libraries of the .so
+# "make test" builds (this one links the sanitizers' too)
 export TESTS=${TESTS:-$(ls t/*.t | grep -v '^t/003-docker\.t$' | tr '\n' ' ')}
 
 rc=0
-bash util/test.sh 2>&1 | tee "$reports/prove.log"
+bash util/test.sh "$MODULE" 2>&1 | tee "$reports/prove.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 
 found=$(find "$reports" -name 'asan.*' -o -name 'ubsan.*' | sort)
