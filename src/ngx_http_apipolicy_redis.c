@@ -1705,16 +1705,42 @@ ngx_http_apipolicy_redis_close(ngx_http_apipolicy_redis_t *rd)
 
 /* ---- configuration --------------------------------------------------- */
 
+/* the parameters that are a string each */
+
+typedef struct {
+    ngx_str_t                          name;
+    size_t                             offset;
+} ngx_http_apipolicy_redis_param_t;
+
+
+static ngx_http_apipolicy_redis_param_t  ngx_http_apipolicy_redis_strings[] = {
+    { ngx_string("username="),
+      offsetof(ngx_http_apipolicy_redis_t, username) },
+    { ngx_string("password="),
+      offsetof(ngx_http_apipolicy_redis_t, password) },
+    { ngx_string("prefix="),
+      offsetof(ngx_http_apipolicy_redis_t, prefix) },
+    { ngx_string("master="),
+      offsetof(ngx_http_apipolicy_redis_t, master) },
+    { ngx_string("sentinel_username="),
+      offsetof(ngx_http_apipolicy_redis_t, sentinel_username) },
+    { ngx_string("sentinel_password="),
+      offsetof(ngx_http_apipolicy_redis_t, sentinel_password) },
+    { ngx_null_string, 0 }
+};
+
+
 char *
 ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_str_t                       *value, s;
+    ngx_str_t                       *value, s, *str;
     ngx_int_t                        n;
     ngx_url_t                        u;
     ngx_uint_t                       i;
     ngx_msec_t                      *mp;
     ngx_http_apipolicy_redis_t      *rd;
     ngx_http_apipolicy_main_conf_t  *amcf;
+    ngx_http_apipolicy_redis_param_t  *sp;
 
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
 
@@ -1780,40 +1806,26 @@ ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(s.data, "master=", 7) == 0 && s.len > 7) {
-            rd->master.data = s.data + 7;
-            rd->master.len = s.len - 7;
-            continue;
+        if (ngx_strncmp(s.data, "cluster=", 8) == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\": Redis Cluster is not supported by "
+                               "this version of apipolicy; use one server "
+                               "or sentinel=", &value[i]);
+            return NGX_CONF_ERROR;
         }
 
-        if (ngx_strncmp(s.data, "sentinel_username=", 18) == 0) {
-            rd->sentinel_username.data = s.data + 18;
-            rd->sentinel_username.len = s.len - 18;
-            continue;
+        for (sp = ngx_http_apipolicy_redis_strings; sp->name.len; sp++) {
+            if (s.len >= sp->name.len
+                && ngx_strncmp(s.data, sp->name.data, sp->name.len) == 0)
+            {
+                str = (ngx_str_t *) ((u_char *) rd + sp->offset);
+                str->data = s.data + sp->name.len;
+                str->len = s.len - sp->name.len;
+                break;
+            }
         }
 
-        if (ngx_strncmp(s.data, "sentinel_password=", 18) == 0) {
-            rd->sentinel_password.data = s.data + 18;
-            rd->sentinel_password.len = s.len - 18;
-            continue;
-        }
-
-        if (ngx_strncmp(s.data, "username=", 9) == 0) {
-            rd->username.data = s.data + 9;
-            rd->username.len = s.len - 9;
-            continue;
-        }
-
-        if (ngx_strncmp(s.data, "password=", 9) == 0) {
-            rd->password.data = s.data + 9;
-            rd->password.len = s.len - 9;
-            continue;
-        }
-
-        if (ngx_strncmp(s.data, "prefix=", 7) == 0) {
-            rd->prefix.data = s.data + 7;
-            rd->prefix.len = s.len - 7;
-
+        if (sp->name.len) {
             if (rd->prefix.len > NGX_HTTP_APIPOLICY_REDIS_PREFIX_MAX) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "\"prefix=\" is longer than %d bytes",

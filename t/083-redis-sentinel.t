@@ -149,3 +149,12 @@ replica-port master, sentinel-port sentinel, sentinel-port sentinel, sentinel-po
 --- must_die
 --- error_log
 "sentinel=" needs "master=NAME"
+
+
+
+=== TEST 5: config: cluster= is refused with a clear message
+--- http_config
+    apipolicy_redis cluster=127.0.0.1:7000,127.0.0.1:7001;
+--- must_die
+--- error_log
+"cluster=127.0.0.1:7000,127.0.0.1:7001": Redis Cluster is not supported by this version of apipolicy; use one server or sentinel=
