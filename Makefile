@@ -37,7 +37,7 @@ DEBIAN_PACKAGES := build-essential nginx nginx-dev libjwt-dev \
     libipc-run-perl libtest-longstring-perl liburi-perl \
     prometheus
 
-BENCH_PACKAGES := wrk libnginx-mod-http-js bc
+BENCH_PACKAGES := wrk libnginx-mod-http-js bc valgrind
 
 UNIT        := $(BUILD)/unit/json-test
 
