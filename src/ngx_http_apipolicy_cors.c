@@ -1221,11 +1221,12 @@ ngx_int_t
 ngx_http_apipolicy_cors_header(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx)
 {
-    ngx_str_t        *upstream = ngx_http_apipolicy_cors_upstream_headers;
-    ngx_int_t         n;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    ngx_str_t                         *upstream;
+    ngx_int_t                          n;
+    ngx_table_elt_t                   *h;
+    ngx_http_apipolicy_header_iter_t   it;
+
+    upstream = ngx_http_apipolicy_cors_upstream_headers;
 
     if (ngx_http_apipolicy_cors_write(r, ctx) != NGX_OK) {
         return NGX_ERROR;
@@ -1240,23 +1241,12 @@ ngx_http_apipolicy_cors_header(ngx_http_request_t *r,
 
     /* one walk of the response headers */
 
-    part = &r->headers_out.headers.part;
-    h = part->elts;
+    ngx_memzero(&it, sizeof(ngx_http_apipolicy_header_iter_t));
 
-    for (i = 0; /* void */ ; i++) {
+    while ((h = ngx_http_apipolicy_header_each(&r->headers_out.headers, &it)))
+    {
+        n = ngx_http_apipolicy_header_in(h, upstream);
 
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = (ngx_uint_t) -1;
-            continue;
-        }
-
-        n = ngx_http_apipolicy_header_in(&h[i], upstream);
         if (n != NGX_ERROR) {
             ctx->cors.owned |= (ngx_uint_t) 1 << n;
         }
@@ -1469,12 +1459,12 @@ ngx_module_t  ngx_http_apipolicy_cors_single_module = {
 static ngx_int_t
 ngx_http_apipolicy_cors_single_filter(ngx_http_request_t *r)
 {
-    ngx_str_t                 *upstream;
-    ngx_int_t                  n;
-    ngx_uint_t                 i, bit, seen;
-    ngx_list_part_t           *part;
-    ngx_table_elt_t           *h;
-    ngx_http_apipolicy_ctx_t  *ctx;
+    ngx_str_t                         *upstream;
+    ngx_int_t                          n;
+    ngx_uint_t                         bit, seen;
+    ngx_table_elt_t                   *h;
+    ngx_http_apipolicy_ctx_t          *ctx;
+    ngx_http_apipolicy_header_iter_t   it;
 
     ctx = (r == r->main) ? ngx_http_apipolicy_get_ctx(r) : NULL;
 
@@ -1487,23 +1477,12 @@ ngx_http_apipolicy_cors_single_filter(ngx_http_request_t *r)
     /* one walk: of each name the gateway's first header stays */
 
     seen = 0;
-    part = &r->headers_out.headers.part;
-    h = part->elts;
+    ngx_memzero(&it, sizeof(ngx_http_apipolicy_header_iter_t));
 
-    for (i = 0; /* void */ ; i++) {
+    while ((h = ngx_http_apipolicy_header_each(&r->headers_out.headers, &it)))
+    {
+        n = ngx_http_apipolicy_header_in(h, upstream);
 
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = (ngx_uint_t) -1;
-            continue;
-        }
-
-        n = ngx_http_apipolicy_header_in(&h[i], upstream);
         if (n == NGX_ERROR) {
             continue;
         }
@@ -1517,9 +1496,9 @@ ngx_http_apipolicy_cors_single_filter(ngx_http_request_t *r)
 
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "apipolicy cors: \"%V: %V\" is not the "
-                       "gateway's, removed", &h[i].key, &h[i].value);
+                       "gateway's, removed", &h->key, &h->value);
 
-        h[i].hash = 0;
+        h->hash = 0;
     }
 
     return ngx_http_apipolicy_cors_next_filter(r);

@@ -115,33 +115,54 @@ ngx_http_apipolicy_header_in(ngx_table_elt_t *h, ngx_str_t *names)
 }
 
 
+/* the next header of a list that is not cleared ("it" zeroed to begin) */
+
+ngx_table_elt_t *
+ngx_http_apipolicy_header_each(ngx_list_t *headers,
+    ngx_http_apipolicy_header_iter_t *it)
+{
+    ngx_table_elt_t  *h;
+
+    if (it->part == NULL) {
+        it->part = &headers->part;
+        it->i = 0;
+    }
+
+    for ( ;; ) {
+
+        if (it->i >= it->part->nelts) {
+            if (it->part->next == NULL) {
+                return NULL;
+            }
+
+            it->part = it->part->next;
+            it->i = 0;
+            continue;
+        }
+
+        h = (ngx_table_elt_t *) it->part->elts + it->i++;
+
+        if (h->hash) {
+            return h;
+        }
+    }
+}
+
+
 /* every response header named in "names" (up to a null name), one walk */
 
 void
 ngx_http_apipolicy_clear_headers(ngx_http_request_t *r, ngx_str_t *names)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    ngx_table_elt_t                   *h;
+    ngx_http_apipolicy_header_iter_t   it;
 
-    part = &r->headers_out.headers.part;
-    h = part->elts;
+    ngx_memzero(&it, sizeof(ngx_http_apipolicy_header_iter_t));
 
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = (ngx_uint_t) -1;
-            continue;
-        }
-
-        if (ngx_http_apipolicy_header_in(&h[i], names) != NGX_ERROR) {
-            h[i].hash = 0;
+    while ((h = ngx_http_apipolicy_header_each(&r->headers_out.headers, &it)))
+    {
+        if (ngx_http_apipolicy_header_in(h, names) != NGX_ERROR) {
+            h->hash = 0;
         }
     }
 }
