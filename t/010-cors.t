@@ -2,6 +2,22 @@
 use Test::Nginx::Socket 'no_plan';
 
 no_shuffle();
+# every block that proxies to /backend and declares no backend of its own
+# gets this one, answering "ok" (the configurations nginx must refuse are
+# left as they are written)
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    if (defined $block->config && $block->config =~ m{/backend\b}
+        && $block->config !~ m{location /backend}
+        && !defined $block->must_die)
+    {
+        $block->set_value("config", $block->config . <<'_EOC_');
+    location /backend { return 200 "ok\n"; }
+_EOC_
+    }
+});
+
 run_tests();
 
 __DATA__
@@ -12,7 +28,6 @@ __DATA__
         apipolicy_cors_origins https://app.example.com;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- more_headers
@@ -33,7 +48,6 @@ ok
         apipolicy_cors_origins https://app.example.com;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- more_headers
@@ -53,7 +67,6 @@ ok
         apipolicy_cors_origins https://app.example.com;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- response_headers
@@ -68,7 +81,6 @@ Vary: Origin
         apipolicy_cors_origins https://*.example.com;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- more_headers
@@ -84,7 +96,6 @@ Origin: https://evil-example.com
         apipolicy_cors_origins https://*.example.com;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- more_headers
@@ -100,7 +111,6 @@ Access-Control-Allow-Origin: https://app.example.com
         apipolicy_cors_origins https://*.example.com;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- more_headers
@@ -116,7 +126,6 @@ Access-Control-Allow-Origin: https://a.b.example.com
         apipolicy_cors_origins https://*.example.com;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- more_headers
@@ -132,7 +141,6 @@ Origin: https://example.com
         apipolicy_cors_origins https://*.example.com;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- more_headers
@@ -148,7 +156,6 @@ Origin: http://app.example.com
         apipolicy_cors_origins https://example.com;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- more_headers
@@ -164,7 +171,6 @@ Origin: https://example.com.evil.net
         apipolicy_cors_origins https://*.example.com;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- more_headers
@@ -180,7 +186,6 @@ Origin: https://evil.net/.example.com
         apipolicy_cors_origins https://*.example.com ~^.*$;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- more_headers
@@ -196,7 +201,6 @@ Origin: null
         apipolicy_cors_origins null;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- more_headers
@@ -212,7 +216,6 @@ Access-Control-Allow-Origin: null
         apipolicy_cors_origins https://App.Example.com;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- more_headers
@@ -228,7 +231,6 @@ Access-Control-Allow-Origin: HTTPS://app.EXAMPLE.com
         apipolicy_cors_origins https://app.example.com;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- more_headers
@@ -244,7 +246,6 @@ Origin: https://app.example.com:8443
         apipolicy_cors_origins http://localhost:3000 https://*.example.com:8443;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request eval
 ["GET /api", "GET /api", "GET /api"]
 --- more_headers eval
@@ -263,7 +264,6 @@ Origin: https://app.example.com:8443
         apipolicy_cors_origins https://app.example.com:443;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- more_headers
@@ -279,7 +279,6 @@ Access-Control-Allow-Origin: https://app.example.com
         apipolicy_cors_origins https://a.example.com https://b.example.com;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- more_headers
@@ -298,7 +297,6 @@ Origin: https://b.example.com
         apipolicy_cors_origins https://a.example.com https://b.example.com;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- more_headers
@@ -314,7 +312,6 @@ Origin: https://a.example.com, https://b.example.com
         apipolicy_cors_origins "~^https://pr-[0-9]+\.preview\.example\.com$";
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request eval
 ["GET /api", "GET /api"]
 --- more_headers eval
@@ -622,7 +619,6 @@ upstream
         apipolicy_version deprecated=@1000000000;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- more_headers
@@ -639,7 +635,6 @@ Deprecation: @1000000000
         apipolicy_cors_origins *;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request eval
 ["GET /api", "GET /api"]
 --- more_headers eval
@@ -656,7 +651,6 @@ Deprecation: @1000000000
         apipolicy_cors_private_network on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 OPTIONS /api
 --- more_headers
@@ -761,7 +755,6 @@ qr/\[emerg\] .*may use "\*" only as its whole first label/
         apipolicy_cors_origins ~example\.com;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "ok\n"; }
 --- request
 GET /api
 --- more_headers

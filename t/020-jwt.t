@@ -8,6 +8,20 @@ $ENV{TEST_NGINX_JWT_DIR} ||= JWTTest::jwt_dir();
 $ENV{TEST_NGINX_JWT_SECRET} ||= $JWTTest::SECRET;
 
 no_shuffle();
+# every block that proxies to /backend and declares no backend of its own
+# gets this one, echoing the X-Sub header it was sent
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    if (defined $block->config && $block->config =~ m{/backend\b}
+        && $block->config !~ m{location /backend})
+    {
+        $block->set_value("config", $block->config . <<'_EOC_');
+    location /backend { return 200 "sub=$http_x_sub\n"; }
+_EOC_
+    }
+});
+
 run_tests();
 
 __DATA__
@@ -19,7 +33,6 @@ __DATA__
         apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- error_code: 401
@@ -40,7 +53,6 @@ qr/\[info\] .*apipolicy: TOKEN_MISSING \(401\)/
         proxy_set_header X-Sub $jwt_claim_sub;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- more_headers eval
@@ -60,7 +72,6 @@ sub=alice
         proxy_set_header X-Sub $jwt_claim_sub;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- pipelined_requests eval
 ["GET /api", "GET /api"]
 --- more_headers eval
@@ -77,7 +88,6 @@ sub=alice
         apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- more_headers
@@ -96,7 +106,6 @@ WWW-Authenticate: Bearer realm="api", error="invalid_token", error_description="
         apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- more_headers
@@ -115,7 +124,6 @@ WWW-Authenticate: Bearer realm="api"
         apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- more_headers
@@ -132,7 +140,6 @@ Authorization: Basic dXNlcjpwYXNz
         apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- more_headers
@@ -149,7 +156,6 @@ Authorization: Bearerxyz
         apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- error_code: 401
@@ -165,7 +171,6 @@ WWW-Authenticate: Bearer realm="orders"
         apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- more_headers eval
@@ -186,7 +191,6 @@ qr/\[error\] .*apipolicy: SIGNATURE_INVALID \(401\): the HS256 signature does no
         apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- more_headers eval
@@ -207,7 +211,6 @@ eyJ
         proxy_set_header X-Sub $jwt_claim_sub;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- more_headers eval
@@ -225,7 +228,6 @@ sub=cookie
         apipolicy_jwt_token $cookie_jwt;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- more_headers eval
@@ -247,7 +249,6 @@ WWW-Authenticate: Bearer realm="api", error="invalid_request", error_description
         proxy_set_header X-Sub $jwt_claim_sub;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- more_headers eval
@@ -271,7 +272,6 @@ qr/\[info\] .*apipolicy: TOKEN_AMBIGUOUS \(400\): a token was sent both/
         apipolicy_jwt_token $arg_t;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- pipelined_requests eval
 my $t = JWTTest::jwt(alg => 'HS256', claims => { sub => 'same' });
 ["GET /any", "GET /any?t=$t"]
@@ -292,7 +292,6 @@ my $t = JWTTest::jwt(alg => 'HS256', claims => { sub => 'same' });
         apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- more_headers eval
@@ -310,7 +309,6 @@ GET /api
         proxy_set_header X-Sub $jwt_claim_sub;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- response_body
@@ -327,7 +325,6 @@ sub=
         apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- more_headers eval
@@ -345,7 +342,6 @@ GET /api
         proxy_set_header X-Sub $jwt_claim_sub;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- more_headers eval
@@ -365,7 +361,6 @@ sub=bob
         apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- response_body
@@ -384,7 +379,6 @@ sub=
         apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- error_code: 401
@@ -403,7 +397,6 @@ WWW-Authenticate: Bearer realm="api"
         proxy_set_header X-Sub $jwt_claim_sub;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- more_headers eval
@@ -421,7 +414,6 @@ sub=alice
         apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- more_headers eval
@@ -538,7 +530,6 @@ sub=a  X-Evil: 1|
         add_header X-Sub "[$jwt_claim_sub]" always;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- more_headers eval
@@ -581,7 +572,6 @@ X-Sub: []
         error_page 401 /login.html;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- user_files
 >>> login.html
 please log in
@@ -601,7 +591,6 @@ please log in
         add_header X-Reason $apipolicy_reject_reason always;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
-    location /backend { return 200 "sub=$http_x_sub\n"; }
 --- request
 GET /api
 --- more_headers eval
