@@ -18,8 +18,8 @@ FROM debian:bookworm AS build
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-       build-essential nginx nginx-dev libjwt-dev libjansson-dev \
-       libhiredis-dev libssl-dev \
+       build-essential nginx nginx-dev libjansson-dev libhiredis-dev \
+       libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -33,8 +33,8 @@ RUN make module
 
 FROM debian:bookworm
 
-# the module's run-time libraries (libjwt is probed by config but never
-# linked: the module has its own JWS code)
+# the module's run-time libraries (no libjwt: the module has its own JWS
+# code)
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
        nginx libjansson4 libhiredis0.14 libssl3 \

@@ -31,7 +31,7 @@ LD_OPT := -Wl,-z,relro -Wl,-z,now -fPIC
 
 SOURCES := config ngx_http_apipolicy_module.c $(wildcard src/*.c src/*.h)
 
-DEBIAN_PACKAGES := build-essential nginx nginx-dev libjwt-dev \
+DEBIAN_PACKAGES := build-essential nginx nginx-dev \
     libjansson-dev libhiredis-dev libssl-dev redis-server openssl curl \
     libtest-base-perl libtext-diff-perl libwww-perl liblist-moreutils-perl \
     libipc-run-perl libtest-longstring-perl liburi-perl \
@@ -50,7 +50,7 @@ export NGINX_ARCHIVES NGINX_SUITE
 
 # the Debian package (debian/), built from a copy of the sources in build/deb
 DEB_PACKAGES := build-essential debhelper dpkg-dev nginx nginx-dev \
-                libjwt-dev libjansson-dev libhiredis-dev libssl-dev
+                libjansson-dev libhiredis-dev libssl-dev
 DEB_SOURCES  := config ngx_http_apipolicy_module.c src debian docs \
                 conf-examples contrib README.md LICENSE
 
