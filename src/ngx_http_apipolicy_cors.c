@@ -1513,3 +1513,20 @@ ngx_http_apipolicy_cors_single_init(ngx_conf_t *cf)
 
     return NGX_OK;
 }
+
+
+ngx_uint_t
+ngx_http_apipolicy_cors_outcome(ngx_http_apipolicy_ctx_t *ctx)
+{
+    if (!ctx->cors.decided) {
+        return NGX_HTTP_APIPOLICY_CORS_OUTCOME_NONE;
+    }
+
+    if (ctx->cors.allowed) {
+        return ctx->cors.preflight ? NGX_HTTP_APIPOLICY_CORS_OUTCOME_PREFLIGHT
+                                   : NGX_HTTP_APIPOLICY_CORS_OUTCOME_ALLOWED;
+    }
+
+    return ctx->cors.has_origin ? NGX_HTTP_APIPOLICY_CORS_OUTCOME_DISALLOWED
+                                : NGX_HTTP_APIPOLICY_CORS_OUTCOME_NONE;
+}

@@ -32,4 +32,14 @@ ngx_int_t ngx_http_apipolicy_cors_match(ngx_array_t *origins,
     ngx_str_t *origin);
 
 
+/* what CORS decided, for the metrics */
+#define NGX_HTTP_APIPOLICY_CORS_OUTCOME_NONE        0  /* not decided, or
+                                                         no Origin */
+#define NGX_HTTP_APIPOLICY_CORS_OUTCOME_PREFLIGHT   1  /* allowed preflight
+                                                         answered */
+#define NGX_HTTP_APIPOLICY_CORS_OUTCOME_ALLOWED     2
+#define NGX_HTTP_APIPOLICY_CORS_OUTCOME_DISALLOWED  3
+
+ngx_uint_t ngx_http_apipolicy_cors_outcome(ngx_http_apipolicy_ctx_t *ctx);
+
 #endif /* _NGX_HTTP_APIPOLICY_CORS_H_INCLUDED_ */

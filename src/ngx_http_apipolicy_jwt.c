@@ -2829,3 +2829,30 @@ ngx_http_apipolicy_jwt_cv_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     return ngx_http_set_complex_value_slot(cf, cmd, jcf);
 }
+
+
+ngx_uint_t
+ngx_http_apipolicy_jwt_outcome(ngx_http_apipolicy_ctx_t *ctx,
+    ngx_uint_t *cache)
+{
+    ngx_http_apipolicy_jwt_ctx_t  *jctx;
+
+    jctx = ctx->jwt;
+
+    if (jctx == NULL) {
+        *cache = 0;
+        return NGX_HTTP_APIPOLICY_JWT_OUTCOME_NONE;
+    }
+
+    *cache = jctx->cache_status;
+
+    if (jctx->verified) {
+        return NGX_HTTP_APIPOLICY_JWT_OUTCOME_VERIFIED;
+    }
+
+    if (jctx->anonymous) {
+        return NGX_HTTP_APIPOLICY_JWT_OUTCOME_ANONYMOUS;
+    }
+
+    return NGX_HTTP_APIPOLICY_JWT_OUTCOME_OTHER;
+}

@@ -74,4 +74,17 @@ ngx_int_t ngx_http_apipolicy_jwt_payload_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
+/*
+ * What the JWT step decided, for the metrics; *cache gets the token
+ * cache's answer (0, or NGX_HTTP_APIPOLICY_JWT_CACHE_MISS / _HIT)
+ */
+#define NGX_HTTP_APIPOLICY_JWT_OUTCOME_NONE       0   /* no JWT step */
+#define NGX_HTTP_APIPOLICY_JWT_OUTCOME_VERIFIED   1
+#define NGX_HTTP_APIPOLICY_JWT_OUTCOME_ANONYMOUS  2   /* optional, no token */
+#define NGX_HTTP_APIPOLICY_JWT_OUTCOME_OTHER      3   /* neither: refused, or
+                                                        not decided */
+
+ngx_uint_t ngx_http_apipolicy_jwt_outcome(ngx_http_apipolicy_ctx_t *ctx,
+    ngx_uint_t *cache);
+
 #endif /* _NGX_HTTP_APIPOLICY_JWT_H_INCLUDED_ */

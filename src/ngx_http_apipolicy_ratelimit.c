@@ -1631,3 +1631,18 @@ ngx_http_apipolicy_ratelimit_zone_name(ngx_http_apipolicy_main_conf_t *amcf,
 {
     return &((ngx_http_apipolicy_rl_zone_t **) amcf->rl_zones->elts)[i]->name;
 }
+
+
+ngx_http_apipolicy_rl_result_t *
+ngx_http_apipolicy_ratelimit_outcome(ngx_http_apipolicy_ctx_t *ctx,
+    ngx_uint_t *n)
+{
+    if (ctx->rl == NULL) {
+        *n = 0;
+        return NULL;
+    }
+
+    *n = ctx->rl->nresults;
+
+    return ctx->rl->results;
+}

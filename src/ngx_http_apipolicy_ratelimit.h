@@ -141,4 +141,8 @@ uint64_t ngx_http_apipolicy_rl_now(void);
     ((ngx_http_apipolicy_rl_node_t *) &(node)->color)
 
 
+/* the request's applied limits, for the metrics: *n of them (0: none) */
+ngx_http_apipolicy_rl_result_t *ngx_http_apipolicy_ratelimit_outcome(
+    ngx_http_apipolicy_ctx_t *ctx, ngx_uint_t *n);
+
 #endif /* _NGX_HTTP_APIPOLICY_RATELIMIT_H_INCLUDED_ */

@@ -31,11 +31,14 @@
 
 #include "ngx_http_apipolicy.h"
 #include "ngx_http_apipolicy_status.h"
+#include "ngx_http_apipolicy_cors.h"
 #include "ngx_http_apipolicy_idempotency.h"
+#include "ngx_http_apipolicy_jwt.h"
 #include "ngx_http_apipolicy_jwt_cache.h"
 #include "ngx_http_apipolicy_jwks.h"
 #include "ngx_http_apipolicy_ratelimit.h"
 #include "ngx_http_apipolicy_redis.h"
+#include "ngx_http_apipolicy_version.h"
 #include "ngx_http_apipolicy_webhook.h"
 #include "ngx_http_apipolicy_util.h"
 
@@ -334,7 +337,7 @@ static ngx_http_apipolicy_st_sh_t  *ngx_http_apipolicy_status_worker_sh;
 ngx_int_t
 ngx_http_apipolicy_status_log(ngx_http_request_t *r)
 {
-    ngx_uint_t                       i, n, code, outcome;
+    ngx_uint_t                       i, n, code, outcome, sub, nres;
     ngx_http_apipolicy_ctx_t        *ctx;
     ngx_http_apipolicy_st_rl_t      *series;
     ngx_http_apipolicy_st_sh_t      *sh;
@@ -369,12 +372,14 @@ ngx_http_apipolicy_status_log(ngx_http_request_t *r)
         (void) ngx_atomic_fetch_add(&sh->rejections[code], 1);
     }
 
-    if (ctx->jwt) {
-        if (ctx->jwt->verified) {
+    outcome = ngx_http_apipolicy_jwt_outcome(ctx, &sub);
+
+    if (outcome != NGX_HTTP_APIPOLICY_JWT_OUTCOME_NONE) {
+        if (outcome == NGX_HTTP_APIPOLICY_JWT_OUTCOME_VERIFIED) {
             ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt
                                       + NGX_HTTP_APIPOLICY_ST_JWT_VERIFIED);
 
-        } else if (ctx->jwt->anonymous) {
+        } else if (outcome == NGX_HTTP_APIPOLICY_JWT_OUTCOME_ANONYMOUS) {
             ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt
                                       + NGX_HTTP_APIPOLICY_ST_JWT_ANONYMOUS);
 
@@ -386,19 +391,18 @@ ngx_http_apipolicy_status_log(ngx_http_request_t *r)
                                       + NGX_HTTP_APIPOLICY_ST_JWT_REJECTED);
         }
 
-        if (ctx->jwt->cache_status == NGX_HTTP_APIPOLICY_JWT_CACHE_HIT) {
+        if (sub == NGX_HTTP_APIPOLICY_JWT_CACHE_HIT) {
             ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt_cache);
 
-        } else if (ctx->jwt->cache_status == NGX_HTTP_APIPOLICY_JWT_CACHE_MISS)
-        {
+        } else if (sub == NGX_HTTP_APIPOLICY_JWT_CACHE_MISS) {
             ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt_cache + 1);
         }
     }
 
-    if (ctx->rl && st->rl) {
-        res = ctx->rl->results;
+    res = ngx_http_apipolicy_ratelimit_outcome(ctx, &nres);
 
-        for (i = 0; i < ctx->rl->nresults; i++) {
+    if (st->rl) {
+        for (i = 0; i < nres; i++) {
             n = ngx_http_apipolicy_ratelimit_zone_index(amcf, res[i].zone);
 
             series = st->rl[n * st->ntiers
@@ -416,23 +420,23 @@ ngx_http_apipolicy_status_log(ngx_http_request_t *r)
         }
     }
 
-    if (ctx->idem) {
-        outcome = ngx_http_apipolicy_idempotency_outcome(ctx);
+    outcome = ngx_http_apipolicy_idempotency_outcome(ctx);
 
-        if (outcome == NGX_HTTP_APIPOLICY_IDEM_OUTCOME_STORED) {
-            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_idem);
+    if (outcome == NGX_HTTP_APIPOLICY_IDEM_OUTCOME_STORED) {
+        ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_idem);
 
-        } else if (outcome == NGX_HTTP_APIPOLICY_IDEM_OUTCOME_REPLAYED) {
-            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_idem + 1);
-        }
+    } else if (outcome == NGX_HTTP_APIPOLICY_IDEM_OUTCOME_REPLAYED) {
+        ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_idem + 1);
     }
 
-    if (ctx->webhook && ctx->webhook->done
-        && ctx->webhook->scheme < NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES)
+    outcome = ngx_http_apipolicy_webhook_outcome(ctx, &sub);
+
+    if (outcome != NGX_HTTP_APIPOLICY_WEBHOOK_OUTCOME_NONE
+        && sub < NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES)
     {
         n = NGX_HTTP_APIPOLICY_ST_WH_NRESULTS;
 
-        if (ctx->webhook->status == NGX_OK) {
+        if (outcome == NGX_HTTP_APIPOLICY_WEBHOOK_OUTCOME_VERIFIED) {
             n = 0;
 
         } else if (ctx->problem) {
@@ -446,27 +450,28 @@ ngx_http_apipolicy_status_log(ngx_http_request_t *r)
         }
 
         if (n < NGX_HTTP_APIPOLICY_ST_WH_NRESULTS) {
-            (void) ngx_atomic_fetch_add(&sh->webhook[ctx->webhook->scheme][n],
-                                        1);
+            (void) ngx_atomic_fetch_add(&sh->webhook[sub][n], 1);
         }
     }
 
-    if (ctx->cors.decided) {
-        if (ctx->cors.preflight && ctx->cors.allowed) {
-            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_cors);
+    outcome = ngx_http_apipolicy_cors_outcome(ctx);
 
-        } else if (ctx->cors.allowed) {
-            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_cors + 1);
+    if (outcome == NGX_HTTP_APIPOLICY_CORS_OUTCOME_PREFLIGHT) {
+        ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_cors);
 
-        } else if (ctx->cors.has_origin) {
-            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_cors + 2);
-        }
+    } else if (outcome == NGX_HTTP_APIPOLICY_CORS_OUTCOME_ALLOWED) {
+        ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_cors + 1);
+
+    } else if (outcome == NGX_HTTP_APIPOLICY_CORS_OUTCOME_DISALLOWED) {
+        ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_cors + 2);
     }
 
-    if (ctx->version.state == NGX_HTTP_APIPOLICY_VERSION_DEPRECATED) {
+    outcome = ngx_http_apipolicy_version_outcome(ctx);
+
+    if (outcome == NGX_HTTP_APIPOLICY_VERSION_DEPRECATED) {
         ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_version);
 
-    } else if (ctx->version.state == NGX_HTTP_APIPOLICY_VERSION_SUNSET) {
+    } else if (outcome == NGX_HTTP_APIPOLICY_VERSION_SUNSET) {
         ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_version + 1);
     }
 
@@ -483,10 +488,10 @@ ngx_http_apipolicy_status_log(ngx_http_request_t *r)
 static ngx_uint_t
 ngx_http_apipolicy_status_code(ngx_http_apipolicy_ctx_t *ctx)
 {
-    ngx_uint_t  i, found, webhook;
+    ngx_uint_t  i, found, webhook, scheme;
 
-    webhook = (ctx->webhook && ctx->webhook->done
-               && ctx->webhook->status != NGX_OK);
+    webhook = (ngx_http_apipolicy_webhook_outcome(ctx, &scheme)
+               == NGX_HTTP_APIPOLICY_WEBHOOK_OUTCOME_REFUSED);
 
     found = NGX_HTTP_APIPOLICY_ST_NCODES - 1;         /* OTHER */
 

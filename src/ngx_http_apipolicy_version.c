@@ -542,3 +542,10 @@ ngx_http_apipolicy_version_variable(ngx_http_request_t *r,
 
     return NGX_OK;
 }
+
+
+ngx_uint_t
+ngx_http_apipolicy_version_outcome(ngx_http_apipolicy_ctx_t *ctx)
+{
+    return ctx->version.state;
+}

@@ -27,4 +27,7 @@ ngx_int_t ngx_http_apipolicy_version_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
+/* the requested version's state, NGX_HTTP_APIPOLICY_VERSION_CURRENT ... */
+ngx_uint_t ngx_http_apipolicy_version_outcome(ngx_http_apipolicy_ctx_t *ctx);
+
 #endif /* _NGX_HTTP_APIPOLICY_VERSION_H_INCLUDED_ */

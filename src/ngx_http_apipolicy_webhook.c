@@ -1226,3 +1226,26 @@ ngx_http_apipolicy_webhook_merge_conf(ngx_conf_t *cf,
 
     return NGX_CONF_OK;
 }
+
+
+ngx_uint_t
+ngx_http_apipolicy_webhook_outcome(ngx_http_apipolicy_ctx_t *ctx,
+    ngx_uint_t *scheme)
+{
+    ngx_http_apipolicy_webhook_ctx_t  *wctx;
+
+    wctx = ctx->webhook;
+
+    if (wctx == NULL || !wctx->done) {
+        *scheme = 0;
+        return NGX_HTTP_APIPOLICY_WEBHOOK_OUTCOME_NONE;
+    }
+
+    *scheme = wctx->scheme;
+
+    if (wctx->status == NGX_OK) {
+        return NGX_HTTP_APIPOLICY_WEBHOOK_OUTCOME_VERIFIED;
+    }
+
+    return NGX_HTTP_APIPOLICY_WEBHOOK_OUTCOME_REFUSED;
+}

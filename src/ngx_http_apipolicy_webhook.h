@@ -39,4 +39,13 @@ ngx_int_t ngx_http_apipolicy_webhook_header(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx);
 
 
+/* what the webhook step decided, for the metrics; *scheme its scheme */
+#define NGX_HTTP_APIPOLICY_WEBHOOK_OUTCOME_NONE      0  /* no step, or it
+                                                          has not ended */
+#define NGX_HTTP_APIPOLICY_WEBHOOK_OUTCOME_VERIFIED  1
+#define NGX_HTTP_APIPOLICY_WEBHOOK_OUTCOME_REFUSED   2
+
+ngx_uint_t ngx_http_apipolicy_webhook_outcome(ngx_http_apipolicy_ctx_t *ctx,
+    ngx_uint_t *scheme);
+
 #endif /* _NGX_HTTP_APIPOLICY_WEBHOOK_H_INCLUDED_ */
