@@ -439,6 +439,7 @@ ngx_http_apipolicy_redis_nodes(ngx_http_apipolicy_redis_t *rd,
         info[n].replies = node->replies;
         info[n].errors = node->errors;
         info[n].rtt = node->rtt;
+        info[n].tls_resumed = node->tls_resumed;
         n++;
     }
 

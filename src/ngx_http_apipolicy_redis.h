@@ -98,6 +98,7 @@ typedef struct {
     ngx_uint_t                         replies;
     ngx_uint_t                         errors;
     ngx_uint_t                         rtt;       /* microseconds, last */
+    ngx_uint_t                         tls_resumed; /* TLS sessions reused */
 } ngx_http_apipolicy_redis_node_info_t;
 
 ngx_uint_t ngx_http_apipolicy_redis_nodes(ngx_http_apipolicy_redis_t *rd,

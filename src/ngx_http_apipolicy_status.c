@@ -1080,10 +1080,12 @@ ngx_http_apipolicy_status_redis_nodes_json(u_char *p)
 
         p = ngx_sprintf(p, ",\"reconnects\":%ui,\"commands\":%ui,"
                            "\"replies\":%ui,\"errors\":%ui,"
-                           "\"round_trip_seconds\":%ui.%06ui}",
+                           "\"round_trip_seconds\":%ui.%06ui,"
+                           "\"tls_resumed\":%ui}",
                         info[i].reconnects, info[i].commands,
                         info[i].replies, info[i].errors,
-                        info[i].rtt / 1000000, info[i].rtt % 1000000);
+                        info[i].rtt / 1000000, info[i].rtt % 1000000,
+                        info[i].tls_resumed);
     }
 
     return ngx_cpymem(p, "]", 1);

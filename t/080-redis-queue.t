@@ -129,7 +129,7 @@ sub {
     return "$node\n";
 }
 --- response_body
-{"address":"ADDR","role":"server","state":"up","last_error":null,"reconnects":0,"commands":N,"replies":N,"errors":0,"round_trip_seconds":T}
+{"address":"ADDR","role":"server","state":"up","last_error":null,"reconnects":0,"commands":N,"replies":N,"errors":0,"round_trip_seconds":T,"tls_resumed":0}
 
 
 

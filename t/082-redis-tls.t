@@ -71,6 +71,7 @@ add_block_preprocessor(sub {
 _EOC_
         $block->set_value("config", <<'_EOC_');
     location /backend { return 200 "ok\n"; }
+    location /status { apipolicy_status; }
     location /api {
         apipolicy_ratelimit zone=api key=$arg_k;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
@@ -115,6 +116,31 @@ ok
 count: 1
 --- no_error_log
 [error]
+
+
+
+=== TEST 2b: the TLS session is reused when the connection is made again (Redis closed it)
+--- http_config
+    apipolicy_redis 127.0.0.1:$TEST_NGINX_TLS_PORT tls=on timeout=1s;
+    apipolicy_redis_ssl_trusted_certificate $TEST_NGINX_CERTS/ca.crt;
+--- request
+GET /api?k=resume
+--- response_body_filters eval
+sub {
+    my $url = "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}";
+    my $resumed = 0;
+    for my $i (1 .. 5) {
+        select(undef, undef, undef, 0.3);
+        RedisTest::cli(\@main::TLS_CLI, "CLIENT KILL TYPE normal");
+        `curl -s -o /dev/null '$url/api?k=resume-$i'`;
+        select(undef, undef, undef, 0.4);
+        ($resumed) = `curl -s $url/status` =~ /"tls_resumed":(\d+)/;
+        last if $resumed;
+    }
+    return "resumed: " . ($resumed ? "yes" : "no") . "\n";
+}
+--- response_body
+resumed: yes
 
 
 
