@@ -714,7 +714,7 @@ ngx_http_apipolicy_jwt_fast_cleanup(void *data)
 
     ngx_uint_t  i;
 
-    for (i = 0; i < 13; i++) {
+    for (i = 0; i < NGX_HTTP_APIPOLICY_JWT_NALGS; i++) {
         if (fast->pctx[i]) {
             EVP_PKEY_CTX_free(fast->pctx[i]);
         }
