@@ -11,6 +11,65 @@
 #include "ngx_http_apipolicy.h"
 
 
+#define NGX_HTTP_APIPOLICY_CORS_EXACT     0
+#define NGX_HTTP_APIPOLICY_CORS_WILDCARD  1
+#define NGX_HTTP_APIPOLICY_CORS_REGEX     2
+#define NGX_HTTP_APIPOLICY_CORS_ANY       3
+
+typedef struct {
+    ngx_uint_t                         kind;
+    ngx_str_t                          value;   /* exact: the origin;
+                                                   wildcard: "https://" */
+    ngx_str_t                          suffix;  /* wildcard: ".example.com",
+                                                   then ":port" if any */
+#if (NGX_PCRE)
+    ngx_regex_t                       *regex;
+#endif
+} ngx_http_apipolicy_cors_origin_t;
+
+#define NGX_HTTP_APIPOLICY_CORS_UPSTREAM_REPLACE  1
+#define NGX_HTTP_APIPOLICY_CORS_UPSTREAM_PASS     2
+
+typedef struct {
+    ngx_array_t                       *origins;     /* cors_origin_t; NULL:
+                                                       "off" */
+    ngx_array_t                       *methods;     /* ngx_str_t */
+    ngx_array_t                       *headers;     /* ngx_str_t, lowercase */
+    ngx_array_t                       *expose;      /* ngx_str_t */
+    ngx_flag_t                         credentials;
+    ngx_flag_t                         private_network;
+    ngx_flag_t                         reject;      /* 403 for a disallowed
+                                                       origin */
+    time_t                             max_age;
+    ngx_uint_t                         upstream;    /* replace | pass */
+    ngx_str_t                          file;        /* where the origins */
+    ngx_uint_t                         line;        /* were listed */
+
+    /* derived at merge time */
+    ngx_flag_t                         any_origin;  /* "*" listed */
+    ngx_flag_t                         headers_any; /* "*" in headers */
+    ngx_str_t                          methods_value;
+    ngx_str_t                          expose_value;
+    ngx_str_t                          max_age_value;
+} ngx_http_apipolicy_cors_conf_t;
+
+typedef struct {
+    ngx_http_apipolicy_cors_conf_t    *conf;        /* decided for */
+    ngx_str_t                          origin;      /* allowed Origin */
+    ngx_str_t                          allow_headers;  /* preflight answer */
+    ngx_uint_t                         owned;       /* Access-Control-*
+                                                       names the gateway
+                                                       answered, by bit */
+    unsigned                           decided:1;
+    unsigned                           filtered:1;  /* its headers written */
+    unsigned                           has_origin:1; /* one or more sent */
+    unsigned                           allowed:1;
+    unsigned                           preflight:1;
+    unsigned                           private_network:1;
+} ngx_http_apipolicy_cors_ctx_t;
+
+
+
 void ngx_http_apipolicy_cors_create_conf(ngx_http_apipolicy_cors_conf_t *c);
 char *ngx_http_apipolicy_cors_merge_conf(ngx_conf_t *cf,
     ngx_http_apipolicy_cors_conf_t *prev,

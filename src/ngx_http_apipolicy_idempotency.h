@@ -11,6 +11,11 @@
 #include "ngx_http_apipolicy.h"
 
 
+typedef struct ngx_http_apipolicy_idem_conf_s  ngx_http_apipolicy_idem_conf_t;
+typedef struct ngx_http_apipolicy_idem_ctx_s   ngx_http_apipolicy_idem_ctx_t;
+
+
+
 /* apipolicy_idempotency_zone NAME:SIZE [ttl=] [max_body=] [redis=on|off]
  *                            [redis_fail=open|closed] (http) */
 char *ngx_http_apipolicy_idempotency_zone(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -77,8 +77,6 @@ ngx_http_apipolicy_create_ctx(ngx_http_request_t *r)
     ctx = cln->data;
     ngx_memzero(ctx, sizeof(ngx_http_apipolicy_ctx_t));
 
-    ctx->request = r;
-
     cln->handler = ngx_http_apipolicy_cleanup;
 
     ngx_http_set_ctx(r, ctx, ngx_http_apipolicy_module);

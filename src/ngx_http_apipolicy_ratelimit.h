@@ -11,6 +11,56 @@
 #include "ngx_http_apipolicy.h"
 
 
+typedef struct ngx_http_apipolicy_rl_zone_s  ngx_http_apipolicy_rl_zone_t;
+
+/* apipolicy_ratelimit_tier NAME rate=N r/s|r/m|r/h|r/d [burst=N] */
+typedef struct {
+    ngx_str_t                          name;
+    ngx_uint_t                         rate;      /* per window */
+    ngx_uint_t                         burst;
+    ngx_uint_t                         quota;     /* rate + burst */
+    ngx_msec_t                         window;    /* 1s, 1m, 1h, 1d */
+    ngx_str_t                          policy;    /* "name";q=..;w=.. */
+} ngx_http_apipolicy_rl_tier_t;
+
+/* apipolicy_ratelimit zone= key= [tier=] [cost=] [dry_run] */
+typedef struct {
+    ngx_http_apipolicy_rl_zone_t      *zone;
+    ngx_http_complex_value_t           key;
+    ngx_http_complex_value_t          *tier;      /* NULL: "default" */
+    ngx_uint_t                         cost;
+    ngx_flag_t                         dry_run;
+} ngx_http_apipolicy_rl_limit_t;
+
+#define NGX_HTTP_APIPOLICY_RL_HEADERS_IETF    0x01
+#define NGX_HTTP_APIPOLICY_RL_HEADERS_LEGACY  0x02
+
+#define NGX_HTTP_APIPOLICY_RL_MAX_LIMITS      8   /* per location */
+
+#define NGX_HTTP_APIPOLICY_RL_PASSED          1
+#define NGX_HTTP_APIPOLICY_RL_REJECTED        2
+#define NGX_HTTP_APIPOLICY_RL_DRY_RUN         3   /* would have rejected */
+
+/* one applied limit's outcome, for the response headers and the metrics */
+typedef struct {
+    ngx_http_apipolicy_rl_zone_t      *zone;
+    ngx_http_apipolicy_rl_tier_t      *tier;
+    ngx_uint_t                         status;    /* _RL_PASSED ... */
+    ngx_uint_t                         remaining;
+    ngx_uint_t                         reset;     /* s */
+    ngx_str_t                          key;       /* "tier:key", for pk= */
+} ngx_http_apipolicy_rl_result_t;
+
+typedef struct {
+    ngx_uint_t                         status;    /* _RL_PASSED ... */
+    ngx_uint_t                         nresults;
+    ngx_uint_t                         retry_after; /* s, when rejected */
+    ngx_uint_t                         headers;   /* _RL_HEADERS_* */
+    ngx_http_apipolicy_rl_result_t     results[NGX_HTTP_APIPOLICY_RL_MAX_LIMITS];
+} ngx_http_apipolicy_rl_ctx_t;
+
+
+
 /* directives (ngx_http_apipolicy_module.c, "rate limiting" block) */
 char *ngx_http_apipolicy_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

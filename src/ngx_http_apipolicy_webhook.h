@@ -11,6 +11,20 @@
 #include "ngx_http_apipolicy.h"
 
 
+typedef struct ngx_http_apipolicy_webhook_conf_s
+    ngx_http_apipolicy_webhook_conf_t;
+
+typedef struct {
+    ngx_int_t                          status;    /* NGX_OK or the refusal */
+    ngx_uint_t                         scheme;    /* for the metrics */
+    u_char                             id[32];    /* delivery id, hashed */
+    unsigned                           done:1;
+    unsigned                           has_id:1;
+    unsigned                           stored:1;
+} ngx_http_apipolicy_webhook_ctx_t;
+
+
+
 /* the schemes by number (1..6; 0 unused), as written in apipolicy_webhook */
 #define NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES  7
 
