@@ -415,9 +415,9 @@ ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
     u_char           *p, buf[NGX_HTTP_APIPOLICY_IDEM_KEY_MAX];
     ngx_int_t         rc;
     ngx_str_t         key, scope;
-    ngx_uint_t        count;
-    EVP_MD_CTX       *md;
-    ngx_table_elt_t  *h;
+    ngx_uint_t                 count;
+    ngx_table_elt_t           *h;
+    ngx_http_apipolicy_sha_t   md;
 
     h = ngx_http_apipolicy_find_header(&r->headers_in.headers,
                                        &ngx_http_apipolicy_idem_header,
@@ -486,16 +486,11 @@ ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    md = ngx_http_apipolicy_sha_begin(NGX_HTTP_APIPOLICY_SHA256);
-
-    if (md == NULL
-        || EVP_DigestUpdate(md, scope.data, scope.len) != 1
-        || EVP_DigestUpdate(md, "\n", 1) != 1
-        || EVP_DigestUpdate(md, key.data, key.len) != 1
-        || ngx_http_apipolicy_sha_end(md, ctx->idem->key) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    ngx_http_apipolicy_sha_init(&md, NGX_HTTP_APIPOLICY_SHA256);
+    ngx_http_apipolicy_sha_update(&md, scope.data, scope.len);
+    ngx_http_apipolicy_sha_update(&md, "\n", 1);
+    ngx_http_apipolicy_sha_update(&md, key.data, key.len);
+    ngx_http_apipolicy_sha_final(&md, ctx->idem->key);
 
     return NGX_OK;
 
@@ -670,8 +665,8 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
     time_t                           now;
     ngx_str_t                        detail;
     ngx_uint_t                       full, locked;
-    EVP_MD_CTX                      *md;
     ngx_pool_cleanup_t              *cln;
+    ngx_http_apipolicy_sha_t         md;
     ngx_http_apipolicy_idem_ctx_t   *ictx;
     ngx_http_apipolicy_idem_node_t  *in;
     ngx_http_apipolicy_idem_zone_t  *zone;
@@ -679,25 +674,26 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
     ictx = ctx->idem;
     zone = icf->zone;
 
-    md = ngx_http_apipolicy_sha_begin(NGX_HTTP_APIPOLICY_SHA256);
+    ngx_http_apipolicy_sha_init(&md, NGX_HTTP_APIPOLICY_SHA256);
+    ngx_http_apipolicy_sha_update(&md, r->method_name.data,
+                                  r->method_name.len);
+    ngx_http_apipolicy_sha_update(&md, " ", 1);
+    ngx_http_apipolicy_sha_update(&md, r->unparsed_uri.data,
+                                  r->unparsed_uri.len);
+    ngx_http_apipolicy_sha_update(&md, "\n", 1);
 
-    if (md == NULL
-        || EVP_DigestUpdate(md, r->method_name.data, r->method_name.len) != 1
-        || EVP_DigestUpdate(md, " ", 1) != 1
-        || EVP_DigestUpdate(md, r->unparsed_uri.data, r->unparsed_uri.len)
-           != 1
-        || EVP_DigestUpdate(md, "\n", 1) != 1
-        || ngx_http_apipolicy_request_body_feed(r,
-                                                ngx_http_apipolicy_digest_feed,
-                                                md)
-           != NGX_OK
-        || ngx_http_apipolicy_sha_end(md, ictx->fp) != NGX_OK)
+    if (ngx_http_apipolicy_request_body_feed(r,
+                                             ngx_http_apipolicy_digest_feed,
+                                             &md)
+        != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "apipolicy: the request body could not be read for "
                       "its fingerprint");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ngx_http_apipolicy_sha_final(&md, ictx->fp);
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {

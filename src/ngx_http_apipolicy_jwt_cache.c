@@ -138,18 +138,14 @@ ngx_http_apipolicy_jwt_cache_update(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_apipolicy_jwt_cache_key(u_char *id, ngx_str_t *token, u_char *key)
 {
-    EVP_MD_CTX  *md;
+    ngx_http_apipolicy_sha_t  md;
 
-    md = ngx_http_apipolicy_sha_begin(NGX_HTTP_APIPOLICY_SHA256);
+    ngx_http_apipolicy_sha_init(&md, NGX_HTTP_APIPOLICY_SHA256);
+    ngx_http_apipolicy_sha_update(&md, id, NGX_HTTP_APIPOLICY_JWT_CACHE_ID_LEN);
+    ngx_http_apipolicy_sha_update(&md, token->data, token->len);
+    ngx_http_apipolicy_sha_final(&md, key);
 
-    if (md == NULL
-        || EVP_DigestUpdate(md, id, NGX_HTTP_APIPOLICY_JWT_CACHE_ID_LEN) != 1
-        || EVP_DigestUpdate(md, token->data, token->len) != 1)
-    {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_apipolicy_sha_end(md, key);
+    return NGX_OK;
 }
 
 

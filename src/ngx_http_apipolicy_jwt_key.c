@@ -1204,6 +1204,7 @@ ngx_http_apipolicy_jwt_key_verify(ngx_http_apipolicy_jwt_key_t *key,
     ngx_uint_t                     n;
     unsigned int                   maclen;
     EVP_PKEY_CTX                  *pctx;
+    ngx_http_apipolicy_sha_t       sctx;
     ngx_http_apipolicy_jwt_alg_t  *a;
     ngx_http_apipolicy_jwt_fast_t *fast;
 
@@ -1222,13 +1223,8 @@ ngx_http_apipolicy_jwt_key_verify(ngx_http_apipolicy_jwt_key_t *key,
             : (alg == NGX_HTTP_APIPOLICY_JWT_HS384) ? NGX_HTTP_APIPOLICY_SHA384
             : NGX_HTTP_APIPOLICY_SHA512;
 
-        if (ngx_http_apipolicy_hmac(&fast->hs[n], data->data, data->len, mac)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        maclen = EVP_MD_get_size(md);
+        maclen = ngx_http_apipolicy_hmac(&fast->hs[n], data->data, data->len,
+                                         mac);
 
         if (sig->len != maclen
             || CRYPTO_memcmp(mac, sig->data, maclen) != 0)
@@ -1290,15 +1286,9 @@ ngx_http_apipolicy_jwt_key_verify(ngx_http_apipolicy_jwt_key_t *key,
             : (maclen == 48) ? NGX_HTTP_APIPOLICY_SHA384
             : NGX_HTTP_APIPOLICY_SHA512;
 
-        mctx = ngx_http_apipolicy_sha_begin(n);
-
-        if (mctx == NULL
-            || EVP_DigestUpdate(mctx, data->data, data->len) != 1
-            || ngx_http_apipolicy_sha_end(mctx, mac) != NGX_OK)
-        {
-            ERR_clear_error();
-            return NGX_ERROR;
-        }
+        ngx_http_apipolicy_sha_init(&sctx, n);
+        ngx_http_apipolicy_sha_update(&sctx, data->data, data->len);
+        ngx_http_apipolicy_sha_final(&sctx, mac);
 
         rc = EVP_PKEY_verify(pctx, s, siglen, mac, maclen);
 

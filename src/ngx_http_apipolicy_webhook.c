@@ -236,7 +236,7 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
     ngx_str_t                       detail, *sig;
     ngx_uint_t                      i, j, ok;
     ngx_pool_cleanup_t             *cln;
-    EVP_MD_CTX                     *md;
+    ngx_http_apipolicy_sha_t        md;
     ngx_http_apipolicy_wh_key_t    *key;
     ngx_http_apipolicy_wh_parsed_t  ps;
     ngx_http_apipolicy_wh_claim_t  *claim;
@@ -301,19 +301,14 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
      */
 
     if (wcf->replay) {
-        md = ngx_http_apipolicy_sha_begin(NGX_HTTP_APIPOLICY_SHA256);
-
-        if (md == NULL
-            || EVP_DigestUpdate(md, wcf->scheme_name.data,
-                                wcf->scheme_name.len) != 1
-            || EVP_DigestUpdate(md, ps.id.len ? ":id:" : ":mac:",
-                                ps.id.len ? 4 : 5) != 1
-            || EVP_DigestUpdate(md, ps.id.len ? ps.id.data : matched,
-                                ps.id.len ? ps.id.len : 32) != 1
-            || ngx_http_apipolicy_sha_end(md, ctx->webhook->id) != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        ngx_http_apipolicy_sha_init(&md, NGX_HTTP_APIPOLICY_SHA256);
+        ngx_http_apipolicy_sha_update(&md, wcf->scheme_name.data,
+                                      wcf->scheme_name.len);
+        ngx_http_apipolicy_sha_update(&md, ps.id.len ? ":id:" : ":mac:",
+                                      ps.id.len ? 4 : 5);
+        ngx_http_apipolicy_sha_update(&md, ps.id.len ? ps.id.data : matched,
+                                      ps.id.len ? ps.id.len : 32);
+        ngx_http_apipolicy_sha_final(&md, ctx->webhook->id);
 
         rc = ngx_http_apipolicy_jwt_cache_claim(r, wcf->replay,
                                                 ctx->webhook->id,
@@ -800,36 +795,29 @@ ngx_http_apipolicy_webhook_mac(ngx_http_request_t *r,
     ngx_http_apipolicy_wh_key_t *key, ngx_http_apipolicy_wh_parsed_t *ps,
     u_char *mac)
 {
-    ngx_uint_t   i;
-    EVP_MD_CTX  *md;
+    ngx_uint_t                 i;
+    ngx_http_apipolicy_sha_t   md;
 
-    md = ngx_http_apipolicy_hmac_begin(&key->hmac);
-    if (md == NULL) {
-        return NGX_ERROR;
-    }
+    ngx_http_apipolicy_hmac_begin(&key->hmac, &md);
 
     for (i = 0; i < ps->nhead; i++) {
-        if (EVP_DigestUpdate(md, ps->head[i].data, ps->head[i].len) != 1) {
-            goto failed;
-        }
+        ngx_http_apipolicy_sha_update(&md, ps->head[i].data, ps->head[i].len);
     }
 
     if (ngx_http_apipolicy_request_body_feed(r,
                                              ngx_http_apipolicy_digest_feed,
-                                             md)
+                                             &md)
         != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "apipolicy webhook: the body could not be read");
-        goto failed;
+        ngx_http_apipolicy_sha_clear(&md);
+        return NGX_ERROR;
     }
 
-    return ngx_http_apipolicy_hmac_end(&key->hmac, md, mac);
+    ngx_http_apipolicy_hmac_end(&key->hmac, &md, mac);
 
-failed:
-
-    EVP_MD_CTX_reset(md);
-    return NGX_ERROR;
+    return NGX_OK;
 }
 
 
