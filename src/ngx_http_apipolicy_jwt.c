@@ -29,6 +29,7 @@
 #include "ngx_http_apipolicy_jwt_key.h"
 #include "ngx_http_apipolicy_jwt_cache.h"
 #include "ngx_http_apipolicy_jwks.h"
+#include "ngx_http_apipolicy_crypto.h"
 #include "ngx_http_apipolicy_problem.h"
 #include "ngx_http_apipolicy_util.h"
 
@@ -37,7 +38,6 @@
 
 #define NGX_HTTP_APIPOLICY_JWT_MAX_SIZE     8192
 #define NGX_HTTP_APIPOLICY_JWT_MAX_DEPTH    16
-#define NGX_HTTP_APIPOLICY_JWT_MAX_FILE     (1024 * 1024)
 #define NGX_HTTP_APIPOLICY_JWT_DETAIL_LEN   200
 
 
@@ -108,8 +108,6 @@ static ngx_int_t ngx_http_apipolicy_jwt_format(ngx_pool_t *pool,
     ngx_http_apipolicy_json_t *j, ngx_str_t *out);
 static ngx_http_apipolicy_jwt_conf_t *ngx_http_apipolicy_jwt_create_conf(
     ngx_pool_t *pool);
-static ngx_int_t ngx_http_apipolicy_jwt_read_file(ngx_conf_t *cf,
-    ngx_str_t *name, ngx_str_t *out);
 static ngx_array_t *ngx_http_apipolicy_jwt_keys(ngx_conf_t *cf,
     ngx_http_apipolicy_jwt_conf_t *jcf);
 
@@ -334,10 +332,10 @@ ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
 
     if (rc == NGX_DECLINED) {
 
-        if (ngx_http_apipolicy_jwt_base64url_decode(r->pool,
-                                                    jctx->signature.data,
-                                                    jctx->signature.len,
-                                                    &jctx->signature)
+        if (ngx_http_apipolicy_crypto_base64url_decode(r->pool,
+                                                       jctx->signature.data,
+                                                       jctx->signature.len,
+                                                       &jctx->signature)
             != NGX_OK)
         {
             ngx_http_apipolicy_jwt_detail(r, &detail,
@@ -561,7 +559,7 @@ static ngx_uint_t
 ngx_http_apipolicy_jwt_b64u_only(u_char *p, u_char *last)
 {
     for ( /* void */ ; p < last; p++) {
-        if (ngx_http_apipolicy_jwt_b64u[*p] == 0xff && *p != '.') {
+        if (ngx_http_apipolicy_crypto_b64u[*p] == 0xff && *p != '.') {
             return 0;
         }
     }
@@ -639,12 +637,12 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
 
     /* header and payload */
 
-    hrc = ngx_http_apipolicy_jwt_base64url_decode(r->pool, p, dot[0] - p,
-                                                  &decoded);
+    hrc = ngx_http_apipolicy_crypto_base64url_decode(r->pool, p, dot[0] - p,
+                                                     &decoded);
 
-    prc = ngx_http_apipolicy_jwt_base64url_decode(r->pool, dot[0] + 1,
-                                                  dot[1] - dot[0] - 1,
-                                                  &jctx->payload);
+    prc = ngx_http_apipolicy_crypto_base64url_decode(r->pool, dot[0] + 1,
+                                                     dot[1] - dot[0] - 1,
+                                                     &jctx->payload);
 
     if ((hrc != NGX_OK || prc != NGX_OK)
         && !ngx_http_apipolicy_jwt_b64u_only(p, dot[1]))
@@ -2069,71 +2067,6 @@ ngx_http_apipolicy_jwt_keys(ngx_conf_t *cf, ngx_http_apipolicy_jwt_conf_t *jcf)
 }
 
 
-static ngx_int_t
-ngx_http_apipolicy_jwt_read_file(ngx_conf_t *cf, ngx_str_t *name,
-    ngx_str_t *out)
-{
-    ssize_t          n;
-    ngx_fd_t         fd;
-    ngx_file_t       file;
-    ngx_file_info_t  fi;
-
-    if (ngx_conf_full_name(cf->cycle, name, 1) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "cannot open the key file \"%V\"", name);
-        return NGX_ERROR;
-    }
-
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.fd = fd;
-    file.name = *name;
-    file.log = cf->log;
-
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_fd_info_n " \"%V\" failed", name);
-        goto failed;
-    }
-
-    if (ngx_file_size(&fi) > NGX_HTTP_APIPOLICY_JWT_MAX_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "the key file \"%V\" is larger than 1 MiB", name);
-        goto failed;
-    }
-
-    out->len = (size_t) ngx_file_size(&fi);
-    out->data = ngx_pnalloc(cf->pool, out->len + 1);
-    if (out->data == NULL) {
-        goto failed;
-    }
-
-    n = ngx_read_file(&file, out->data, out->len, 0);
-
-    if (n == NGX_ERROR || (size_t) n != out->len) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "cannot read the key file \"%V\"", name);
-        goto failed;
-    }
-
-    out->data[out->len] = '\0';
-
-    ngx_close_file(fd);
-
-    return NGX_OK;
-
-failed:
-
-    ngx_close_file(fd);
-
-    return NGX_ERROR;
-}
-
-
 /* apipolicy_jwt_key_file FILE [alg=ALG] [kid=KID] */
 
 char *
@@ -2197,7 +2130,7 @@ ngx_http_apipolicy_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
 
     name = value[1];
 
-    if (ngx_http_apipolicy_jwt_read_file(cf, &name, &text) != NGX_OK) {
+    if (ngx_http_apipolicy_crypto_read_file(cf, &name, &text) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -2287,79 +2220,6 @@ ngx_http_apipolicy_jwt_keys_bind(ngx_array_t *keys, ngx_uint_t first,
 
 /* apipolicy_jwt_secret VALUE|base64:..|base64url:..|file:PATH [alg=] [kid=] */
 
-/*
- * A secret as configured: the bytes of the value, or "base64:...",
- * "base64url:...", "file:PATH" (relative to the configuration directory,
- * one final newline dropped).  Used by apipolicy_jwt_secret and
- * apipolicy_webhook.
- */
-
-ngx_int_t
-ngx_http_apipolicy_jwt_secret_value(ngx_conf_t *cf, ngx_str_t *src,
-    ngx_str_t *out)
-{
-    ngx_str_t  s;
-
-    if (src->len > 7 && ngx_strncmp(src->data, "base64:", 7) == 0) {
-        s.data = src->data + 7;
-        s.len = src->len - 7;
-
-        out->data = ngx_pnalloc(cf->pool, ngx_base64_decoded_length(s.len));
-        if (out->data == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (ngx_decode_base64(out, &s) != NGX_OK) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "the secret after \"base64:\" is not base64");
-            return NGX_ERROR;
-        }
-
-    } else if (src->len > 10 && ngx_strncmp(src->data, "base64url:", 10) == 0)
-    {
-        s.data = src->data + 10;
-        s.len = src->len - 10;
-
-        while (s.len && s.data[s.len - 1] == '=') {
-            s.len--;
-        }
-
-        if (ngx_http_apipolicy_jwt_base64url_decode(cf->pool, s.data, s.len,
-                                                    out)
-            != NGX_OK)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "the secret after \"base64url:\" is not "
-                               "base64url");
-            return NGX_ERROR;
-        }
-
-    } else if (src->len > 5 && ngx_strncmp(src->data, "file:", 5) == 0) {
-        s.data = src->data + 5;
-        s.len = src->len - 5;
-
-        if (ngx_http_apipolicy_jwt_read_file(cf, &s, out) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        /* one final newline, as editors and "echo" add, is not secret */
-
-        if (out->len && out->data[out->len - 1] == '\n') {
-            out->len--;
-
-            if (out->len && out->data[out->len - 1] == '\r') {
-                out->len--;
-            }
-        }
-
-    } else {
-        *out = *src;
-    }
-
-    return NGX_OK;
-}
-
-
 char *
 ngx_http_apipolicy_jwt_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -2421,7 +2281,7 @@ ngx_http_apipolicy_jwt_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_apipolicy_jwt_secret_value(cf, &value[1], &key->secret)
+    if (ngx_http_apipolicy_crypto_secret(cf, &value[1], &key->secret)
         != NGX_OK)
     {
         return NGX_CONF_ERROR;

@@ -174,10 +174,6 @@ char *ngx_http_apipolicy_jwt_flag_slot(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_apipolicy_jwt_cv_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
-/* "VALUE", "base64:..", "base64url:..", "file:PATH" -> the secret's bytes */
-ngx_int_t ngx_http_apipolicy_jwt_secret_value(ngx_conf_t *cf, ngx_str_t *src,
-    ngx_str_t *out);
-
 /* issuer=ISS of the key directives: 1 when "value" is that parameter */
 ngx_uint_t ngx_http_apipolicy_jwt_issuer_param(ngx_str_t *value,
     ngx_str_t *issuer);

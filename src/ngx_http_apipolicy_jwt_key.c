@@ -12,6 +12,7 @@
 
 #include "ngx_http_apipolicy.h"
 #include "ngx_http_apipolicy_jwt_key.h"
+#include "ngx_http_apipolicy_crypto.h"
 #include "ngx_http_apipolicy_digest.h"
 
 #include <jansson.h>
@@ -138,34 +139,6 @@ static ngx_http_apipolicy_jwt_alg_t  ngx_http_apipolicy_jwt_algs[] = {
 };
 
 
-/* base64url digit values; 255: not in the alphabet ('=', '+', '/', NUL) */
-
-u_char  ngx_http_apipolicy_jwt_b64u[256] = {
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255,  62, 255, 255,
-     52,  53,  54,  55,  56,  57,  58,  59,  60,  61, 255, 255,
-    255, 255, 255, 255, 255,   0,   1,   2,   3,   4,   5,   6,
-      7,   8,   9,  10,  11,  12,  13,  14,  15,  16,  17,  18,
-     19,  20,  21,  22,  23,  24,  25, 255, 255, 255, 255,  63,
-    255,  26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,
-     37,  38,  39,  40,  41,  42,  43,  44,  45,  46,  47,  48,
-     49,  50,  51, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255
-};
-
-
 /* ---- algorithms ------------------------------------------------------ */
 
 ngx_uint_t
@@ -238,80 +211,6 @@ ngx_http_apipolicy_jwt_kty_name(ngx_uint_t kty)
     default:
         return "unknown";
     }
-}
-
-
-/* ---- base64url ------------------------------------------------------- */
-
-ngx_int_t
-ngx_http_apipolicy_jwt_base64url_decode(ngx_pool_t *pool, u_char *src,
-    size_t len, ngx_str_t *dst)
-{
-    u_char      *d, a, b, c, e, *b64u;
-    size_t       i, n;
-
-    b64u = ngx_http_apipolicy_jwt_b64u;
-
-    if (len % 4 == 1) {
-        return NGX_ERROR;
-    }
-
-    d = ngx_pnalloc(pool, len / 4 * 3 + 3);
-    if (d == NULL) {
-        return NGX_ERROR;
-    }
-
-    dst->data = d;
-    n = len & ~((size_t) 3);
-
-    for (i = 0; i < n; i += 4) {
-        a = b64u[src[i]];
-        b = b64u[src[i + 1]];
-        c = b64u[src[i + 2]];
-        e = b64u[src[i + 3]];
-
-        if ((a | b | c | e) & 0xc0) {
-            return NGX_ERROR;
-        }
-
-        *d++ = (u_char) (a << 2 | b >> 4);
-        *d++ = (u_char) (b << 4 | c >> 2);
-        *d++ = (u_char) (c << 6 | e);
-    }
-
-    /* the unused low bits of the last character must be zero */
-
-    switch (len - n) {
-
-    case 2:
-        a = b64u[src[i]];
-        b = b64u[src[i + 1]];
-
-        if (((a | b) & 0xc0) || (b & 0x0f)) {
-            return NGX_ERROR;
-        }
-
-        *d++ = (u_char) (a << 2 | b >> 4);
-        break;
-
-    case 3:
-        a = b64u[src[i]];
-        b = b64u[src[i + 1]];
-        c = b64u[src[i + 2]];
-
-        if (((a | b | c) & 0xc0) || (c & 0x03)) {
-            return NGX_ERROR;
-        }
-
-        *d++ = (u_char) (a << 2 | b >> 4);
-        *d++ = (u_char) (b << 4 | c >> 2);
-        break;
-    }
-
-    dst->len = d - dst->data;
-    *d = '\0';
-
-    return NGX_OK;
 }
 
 
@@ -971,9 +870,9 @@ ngx_http_apipolicy_jwt_jwk_member(ngx_pool_t *pool, json_t *jwk,
         return NGX_ERROR;
     }
 
-    if (ngx_http_apipolicy_jwt_base64url_decode(pool,
-                                       (u_char *) json_string_value(v),
-                                       json_string_length(v), out)
+    if (ngx_http_apipolicy_crypto_base64url_decode(pool,
+                                         (u_char *) json_string_value(v),
+                                         json_string_length(v), out)
         != NGX_OK
         || out->len == 0)
     {

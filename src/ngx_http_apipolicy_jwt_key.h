@@ -16,12 +16,6 @@ ngx_uint_t ngx_http_apipolicy_jwt_alg_parse(u_char *name, size_t len);
 ngx_str_t *ngx_http_apipolicy_jwt_alg_name(ngx_uint_t alg);
 ngx_uint_t ngx_http_apipolicy_jwt_alg_hmac_min(ngx_uint_t alg);
 
-/* strict base64url (RFC 7515 section 2: no padding, no stray bits) */
-extern u_char  ngx_http_apipolicy_jwt_b64u[256];
-
-ngx_int_t ngx_http_apipolicy_jwt_base64url_decode(ngx_pool_t *pool,
-    u_char *src, size_t len, ngx_str_t *dst);
-
 /*
  * Key parsing.  Each parsed EVP_PKEY is freed by a cleanup on "pool", so
  * keys parsed on cf->pool go with the cycle and keys parsed at run time

@@ -37,6 +37,7 @@
 #include "ngx_http_apipolicy_jwt.h"
 #include "ngx_http_apipolicy_jwt_cache.h"
 #include "ngx_http_apipolicy_digest.h"
+#include "ngx_http_apipolicy_crypto.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -988,7 +989,7 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return NGX_CONF_ERROR;
             }
 
-            if (ngx_http_apipolicy_jwt_secret_value(cf, &raw, secret)
+            if (ngx_http_apipolicy_crypto_secret(cf, &raw, secret)
                 != NGX_OK)
             {
                 return NGX_CONF_ERROR;

@@ -3,14 +3,14 @@
  * Copyright (C) apipolicy authors
  *
  * base64url as tokens and JWKs carry it (no padding, the unused low bits
- * of the last character zero): ngx_http_apipolicy_jwt_base64url_decode().
+ * of the last character zero): ngx_http_apipolicy_crypto_base64url_decode().
  * Whatever it accepts must encode back to the very same text (nginx's
  * ngx_encode_base64url), so two spellings never decode to one value.
  *
  * Input: the base64url text.
  */
 
-#include "../../src/ngx_http_apipolicy_jwt_key.c"
+#include "../../src/ngx_http_apipolicy_crypto.c"
 #define FUZZ_INIT_ONLY
 #include "fuzz.h"
 
@@ -26,7 +26,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     text = fuzz_copy(pool, data, size);
 
-    if (ngx_http_apipolicy_jwt_base64url_decode(pool, text, size, &dst)
+    if (ngx_http_apipolicy_crypto_base64url_decode(pool, text, size, &dst)
         == NGX_OK)
     {
         back.data = ngx_pnalloc(pool, ngx_base64_encoded_length(dst.len));

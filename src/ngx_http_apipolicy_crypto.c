@@ -1,0 +1,258 @@
+
+/*
+ * Copyright (C) apipolicy authors
+ *
+ * Helpers several areas share for key material: strict base64url
+ * (RFC 7515 section 2), secrets as configured ("base64:", "base64url:",
+ * "file:" or the plain value) and reading a key file at configuration
+ * time.  Nothing here looks at a request.
+ */
+
+
+#include "ngx_http_apipolicy.h"
+#include "ngx_http_apipolicy_crypto.h"
+
+
+#define NGX_HTTP_APIPOLICY_CRYPTO_MAX_FILE  (1024 * 1024)
+
+
+/* base64url digit values; 255: not in the alphabet ('=', '+', '/', NUL) */
+
+u_char  ngx_http_apipolicy_crypto_b64u[256] = {
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255,  62, 255, 255,
+     52,  53,  54,  55,  56,  57,  58,  59,  60,  61, 255, 255,
+    255, 255, 255, 255, 255,   0,   1,   2,   3,   4,   5,   6,
+      7,   8,   9,  10,  11,  12,  13,  14,  15,  16,  17,  18,
+     19,  20,  21,  22,  23,  24,  25, 255, 255, 255, 255,  63,
+    255,  26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,
+     37,  38,  39,  40,  41,  42,  43,  44,  45,  46,  47,  48,
+     49,  50,  51, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255
+};
+
+
+/* ---- base64url ------------------------------------------------------- */
+
+ngx_int_t
+ngx_http_apipolicy_crypto_base64url_decode(ngx_pool_t *pool, u_char *src,
+    size_t len, ngx_str_t *dst)
+{
+    u_char      *d, a, b, c, e, *b64u;
+    size_t       i, n;
+
+    b64u = ngx_http_apipolicy_crypto_b64u;
+
+    if (len % 4 == 1) {
+        return NGX_ERROR;
+    }
+
+    d = ngx_pnalloc(pool, len / 4 * 3 + 3);
+    if (d == NULL) {
+        return NGX_ERROR;
+    }
+
+    dst->data = d;
+    n = len & ~((size_t) 3);
+
+    for (i = 0; i < n; i += 4) {
+        a = b64u[src[i]];
+        b = b64u[src[i + 1]];
+        c = b64u[src[i + 2]];
+        e = b64u[src[i + 3]];
+
+        if ((a | b | c | e) & 0xc0) {
+            return NGX_ERROR;
+        }
+
+        *d++ = (u_char) (a << 2 | b >> 4);
+        *d++ = (u_char) (b << 4 | c >> 2);
+        *d++ = (u_char) (c << 6 | e);
+    }
+
+    /* the unused low bits of the last character must be zero */
+
+    switch (len - n) {
+
+    case 2:
+        a = b64u[src[i]];
+        b = b64u[src[i + 1]];
+
+        if (((a | b) & 0xc0) || (b & 0x0f)) {
+            return NGX_ERROR;
+        }
+
+        *d++ = (u_char) (a << 2 | b >> 4);
+        break;
+
+    case 3:
+        a = b64u[src[i]];
+        b = b64u[src[i + 1]];
+        c = b64u[src[i + 2]];
+
+        if (((a | b | c) & 0xc0) || (c & 0x03)) {
+            return NGX_ERROR;
+        }
+
+        *d++ = (u_char) (a << 2 | b >> 4);
+        *d++ = (u_char) (b << 4 | c >> 2);
+        break;
+    }
+
+    dst->len = d - dst->data;
+    *d = '\0';
+
+    return NGX_OK;
+}
+
+
+/* ---- secrets and key files -------------------------------------------- */
+
+ngx_int_t
+ngx_http_apipolicy_crypto_read_file(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *out)
+{
+    ssize_t          n;
+    ngx_fd_t         fd;
+    ngx_file_t       file;
+    ngx_file_info_t  fi;
+
+    if (ngx_conf_full_name(cf->cycle, name, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "cannot open the key file \"%V\"", name);
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.fd = fd;
+    file.name = *name;
+    file.log = cf->log;
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%V\" failed", name);
+        goto failed;
+    }
+
+    if (ngx_file_size(&fi) > NGX_HTTP_APIPOLICY_CRYPTO_MAX_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the key file \"%V\" is larger than 1 MiB", name);
+        goto failed;
+    }
+
+    out->len = (size_t) ngx_file_size(&fi);
+    out->data = ngx_pnalloc(cf->pool, out->len + 1);
+    if (out->data == NULL) {
+        goto failed;
+    }
+
+    n = ngx_read_file(&file, out->data, out->len, 0);
+
+    if (n == NGX_ERROR || (size_t) n != out->len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "cannot read the key file \"%V\"", name);
+        goto failed;
+    }
+
+    out->data[out->len] = '\0';
+
+    ngx_close_file(fd);
+
+    return NGX_OK;
+
+failed:
+
+    ngx_close_file(fd);
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * A secret as configured: the bytes of the value, or "base64:...",
+ * "base64url:...", "file:PATH" (relative to the configuration directory,
+ * one final newline dropped).  Used by apipolicy_jwt_secret and
+ * apipolicy_webhook.
+ */
+
+ngx_int_t
+ngx_http_apipolicy_crypto_secret(ngx_conf_t *cf, ngx_str_t *src,
+    ngx_str_t *out)
+{
+    ngx_str_t  s;
+
+    if (src->len > 7 && ngx_strncmp(src->data, "base64:", 7) == 0) {
+        s.data = src->data + 7;
+        s.len = src->len - 7;
+
+        out->data = ngx_pnalloc(cf->pool, ngx_base64_decoded_length(s.len));
+        if (out->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_decode_base64(out, &s) != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the secret after \"base64:\" is not base64");
+            return NGX_ERROR;
+        }
+
+    } else if (src->len > 10 && ngx_strncmp(src->data, "base64url:", 10) == 0)
+    {
+        s.data = src->data + 10;
+        s.len = src->len - 10;
+
+        while (s.len && s.data[s.len - 1] == '=') {
+            s.len--;
+        }
+
+        if (ngx_http_apipolicy_crypto_base64url_decode(cf->pool, s.data,
+                                                       s.len, out)
+            != NGX_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the secret after \"base64url:\" is not "
+                               "base64url");
+            return NGX_ERROR;
+        }
+
+    } else if (src->len > 5 && ngx_strncmp(src->data, "file:", 5) == 0) {
+        s.data = src->data + 5;
+        s.len = src->len - 5;
+
+        if (ngx_http_apipolicy_crypto_read_file(cf, &s, out) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        /* one final newline, as editors and "echo" add, is not secret */
+
+        if (out->len && out->data[out->len - 1] == '\n') {
+            out->len--;
+
+            if (out->len && out->data[out->len - 1] == '\r') {
+                out->len--;
+            }
+        }
+
+    } else {
+        *out = *src;
+    }
+
+    return NGX_OK;
+}

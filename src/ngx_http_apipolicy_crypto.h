@@ -1,0 +1,32 @@
+
+/*
+ * Copyright (C) apipolicy authors
+ */
+
+
+#ifndef _NGX_HTTP_APIPOLICY_CRYPTO_H_INCLUDED_
+#define _NGX_HTTP_APIPOLICY_CRYPTO_H_INCLUDED_
+
+
+#include "ngx_http_apipolicy.h"
+
+
+/* strict base64url (RFC 7515 section 2: no padding, no stray bits) */
+extern u_char  ngx_http_apipolicy_crypto_b64u[256];
+
+ngx_int_t ngx_http_apipolicy_crypto_base64url_decode(ngx_pool_t *pool,
+    u_char *src, size_t len, ngx_str_t *dst);
+
+/* "VALUE", "base64:..", "base64url:..", "file:PATH" -> the secret's bytes */
+ngx_int_t ngx_http_apipolicy_crypto_secret(ngx_conf_t *cf, ngx_str_t *src,
+    ngx_str_t *out);
+
+/*
+ * A key file named in the configuration (relative to its directory), read
+ * whole into cf->pool, NUL-terminated; at most 1 MiB
+ */
+ngx_int_t ngx_http_apipolicy_crypto_read_file(ngx_conf_t *cf,
+    ngx_str_t *name, ngx_str_t *out);
+
+
+#endif /* _NGX_HTTP_APIPOLICY_CRYPTO_H_INCLUDED_ */
