@@ -58,9 +58,37 @@ if ! perl -MTest::Nginx::Socket -e1 2>/dev/null; then
     echo "Test::Nginx not installed: using the compatible runner in t/compat"
 fi
 
+# The suites mostly wait (slow backends, expiry, reloads), so they run
+# side by side: TEST_JOBS at a time (default 3), each on its own port and
+# server root.  The ones that use the shared Redis flush it, so they run
+# one after another, next to the others.
+shared=()
+alone=()
+for t in $TESTS; do
+    if grep -q TEST_NGINX_REDIS_PORT "$t"; then
+        shared+=("$t")
+    else
+        alone+=("$t")
+    fi
+done
+
 rc=0
 prove --exec '' build/unit/json-test || rc=1
-prove "${inc[@]}" $TESTS || rc=1
+
+shared_log=$redis_dir/shared.log
+shared_pid=
+if [ ${#shared[@]} -gt 0 ]; then
+    prove "${inc[@]}" "${shared[@]}" > "$shared_log" 2>&1 &
+    shared_pid=$!
+fi
+if [ ${#alone[@]} -gt 0 ]; then
+    prove "${inc[@]}" -j "${TEST_JOBS:-3}" "${alone[@]}" || rc=1
+fi
+if [ -n "$shared_pid" ]; then
+    wait "$shared_pid" || rc=1
+    echo "--- the suites on the shared Redis, one after another:"
+    cat "$shared_log"
+fi
 # the runner's self-test on free ports too (its default, 1984, is shared)
 TEST_NGINX_SERVER_PORT=$(free_port) TEST_NGINX_BACKEND_PORT=$(free_port) \
     prove -I t/compat t/compat/selftest.t || rc=1
