@@ -963,8 +963,8 @@ ngx_http_apipolicy_status_json(u_char *p, ngx_http_apipolicy_st_view_t *view)
                    sizeof("}},\"webhook\":{\"requests\":{") - 1);
 
     for (n = 1; n < NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES; n++) {
-        p = ngx_sprintf(p, "%s\"%s\":{", n > 1 ? "," : "",
-                        ngx_http_apipolicy_webhook_schemes[n]);
+        p = ngx_sprintf(p, "%s\"%V\":{", n > 1 ? "," : "",
+                        ngx_http_apipolicy_webhook_scheme_name(n));
 
         for (i = 0; i < NGX_HTTP_APIPOLICY_ST_WH_NRESULTS; i++) {
             p = ngx_sprintf(p, "%s\"%V\":%uA", i ? "," : "",
@@ -1225,8 +1225,8 @@ ngx_http_apipolicy_status_prometheus(u_char *p,
     for (n = 1; n < NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES; n++) {
         for (i = 0; i < NGX_HTTP_APIPOLICY_ST_WH_NRESULTS; i++) {
             p = ngx_sprintf(p, "apipolicy_webhook_requests_total"
-                               "{scheme=\"%s\",result=\"%V\"} %uA\n",
-                            ngx_http_apipolicy_webhook_schemes[n],
+                               "{scheme=\"%V\",result=\"%V\"} %uA\n",
+                            ngx_http_apipolicy_webhook_scheme_name(n),
                             &ngx_http_apipolicy_st_wh_results[i].area,
                             sh->webhook[n][i]);
         }

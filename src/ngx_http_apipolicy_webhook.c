@@ -43,13 +43,6 @@
 #include <openssl/evp.h>
 
 
-#define NGX_HTTP_APIPOLICY_WH_STANDARD   1
-#define NGX_HTTP_APIPOLICY_WH_STRIPE     2
-#define NGX_HTTP_APIPOLICY_WH_GITHUB     3
-#define NGX_HTTP_APIPOLICY_WH_SLACK      4
-#define NGX_HTTP_APIPOLICY_WH_SHOPIFY    5
-#define NGX_HTTP_APIPOLICY_WH_HMAC       6
-
 #define NGX_HTTP_APIPOLICY_WH_HEX        1
 #define NGX_HTTP_APIPOLICY_WH_BASE64     2
 
@@ -63,29 +56,13 @@
  * The headers of a scheme, in families: the first family whose
  * signature header was sent is read, and only it (Svix and Clerk send
  * svix-* for Standard Webhooks; Shopify's newer deliveries drop the X-).
- * NULL: the scheme has no such header.  The id is signed for "standard"
- * (and required there); for github and shopify it is not, and optional.
+ * An empty name: the scheme has no such header.
  */
 typedef struct {
-    char                              *sig;
-    char                              *ts;
-    char                              *id;
+    ngx_str_t                          sig;
+    ngx_str_t                          ts;
+    ngx_str_t                          id;
 } ngx_http_apipolicy_wh_names_t;
-
-static ngx_http_apipolicy_wh_names_t  ngx_http_apipolicy_wh_names[][2] = {
-    { { NULL, NULL, NULL }, { NULL, NULL, NULL } },
-    { { "webhook-signature", "webhook-timestamp", "webhook-id" },
-      { "svix-signature", "svix-timestamp", "svix-id" } },            /* standard */
-    { { "Stripe-Signature", NULL, NULL }, { NULL, NULL, NULL } },     /* stripe */
-    { { "X-Hub-Signature-256", NULL, "X-GitHub-Delivery" },
-      { NULL, NULL, NULL } },                                         /* github */
-    { { "X-Slack-Signature", "X-Slack-Request-Timestamp", NULL },
-      { NULL, NULL, NULL } },                                         /* slack */
-    { { "X-Shopify-Hmac-Sha256", NULL, "X-Shopify-Webhook-Id" },
-      { "shopify-hmac-sha256", NULL, "shopify-webhook-id" } },        /* shopify */
-    { { NULL, NULL, NULL }, { NULL, NULL, NULL } }                    /* hmac:
-                                                                         header= */
-};
 
 
 /*
@@ -97,9 +74,12 @@ typedef struct {
 } ngx_http_apipolicy_wh_key_t;
 
 
+typedef struct ngx_http_apipolicy_webhook_scheme_s
+    ngx_http_apipolicy_webhook_scheme_t;
+
 struct ngx_http_apipolicy_webhook_conf_s {
     ngx_uint_t                         scheme;
-    ngx_str_t                          scheme_name;
+    ngx_http_apipolicy_webhook_scheme_t  *desc; /* its descriptor */
     ngx_array_t                       *secrets;   /* ngx_str_t */
     ngx_array_t                       *keys;      /* wh_key_t, the same */
     time_t                             tolerance; /* 0: no timestamp */
@@ -115,6 +95,7 @@ typedef struct {
     ngx_array_t                        sigs;      /* ngx_str_t, 32 bytes
                                                      each: as many as the
                                                      header holds */
+    ngx_str_t                          ts;        /* the signed timestamp */
     ngx_str_t                          head[4];   /* signed before the body */
     ngx_uint_t                         nhead;
     ngx_str_t                          id;        /* signed delivery id
@@ -123,8 +104,44 @@ typedef struct {
 } ngx_http_apipolicy_wh_parsed_t;
 
 
-const char  *ngx_http_apipolicy_webhook_schemes[] = {
-    "", "standard", "stripe", "github", "slack", "shopify", "hmac", NULL
+/*
+ * sigs: the signatures of the signature header's value, decoded (and a
+ * timestamp it carries, ts_tag=), NGX_OK or NGX_ERROR.  message: what
+ * is signed before the body, from the parsed id and timestamp.
+ */
+typedef ngx_int_t (*ngx_http_apipolicy_webhook_sigs_pt)(ngx_http_request_t *r,
+    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_str_t *value,
+    ngx_http_apipolicy_wh_parsed_t *ps);
+typedef void (*ngx_http_apipolicy_webhook_message_pt)(
+    ngx_http_apipolicy_wh_parsed_t *ps);
+
+
+/*
+ * A scheme: what apipolicy_webhook, the verification and the metrics
+ * read of it.  The challenge of its 401s names the first signature
+ * header (or header=).
+ */
+struct ngx_http_apipolicy_webhook_scheme_s {
+    ngx_str_t                          name;      /* the directive's word,
+                                                     the metrics' label */
+    ngx_http_apipolicy_wh_names_t      names[2];  /* header families */
+    ngx_str_t                          prefix;    /* before a signature */
+    ngx_uint_t                         encoding;  /* of a signature */
+    u_char                             sep;       /* between signatures:
+                                                     0 one signature */
+    ngx_str_t                          ts_tag;    /* the timestamp in the
+                                                     signature header */
+    time_t                             tolerance; /* 0: nothing timed */
+    unsigned                           id_signed:1;   /* the id is signed
+                                                         and required; with
+                                                         the others it is
+                                                         optional */
+    unsigned                           prefix_nocase:1;
+    unsigned                           secret_base64:1; /* "whsec_" base64 */
+    unsigned                           custom:1;  /* header=, prefix=,
+                                                     encoding= */
+    ngx_http_apipolicy_webhook_sigs_pt     sigs;
+    ngx_http_apipolicy_webhook_message_pt  message;
 };
 
 
@@ -146,6 +163,20 @@ static ngx_int_t ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
 static ngx_int_t ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_wh_parsed_t *ps,
     ngx_str_t *detail);
+static ngx_int_t ngx_http_apipolicy_webhook_sigs_list(ngx_http_request_t *r,
+    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_str_t *value,
+    ngx_http_apipolicy_wh_parsed_t *ps);
+static ngx_int_t ngx_http_apipolicy_webhook_sigs_one(ngx_http_request_t *r,
+    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_str_t *value,
+    ngx_http_apipolicy_wh_parsed_t *ps);
+static void ngx_http_apipolicy_webhook_message_standard(
+    ngx_http_apipolicy_wh_parsed_t *ps);
+static void ngx_http_apipolicy_webhook_message_stripe(
+    ngx_http_apipolicy_wh_parsed_t *ps);
+static void ngx_http_apipolicy_webhook_message_slack(
+    ngx_http_apipolicy_wh_parsed_t *ps);
+static void ngx_http_apipolicy_webhook_message_body(
+    ngx_http_apipolicy_wh_parsed_t *ps);
 static ngx_int_t ngx_http_apipolicy_webhook_mac(ngx_http_request_t *r,
     ngx_http_apipolicy_wh_key_t *key, ngx_http_apipolicy_wh_parsed_t *ps,
     u_char *mac);
@@ -155,7 +186,78 @@ static ngx_int_t ngx_http_apipolicy_webhook_sig(ngx_http_request_t *r,
 static ngx_int_t ngx_http_apipolicy_webhook_timestamp(ngx_str_t *ts,
     time_t tolerance, ngx_str_t *detail);
 static ngx_table_elt_t *ngx_http_apipolicy_webhook_get(ngx_http_request_t *r,
-    const char *name, ngx_str_t *detail, ngx_int_t *rc);
+    ngx_str_t *name, ngx_str_t *detail, ngx_int_t *rc);
+
+
+#define ngx_http_apipolicy_wh_null  { ngx_null_string, ngx_null_string,      \
+                                      ngx_null_string }
+
+/* the schemes by number, as the head of this file describes them */
+
+static ngx_http_apipolicy_webhook_scheme_t
+    ngx_http_apipolicy_webhook_scheme_table[] = {
+
+    { ngx_null_string, { ngx_http_apipolicy_wh_null,
+                         ngx_http_apipolicy_wh_null },
+      ngx_null_string, 0, 0, ngx_null_string, 0, 0, 0, 0, 0, NULL, NULL },
+
+    { ngx_string("standard"),
+      { { ngx_string("webhook-signature"), ngx_string("webhook-timestamp"),
+          ngx_string("webhook-id") },
+        { ngx_string("svix-signature"), ngx_string("svix-timestamp"),
+          ngx_string("svix-id") } },
+      ngx_string("v1,"), NGX_HTTP_APIPOLICY_WH_BASE64, ' ', ngx_null_string,
+      300, 1, 0, 1, 0,
+      ngx_http_apipolicy_webhook_sigs_list,
+      ngx_http_apipolicy_webhook_message_standard },
+
+    { ngx_string("stripe"),
+      { { ngx_string("Stripe-Signature"), ngx_null_string, ngx_null_string },
+        ngx_http_apipolicy_wh_null },
+      ngx_string("v1="), NGX_HTTP_APIPOLICY_WH_HEX, ',', ngx_string("t="),
+      300, 0, 0, 0, 0,
+      ngx_http_apipolicy_webhook_sigs_list,
+      ngx_http_apipolicy_webhook_message_stripe },
+
+    { ngx_string("github"),
+      { { ngx_string("X-Hub-Signature-256"), ngx_null_string,
+          ngx_string("X-GitHub-Delivery") },
+        ngx_http_apipolicy_wh_null },
+      ngx_string("sha256="), NGX_HTTP_APIPOLICY_WH_HEX, 0, ngx_null_string,
+      0, 0, 1, 0, 0,
+      ngx_http_apipolicy_webhook_sigs_one,
+      ngx_http_apipolicy_webhook_message_body },
+
+    { ngx_string("slack"),
+      { { ngx_string("X-Slack-Signature"),
+          ngx_string("X-Slack-Request-Timestamp"), ngx_null_string },
+        ngx_http_apipolicy_wh_null },
+      ngx_string("v0="), NGX_HTTP_APIPOLICY_WH_HEX, 0, ngx_null_string,
+      300, 0, 0, 0, 0,
+      ngx_http_apipolicy_webhook_sigs_one,
+      ngx_http_apipolicy_webhook_message_slack },
+
+    { ngx_string("shopify"),
+      { { ngx_string("X-Shopify-Hmac-Sha256"), ngx_null_string,
+          ngx_string("X-Shopify-Webhook-Id") },
+        { ngx_string("shopify-hmac-sha256"), ngx_null_string,
+          ngx_string("shopify-webhook-id") } },
+      ngx_null_string, NGX_HTTP_APIPOLICY_WH_BASE64, 0, ngx_null_string,
+      0, 0, 1, 0, 0,
+      ngx_http_apipolicy_webhook_sigs_one,
+      ngx_http_apipolicy_webhook_message_body },
+
+    { ngx_string("hmac"),
+      { ngx_http_apipolicy_wh_null, ngx_http_apipolicy_wh_null },
+      ngx_null_string, NGX_HTTP_APIPOLICY_WH_HEX, 0, ngx_null_string,
+      0, 0, 1, 0, 1,
+      ngx_http_apipolicy_webhook_sigs_one,
+      ngx_http_apipolicy_webhook_message_body },
+
+    { ngx_null_string, { ngx_http_apipolicy_wh_null,
+                         ngx_http_apipolicy_wh_null },
+      ngx_null_string, 0, 0, ngx_null_string, 0, 0, 0, 0, 0, NULL, NULL }
+};
 
 
 static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_wh_missing =
@@ -303,8 +405,8 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
 
     if (wcf->replay) {
         ngx_http_apipolicy_sha_init(&md, NGX_HTTP_APIPOLICY_SHA256);
-        ngx_http_apipolicy_sha_update(&md, wcf->scheme_name.data,
-                                      wcf->scheme_name.len);
+        ngx_http_apipolicy_sha_update(&md, wcf->desc->name.data,
+                                      wcf->desc->name.len);
         ngx_http_apipolicy_sha_update(&md, ps.id.len ? ":id:" : ":mac:",
                                       ps.id.len ? 4 : 5);
         ngx_http_apipolicy_sha_update(&md, ps.id.len ? ps.id.data : matched,
@@ -347,7 +449,7 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "apipolicy webhook: %V signature verified",
-                   &wcf->scheme_name);
+                   &wcf->desc->name);
 
     return NGX_OK;
 }
@@ -410,17 +512,14 @@ ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_wh_parsed_t *ps,
     ngx_str_t *detail)
 {
-    u_char                         *p, *last, *start, *comma;
-    ngx_int_t                       rc;
-    ngx_str_t                       ts, name;
-    ngx_uint_t                      count;
-    ngx_table_elt_t                *h, *hid, *hts;
-    ngx_http_apipolicy_wh_names_t  *names;
+    u_char                                     *p;
+    ngx_int_t                                   rc;
+    ngx_uint_t                                  count;
+    ngx_table_elt_t                            *h, *hid, *hts;
+    ngx_http_apipolicy_wh_names_t        *names;
+    ngx_http_apipolicy_webhook_scheme_t  *desc;
 
-    static ngx_str_t  dot = ngx_string(".");
-    static ngx_str_t  colon = ngx_string(":");
-    static ngx_str_t  v0 = ngx_string("v0:");
-
+    desc = wcf->desc;
     rc = NGX_OK;
     hid = NULL;
     hts = NULL;
@@ -431,30 +530,27 @@ ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
 
     /* the family of headers: the first whose signature header was sent */
 
-    names = ngx_http_apipolicy_wh_names[wcf->scheme];
+    names = &desc->names[0];
 
-    if (names[1].sig) {
-        name.data = (u_char *) names[0].sig;
-        name.len = ngx_strlen(names[0].sig);
-
-        (void) ngx_http_apipolicy_find_header(&r->headers_in.headers, &name,
+    if (desc->names[1].sig.len) {
+        (void) ngx_http_apipolicy_find_header(&r->headers_in.headers,
+                                              &names[0].sig,
                                               &count);
         if (count == 0) {
-            name.data = (u_char *) names[1].sig;
-            name.len = ngx_strlen(names[1].sig);
-
             (void) ngx_http_apipolicy_find_header(&r->headers_in.headers,
-                                                  &name, &count);
+                                                  &names[1].sig,
+                                                  &count);
             if (count) {
                 names++;
             }
         }
     }
 
-    if (names->id && wcf->scheme == NGX_HTTP_APIPOLICY_WH_STANDARD) {
-        hid = ngx_http_apipolicy_webhook_get(r, names->id, detail, &rc);
+    if (names->id.len && desc->id_signed) {
+        hid = ngx_http_apipolicy_webhook_get(r, &names->id,
+                                             detail, &rc);
 
-    } else if (names->id && wcf->replay) {
+    } else if (names->id.len && wcf->replay) {
 
         /*
          * an unsigned delivery id is no replay key (anyone may change
@@ -462,153 +558,61 @@ ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
          * on, one sent twice or empty is refused, not guessed at
          */
 
-        name.data = (u_char *) names->id;
-        name.len = ngx_strlen(names->id);
-
-        (void) ngx_http_apipolicy_find_header(&r->headers_in.headers, &name,
+        (void) ngx_http_apipolicy_find_header(&r->headers_in.headers,
+                                              &names->id,
                                               &count);
         if (count) {
-            (void) ngx_http_apipolicy_webhook_get(r, names->id, detail, &rc);
+            (void) ngx_http_apipolicy_webhook_get(r, &names->id,
+                                                  detail, &rc);
         }
     }
 
-    if (names->ts) {
-        hts = ngx_http_apipolicy_webhook_get(r, names->ts, detail, &rc);
+    if (names->ts.len) {
+        hts = ngx_http_apipolicy_webhook_get(r, &names->ts,
+                                             detail, &rc);
     }
 
-    h = ngx_http_apipolicy_webhook_get(r,
-                                       names->sig ? names->sig
-                                                  : (char *) wcf->header.data,
+    h = ngx_http_apipolicy_webhook_get(r, names->sig.len
+                                          ? &names->sig
+                                          : &wcf->header,
                                        detail, &rc);
     if (rc != NGX_OK) {
         return rc;
     }
 
     if (hts) {
-        rc = ngx_http_apipolicy_webhook_timestamp(&hts->value, wcf->tolerance,
-                                                  detail);
-        if (rc != NGX_OK) {
-            return rc;
-        }
+        ps->ts = hts->value;
     }
 
-    switch (wcf->scheme) {
-
-    case NGX_HTTP_APIPOLICY_WH_STANDARD:
-
-        /* "v1,SIG v1,SIG": other versions (v1a) are skipped */
-
-        p = h->value.data;
-        last = p + h->value.len;
-
-        while (p < last) {
-            while (p < last && *p == ' ') {
-                p++;
-            }
-
-            start = p;
-
-            while (p < last && *p != ' ') {
-                p++;
-            }
-
-            if (p - start > 3 && ngx_strncmp(start, "v1,", 3) == 0) {
-                if (ngx_http_apipolicy_webhook_sig(r, ps, start + 3,
-                                                   p - start - 3,
-                                                   NGX_HTTP_APIPOLICY_WH_BASE64)
-                    == NGX_ERROR)
-                {
-                    return NGX_ERROR;
-                }
-            }
-        }
-
-        ps->head[0] = hid->value;
-        ps->head[1] = dot;
-        ps->head[2] = hts->value;
-        ps->head[3] = dot;
-        ps->nhead = 4;
+    if (hid) {
         ps->id = hid->value;
-        break;
+    }
 
-    case NGX_HTTP_APIPOLICY_WH_STRIPE:
-        ngx_str_null(&ts);
+    if (desc->sigs(r, wcf, &h->value, ps) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
-        p = h->value.data;
-        last = p + h->value.len;
+    if (desc->tolerance) {
 
-        while (p < last) {
-            while (p < last && (*p == ' ' || *p == ',')) {
-                p++;
+        if (ps->ts.len == 0) {              /* in the signature header */
+            p = ngx_pnalloc(r->pool, sizeof("the  header has no ") - 1
+                                     + names->sig.len + desc->ts_tag.len);
+            if (p == NULL) {
+                return NGX_ERROR;
             }
 
-            start = p;
-            comma = ngx_strlchr(p, last, ',');
-            p = comma ? comma : last;
-
-            if (p - start > 2 && ngx_strncmp(start, "t=", 2) == 0) {
-                ts.data = start + 2;
-                ts.len = p - start - 2;
-
-            } else if (p - start > 3 && ngx_strncmp(start, "v1=", 3) == 0) {
-                if (ngx_http_apipolicy_webhook_sig(r, ps, start + 3,
-                                                   p - start - 3,
-                                                   NGX_HTTP_APIPOLICY_WH_HEX)
-                    == NGX_ERROR)
-                {
-                    return NGX_ERROR;
-                }
-            }
-        }
-
-        if (ts.len == 0) {
-            ngx_str_set(detail, "the Stripe-Signature header has no t=");
+            detail->data = p;
+            detail->len = ngx_sprintf(p, "the %V header has no %V",
+                                      &names->sig, &desc->ts_tag)
+                          - p;
             return NGX_BUSY;
         }
 
-        rc = ngx_http_apipolicy_webhook_timestamp(&ts, wcf->tolerance,
+        rc = ngx_http_apipolicy_webhook_timestamp(&ps->ts, wcf->tolerance,
                                                   detail);
         if (rc != NGX_OK) {
             return rc;
         }
-
-        ps->head[0] = ts;
-        ps->head[1] = dot;
-        ps->nhead = 2;
-        break;
-
-    case NGX_HTTP_APIPOLICY_WH_SLACK:
-
-        if (h->value.len > 3 && ngx_strncmp(h->value.data, "v0=", 3) == 0
-            && ngx_http_apipolicy_webhook_sig(r, ps, h->value.data + 3,
-                                              h->value.len - 3,
-                                              NGX_HTTP_APIPOLICY_WH_HEX)
-               == NGX_ERROR)
-        {
-            return NGX_ERROR;
-        }
-
-        ps->head[0] = v0;
-        ps->head[1] = hts->value;
-        ps->head[2] = colon;
-        ps->nhead = 3;
-        break;
-
-    default:                            /* github, shopify, hmac */
-
-        if (h->value.len > wcf->prefix.len
-            && ngx_strncasecmp(h->value.data, wcf->prefix.data,
-                               wcf->prefix.len) == 0
-            && ngx_http_apipolicy_webhook_sig(r, ps,
-                                              h->value.data + wcf->prefix.len,
-                                              h->value.len - wcf->prefix.len,
-                                              wcf->encoding)
-               == NGX_ERROR)
-        {
-            return NGX_ERROR;
-        }
-
-        break;
     }
 
     if (ps->sigs.nelts == 0) {
@@ -617,38 +621,195 @@ ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
         return NGX_BUSY;
     }
 
+    desc->message(ps);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Signatures in a list ("v1,SIG v1,SIG" of Standard Webhooks, separated
+ * by spaces; "t=TS,v1=SIG,v0=..." of Stripe, by commas): those with the
+ * scheme's version tag, other versions (v1a, v0) skipped.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_sigs_list(ngx_http_request_t *r,
+    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_str_t *value,
+    ngx_http_apipolicy_wh_parsed_t *ps)
+{
+    u_char                                     *p, *last, *start;
+    size_t                                      len;
+    ngx_http_apipolicy_webhook_scheme_t  *desc;
+
+    desc = wcf->desc;
+    p = value->data;
+    last = p + value->len;
+
+    while (p < last) {
+        while (p < last && (*p == ' ' || *p == desc->sep)) {
+            p++;
+        }
+
+        start = p;
+
+        while (p < last && *p != desc->sep) {
+            p++;
+        }
+
+        len = p - start;
+
+        if (desc->ts_tag.len && len > desc->ts_tag.len
+            && ngx_strncmp(start, desc->ts_tag.data, desc->ts_tag.len) == 0)
+        {
+            ps->ts.data = start + desc->ts_tag.len;
+            ps->ts.len = len - desc->ts_tag.len;
+
+        } else if (len > wcf->prefix.len
+                   && ngx_strncmp(start, wcf->prefix.data, wcf->prefix.len)
+                      == 0)
+        {
+            if (ngx_http_apipolicy_webhook_sig(r, ps,
+                                               start + wcf->prefix.len,
+                                               len - wcf->prefix.len,
+                                               wcf->encoding)
+                == NGX_ERROR)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* one signature: the whole value, after the prefix */
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_sigs_one(ngx_http_request_t *r,
+    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_str_t *value,
+    ngx_http_apipolicy_wh_parsed_t *ps)
+{
+    ngx_int_t  rc;
+
+    if (value->len <= wcf->prefix.len) {
+        return NGX_OK;
+    }
+
+    if (wcf->desc->prefix_nocase) {
+        rc = ngx_strncasecmp(value->data, wcf->prefix.data, wcf->prefix.len);
+
+    } else {
+        rc = ngx_strncmp(value->data, wcf->prefix.data, wcf->prefix.len);
+    }
+
+    if (rc != 0) {
+        return NGX_OK;
+    }
+
+    return ngx_http_apipolicy_webhook_sig(r, ps,
+                                          value->data + wcf->prefix.len,
+                                          value->len - wcf->prefix.len,
+                                          wcf->encoding);
+}
+
+
+/* what each scheme signs before the body */
+
+static void
+ngx_http_apipolicy_webhook_message_standard(
+    ngx_http_apipolicy_wh_parsed_t *ps)
+{
+    ps->head[0] = ps->id;
+    ngx_str_set(&ps->head[1], ".");
+    ps->head[2] = ps->ts;
+    ngx_str_set(&ps->head[3], ".");
+    ps->nhead = 4;
+}
+
+
+static void
+ngx_http_apipolicy_webhook_message_stripe(ngx_http_apipolicy_wh_parsed_t *ps)
+{
+    ps->head[0] = ps->ts;
+    ngx_str_set(&ps->head[1], ".");
+    ps->nhead = 2;
+}
+
+
+static void
+ngx_http_apipolicy_webhook_message_slack(ngx_http_apipolicy_wh_parsed_t *ps)
+{
+    ngx_str_set(&ps->head[0], "v0:");
+    ps->head[1] = ps->ts;
+    ngx_str_set(&ps->head[2], ":");
+    ps->nhead = 3;
+}
+
+
+/* github, shopify, hmac: the body alone */
+
+static void
+ngx_http_apipolicy_webhook_message_body(ngx_http_apipolicy_wh_parsed_t *ps)
+{
+    ps->nhead = 0;
+}
+
+
+/* HMAC-SHA256(secret, head.. [.] body), the body read from memory or file */
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_mac(ngx_http_request_t *r,
+    ngx_http_apipolicy_wh_key_t *key, ngx_http_apipolicy_wh_parsed_t *ps,
+    u_char *mac)
+{
+    ngx_uint_t                 i;
+    ngx_http_apipolicy_sha_t   md;
+
+    ngx_http_apipolicy_hmac_begin(&key->hmac, &md);
+
+    for (i = 0; i < ps->nhead; i++) {
+        ngx_http_apipolicy_sha_update(&md, ps->head[i].data, ps->head[i].len);
+    }
+
+    if (ngx_http_apipolicy_request_body_feed(r,
+                                             ngx_http_apipolicy_digest_feed,
+                                             &md)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "apipolicy webhook: the body could not be read");
+        ngx_http_apipolicy_sha_clear(&md);
+        return NGX_ERROR;
+    }
+
+    ngx_http_apipolicy_hmac_end(&key->hmac, &md, mac);
+
     return NGX_OK;
 }
 
 
 /*
  * A request header that must be there once: NULL with *rc = NGX_DECLINED
- * (missing) or NGX_BUSY (several); rc == NULL: optional.
+ * (missing) or NGX_BUSY (several, empty or too long).
  */
 
 static ngx_table_elt_t *
-ngx_http_apipolicy_webhook_get(ngx_http_request_t *r, const char *name,
+ngx_http_apipolicy_webhook_get(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *detail, ngx_int_t *rc)
 {
     u_char           *p;
     size_t            len;
-    ngx_str_t         n;
     ngx_uint_t        count;
     const char       *fmt;
     ngx_table_elt_t  *h;
 
-    n.data = (u_char *) name;
-    n.len = ngx_strlen(name);
-
-    h = ngx_http_apipolicy_find_header(&r->headers_in.headers, &n, &count);
-
-    if (rc == NULL) {
-        return (count == 1) ? h : NULL;
-    }
-
     if (*rc != NGX_OK) {
         return NULL;                    /* an earlier header failed */
     }
+
+    h = ngx_http_apipolicy_find_header(&r->headers_in.headers, name, &count);
 
     if (count == 1 && h->value.len
         && h->value.len <= NGX_HTTP_APIPOLICY_WH_MAX_HEADER)
@@ -674,7 +835,7 @@ ngx_http_apipolicy_webhook_get(ngx_http_request_t *r, const char *name,
         *rc = NGX_BUSY;
     }
 
-    len = n.len + ngx_max(sizeof("several  headers were sent"),
+    len = name->len + ngx_max(sizeof("several  headers were sent"),
                           sizeof("the  header is empty or too long"));
 
     p = ngx_pnalloc(r->pool, len);
@@ -684,7 +845,7 @@ ngx_http_apipolicy_webhook_get(ngx_http_request_t *r, const char *name,
     }
 
     detail->data = p;
-    detail->len = ngx_snprintf(p, len, fmt, &n) - p;
+    detail->len = ngx_snprintf(p, len, fmt, name) - p;
 
     return NULL;
 }
@@ -789,39 +950,6 @@ ngx_http_apipolicy_webhook_timestamp(ngx_str_t *ts, time_t tolerance,
 }
 
 
-/* HMAC-SHA256(secret, head.. [.] body), the body read from memory or file */
-
-static ngx_int_t
-ngx_http_apipolicy_webhook_mac(ngx_http_request_t *r,
-    ngx_http_apipolicy_wh_key_t *key, ngx_http_apipolicy_wh_parsed_t *ps,
-    u_char *mac)
-{
-    ngx_uint_t                 i;
-    ngx_http_apipolicy_sha_t   md;
-
-    ngx_http_apipolicy_hmac_begin(&key->hmac, &md);
-
-    for (i = 0; i < ps->nhead; i++) {
-        ngx_http_apipolicy_sha_update(&md, ps->head[i].data, ps->head[i].len);
-    }
-
-    if (ngx_http_apipolicy_request_body_feed(r,
-                                             ngx_http_apipolicy_digest_feed,
-                                             &md)
-        != NGX_OK)
-    {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "apipolicy webhook: the body could not be read");
-        ngx_http_apipolicy_sha_clear(&md);
-        return NGX_ERROR;
-    }
-
-    ngx_http_apipolicy_hmac_end(&key->hmac, &md, mac);
-
-    return NGX_OK;
-}
-
-
 /*
  * The answer decides the claimed id: a 2xx delivered it (kept a day);
  * anything else gives it back, so the provider's retry gets through.
@@ -918,7 +1046,6 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_apipolicy_wh_key_t        *key;
     ngx_http_apipolicy_main_conf_t     *amcf;
     ngx_http_apipolicy_webhook_conf_t  *wcf;
-    const char                        **schemes;
 
     if (alcf->webhook != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
@@ -940,11 +1067,14 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    schemes = ngx_http_apipolicy_webhook_schemes;
-
-    for (n = 1; schemes[n]; n++) {
-        if (ngx_strcmp(value[1].data, schemes[n]) == 0) {
+    for (n = 1; ngx_http_apipolicy_webhook_scheme_table[n].name.len; n++) {
+        if (value[1].len == ngx_http_apipolicy_webhook_scheme_table[n].name.len
+            && ngx_strcmp(value[1].data,
+                          ngx_http_apipolicy_webhook_scheme_table[n].name.data)
+               == 0)
+        {
             wcf->scheme = n;
+            wcf->desc = &ngx_http_apipolicy_webhook_scheme_table[n];
             break;
         }
     }
@@ -957,18 +1087,10 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    wcf->scheme_name = value[1];
-    wcf->tolerance = 300;
-    wcf->encoding = NGX_HTTP_APIPOLICY_WH_HEX;
+    wcf->tolerance = wcf->desc->tolerance;
+    wcf->prefix = wcf->desc->prefix;
+    wcf->encoding = wcf->desc->encoding;
     tolerance_set = 0;
-
-    if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_GITHUB) {
-        ngx_str_set(&wcf->prefix, "sha256=");
-    }
-
-    if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_SHOPIFY) {
-        wcf->encoding = NGX_HTTP_APIPOLICY_WH_BASE64;
-    }
 
     wcf->secrets = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
     if (wcf->secrets == NULL) {
@@ -995,7 +1117,7 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return NGX_CONF_ERROR;
             }
 
-            if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_STANDARD
+            if (wcf->desc->secret_base64
                 && !(raw.len > 7 && ngx_strncmp(raw.data, "base64:", 7) == 0)
                 && !(raw.len > 10
                      && ngx_strncmp(raw.data, "base64url:", 10) == 0))
@@ -1081,7 +1203,7 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_HMAC) {
+        if (wcf->desc->custom) {
 
             if (s.len > 7 && ngx_strncmp(s.data, "header=", 7) == 0) {
                 wcf->header.data = s.data + 7;
@@ -1108,7 +1230,7 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\"%s", &value[i],
-                           wcf->scheme != NGX_HTTP_APIPOLICY_WH_HMAC
+                           !wcf->desc->custom
                            && (ngx_strncmp(s.data, "header=", 7) == 0
                                || ngx_strncmp(s.data, "prefix=", 7) == 0
                                || ngx_strncmp(s.data, "encoding=", 9) == 0)
@@ -1146,7 +1268,7 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_HMAC && wcf->header.len == 0) {
+    if (wcf->desc->custom && wcf->header.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "the hmac scheme needs \"header=\": the request "
                            "header that carries the signature");
@@ -1158,10 +1280,7 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
      * (no registered scheme fits), the parameters say what to send
      */
 
-    s.len = (wcf->header.len ? wcf->header.len
-             : ngx_strlen(ngx_http_apipolicy_wh_names[wcf->scheme][0].sig));
-    s.data = (wcf->header.len ? wcf->header.data
-              : (u_char *) ngx_http_apipolicy_wh_names[wcf->scheme][0].sig);
+    s = wcf->header.len ? wcf->header : wcf->desc->names[0].sig;
 
     for (n = 0; n < s.len; n++) {
         if (s.data[n] <= 0x20 || s.data[n] >= 0x7f || s.data[n] == '"'
@@ -1176,7 +1295,7 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     wcf->challenge.len = sizeof("Webhook-Signature provider=\"\", "
                                 "header=\"\"") - 1
-                         + wcf->scheme_name.len + s.len;
+                         + wcf->desc->name.len + s.len;
     wcf->challenge.data = ngx_pnalloc(cf->pool, wcf->challenge.len);
     if (wcf->challenge.data == NULL) {
         return NGX_CONF_ERROR;
@@ -1184,12 +1303,9 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_sprintf(wcf->challenge.data,
                 "Webhook-Signature provider=\"%V\", header=\"%V\"",
-                &wcf->scheme_name, &s);
+                &wcf->desc->name, &s);
 
-    if (wcf->scheme == NGX_HTTP_APIPOLICY_WH_GITHUB
-        || wcf->scheme == NGX_HTTP_APIPOLICY_WH_SHOPIFY
-        || wcf->scheme == NGX_HTTP_APIPOLICY_WH_HMAC)
-    {
+    if (wcf->desc->tolerance == 0) {
         if (tolerance_set) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"%V\" deliveries carry no timestamp: "
@@ -1197,8 +1313,6 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                "against replays)", &value[1]);
             return NGX_CONF_ERROR;
         }
-
-        wcf->tolerance = 0;
     }
 
     alcf->webhook = wcf;
@@ -1237,4 +1351,13 @@ ngx_http_apipolicy_webhook_outcome(ngx_http_apipolicy_ctx_t *ctx,
     }
 
     return NGX_HTTP_APIPOLICY_WEBHOOK_OUTCOME_REFUSED;
+}
+
+
+/* a scheme's name (1 .. NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES - 1) */
+
+ngx_str_t *
+ngx_http_apipolicy_webhook_scheme_name(ngx_uint_t scheme)
+{
+    return &ngx_http_apipolicy_webhook_scheme_table[scheme].name;
 }

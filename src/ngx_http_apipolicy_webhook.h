@@ -28,7 +28,8 @@ typedef struct {
 /* the schemes by number (1..6; 0 unused), as written in apipolicy_webhook */
 #define NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES  7
 
-extern const char  *ngx_http_apipolicy_webhook_schemes[];
+/* the name of scheme 1..6, as in the directive and the metrics */
+ngx_str_t *ngx_http_apipolicy_webhook_scheme_name(ngx_uint_t scheme);
 
 /* apipolicy_webhook SCHEME secret=... [...] | off */
 char *ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -15,7 +15,8 @@
 #include "fuzz.h"
 
 
-static ngx_http_apipolicy_webhook_conf_t  fuzz_wcf[7];
+static ngx_http_apipolicy_webhook_conf_t
+    fuzz_wcf[NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES];
 
 
 int
@@ -31,14 +32,12 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
     ngx_str_set(&secret, "whsec-fuzz-secret");
 
-    for (n = 1; n <= NGX_HTTP_APIPOLICY_WH_HMAC; n++) {
+    for (n = 1; n < NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES; n++) {
         fuzz_wcf[n].scheme = n;
-        fuzz_wcf[n].scheme_name.data =
-                           (u_char *) ngx_http_apipolicy_webhook_schemes[n];
-        fuzz_wcf[n].scheme_name.len =
-                           ngx_strlen(ngx_http_apipolicy_webhook_schemes[n]);
-        fuzz_wcf[n].tolerance = 300;
-        fuzz_wcf[n].encoding = NGX_HTTP_APIPOLICY_WH_HEX;
+        fuzz_wcf[n].desc = &ngx_http_apipolicy_webhook_scheme_table[n];
+        fuzz_wcf[n].tolerance = fuzz_wcf[n].desc->tolerance;
+        fuzz_wcf[n].prefix = fuzz_wcf[n].desc->prefix;
+        fuzz_wcf[n].encoding = fuzz_wcf[n].desc->encoding;
 
         fuzz_wcf[n].keys = ngx_array_create(pool, 1,
                                          sizeof(ngx_http_apipolicy_wh_key_t));
@@ -55,11 +54,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
         }
     }
 
-    ngx_str_set(&fuzz_wcf[NGX_HTTP_APIPOLICY_WH_GITHUB].prefix, "sha256=");
-    fuzz_wcf[NGX_HTTP_APIPOLICY_WH_SHOPIFY].encoding =
-                                                NGX_HTTP_APIPOLICY_WH_BASE64;
-    ngx_str_set(&fuzz_wcf[NGX_HTTP_APIPOLICY_WH_HMAC].header, "X-Signature");
-    ngx_str_set(&fuzz_wcf[NGX_HTTP_APIPOLICY_WH_HMAC].prefix, "v1=");
+    /* the last scheme, hmac, as configured with header= and prefix= */
+    n = NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES - 1;
+    ngx_str_set(&fuzz_wcf[n].header, "X-Signature");
+    ngx_str_set(&fuzz_wcf[n].prefix, "v1=");
 
     return 0;
 }
@@ -80,7 +78,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
-    wcf = &fuzz_wcf[1 + data[0] % NGX_HTTP_APIPOLICY_WH_HMAC];
+    wcf = &fuzz_wcf[1 + data[0] % (NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES - 1)];
 
     /* the high bit: a timestamp anywhere is in tolerance */
     wcf->tolerance = (data[0] & 0x80) ? NGX_MAX_TIME_T_VALUE / 2 : 300;
