@@ -83,12 +83,14 @@ static ngx_http_apipolicy_conf_where_t  ngx_http_apipolicy_in_http_redis = {
     ngx_http_apipolicy_redis
 };
 
-static ngx_http_apipolicy_conf_where_t  ngx_http_apipolicy_in_http_rl_zone = {
+static ngx_http_apipolicy_conf_where_t
+    ngx_http_apipolicy_in_http_ratelimit_zone = {
     NGX_HTTP_MAIN_CONF, "the http block (a zone all servers share)",
     ngx_http_apipolicy_ratelimit_zone
 };
 
-static ngx_http_apipolicy_conf_where_t  ngx_http_apipolicy_in_http_rl_tier = {
+static ngx_http_apipolicy_conf_where_t
+    ngx_http_apipolicy_in_http_ratelimit_tier = {
     NGX_HTTP_MAIN_CONF,
     "the http block (tiers are shared by every rate limit)",
     ngx_http_apipolicy_ratelimit_tier
@@ -371,14 +373,14 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
       ngx_http_apipolicy_conf_where,
       0,
       0,
-      &ngx_http_apipolicy_in_http_rl_zone },
+      &ngx_http_apipolicy_in_http_ratelimit_zone },
 
     { ngx_string("apipolicy_ratelimit_tier"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
       ngx_http_apipolicy_conf_where,
       0,
       0,
-      &ngx_http_apipolicy_in_http_rl_tier },
+      &ngx_http_apipolicy_in_http_ratelimit_tier },
 
     { ngx_string("apipolicy_ratelimit"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,

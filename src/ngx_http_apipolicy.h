@@ -90,8 +90,8 @@ struct ngx_http_apipolicy_main_conf_s {
     ngx_flag_t                         used;      /* any apipolicy directive
                                                      in this http{} */
     ngx_shm_zone_t                    *jwt_cache; /* apipolicy_jwt_cache */
-    ngx_array_t                       *rl_tiers;  /* rl_tier_t */
-    ngx_array_t                       *rl_zones;  /* rl_zone_t * */
+    ngx_array_t                       *ratelimit_tiers; /* of tier_t */
+    ngx_array_t                       *ratelimit_zones; /* of zone_t * */
     struct ngx_http_apipolicy_redis_s *redis;     /* apipolicy_redis */
     struct ngx_http_apipolicy_redis_ssl_s *redis_ssl; /* ..._redis_ssl_* */
     ngx_array_t                       *webhook_zones; /* ngx_shm_zone_t * */
@@ -117,7 +117,7 @@ struct ngx_http_apipolicy_loc_conf_s {
     ngx_http_apipolicy_webhook_conf_t *webhook;   /* NULL: none or "off" */
     ngx_http_apipolicy_idem_conf_t    *idempotency; /* NULL: none or "off" */
 
-    ngx_array_t                       *ratelimits; /* rl_limit_t */
+    ngx_array_t                       *ratelimits; /* ratelimit_limit_t */
     ngx_uint_t                         ratelimit_status;
     ngx_uint_t                         ratelimit_headers;
 
@@ -144,7 +144,7 @@ struct ngx_http_apipolicy_ctx_s {
     ngx_http_apipolicy_cors_ctx_t      cors;
     ngx_http_apipolicy_version_ctx_t   version;
     ngx_http_apipolicy_jwt_ctx_t      *jwt;
-    ngx_http_apipolicy_rl_ctx_t       *rl;
+    ngx_http_apipolicy_ratelimit_ctx_t *ratelimit;
     ngx_http_apipolicy_webhook_ctx_t  *webhook;
     ngx_http_apipolicy_idem_ctx_t     *idem;
 };

@@ -53,56 +53,61 @@
 #include <math.h>
 
 
-#define NGX_HTTP_APIPOLICY_RL_MAGIC     0x6170726c30303032  /* aprl0002 */
-#define NGX_HTTP_APIPOLICY_RL_KEY_MAX   255     /* longer keys: SHA-256 */
-#define NGX_HTTP_APIPOLICY_RL_TIER_MAX  64      /* a tier's name */
-#define NGX_HTTP_APIPOLICY_RL_PK_LEN    (sizeof(";pk=::") - 1 + 12)
+/* "aprl0002" */
+#define NGX_HTTP_APIPOLICY_RATELIMIT_MAGIC     0x6170726c30303032
+#define NGX_HTTP_APIPOLICY_RATELIMIT_KEY_MAX   255  /* longer: SHA-256 */
+#define NGX_HTTP_APIPOLICY_RATELIMIT_TIER_MAX  64   /* a tier's name */
+#define NGX_HTTP_APIPOLICY_RATELIMIT_PK_LEN    (sizeof(";pk=::") - 1 + 12)
 
 
 /* what one limit decided, kept until all limits of the location ran */
 typedef struct {
-    ngx_http_apipolicy_rl_limit_t     *limit;
-    ngx_http_apipolicy_rl_tier_t      *tier;
-    ngx_str_t                          key;
-    uint32_t                           hash;
-    uint64_t                           index;
-    ngx_uint_t                         counted;
-} ngx_http_apipolicy_rl_taken_t;
+    ngx_http_apipolicy_ratelimit_limit_t  *limit;
+    ngx_http_apipolicy_ratelimit_tier_t   *tier;
+    ngx_str_t                              key;
+    uint32_t                               hash;
+    uint64_t                               index;
+    ngx_uint_t                             counted;
+} ngx_http_apipolicy_ratelimit_taken_t;
 
 
-static ngx_int_t ngx_http_apipolicy_rl_account(ngx_http_request_t *r,
-    ngx_http_apipolicy_rl_taken_t *t, uint64_t now,
-    ngx_http_apipolicy_rl_result_t *res, ngx_uint_t *retry);
-static void ngx_http_apipolicy_rl_give_back(
-    ngx_http_apipolicy_rl_taken_t *t);
-static ngx_uint_t ngx_http_apipolicy_rl_wait(double prev, double cur,
+static ngx_int_t ngx_http_apipolicy_ratelimit_account(ngx_http_request_t *r,
+    ngx_http_apipolicy_ratelimit_taken_t *t, uint64_t now,
+    ngx_http_apipolicy_ratelimit_result_t *res, ngx_uint_t *retry);
+static void ngx_http_apipolicy_ratelimit_give_back(
+    ngx_http_apipolicy_ratelimit_taken_t *t);
+static ngx_uint_t ngx_http_apipolicy_ratelimit_wait(double prev, double cur,
     double cap, double cost, double w, double elapsed);
-static void ngx_http_apipolicy_rl_expire(ngx_http_apipolicy_rl_zone_t *zone,
-    uint64_t now, ngx_uint_t force);
-static void ngx_http_apipolicy_rl_rbtree_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-static ngx_http_apipolicy_rl_tier_t *ngx_http_apipolicy_rl_find_tier(
-    ngx_array_t *tiers, ngx_str_t *name);
-static ngx_int_t ngx_http_apipolicy_rl_init_zone(ngx_shm_zone_t *shm_zone,
-    void *data);
+static void ngx_http_apipolicy_ratelimit_expire(
+    ngx_http_apipolicy_ratelimit_zone_t *zone, uint64_t now,
+    ngx_uint_t force);
+static void ngx_http_apipolicy_ratelimit_rbtree_insert_value(
+    ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel);
+static ngx_http_apipolicy_ratelimit_tier_t *
+    ngx_http_apipolicy_ratelimit_find_tier(ngx_array_t *tiers,
+    ngx_str_t *name);
+static ngx_int_t ngx_http_apipolicy_ratelimit_init_zone(
+    ngx_shm_zone_t *shm_zone, void *data);
 
 
-static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_rl_problem =
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_ratelimit_problem =
     ngx_http_apipolicy_problem("RATE_LIMITED", "rate-limited",
                                "Too many requests");
 
-static ngx_str_t  ngx_http_apipolicy_rl_default = ngx_string("default");
+static ngx_str_t  ngx_http_apipolicy_ratelimit_default =
+    ngx_string("default");
 
-static ngx_str_t  ngx_http_apipolicy_rl_policy_name =
+static ngx_str_t  ngx_http_apipolicy_ratelimit_policy_name =
     ngx_string("RateLimit-Policy");
-static ngx_str_t  ngx_http_apipolicy_rl_name = ngx_string("RateLimit");
-static ngx_str_t  ngx_http_apipolicy_rl_retry_name =
+static ngx_str_t  ngx_http_apipolicy_ratelimit_name = ngx_string("RateLimit");
+static ngx_str_t  ngx_http_apipolicy_ratelimit_retry_name =
     ngx_string("Retry-After");
-static ngx_str_t  ngx_http_apipolicy_rl_x_limit =
+static ngx_str_t  ngx_http_apipolicy_ratelimit_x_limit =
     ngx_string("X-RateLimit-Limit");
-static ngx_str_t  ngx_http_apipolicy_rl_x_remaining =
+static ngx_str_t  ngx_http_apipolicy_ratelimit_x_remaining =
     ngx_string("X-RateLimit-Remaining");
-static ngx_str_t  ngx_http_apipolicy_rl_x_reset =
+static ngx_str_t  ngx_http_apipolicy_ratelimit_x_reset =
     ngx_string("X-RateLimit-Reset");
 
 
@@ -112,22 +117,23 @@ ngx_int_t
 ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx)
 {
-    u_char                          *p, hash[32];
-    uint64_t                         now;
-    ngx_int_t                        rc;
-    ngx_str_t                        value, tier, detail;
-    ngx_uint_t                       i, n, retry, rejected, dry;
-    ngx_http_apipolicy_rl_ctx_t     *rctx;
-    ngx_http_apipolicy_rl_tier_t    *t;
-    ngx_http_apipolicy_rl_limit_t   *limit;
-    ngx_http_apipolicy_rl_taken_t    taken[NGX_HTTP_APIPOLICY_RL_MAX_LIMITS];
-    ngx_http_apipolicy_main_conf_t  *amcf;
+    u_char                                *p, hash[32];
+    uint64_t                               now;
+    ngx_int_t                              rc;
+    ngx_str_t                              value, tier, detail;
+    ngx_uint_t                             i, n, retry, rejected, dry;
+    ngx_http_apipolicy_ratelimit_ctx_t    *rctx;
+    ngx_http_apipolicy_ratelimit_tier_t   *t;
+    ngx_http_apipolicy_ratelimit_limit_t  *limit;
+    ngx_http_apipolicy_main_conf_t        *amcf;
+    ngx_http_apipolicy_ratelimit_taken_t
+                              taken[NGX_HTTP_APIPOLICY_RATELIMIT_MAX_LIMITS];
 
     if (alcf->ratelimits == NULL) {
         return NGX_DECLINED;
     }
 
-    if (ctx->rl) {
+    if (ctx->ratelimit) {
         /*
          * decided before an internal redirect (try_files, or the
          * error_page that shows a rejection): counted once, refused once
@@ -135,16 +141,16 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    rctx = ngx_pcalloc(r->pool, sizeof(ngx_http_apipolicy_rl_ctx_t));
+    rctx = ngx_pcalloc(r->pool, sizeof(ngx_http_apipolicy_ratelimit_ctx_t));
     if (rctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->rl = rctx;
+    ctx->ratelimit = rctx;
     rctx->headers = alcf->ratelimit_headers;
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_apipolicy_module);
-    now = ngx_http_apipolicy_rl_now();
+    now = ngx_http_apipolicy_ratelimit_now();
 
     limit = alcf->ratelimits->elts;
     n = 0;
@@ -170,11 +176,12 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        t = ngx_http_apipolicy_rl_find_tier(amcf->rl_tiers, &tier);
+        t = ngx_http_apipolicy_ratelimit_find_tier(amcf->ratelimit_tiers,
+                                                   &tier);
 
         if (t == NULL) {
-            t = ngx_http_apipolicy_rl_find_tier(amcf->rl_tiers,
-                                               &ngx_http_apipolicy_rl_default);
+            t = ngx_http_apipolicy_ratelimit_find_tier(amcf->ratelimit_tiers,
+                                         &ngx_http_apipolicy_ratelimit_default);
         }
 
         if (t == NULL) {
@@ -185,7 +192,7 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
         /* the node key: "tier:key", keys too long for a node hashed */
 
         taken[n].key.len = t->name.len + 1
-                           + (value.len > NGX_HTTP_APIPOLICY_RL_KEY_MAX
+                           + (value.len > NGX_HTTP_APIPOLICY_RATELIMIT_KEY_MAX
                               - t->name.len - 1 ? 32 : value.len);
         taken[n].key.data = ngx_pnalloc(r->pool, taken[n].key.len);
         if (taken[n].key.data == NULL) {
@@ -195,7 +202,8 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
         p = ngx_cpymem(taken[n].key.data, t->name.data, t->name.len);
         *p++ = ':';
 
-        if (value.len > NGX_HTTP_APIPOLICY_RL_KEY_MAX - t->name.len - 1) {
+        if (value.len > NGX_HTTP_APIPOLICY_RATELIMIT_KEY_MAX - t->name.len - 1)
+        {
             if (ngx_http_apipolicy_sha256(value.data, value.len, hash)
                 != NGX_OK)
             {
@@ -213,8 +221,8 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
         taken[n].hash = ngx_crc32_short(taken[n].key.data, taken[n].key.len);
         taken[n].counted = 0;
 
-        rc = ngx_http_apipolicy_rl_account(r, &taken[n], now,
-                                           &rctx->results[n], &retry);
+        rc = ngx_http_apipolicy_ratelimit_account(r, &taken[n], now,
+                                                  &rctx->results[n], &retry);
 
         if (rc == NGX_ERROR) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -222,10 +230,10 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
 
         rctx->results[n].zone = limit[i].zone;
         rctx->results[n].status = (rc != NGX_DECLINED)
-                                  ? NGX_HTTP_APIPOLICY_RL_PASSED
+                                  ? NGX_HTTP_APIPOLICY_RATELIMIT_PASSED
                                   : (limit[i].dry_run
-                                     ? NGX_HTTP_APIPOLICY_RL_DRY_RUN
-                                     : NGX_HTTP_APIPOLICY_RL_REJECTED);
+                                     ? NGX_HTTP_APIPOLICY_RATELIMIT_DRY_RUN
+                                     : NGX_HTTP_APIPOLICY_RATELIMIT_REJECTED);
         n++;
 
         if (rc == NGX_DECLINED) {
@@ -243,8 +251,8 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
     rctx->nresults = n;
 
     if (!rejected) {
-        rctx->status = dry ? NGX_HTTP_APIPOLICY_RL_DRY_RUN
-                           : NGX_HTTP_APIPOLICY_RL_PASSED;
+        rctx->status = dry ? NGX_HTTP_APIPOLICY_RATELIMIT_DRY_RUN
+                           : NGX_HTTP_APIPOLICY_RATELIMIT_PASSED;
 
         if (dry) {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -257,10 +265,10 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
     /* refused: the limits that passed give their count back */
 
     for (i = 0; i < n; i++) {
-        ngx_http_apipolicy_rl_give_back(&taken[i]);
+        ngx_http_apipolicy_ratelimit_give_back(&taken[i]);
     }
 
-    rctx->status = NGX_HTTP_APIPOLICY_RL_REJECTED;
+    rctx->status = NGX_HTTP_APIPOLICY_RATELIMIT_REJECTED;
     rctx->retry_after = retry ? retry : 1;
 
     t = taken[n - 1].tier;
@@ -286,7 +294,7 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
                  - detail.data;
 
     return ngx_http_apipolicy_reject(r, ctx, alcf->ratelimit_status,
-                                     &ngx_http_apipolicy_rl_problem,
+                                     &ngx_http_apipolicy_ratelimit_problem,
                                      NGX_LOG_INFO, &detail);
 }
 
@@ -309,17 +317,18 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
  */
 
 static ngx_int_t
-ngx_http_apipolicy_rl_account(ngx_http_request_t *r,
-    ngx_http_apipolicy_rl_taken_t *t, uint64_t now,
-    ngx_http_apipolicy_rl_result_t *res, ngx_uint_t *retry)
+ngx_http_apipolicy_ratelimit_account(ngx_http_request_t *r,
+    ngx_http_apipolicy_ratelimit_taken_t *t, uint64_t now,
+    ngx_http_apipolicy_ratelimit_result_t *res, ngx_uint_t *retry)
 {
-    double                         estimate, own, prev, cur, oprev, ocur,
-                                   quota, cap, cost, elapsed, w, left;
-    uint64_t                       index;
-    ngx_int_t                      rc;
-    ngx_uint_t                     s, wait, shared;
-    ngx_http_apipolicy_rl_node_t  *rn;
-    ngx_http_apipolicy_rl_zone_t  *zone;
+    double                                estimate, own, prev, cur, oprev,
+                                          ocur, quota, cap, cost, elapsed, w,
+                                          left;
+    uint64_t                              index;
+    ngx_int_t                             rc;
+    ngx_uint_t                            s, wait, shared;
+    ngx_http_apipolicy_ratelimit_node_t  *rn;
+    ngx_http_apipolicy_ratelimit_zone_t  *zone;
 
     zone = t->limit->zone;
     w = (double) t->tier->window;
@@ -330,9 +339,9 @@ ngx_http_apipolicy_rl_account(ngx_http_request_t *r,
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    ngx_http_apipolicy_rl_expire(zone, now, 0);
+    ngx_http_apipolicy_ratelimit_expire(zone, now, 0);
 
-    rn = ngx_http_apipolicy_rl_lookup(zone, &t->key, t->hash, 1);
+    rn = ngx_http_apipolicy_ratelimit_lookup(zone, &t->key, t->hash, 1);
 
     if (rn == NULL) {
         ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -343,7 +352,7 @@ ngx_http_apipolicy_rl_account(ngx_http_request_t *r,
     }
 
     rn->window = (uint32_t) t->tier->window;
-    ngx_http_apipolicy_rl_roll(rn, index);
+    ngx_http_apipolicy_ratelimit_roll(rn, index);
 
     if (rn->born == 0) {
         rn->born = now;
@@ -357,10 +366,10 @@ ngx_http_apipolicy_rl_account(ngx_http_request_t *r,
     cap = quota;
     shared = 0;
 
-    if (zone->sync && ngx_http_apipolicy_rl_shares_live(zone, now)) {
+    if (zone->sync && ngx_http_apipolicy_ratelimit_shares_live(zone, now)) {
         shared = 1;
         cap = rn->share
-              ? quota * rn->share / NGX_HTTP_APIPOLICY_RL_SHARE_ONE
+              ? quota * rn->share / NGX_HTTP_APIPOLICY_RATELIMIT_SHARE_ONE
               : quota / (double) ngx_max(zone->sh->gateways, 1);
     }
 
@@ -369,7 +378,7 @@ ngx_http_apipolicy_rl_account(ngx_http_request_t *r,
     rn->seen += (uint32_t) t->limit->cost;
 
     if (zone->sync) {
-        ngx_http_apipolicy_rl_mark(zone, rn);
+        ngx_http_apipolicy_ratelimit_mark(zone, rn);
     }
 
     if (estimate + cost <= quota && own + cost <= cap) {
@@ -415,11 +424,13 @@ ngx_http_apipolicy_rl_account(ngx_http_request_t *r,
      * Retry-After.
      */
 
-    wait = ngx_http_apipolicy_rl_wait(prev, cur, quota, cost, w, elapsed);
+    wait = ngx_http_apipolicy_ratelimit_wait(prev, cur, quota, cost, w,
+                                             elapsed);
 
     if (shared) {
-        wait = ngx_max(wait, ngx_http_apipolicy_rl_wait(oprev, ocur, cap, cost,
-                                                        w, elapsed));
+        wait = ngx_max(wait, ngx_http_apipolicy_ratelimit_wait(oprev, ocur,
+                                                               cap, cost, w,
+                                                               elapsed));
     }
 
     s = (wait + 999) / 1000;
@@ -444,8 +455,8 @@ ngx_http_apipolicy_rl_account(ngx_http_request_t *r,
  */
 
 static ngx_uint_t
-ngx_http_apipolicy_rl_wait(double prev, double cur, double cap, double cost,
-    double w, double elapsed)
+ngx_http_apipolicy_ratelimit_wait(double prev, double cur, double cap,
+    double cost, double w, double elapsed)
 {
     double  need, at;
 
@@ -483,10 +494,10 @@ ngx_http_apipolicy_rl_wait(double prev, double cur, double cap, double cost,
 
 
 static void
-ngx_http_apipolicy_rl_give_back(ngx_http_apipolicy_rl_taken_t *t)
+ngx_http_apipolicy_ratelimit_give_back(ngx_http_apipolicy_ratelimit_taken_t *t)
 {
-    ngx_http_apipolicy_rl_node_t  *rn;
-    ngx_http_apipolicy_rl_zone_t  *zone;
+    ngx_http_apipolicy_ratelimit_node_t  *rn;
+    ngx_http_apipolicy_ratelimit_zone_t  *zone;
 
     if (!t->counted) {
         return;
@@ -496,7 +507,7 @@ ngx_http_apipolicy_rl_give_back(ngx_http_apipolicy_rl_taken_t *t)
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    rn = ngx_http_apipolicy_rl_lookup(zone, &t->key, t->hash, 0);
+    rn = ngx_http_apipolicy_ratelimit_lookup(zone, &t->key, t->hash, 0);
 
     if (rn && rn->index == t->index) {
         rn->cur -= ngx_min(rn->cur, (uint32_t) t->limit->cost);
@@ -509,7 +520,8 @@ ngx_http_apipolicy_rl_give_back(ngx_http_apipolicy_rl_taken_t *t)
 /* moves a node to the window "index" */
 
 void
-ngx_http_apipolicy_rl_roll(ngx_http_apipolicy_rl_node_t *rn, uint64_t index)
+ngx_http_apipolicy_ratelimit_roll(ngx_http_apipolicy_ratelimit_node_t *rn,
+    uint64_t index)
 {
     if (rn->index == index) {
         return;
@@ -540,8 +552,8 @@ ngx_http_apipolicy_rl_roll(ngx_http_apipolicy_rl_node_t *rn, uint64_t index)
 
 
 void
-ngx_http_apipolicy_rl_mark(ngx_http_apipolicy_rl_zone_t *zone,
-    ngx_http_apipolicy_rl_node_t *rn)
+ngx_http_apipolicy_ratelimit_mark(ngx_http_apipolicy_ratelimit_zone_t *zone,
+    ngx_http_apipolicy_ratelimit_node_t *rn)
 {
     if (!rn->dirty) {
         rn->dirty = 1;
@@ -552,8 +564,8 @@ ngx_http_apipolicy_rl_mark(ngx_http_apipolicy_rl_zone_t *zone,
 
 
 ngx_uint_t
-ngx_http_apipolicy_rl_shares_live(ngx_http_apipolicy_rl_zone_t *zone,
-    uint64_t now)
+ngx_http_apipolicy_ratelimit_shares_live(
+    ngx_http_apipolicy_ratelimit_zone_t *zone, uint64_t now)
 {
     /* Redis answered within three intervals (and a second) */
     return zone->sh->answered
@@ -563,14 +575,14 @@ ngx_http_apipolicy_rl_shares_live(ngx_http_apipolicy_rl_zone_t *zone,
 
 /* finds or creates the node of "key", most recent first; zone locked */
 
-ngx_http_apipolicy_rl_node_t *
-ngx_http_apipolicy_rl_lookup(ngx_http_apipolicy_rl_zone_t *zone,
+ngx_http_apipolicy_ratelimit_node_t *
+ngx_http_apipolicy_ratelimit_lookup(ngx_http_apipolicy_ratelimit_zone_t *zone,
     ngx_str_t *key, uint32_t hash, ngx_uint_t create)
 {
-    size_t                         size;
-    ngx_int_t                      rc;
-    ngx_rbtree_node_t             *node, *sentinel;
-    ngx_http_apipolicy_rl_node_t  *rn;
+    size_t                                size;
+    ngx_int_t                             rc;
+    ngx_rbtree_node_t                    *node, *sentinel;
+    ngx_http_apipolicy_ratelimit_node_t  *rn;
 
     node = zone->sh->rbtree.root;
     sentinel = zone->sh->rbtree.sentinel;
@@ -587,7 +599,7 @@ ngx_http_apipolicy_rl_lookup(ngx_http_apipolicy_rl_zone_t *zone,
             continue;
         }
 
-        rn = ngx_http_apipolicy_rl_node(node);
+        rn = ngx_http_apipolicy_ratelimit_node(node);
 
         rc = ngx_memn2cmp(key->data, rn->key, key->len, (size_t) rn->len);
 
@@ -605,12 +617,12 @@ ngx_http_apipolicy_rl_lookup(ngx_http_apipolicy_rl_zone_t *zone,
     }
 
     size = offsetof(ngx_rbtree_node_t, color)
-           + offsetof(ngx_http_apipolicy_rl_node_t, key) + key->len;
+           + offsetof(ngx_http_apipolicy_ratelimit_node_t, key) + key->len;
 
     node = ngx_slab_alloc_locked(zone->shpool, size);
 
     if (node == NULL) {
-        ngx_http_apipolicy_rl_expire(zone, 0, 1);
+        ngx_http_apipolicy_ratelimit_expire(zone, 0, 1);
 
         node = ngx_slab_alloc_locked(zone->shpool, size);
         if (node == NULL) {
@@ -620,8 +632,8 @@ ngx_http_apipolicy_rl_lookup(ngx_http_apipolicy_rl_zone_t *zone,
 
     node->key = hash;
 
-    rn = ngx_http_apipolicy_rl_node(node);
-    ngx_memzero(rn, offsetof(ngx_http_apipolicy_rl_node_t, key));
+    rn = ngx_http_apipolicy_ratelimit_node(node);
+    ngx_memzero(rn, offsetof(ngx_http_apipolicy_ratelimit_node_t, key));
 
     rn->len = (u_char) key->len;
     ngx_memcpy(rn->key, key->data, key->len);
@@ -642,13 +654,13 @@ ngx_http_apipolicy_rl_lookup(ngx_http_apipolicy_rl_zone_t *zone,
  */
 
 static void
-ngx_http_apipolicy_rl_expire(ngx_http_apipolicy_rl_zone_t *zone,
+ngx_http_apipolicy_ratelimit_expire(ngx_http_apipolicy_ratelimit_zone_t *zone,
     uint64_t now, ngx_uint_t force)
 {
-    ngx_uint_t                     n;
-    ngx_queue_t                   *q;
-    ngx_rbtree_node_t             *node;
-    ngx_http_apipolicy_rl_node_t  *rn;
+    ngx_uint_t                            n;
+    ngx_queue_t                          *q;
+    ngx_rbtree_node_t                    *node;
+    ngx_http_apipolicy_ratelimit_node_t  *rn;
 
     for (n = 0; n < 3; n++) {
 
@@ -657,7 +669,7 @@ ngx_http_apipolicy_rl_expire(ngx_http_apipolicy_rl_zone_t *zone,
         }
 
         q = ngx_queue_last(&zone->sh->queue);
-        rn = ngx_queue_data(q, ngx_http_apipolicy_rl_node_t, queue);
+        rn = ngx_queue_data(q, ngx_http_apipolicy_ratelimit_node_t, queue);
 
         if (!(n == 0 && force)) {
             if (rn->window == 0 || now / rn->window < rn->index + 2) {
@@ -665,7 +677,7 @@ ngx_http_apipolicy_rl_expire(ngx_http_apipolicy_rl_zone_t *zone,
             }
         }
 
-        node = ngx_http_apipolicy_rl_rbnode(rn);
+        node = ngx_http_apipolicy_ratelimit_rbnode(rn);
 
         if (rn->dirty) {
             /* not pushed yet: lost to the other gateways when forced */
@@ -682,11 +694,11 @@ ngx_http_apipolicy_rl_expire(ngx_http_apipolicy_rl_zone_t *zone,
 
 
 static void
-ngx_http_apipolicy_rl_rbtree_insert_value(ngx_rbtree_node_t *temp,
+ngx_http_apipolicy_ratelimit_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
 {
-    ngx_rbtree_node_t             **p;
-    ngx_http_apipolicy_rl_node_t   *rn, *rnt;
+    ngx_rbtree_node_t                   **p;
+    ngx_http_apipolicy_ratelimit_node_t  *rn, *rnt;
 
     for ( ;; ) {
 
@@ -697,8 +709,8 @@ ngx_http_apipolicy_rl_rbtree_insert_value(ngx_rbtree_node_t *temp,
             p = &temp->right;
 
         } else {
-            rn = ngx_http_apipolicy_rl_node(node);
-            rnt = ngx_http_apipolicy_rl_node(temp);
+            rn = ngx_http_apipolicy_ratelimit_node(node);
+            rnt = ngx_http_apipolicy_ratelimit_node(temp);
 
             p = (ngx_memn2cmp(rn->key, rnt->key, rn->len, rnt->len) < 0)
                 ? &temp->left : &temp->right;
@@ -719,11 +731,11 @@ ngx_http_apipolicy_rl_rbtree_insert_value(ngx_rbtree_node_t *temp,
 }
 
 
-static ngx_http_apipolicy_rl_tier_t *
-ngx_http_apipolicy_rl_find_tier(ngx_array_t *tiers, ngx_str_t *name)
+static ngx_http_apipolicy_ratelimit_tier_t *
+ngx_http_apipolicy_ratelimit_find_tier(ngx_array_t *tiers, ngx_str_t *name)
 {
-    ngx_uint_t                     i;
-    ngx_http_apipolicy_rl_tier_t  *t;
+    ngx_uint_t                            i;
+    ngx_http_apipolicy_ratelimit_tier_t  *t;
 
     if (tiers == NULL || name->len == 0) {
         return NULL;
@@ -746,7 +758,7 @@ ngx_http_apipolicy_rl_find_tier(ngx_array_t *tiers, ngx_str_t *name)
 /* wall-clock milliseconds: windows line up across gateways */
 
 uint64_t
-ngx_http_apipolicy_rl_now(void)
+ngx_http_apipolicy_ratelimit_now(void)
 {
     ngx_time_t  *tp;
 
@@ -765,8 +777,8 @@ ngx_http_apipolicy_rl_now(void)
  */
 
 static ngx_int_t
-ngx_http_apipolicy_rl_pk(ngx_http_apipolicy_rl_result_t *res, ngx_str_t *pk,
-    u_char *buf)
+ngx_http_apipolicy_ratelimit_pk(ngx_http_apipolicy_ratelimit_result_t *res,
+    ngx_str_t *pk, u_char *buf)
 {
     u_char       md[EVP_MAX_MD_SIZE];
     ngx_str_t    src, dst;
@@ -810,17 +822,17 @@ ngx_int_t
 ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx)
 {
-    u_char                          *p;
-    size_t                           len;
-    ngx_str_t                        value;
-    ngx_str_t                        pk[NGX_HTTP_APIPOLICY_RL_MAX_LIMITS];
-    ngx_uint_t                       i, j, min;
-    ngx_http_apipolicy_rl_ctx_t     *rctx;
-    ngx_http_apipolicy_rl_result_t  *res;
-    u_char                           pkbuf[NGX_HTTP_APIPOLICY_RL_MAX_LIMITS]
-                                          [NGX_HTTP_APIPOLICY_RL_PK_LEN];
+    u_char                                 *p;
+    size_t                                  len;
+    ngx_str_t                               value;
+    ngx_uint_t                              i, j, min;
+    ngx_http_apipolicy_ratelimit_ctx_t     *rctx;
+    ngx_http_apipolicy_ratelimit_result_t  *res;
+    ngx_str_t                  pk[NGX_HTTP_APIPOLICY_RATELIMIT_MAX_LIMITS];
+    u_char                     pkbuf[NGX_HTTP_APIPOLICY_RATELIMIT_MAX_LIMITS]
+                                    [NGX_HTTP_APIPOLICY_RATELIMIT_PK_LEN];
 
-    rctx = ctx->rl;
+    rctx = ctx->ratelimit;
 
     if (rctx == NULL || rctx->nresults == 0) {
         return NGX_OK;
@@ -828,7 +840,7 @@ ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
 
     res = rctx->results;
 
-    if (rctx->headers & NGX_HTTP_APIPOLICY_RL_HEADERS_IETF) {
+    if (rctx->headers & NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_IETF) {
 
         /*
          * two limits of one tier: each item gets the partition key
@@ -840,7 +852,8 @@ ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
 
             for (j = 0; j < rctx->nresults; j++) {
                 if (j != i && res[j].tier == res[i].tier) {
-                    if (ngx_http_apipolicy_rl_pk(&res[i], &pk[i], pkbuf[i])
+                    if (ngx_http_apipolicy_ratelimit_pk(&res[i], &pk[i],
+                                                        pkbuf[i])
                         != NGX_OK)
                     {
                         return NGX_ERROR;
@@ -878,8 +891,9 @@ ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
 
         value.len = p - value.data;
 
-        if (ngx_http_apipolicy_add_header(r, &ngx_http_apipolicy_rl_policy_name,
-                                          &value)
+        if (ngx_http_apipolicy_add_header(r,
+                                   &ngx_http_apipolicy_ratelimit_policy_name,
+                                   &value)
             == NULL)
         {
             return NGX_ERROR;
@@ -909,7 +923,7 @@ ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
 
         value.len = p - value.data;
 
-        if (ngx_http_apipolicy_add_header(r, &ngx_http_apipolicy_rl_name,
+        if (ngx_http_apipolicy_add_header(r, &ngx_http_apipolicy_ratelimit_name,
                                           &value)
             == NULL)
         {
@@ -920,7 +934,7 @@ ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
                       |NGX_HTTP_APIPOLICY_HDR_RATELIMIT_POLICY;
     }
 
-    if (rctx->headers & NGX_HTTP_APIPOLICY_RL_HEADERS_LEGACY) {
+    if (rctx->headers & NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_LEGACY) {
 
         /* the most restrictive limit */
 
@@ -941,7 +955,8 @@ ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
         value.len = ngx_sprintf(p, "%ui", res[min].tier->quota) - p;
         p += value.len;
 
-        if (ngx_http_apipolicy_add_header(r, &ngx_http_apipolicy_rl_x_limit,
+        if (ngx_http_apipolicy_add_header(r,
+                                          &ngx_http_apipolicy_ratelimit_x_limit,
                                           &value)
             == NULL)
         {
@@ -953,8 +968,8 @@ ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
         p += value.len;
 
         if (ngx_http_apipolicy_add_header(r,
-                                          &ngx_http_apipolicy_rl_x_remaining,
-                                          &value)
+                                     &ngx_http_apipolicy_ratelimit_x_remaining,
+                                     &value)
             == NULL)
         {
             return NGX_ERROR;
@@ -963,7 +978,8 @@ ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
         value.data = p;
         value.len = ngx_sprintf(p, "%ui", res[min].reset) - p;
 
-        if (ngx_http_apipolicy_add_header(r, &ngx_http_apipolicy_rl_x_reset,
+        if (ngx_http_apipolicy_add_header(r,
+                                          &ngx_http_apipolicy_ratelimit_x_reset,
                                           &value)
             == NULL)
         {
@@ -973,9 +989,9 @@ ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
         ctx->added |= NGX_HTTP_APIPOLICY_HDR_X_RATELIMIT;
     }
 
-    if (rctx->status == NGX_HTTP_APIPOLICY_RL_REJECTED
+    if (rctx->status == NGX_HTTP_APIPOLICY_RATELIMIT_REJECTED
         && r->headers_out.status == (ngx_uint_t) ctx->problem_status
-        && ctx->problem == &ngx_http_apipolicy_rl_problem)
+        && ctx->problem == &ngx_http_apipolicy_ratelimit_problem)
     {
         p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
         if (p == NULL) {
@@ -985,8 +1001,9 @@ ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
         value.data = p;
         value.len = ngx_sprintf(p, "%ui", rctx->retry_after) - p;
 
-        if (ngx_http_apipolicy_add_header(r, &ngx_http_apipolicy_rl_retry_name,
-                                          &value)
+        if (ngx_http_apipolicy_add_header(r,
+                                      &ngx_http_apipolicy_ratelimit_retry_name,
+                                      &value)
             == NULL)
         {
             return NGX_ERROR;
@@ -1016,13 +1033,13 @@ ngx_http_apipolicy_ratelimit_status_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_apipolicy_get_ctx(r->main);
 
-    if (ctx == NULL || ctx->rl == NULL || ctx->rl->status == 0) {
+    if (ctx == NULL || ctx->ratelimit == NULL || ctx->ratelimit->status == 0) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    v->data = names[ctx->rl->status].data;
-    v->len = names[ctx->rl->status].len;
+    v->data = names[ctx->ratelimit->status].data;
+    v->len = names[ctx->ratelimit->status].len;
     v->valid = 1;
     v->no_cacheable = 0;
     v->not_found = 0;
@@ -1041,13 +1058,15 @@ ngx_http_apipolicy_ratelimit_tier_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_apipolicy_get_ctx(r->main);
 
-    if (ctx == NULL || ctx->rl == NULL || ctx->rl->nresults == 0) {
+    if (ctx == NULL || ctx->ratelimit == NULL
+        || ctx->ratelimit->nresults == 0)
+    {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    v->data = ctx->rl->results[0].tier->name.data;
-    v->len = ctx->rl->results[0].tier->name.len;
+    v->data = ctx->ratelimit->results[0].tier->name.data;
+    v->len = ctx->ratelimit->results[0].tier->name.len;
     v->valid = 1;
     v->no_cacheable = 0;
     v->not_found = 0;
@@ -1059,7 +1078,7 @@ ngx_http_apipolicy_ratelimit_tier_variable(ngx_http_request_t *r,
 /* ---- configuration --------------------------------------------------- */
 
 static ngx_str_t *
-ngx_http_apipolicy_rl_param(ngx_str_t *value, const char *name)
+ngx_http_apipolicy_ratelimit_param(ngx_str_t *value, const char *name)
 {
     size_t  n;
 
@@ -1081,14 +1100,14 @@ char *
 ngx_http_apipolicy_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    ssize_t                          size;
-    ngx_str_t                       *value, name, s;
-    ngx_uint_t                       i;
-    ngx_uint_t                       line;
-    ngx_msec_t                       sync;
-    ngx_shm_zone_t                  *shm_zone;
-    ngx_http_apipolicy_rl_zone_t    *zone;
-    ngx_http_apipolicy_main_conf_t  *amcf;
+    ssize_t                               size;
+    ngx_str_t                            *value, name, s;
+    ngx_uint_t                            i;
+    ngx_uint_t                            line;
+    ngx_msec_t                            sync;
+    ngx_shm_zone_t                       *shm_zone;
+    ngx_http_apipolicy_ratelimit_zone_t  *zone;
+    ngx_http_apipolicy_main_conf_t       *amcf;
 
     value = cf->args->elts;
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
@@ -1107,7 +1126,7 @@ ngx_http_apipolicy_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     for (i = 2; i < cf->args->nelts; i++) {
         s = value[i];
 
-        if (ngx_http_apipolicy_rl_param(&s, "sync=")) {
+        if (ngx_http_apipolicy_ratelimit_param(&s, "sync=")) {
 
             if (s.len == 3 && ngx_strncmp(s.data, "off", 3) == 0) {
                 sync = 0;
@@ -1132,7 +1151,7 @@ ngx_http_apipolicy_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_rl_zone_t));
+    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_ratelimit_zone_t));
     if (zone == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -1143,10 +1162,10 @@ ngx_http_apipolicy_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     zone->file = cf->conf_file->file.name;
 
     shm_zone = ngx_http_apipolicy_conf_shm_add(cf, &name, size,
-                                              ngx_http_apipolicy_rl_init_zone,
-                                              zone);
+                                     ngx_http_apipolicy_ratelimit_init_zone,
+                                     zone);
     if (shm_zone == NULL
-        || ngx_http_apipolicy_conf_list_add(cf, &amcf->rl_zones, zone)
+        || ngx_http_apipolicy_conf_list_add(cf, &amcf->ratelimit_zones, zone)
            != NGX_OK)
     {
         return NGX_CONF_ERROR;
@@ -1165,12 +1184,12 @@ char *
 ngx_http_apipolicy_ratelimit_tier(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    u_char                          *p;
-    ngx_str_t                       *value, s;
-    ngx_int_t                        n;
-    ngx_uint_t                       i;
-    ngx_http_apipolicy_rl_tier_t    *t;
-    ngx_http_apipolicy_main_conf_t  *amcf;
+    u_char                               *p;
+    ngx_str_t                            *value, s;
+    ngx_int_t                             n;
+    ngx_uint_t                            i;
+    ngx_http_apipolicy_ratelimit_tier_t  *t;
+    ngx_http_apipolicy_main_conf_t       *amcf;
 
     value = cf->args->elts;
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
@@ -1189,39 +1208,41 @@ ngx_http_apipolicy_ratelimit_tier(ngx_conf_t *cf, ngx_command_t *cmd,
 
     /* "tier:key" must fit a node's key with a hashed key (255 bytes) */
 
-    if (value[1].len > NGX_HTTP_APIPOLICY_RL_TIER_MAX) {
+    if (value[1].len > NGX_HTTP_APIPOLICY_RATELIMIT_TIER_MAX) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "the tier name \"%V\" is longer than %d bytes",
-                           &value[1], NGX_HTTP_APIPOLICY_RL_TIER_MAX);
+                           &value[1], NGX_HTTP_APIPOLICY_RATELIMIT_TIER_MAX);
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_apipolicy_rl_find_tier(amcf->rl_tiers, &value[1])) {
+    if (ngx_http_apipolicy_ratelimit_find_tier(amcf->ratelimit_tiers,
+                                               &value[1]))
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "the tier \"%V\" is already defined", &value[1]);
         return NGX_CONF_ERROR;
     }
 
-    if (amcf->rl_tiers == NULL) {
-        amcf->rl_tiers = ngx_array_create(cf->pool, 4,
-                                          sizeof(ngx_http_apipolicy_rl_tier_t));
-        if (amcf->rl_tiers == NULL) {
+    if (amcf->ratelimit_tiers == NULL) {
+        amcf->ratelimit_tiers = ngx_array_create(cf->pool, 4,
+                                  sizeof(ngx_http_apipolicy_ratelimit_tier_t));
+        if (amcf->ratelimit_tiers == NULL) {
             return NGX_CONF_ERROR;
         }
     }
 
-    t = ngx_array_push(amcf->rl_tiers);
+    t = ngx_array_push(amcf->ratelimit_tiers);
     if (t == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    ngx_memzero(t, sizeof(ngx_http_apipolicy_rl_tier_t));
+    ngx_memzero(t, sizeof(ngx_http_apipolicy_ratelimit_tier_t));
     t->name = value[1];
 
     for (i = 2; i < cf->args->nelts; i++) {
         s = value[i];
 
-        if (ngx_http_apipolicy_rl_param(&s, "rate=")) {
+        if (ngx_http_apipolicy_ratelimit_param(&s, "rate=")) {
 
             if (s.len < 4 || s.data[s.len - 3] != 'r'
                 || s.data[s.len - 2] != '/')
@@ -1247,7 +1268,7 @@ ngx_http_apipolicy_ratelimit_tier(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
-        if (ngx_http_apipolicy_rl_param(&s, "burst=")) {
+        if (ngx_http_apipolicy_ratelimit_param(&s, "burst=")) {
             n = ngx_atoi(s.data, s.len);
 
             if (n == NGX_ERROR || n > 100000000) {
@@ -1304,29 +1325,30 @@ ngx_http_apipolicy_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_apipolicy_loc_conf_t  *alcf = conf;
 
-    ngx_str_t                          *value, s;
-    ngx_int_t                           n;
-    ngx_uint_t                          i;
-    ngx_http_apipolicy_rl_zone_t      **zp;
-    ngx_http_apipolicy_rl_limit_t      *limit;
-    ngx_http_apipolicy_main_conf_t     *amcf;
-    ngx_http_compile_complex_value_t    ccv;
+    ngx_str_t                             *value, s;
+    ngx_int_t                              n;
+    ngx_uint_t                             i;
+    ngx_http_apipolicy_ratelimit_zone_t  **zp;
+    ngx_http_apipolicy_ratelimit_limit_t  *limit;
+    ngx_http_apipolicy_main_conf_t        *amcf;
+    ngx_http_compile_complex_value_t       ccv;
 
     value = cf->args->elts;
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
 
     if (alcf->ratelimits == NGX_CONF_UNSET_PTR) {
         alcf->ratelimits = ngx_array_create(cf->pool, 2,
-                                         sizeof(ngx_http_apipolicy_rl_limit_t));
+                                 sizeof(ngx_http_apipolicy_ratelimit_limit_t));
         if (alcf->ratelimits == NULL) {
             return NGX_CONF_ERROR;
         }
     }
 
-    if (alcf->ratelimits->nelts == NGX_HTTP_APIPOLICY_RL_MAX_LIMITS) {
+    if (alcf->ratelimits->nelts == NGX_HTTP_APIPOLICY_RATELIMIT_MAX_LIMITS) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "at most %d apipolicy_ratelimit lines apply to "
-                           "one location", NGX_HTTP_APIPOLICY_RL_MAX_LIMITS);
+                           "one location",
+                           NGX_HTTP_APIPOLICY_RATELIMIT_MAX_LIMITS);
         return NGX_CONF_ERROR;
     }
 
@@ -1335,16 +1357,19 @@ ngx_http_apipolicy_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    ngx_memzero(limit, sizeof(ngx_http_apipolicy_rl_limit_t));
+    ngx_memzero(limit, sizeof(ngx_http_apipolicy_ratelimit_limit_t));
     limit->cost = 1;
 
     for (i = 1; i < cf->args->nelts; i++) {
         s = value[i];
 
-        if (ngx_http_apipolicy_rl_param(&s, "zone=")) {
-            zp = amcf->rl_zones ? amcf->rl_zones->elts : NULL;
+        if (ngx_http_apipolicy_ratelimit_param(&s, "zone=")) {
+            zp = amcf->ratelimit_zones ? amcf->ratelimit_zones->elts : NULL;
 
-            for (n = 0; zp && n < (ngx_int_t) amcf->rl_zones->nelts; n++) {
+            for (n = 0;
+                 zp && n < (ngx_int_t) amcf->ratelimit_zones->nelts;
+                 n++)
+            {
                 if (zp[n]->name.len == s.len
                     && ngx_strncmp(zp[n]->name.data, s.data, s.len) == 0)
                 {
@@ -1364,8 +1389,8 @@ ngx_http_apipolicy_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_http_apipolicy_rl_param(&s, "key=")
-            || ngx_http_apipolicy_rl_param(&s, "tier="))
+        if (ngx_http_apipolicy_ratelimit_param(&s, "key=")
+            || ngx_http_apipolicy_ratelimit_param(&s, "tier="))
         {
             ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
 
@@ -1392,7 +1417,7 @@ ngx_http_apipolicy_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_http_apipolicy_rl_param(&s, "cost=")) {
+        if (ngx_http_apipolicy_ratelimit_param(&s, "cost=")) {
             n = ngx_atoi(s.data, s.len);
 
             if (n <= 0 || n > 1000000) {
@@ -1441,8 +1466,8 @@ ngx_http_apipolicy_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            &limit->key.value);
     }
 
-    if (ngx_http_apipolicy_rl_find_tier(amcf->rl_tiers,
-                                        &ngx_http_apipolicy_rl_default)
+    if (ngx_http_apipolicy_ratelimit_find_tier(amcf->ratelimit_tiers,
+                                         &ngx_http_apipolicy_ratelimit_default)
         == NULL)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -1457,7 +1482,8 @@ ngx_http_apipolicy_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (limit->tier && limit->tier->lengths == NULL
         && limit->tier->value.len
-        && ngx_http_apipolicy_rl_find_tier(amcf->rl_tiers, &limit->tier->value)
+        && ngx_http_apipolicy_ratelimit_find_tier(amcf->ratelimit_tiers,
+                                                  &limit->tier->value)
            == NULL)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -1490,14 +1516,14 @@ ngx_http_apipolicy_ratelimit_headers(ngx_conf_t *cf, ngx_command_t *cmd,
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "ietf") == 0) {
-        alcf->ratelimit_headers = NGX_HTTP_APIPOLICY_RL_HEADERS_IETF;
+        alcf->ratelimit_headers = NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_IETF;
 
     } else if (ngx_strcmp(value[1].data, "legacy") == 0) {
-        alcf->ratelimit_headers = NGX_HTTP_APIPOLICY_RL_HEADERS_LEGACY;
+        alcf->ratelimit_headers = NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_LEGACY;
 
     } else if (ngx_strcmp(value[1].data, "both") == 0) {
-        alcf->ratelimit_headers = NGX_HTTP_APIPOLICY_RL_HEADERS_IETF
-                                  |NGX_HTTP_APIPOLICY_RL_HEADERS_LEGACY;
+        alcf->ratelimit_headers = NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_IETF
+                                  |NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_LEGACY;
 
     } else if (ngx_strcmp(value[1].data, "off") == 0) {
         alcf->ratelimit_headers = 0;
@@ -1531,7 +1557,7 @@ ngx_http_apipolicy_ratelimit_merge_conf(ngx_conf_t *cf,
                               NGX_HTTP_TOO_MANY_REQUESTS);
     ngx_conf_merge_uint_value(conf->ratelimit_headers,
                               prev->ratelimit_headers,
-                              NGX_HTTP_APIPOLICY_RL_HEADERS_IETF);
+                              NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_IETF);
 
     return NGX_CONF_OK;
 }
@@ -1542,19 +1568,19 @@ ngx_http_apipolicy_ratelimit_merge_conf(ngx_conf_t *cf,
 ngx_int_t
 ngx_http_apipolicy_ratelimit_postconfiguration(ngx_conf_t *cf)
 {
-    ngx_uint_t                        i;
-    ngx_http_apipolicy_rl_zone_t    **zp;
-    ngx_http_apipolicy_main_conf_t   *amcf;
+    ngx_uint_t                             i;
+    ngx_http_apipolicy_ratelimit_zone_t  **zp;
+    ngx_http_apipolicy_main_conf_t        *amcf;
 
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
 
-    if (amcf->redis || amcf->rl_zones == NULL) {
+    if (amcf->redis || amcf->ratelimit_zones == NULL) {
         return NGX_OK;
     }
 
-    zp = amcf->rl_zones->elts;
+    zp = amcf->ratelimit_zones->elts;
 
-    for (i = 0; i < amcf->rl_zones->nelts; i++) {
+    for (i = 0; i < amcf->ratelimit_zones->nelts; i++) {
 
         if (zp[i]->sync && zp[i]->line) {
             ngx_log_error(NGX_LOG_WARN, cf->log, 0,
@@ -1573,18 +1599,18 @@ ngx_http_apipolicy_ratelimit_postconfiguration(ngx_conf_t *cf)
 
 
 static ngx_int_t
-ngx_http_apipolicy_rl_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+ngx_http_apipolicy_ratelimit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    ngx_int_t                      rc;
-    ngx_http_apipolicy_rl_sh_t    *sh;
-    ngx_http_apipolicy_rl_zone_t  *zone;
+    ngx_int_t                             rc;
+    ngx_http_apipolicy_ratelimit_sh_t    *sh;
+    ngx_http_apipolicy_ratelimit_zone_t  *zone;
 
     zone = shm_zone->data;
 
     rc = ngx_http_apipolicy_shm_root(shm_zone, data,
                                      "apipolicy_ratelimit_zone",
-                                     NGX_HTTP_APIPOLICY_RL_MAGIC,
-                                     sizeof(ngx_http_apipolicy_rl_sh_t),
+                                     NGX_HTTP_APIPOLICY_RATELIMIT_MAGIC,
+                                     sizeof(ngx_http_apipolicy_ratelimit_sh_t),
                                      (void **) &sh);
     if (rc == NGX_ERROR) {
         return NGX_ERROR;
@@ -1595,7 +1621,7 @@ ngx_http_apipolicy_rl_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     if (rc == NGX_DECLINED) {
         ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
-                        ngx_http_apipolicy_rl_rbtree_insert_value);
+                        ngx_http_apipolicy_ratelimit_rbtree_insert_value);
         ngx_queue_init(&sh->queue);
         ngx_queue_init(&sh->dirty);
     }
@@ -1608,14 +1634,14 @@ ngx_http_apipolicy_rl_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 ngx_uint_t
 ngx_http_apipolicy_ratelimit_zone_index(ngx_http_apipolicy_main_conf_t *amcf,
-    ngx_http_apipolicy_rl_zone_t *zone)
+    ngx_http_apipolicy_ratelimit_zone_t *zone)
 {
-    ngx_uint_t                      i;
-    ngx_http_apipolicy_rl_zone_t  **zp;
+    ngx_uint_t                             i;
+    ngx_http_apipolicy_ratelimit_zone_t  **zp;
 
-    zp = amcf->rl_zones->elts;
+    zp = amcf->ratelimit_zones->elts;
 
-    for (i = 0; i < amcf->rl_zones->nelts - 1; i++) {
+    for (i = 0; i < amcf->ratelimit_zones->nelts - 1; i++) {
         if (zp[i] == zone) {
             break;
         }
@@ -1629,20 +1655,24 @@ ngx_str_t *
 ngx_http_apipolicy_ratelimit_zone_name(ngx_http_apipolicy_main_conf_t *amcf,
     ngx_uint_t i)
 {
-    return &((ngx_http_apipolicy_rl_zone_t **) amcf->rl_zones->elts)[i]->name;
+    ngx_http_apipolicy_ratelimit_zone_t  **zp;
+
+    zp = amcf->ratelimit_zones->elts;
+
+    return &zp[i]->name;
 }
 
 
-ngx_http_apipolicy_rl_result_t *
+ngx_http_apipolicy_ratelimit_result_t *
 ngx_http_apipolicy_ratelimit_outcome(ngx_http_apipolicy_ctx_t *ctx,
     ngx_uint_t *n)
 {
-    if (ctx->rl == NULL) {
+    if (ctx->ratelimit == NULL) {
         *n = 0;
         return NULL;
     }
 
-    *n = ctx->rl->nresults;
+    *n = ctx->ratelimit->nresults;
 
-    return ctx->rl->results;
+    return ctx->ratelimit->results;
 }

@@ -11,7 +11,8 @@
 #include "ngx_http_apipolicy.h"
 
 
-typedef struct ngx_http_apipolicy_rl_zone_s  ngx_http_apipolicy_rl_zone_t;
+typedef struct ngx_http_apipolicy_ratelimit_zone_s
+    ngx_http_apipolicy_ratelimit_zone_t;
 
 /* apipolicy_ratelimit_tier NAME rate=N r/s|r/m|r/h|r/d [burst=N] */
 typedef struct {
@@ -21,43 +22,44 @@ typedef struct {
     ngx_uint_t                         quota;     /* rate + burst */
     ngx_msec_t                         window;    /* 1s, 1m, 1h, 1d */
     ngx_str_t                          policy;    /* "name";q=..;w=.. */
-} ngx_http_apipolicy_rl_tier_t;
+} ngx_http_apipolicy_ratelimit_tier_t;
 
 /* apipolicy_ratelimit zone= key= [tier=] [cost=] [dry_run] */
 typedef struct {
-    ngx_http_apipolicy_rl_zone_t      *zone;
+    ngx_http_apipolicy_ratelimit_zone_t *zone;
     ngx_http_complex_value_t           key;
     ngx_http_complex_value_t          *tier;      /* NULL: "default" */
     ngx_uint_t                         cost;
     ngx_flag_t                         dry_run;
-} ngx_http_apipolicy_rl_limit_t;
+} ngx_http_apipolicy_ratelimit_limit_t;
 
-#define NGX_HTTP_APIPOLICY_RL_HEADERS_IETF    0x01
-#define NGX_HTTP_APIPOLICY_RL_HEADERS_LEGACY  0x02
+#define NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_IETF    0x01
+#define NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_LEGACY  0x02
 
-#define NGX_HTTP_APIPOLICY_RL_MAX_LIMITS      8   /* per location */
+#define NGX_HTTP_APIPOLICY_RATELIMIT_MAX_LIMITS  8   /* per location */
 
-#define NGX_HTTP_APIPOLICY_RL_PASSED          1
-#define NGX_HTTP_APIPOLICY_RL_REJECTED        2
-#define NGX_HTTP_APIPOLICY_RL_DRY_RUN         3   /* would have rejected */
+#define NGX_HTTP_APIPOLICY_RATELIMIT_PASSED    1
+#define NGX_HTTP_APIPOLICY_RATELIMIT_REJECTED  2
+#define NGX_HTTP_APIPOLICY_RATELIMIT_DRY_RUN   3   /* would have rejected */
 
 /* one applied limit's outcome, for the response headers and the metrics */
 typedef struct {
-    ngx_http_apipolicy_rl_zone_t      *zone;
-    ngx_http_apipolicy_rl_tier_t      *tier;
-    ngx_uint_t                         status;    /* _RL_PASSED ... */
+    ngx_http_apipolicy_ratelimit_zone_t *zone;
+    ngx_http_apipolicy_ratelimit_tier_t *tier;
+    ngx_uint_t                         status;    /* _RATELIMIT_PASSED ... */
     ngx_uint_t                         remaining;
     ngx_uint_t                         reset;     /* s */
     ngx_str_t                          key;       /* "tier:key", for pk= */
-} ngx_http_apipolicy_rl_result_t;
+} ngx_http_apipolicy_ratelimit_result_t;
 
 typedef struct {
-    ngx_uint_t                         status;    /* _RL_PASSED ... */
+    ngx_uint_t                         status;    /* _RATELIMIT_PASSED ... */
     ngx_uint_t                         nresults;
     ngx_uint_t                         retry_after; /* s, when rejected */
-    ngx_uint_t                         headers;   /* _RL_HEADERS_* */
-    ngx_http_apipolicy_rl_result_t     results[NGX_HTTP_APIPOLICY_RL_MAX_LIMITS];
-} ngx_http_apipolicy_rl_ctx_t;
+    ngx_uint_t                         headers;   /* _RATELIMIT_HEADERS_* */
+    ngx_http_apipolicy_ratelimit_result_t
+                            results[NGX_HTTP_APIPOLICY_RATELIMIT_MAX_LIMITS];
+} ngx_http_apipolicy_ratelimit_ctx_t;
 
 
 
@@ -84,9 +86,10 @@ char *ngx_http_apipolicy_ratelimit_merge_conf(ngx_conf_t *cf,
 ngx_int_t ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx);
 
-/* for the metrics: a zone's index in amcf->rl_zones, and its name */
+/* for the metrics: a zone's index in amcf->ratelimit_zones, and its name */
 ngx_uint_t ngx_http_apipolicy_ratelimit_zone_index(
-    ngx_http_apipolicy_main_conf_t *amcf, ngx_http_apipolicy_rl_zone_t *zone);
+    ngx_http_apipolicy_main_conf_t *amcf,
+    ngx_http_apipolicy_ratelimit_zone_t *zone);
 ngx_str_t *ngx_http_apipolicy_ratelimit_zone_name(
     ngx_http_apipolicy_main_conf_t *amcf, ngx_uint_t i);
 
@@ -108,7 +111,7 @@ ngx_int_t ngx_http_apipolicy_ratelimit_tier_variable(ngx_http_request_t *r,
 
 /* ---- shared by the limiter and its Redis sync ------------------------ */
 
-#define NGX_HTTP_APIPOLICY_RL_SHARE_ONE  65536   /* a share of 1 */
+#define NGX_HTTP_APIPOLICY_RATELIMIT_SHARE_ONE  65536   /* a share of 1 */
 
 /*
  * One (tier, key) in a zone.  The counts are those of the window
@@ -135,7 +138,7 @@ typedef struct {
     uint32_t                           share;     /* of the quota, in
                                                      1/65536; 0: none yet */
     u_char                             key[1];    /* "tier:key" */
-} ngx_http_apipolicy_rl_node_t;
+} ngx_http_apipolicy_ratelimit_node_t;
 
 
 typedef struct {
@@ -150,49 +153,51 @@ typedef struct {
     uint64_t                           answered;  /* last answer, ms */
     ngx_uint_t                         gateways;  /* alive, from Redis */
     ngx_uint_t                         resync;    /* push every node */
-} ngx_http_apipolicy_rl_sh_t;
+} ngx_http_apipolicy_ratelimit_sh_t;
 
 
-typedef struct ngx_http_apipolicy_rl_sync_s  ngx_http_apipolicy_rl_sync_t;
+typedef struct ngx_http_apipolicy_ratelimit_sync_s
+    ngx_http_apipolicy_ratelimit_sync_t;
 
-struct ngx_http_apipolicy_rl_zone_s {
+struct ngx_http_apipolicy_ratelimit_zone_s {
     ngx_str_t                          name;
     ngx_shm_zone_t                    *shm_zone;
     ngx_msec_t                         sync;      /* 0: off */
     ngx_str_t                          file;      /* of sync=, to warn */
     ngx_uint_t                         line;
-    ngx_http_apipolicy_rl_sh_t        *sh;
+    ngx_http_apipolicy_ratelimit_sh_t *sh;
     ngx_slab_pool_t                   *shpool;
-    ngx_http_apipolicy_rl_sync_t      *sync_state; /* this worker's */
+    ngx_http_apipolicy_ratelimit_sync_t *sync_state; /* this worker's */
 };
 
 
 /* zone locked: find (or make) a node, most recently used first */
-ngx_http_apipolicy_rl_node_t *ngx_http_apipolicy_rl_lookup(
-    ngx_http_apipolicy_rl_zone_t *zone, ngx_str_t *key, uint32_t hash,
+ngx_http_apipolicy_ratelimit_node_t *ngx_http_apipolicy_ratelimit_lookup(
+    ngx_http_apipolicy_ratelimit_zone_t *zone, ngx_str_t *key, uint32_t hash,
     ngx_uint_t create);
 /* zone locked: move a node to the window "index" */
-void ngx_http_apipolicy_rl_roll(ngx_http_apipolicy_rl_node_t *rn,
+void ngx_http_apipolicy_ratelimit_roll(ngx_http_apipolicy_ratelimit_node_t *rn,
     uint64_t index);
 /* zone locked: queue a node for the next push */
-void ngx_http_apipolicy_rl_mark(ngx_http_apipolicy_rl_zone_t *zone,
-    ngx_http_apipolicy_rl_node_t *rn);
+void ngx_http_apipolicy_ratelimit_mark(
+    ngx_http_apipolicy_ratelimit_zone_t *zone,
+    ngx_http_apipolicy_ratelimit_node_t *rn);
 /* zone locked: are the shares from Redis current (Redis answers)? */
-ngx_uint_t ngx_http_apipolicy_rl_shares_live(
-    ngx_http_apipolicy_rl_zone_t *zone, uint64_t now);
+ngx_uint_t ngx_http_apipolicy_ratelimit_shares_live(
+    ngx_http_apipolicy_ratelimit_zone_t *zone, uint64_t now);
 /* wall-clock milliseconds: windows line up across gateways */
-uint64_t ngx_http_apipolicy_rl_now(void);
+uint64_t ngx_http_apipolicy_ratelimit_now(void);
 
-#define ngx_http_apipolicy_rl_rbnode(rn)                                     \
+#define ngx_http_apipolicy_ratelimit_rbnode(rn)                              \
     ((ngx_rbtree_node_t *) ((u_char *) (rn)                                  \
                             - offsetof(ngx_rbtree_node_t, color)))
 
-#define ngx_http_apipolicy_rl_node(node)                                     \
-    ((ngx_http_apipolicy_rl_node_t *) &(node)->color)
+#define ngx_http_apipolicy_ratelimit_node(node)                              \
+    ((ngx_http_apipolicy_ratelimit_node_t *) &(node)->color)
 
 
 /* the request's applied limits, for the metrics: *n of them (0: none) */
-ngx_http_apipolicy_rl_result_t *ngx_http_apipolicy_ratelimit_outcome(
+ngx_http_apipolicy_ratelimit_result_t *ngx_http_apipolicy_ratelimit_outcome(
     ngx_http_apipolicy_ctx_t *ctx, ngx_uint_t *n);
 
 #endif /* _NGX_HTTP_APIPOLICY_RATELIMIT_H_INCLUDED_ */

@@ -9,7 +9,7 @@
  *            zone) starts a round: it pushes every node changed since it
  *            was last pushed (the zone keeps them in a queue, oldest
  *            change first), in pipelined batches of at most
- *            NGX_HTTP_APIPOLICY_RL_BATCH nodes, the next batch sent as
+ *            NGX_HTTP_APIPOLICY_RATELIMIT_BATCH nodes, the next batch sent as
  *            soon as the previous one is answered, until the nodes that
  *            were queued when the round began are all pushed.  Redis
  *            work is one script call per node changed, whatever the
@@ -44,8 +44,8 @@
 #include <openssl/evp.h>
 
 
-#define NGX_HTTP_APIPOLICY_RL_BATCH     2000    /* nodes per batch */
-#define NGX_HTTP_APIPOLICY_RL_ARGS      13      /* of a count's EVALSHA */
+#define NGX_HTTP_APIPOLICY_RATELIMIT_BATCH  2000  /* nodes per batch */
+#define NGX_HTTP_APIPOLICY_RATELIMIT_ARGS   13    /* of a count's EVALSHA */
 
 
 /* one node's push, remembered until Redis answers */
@@ -57,15 +57,15 @@ typedef struct {
     uint32_t                           cur;       /* our counts, sent */
     uint32_t                           prev;
     uint32_t                           demand;
-} ngx_http_apipolicy_rl_sent_t;
+} ngx_http_apipolicy_ratelimit_sent_t;
 
 
 /* per worker and zone: the sync timer and the batch in flight */
-struct ngx_http_apipolicy_rl_sync_s {
-    ngx_http_apipolicy_rl_zone_t      *zone;
+struct ngx_http_apipolicy_ratelimit_sync_s {
+    ngx_http_apipolicy_ratelimit_zone_t *zone;
     ngx_event_t                        ev;
     ngx_pool_t                        *pool;      /* the batch's memory */
-    ngx_http_apipolicy_rl_sent_t      *sent;
+    ngx_http_apipolicy_ratelimit_sent_t *sent;
     ngx_uint_t                         nsent;
     ngx_uint_t                         skip;      /* replies before sent's */
     ngx_uint_t                         registry;  /* one of them */
@@ -77,37 +77,37 @@ struct ngx_http_apipolicy_rl_sync_s {
 typedef struct {
     ngx_str_t                          text;
     u_char                             sha[40];
-} ngx_http_apipolicy_rl_script_t;
+} ngx_http_apipolicy_ratelimit_script_t;
 
 
-static ngx_int_t ngx_http_apipolicy_rl_sync_push(
-    ngx_http_apipolicy_rl_sync_t *sync, ngx_uint_t registry);
-static ngx_int_t ngx_http_apipolicy_rl_sync_take(
-    ngx_http_apipolicy_rl_sync_t *sync, uint64_t now);
-static ngx_int_t ngx_http_apipolicy_rl_sync_command(ngx_pool_t *pool,
+static ngx_int_t ngx_http_apipolicy_ratelimit_sync_push(
+    ngx_http_apipolicy_ratelimit_sync_t *sync, ngx_uint_t registry);
+static ngx_int_t ngx_http_apipolicy_ratelimit_sync_take(
+    ngx_http_apipolicy_ratelimit_sync_t *sync, uint64_t now);
+static ngx_int_t ngx_http_apipolicy_ratelimit_sync_command(ngx_pool_t *pool,
     ngx_http_apipolicy_redis_cmd_t *cmd, ngx_str_t *argv, ngx_uint_t argc,
     ngx_str_t *key);
-static void ngx_http_apipolicy_rl_sync_script(ngx_str_t *argv,
-    ngx_http_apipolicy_rl_script_t *script);
-static void ngx_http_apipolicy_rl_sync_handler(ngx_event_t *ev);
-static void ngx_http_apipolicy_rl_sync_done(void *data, redisReply **replies,
-    ngx_uint_t n, ngx_int_t rc);
-static void ngx_http_apipolicy_rl_sync_answer(
-    ngx_http_apipolicy_rl_sync_t *sync, ngx_http_apipolicy_rl_sent_t *e,
-    redisReply *r);
-static void ngx_http_apipolicy_rl_sync_give_back(
-    ngx_http_apipolicy_rl_sync_t *sync);
-static void ngx_http_apipolicy_rl_sync_all(
-    ngx_http_apipolicy_rl_zone_t *zone, uint64_t now);
+static void ngx_http_apipolicy_ratelimit_sync_script(ngx_str_t *argv,
+    ngx_http_apipolicy_ratelimit_script_t *script);
+static void ngx_http_apipolicy_ratelimit_sync_handler(ngx_event_t *ev);
+static void ngx_http_apipolicy_ratelimit_sync_done(void *data,
+    redisReply **replies, ngx_uint_t n, ngx_int_t rc);
+static void ngx_http_apipolicy_ratelimit_sync_answer(
+    ngx_http_apipolicy_ratelimit_sync_t *sync,
+    ngx_http_apipolicy_ratelimit_sent_t *e, redisReply *r);
+static void ngx_http_apipolicy_ratelimit_sync_give_back(
+    ngx_http_apipolicy_ratelimit_sync_t *sync);
+static void ngx_http_apipolicy_ratelimit_sync_all(
+    ngx_http_apipolicy_ratelimit_zone_t *zone, uint64_t now);
 
 
 /* this gateway's field in the hashes: "hostname:master pid" */
 
-static ngx_str_t  ngx_http_apipolicy_rl_gateway;
+static ngx_str_t  ngx_http_apipolicy_ratelimit_gateway;
 
 /* the last batch met a NOSCRIPT: the next one sends the scripts */
 
-static ngx_uint_t  ngx_http_apipolicy_rl_eval;
+static ngx_uint_t  ngx_http_apipolicy_ratelimit_eval;
 
 
 /*
@@ -121,7 +121,8 @@ static ngx_uint_t  ngx_http_apipolicy_rl_eval;
  * the other gateways may not have said their demand yet.
  */
 
-static ngx_http_apipolicy_rl_script_t  ngx_http_apipolicy_rl_count = {
+static ngx_http_apipolicy_ratelimit_script_t
+    ngx_http_apipolicy_ratelimit_count = {
     ngx_string(
     "local gw = ARGV[1] "
     "redis.call('HSET', KEYS[1], gw, ARGV[2], 'd:' .. gw, ARGV[4]) "
@@ -156,7 +157,8 @@ static ngx_http_apipolicy_rl_script_t  ngx_http_apipolicy_rl_count = {
  * still alive, the registry's TTL (ms).  Answers the gateways alive.
  */
 
-static ngx_http_apipolicy_rl_script_t  ngx_http_apipolicy_rl_alive = {
+static ngx_http_apipolicy_ratelimit_script_t
+    ngx_http_apipolicy_ratelimit_alive = {
     ngx_string(
     "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) "
     "redis.call('PEXPIRE', KEYS[1], ARGV[4]) "
@@ -173,23 +175,23 @@ static ngx_http_apipolicy_rl_script_t  ngx_http_apipolicy_rl_alive = {
 ngx_int_t
 ngx_http_apipolicy_ratelimit_init_process(ngx_cycle_t *cycle)
 {
-    u_char                           md[EVP_MAX_MD_SIZE];
-    ngx_uint_t                       i;
-    unsigned int                     mdlen;
-    ngx_http_apipolicy_rl_sync_t    *sync;
-    ngx_http_apipolicy_rl_zone_t   **zp;
-    ngx_http_apipolicy_rl_script_t  *scripts[2];
-    ngx_http_apipolicy_main_conf_t  *amcf;
+    u_char                                  md[EVP_MAX_MD_SIZE];
+    ngx_uint_t                              i;
+    unsigned int                            mdlen;
+    ngx_http_apipolicy_ratelimit_sync_t    *sync;
+    ngx_http_apipolicy_ratelimit_zone_t   **zp;
+    ngx_http_apipolicy_ratelimit_script_t  *scripts[2];
+    ngx_http_apipolicy_main_conf_t         *amcf;
 
     amcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_apipolicy_module);
 
-    if (amcf == NULL || amcf->redis == NULL || amcf->rl_zones == NULL) {
+    if (amcf == NULL || amcf->redis == NULL || amcf->ratelimit_zones == NULL) {
         return NGX_OK;
     }
 
-    scripts[0] = &ngx_http_apipolicy_rl_count;
-    scripts[1] = &ngx_http_apipolicy_rl_alive;
+    scripts[0] = &ngx_http_apipolicy_ratelimit_count;
+    scripts[1] = &ngx_http_apipolicy_ratelimit_alive;
 
     for (i = 0; i < 2; i++) {
         if (EVP_Digest(scripts[i]->text.data, scripts[i]->text.len, md,
@@ -202,38 +204,39 @@ ngx_http_apipolicy_ratelimit_init_process(ngx_cycle_t *cycle)
         ngx_hex_dump(scripts[i]->sha, md, 20);
     }
 
-    ngx_http_apipolicy_rl_eval = 1;         /* the first batch loads them */
+    ngx_http_apipolicy_ratelimit_eval = 1;    /* the first batch loads them */
 
     /* the master's pid: it changes on a restart, as the zones do */
 
-    ngx_http_apipolicy_rl_gateway.data = ngx_pnalloc(cycle->pool,
-                                                     cycle->hostname.len
-                                                     + 1 + NGX_INT64_LEN);
-    if (ngx_http_apipolicy_rl_gateway.data == NULL) {
+    ngx_http_apipolicy_ratelimit_gateway.data = ngx_pnalloc(cycle->pool,
+                                                          cycle->hostname.len
+                                                          + 1 + NGX_INT64_LEN);
+    if (ngx_http_apipolicy_ratelimit_gateway.data == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_http_apipolicy_rl_gateway.len =
-        ngx_sprintf(ngx_http_apipolicy_rl_gateway.data, "%V:%P",
+    ngx_http_apipolicy_ratelimit_gateway.len =
+        ngx_sprintf(ngx_http_apipolicy_ratelimit_gateway.data, "%V:%P",
                     &cycle->hostname,
                     ngx_process == NGX_PROCESS_WORKER ? ngx_parent : ngx_pid)
-        - ngx_http_apipolicy_rl_gateway.data;
+        - ngx_http_apipolicy_ratelimit_gateway.data;
 
-    zp = amcf->rl_zones->elts;
+    zp = amcf->ratelimit_zones->elts;
 
-    for (i = 0; i < amcf->rl_zones->nelts; i++) {
+    for (i = 0; i < amcf->ratelimit_zones->nelts; i++) {
 
         if (zp[i]->sync == 0) {
             continue;
         }
 
-        sync = ngx_pcalloc(cycle->pool, sizeof(ngx_http_apipolicy_rl_sync_t));
+        sync = ngx_pcalloc(cycle->pool,
+                           sizeof(ngx_http_apipolicy_ratelimit_sync_t));
         if (sync == NULL) {
             return NGX_ERROR;
         }
 
         sync->zone = zp[i];
-        sync->ev.handler = ngx_http_apipolicy_rl_sync_handler;
+        sync->ev.handler = ngx_http_apipolicy_ratelimit_sync_handler;
         sync->ev.data = sync;
         sync->ev.log = cycle->log;
         sync->ev.cancelable = 1;
@@ -251,12 +254,12 @@ ngx_http_apipolicy_ratelimit_init_process(ngx_cycle_t *cycle)
 /* the timer: a round begins, unless another worker began one lately */
 
 static void
-ngx_http_apipolicy_rl_sync_handler(ngx_event_t *ev)
+ngx_http_apipolicy_ratelimit_sync_handler(ngx_event_t *ev)
 {
-    ngx_http_apipolicy_rl_sync_t  *sync = ev->data;
+    ngx_http_apipolicy_ratelimit_sync_t  *sync = ev->data;
 
-    uint64_t                       now;
-    ngx_http_apipolicy_rl_zone_t  *zone;
+    uint64_t                              now;
+    ngx_http_apipolicy_ratelimit_zone_t  *zone;
 
     if (ngx_exiting || ngx_quit || ngx_terminate) {
         return;
@@ -267,7 +270,7 @@ ngx_http_apipolicy_rl_sync_handler(ngx_event_t *ev)
     if (sync->pool == NULL
         && ngx_http_apipolicy_redis_get((ngx_cycle_t *) ngx_cycle))
     {
-        now = ngx_http_apipolicy_rl_now();
+        now = ngx_http_apipolicy_ratelimit_now();
 
         ngx_shmtx_lock(&zone->shpool->mutex);
 
@@ -276,7 +279,7 @@ ngx_http_apipolicy_rl_sync_handler(ngx_event_t *ev)
             sync->todo = zone->sh->ndirty;
             ngx_shmtx_unlock(&zone->shpool->mutex);
 
-            (void) ngx_http_apipolicy_rl_sync_push(sync, 1);
+            (void) ngx_http_apipolicy_ratelimit_sync_push(sync, 1);
 
         } else {
             ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -293,32 +296,33 @@ ngx_http_apipolicy_rl_sync_handler(ngx_event_t *ev)
  */
 
 static ngx_int_t
-ngx_http_apipolicy_rl_sync_push(ngx_http_apipolicy_rl_sync_t *sync,
-    ngx_uint_t registry)
+ngx_http_apipolicy_ratelimit_sync_push(
+    ngx_http_apipolicy_ratelimit_sync_t *sync, ngx_uint_t registry)
 {
-    u_char                        *p;
-    uint64_t                       now;
-    ngx_str_t                      argv[NGX_HTTP_APIPOLICY_RL_ARGS], *prefix;
-    ngx_str_t                      key[2];
-    ngx_http_apipolicy_redis_cmd_t  *cmds;
-    ngx_int_t                      rc;
-    ngx_uint_t                     n, i, k;
-    ngx_http_apipolicy_rl_zone_t  *zone;
-    ngx_http_apipolicy_rl_sent_t  *e;
-    ngx_http_apipolicy_redis_t    *rd;
-    u_char                         num[7][NGX_INT64_LEN];
+    u_char                               *p;
+    uint64_t                              now;
+    ngx_str_t                            *prefix;
+    ngx_str_t                             key[2];
+    ngx_http_apipolicy_redis_cmd_t       *cmds;
+    ngx_int_t                             rc;
+    ngx_uint_t                            n, i, k;
+    ngx_http_apipolicy_ratelimit_zone_t  *zone;
+    ngx_http_apipolicy_ratelimit_sent_t  *e;
+    ngx_http_apipolicy_redis_t           *rd;
+    u_char                                num[7][NGX_INT64_LEN];
+    ngx_str_t                   argv[NGX_HTTP_APIPOLICY_RATELIMIT_ARGS];
 
     zone = sync->zone;
     rd = ngx_http_apipolicy_redis_get((ngx_cycle_t *) ngx_cycle);
     prefix = ngx_http_apipolicy_redis_prefix(rd);
-    now = ngx_http_apipolicy_rl_now();
+    now = ngx_http_apipolicy_ratelimit_now();
 
     sync->pool = ngx_create_pool(16384, sync->ev.log);
     if (sync->pool == NULL) {
         return NGX_ERROR;
     }
 
-    if (ngx_http_apipolicy_rl_sync_take(sync, now) != NGX_OK) {
+    if (ngx_http_apipolicy_ratelimit_sync_take(sync, now) != NGX_OK) {
         goto failed;
     }
 
@@ -351,10 +355,11 @@ ngx_http_apipolicy_rl_sync_push(ngx_http_apipolicy_rl_sync_t *sync,
                                  &zone->name)
                      - key[0].data;
 
-        ngx_http_apipolicy_rl_sync_script(argv, &ngx_http_apipolicy_rl_alive);
+        ngx_http_apipolicy_ratelimit_sync_script(argv,
+                                        &ngx_http_apipolicy_ratelimit_alive);
         ngx_str_set(&argv[2], "1");
         argv[3] = key[0];
-        argv[4] = ngx_http_apipolicy_rl_gateway;
+        argv[4] = ngx_http_apipolicy_ratelimit_gateway;
 
         argv[5].data = num[0];
         argv[5].len = ngx_sprintf(num[0], "%uL", now) - num[0];
@@ -366,8 +371,8 @@ ngx_http_apipolicy_rl_sync_push(ngx_http_apipolicy_rl_sync_t *sync,
 
         sync->registry = n;
 
-        if (ngx_http_apipolicy_rl_sync_command(sync->pool, &cmds[n++], argv,
-                                               8, &key[0])
+        if (ngx_http_apipolicy_ratelimit_sync_command(sync->pool, &cmds[n++],
+                                                      argv, 8, &key[0])
             != NGX_OK)
         {
             goto give_back;
@@ -399,11 +404,12 @@ ngx_http_apipolicy_rl_sync_push(ngx_http_apipolicy_rl_sync_t *sync,
             key[k].len = p - key[k].data;
         }
 
-        ngx_http_apipolicy_rl_sync_script(argv, &ngx_http_apipolicy_rl_count);
+        ngx_http_apipolicy_ratelimit_sync_script(argv,
+                                        &ngx_http_apipolicy_ratelimit_count);
         ngx_str_set(&argv[2], "2");
         argv[3] = key[0];
         argv[4] = key[1];
-        argv[5] = ngx_http_apipolicy_rl_gateway;
+        argv[5] = ngx_http_apipolicy_ratelimit_gateway;
 
         argv[6].data = num[0];
         argv[6].len = ngx_sprintf(num[0], "%uD", e->cur) - num[0];
@@ -431,9 +437,10 @@ ngx_http_apipolicy_rl_sync_push(ngx_http_apipolicy_rl_sync_t *sync,
         argv[12].len = ngx_sprintf(num[6], "%M", 2 * zone->sync + 100)
                        - num[6];
 
-        if (ngx_http_apipolicy_rl_sync_command(sync->pool, &cmds[n++], argv,
-                                               NGX_HTTP_APIPOLICY_RL_ARGS,
-                                               &key[0])
+        if (ngx_http_apipolicy_ratelimit_sync_command(sync->pool, &cmds[n++],
+                                            argv,
+                                            NGX_HTTP_APIPOLICY_RATELIMIT_ARGS,
+                                            &key[0])
             != NGX_OK)
         {
             goto give_back;
@@ -441,7 +448,8 @@ ngx_http_apipolicy_rl_sync_push(ngx_http_apipolicy_rl_sync_t *sync,
     }
 
     rc = ngx_http_apipolicy_redis_send(rd, cmds, n,
-                                       ngx_http_apipolicy_rl_sync_done, sync);
+                                       ngx_http_apipolicy_ratelimit_sync_done,
+                                       sync);
 
     if (rc == NGX_OK) {
         return NGX_OK;
@@ -451,7 +459,7 @@ give_back:
 
     /* not sent (Redis is down): push everything once it answers */
 
-    ngx_http_apipolicy_rl_sync_give_back(sync);
+    ngx_http_apipolicy_ratelimit_sync_give_back(sync);
 
     ngx_shmtx_lock(&zone->shpool->mutex);
     zone->sh->resync = 1;
@@ -469,23 +477,23 @@ failed:
 /* takes up to _BATCH nodes off the dirty queue, with what to say of each */
 
 static ngx_int_t
-ngx_http_apipolicy_rl_sync_take(ngx_http_apipolicy_rl_sync_t *sync,
-    uint64_t now)
+ngx_http_apipolicy_ratelimit_sync_take(
+    ngx_http_apipolicy_ratelimit_sync_t *sync, uint64_t now)
 {
-    double                         w, left, seen, span;
-    ngx_uint_t                     max;
-    ngx_queue_t                   *q;
-    ngx_http_apipolicy_rl_node_t  *rn;
-    ngx_http_apipolicy_rl_zone_t  *zone;
-    ngx_http_apipolicy_rl_sent_t  *e;
+    double                                w, left, seen, span;
+    ngx_uint_t                            max;
+    ngx_queue_t                          *q;
+    ngx_http_apipolicy_ratelimit_node_t  *rn;
+    ngx_http_apipolicy_ratelimit_zone_t  *zone;
+    ngx_http_apipolicy_ratelimit_sent_t  *e;
 
     zone = sync->zone;
-    max = ngx_min(sync->todo, NGX_HTTP_APIPOLICY_RL_BATCH);
+    max = ngx_min(sync->todo, NGX_HTTP_APIPOLICY_RATELIMIT_BATCH);
 
     sync->nsent = 0;
     sync->sent = ngx_palloc(sync->pool,
                             (max ? max : 1)
-                            * sizeof(ngx_http_apipolicy_rl_sent_t));
+                            * sizeof(ngx_http_apipolicy_ratelimit_sent_t));
     if (sync->sent == NULL) {
         return NGX_ERROR;
     }
@@ -496,7 +504,7 @@ ngx_http_apipolicy_rl_sync_take(ngx_http_apipolicy_rl_sync_t *sync,
            && !ngx_queue_empty(&zone->sh->dirty))
     {
         q = ngx_queue_head(&zone->sh->dirty);
-        rn = ngx_queue_data(q, ngx_http_apipolicy_rl_node_t, dq);
+        rn = ngx_queue_data(q, ngx_http_apipolicy_ratelimit_node_t, dq);
 
         sync->todo--;
 
@@ -507,7 +515,7 @@ ngx_http_apipolicy_rl_sync_take(ngx_http_apipolicy_rl_sync_t *sync,
             continue;
         }
 
-        ngx_http_apipolicy_rl_roll(rn, now / rn->window);
+        ngx_http_apipolicy_ratelimit_roll(rn, now / rn->window);
 
         if (rn->cur == 0 && rn->prev == 0 && rn->seen == 0 && rn->pseen == 0)
         {
@@ -532,7 +540,7 @@ ngx_http_apipolicy_rl_sync_take(ngx_http_apipolicy_rl_sync_t *sync,
         e->key.len = rn->len;
         ngx_memcpy(e->key.data, rn->key, rn->len);
 
-        e->hash = (uint32_t) ngx_http_apipolicy_rl_rbnode(rn)->key;
+        e->hash = (uint32_t) ngx_http_apipolicy_ratelimit_rbnode(rn)->key;
         e->window = rn->window;
         e->index = rn->index;
         e->cur = rn->cur;
@@ -565,7 +573,7 @@ ngx_http_apipolicy_rl_sync_take(ngx_http_apipolicy_rl_sync_t *sync,
 
 
 static ngx_int_t
-ngx_http_apipolicy_rl_sync_command(ngx_pool_t *pool,
+ngx_http_apipolicy_ratelimit_sync_command(ngx_pool_t *pool,
     ngx_http_apipolicy_redis_cmd_t *cmd, ngx_str_t *argv, ngx_uint_t argc,
     ngx_str_t *key)
 {
@@ -591,10 +599,10 @@ ngx_http_apipolicy_rl_sync_command(ngx_pool_t *pool,
  */
 
 static void
-ngx_http_apipolicy_rl_sync_script(ngx_str_t *argv,
-    ngx_http_apipolicy_rl_script_t *script)
+ngx_http_apipolicy_ratelimit_sync_script(ngx_str_t *argv,
+    ngx_http_apipolicy_ratelimit_script_t *script)
 {
-    if (ngx_http_apipolicy_rl_eval) {
+    if (ngx_http_apipolicy_ratelimit_eval) {
         ngx_str_set(&argv[0], "EVAL");
         argv[1] = script->text;
 
@@ -609,22 +617,22 @@ ngx_http_apipolicy_rl_sync_script(ngx_str_t *argv,
 /* Redis answered (or not): counts, shares, gateways; the next batch */
 
 static void
-ngx_http_apipolicy_rl_sync_done(void *data, redisReply **replies,
+ngx_http_apipolicy_ratelimit_sync_done(void *data, redisReply **replies,
     ngx_uint_t n, ngx_int_t rc)
 {
-    ngx_http_apipolicy_rl_sync_t  *sync = data;
+    ngx_http_apipolicy_ratelimit_sync_t  *sync = data;
 
-    uint64_t                       now;
-    ngx_uint_t                     i, more, noscript;
-    redisReply                    *r;
-    ngx_http_apipolicy_rl_zone_t  *zone;
+    uint64_t                              now;
+    ngx_uint_t                            i, more, noscript;
+    redisReply                           *r;
+    ngx_http_apipolicy_ratelimit_zone_t  *zone;
 
     zone = sync->zone;
 
     if (rc != NGX_OK || n != sync->skip + sync->nsent) {
         /* Redis is away (or was): push everything again once it is back */
-        ngx_http_apipolicy_rl_eval = 1;
-        ngx_http_apipolicy_rl_sync_give_back(sync);
+        ngx_http_apipolicy_ratelimit_eval = 1;
+        ngx_http_apipolicy_ratelimit_sync_give_back(sync);
 
         ngx_shmtx_lock(&zone->shpool->mutex);
         zone->sh->resync = 1;
@@ -636,7 +644,7 @@ ngx_http_apipolicy_rl_sync_done(void *data, redisReply **replies,
     }
 
     noscript = 0;
-    now = ngx_http_apipolicy_rl_now();
+    now = ngx_http_apipolicy_ratelimit_now();
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
@@ -663,7 +671,7 @@ ngx_http_apipolicy_rl_sync_done(void *data, redisReply **replies,
             continue;               /* pushed again with everything */
         }
 
-        ngx_http_apipolicy_rl_sync_answer(sync, &sync->sent[i], r);
+        ngx_http_apipolicy_ratelimit_sync_answer(sync, &sync->sent[i], r);
     }
 
     zone->sh->answered = now;
@@ -673,14 +681,14 @@ ngx_http_apipolicy_rl_sync_done(void *data, redisReply **replies,
      * batches send them, and every node is pushed: the counts may be lost
      */
 
-    ngx_http_apipolicy_rl_eval = noscript;
+    ngx_http_apipolicy_ratelimit_eval = noscript;
 
     if (noscript) {
         zone->sh->resync = 1;
     }
 
     if (zone->sh->resync) {
-        ngx_http_apipolicy_rl_sync_all(zone, now);
+        ngx_http_apipolicy_ratelimit_sync_all(zone, now);
         zone->sh->resync = 0;
         sync->todo = zone->sh->ndirty;
     }
@@ -694,7 +702,7 @@ ngx_http_apipolicy_rl_sync_done(void *data, redisReply **replies,
 
     if (more && !(ngx_exiting || ngx_quit || ngx_terminate)) {
         /* nodes queued before the round began are still waiting */
-        (void) ngx_http_apipolicy_rl_sync_push(sync, 0);
+        (void) ngx_http_apipolicy_ratelimit_sync_push(sync, 0);
     }
 }
 
@@ -706,13 +714,14 @@ ngx_http_apipolicy_rl_sync_done(void *data, redisReply **replies,
  */
 
 static void
-ngx_http_apipolicy_rl_sync_answer(ngx_http_apipolicy_rl_sync_t *sync,
-    ngx_http_apipolicy_rl_sent_t *e, redisReply *r)
+ngx_http_apipolicy_ratelimit_sync_answer(
+    ngx_http_apipolicy_ratelimit_sync_t *sync,
+    ngx_http_apipolicy_ratelimit_sent_t *e, redisReply *r)
 {
-    uint64_t                       share;
-    long long                      tc, tp, td, young, said, alive;
-    ngx_uint_t                     i;
-    ngx_http_apipolicy_rl_node_t  *rn;
+    uint64_t                              share;
+    long long                             tc, tp, td, young, said, alive;
+    ngx_uint_t                            i;
+    ngx_http_apipolicy_ratelimit_node_t  *rn;
 
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
         return;                     /* e.g. WRONGTYPE: someone else's key */
@@ -730,7 +739,7 @@ ngx_http_apipolicy_rl_sync_answer(ngx_http_apipolicy_rl_sync_t *sync,
     young = r->element[3]->integer;
     said = r->element[4]->integer;
 
-    rn = ngx_http_apipolicy_rl_lookup(sync->zone, &e->key, e->hash, 0);
+    rn = ngx_http_apipolicy_ratelimit_lookup(sync->zone, &e->key, e->hash, 0);
 
     if (rn == NULL) {
         return;
@@ -751,11 +760,11 @@ ngx_http_apipolicy_rl_sync_answer(ngx_http_apipolicy_rl_sync_t *sync,
          * A known share is never 0 (0 means "none yet": 1/G).
          */
 
-        share = NGX_HTTP_APIPOLICY_RL_SHARE_ONE;
+        share = NGX_HTTP_APIPOLICY_RATELIMIT_SHARE_ONE;
 
         if (td > 0 && (long long) e->demand < td) {
-            share = (uint64_t) e->demand * NGX_HTTP_APIPOLICY_RL_SHARE_ONE
-                    / td;
+            share = (uint64_t) e->demand
+                    * NGX_HTTP_APIPOLICY_RATELIMIT_SHARE_ONE / td;
         }
 
         alive = (long long) sync->zone->sh->gateways;
@@ -764,7 +773,7 @@ ngx_http_apipolicy_rl_sync_answer(ngx_http_apipolicy_rl_sync_t *sync,
             share = share * said / alive;
 
             /* asked again next round, whether it changes or not */
-            ngx_http_apipolicy_rl_mark(sync->zone, rn);
+            ngx_http_apipolicy_ratelimit_mark(sync->zone, rn);
         }
 
         rn->share = (uint32_t) ngx_max(share, 1);
@@ -780,12 +789,13 @@ ngx_http_apipolicy_rl_sync_answer(ngx_http_apipolicy_rl_sync_t *sync,
 /* the batch failed: its nodes wait for the next one */
 
 static void
-ngx_http_apipolicy_rl_sync_give_back(ngx_http_apipolicy_rl_sync_t *sync)
+ngx_http_apipolicy_ratelimit_sync_give_back(
+    ngx_http_apipolicy_ratelimit_sync_t *sync)
 {
-    ngx_uint_t                     i;
-    ngx_http_apipolicy_rl_node_t  *rn;
-    ngx_http_apipolicy_rl_zone_t  *zone;
-    ngx_http_apipolicy_rl_sent_t  *e;
+    ngx_uint_t                            i;
+    ngx_http_apipolicy_ratelimit_node_t  *rn;
+    ngx_http_apipolicy_ratelimit_zone_t  *zone;
+    ngx_http_apipolicy_ratelimit_sent_t  *e;
 
     zone = sync->zone;
 
@@ -794,10 +804,10 @@ ngx_http_apipolicy_rl_sync_give_back(ngx_http_apipolicy_rl_sync_t *sync)
     for (i = 0; i < sync->nsent; i++) {
         e = &sync->sent[i];
 
-        rn = ngx_http_apipolicy_rl_lookup(zone, &e->key, e->hash, 0);
+        rn = ngx_http_apipolicy_ratelimit_lookup(zone, &e->key, e->hash, 0);
 
         if (rn) {
-            ngx_http_apipolicy_rl_mark(zone, rn);
+            ngx_http_apipolicy_ratelimit_mark(zone, rn);
         }
     }
 
@@ -808,24 +818,24 @@ ngx_http_apipolicy_rl_sync_give_back(ngx_http_apipolicy_rl_sync_t *sync)
 /* Redis is back: every node that still counts is pushed again; locked */
 
 static void
-ngx_http_apipolicy_rl_sync_all(ngx_http_apipolicy_rl_zone_t *zone,
+ngx_http_apipolicy_ratelimit_sync_all(ngx_http_apipolicy_ratelimit_zone_t *zone,
     uint64_t now)
 {
-    ngx_queue_t                   *q;
-    ngx_http_apipolicy_rl_node_t  *rn;
+    ngx_queue_t                          *q;
+    ngx_http_apipolicy_ratelimit_node_t  *rn;
 
     for (q = ngx_queue_head(&zone->sh->queue);
          q != ngx_queue_sentinel(&zone->sh->queue);
          q = ngx_queue_next(q))
     {
-        rn = ngx_queue_data(q, ngx_http_apipolicy_rl_node_t, queue);
+        rn = ngx_queue_data(q, ngx_http_apipolicy_ratelimit_node_t, queue);
 
         if (rn->window == 0 || now / rn->window >= rn->index + 2) {
             continue;
         }
 
         if (rn->cur || rn->prev || rn->seen || rn->pseen) {
-            ngx_http_apipolicy_rl_mark(zone, rn);
+            ngx_http_apipolicy_ratelimit_mark(zone, rn);
         }
     }
 }

@@ -207,7 +207,7 @@ static ngx_http_apipolicy_st_code_t  ngx_http_apipolicy_st_wh_results[] = {
      / sizeof(ngx_http_apipolicy_st_code_t))
 
 
-static ngx_str_t  ngx_http_apipolicy_st_rl_results[] = {
+static ngx_str_t  ngx_http_apipolicy_st_ratelimit_results[] = {
     ngx_string("passed"), ngx_string("rejected"), ngx_string("dry_run")
 };
 
@@ -247,10 +247,11 @@ typedef struct {
 
 
 /* counters of one rate limit zone and tier, found by name across reloads */
-typedef struct ngx_http_apipolicy_st_rl_s  ngx_http_apipolicy_st_rl_t;
+typedef struct ngx_http_apipolicy_st_ratelimit_s
+    ngx_http_apipolicy_st_ratelimit_t;
 
-struct ngx_http_apipolicy_st_rl_s {
-    ngx_http_apipolicy_st_rl_t        *next;
+struct ngx_http_apipolicy_st_ratelimit_s {
+    ngx_http_apipolicy_st_ratelimit_t *next;
     ngx_atomic_t                       counters[3];
     size_t                             zone_len;
     size_t                             tier_len;
@@ -266,7 +267,7 @@ typedef struct {
                              [NGX_HTTP_APIPOLICY_ST_WH_NRESULTS];
     ngx_http_apipolicy_st_redis_t      redis;
     ngx_http_apipolicy_st_worker_t     workers[NGX_HTTP_APIPOLICY_ST_WORKERS];
-    ngx_http_apipolicy_st_rl_t        *rl;        /* every series made */
+    ngx_http_apipolicy_st_ratelimit_t *ratelimit;  /* every series made */
 } ngx_http_apipolicy_st_sh_t;
 
 
@@ -275,8 +276,9 @@ typedef struct {
     ngx_http_apipolicy_st_sh_t        *sh;
     ngx_http_apipolicy_main_conf_t    *amcf;
     ngx_uint_t                         ntiers;
-    ngx_http_apipolicy_st_rl_t       **rl;        /* [zone * ntiers + tier],
-                                                     set by the zone's init */
+    ngx_http_apipolicy_st_ratelimit_t **ratelimit; /* [zone * ntiers
+                                                     + tier], set by the
+                                                     zone's init */
 } ngx_http_apipolicy_st_conf_t;
 
 
@@ -337,13 +339,13 @@ static ngx_http_apipolicy_st_sh_t  *ngx_http_apipolicy_status_worker_sh;
 ngx_int_t
 ngx_http_apipolicy_status_log(ngx_http_request_t *r)
 {
-    ngx_uint_t                       i, n, code, outcome, sub, nres;
-    ngx_http_apipolicy_ctx_t        *ctx;
-    ngx_http_apipolicy_st_rl_t      *series;
-    ngx_http_apipolicy_st_sh_t      *sh;
-    ngx_http_apipolicy_st_conf_t    *st;
-    ngx_http_apipolicy_rl_result_t  *res;
-    ngx_http_apipolicy_main_conf_t  *amcf;
+    ngx_uint_t                              i, n, code, outcome, sub, nres;
+    ngx_http_apipolicy_ctx_t               *ctx;
+    ngx_http_apipolicy_st_ratelimit_t      *series;
+    ngx_http_apipolicy_st_sh_t             *sh;
+    ngx_http_apipolicy_st_conf_t           *st;
+    ngx_http_apipolicy_ratelimit_result_t  *res;
+    ngx_http_apipolicy_main_conf_t         *amcf;
 
     if (r != r->main) {
         return NGX_OK;
@@ -401,21 +403,21 @@ ngx_http_apipolicy_status_log(ngx_http_request_t *r)
 
     res = ngx_http_apipolicy_ratelimit_outcome(ctx, &nres);
 
-    if (st->rl) {
+    if (st->ratelimit) {
         for (i = 0; i < nres; i++) {
             n = ngx_http_apipolicy_ratelimit_zone_index(amcf, res[i].zone);
 
-            series = st->rl[n * st->ntiers
-                            + (res[i].tier
-                               - (ngx_http_apipolicy_rl_tier_t *)
-                                 amcf->rl_tiers->elts)];
+            series = st->ratelimit[n * st->ntiers
+                                   + (res[i].tier
+                                      - (ngx_http_apipolicy_ratelimit_tier_t *)
+                                        amcf->ratelimit_tiers->elts)];
 
-            if (series && res[i].status >= NGX_HTTP_APIPOLICY_RL_PASSED
-                && res[i].status <= NGX_HTTP_APIPOLICY_RL_DRY_RUN)
+            if (series && res[i].status >= NGX_HTTP_APIPOLICY_RATELIMIT_PASSED
+                && res[i].status <= NGX_HTTP_APIPOLICY_RATELIMIT_DRY_RUN)
             {
                 (void) ngx_atomic_fetch_add(
                     &series->counters[res[i].status
-                                      - NGX_HTTP_APIPOLICY_RL_PASSED], 1);
+                                  - NGX_HTTP_APIPOLICY_RATELIMIT_PASSED], 1);
             }
         }
     }
@@ -651,8 +653,9 @@ ngx_http_apipolicy_status_handler(ngx_http_request_t *r)
           + NGX_HTTP_APIPOLICY_REDIS_NODES_MAX * 6 * 1024
           + view.zones->nelts * 768;
 
-    if (amcf->rl_zones && amcf->rl_tiers) {
-        len += amcf->rl_zones->nelts * amcf->rl_tiers->nelts * 3 * 512;
+    if (amcf->ratelimit_zones && amcf->ratelimit_tiers) {
+        len += amcf->ratelimit_zones->nelts
+               * amcf->ratelimit_tiers->nelts * 3 * 512;
     }
 
     if (amcf->jwks) {
@@ -861,17 +864,17 @@ ngx_http_apipolicy_st_rtt_count(ngx_http_apipolicy_st_redis_t *rs)
 static u_char *
 ngx_http_apipolicy_status_json(u_char *p, ngx_http_apipolicy_st_view_t *view)
 {
-    time_t                           age;
-    ngx_str_t                       *label, area;
-    ngx_uint_t                       n, i, z, t, ok, failed;
-    const char                      *section;
-    ngx_http_apipolicy_st_sh_t      *sh;
-    ngx_http_apipolicy_st_rl_t      *series;
-    ngx_http_apipolicy_st_zone_t    *zone;
-    ngx_http_apipolicy_rl_tier_t    *tier;
-    ngx_http_apipolicy_st_redis_t   *rs;
-    ngx_http_apipolicy_st_family_t  *f;
-    ngx_http_apipolicy_main_conf_t  *amcf;
+    time_t                                age;
+    ngx_str_t                            *label, area;
+    ngx_uint_t                            n, i, z, t, ok, failed;
+    const char                           *section;
+    ngx_http_apipolicy_st_sh_t           *sh;
+    ngx_http_apipolicy_st_ratelimit_t    *series;
+    ngx_http_apipolicy_st_zone_t         *zone;
+    ngx_http_apipolicy_ratelimit_tier_t  *tier;
+    ngx_http_apipolicy_st_redis_t        *rs;
+    ngx_http_apipolicy_st_family_t       *f;
+    ngx_http_apipolicy_main_conf_t       *amcf;
 
     sh = view->sh;
     amcf = view->st->amcf;
@@ -929,17 +932,17 @@ ngx_http_apipolicy_status_json(u_char *p, ngx_http_apipolicy_st_view_t *view)
     p = ngx_cpymem(p, "},\"ratelimit\":{\"requests\":{",
                    sizeof("},\"ratelimit\":{\"requests\":{") - 1);
 
-    for (z = 0; view->st->rl && z < amcf->rl_zones->nelts; z++) {
+    for (z = 0; view->st->ratelimit && z < amcf->ratelimit_zones->nelts; z++) {
         p = ngx_cpymem(p, z ? ",\"" : "\"", z ? 2 : 1);
         p = ngx_http_apipolicy_st_label(p,
                              ngx_http_apipolicy_ratelimit_zone_name(amcf, z),
                              128);
         p = ngx_cpymem(p, "\":{", 3);
 
-        tier = amcf->rl_tiers->elts;
+        tier = amcf->ratelimit_tiers->elts;
 
         for (t = 0; t < view->st->ntiers; t++) {
-            series = view->st->rl[z * view->st->ntiers + t];
+            series = view->st->ratelimit[z * view->st->ntiers + t];
 
             p = ngx_cpymem(p, t ? ",\"" : "\"", t ? 2 : 1);
             p = ngx_http_apipolicy_st_label(p, &tier[t].name, 128);
@@ -947,7 +950,7 @@ ngx_http_apipolicy_status_json(u_char *p, ngx_http_apipolicy_st_view_t *view)
 
             for (i = 0; i < 3; i++) {
                 p = ngx_sprintf(p, "%s\"%V\":%uA", i ? "," : "",
-                                &ngx_http_apipolicy_st_rl_results[i],
+                                &ngx_http_apipolicy_st_ratelimit_results[i],
                                 series ? series->counters[i] : 0);
             }
 
@@ -1102,17 +1105,17 @@ static u_char *
 ngx_http_apipolicy_status_prometheus(u_char *p,
     ngx_http_apipolicy_st_view_t *view)
 {
-    time_t                           age;
-    ngx_str_t                       *label, *name, *redis;
-    ngx_uint_t                       n, i, z, t, ok, failed;
-    ngx_atomic_uint_t                cum;
-    ngx_http_apipolicy_st_sh_t      *sh;
-    ngx_http_apipolicy_st_rl_t      *series;
-    ngx_http_apipolicy_st_zone_t    *zone;
-    ngx_http_apipolicy_rl_tier_t    *tier;
-    ngx_http_apipolicy_st_redis_t   *rs;
-    ngx_http_apipolicy_st_family_t  *f;
-    ngx_http_apipolicy_main_conf_t  *amcf;
+    time_t                                age;
+    ngx_str_t                            *label, *name, *redis;
+    ngx_uint_t                            n, i, z, t, ok, failed;
+    ngx_atomic_uint_t                     cum;
+    ngx_http_apipolicy_st_sh_t           *sh;
+    ngx_http_apipolicy_st_ratelimit_t    *series;
+    ngx_http_apipolicy_st_zone_t         *zone;
+    ngx_http_apipolicy_ratelimit_tier_t  *tier;
+    ngx_http_apipolicy_st_redis_t        *rs;
+    ngx_http_apipolicy_st_family_t       *f;
+    ngx_http_apipolicy_main_conf_t       *amcf;
 
     sh = view->sh;
     amcf = view->st->amcf;
@@ -1195,12 +1198,12 @@ ngx_http_apipolicy_status_prometheus(u_char *p,
                                    "result (dry_run: over the limit, "
                                    "served).");
 
-    for (z = 0; view->st->rl && z < amcf->rl_zones->nelts; z++) {
+    for (z = 0; view->st->ratelimit && z < amcf->ratelimit_zones->nelts; z++) {
         name = ngx_http_apipolicy_ratelimit_zone_name(amcf, z);
-        tier = amcf->rl_tiers->elts;
+        tier = amcf->ratelimit_tiers->elts;
 
         for (t = 0; t < view->st->ntiers; t++) {
-            series = view->st->rl[z * view->st->ntiers + t];
+            series = view->st->ratelimit[z * view->st->ntiers + t];
 
             for (i = 0; i < 3; i++) {
                 p = ngx_cpymem(p, "apipolicy_ratelimit_requests_total{zone=\"",
@@ -1210,7 +1213,7 @@ ngx_http_apipolicy_status_prometheus(u_char *p,
                 p = ngx_cpymem(p, "\",tier=\"", sizeof("\",tier=\"") - 1);
                 p = ngx_http_apipolicy_st_label(p, &tier[t].name, 128);
                 p = ngx_sprintf(p, "\",result=\"%V\"} %uA\n",
-                                &ngx_http_apipolicy_st_rl_results[i],
+                                &ngx_http_apipolicy_st_ratelimit_results[i],
                                 series ? series->counters[i] : 0);
             }
         }
@@ -1493,13 +1496,13 @@ ngx_http_apipolicy_status_postconfiguration(ngx_conf_t *cf)
 
     st->amcf = amcf;
 
-    if (amcf->rl_zones && amcf->rl_tiers) {
-        st->ntiers = amcf->rl_tiers->nelts;
-        n = amcf->rl_zones->nelts * st->ntiers;
+    if (amcf->ratelimit_zones && amcf->ratelimit_tiers) {
+        st->ntiers = amcf->ratelimit_tiers->nelts;
+        n = amcf->ratelimit_zones->nelts * st->ntiers;
 
-        st->rl = ngx_pcalloc(cf->pool,
-                             n * sizeof(ngx_http_apipolicy_st_rl_t *));
-        if (st->rl == NULL) {
+        st->ratelimit = ngx_pcalloc(cf->pool,
+                               n * sizeof(ngx_http_apipolicy_st_ratelimit_t *));
+        if (st->ratelimit == NULL) {
             return NGX_ERROR;
         }
     }
@@ -1543,15 +1546,15 @@ ngx_http_apipolicy_status_postconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_apipolicy_status_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    size_t                           len;
-    ngx_str_t                       *zname;
-    ngx_uint_t                       z, t;
-    ngx_slab_pool_t                 *shpool;
-    ngx_http_apipolicy_st_rl_t      *series;
-    ngx_http_apipolicy_st_sh_t      *sh;
-    ngx_http_apipolicy_st_conf_t    *st;
-    ngx_http_apipolicy_rl_tier_t    *tier;
-    ngx_http_apipolicy_main_conf_t  *amcf;
+    size_t                                len;
+    ngx_str_t                            *zname;
+    ngx_uint_t                            z, t;
+    ngx_slab_pool_t                      *shpool;
+    ngx_http_apipolicy_st_ratelimit_t    *series;
+    ngx_http_apipolicy_st_sh_t           *sh;
+    ngx_http_apipolicy_st_conf_t         *st;
+    ngx_http_apipolicy_ratelimit_tier_t  *tier;
+    ngx_http_apipolicy_main_conf_t       *amcf;
 
     st = shm_zone->data;
     amcf = st->amcf;
@@ -1575,18 +1578,18 @@ ngx_http_apipolicy_status_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     st->sh = sh;
 
-    if (st->rl == NULL) {
+    if (st->ratelimit == NULL) {
         return NGX_OK;
     }
 
-    tier = amcf->rl_tiers->elts;
+    tier = amcf->ratelimit_tiers->elts;
 
-    for (z = 0; z < amcf->rl_zones->nelts; z++) {
+    for (z = 0; z < amcf->ratelimit_zones->nelts; z++) {
         zname = ngx_http_apipolicy_ratelimit_zone_name(amcf, z);
 
         for (t = 0; t < st->ntiers; t++) {
 
-            for (series = sh->rl; series; series = series->next) {
+            for (series = sh->ratelimit; series; series = series->next) {
                 if (series->zone_len == zname->len
                     && series->tier_len == tier[t].name.len
                     && ngx_memcmp(series->names, zname->data, zname->len) == 0
@@ -1599,7 +1602,7 @@ ngx_http_apipolicy_status_init_zone(ngx_shm_zone_t *shm_zone, void *data)
             }
 
             if (series == NULL) {
-                len = sizeof(ngx_http_apipolicy_st_rl_t) + zname->len
+                len = sizeof(ngx_http_apipolicy_st_ratelimit_t) + zname->len
                       + tier[t].name.len;
 
                 series = ngx_slab_calloc(shpool, len);
@@ -1617,11 +1620,11 @@ ngx_http_apipolicy_status_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                 ngx_memcpy(series->names + zname->len, tier[t].name.data,
                            tier[t].name.len);
 
-                series->next = sh->rl;
-                sh->rl = series;
+                series->next = sh->ratelimit;
+                sh->ratelimit = series;
             }
 
-            st->rl[z * st->ntiers + t] = series;
+            st->ratelimit[z * st->ntiers + t] = series;
         }
     }
 
