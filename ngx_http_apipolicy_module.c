@@ -62,7 +62,8 @@ static ngx_http_apipolicy_conf_where_t  ngx_http_apipolicy_in_srv_jwks = {
     ngx_http_apipolicy_jwks_key_request
 };
 
-static ngx_http_apipolicy_conf_where_t  ngx_http_apipolicy_in_http_wh_zone = {
+static ngx_http_apipolicy_conf_where_t
+    ngx_http_apipolicy_in_http_webhook_zone = {
     NGX_HTTP_MAIN_CONF, "the http block (a zone all servers share)",
     ngx_http_apipolicy_webhook_zone
 };
@@ -287,7 +288,7 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
       ngx_http_apipolicy_conf_where,
       0,
       0,
-      &ngx_http_apipolicy_in_http_wh_zone },
+      &ngx_http_apipolicy_in_http_webhook_zone },
 
     /* Idempotency-Key */
 

@@ -193,7 +193,7 @@ static ngx_http_apipolicy_st_code_t  ngx_http_apipolicy_st_codes[] = {
 
 /* a webhook delivery's result, by the code of its refusal */
 
-static ngx_http_apipolicy_st_code_t  ngx_http_apipolicy_st_wh_results[] = {
+static ngx_http_apipolicy_st_code_t  ngx_http_apipolicy_st_webhook_results[] = {
     ngx_http_apipolicy_st_code("verified", ""),
     ngx_http_apipolicy_st_code("signature_missing", "SIGNATURE_MISSING"),
     ngx_http_apipolicy_st_code("signature_invalid", "SIGNATURE_INVALID"),
@@ -202,8 +202,8 @@ static ngx_http_apipolicy_st_code_t  ngx_http_apipolicy_st_wh_results[] = {
     ngx_http_apipolicy_st_code("replayed", "WEBHOOK_REPLAYED")
 };
 
-#define NGX_HTTP_APIPOLICY_ST_WH_NRESULTS                                    \
-    (sizeof(ngx_http_apipolicy_st_wh_results)                                \
+#define NGX_HTTP_APIPOLICY_ST_WEBHOOK_NRESULTS                               \
+    (sizeof(ngx_http_apipolicy_st_webhook_results)                           \
      / sizeof(ngx_http_apipolicy_st_code_t))
 
 
@@ -264,7 +264,7 @@ typedef struct {
     ngx_atomic_t      counters[ngx_http_apipolicy_st_ncounters];
     ngx_atomic_t      rejections[NGX_HTTP_APIPOLICY_ST_NCODES];
     ngx_atomic_t      webhook[NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES]
-                             [NGX_HTTP_APIPOLICY_ST_WH_NRESULTS];
+                             [NGX_HTTP_APIPOLICY_ST_WEBHOOK_NRESULTS];
     ngx_http_apipolicy_st_redis_t      redis;
     ngx_http_apipolicy_st_worker_t     workers[NGX_HTTP_APIPOLICY_ST_WORKERS];
     ngx_http_apipolicy_st_ratelimit_t *ratelimit;  /* every series made */
@@ -436,22 +436,22 @@ ngx_http_apipolicy_status_log(ngx_http_request_t *r)
     if (outcome != NGX_HTTP_APIPOLICY_WEBHOOK_OUTCOME_NONE
         && sub < NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES)
     {
-        n = NGX_HTTP_APIPOLICY_ST_WH_NRESULTS;
+        n = NGX_HTTP_APIPOLICY_ST_WEBHOOK_NRESULTS;
 
         if (outcome == NGX_HTTP_APIPOLICY_WEBHOOK_OUTCOME_VERIFIED) {
             n = 0;
 
         } else if (ctx->problem) {
-            for (n = 1; n < NGX_HTTP_APIPOLICY_ST_WH_NRESULTS; n++) {
+            for (n = 1; n < NGX_HTTP_APIPOLICY_ST_WEBHOOK_NRESULTS; n++) {
                 if (ngx_http_apipolicy_st_eq(&ctx->problem->code,
-                                  &ngx_http_apipolicy_st_wh_results[n].code))
+                             &ngx_http_apipolicy_st_webhook_results[n].code))
                 {
                     break;
                 }
             }
         }
 
-        if (n < NGX_HTTP_APIPOLICY_ST_WH_NRESULTS) {
+        if (n < NGX_HTTP_APIPOLICY_ST_WEBHOOK_NRESULTS) {
             (void) ngx_atomic_fetch_add(&sh->webhook[sub][n], 1);
         }
     }
@@ -969,9 +969,9 @@ ngx_http_apipolicy_status_json(u_char *p, ngx_http_apipolicy_st_view_t *view)
         p = ngx_sprintf(p, "%s\"%V\":{", n > 1 ? "," : "",
                         ngx_http_apipolicy_webhook_scheme_name(n));
 
-        for (i = 0; i < NGX_HTTP_APIPOLICY_ST_WH_NRESULTS; i++) {
+        for (i = 0; i < NGX_HTTP_APIPOLICY_ST_WEBHOOK_NRESULTS; i++) {
             p = ngx_sprintf(p, "%s\"%V\":%uA", i ? "," : "",
-                            &ngx_http_apipolicy_st_wh_results[i].area,
+                            &ngx_http_apipolicy_st_webhook_results[i].area,
                             sh->webhook[n][i]);
         }
 
@@ -1226,11 +1226,11 @@ ngx_http_apipolicy_status_prometheus(u_char *p,
                                    "result.");
 
     for (n = 1; n < NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES; n++) {
-        for (i = 0; i < NGX_HTTP_APIPOLICY_ST_WH_NRESULTS; i++) {
+        for (i = 0; i < NGX_HTTP_APIPOLICY_ST_WEBHOOK_NRESULTS; i++) {
             p = ngx_sprintf(p, "apipolicy_webhook_requests_total"
                                "{scheme=\"%V\",result=\"%V\"} %uA\n",
                             ngx_http_apipolicy_webhook_scheme_name(n),
-                            &ngx_http_apipolicy_st_wh_results[i].area,
+                            &ngx_http_apipolicy_st_webhook_results[i].area,
                             sh->webhook[n][i]);
         }
     }

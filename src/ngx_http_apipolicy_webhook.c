@@ -43,12 +43,12 @@
 #include <openssl/evp.h>
 
 
-#define NGX_HTTP_APIPOLICY_WH_HEX        1
-#define NGX_HTTP_APIPOLICY_WH_BASE64     2
+#define NGX_HTTP_APIPOLICY_WEBHOOK_HEX        1
+#define NGX_HTTP_APIPOLICY_WEBHOOK_BASE64     2
 
-#define NGX_HTTP_APIPOLICY_WH_MAX_HEADER 4096
-#define NGX_HTTP_APIPOLICY_WH_REPLAY_TTL 86400
-#define NGX_HTTP_APIPOLICY_WH_CLAIM_TTL  600   /* an id claimed by a
+#define NGX_HTTP_APIPOLICY_WEBHOOK_MAX_HEADER 4096
+#define NGX_HTTP_APIPOLICY_WEBHOOK_REPLAY_TTL 86400
+#define NGX_HTTP_APIPOLICY_WEBHOOK_CLAIM_TTL  600   /* an id claimed by a
                                                   request that never ended */
 
 
@@ -62,7 +62,7 @@ typedef struct {
     ngx_str_t                          sig;
     ngx_str_t                          ts;
     ngx_str_t                          id;
-} ngx_http_apipolicy_wh_names_t;
+} ngx_http_apipolicy_webhook_names_t;
 
 
 /*
@@ -71,7 +71,7 @@ typedef struct {
  */
 typedef struct {
     ngx_http_apipolicy_hmac_t          hmac;
-} ngx_http_apipolicy_wh_key_t;
+} ngx_http_apipolicy_webhook_key_t;
 
 
 typedef struct ngx_http_apipolicy_webhook_scheme_s
@@ -79,9 +79,9 @@ typedef struct ngx_http_apipolicy_webhook_scheme_s
 
 struct ngx_http_apipolicy_webhook_conf_s {
     ngx_uint_t                         scheme;
-    ngx_http_apipolicy_webhook_scheme_t  *desc; /* its descriptor */
+    ngx_http_apipolicy_webhook_scheme_t *desc;   /* its descriptor */
     ngx_array_t                       *secrets;   /* ngx_str_t */
-    ngx_array_t                       *keys;      /* wh_key_t, the same */
+    ngx_array_t                       *keys;      /* webhook_key_t, the same */
     time_t                             tolerance; /* 0: no timestamp */
     ngx_shm_zone_t                    *replay;
     ngx_str_t                          header;    /* the signature */
@@ -101,7 +101,7 @@ typedef struct {
     ngx_str_t                          id;        /* signed delivery id
                                                      (standard), or empty:
                                                      the MAC is the key */
-} ngx_http_apipolicy_wh_parsed_t;
+} ngx_http_apipolicy_webhook_parsed_t;
 
 
 /*
@@ -111,9 +111,9 @@ typedef struct {
  */
 typedef ngx_int_t (*ngx_http_apipolicy_webhook_sigs_pt)(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_str_t *value,
-    ngx_http_apipolicy_wh_parsed_t *ps);
+    ngx_http_apipolicy_webhook_parsed_t *ps);
 typedef void (*ngx_http_apipolicy_webhook_message_pt)(
-    ngx_http_apipolicy_wh_parsed_t *ps);
+    ngx_http_apipolicy_webhook_parsed_t *ps);
 
 
 /*
@@ -124,7 +124,7 @@ typedef void (*ngx_http_apipolicy_webhook_message_pt)(
 struct ngx_http_apipolicy_webhook_scheme_s {
     ngx_str_t                          name;      /* the directive's word,
                                                      the metrics' label */
-    ngx_http_apipolicy_wh_names_t      names[2];  /* header families */
+    ngx_http_apipolicy_webhook_names_t names[2]; /* header families */
     ngx_str_t                          prefix;    /* before a signature */
     ngx_uint_t                         encoding;  /* of a signature */
     u_char                             sep;       /* between signatures:
@@ -149,7 +149,7 @@ struct ngx_http_apipolicy_webhook_scheme_s {
 typedef struct {
     ngx_shm_zone_t                    *zone;
     ngx_http_apipolicy_webhook_ctx_t  *wctx;
-} ngx_http_apipolicy_wh_claim_t;
+} ngx_http_apipolicy_webhook_claim_t;
 
 
 static void ngx_http_apipolicy_webhook_body(ngx_http_request_t *r);
@@ -161,27 +161,27 @@ static void ngx_http_apipolicy_webhook_unclaim(void *data);
 static ngx_int_t ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_ctx_t *ctx);
 static ngx_int_t ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
-    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_wh_parsed_t *ps,
-    ngx_str_t *detail);
+    ngx_http_apipolicy_webhook_conf_t *wcf,
+    ngx_http_apipolicy_webhook_parsed_t *ps, ngx_str_t *detail);
 static ngx_int_t ngx_http_apipolicy_webhook_sigs_list(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_str_t *value,
-    ngx_http_apipolicy_wh_parsed_t *ps);
+    ngx_http_apipolicy_webhook_parsed_t *ps);
 static ngx_int_t ngx_http_apipolicy_webhook_sigs_one(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_str_t *value,
-    ngx_http_apipolicy_wh_parsed_t *ps);
+    ngx_http_apipolicy_webhook_parsed_t *ps);
 static void ngx_http_apipolicy_webhook_message_standard(
-    ngx_http_apipolicy_wh_parsed_t *ps);
+    ngx_http_apipolicy_webhook_parsed_t *ps);
 static void ngx_http_apipolicy_webhook_message_stripe(
-    ngx_http_apipolicy_wh_parsed_t *ps);
+    ngx_http_apipolicy_webhook_parsed_t *ps);
 static void ngx_http_apipolicy_webhook_message_slack(
-    ngx_http_apipolicy_wh_parsed_t *ps);
+    ngx_http_apipolicy_webhook_parsed_t *ps);
 static void ngx_http_apipolicy_webhook_message_body(
-    ngx_http_apipolicy_wh_parsed_t *ps);
+    ngx_http_apipolicy_webhook_parsed_t *ps);
 static ngx_int_t ngx_http_apipolicy_webhook_mac(ngx_http_request_t *r,
-    ngx_http_apipolicy_wh_key_t *key, ngx_http_apipolicy_wh_parsed_t *ps,
-    u_char *mac);
+    ngx_http_apipolicy_webhook_key_t *key,
+    ngx_http_apipolicy_webhook_parsed_t *ps, u_char *mac);
 static ngx_int_t ngx_http_apipolicy_webhook_sig(ngx_http_request_t *r,
-    ngx_http_apipolicy_wh_parsed_t *ps, u_char *p, size_t len,
+    ngx_http_apipolicy_webhook_parsed_t *ps, u_char *p, size_t len,
     ngx_uint_t encoding);
 static ngx_int_t ngx_http_apipolicy_webhook_timestamp(ngx_str_t *ts,
     time_t tolerance, ngx_str_t *detail);
@@ -189,16 +189,16 @@ static ngx_table_elt_t *ngx_http_apipolicy_webhook_get(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *detail, ngx_int_t *rc);
 
 
-#define ngx_http_apipolicy_wh_null  { ngx_null_string, ngx_null_string,      \
-                                      ngx_null_string }
+#define ngx_http_apipolicy_webhook_null                                      \
+    { ngx_null_string, ngx_null_string, ngx_null_string }
 
 /* the schemes by number, as the head of this file describes them */
 
 static ngx_http_apipolicy_webhook_scheme_t
     ngx_http_apipolicy_webhook_scheme_table[] = {
 
-    { ngx_null_string, { ngx_http_apipolicy_wh_null,
-                         ngx_http_apipolicy_wh_null },
+    { ngx_null_string, { ngx_http_apipolicy_webhook_null,
+                         ngx_http_apipolicy_webhook_null },
       ngx_null_string, 0, 0, ngx_null_string, 0, 0, 0, 0, 0, NULL, NULL },
 
     { ngx_string("standard"),
@@ -206,15 +206,16 @@ static ngx_http_apipolicy_webhook_scheme_t
           ngx_string("webhook-id") },
         { ngx_string("svix-signature"), ngx_string("svix-timestamp"),
           ngx_string("svix-id") } },
-      ngx_string("v1,"), NGX_HTTP_APIPOLICY_WH_BASE64, ' ', ngx_null_string,
+      ngx_string("v1,"), NGX_HTTP_APIPOLICY_WEBHOOK_BASE64, ' ',
+      ngx_null_string,
       300, 1, 0, 1, 0,
       ngx_http_apipolicy_webhook_sigs_list,
       ngx_http_apipolicy_webhook_message_standard },
 
     { ngx_string("stripe"),
       { { ngx_string("Stripe-Signature"), ngx_null_string, ngx_null_string },
-        ngx_http_apipolicy_wh_null },
-      ngx_string("v1="), NGX_HTTP_APIPOLICY_WH_HEX, ',', ngx_string("t="),
+        ngx_http_apipolicy_webhook_null },
+      ngx_string("v1="), NGX_HTTP_APIPOLICY_WEBHOOK_HEX, ',', ngx_string("t="),
       300, 0, 0, 0, 0,
       ngx_http_apipolicy_webhook_sigs_list,
       ngx_http_apipolicy_webhook_message_stripe },
@@ -222,8 +223,8 @@ static ngx_http_apipolicy_webhook_scheme_t
     { ngx_string("github"),
       { { ngx_string("X-Hub-Signature-256"), ngx_null_string,
           ngx_string("X-GitHub-Delivery") },
-        ngx_http_apipolicy_wh_null },
-      ngx_string("sha256="), NGX_HTTP_APIPOLICY_WH_HEX, 0, ngx_null_string,
+        ngx_http_apipolicy_webhook_null },
+      ngx_string("sha256="), NGX_HTTP_APIPOLICY_WEBHOOK_HEX, 0, ngx_null_string,
       0, 0, 1, 0, 0,
       ngx_http_apipolicy_webhook_sigs_one,
       ngx_http_apipolicy_webhook_message_body },
@@ -231,8 +232,8 @@ static ngx_http_apipolicy_webhook_scheme_t
     { ngx_string("slack"),
       { { ngx_string("X-Slack-Signature"),
           ngx_string("X-Slack-Request-Timestamp"), ngx_null_string },
-        ngx_http_apipolicy_wh_null },
-      ngx_string("v0="), NGX_HTTP_APIPOLICY_WH_HEX, 0, ngx_null_string,
+        ngx_http_apipolicy_webhook_null },
+      ngx_string("v0="), NGX_HTTP_APIPOLICY_WEBHOOK_HEX, 0, ngx_null_string,
       300, 0, 0, 0, 0,
       ngx_http_apipolicy_webhook_sigs_one,
       ngx_http_apipolicy_webhook_message_slack },
@@ -242,38 +243,38 @@ static ngx_http_apipolicy_webhook_scheme_t
           ngx_string("X-Shopify-Webhook-Id") },
         { ngx_string("shopify-hmac-sha256"), ngx_null_string,
           ngx_string("shopify-webhook-id") } },
-      ngx_null_string, NGX_HTTP_APIPOLICY_WH_BASE64, 0, ngx_null_string,
+      ngx_null_string, NGX_HTTP_APIPOLICY_WEBHOOK_BASE64, 0, ngx_null_string,
       0, 0, 1, 0, 0,
       ngx_http_apipolicy_webhook_sigs_one,
       ngx_http_apipolicy_webhook_message_body },
 
     { ngx_string("hmac"),
-      { ngx_http_apipolicy_wh_null, ngx_http_apipolicy_wh_null },
-      ngx_null_string, NGX_HTTP_APIPOLICY_WH_HEX, 0, ngx_null_string,
+      { ngx_http_apipolicy_webhook_null, ngx_http_apipolicy_webhook_null },
+      ngx_null_string, NGX_HTTP_APIPOLICY_WEBHOOK_HEX, 0, ngx_null_string,
       0, 0, 1, 0, 1,
       ngx_http_apipolicy_webhook_sigs_one,
       ngx_http_apipolicy_webhook_message_body },
 
-    { ngx_null_string, { ngx_http_apipolicy_wh_null,
-                         ngx_http_apipolicy_wh_null },
+    { ngx_null_string, { ngx_http_apipolicy_webhook_null,
+                         ngx_http_apipolicy_webhook_null },
       ngx_null_string, 0, 0, ngx_null_string, 0, 0, 0, 0, 0, NULL, NULL }
 };
 
 
-static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_wh_missing =
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_webhook_missing =
     ngx_http_apipolicy_problem("SIGNATURE_MISSING", "signature-missing",
                                "Webhook signature required");
 
-static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_wh_invalid =
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_webhook_invalid =
     ngx_http_apipolicy_problem("SIGNATURE_INVALID", "signature-invalid",
                                "Webhook signature invalid");
 
-static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_wh_time =
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_webhook_time =
     ngx_http_apipolicy_problem("TIMESTAMP_OUT_OF_TOLERANCE",
                                "timestamp-out-of-tolerance",
                                "Webhook timestamp out of tolerance");
 
-static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_wh_replayed =
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_webhook_replayed =
     ngx_http_apipolicy_problem("WEBHOOK_REPLAYED", "webhook-replayed",
                                "Webhook already delivered");
 
@@ -334,17 +335,17 @@ static ngx_int_t
 ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_ctx_t *ctx)
 {
-    u_char                          mac[EVP_MAX_MD_SIZE], matched[32];
-    ngx_int_t                       rc;
-    ngx_str_t                       detail, *sig;
-    ngx_uint_t                      i, j, ok;
-    ngx_pool_cleanup_t             *cln;
-    ngx_http_apipolicy_sha_t        md;
-    ngx_http_apipolicy_wh_key_t    *key;
-    ngx_http_apipolicy_wh_parsed_t  ps;
-    ngx_http_apipolicy_wh_claim_t  *claim;
+    u_char                               mac[EVP_MAX_MD_SIZE], matched[32];
+    ngx_int_t                            rc;
+    ngx_str_t                            detail, *sig;
+    ngx_uint_t                           i, j, ok;
+    ngx_pool_cleanup_t                  *cln;
+    ngx_http_apipolicy_sha_t             md;
+    ngx_http_apipolicy_webhook_key_t    *key;
+    ngx_http_apipolicy_webhook_parsed_t  ps;
+    ngx_http_apipolicy_webhook_claim_t  *claim;
 
-    ngx_memzero(&ps, sizeof(ngx_http_apipolicy_wh_parsed_t));
+    ngx_memzero(&ps, sizeof(ngx_http_apipolicy_webhook_parsed_t));
     ngx_str_null(&detail);
 
     rc = ngx_http_apipolicy_webhook_parse(r, wcf, &ps, &detail);
@@ -355,10 +356,10 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
 
     if (rc != NGX_OK) {
         return ngx_http_apipolicy_webhook_refuse(r, wcf, ctx,
-                            rc == NGX_DECLINED ? &ngx_http_apipolicy_wh_missing
-                            : rc == NGX_ABORT ? &ngx_http_apipolicy_wh_time
-                            : &ngx_http_apipolicy_wh_invalid,
-                            rc == NGX_DECLINED ? NGX_LOG_INFO : NGX_LOG_ERR,
+                        rc == NGX_DECLINED ? &ngx_http_apipolicy_webhook_missing
+                        : rc == NGX_ABORT ? &ngx_http_apipolicy_webhook_time
+                        : &ngx_http_apipolicy_webhook_invalid,
+                        rc == NGX_DECLINED ? NGX_LOG_INFO : NGX_LOG_ERR,
                             &detail);
     }
 
@@ -389,8 +390,8 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
     if (!ok) {
         ngx_str_set(&detail, "no signature matches the body and a secret");
         return ngx_http_apipolicy_webhook_refuse(r, wcf, ctx,
-                                                 &ngx_http_apipolicy_wh_invalid,
-                                                 NGX_LOG_ERR, &detail);
+                                           &ngx_http_apipolicy_webhook_invalid,
+                                           NGX_LOG_ERR, &detail);
     }
 
     /*
@@ -414,20 +415,20 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
         ngx_http_apipolicy_sha_final(&md, ctx->webhook->id);
 
         rc = ngx_http_apipolicy_jwt_cache_claim(r, wcf->replay,
-                                                ctx->webhook->id,
-                                                NGX_HTTP_APIPOLICY_WH_CLAIM_TTL);
+                                         ctx->webhook->id,
+                                         NGX_HTTP_APIPOLICY_WEBHOOK_CLAIM_TTL);
 
         if (rc == NGX_DECLINED) {
             ngx_str_set(&detail, "this delivery was already accepted, or "
                                  "is being delivered");
             return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_CONFLICT,
-                                             &ngx_http_apipolicy_wh_replayed,
-                                             NGX_LOG_INFO, &detail);
+                                          &ngx_http_apipolicy_webhook_replayed,
+                                          NGX_LOG_INFO, &detail);
         }
 
         if (rc == NGX_OK) {
             cln = ngx_pool_cleanup_add(r->pool,
-                                       sizeof(ngx_http_apipolicy_wh_claim_t));
+                                 sizeof(ngx_http_apipolicy_webhook_claim_t));
             if (cln == NULL) {
                 ngx_http_apipolicy_jwt_cache_forget(wcf->replay,
                                                     ctx->webhook->id);
@@ -492,7 +493,7 @@ ngx_http_apipolicy_webhook_refuse(ngx_http_request_t *r,
 static void
 ngx_http_apipolicy_webhook_unclaim(void *data)
 {
-    ngx_http_apipolicy_wh_claim_t  *claim = data;
+    ngx_http_apipolicy_webhook_claim_t  *claim = data;
 
     if (claim->wctx->has_id && !claim->wctx->stored) {
         ngx_http_apipolicy_jwt_cache_forget(claim->zone, claim->wctx->id);
@@ -509,14 +510,14 @@ ngx_http_apipolicy_webhook_unclaim(void *data)
 
 static ngx_int_t
 ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
-    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_wh_parsed_t *ps,
-    ngx_str_t *detail)
+    ngx_http_apipolicy_webhook_conf_t *wcf,
+    ngx_http_apipolicy_webhook_parsed_t *ps, ngx_str_t *detail)
 {
-    u_char                                     *p;
-    ngx_int_t                                   rc;
-    ngx_uint_t                                  count;
-    ngx_table_elt_t                            *h, *hid, *hts;
-    ngx_http_apipolicy_wh_names_t        *names;
+    u_char                               *p;
+    ngx_int_t                             rc;
+    ngx_uint_t                            count;
+    ngx_table_elt_t                      *h, *hid, *hts;
+    ngx_http_apipolicy_webhook_names_t   *names;
     ngx_http_apipolicy_webhook_scheme_t  *desc;
 
     desc = wcf->desc;
@@ -636,10 +637,10 @@ ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_apipolicy_webhook_sigs_list(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_str_t *value,
-    ngx_http_apipolicy_wh_parsed_t *ps)
+    ngx_http_apipolicy_webhook_parsed_t *ps)
 {
-    u_char                                     *p, *last, *start;
-    size_t                                      len;
+    u_char                               *p, *last, *start;
+    size_t                                len;
     ngx_http_apipolicy_webhook_scheme_t  *desc;
 
     desc = wcf->desc;
@@ -689,7 +690,7 @@ ngx_http_apipolicy_webhook_sigs_list(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_apipolicy_webhook_sigs_one(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_str_t *value,
-    ngx_http_apipolicy_wh_parsed_t *ps)
+    ngx_http_apipolicy_webhook_parsed_t *ps)
 {
     ngx_int_t  rc;
 
@@ -719,7 +720,7 @@ ngx_http_apipolicy_webhook_sigs_one(ngx_http_request_t *r,
 
 static void
 ngx_http_apipolicy_webhook_message_standard(
-    ngx_http_apipolicy_wh_parsed_t *ps)
+    ngx_http_apipolicy_webhook_parsed_t *ps)
 {
     ps->head[0] = ps->id;
     ngx_str_set(&ps->head[1], ".");
@@ -730,7 +731,8 @@ ngx_http_apipolicy_webhook_message_standard(
 
 
 static void
-ngx_http_apipolicy_webhook_message_stripe(ngx_http_apipolicy_wh_parsed_t *ps)
+ngx_http_apipolicy_webhook_message_stripe(
+    ngx_http_apipolicy_webhook_parsed_t *ps)
 {
     ps->head[0] = ps->ts;
     ngx_str_set(&ps->head[1], ".");
@@ -739,7 +741,8 @@ ngx_http_apipolicy_webhook_message_stripe(ngx_http_apipolicy_wh_parsed_t *ps)
 
 
 static void
-ngx_http_apipolicy_webhook_message_slack(ngx_http_apipolicy_wh_parsed_t *ps)
+ngx_http_apipolicy_webhook_message_slack(
+    ngx_http_apipolicy_webhook_parsed_t *ps)
 {
     ngx_str_set(&ps->head[0], "v0:");
     ps->head[1] = ps->ts;
@@ -751,7 +754,8 @@ ngx_http_apipolicy_webhook_message_slack(ngx_http_apipolicy_wh_parsed_t *ps)
 /* github, shopify, hmac: the body alone */
 
 static void
-ngx_http_apipolicy_webhook_message_body(ngx_http_apipolicy_wh_parsed_t *ps)
+ngx_http_apipolicy_webhook_message_body(
+    ngx_http_apipolicy_webhook_parsed_t *ps)
 {
     ps->nhead = 0;
 }
@@ -761,11 +765,11 @@ ngx_http_apipolicy_webhook_message_body(ngx_http_apipolicy_wh_parsed_t *ps)
 
 static ngx_int_t
 ngx_http_apipolicy_webhook_mac(ngx_http_request_t *r,
-    ngx_http_apipolicy_wh_key_t *key, ngx_http_apipolicy_wh_parsed_t *ps,
-    u_char *mac)
+    ngx_http_apipolicy_webhook_key_t *key,
+    ngx_http_apipolicy_webhook_parsed_t *ps, u_char *mac)
 {
-    ngx_uint_t                 i;
-    ngx_http_apipolicy_sha_t   md;
+    ngx_uint_t                i;
+    ngx_http_apipolicy_sha_t  md;
 
     ngx_http_apipolicy_hmac_begin(&key->hmac, &md);
 
@@ -812,7 +816,7 @@ ngx_http_apipolicy_webhook_get(ngx_http_request_t *r, ngx_str_t *name,
     h = ngx_http_apipolicy_find_header(&r->headers_in.headers, name, &count);
 
     if (count == 1 && h->value.len
-        && h->value.len <= NGX_HTTP_APIPOLICY_WH_MAX_HEADER)
+        && h->value.len <= NGX_HTTP_APIPOLICY_WEBHOOK_MAX_HEADER)
     {
         return h;
     }
@@ -853,20 +857,20 @@ ngx_http_apipolicy_webhook_get(ngx_http_request_t *r, ngx_str_t *name,
 
 /*
  * One signature from a header, decoded; wrong lengths are kept out.  No
- * count limit: the header is at most NGX_HTTP_APIPOLICY_WH_MAX_HEADER
+ * count limit: the header is at most NGX_HTTP_APIPOLICY_WEBHOOK_MAX_HEADER
  * bytes, so it holds at most about a hundred signatures.
  */
 
 static ngx_int_t
 ngx_http_apipolicy_webhook_sig(ngx_http_request_t *r,
-    ngx_http_apipolicy_wh_parsed_t *ps, u_char *p, size_t len,
+    ngx_http_apipolicy_webhook_parsed_t *ps, u_char *p, size_t len,
     ngx_uint_t encoding)
 {
-    u_char      *d, c, v;
-    size_t       i;
-    ngx_str_t    src, dst, *sig;
+    u_char    *d, c, v;
+    size_t     i;
+    ngx_str_t  src, dst, *sig;
 
-    if (encoding == NGX_HTTP_APIPOLICY_WH_HEX) {
+    if (encoding == NGX_HTTP_APIPOLICY_WEBHOOK_HEX) {
 
         if (len != 64) {
             return NGX_OK;
@@ -1013,7 +1017,7 @@ ngx_http_apipolicy_webhook_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     shm_zone = ngx_http_apipolicy_key_zone_add(cf, &name, size,
-                                              NGX_HTTP_APIPOLICY_WH_REPLAY_TTL);
+                                        NGX_HTTP_APIPOLICY_WEBHOOK_REPLAY_TTL);
     if (shm_zone == NULL
         || ngx_http_apipolicy_conf_list_add(cf, &amcf->webhook_zones,
                                             shm_zone)
@@ -1043,7 +1047,7 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t                          *value, s, *secret, raw, b64;
     ngx_uint_t                          i, n, tolerance_set;
     ngx_shm_zone_t                    **zp;
-    ngx_http_apipolicy_wh_key_t        *key;
+    ngx_http_apipolicy_webhook_key_t   *key;
     ngx_http_apipolicy_main_conf_t     *amcf;
     ngx_http_apipolicy_webhook_conf_t  *wcf;
 
@@ -1218,12 +1222,12 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             }
 
             if (ngx_strcmp(s.data, "encoding=hex") == 0) {
-                wcf->encoding = NGX_HTTP_APIPOLICY_WH_HEX;
+                wcf->encoding = NGX_HTTP_APIPOLICY_WEBHOOK_HEX;
                 continue;
             }
 
             if (ngx_strcmp(s.data, "encoding=base64") == 0) {
-                wcf->encoding = NGX_HTTP_APIPOLICY_WH_BASE64;
+                wcf->encoding = NGX_HTTP_APIPOLICY_WEBHOOK_BASE64;
                 continue;
             }
         }
@@ -1247,7 +1251,7 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     wcf->keys = ngx_array_create(cf->pool, wcf->secrets->nelts,
-                                 sizeof(ngx_http_apipolicy_wh_key_t));
+                                 sizeof(ngx_http_apipolicy_webhook_key_t));
     if (wcf->keys == NULL) {
         return NGX_CONF_ERROR;
     }

@@ -22,10 +22,10 @@ static ngx_http_apipolicy_webhook_conf_t
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    ngx_uint_t                    n;
-    ngx_pool_t                   *pool;
-    ngx_str_t                     secret;
-    ngx_http_apipolicy_wh_key_t  *key;
+    ngx_uint_t                         n;
+    ngx_pool_t                        *pool;
+    ngx_str_t                          secret;
+    ngx_http_apipolicy_webhook_key_t  *key;
 
     fuzz_init();
     pool = fuzz_pool();
@@ -40,7 +40,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
         fuzz_wcf[n].encoding = fuzz_wcf[n].desc->encoding;
 
         fuzz_wcf[n].keys = ngx_array_create(pool, 1,
-                                         sizeof(ngx_http_apipolicy_wh_key_t));
+                                    sizeof(ngx_http_apipolicy_webhook_key_t));
         key = ngx_array_push(fuzz_wcf[n].keys);
         if (key == NULL) {
             abort();
@@ -66,13 +66,13 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    u_char                              mac[EVP_MAX_MD_SIZE];
-    ngx_int_t                           rc;
-    ngx_str_t                           detail;
-    ngx_pool_t                         *pool;
-    ngx_http_request_t                 *r;
-    ngx_http_apipolicy_wh_parsed_t      ps;
-    ngx_http_apipolicy_webhook_conf_t  *wcf;
+    u_char                               mac[EVP_MAX_MD_SIZE];
+    ngx_int_t                            rc;
+    ngx_str_t                            detail;
+    ngx_pool_t                          *pool;
+    ngx_http_request_t                  *r;
+    ngx_http_apipolicy_webhook_parsed_t  ps;
+    ngx_http_apipolicy_webhook_conf_t   *wcf;
 
     if (size < 1) {
         return 0;
@@ -86,7 +86,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pool = fuzz_pool();
     r = fuzz_request(pool, data + 1, size - 1);
 
-    ngx_memzero(&ps, sizeof(ngx_http_apipolicy_wh_parsed_t));
+    ngx_memzero(&ps, sizeof(ngx_http_apipolicy_webhook_parsed_t));
     ngx_str_null(&detail);
 
     rc = ngx_http_apipolicy_webhook_parse(r, wcf, &ps, &detail);
