@@ -477,12 +477,12 @@ ngx_http_apipolicy_create_loc_conf(ngx_conf_t *cf)
      *     alcf->jwt = NULL;
      */
 
-    ngx_http_apipolicy_cors_create_conf(&alcf->cors);
-    ngx_http_apipolicy_version_create_conf(&alcf->version);
+    ngx_http_apipolicy_cors_create_loc_conf(cf, &alcf->cors);
+    ngx_http_apipolicy_version_create_loc_conf(cf, &alcf->version);
     ngx_http_apipolicy_ratelimit_create_conf(alcf);
     alcf->webhook = NGX_CONF_UNSET_PTR;
     alcf->idempotency = NGX_CONF_UNSET_PTR;
-    alcf->status_format = NGX_CONF_UNSET_UINT;
+    ngx_http_apipolicy_status_create_loc_conf(cf, &alcf->status);
 
     return alcf;
 }
@@ -496,18 +496,21 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     conf->phases = 0;
 
-    if (ngx_http_apipolicy_version_merge_conf(cf, &prev->version,
-                                              &conf->version)
+    if (ngx_http_apipolicy_version_merge(cf, &prev->version, &conf->version)
         != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_apipolicy_cors_merge_conf(cf, &prev->cors, &conf->cors)
+    conf->phases |= ngx_http_apipolicy_version_phases(&conf->version);
+
+    if (ngx_http_apipolicy_cors_merge(cf, &prev->cors, &conf->cors)
         != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;
     }
+
+    conf->phases |= ngx_http_apipolicy_cors_phases(&conf->cors);
 
     if (ngx_http_apipolicy_jwt_merge_conf(cf, prev, conf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
@@ -529,15 +532,13 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    if (conf->version.enabled == 1) {
-        conf->phases |= NGX_HTTP_APIPOLICY_PREACCESS
-                        |NGX_HTTP_APIPOLICY_HEADERS;
+    if (ngx_http_apipolicy_status_merge(cf, &prev->status, &conf->status)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
     }
 
-    if (conf->cors.origins) {
-        conf->phases |= NGX_HTTP_APIPOLICY_PREACCESS
-                        |NGX_HTTP_APIPOLICY_HEADERS;
-    }
+    conf->phases |= ngx_http_apipolicy_status_phases(&conf->status);
 
     if (ngx_http_apipolicy_jwt_enabled(conf)) {
         conf->phases |= NGX_HTTP_APIPOLICY_ACCESS;

@@ -121,7 +121,7 @@ struct ngx_http_apipolicy_loc_conf_s {
     ngx_uint_t                         ratelimit_status;
     ngx_uint_t                         ratelimit_headers;
 
-    ngx_uint_t                         status_format; /* apipolicy_status */
+    ngx_http_apipolicy_status_conf_t   status;
 };
 
 

@@ -123,17 +123,29 @@ static ngx_str_t  ngx_http_apipolicy_cors_vary_preflight =
 /* ---- configuration --------------------------------------------------- */
 
 void
-ngx_http_apipolicy_cors_create_conf(ngx_http_apipolicy_cors_conf_t *c)
+ngx_http_apipolicy_cors_create_loc_conf(ngx_conf_t *cf,
+    ngx_http_apipolicy_cors_conf_t *conf)
 {
-    c->origins = NGX_CONF_UNSET_PTR;
-    c->methods = NGX_CONF_UNSET_PTR;
-    c->headers = NGX_CONF_UNSET_PTR;
-    c->expose = NGX_CONF_UNSET_PTR;
-    c->credentials = NGX_CONF_UNSET;
-    c->private_network = NGX_CONF_UNSET;
-    c->reject = NGX_CONF_UNSET;
-    c->max_age = NGX_CONF_UNSET;
-    c->upstream = NGX_CONF_UNSET_UINT;
+    conf->origins = NGX_CONF_UNSET_PTR;
+    conf->methods = NGX_CONF_UNSET_PTR;
+    conf->headers = NGX_CONF_UNSET_PTR;
+    conf->expose = NGX_CONF_UNSET_PTR;
+    conf->credentials = NGX_CONF_UNSET;
+    conf->private_network = NGX_CONF_UNSET;
+    conf->reject = NGX_CONF_UNSET;
+    conf->max_age = NGX_CONF_UNSET;
+    conf->upstream = NGX_CONF_UNSET_UINT;
+}
+
+
+/* an allowlist decides in PREACCESS and writes in the header filter */
+
+ngx_uint_t
+ngx_http_apipolicy_cors_phases(ngx_http_apipolicy_cors_conf_t *conf)
+{
+    return conf->origins ? NGX_HTTP_APIPOLICY_PREACCESS
+                           |NGX_HTTP_APIPOLICY_HEADERS
+                         : 0;
 }
 
 
@@ -162,7 +174,7 @@ ngx_http_apipolicy_cors_defaults(ngx_conf_t *cf, ngx_str_t *names)
 
 
 char *
-ngx_http_apipolicy_cors_merge_conf(ngx_conf_t *cf,
+ngx_http_apipolicy_cors_merge(ngx_conf_t *cf,
     ngx_http_apipolicy_cors_conf_t *prev, ngx_http_apipolicy_cors_conf_t *conf)
 {
     u_char                            *p;

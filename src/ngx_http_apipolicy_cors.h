@@ -70,9 +70,12 @@ typedef struct {
 
 
 
-void ngx_http_apipolicy_cors_create_conf(ngx_http_apipolicy_cors_conf_t *c);
-char *ngx_http_apipolicy_cors_merge_conf(ngx_conf_t *cf,
+void ngx_http_apipolicy_cors_create_loc_conf(ngx_conf_t *cf,
+    ngx_http_apipolicy_cors_conf_t *conf);
+char *ngx_http_apipolicy_cors_merge(ngx_conf_t *cf,
     ngx_http_apipolicy_cors_conf_t *prev,
+    ngx_http_apipolicy_cors_conf_t *conf);
+ngx_uint_t ngx_http_apipolicy_cors_phases(
     ngx_http_apipolicy_cors_conf_t *conf);
 char *ngx_http_apipolicy_cors_origins(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

@@ -46,9 +46,6 @@
 #define NGX_HTTP_APIPOLICY_STATUS_MAGIC   0x6170697374613032  /* apista02 */
 #define NGX_HTTP_APIPOLICY_STATUS_SIZE    (64 * 1024)
 
-#define NGX_HTTP_APIPOLICY_STATUS_JSON        0
-#define NGX_HTTP_APIPOLICY_STATUS_PROMETHEUS  1
-
 #define NGX_HTTP_APIPOLICY_ST_WORKERS     128   /* slots for Redis states */
 
 #define NGX_HTTP_APIPOLICY_ST_REDIS_UNUSED  0
@@ -630,7 +627,7 @@ ngx_http_apipolicy_status_handler(ngx_http_request_t *r)
     amcf = ngx_http_get_module_main_conf(r, ngx_http_apipolicy_module);
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
 
-    format = alcf->status_format;
+    format = alcf->status.format;
 
     ngx_memzero(&view, sizeof(ngx_http_apipolicy_st_view_t));
 
@@ -1433,6 +1430,37 @@ ngx_http_apipolicy_status_redis_nodes_prom(u_char *p)
 
 /* ---- configuration --------------------------------------------------- */
 
+void
+ngx_http_apipolicy_status_create_loc_conf(ngx_conf_t *cf,
+    ngx_http_apipolicy_status_conf_t *conf)
+{
+    conf->format = NGX_CONF_UNSET_UINT;
+}
+
+
+/*
+ * Nothing to inherit: the format belongs to the location whose content
+ * handler apipolicy_status set, and nested locations do not inherit that
+ */
+
+char *
+ngx_http_apipolicy_status_merge(ngx_conf_t *cf,
+    ngx_http_apipolicy_status_conf_t *prev,
+    ngx_http_apipolicy_status_conf_t *conf)
+{
+    return NGX_CONF_OK;
+}
+
+
+/* the counting in the LOG phase runs wherever the zone exists */
+
+ngx_uint_t
+ngx_http_apipolicy_status_phases(ngx_http_apipolicy_status_conf_t *conf)
+{
+    return 0;
+}
+
+
 /* apipolicy_status [json|prometheus] (location) */
 
 char *
@@ -1444,16 +1472,16 @@ ngx_http_apipolicy_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_core_loc_conf_t        *clcf;
     ngx_http_apipolicy_main_conf_t  *amcf;
 
-    if (alcf->status_format != NGX_CONF_UNSET_UINT) {
+    if (alcf->status.format != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
-    alcf->status_format = NGX_HTTP_APIPOLICY_STATUS_JSON;
+    alcf->status.format = NGX_HTTP_APIPOLICY_STATUS_JSON;
 
     if (cf->args->nelts == 2) {
         if (ngx_strcmp(value[1].data, "prometheus") == 0) {
-            alcf->status_format = NGX_HTTP_APIPOLICY_STATUS_PROMETHEUS;
+            alcf->status.format = NGX_HTTP_APIPOLICY_STATUS_PROMETHEUS;
 
         } else if (ngx_strcmp(value[1].data, "json") != 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

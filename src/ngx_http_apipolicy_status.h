@@ -11,6 +11,26 @@
 #include "ngx_http_apipolicy.h"
 
 
+#define NGX_HTTP_APIPOLICY_STATUS_JSON        0
+#define NGX_HTTP_APIPOLICY_STATUS_PROMETHEUS  1
+
+typedef struct {
+    ngx_uint_t                         format;    /* apipolicy_status here:
+                                                     ..._STATUS_JSON or
+                                                     _PROMETHEUS; not
+                                                     inherited (a content
+                                                     handler) */
+} ngx_http_apipolicy_status_conf_t;
+
+
+void ngx_http_apipolicy_status_create_loc_conf(ngx_conf_t *cf,
+    ngx_http_apipolicy_status_conf_t *conf);
+char *ngx_http_apipolicy_status_merge(ngx_conf_t *cf,
+    ngx_http_apipolicy_status_conf_t *prev,
+    ngx_http_apipolicy_status_conf_t *conf);
+ngx_uint_t ngx_http_apipolicy_status_phases(
+    ngx_http_apipolicy_status_conf_t *conf);
+
 /* apipolicy_status [json|prometheus] (location): the content handler */
 char *ngx_http_apipolicy_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

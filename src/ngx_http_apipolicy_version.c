@@ -53,14 +53,26 @@ static ngx_str_t  ngx_http_apipolicy_version_states[] = {
 
 
 void
-ngx_http_apipolicy_version_create_conf(ngx_http_apipolicy_version_conf_t *v)
+ngx_http_apipolicy_version_create_loc_conf(ngx_conf_t *cf,
+    ngx_http_apipolicy_version_conf_t *conf)
 {
-    v->enabled = NGX_CONF_UNSET;
+    conf->enabled = NGX_CONF_UNSET;
+}
+
+
+/* the state is decided in PREACCESS, the headers written by the filter */
+
+ngx_uint_t
+ngx_http_apipolicy_version_phases(ngx_http_apipolicy_version_conf_t *conf)
+{
+    return (conf->enabled == 1) ? NGX_HTTP_APIPOLICY_PREACCESS
+                                  |NGX_HTTP_APIPOLICY_HEADERS
+                                : 0;
 }
 
 
 char *
-ngx_http_apipolicy_version_merge_conf(ngx_conf_t *cf,
+ngx_http_apipolicy_version_merge(ngx_conf_t *cf,
     ngx_http_apipolicy_version_conf_t *prev,
     ngx_http_apipolicy_version_conf_t *conf)
 {
