@@ -28,12 +28,18 @@ static void ngx_http_apipolicy_cors_decide(ngx_http_request_t *r,
 static ngx_int_t ngx_http_apipolicy_cors_allow_headers(ngx_http_request_t *r,
     ngx_http_apipolicy_cors_conf_t *cf, ngx_str_t *requested,
     ngx_str_t *allowed);
+static void ngx_http_apipolicy_cors_decide_preflight(ngx_http_request_t *r,
+    ngx_http_apipolicy_cors_ctx_t *cc, ngx_http_apipolicy_cors_conf_t *cf);
 static ngx_int_t ngx_http_apipolicy_cors_set(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *value);
 static ngx_int_t ngx_http_apipolicy_cors_write(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx);
 static ngx_int_t ngx_http_apipolicy_cors_vary(ngx_http_request_t *r,
     ngx_str_t *value);
+static ngx_int_t ngx_http_apipolicy_cors_validate(ngx_conf_t *cf,
+    ngx_http_apipolicy_cors_conf_t *conf);
+static ngx_int_t ngx_http_apipolicy_cors_precompute(ngx_conf_t *cf,
+    ngx_http_apipolicy_cors_conf_t *conf);
 static ngx_int_t ngx_http_apipolicy_cors_join(ngx_conf_t *cf,
     ngx_array_t *a, ngx_str_t *out);
 static ngx_int_t ngx_http_apipolicy_cors_token(ngx_str_t *s);
@@ -177,11 +183,6 @@ char *
 ngx_http_apipolicy_cors_merge(ngx_conf_t *cf,
     ngx_http_apipolicy_cors_conf_t *prev, ngx_http_apipolicy_cors_conf_t *conf)
 {
-    u_char                            *p;
-    ngx_uint_t                         i;
-    ngx_str_t                         *s;
-    ngx_http_apipolicy_cors_origin_t  *o;
-
     if (conf->origins == NGX_CONF_UNSET_PTR) {
         conf->origins = (prev->origins == NGX_CONF_UNSET_PTR)
                         ? NULL : prev->origins;
@@ -219,7 +220,27 @@ ngx_http_apipolicy_cors_merge(ngx_conf_t *cf,
         }
     }
 
-    /* config-time refusal of combinations browsers refuse or that leak */
+    if (ngx_http_apipolicy_cors_validate(cf, conf) != NGX_OK
+        || ngx_http_apipolicy_cors_precompute(cf, conf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Configuration-time refusal of combinations browsers refuse or that
+ * leak; notes whether "*" is listed
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_cors_validate(ngx_conf_t *cf,
+    ngx_http_apipolicy_cors_conf_t *conf)
+{
+    ngx_uint_t                         i;
+    ngx_http_apipolicy_cors_origin_t  *o;
 
     conf->any_origin = 0;
     o = conf->origins->elts;
@@ -242,7 +263,7 @@ ngx_http_apipolicy_cors_merge(ngx_conf_t *cf,
                           "reflecting every origin would let any site read "
                           "your users' data; list the allowed origins "
                           "(origins set in %V:%ui)", &conf->file, conf->line);
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
 
         if (o[i].kind == NGX_HTTP_APIPOLICY_CORS_EXACT
@@ -255,9 +276,23 @@ ngx_http_apipolicy_cors_merge(ngx_conf_t *cf,
                           "sandboxed frames and local files of any site send "
                           "\"Origin: null\" (origins set in %V:%ui)",
                           &conf->file, conf->line);
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
     }
+
+    return NGX_OK;
+}
+
+
+/* the answers' header values, formatted once */
+
+static ngx_int_t
+ngx_http_apipolicy_cors_precompute(ngx_conf_t *cf,
+    ngx_http_apipolicy_cors_conf_t *conf)
+{
+    u_char      *p;
+    ngx_str_t   *s;
+    ngx_uint_t   i;
 
     conf->headers_any = 0;
     s = conf->headers->elts;
@@ -271,7 +306,7 @@ ngx_http_apipolicy_cors_merge(ngx_conf_t *cf,
     if (ngx_http_apipolicy_cors_join(cf, conf->methods, &conf->methods_value)
         != NGX_OK)
     {
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     ngx_str_null(&conf->expose_value);
@@ -280,7 +315,7 @@ ngx_http_apipolicy_cors_merge(ngx_conf_t *cf,
         && ngx_http_apipolicy_cors_join(cf, conf->expose, &conf->expose_value)
            != NGX_OK)
     {
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     ngx_str_null(&conf->max_age_value);
@@ -288,14 +323,14 @@ ngx_http_apipolicy_cors_merge(ngx_conf_t *cf,
     if (conf->max_age >= 0) {
         p = ngx_pnalloc(cf->pool, NGX_TIME_T_LEN);
         if (p == NULL) {
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
 
         conf->max_age_value.data = p;
         conf->max_age_value.len = ngx_sprintf(p, "%T", conf->max_age) - p;
     }
 
-    return NGX_CONF_OK;
+    return NGX_OK;
 }
 
 
@@ -372,35 +407,20 @@ ngx_http_apipolicy_cors_host_label(u_char *p, u_char *last)
 
 
 /*
- * Parses an exact origin ("https://app.example.com", "http://localhost:3000",
- * "null") or a wildcard (scheme "https", host "*.example.com").  Scheme and
- * host are
- * lowercased and a default port (:443 for https, :80 for http) is
- * dropped, as browsers serialize origins that way.
+ * Where the parts of a configured origin end: the scheme (before "://"),
+ * the host (an IPv6 literal in brackets, or up to ':' or a path), and
+ * the port's first digit (NULL without a port); nothing may follow
  */
 
-ngx_int_t
-ngx_http_apipolicy_cors_parse_origin(ngx_pool_t *pool, ngx_str_t *value,
-    ngx_http_apipolicy_cors_origin_t *o, char **err)
+static ngx_int_t
+ngx_http_apipolicy_cors_origin_split(ngx_str_t *value, u_char **scheme_end,
+    u_char **host_end, u_char **port, char **err)
 {
-    u_char     *p, *last, *scheme_end, *host, *host_end, *port, *v;
-    size_t      len;
+    u_char     *p, *last, *host;
     ngx_int_t   n;
-
-    ngx_memzero(o, sizeof(ngx_http_apipolicy_cors_origin_t));
-
-    if (value->len == 4 && ngx_strncasecmp(value->data, (u_char *) "null", 4)
-                           == 0)
-    {
-        o->kind = NGX_HTTP_APIPOLICY_CORS_EXACT;
-        ngx_str_set(&o->value, "null");
-        return NGX_OK;
-    }
 
     p = value->data;
     last = p + value->len;
-
-    /* scheme */
 
     if (p == last || !((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z')) {
         *err = "must start with a scheme, as in \"https://app.example.com\"";
@@ -414,7 +434,7 @@ ngx_http_apipolicy_cors_parse_origin(ngx_pool_t *pool, ngx_str_t *value,
         p++;
     }
 
-    scheme_end = p;
+    *scheme_end = p;
 
     if (last - p < 3 || ngx_strncmp(p, "://", 3) != 0) {
         *err = "must be scheme://host[:port], as in \"https://app.example.com\"";
@@ -422,40 +442,39 @@ ngx_http_apipolicy_cors_parse_origin(ngx_pool_t *pool, ngx_str_t *value,
     }
 
     host = p + 3;
-    host_end = host;
 
-    if (host_end < last && *host_end == '[') {
+    if (host < last && *host == '[') {
 
         /* an IPv6 literal: its colons are no port */
 
-        host_end = ngx_strlchr(host_end, last, ']');
+        p = ngx_strlchr(host, last, ']');
 
-        if (host_end == NULL) {
+        if (p == NULL) {
             *err = "has an IPv6 address without its closing \"]\"";
             return NGX_ERROR;
         }
 
-        host_end++;
+        p++;
 
     } else {
-        while (host_end < last && *host_end != ':' && *host_end != '/'
-               && *host_end != '?' && *host_end != '#')
+        for (p = host; p < last && *p != ':' && *p != '/' && *p != '?'
+                       && *p != '#'; p++)
         {
-            host_end++;
+            /* void */
         }
     }
 
-    port = NULL;
-    p = host_end;
+    *host_end = p;
+    *port = NULL;
 
     if (p < last && *p == ':') {
-        port = ++p;
+        *port = ++p;
 
         while (p < last && *p >= '0' && *p <= '9') {
             p++;
         }
 
-        n = ngx_atoi(port, p - port);
+        n = ngx_atoi(*port, p - *port);
 
         if (n == NGX_ERROR || n < 1 || n > 65535) {
             *err = "has an invalid port";
@@ -469,36 +488,20 @@ ngx_http_apipolicy_cors_parse_origin(ngx_pool_t *pool, ngx_str_t *value,
         return NGX_ERROR;
     }
 
-    len = value->len;
+    return NGX_OK;
+}
 
-    v = ngx_pnalloc(pool, len);
-    if (v == NULL) {
-        *err = "out of memory";
-        return NGX_ERROR;
-    }
 
-    ngx_strlow(v, value->data, len);
+/*
+ * The host of a lowercased origin "v" ("len" bytes, the default port
+ * dropped): a wildcard "*.example.com", an IPv6 literal, or host labels
+ */
 
-    /* pointers into the lowercased copy */
-
-    scheme_end = v + (scheme_end - value->data);
-    host_end = v + (host_end - value->data);
-    host = scheme_end + 3;
-
-    if (port) {
-        port = v + (port - value->data);
-
-        if ((scheme_end - v == 5 && ngx_strncmp(v, "https", 5) == 0
-             && last - value->data - (port - v) == 3
-             && ngx_strncmp(port, "443", 3) == 0)
-            || (scheme_end - v == 4 && ngx_strncmp(v, "http", 4) == 0
-                && last - value->data - (port - v) == 2
-                && ngx_strncmp(port, "80", 2) == 0))
-        {
-            len = host_end - v;             /* drop the default port */
-        }
-    }
-
+static ngx_int_t
+ngx_http_apipolicy_cors_origin_host(ngx_pool_t *pool,
+    ngx_http_apipolicy_cors_origin_t *o, u_char *v, size_t len, u_char *host,
+    u_char *host_end, char **err)
+{
     if (host_end - host >= 2 && host[0] == '*' && host[1] == '.') {
 
         if (ngx_http_apipolicy_cors_host_label(host + 2, host_end)
@@ -539,6 +542,70 @@ ngx_http_apipolicy_cors_parse_origin(ngx_pool_t *pool, ngx_str_t *value,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Parses an exact origin ("https://app.example.com", "http://localhost:3000",
+ * "null") or a wildcard (scheme "https", host "*.example.com").  Scheme and
+ * host are lowercased and a default port (:443 for https, :80 for http) is
+ * dropped, as browsers serialize origins that way.
+ */
+
+ngx_int_t
+ngx_http_apipolicy_cors_parse_origin(ngx_pool_t *pool, ngx_str_t *value,
+    ngx_http_apipolicy_cors_origin_t *o, char **err)
+{
+    u_char  *scheme_end, *host_end, *port, *v;
+    size_t   len, port_len;
+
+    ngx_memzero(o, sizeof(ngx_http_apipolicy_cors_origin_t));
+
+    if (value->len == 4 && ngx_strncasecmp(value->data, (u_char *) "null", 4)
+                           == 0)
+    {
+        o->kind = NGX_HTTP_APIPOLICY_CORS_EXACT;
+        ngx_str_set(&o->value, "null");
+        return NGX_OK;
+    }
+
+    if (ngx_http_apipolicy_cors_origin_split(value, &scheme_end, &host_end,
+                                             &port, err)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    len = value->len;
+
+    v = ngx_pnalloc(pool, len);
+    if (v == NULL) {
+        *err = "out of memory";
+        return NGX_ERROR;
+    }
+
+    ngx_strlow(v, value->data, len);
+
+    /* pointers into the lowercased copy */
+
+    scheme_end = v + (scheme_end - value->data);
+    host_end = v + (host_end - value->data);
+
+    if (port) {
+        port = v + (port - value->data);
+        port_len = v + len - port;
+
+        if ((scheme_end - v == 5 && ngx_strncmp(v, "https", 5) == 0
+             && port_len == 3 && ngx_strncmp(port, "443", 3) == 0)
+            || (scheme_end - v == 4 && ngx_strncmp(v, "http", 4) == 0
+                && port_len == 2 && ngx_strncmp(port, "80", 2) == 0))
+        {
+            len = host_end - v;             /* drop the default port */
+        }
+    }
+
+    return ngx_http_apipolicy_cors_origin_host(pool, o, v, len,
+                                               scheme_end + 3, host_end, err);
 }
 
 
@@ -630,6 +697,64 @@ ngx_http_apipolicy_cors_ipv6(ngx_pool_t *pool,
 }
 
 
+/* "~regex" of apipolicy_cors_origins, matched case-insensitively */
+
+static ngx_int_t
+ngx_http_apipolicy_cors_origin_regex(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_http_apipolicy_cors_origin_t *o)
+{
+#if (NGX_PCRE)
+    u_char               errstr[NGX_MAX_CONF_ERRSTR];
+    ngx_regex_compile_t  rc;
+
+    ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
+
+    rc.pattern.data = value->data + 1;
+    rc.pattern.len = value->len - 1;
+    rc.options = NGX_REGEX_CASELESS;
+    rc.pool = cf->pool;
+    rc.err.len = NGX_MAX_CONF_ERRSTR;
+    rc.err.data = errstr;
+
+    if (rc.pattern.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty regular expression in "
+                           "apipolicy_cors_origins");
+        return NGX_ERROR;
+    }
+
+    if (ngx_regex_compile(&rc) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "apipolicy_cors_origins: invalid regular "
+                           "expression \"%V\": %V", &rc.pattern, &rc.err);
+        return NGX_ERROR;
+    }
+
+    if (rc.pattern.data[0] != '^'
+        || rc.pattern.data[rc.pattern.len - 1] != '$')
+    {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "apipolicy_cors_origins: regular expression "
+                           "\"%V\" is not anchored with ^ and $, so it also "
+                           "matches origins that merely contain it (for "
+                           "example \"https://example.com.evil.net\")",
+                           &rc.pattern);
+    }
+
+    o->kind = NGX_HTTP_APIPOLICY_CORS_REGEX;
+    o->value = *value;
+    o->regex = rc.regex;
+
+    return NGX_OK;
+#else
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "apipolicy_cors_origins: regular expressions need "
+                       "nginx built with PCRE");
+    return NGX_ERROR;
+#endif
+}
+
+
 char *
 ngx_http_apipolicy_cors_origins(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
@@ -641,10 +766,6 @@ ngx_http_apipolicy_cors_origins(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_uint_t                         i;
     ngx_http_apipolicy_cors_conf_t    *c;
     ngx_http_apipolicy_cors_origin_t  *o;
-#if (NGX_PCRE)
-    u_char                             errstr[NGX_MAX_CONF_ERRSTR];
-    ngx_regex_compile_t                rc;
-#endif
 
     c = &alcf->cors;
 
@@ -683,53 +804,13 @@ ngx_http_apipolicy_cors_origins(ngx_conf_t *cf, ngx_command_t *cmd,
         }
 
         if (value[i].data[0] == '~') {
-#if (NGX_PCRE)
-            ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
-
-            rc.pattern.data = value[i].data + 1;
-            rc.pattern.len = value[i].len - 1;
-            rc.options = NGX_REGEX_CASELESS;
-            rc.pool = cf->pool;
-            rc.err.len = NGX_MAX_CONF_ERRSTR;
-            rc.err.data = errstr;
-
-            if (rc.pattern.len == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "empty regular expression in "
-                                   "apipolicy_cors_origins");
-                return NGX_CONF_ERROR;
-            }
-
-            if (ngx_regex_compile(&rc) != NGX_OK) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "apipolicy_cors_origins: invalid regular "
-                                   "expression \"%V\": %V",
-                                   &rc.pattern, &rc.err);
-                return NGX_CONF_ERROR;
-            }
-
-            if (rc.pattern.data[0] != '^'
-                || rc.pattern.data[rc.pattern.len - 1] != '$')
+            if (ngx_http_apipolicy_cors_origin_regex(cf, &value[i], o)
+                != NGX_OK)
             {
-                ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                                   "apipolicy_cors_origins: regular "
-                                   "expression \"%V\" is not anchored with "
-                                   "^ and $, so it also matches origins "
-                                   "that merely contain it (for example "
-                                   "\"https://example.com.evil.net\")",
-                                   &rc.pattern);
+                return NGX_CONF_ERROR;
             }
 
-            o->kind = NGX_HTTP_APIPOLICY_CORS_REGEX;
-            o->value = value[i];
-            o->regex = rc.regex;
             continue;
-#else
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "apipolicy_cors_origins: regular expressions "
-                               "need nginx built with PCRE");
-            return NGX_CONF_ERROR;
-#endif
         }
 
         if (ngx_http_apipolicy_cors_parse_origin(cf->pool, &value[i], o, &err)
@@ -939,7 +1020,7 @@ ngx_http_apipolicy_cors_decide(ngx_http_request_t *r,
     u_char                         *low;
     ngx_str_t                       origin, value;
     ngx_uint_t                      n, i;
-    ngx_table_elt_t                *h, *acrm, *acrh, *pna;
+    ngx_table_elt_t                *h;
     ngx_http_apipolicy_cors_ctx_t  *cc;
 
     cc = &ctx->cors;
@@ -1006,9 +1087,19 @@ ngx_http_apipolicy_cors_decide(ngx_http_request_t *r,
     /* echoed byte for byte, as Fetch compares it */
     cc->origin = value;
 
-    if (r->method != NGX_HTTP_OPTIONS) {
-        return;
+    if (r->method == NGX_HTTP_OPTIONS) {
+        ngx_http_apipolicy_cors_decide_preflight(r, cc, cf);
     }
+}
+
+
+/* an OPTIONS from an allowed origin: a preflight, and what it asks */
+
+static void
+ngx_http_apipolicy_cors_decide_preflight(ngx_http_request_t *r,
+    ngx_http_apipolicy_cors_ctx_t *cc, ngx_http_apipolicy_cors_conf_t *cf)
+{
+    ngx_table_elt_t  *acrm, *acrh, *pna;
 
     acrm = ngx_http_apipolicy_find_header(&r->headers_in.headers,
                                           &ngx_http_apipolicy_cors_acrm, NULL);
@@ -1268,14 +1359,106 @@ ngx_http_apipolicy_cors_header(ngx_http_request_t *r,
 }
 
 
+/* the answer to a preflight the gateway answered (204) */
+
+static ngx_int_t
+ngx_http_apipolicy_cors_write_preflight(ngx_http_request_t *r,
+    ngx_http_apipolicy_cors_ctx_t *cc, ngx_http_apipolicy_cors_conf_t *cf)
+{
+    if (ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acam,
+                                    &cf->methods_value) != NGX_OK
+        || ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acah,
+                                       &cc->allow_headers) != NGX_OK
+        || ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acma,
+                                       &cf->max_age_value) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (cc->private_network
+        && ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acapn,
+                                       &ngx_http_apipolicy_cors_true)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_apipolicy_cors_vary(r,
+                                     &ngx_http_apipolicy_cors_vary_preflight);
+}
+
+
+/*
+ * Access-Control-Expose-Headers: the configured names, then the headers
+ * the gateway added to this response
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_cors_expose(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_cors_conf_t *cf,
+    ngx_str_t *expose)
+{
+    u_char      *p;
+    size_t       len;
+    ngx_uint_t   bit, i;
+
+    if (r->headers_out.www_authenticate
+        && r->headers_out.www_authenticate->hash)
+    {
+        ctx->added |= NGX_HTTP_APIPOLICY_HDR_WWW_AUTHENTICATE;
+    }
+
+    *expose = cf->expose_value;
+
+    if (ctx->added == 0) {
+        return NGX_OK;
+    }
+
+    len = expose->len;
+
+    for (bit = 1, i = 0; ngx_http_apipolicy_cors_added[i].len;
+         bit <<= 1, i++)
+    {
+        if (ctx->added & bit) {
+            len += 2 + ngx_http_apipolicy_cors_added[i].len;
+        }
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    expose->data = p;
+    p = ngx_cpymem(p, cf->expose_value.data, cf->expose_value.len);
+
+    for (bit = 1, i = 0; ngx_http_apipolicy_cors_added[i].len;
+         bit <<= 1, i++)
+    {
+        if (!(ctx->added & bit)) {
+            continue;
+        }
+
+        if (p != expose->data) {
+            *p++ = ','; *p++ = ' ';
+        }
+
+        p = ngx_cpymem(p, ngx_http_apipolicy_cors_added[i].data,
+                       ngx_http_apipolicy_cors_added[i].len);
+    }
+
+    expose->len = p - expose->data;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_apipolicy_cors_write(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx)
 {
-    u_char                          *p;
-    size_t                           len;
     ngx_str_t                        expose;
-    ngx_uint_t                       bit, i, star;
+    ngx_uint_t                       star;
     ngx_http_apipolicy_cors_ctx_t   *cc;
     ngx_http_apipolicy_cors_conf_t  *cf;
     ngx_http_apipolicy_loc_conf_t   *alcf;
@@ -1341,79 +1524,13 @@ ngx_http_apipolicy_cors_write(ngx_http_request_t *r,
     }
 
     if (cc->preflight && r->headers_out.status == NGX_HTTP_NO_CONTENT) {
-
-        if (ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acam,
-                                        &cf->methods_value) != NGX_OK
-            || ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acah,
-                                           &cc->allow_headers) != NGX_OK
-            || ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acma,
-                                           &cf->max_age_value) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        if (cc->private_network
-            && ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acapn,
-                                           &ngx_http_apipolicy_cors_true)
-               != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        return ngx_http_apipolicy_cors_vary(r,
-                                     &ngx_http_apipolicy_cors_vary_preflight);
+        return ngx_http_apipolicy_cors_write_preflight(r, cc, cf);
     }
 
-    /* Access-Control-Expose-Headers: configured names + what we added */
-
-    if (r->headers_out.www_authenticate
-        && r->headers_out.www_authenticate->hash)
-    {
-        ctx->added |= NGX_HTTP_APIPOLICY_HDR_WWW_AUTHENTICATE;
-    }
-
-    expose = cf->expose_value;
-
-    if (ctx->added) {
-        len = expose.len;
-
-        for (bit = 1, i = 0; ngx_http_apipolicy_cors_added[i].len;
-             bit <<= 1, i++)
-        {
-            if (ctx->added & bit) {
-                len += 2 + ngx_http_apipolicy_cors_added[i].len;
-            }
-        }
-
-        p = ngx_pnalloc(r->pool, len);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        expose.data = p;
-        p = ngx_cpymem(p, cf->expose_value.data, cf->expose_value.len);
-
-        for (bit = 1, i = 0; ngx_http_apipolicy_cors_added[i].len;
-             bit <<= 1, i++)
-        {
-            if (!(ctx->added & bit)) {
-                continue;
-            }
-
-            if (p != expose.data) {
-                *p++ = ','; *p++ = ' ';
-            }
-
-            p = ngx_cpymem(p, ngx_http_apipolicy_cors_added[i].data,
-                           ngx_http_apipolicy_cors_added[i].len);
-        }
-
-        expose.len = p - expose.data;
-    }
-
-    if (ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_aceh,
-                                    &expose)
-        != NGX_OK)
+    if (ngx_http_apipolicy_cors_expose(r, ctx, cf, &expose) != NGX_OK
+        || ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_aceh,
+                                       &expose)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }

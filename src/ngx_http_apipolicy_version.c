@@ -27,6 +27,17 @@
 
 static ngx_uint_t ngx_http_apipolicy_version_decide(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_version_conf_t *vc);
+static ngx_int_t ngx_http_apipolicy_version_param(ngx_conf_t *cf,
+    ngx_http_apipolicy_version_conf_t *vc, ngx_str_t *value, ngx_str_t *link,
+    ngx_str_t *successor);
+static ngx_int_t ngx_http_apipolicy_version_validate(ngx_conf_t *cf,
+    ngx_http_apipolicy_version_conf_t *vc);
+static ngx_int_t ngx_http_apipolicy_version_precompute(ngx_conf_t *cf,
+    ngx_http_apipolicy_version_conf_t *vc, ngx_str_t *link,
+    ngx_str_t *successor);
+static ngx_int_t ngx_http_apipolicy_version_link(ngx_conf_t *cf,
+    ngx_http_apipolicy_version_conf_t *vc, ngx_str_t *link,
+    ngx_str_t *successor);
 static ngx_int_t ngx_http_apipolicy_version_date(ngx_conf_t *cf,
     ngx_str_t *param, size_t skip, time_t *t);
 static ngx_int_t ngx_http_apipolicy_version_url(ngx_conf_t *cf,
@@ -100,10 +111,8 @@ ngx_http_apipolicy_version(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_apipolicy_loc_conf_t *alcf = conf;
 
-    u_char                             *p;
-    size_t                              len;
     ngx_str_t                          *value, link, successor;
-    ngx_uint_t                          i, have_deprecated;
+    ngx_uint_t                          i;
     ngx_http_apipolicy_version_conf_t  *vc;
 
     vc = &alcf->version;
@@ -119,108 +128,107 @@ ngx_http_apipolicy_version(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_OK;
     }
 
+    vc->deprecated = -1;
     vc->sunset = -1;
     vc->announce = -1;
     vc->after_sunset = NGX_HTTP_APIPOLICY_GONE;
-    have_deprecated = 0;
     ngx_str_null(&link);
     ngx_str_null(&successor);
 
     for (i = 1; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "deprecated=", 11) == 0) {
-            if (ngx_http_apipolicy_version_date(cf, &value[i], 11,
-                                                &vc->deprecated)
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-            have_deprecated = 1;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "sunset=", 7) == 0) {
-            if (ngx_http_apipolicy_version_date(cf, &value[i], 7, &vc->sunset)
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "announce=", 9) == 0) {
-            if (ngx_strcmp(value[i].data + 9, "on") == 0) {
-                vc->announce = 0;
-                continue;
-            }
-
-            if (ngx_http_apipolicy_version_date(cf, &value[i], 9,
-                                                &vc->announce)
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "link=", 5) == 0) {
-            if (ngx_http_apipolicy_version_url(cf, &value[i], 5, &link)
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "successor=", 10) == 0) {
-            if (ngx_http_apipolicy_version_url(cf, &value[i], 10, &successor)
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strcmp(value[i].data, "after_sunset=410") == 0) {
-            vc->after_sunset = NGX_HTTP_APIPOLICY_GONE;
-            continue;
-        }
-
-        if (ngx_strcmp(value[i].data, "after_sunset=pass") == 0) {
-            vc->after_sunset = 0;
-            continue;
-        }
-
-        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
-            == NULL)
+        if (ngx_http_apipolicy_version_param(cf, vc, &value[i], &link,
+                                             &successor)
+            != NGX_OK)
         {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "apipolicy_version: unknown parameter \"%V\"; "
-                               "an HTTP-date has spaces, so quote the whole "
-                               "parameter, as in "
-                               "\"sunset=Sat, 01 Jan 2050 00:00:00 GMT\"",
-                               &value[i]);
             return NGX_CONF_ERROR;
         }
+    }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "apipolicy_version: unknown parameter \"%V\"; "
-                           "known: deprecated=, sunset=, link=, successor=, "
-                           "after_sunset=410|pass, announce=on|DATE",
-                           &value[i]);
+    if (ngx_http_apipolicy_version_validate(cf, vc) != NGX_OK
+        || ngx_http_apipolicy_version_precompute(cf, vc, &link, &successor)
+           != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
-    if (!have_deprecated) {
+    vc->enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/* one NAME=VALUE parameter of apipolicy_version */
+
+static ngx_int_t
+ngx_http_apipolicy_version_param(ngx_conf_t *cf,
+    ngx_http_apipolicy_version_conf_t *vc, ngx_str_t *value, ngx_str_t *link,
+    ngx_str_t *successor)
+{
+    if (ngx_strncmp(value->data, "deprecated=", 11) == 0) {
+        return ngx_http_apipolicy_version_date(cf, value, 11,
+                                               &vc->deprecated);
+    }
+
+    if (ngx_strncmp(value->data, "sunset=", 7) == 0) {
+        return ngx_http_apipolicy_version_date(cf, value, 7, &vc->sunset);
+    }
+
+    if (ngx_strncmp(value->data, "announce=", 9) == 0) {
+        if (ngx_strcmp(value->data + 9, "on") == 0) {
+            vc->announce = 0;
+            return NGX_OK;
+        }
+
+        return ngx_http_apipolicy_version_date(cf, value, 9, &vc->announce);
+    }
+
+    if (ngx_strncmp(value->data, "link=", 5) == 0) {
+        return ngx_http_apipolicy_version_url(cf, value, 5, link);
+    }
+
+    if (ngx_strncmp(value->data, "successor=", 10) == 0) {
+        return ngx_http_apipolicy_version_url(cf, value, 10, successor);
+    }
+
+    if (ngx_strcmp(value->data, "after_sunset=410") == 0) {
+        vc->after_sunset = NGX_HTTP_APIPOLICY_GONE;
+        return NGX_OK;
+    }
+
+    if (ngx_strcmp(value->data, "after_sunset=pass") == 0) {
+        vc->after_sunset = 0;
+        return NGX_OK;
+    }
+
+    if (ngx_strlchr(value->data, value->data + value->len, '=') == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "apipolicy_version: unknown parameter \"%V\"; "
+                           "an HTTP-date has spaces, so quote the whole "
+                           "parameter, as in "
+                           "\"sunset=Sat, 01 Jan 2050 00:00:00 GMT\"",
+                           value);
+        return NGX_ERROR;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "apipolicy_version: unknown parameter \"%V\"; "
+                       "known: deprecated=, sunset=, link=, successor=, "
+                       "after_sunset=410|pass, announce=on|DATE", value);
+    return NGX_ERROR;
+}
+
+
+/* the dates in their order: announce <= deprecated <= sunset */
+
+static ngx_int_t
+ngx_http_apipolicy_version_validate(ngx_conf_t *cf,
+    ngx_http_apipolicy_version_conf_t *vc)
+{
+    if (vc->deprecated == -1) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "apipolicy_version needs \"deprecated=DATE\" "
                            "(or \"off\")");
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     if (vc->sunset != -1 && vc->sunset < vc->deprecated) {
@@ -228,111 +236,134 @@ ngx_http_apipolicy_version(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "apipolicy_version: the sunset date is earlier "
                            "than the deprecation date; a version cannot be "
                            "retired before it is deprecated (RFC 9745)");
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     if (vc->announce > vc->deprecated) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "apipolicy_version: the announce date is later "
                            "than the deprecation date");
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
-    vc->enabled = 1;
+    return NGX_OK;
+}
 
-    /* Deprecation: @<epoch> (RFC 9745 structured-field Date) */
+
+/*
+ * The header values, formatted once: Deprecation: @<epoch> (RFC 9745
+ * structured-field Date), Sunset: <IMF-fixdate> (RFC 8594), Link, and
+ * the 410 problem's detail
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_version_precompute(ngx_conf_t *cf,
+    ngx_http_apipolicy_version_conf_t *vc, ngx_str_t *link,
+    ngx_str_t *successor)
+{
+    u_char  *p;
+    size_t   len;
 
     p = ngx_pnalloc(cf->pool, 1 + NGX_TIME_T_LEN);
     if (p == NULL) {
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     vc->deprecation_value.data = p;
     vc->deprecation_value.len = ngx_sprintf(p, "@%T", vc->deprecated) - p;
 
-    /* Sunset: <IMF-fixdate> (RFC 8594) */
-
     ngx_str_null(&vc->sunset_value);
+    ngx_str_null(&vc->gone_detail);
 
     if (vc->sunset != -1) {
         p = ngx_pnalloc(cf->pool, sizeof("Mon, 28 Sep 1970 06:00:00 GMT"));
         if (p == NULL) {
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
 
         vc->sunset_value.data = p;
         vc->sunset_value.len = ngx_http_time(p, vc->sunset) - p;
-    }
 
-    /* Link: <doc>; rel="deprecation", <doc>; rel="sunset",
-     *       <next>; rel="successor-version" */
-
-    len = 0;
-
-    if (link.len) {
-        len += sizeof("<>; rel=\"deprecation\", ") - 1 + link.len;
-
-        if (vc->sunset != -1) {
-            len += sizeof("<>; rel=\"sunset\", ") - 1 + link.len;
-        }
-    }
-
-    if (successor.len) {
-        len += sizeof("<>; rel=\"successor-version\"") - 1 + successor.len;
-    }
-
-    ngx_str_null(&vc->link_value);
-
-    if (len) {
-        p = ngx_pnalloc(cf->pool, len);
-        if (p == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        vc->link_value.data = p;
-
-        if (link.len) {
-            p = ngx_sprintf(p, "<%V>; rel=\"deprecation\"", &link);
-
-            if (vc->sunset != -1) {
-                p = ngx_sprintf(p, ", <%V>; rel=\"sunset\"", &link);
-            }
-        }
-
-        if (successor.len) {
-            if (p != vc->link_value.data) {
-                *p++ = ','; *p++ = ' ';
-            }
-
-            p = ngx_sprintf(p, "<%V>; rel=\"successor-version\"", &successor);
-        }
-
-        vc->link_value.len = p - vc->link_value.data;
-    }
-
-    /* the 410 problem's detail */
-
-    ngx_str_null(&vc->gone_detail);
-
-    if (vc->sunset != -1) {
         len = sizeof("This API version was retired on ; its successor is .")
-              - 1 + vc->sunset_value.len + successor.len;
+              - 1 + vc->sunset_value.len + successor->len;
 
         p = ngx_pnalloc(cf->pool, len);
         if (p == NULL) {
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
 
         vc->gone_detail.data = p;
         p = ngx_sprintf(p, "This API version was retired on %V",
                         &vc->sunset_value);
-        p = successor.len ? ngx_sprintf(p, "; its successor is %V.",
-                                        &successor)
-                          : ngx_sprintf(p, ".");
+        p = successor->len ? ngx_sprintf(p, "; its successor is %V.",
+                                         successor)
+                           : ngx_sprintf(p, ".");
         vc->gone_detail.len = p - vc->gone_detail.data;
     }
 
-    return NGX_CONF_OK;
+    return ngx_http_apipolicy_version_link(cf, vc, link, successor);
+}
+
+
+/*
+ * Link: <doc>; rel="deprecation", <doc>; rel="sunset",
+ *       <next>; rel="successor-version"
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_version_link(ngx_conf_t *cf,
+    ngx_http_apipolicy_version_conf_t *vc, ngx_str_t *link,
+    ngx_str_t *successor)
+{
+    u_char  *p;
+    size_t   len;
+
+    len = 0;
+
+    if (link->len) {
+        len += sizeof("<>; rel=\"deprecation\", ") - 1 + link->len;
+
+        if (vc->sunset != -1) {
+            len += sizeof("<>; rel=\"sunset\", ") - 1 + link->len;
+        }
+    }
+
+    if (successor->len) {
+        len += sizeof("<>; rel=\"successor-version\"") - 1 + successor->len;
+    }
+
+    ngx_str_null(&vc->link_value);
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    vc->link_value.data = p;
+
+    if (link->len) {
+        p = ngx_sprintf(p, "<%V>; rel=\"deprecation\"", link);
+
+        if (vc->sunset != -1) {
+            p = ngx_sprintf(p, ", <%V>; rel=\"sunset\"", link);
+        }
+    }
+
+    if (successor->len) {
+        if (p != vc->link_value.data) {
+            *p++ = ','; *p++ = ' ';
+        }
+
+        p = ngx_sprintf(p, "<%V>; rel=\"successor-version\"", successor);
+    }
+
+    vc->link_value.len = p - vc->link_value.data;
+
+    return NGX_OK;
 }
 
 
