@@ -28,6 +28,8 @@ typedef struct {
 } ngx_http_apipolicy_json_parser_t;
 
 
+static ngx_http_apipolicy_json_t *ngx_http_apipolicy_json_node(
+    ngx_pool_t *pool);
 static ngx_int_t ngx_http_apipolicy_json_value(
     ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j);
 static ngx_int_t ngx_http_apipolicy_json_container(
@@ -40,6 +42,21 @@ static ngx_int_t ngx_http_apipolicy_json_hex4(u_char *p, uint32_t *cp);
 static size_t ngx_http_apipolicy_json_utf8(u_char *p, u_char *last);
 
 
+/* 1: a byte a string holds as it is (printable ASCII but '"' and '\\') */
+
+static const u_char  ngx_http_apipolicy_json_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,    /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,    /* 0x10 */
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,    /* 0x20 '"' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,    /* 0x30 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,    /* 0x40 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,    /* 0x50 '\\' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,    /* 0x60 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,    /* 0x70 */
+    /* 0x80 - 0xff: UTF-8, checked sequence by sequence */
+};
+
+
 #define ngx_http_apipolicy_json_ws(ps)                                       \
     while (ps->p < ps->last                                                  \
            && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n'             \
@@ -48,8 +65,42 @@ static size_t ngx_http_apipolicy_json_utf8(u_char *p, u_char *last);
         ps->p++;                                                             \
     }
 
+/* a member's name: the length, the first byte, then the rest */
+
+#define ngx_http_apipolicy_json_key_eq(e, nm, n)                             \
+    ((e)->key.len == (n)                                                     \
+     && ((n) == 0                                                            \
+         || ((e)->key.data[0] == (nm)[0]                                     \
+             && ngx_memcmp((e)->key.data + 1, (nm) + 1, (n) - 1) == 0)))
+
 #define ngx_http_apipolicy_json_fail(ps, e)                                  \
     ((ps)->error = (e), NGX_ERROR)
+
+
+/* a value with every field empty (cheaper than clearing it all) */
+
+static ngx_http_apipolicy_json_t *
+ngx_http_apipolicy_json_node(ngx_pool_t *pool)
+{
+    ngx_http_apipolicy_json_t  *j;
+
+    j = ngx_palloc(pool, sizeof(ngx_http_apipolicy_json_t));
+    if (j == NULL) {
+        return NULL;
+    }
+
+    j->type = NGX_HTTP_APIPOLICY_JSON_NULL;
+    ngx_str_null(&j->key);
+    ngx_str_null(&j->value);
+    ngx_str_null(&j->raw);
+    j->number = 0;
+    j->count = 0;
+    j->child = NULL;
+    j->next = NULL;
+    j->integer = 0;
+
+    return j;
+}
 
 
 ngx_http_apipolicy_json_t *
@@ -66,7 +117,7 @@ ngx_http_apipolicy_json_parse(ngx_pool_t *pool, u_char *text, size_t len,
     ps.max_depth = max_depth;
     ps.error = NGX_HTTP_APIPOLICY_JSON_OK;
 
-    j = ngx_pcalloc(pool, sizeof(ngx_http_apipolicy_json_t));
+    j = ngx_http_apipolicy_json_node(pool);
     if (j == NULL) {
         *error = NGX_HTTP_APIPOLICY_JSON_E_NOMEM;
         return NULL;
@@ -212,9 +263,7 @@ ngx_http_apipolicy_json_container(ngx_http_apipolicy_json_parser_t *ps,
             }
 
             for (e = j->child; e; e = e->next) {
-                if (e->key.len == key.len
-                    && ngx_memcmp(e->key.data, key.data, key.len) == 0)
-                {
+                if (ngx_http_apipolicy_json_key_eq(e, key.data, key.len)) {
                     return ngx_http_apipolicy_json_fail(ps,
                                                 NGX_HTTP_APIPOLICY_JSON_E_DUP);
                 }
@@ -236,7 +285,7 @@ ngx_http_apipolicy_json_container(ngx_http_apipolicy_json_parser_t *ps,
             ngx_http_apipolicy_json_ws(ps);
         }
 
-        m = ngx_pcalloc(ps->pool, sizeof(ngx_http_apipolicy_json_t));
+        m = ngx_http_apipolicy_json_node(ps->pool);
         if (m == NULL) {
             return ngx_http_apipolicy_json_fail(ps,
                                               NGX_HTTP_APIPOLICY_JSON_E_NOMEM);
@@ -297,6 +346,12 @@ ngx_http_apipolicy_json_string(ngx_http_apipolicy_json_parser_t *ps,
     /* pass 1: find the end, check the bytes */
 
     for (p = start; /* void */ ; /* void */) {
+
+        /* the run of plain printable ASCII, one table look-up a byte */
+
+        while (p < ps->last && ngx_http_apipolicy_json_plain[*p]) {
+            p++;
+        }
 
         if (p == ps->last) {
             return ngx_http_apipolicy_json_fail(ps,
@@ -648,7 +703,7 @@ ngx_http_apipolicy_json_get(ngx_http_apipolicy_json_t *obj, u_char *name,
     }
 
     for (e = obj->child; e; e = e->next) {
-        if (e->key.len == len && ngx_memcmp(e->key.data, name, len) == 0) {
+        if (ngx_http_apipolicy_json_key_eq(e, name, len)) {
             return e;
         }
     }

@@ -66,6 +66,30 @@ typedef struct {
 } ngx_http_apipolicy_jwt_error_t;
 
 
+/* the key sets a token is verified with */
+typedef struct {
+    ngx_array_t                       *set[2];    /* configured, fetched */
+    ngx_uint_t                         nsets;
+    u_char                            *id;        /* room for an identity
+                                                     covering both sets */
+    u_char                            *idp;       /* the verified-token
+                                                     cache identity */
+    ngx_uint_t                         jwks_down; /* the fetched set is
+                                                     missing */
+} ngx_http_apipolicy_jwt_sets_t;
+
+
+static ngx_int_t ngx_http_apipolicy_jwt_start(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_jwt_conf_t *jcf);
+static ngx_int_t ngx_http_apipolicy_jwt_token(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_jwt_conf_t *jcf,
+    ngx_str_t *detail);
+static ngx_int_t ngx_http_apipolicy_jwt_key_sets(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_jwt_conf_t *jcf,
+    ngx_http_apipolicy_jwt_sets_t *sets, ngx_str_t *detail);
+static ngx_int_t ngx_http_apipolicy_jwt_signature(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_jwt_conf_t *jcf,
+    ngx_http_apipolicy_jwt_sets_t *sets, ngx_str_t *detail);
 static ngx_int_t ngx_http_apipolicy_jwt_extract(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_str_t *token, ngx_str_t *detail);
 static ngx_int_t ngx_http_apipolicy_jwt_bearer(ngx_str_t *value,
@@ -73,6 +97,16 @@ static ngx_int_t ngx_http_apipolicy_jwt_bearer(ngx_str_t *value,
 static ngx_uint_t ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
     ngx_str_t *detail);
+static ngx_uint_t ngx_http_apipolicy_jwt_split(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
+    u_char **dot, ngx_str_t *detail);
+static ngx_uint_t ngx_http_apipolicy_jwt_segments(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_ctx_t *jctx, u_char **dot, ngx_str_t *detail);
+static ngx_uint_t ngx_http_apipolicy_jwt_header_check(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
+    ngx_str_t *detail);
+static ngx_uint_t ngx_http_apipolicy_jwt_typ_ok(
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_json_t *v);
 static ngx_int_t ngx_http_apipolicy_jwt_issuer(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_ctx_t *jctx, ngx_str_t *detail);
 static ngx_uint_t ngx_http_apipolicy_jwt_verify(ngx_http_request_t *r,
@@ -181,20 +215,98 @@ ngx_int_t
 ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx)
 {
-    u_char                          id[32], *idp;
+    u_char                          id[32];
     ngx_int_t                       rc;
-    ngx_str_t                       detail, sid;
-    ngx_uint_t                      err, nsets, fetched, jwks_down;
-    ngx_array_t                    *sets[2], *fetched_keys;
+    ngx_str_t                       detail;
+    ngx_uint_t                      err;
     ngx_http_apipolicy_jwt_ctx_t   *jctx;
     ngx_http_apipolicy_jwt_conf_t  *jcf;
     ngx_http_apipolicy_jwt_rule_t  *rule;
+    ngx_http_apipolicy_jwt_sets_t   sets;
 
     jcf = alcf->jwt;
 
     if (jcf == NULL || jcf->mode == NGX_HTTP_APIPOLICY_JWT_OFF) {
         return NGX_DECLINED;
     }
+
+    rc = ngx_http_apipolicy_jwt_start(r, ctx, jcf);
+    if (rc != NGX_DONE) {
+        return rc;
+    }
+
+    jctx = ctx->jwt;
+    ngx_str_null(&detail);
+
+    rc = ngx_http_apipolicy_jwt_token(r, ctx, jcf, &detail);
+    if (rc != NGX_DONE) {
+        return rc;
+    }
+
+    sets.id = id;
+
+    rc = ngx_http_apipolicy_jwt_key_sets(r, ctx, jcf, &sets, &detail);
+    if (rc != NGX_DONE) {
+        return rc;
+    }
+
+    rc = ngx_http_apipolicy_jwt_cache_check(r, jcf, jctx, sets.idp);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        rc = ngx_http_apipolicy_jwt_signature(r, ctx, jcf, &sets, &detail);
+        if (rc != NGX_DONE) {
+            return rc;
+        }
+    }
+
+    if (jctx->claims == NULL) {
+        jctx->claims = ngx_http_apipolicy_jwt_json(r, jctx->payload.data,
+                                                   jctx->payload.len,
+                                                   "payload", &detail);
+    }
+
+    if (jctx->claims == NULL) {
+        return ngx_http_apipolicy_jwt_fail(r, ctx, jcf,
+                                           NGX_HTTP_APIPOLICY_JWT_E_MALFORMED,
+                                           0, &detail, NULL);
+    }
+
+    rule = NULL;
+
+    err = ngx_http_apipolicy_jwt_check_claims(r, jcf, jctx, &detail, &rule);
+    if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
+        return ngx_http_apipolicy_jwt_fail(r, ctx, jcf, err,
+                                           rule ? rule->status : 0,
+                                           &detail, rule);
+    }
+
+    ngx_http_apipolicy_jwt_cache_update(r, jctx);
+
+    jctx->verified = 1;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "apipolicy jwt: verified, alg %V",
+                   ngx_http_apipolicy_jwt_alg_name(jctx->alg));
+
+    return NGX_OK;
+}
+
+
+/*
+ * The request's JWT state: NGX_DONE to decide (again), or what the
+ * handler returns (a decision already made, a key fetch under way).
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_start(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_jwt_conf_t *jcf)
+{
+    ngx_uint_t                     fetched;
+    ngx_http_apipolicy_jwt_ctx_t  *jctx;
 
     jctx = ctx->jwt;
 
@@ -234,9 +346,25 @@ ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
     }
 
     jctx->conf = jcf;
-    ngx_str_null(&detail);
 
-    rc = ngx_http_apipolicy_jwt_extract(r, jcf, &jctx->token, &detail);
+    return NGX_DONE;
+}
+
+
+/* the token found and decoded: NGX_DONE, else what the handler returns */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_token(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_jwt_conf_t *jcf,
+    ngx_str_t *detail)
+{
+    ngx_int_t                      rc;
+    ngx_uint_t                     err;
+    ngx_http_apipolicy_jwt_ctx_t  *jctx;
+
+    jctx = ctx->jwt;
+
+    rc = ngx_http_apipolicy_jwt_extract(r, jcf, &jctx->token, detail);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -253,32 +381,52 @@ ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
 
         return ngx_http_apipolicy_jwt_fail(r, ctx, jcf,
                                            NGX_HTTP_APIPOLICY_JWT_E_MISSING,
-                                           0, &detail, NULL);
+                                           0, detail, NULL);
     }
 
     if (rc != NGX_OK) {
         return ngx_http_apipolicy_jwt_fail(r, ctx, jcf, (ngx_uint_t) rc, 0,
-                                           &detail, NULL);
+                                           detail, NULL);
     }
 
-    err = ngx_http_apipolicy_jwt_decode(r, jcf, jctx, &detail);
+    err = ngx_http_apipolicy_jwt_decode(r, jcf, jctx, detail);
     if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
-        return ngx_http_apipolicy_jwt_fail(r, ctx, jcf, err, 0, &detail,
-                                           NULL);
+        return ngx_http_apipolicy_jwt_fail(r, ctx, jcf, err, 0, detail, NULL);
     }
 
-    /* the keys: configured ones first, then those fetched at run time */
+    return NGX_DONE;
+}
 
-    nsets = 0;
-    jwks_down = 0;
-    idp = jcf->id;
+
+/*
+ * The keys: configured ones first, then those fetched at run time, and
+ * the verified-token cache identity covering both; with keys bound to
+ * issuers, the token's "iss".  NGX_DONE, else what the handler returns.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_key_sets(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_jwt_conf_t *jcf,
+    ngx_http_apipolicy_jwt_sets_t *sets, ngx_str_t *detail)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      sid;
+    ngx_array_t                   *fetched_keys;
+    ngx_http_apipolicy_jwt_ctx_t  *jctx;
+
+    jctx = ctx->jwt;
+
+    sets->nsets = 0;
+    sets->jwks_down = 0;
+    sets->idp = jcf->id;
 
     if (jcf->keys && jcf->keys->nelts) {
-        sets[nsets++] = jcf->keys;
+        sets->set[sets->nsets++] = jcf->keys;
     }
 
     if (jcf->jwks) {
-        rc = ngx_http_apipolicy_jwks_keys(r, jcf, jctx, &fetched_keys, id);
+        rc = ngx_http_apipolicy_jwks_keys(r, jcf, jctx, &fetched_keys,
+                                          sets->id);
 
         if (rc == NGX_AGAIN) {
             return NGX_AGAIN;
@@ -289,130 +437,113 @@ ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
         }
 
         if (rc == NGX_OK) {
-            sets[nsets++] = fetched_keys;
+            sets->set[sets->nsets++] = fetched_keys;
 
             /* the cache identity covers both sets */
 
-            sid.data = id;
-            sid.len = sizeof(id);
+            sid.data = sets->id;
+            sid.len = 32;
 
-            if (ngx_http_apipolicy_jwt_cache_id(NULL, jcf->id, &sid, id)
+            if (ngx_http_apipolicy_jwt_cache_id(NULL, jcf->id, &sid, sets->id)
                 != NGX_OK)
             {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            idp = id;
+            sets->idp = sets->id;
 
-        } else if (nsets == 0) {
-            ngx_http_apipolicy_jwt_detail(r, &detail,
+        } else if (sets->nsets == 0) {
+            ngx_http_apipolicy_jwt_detail(r, detail,
                                           "the keys could not be fetched");
             return ngx_http_apipolicy_jwt_fail(r, ctx, jcf,
                                              NGX_HTTP_APIPOLICY_JWT_E_NO_KEYS,
-                                             0, &detail, NULL);
+                                             0, detail, NULL);
 
         } else {
-            jwks_down = 1;
+            sets->jwks_down = 1;
         }
     }
 
     if (jcf->key_issuers
-        && ngx_http_apipolicy_jwt_issuer(r, jctx, &detail) != NGX_OK)
+        && ngx_http_apipolicy_jwt_issuer(r, jctx, detail) != NGX_OK)
     {
         return ngx_http_apipolicy_jwt_fail(r, ctx, jcf,
                                            NGX_HTTP_APIPOLICY_JWT_E_MALFORMED,
-                                           0, &detail, NULL);
+                                           0, detail, NULL);
     }
 
-    rc = ngx_http_apipolicy_jwt_cache_check(r, jcf, jctx, idp);
+    return NGX_DONE;
+}
 
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
-    if (rc == NGX_DECLINED) {
+/*
+ * The signature checked (no verified-token cache hit): decoded, verified
+ * with the keys that may verify it, and on a kid the keys lack the set
+ * fetched again.  NGX_DONE, else what the handler returns.
+ */
 
-        if (ngx_http_apipolicy_crypto_base64url_decode(r->pool,
-                                                       jctx->signature.data,
-                                                       jctx->signature.len,
-                                                       &jctx->signature)
-            != NGX_OK)
-        {
-            ngx_http_apipolicy_jwt_detail(r, &detail,
-                                          "the signature is not base64url");
-            return ngx_http_apipolicy_jwt_fail(r, ctx, jcf,
-                                           NGX_HTTP_APIPOLICY_JWT_E_MALFORMED,
-                                           0, &detail, NULL);
-        }
+static ngx_int_t
+ngx_http_apipolicy_jwt_signature(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_jwt_conf_t *jcf,
+    ngx_http_apipolicy_jwt_sets_t *sets, ngx_str_t *detail)
+{
+    ngx_int_t                      rc;
+    ngx_uint_t                     err;
+    ngx_http_apipolicy_jwt_ctx_t  *jctx;
 
-        err = ngx_http_apipolicy_jwt_verify(r, jctx, sets, nsets, &detail);
+    jctx = ctx->jwt;
 
-        if (err == NGX_HTTP_APIPOLICY_JWT_E_KEY && jcf->jwks
-            && jctx->kid.len)
-        {
-            /* a kid the keys lack: the provider may have rotated them */
-
-            rc = ngx_http_apipolicy_jwks_unknown_kid(r, jcf, jctx);
-
-            if (rc == NGX_AGAIN) {
-                return NGX_AGAIN;
-            }
-
-            if (rc == NGX_ERROR) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-        }
-
-        if ((err == NGX_HTTP_APIPOLICY_JWT_E_ISSUER
-             || err == NGX_HTTP_APIPOLICY_JWT_E_KEY)
-            && jwks_down
-            && ngx_http_apipolicy_jwks_issuer(jcf->jwks)->len
-            && ngx_http_apipolicy_jwt_key_for_issuer(
-                   ngx_http_apipolicy_jwks_issuer(jcf->jwks), &jctx->iss))
-        {
-            /* the token's issuer's keys are the fetched ones, and missing */
-
-            ngx_http_apipolicy_jwt_detail(r, &detail,
-                                          "the keys could not be fetched");
-            err = NGX_HTTP_APIPOLICY_JWT_E_NO_KEYS;
-        }
-
-        if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
-            return ngx_http_apipolicy_jwt_fail(r, ctx, jcf, err, 0, &detail,
-                                               NULL);
-        }
-    }
-
-    if (jctx->claims == NULL) {
-        jctx->claims = ngx_http_apipolicy_jwt_json(r, jctx->payload.data,
-                                                   jctx->payload.len,
-                                                   "payload", &detail);
-    }
-
-    if (jctx->claims == NULL) {
+    if (ngx_http_apipolicy_crypto_base64url_decode(r->pool,
+                                                   jctx->signature.data,
+                                                   jctx->signature.len,
+                                                   &jctx->signature)
+        != NGX_OK)
+    {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "the signature is not base64url");
         return ngx_http_apipolicy_jwt_fail(r, ctx, jcf,
                                            NGX_HTTP_APIPOLICY_JWT_E_MALFORMED,
-                                           0, &detail, NULL);
+                                           0, detail, NULL);
     }
 
-    rule = NULL;
+    err = ngx_http_apipolicy_jwt_verify(r, jctx, sets->set, sets->nsets,
+                                        detail);
 
-    err = ngx_http_apipolicy_jwt_check_claims(r, jcf, jctx, &detail, &rule);
+    if (err == NGX_HTTP_APIPOLICY_JWT_E_KEY && jcf->jwks && jctx->kid.len) {
+
+        /* a kid the keys lack: the provider may have rotated them */
+
+        rc = ngx_http_apipolicy_jwks_unknown_kid(r, jcf, jctx);
+
+        if (rc == NGX_AGAIN) {
+            return NGX_AGAIN;
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if ((err == NGX_HTTP_APIPOLICY_JWT_E_ISSUER
+         || err == NGX_HTTP_APIPOLICY_JWT_E_KEY)
+        && sets->jwks_down
+        && ngx_http_apipolicy_jwks_issuer(jcf->jwks)->len
+        && ngx_http_apipolicy_jwt_key_for_issuer(
+               ngx_http_apipolicy_jwks_issuer(jcf->jwks), &jctx->iss))
+    {
+        /* the token's issuer's keys are the fetched ones, and missing */
+
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "the keys could not be fetched");
+        err = NGX_HTTP_APIPOLICY_JWT_E_NO_KEYS;
+    }
+
     if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
-        return ngx_http_apipolicy_jwt_fail(r, ctx, jcf, err,
-                                           rule ? rule->status : 0,
-                                           &detail, rule);
+        return ngx_http_apipolicy_jwt_fail(r, ctx, jcf, err, 0, detail,
+                                           NULL);
     }
 
-    ngx_http_apipolicy_jwt_cache_update(r, jctx);
-
-    jctx->verified = 1;
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "apipolicy jwt: verified, alg %V",
-                   ngx_http_apipolicy_jwt_alg_name(jctx->alg));
-
-    return NGX_OK;
+    return NGX_DONE;
 }
 
 
@@ -573,12 +704,32 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
     ngx_str_t *detail)
 {
-    u_char                     *p, *last, *dot[2], *s;
-    size_t                      i, len;
-    ngx_int_t                   hrc, prc;
-    ngx_str_t                   decoded, *typ;
-    ngx_uint_t                  alg, dots, ok;
-    ngx_http_apipolicy_json_t  *header, *v;
+    u_char      *dot[2];
+    ngx_uint_t   err;
+
+    err = ngx_http_apipolicy_jwt_split(r, jcf, jctx, dot, detail);
+    if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
+        return err;
+    }
+
+    err = ngx_http_apipolicy_jwt_segments(r, jctx, dot, detail);
+    if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
+        return err;
+    }
+
+    return ngx_http_apipolicy_jwt_header_check(r, jcf, jctx, detail);
+}
+
+
+/* size bounds, three segments, the signature's characters */
+
+static ngx_uint_t
+ngx_http_apipolicy_jwt_split(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
+    u_char **dot, ngx_str_t *detail)
+{
+    u_char      *p, *last, *s;
+    ngx_uint_t   dots;
 
     p = jctx->token.data;
     last = p + jctx->token.len;
@@ -635,7 +786,22 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
     jctx->signing_input.data = p;
     jctx->signing_input.len = dot[1] - p;
 
-    /* header and payload */
+    return NGX_HTTP_APIPOLICY_JWT_E_OK;
+}
+
+
+/* header and payload decoded, the header parsed; the signature's bounds */
+
+static ngx_uint_t
+ngx_http_apipolicy_jwt_segments(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_ctx_t *jctx, u_char **dot, ngx_str_t *detail)
+{
+    u_char     *p, *last;
+    ngx_int_t   hrc, prc;
+    ngx_str_t   decoded;
+
+    p = jctx->token.data;
+    last = p + jctx->token.len;
 
     hrc = ngx_http_apipolicy_crypto_base64url_decode(r->pool, p, dot[0] - p,
                                                      &decoded);
@@ -658,13 +824,11 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
         return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
     }
 
-    header = ngx_http_apipolicy_jwt_json(r, decoded.data, decoded.len,
-                                         "header", detail);
-    if (header == NULL) {
+    jctx->header = ngx_http_apipolicy_jwt_json(r, decoded.data, decoded.len,
+                                               "header", detail);
+    if (jctx->header == NULL) {
         return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
     }
-
-    jctx->header = header;
 
     /* payload: only checked for syntax here, parsed once verified */
 
@@ -695,9 +859,25 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
     jctx->signature.data = p;
     jctx->signature.len = last - p;
 
+    return NGX_HTTP_APIPOLICY_JWT_E_OK;
+}
+
+
+/* alg, crit, typ and kid of the header */
+
+static ngx_uint_t
+ngx_http_apipolicy_jwt_header_check(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
+    ngx_str_t *detail)
+{
+    u_char                     *s;
+    size_t                      len;
+    ngx_uint_t                  alg;
+    ngx_http_apipolicy_json_t  *v;
+
     /* alg (RFC 8725 section 3.1) */
 
-    v = ngx_http_apipolicy_json_get_literal(header, "alg");
+    v = ngx_http_apipolicy_json_get_literal(jctx->header, "alg");
 
     if (v == NULL || v->type != NGX_HTTP_APIPOLICY_JSON_STRING) {
         ngx_http_apipolicy_jwt_detail(r, detail,
@@ -734,7 +914,7 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
 
     /* crit (RFC 7515 section 4.1.11): no extension is understood */
 
-    v = ngx_http_apipolicy_json_get_literal(header, "crit");
+    v = ngx_http_apipolicy_json_get_literal(jctx->header, "crit");
 
     if (v && !(v->type == NGX_HTTP_APIPOLICY_JSON_ARRAY && v->count == 0)) {
         ngx_http_apipolicy_jwt_detail(r, detail,
@@ -745,7 +925,7 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
 
     /* typ (RFC 8725 section 3.11) */
 
-    v = ngx_http_apipolicy_json_get_literal(header, "typ");
+    v = ngx_http_apipolicy_json_get_literal(jctx->header, "typ");
 
     if (v && v->type != NGX_HTTP_APIPOLICY_JSON_STRING) {
         ngx_http_apipolicy_jwt_detail(r, detail,
@@ -753,46 +933,16 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
         return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
     }
 
-    if (!jcf->typ_any) {
-
-        if (v == NULL) {
-            ok = jcf->typ_absent;
-
-        } else {
-            s = v->value.data;
-            len = v->value.len;
-
-            if (len > 12 && ngx_strncasecmp(s, (u_char *) "application/", 12)
-                            == 0)
-            {
-                s += 12;
-                len -= 12;
-            }
-
-            ok = 0;
-            typ = jcf->typs->elts;
-
-            for (i = 0; i < jcf->typs->nelts; i++) {
-                if (typ[i].len == len
-                    && ngx_strncasecmp(typ[i].data, s, len) == 0)
-                {
-                    ok = 1;
-                    break;
-                }
-            }
-        }
-
-        if (!ok) {
-            ngx_http_apipolicy_jwt_detail(r, detail,
-                    v ? "the token type (typ) is not accepted here"
-                      : "the token has no type (typ) and one is required");
-            return NGX_HTTP_APIPOLICY_JWT_E_TYPE;
-        }
+    if (!jcf->typ_any && !ngx_http_apipolicy_jwt_typ_ok(jcf, v)) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                v ? "the token type (typ) is not accepted here"
+                  : "the token has no type (typ) and one is required");
+        return NGX_HTTP_APIPOLICY_JWT_E_TYPE;
     }
 
     /* kid */
 
-    v = ngx_http_apipolicy_json_get_literal(header, "kid");
+    v = ngx_http_apipolicy_json_get_literal(jctx->header, "kid");
 
     if (v) {
         if (v->type != NGX_HTTP_APIPOLICY_JSON_STRING) {
@@ -805,6 +955,40 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
     }
 
     return NGX_HTTP_APIPOLICY_JWT_E_OK;
+}
+
+
+/* the typ (a string or NULL) is one of apipolicy_jwt_typ's */
+
+static ngx_uint_t
+ngx_http_apipolicy_jwt_typ_ok(ngx_http_apipolicy_jwt_conf_t *jcf,
+    ngx_http_apipolicy_json_t *v)
+{
+    u_char     *s;
+    size_t      i, len;
+    ngx_str_t  *typ;
+
+    if (v == NULL) {
+        return jcf->typ_absent;
+    }
+
+    s = v->value.data;
+    len = v->value.len;
+
+    if (len > 12 && ngx_strncasecmp(s, (u_char *) "application/", 12) == 0) {
+        s += 12;
+        len -= 12;
+    }
+
+    typ = jcf->typs->elts;
+
+    for (i = 0; i < jcf->typs->nelts; i++) {
+        if (typ[i].len == len && ngx_strncasecmp(typ[i].data, s, len) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
