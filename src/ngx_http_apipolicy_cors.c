@@ -1324,12 +1324,14 @@ ngx_int_t
 ngx_http_apipolicy_cors_header(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx)
 {
+    uint64_t                           lens;
     ngx_str_t                         *upstream;
     ngx_int_t                          n;
     ngx_table_elt_t                   *h;
     ngx_http_apipolicy_header_iter_t   it;
 
     upstream = ngx_http_apipolicy_cors_upstream_headers;
+    lens = ngx_http_apipolicy_header_lens(upstream);
 
     if (ngx_http_apipolicy_cors_write(r, ctx) != NGX_OK) {
         return NGX_ERROR;
@@ -1348,7 +1350,7 @@ ngx_http_apipolicy_cors_header(ngx_http_request_t *r,
 
     while ((h = ngx_http_apipolicy_header_each(&r->headers_out.headers, &it)))
     {
-        n = ngx_http_apipolicy_header_in(h, upstream);
+        n = ngx_http_apipolicy_header_in(h, upstream, lens);
 
         if (n != NGX_ERROR) {
             ctx->cors.owned |= (ngx_uint_t) 1 << n;
@@ -1588,6 +1590,7 @@ ngx_module_t  ngx_http_apipolicy_cors_single_module = {
 static ngx_int_t
 ngx_http_apipolicy_cors_single_filter(ngx_http_request_t *r)
 {
+    uint64_t                           lens;
     ngx_str_t                         *upstream;
     ngx_int_t                          n;
     ngx_uint_t                         bit, seen;
@@ -1602,6 +1605,7 @@ ngx_http_apipolicy_cors_single_filter(ngx_http_request_t *r)
     }
 
     upstream = ngx_http_apipolicy_cors_upstream_headers;
+    lens = ngx_http_apipolicy_header_lens(upstream);
 
     /* one walk: of each name the gateway's first header stays */
 
@@ -1610,7 +1614,7 @@ ngx_http_apipolicy_cors_single_filter(ngx_http_request_t *r)
 
     while ((h = ngx_http_apipolicy_header_each(&r->headers_out.headers, &it)))
     {
-        n = ngx_http_apipolicy_header_in(h, upstream);
+        n = ngx_http_apipolicy_header_in(h, upstream, lens);
 
         if (n == NGX_ERROR) {
             continue;

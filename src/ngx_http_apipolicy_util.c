@@ -84,14 +84,43 @@ ngx_http_apipolicy_header_next(ngx_list_t *headers, ngx_str_t *name,
 
 /* hides every response header of that name; returns how many it hid */
 
-/* the index of a live header's name in "names" (up to a null name) */
+/*
+ * The lengths of the names in "names" (up to a null name), one bit each
+ * (modulo 64): a header whose length has no bit is none of them, without
+ * a comparison.
+ */
 
-ngx_int_t
-ngx_http_apipolicy_header_in(ngx_table_elt_t *h, ngx_str_t *names)
+uint64_t
+ngx_http_apipolicy_header_lens(ngx_str_t *names)
 {
+    uint64_t    lens;
     ngx_str_t  *name;
 
-    if (h->hash == 0) {
+    lens = 0;
+
+    for (name = names; name->len; name++) {
+        lens |= (uint64_t) 1 << (name->len & 63);
+    }
+
+    return lens;
+}
+
+
+/*
+ * the index of a live header's name in "names" (up to a null name), whose
+ * lengths are "lens" (ngx_http_apipolicy_header_lens)
+ */
+
+ngx_int_t
+ngx_http_apipolicy_header_in(ngx_table_elt_t *h, ngx_str_t *names,
+    uint64_t lens)
+{
+    size_t      len;
+    ngx_str_t  *name;
+
+    len = h->key.len;
+
+    if (h->hash == 0 || !(lens & ((uint64_t) 1 << (len & 63)))) {
         return NGX_ERROR;
     }
 
@@ -101,11 +130,11 @@ ngx_http_apipolicy_header_in(ngx_table_elt_t *h, ngx_str_t *names)
      */
 
     for (name = names; name->len; name++) {
-        if (h->key.len == name->len
-            && (h->key.data[h->key.len - 1] | 0x20)
-               == (name->data[name->len - 1] | 0x20)
-            && (ngx_memcmp(h->key.data, name->data, name->len) == 0
-                || ngx_strncasecmp(h->key.data, name->data, name->len) == 0))
+        if (len == name->len
+            && (h->key.data[len - 1] | 0x20)
+               == (name->data[len - 1] | 0x20)
+            && (ngx_memcmp(h->key.data, name->data, len) == 0
+                || ngx_strncasecmp(h->key.data, name->data, len) == 0))
         {
             return name - names;
         }
@@ -154,14 +183,16 @@ ngx_http_apipolicy_header_each(ngx_list_t *headers,
 void
 ngx_http_apipolicy_clear_headers(ngx_http_request_t *r, ngx_str_t *names)
 {
+    uint64_t                           lens;
     ngx_table_elt_t                   *h;
     ngx_http_apipolicy_header_iter_t   it;
 
+    lens = ngx_http_apipolicy_header_lens(names);
     ngx_memzero(&it, sizeof(ngx_http_apipolicy_header_iter_t));
 
     while ((h = ngx_http_apipolicy_header_each(&r->headers_out.headers, &it)))
     {
-        if (ngx_http_apipolicy_header_in(h, names) != NGX_ERROR) {
+        if (ngx_http_apipolicy_header_in(h, names, lens) != NGX_ERROR) {
             h->hash = 0;
         }
     }

@@ -31,7 +31,9 @@ ngx_uint_t ngx_http_apipolicy_clear_header(ngx_http_request_t *r,
     ngx_str_t *name);
 void ngx_http_apipolicy_clear_headers(ngx_http_request_t *r,
     ngx_str_t *names);
-ngx_int_t ngx_http_apipolicy_header_in(ngx_table_elt_t *h, ngx_str_t *names);
+uint64_t ngx_http_apipolicy_header_lens(ngx_str_t *names);
+ngx_int_t ngx_http_apipolicy_header_in(ngx_table_elt_t *h, ngx_str_t *names,
+    uint64_t lens);
 ngx_table_elt_t *ngx_http_apipolicy_header_each(ngx_list_t *headers,
     ngx_http_apipolicy_header_iter_t *it);
 ngx_table_elt_t *ngx_http_apipolicy_find_header(ngx_list_t *headers,
