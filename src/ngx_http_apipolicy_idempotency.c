@@ -15,8 +15,9 @@
  *   first    no entry: an "in flight" entry is made (pinned: never
  *            evicted) and the request goes on; its response (status,
  *            headers, body up to max_body) is kept for ttl= once the last
- *            byte passed.  A 5xx or 429 the upstream sent, or an upstream
- *            never reached, frees the key: the client may try again.  An
+ *            byte passed.  A 5xx (unless keep=5xx) or 429 the upstream
+ *            sent, or an upstream never reached, frees the key: the
+ *            client may try again.  An
  *            unknown outcome (timeout, upstream broke off, request ended
  *            early) or an answer that cannot be kept locks the key for
  *            lease=; a client that goes away does not stop the upstream
@@ -149,6 +150,7 @@ struct ngx_http_apipolicy_idem_conf_s {
     ngx_http_apipolicy_idem_zone_t    *zone;
     ngx_uint_t                         methods;   /* NGX_HTTP_POST | ... */
     ngx_flag_t                         required;
+    ngx_flag_t                         keep_5xx;  /* keep=5xx */
     ngx_http_complex_value_t          *scope;
 };
 
@@ -164,6 +166,7 @@ struct ngx_http_apipolicy_idem_ctx_s {
     unsigned                           stored:1;
     unsigned                           redis_owner:1; /* our Redis claim */
     unsigned                           no_cookies:1;  /* no scope= */
+    unsigned                           keep_5xx:1;    /* keep=5xx */
     unsigned                           reached:1;     /* the request went
                                                          to an upstream */
 
@@ -347,6 +350,7 @@ ngx_http_apipolicy_idempotency_handler(ngx_http_request_t *r,
     ctx->idem = ictx;
     ictx->zone = icf->zone;
     ictx->no_cookies = (icf->scope == NULL);
+    ictx->keep_5xx = icf->keep_5xx;
 
     ngx_str_null(&detail);
 
@@ -1089,9 +1093,14 @@ ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    /* what is not worth keeping: server errors, throttling, a refusal */
+    /*
+     * what is not worth keeping: server errors (unless keep=5xx: a 5xx the
+     * upstream sent is then its answer, replayed), throttling, a refusal,
+     * an upstream never reached
+     */
 
-    if (r->headers_out.status >= 500
+    if ((r->headers_out.status >= 500
+         && (!ictx->keep_5xx || r->err_status))
         || r->headers_out.status == NGX_HTTP_TOO_MANY_REQUESTS
         || ctx->problem || r->header_only)
     {
@@ -2529,6 +2538,19 @@ ngx_http_apipolicy_idempotency(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
+        if (s.len > 5 && ngx_strncmp(s.data, "keep=", 5) == 0) {
+            if (ngx_strcmp(s.data + 5, "5xx") != 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": use \"keep=5xx\" (the "
+                                   "5xx answers the upstream sends are kept "
+                                   "and replayed)", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            icf->keep_5xx = 1;
+            continue;
+        }
+
         if (s.len > 8 && ngx_strncmp(s.data, "methods=", 8) == 0) {
             icf->methods = 0;
             p = s.data + 8;
@@ -2596,7 +2618,8 @@ ngx_http_apipolicy_idempotency(ngx_conf_t *cf, ngx_command_t *cmd,
         }
 
         ngx_http_apipolicy_conf_bad_param(cf, &value[i],
-                                          "zone=, required, methods= and scope=");
+                                          "zone=, required, methods=, scope= and "
+                                          "keep=");
         return NGX_CONF_ERROR;
     }
 

@@ -20,7 +20,8 @@ typedef struct ngx_http_apipolicy_idem_ctx_s   ngx_http_apipolicy_idem_ctx_t;
  *                            [redis_fail=open|closed] (http) */
 char *ngx_http_apipolicy_idempotency_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-/* apipolicy_idempotency zone=NAME [required] [methods=..] [scope=$var] */
+/* apipolicy_idempotency zone=NAME [required] [methods=..] [scope=$var]
+ *                       [keep=5xx] */
 char *ngx_http_apipolicy_idempotency(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 

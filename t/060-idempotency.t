@@ -608,3 +608,12 @@ Idempotency-Key: loc-1
 --- response_headers eval
 ["Set-Cookie: sid=1", "!Set-Cookie\nIdempotent-Replayed: true", "Set-Cookie: sid=3",
  "Set-Cookie: sid=3\nIdempotent-Replayed: true"]
+
+
+
+=== TEST 28: config: keep= takes 5xx only
+--- config
+    location /pay { apipolicy_idempotency zone=idem keep=4xx; }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid "keep=4xx": use "keep=5xx" \(the 5xx answers the upstream sends are kept and replayed\) in .*nginx\.conf:\d+/

@@ -146,6 +146,31 @@ sub sizes {
     is($calls, $n, "$tag: one backend call per key");
 }
 
+# 7. keep=5xx: a 5xx the upstream sent is its answer, kept and replayed;
+# without it the key is free again; an upstream never reached frees it
+# either way
+sub keep_5xx {
+    my $a = post('k5-1', '/keep?status=503');
+    is($a->{status}, 503, "keep=5xx: the upstream's 503");
+    my $b = post('k5-1', '/keep?status=503');
+    is($b->{status}, 503, "keep=5xx: the retry gets the 503");
+    is($b->{headers}{'idempotent-replayed'}, 'true', "keep=5xx: replayed");
+    is($b->{body}, $a->{body}, "keep=5xx: the first call's body");
+    is(SlowBackend::calls('k5-1'), 1, "keep=5xx: one backend call");
+
+    $a = post('k5-2', '/pay?status=500');
+    $b = post('k5-2', '/pay?status=500');
+    is($b->{status}, 500, "no keep=: the retry gets a 500 of its own");
+    ok(!defined $b->{headers}{'idempotent-replayed'}, "no keep=: not replayed");
+    is(SlowBackend::calls('k5-2'), 2, "no keep=: the retry reached the upstream");
+
+    $a = post('k5-3', '/down');
+    $b = post('k5-3', '/down');
+    is($a->{status}, 502, "keep=5xx, upstream never reached: 502");
+    is($b->{status}, 502, "keep=5xx, upstream never reached: the retry is tried again");
+    ok(!defined $b->{headers}{'idempotent-replayed'}, "keep=5xx, upstream never reached: not replayed");
+}
+
 run_tests();
 
 __DATA__
@@ -295,6 +320,32 @@ ok
 --- init
 main::sizes("40k", 20, 40000);
 main::sizes("mixed", 60, 100, 900, 2100, 3000, 5000, 9000, 17000, 40000, 60000, 300);
+--- request
+GET /ok
+--- response_body
+ok
+
+
+
+=== TEST 9: keep=5xx: the upstream's 503 is kept and replayed (one backend call); without it the retry reaches the upstream; a 502 for an upstream never reached is never kept
+--- http_config
+    apipolicy_idempotency_zone idem:1m;
+--- config
+    location /keep {
+        apipolicy_idempotency zone=idem keep=5xx;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_BACKEND_PORT;
+    }
+    location /pay {
+        apipolicy_idempotency zone=idem;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_BACKEND_PORT;
+    }
+    location /down {
+        apipolicy_idempotency zone=idem keep=5xx;
+        proxy_pass http://127.0.0.1:1;
+    }
+    location = /ok { return 200 "ok\n"; }
+--- init
+main::keep_5xx();
 --- request
 GET /ok
 --- response_body
