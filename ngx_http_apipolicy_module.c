@@ -394,15 +394,15 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_apipolicy_conf_set_status_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_apipolicy_loc_conf_t, ratelimit_status),
+      offsetof(ngx_http_apipolicy_loc_conf_t, ratelimit.status),
       &ngx_http_apipolicy_ratelimit_status_bounds },
 
     { ngx_string("apipolicy_ratelimit_headers"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_apipolicy_ratelimit_headers,
+      ngx_http_apipolicy_conf_set_enum_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
+      offsetof(ngx_http_apipolicy_loc_conf_t, ratelimit.headers),
+      ngx_http_apipolicy_ratelimit_headers },
 
       ngx_null_command
 };
@@ -479,7 +479,7 @@ ngx_http_apipolicy_create_loc_conf(ngx_conf_t *cf)
 
     ngx_http_apipolicy_cors_create_loc_conf(cf, &alcf->cors);
     ngx_http_apipolicy_version_create_loc_conf(cf, &alcf->version);
-    ngx_http_apipolicy_ratelimit_create_conf(alcf);
+    ngx_http_apipolicy_ratelimit_create_loc_conf(cf, &alcf->ratelimit);
     alcf->webhook = NGX_CONF_UNSET_PTR;
     alcf->idempotency = NGX_CONF_UNSET_PTR;
     ngx_http_apipolicy_status_create_loc_conf(cf, &alcf->status);
@@ -516,11 +516,14 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_apipolicy_ratelimit_merge_conf(cf, prev, conf)
+    if (ngx_http_apipolicy_ratelimit_merge(cf, &prev->ratelimit,
+                                           &conf->ratelimit)
         != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;
     }
+
+    conf->phases |= ngx_http_apipolicy_ratelimit_phases(&conf->ratelimit);
 
     if (ngx_http_apipolicy_webhook_merge_conf(cf, prev, conf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
@@ -542,10 +545,6 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (ngx_http_apipolicy_jwt_enabled(conf)) {
         conf->phases |= NGX_HTTP_APIPOLICY_ACCESS;
-    }
-
-    if (conf->ratelimits) {
-        conf->phases |= NGX_HTTP_APIPOLICY_PRECONTENT;
     }
 
     if (conf->webhook) {

@@ -113,13 +113,10 @@ struct ngx_http_apipolicy_loc_conf_s {
     ngx_http_apipolicy_version_conf_t  version;
     ngx_http_apipolicy_jwt_conf_t     *jwt;       /* NULL: no JWT directive
                                                      here or above */
+    ngx_http_apipolicy_ratelimit_conf_t  ratelimit;
 
     ngx_http_apipolicy_webhook_conf_t *webhook;   /* NULL: none or "off" */
     ngx_http_apipolicy_idem_conf_t    *idempotency; /* NULL: none or "off" */
-
-    ngx_array_t                       *ratelimits; /* ratelimit_limit_t */
-    ngx_uint_t                         ratelimit_status;
-    ngx_uint_t                         ratelimit_headers;
 
     ngx_http_apipolicy_status_conf_t   status;
 };

@@ -91,6 +91,18 @@ static ngx_int_t ngx_http_apipolicy_ratelimit_init_zone(
     ngx_shm_zone_t *shm_zone, void *data);
 
 
+/* apipolicy_ratelimit_headers ietf | legacy | both | off */
+
+ngx_conf_enum_t  ngx_http_apipolicy_ratelimit_headers[] = {
+    { ngx_string("ietf"), NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_IETF },
+    { ngx_string("legacy"), NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_LEGACY },
+    { ngx_string("both"), NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_IETF
+                          |NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_LEGACY },
+    { ngx_string("off"), 0 },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_ratelimit_problem =
     ngx_http_apipolicy_problem("RATE_LIMITED", "rate-limited",
                                "Too many requests");
@@ -129,7 +141,7 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_ratelimit_taken_t
                               taken[NGX_HTTP_APIPOLICY_RATELIMIT_MAX_LIMITS];
 
-    if (alcf->ratelimits == NULL) {
+    if (alcf->ratelimit.limits == NULL) {
         return NGX_DECLINED;
     }
 
@@ -147,18 +159,18 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
     }
 
     ctx->ratelimit = rctx;
-    rctx->headers = alcf->ratelimit_headers;
+    rctx->headers = alcf->ratelimit.headers;
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_apipolicy_module);
     now = ngx_http_apipolicy_ratelimit_now();
 
-    limit = alcf->ratelimits->elts;
+    limit = alcf->ratelimit.limits->elts;
     n = 0;
     rejected = 0;
     dry = 0;
     retry = 0;
 
-    for (i = 0; i < alcf->ratelimits->nelts; i++) {
+    for (i = 0; i < alcf->ratelimit.limits->nelts; i++) {
 
         if (ngx_http_complex_value(r, &limit[i].key, &value) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -293,7 +305,7 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
                              rctx->retry_after)
                  - detail.data;
 
-    return ngx_http_apipolicy_reject(r, ctx, alcf->ratelimit_status,
+    return ngx_http_apipolicy_reject(r, ctx, alcf->ratelimit.status,
                                      &ngx_http_apipolicy_ratelimit_problem,
                                      NGX_LOG_INFO, &detail);
 }
@@ -1157,6 +1169,7 @@ ngx_http_apipolicy_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     zone->name = name;
+    zone->index = amcf->ratelimit_zones ? amcf->ratelimit_zones->nelts : 0;
     zone->sync = sync;
     zone->line = line;
     zone->file = cf->conf_file->file.name;
@@ -1238,6 +1251,7 @@ ngx_http_apipolicy_ratelimit_tier(ngx_conf_t *cf, ngx_command_t *cmd,
 
     ngx_memzero(t, sizeof(ngx_http_apipolicy_ratelimit_tier_t));
     t->name = value[1];
+    t->index = amcf->ratelimit_tiers->nelts - 1;
 
     for (i = 2; i < cf->args->nelts; i++) {
         s = value[i];
@@ -1329,6 +1343,7 @@ ngx_http_apipolicy_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_int_t                              n;
     ngx_uint_t                             i;
     ngx_http_apipolicy_ratelimit_zone_t  **zp;
+    ngx_http_apipolicy_ratelimit_conf_t   *rlcf;
     ngx_http_apipolicy_ratelimit_limit_t  *limit;
     ngx_http_apipolicy_main_conf_t        *amcf;
     ngx_http_compile_complex_value_t       ccv;
@@ -1336,15 +1351,17 @@ ngx_http_apipolicy_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
 
-    if (alcf->ratelimits == NGX_CONF_UNSET_PTR) {
-        alcf->ratelimits = ngx_array_create(cf->pool, 2,
+    rlcf = &alcf->ratelimit;
+
+    if (rlcf->limits == NGX_CONF_UNSET_PTR) {
+        rlcf->limits = ngx_array_create(cf->pool, 2,
                                  sizeof(ngx_http_apipolicy_ratelimit_limit_t));
-        if (alcf->ratelimits == NULL) {
+        if (rlcf->limits == NULL) {
             return NGX_CONF_ERROR;
         }
     }
 
-    if (alcf->ratelimits->nelts == NGX_HTTP_APIPOLICY_RATELIMIT_MAX_LIMITS) {
+    if (rlcf->limits->nelts == NGX_HTTP_APIPOLICY_RATELIMIT_MAX_LIMITS) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "at most %d apipolicy_ratelimit lines apply to "
                            "one location",
@@ -1352,7 +1369,7 @@ ngx_http_apipolicy_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    limit = ngx_array_push(alcf->ratelimits);
+    limit = ngx_array_push(rlcf->limits);
     if (limit == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -1499,67 +1516,35 @@ ngx_http_apipolicy_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* apipolicy_ratelimit_headers ietf | legacy | both | off */
-
-char *
-ngx_http_apipolicy_ratelimit_headers(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_http_apipolicy_loc_conf_t  *alcf = conf;
-
-    ngx_str_t  *value;
-
-    if (alcf->ratelimit_headers != NGX_CONF_UNSET_UINT) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (ngx_strcmp(value[1].data, "ietf") == 0) {
-        alcf->ratelimit_headers = NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_IETF;
-
-    } else if (ngx_strcmp(value[1].data, "legacy") == 0) {
-        alcf->ratelimit_headers = NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_LEGACY;
-
-    } else if (ngx_strcmp(value[1].data, "both") == 0) {
-        alcf->ratelimit_headers = NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_IETF
-                                  |NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_LEGACY;
-
-    } else if (ngx_strcmp(value[1].data, "off") == 0) {
-        alcf->ratelimit_headers = 0;
-
-    } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\": use \"ietf\", \"legacy\", "
-                           "\"both\" or \"off\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
 void
-ngx_http_apipolicy_ratelimit_create_conf(ngx_http_apipolicy_loc_conf_t *alcf)
+ngx_http_apipolicy_ratelimit_create_loc_conf(ngx_conf_t *cf,
+    ngx_http_apipolicy_ratelimit_conf_t *conf)
 {
-    alcf->ratelimits = NGX_CONF_UNSET_PTR;
-    alcf->ratelimit_status = NGX_CONF_UNSET_UINT;
-    alcf->ratelimit_headers = NGX_CONF_UNSET_UINT;
+    conf->limits = NGX_CONF_UNSET_PTR;
+    conf->status = NGX_CONF_UNSET_UINT;
+    conf->headers = NGX_CONF_UNSET_UINT;
 }
 
 
 char *
-ngx_http_apipolicy_ratelimit_merge_conf(ngx_conf_t *cf,
-    ngx_http_apipolicy_loc_conf_t *prev, ngx_http_apipolicy_loc_conf_t *conf)
+ngx_http_apipolicy_ratelimit_merge(ngx_conf_t *cf,
+    ngx_http_apipolicy_ratelimit_conf_t *prev,
+    ngx_http_apipolicy_ratelimit_conf_t *conf)
 {
-    ngx_conf_merge_ptr_value(conf->ratelimits, prev->ratelimits, NULL);
-    ngx_conf_merge_uint_value(conf->ratelimit_status, prev->ratelimit_status,
+    ngx_conf_merge_ptr_value(conf->limits, prev->limits, NULL);
+    ngx_conf_merge_uint_value(conf->status, prev->status,
                               NGX_HTTP_TOO_MANY_REQUESTS);
-    ngx_conf_merge_uint_value(conf->ratelimit_headers,
-                              prev->ratelimit_headers,
+    ngx_conf_merge_uint_value(conf->headers, prev->headers,
                               NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_IETF);
 
     return NGX_CONF_OK;
+}
+
+
+ngx_uint_t
+ngx_http_apipolicy_ratelimit_phases(ngx_http_apipolicy_ratelimit_conf_t *conf)
+{
+    return conf->limits ? NGX_HTTP_APIPOLICY_PRECONTENT : 0;
 }
 
 
@@ -1630,26 +1615,7 @@ ngx_http_apipolicy_ratelimit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 }
 
 
-/* for the metrics: a zone's place in the http{} list, and its name */
-
-ngx_uint_t
-ngx_http_apipolicy_ratelimit_zone_index(ngx_http_apipolicy_main_conf_t *amcf,
-    ngx_http_apipolicy_ratelimit_zone_t *zone)
-{
-    ngx_uint_t                             i;
-    ngx_http_apipolicy_ratelimit_zone_t  **zp;
-
-    zp = amcf->ratelimit_zones->elts;
-
-    for (i = 0; i < amcf->ratelimit_zones->nelts - 1; i++) {
-        if (zp[i] == zone) {
-            break;
-        }
-    }
-
-    return i;
-}
-
+/* for the metrics: a zone's name, the request's outcome */
 
 ngx_str_t *
 ngx_http_apipolicy_ratelimit_zone_name(ngx_http_apipolicy_main_conf_t *amcf,
@@ -1663,16 +1629,23 @@ ngx_http_apipolicy_ratelimit_zone_name(ngx_http_apipolicy_main_conf_t *amcf,
 }
 
 
-ngx_http_apipolicy_ratelimit_result_t *
-ngx_http_apipolicy_ratelimit_outcome(ngx_http_apipolicy_ctx_t *ctx,
-    ngx_uint_t *n)
+ngx_uint_t
+ngx_http_apipolicy_ratelimit_applied(ngx_http_apipolicy_ctx_t *ctx)
 {
-    if (ctx->ratelimit == NULL) {
-        *n = 0;
-        return NULL;
-    }
+    return ctx->ratelimit ? ctx->ratelimit->nresults : 0;
+}
 
-    *n = ctx->ratelimit->nresults;
 
-    return ctx->ratelimit->results;
+ngx_uint_t
+ngx_http_apipolicy_ratelimit_outcome(ngx_http_apipolicy_ctx_t *ctx,
+    ngx_uint_t i, ngx_uint_t *zone, ngx_uint_t *tier)
+{
+    ngx_http_apipolicy_ratelimit_result_t  *res;
+
+    res = &ctx->ratelimit->results[i];
+
+    *zone = res->zone->index;
+    *tier = res->tier->index;
+
+    return res->status;
 }

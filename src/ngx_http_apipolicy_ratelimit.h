@@ -22,6 +22,7 @@ typedef struct {
     ngx_uint_t                         quota;     /* rate + burst */
     ngx_msec_t                         window;    /* 1s, 1m, 1h, 1d */
     ngx_str_t                          policy;    /* "name";q=..;w=.. */
+    ngx_uint_t                         index;     /* in amcf's list */
 } ngx_http_apipolicy_ratelimit_tier_t;
 
 /* apipolicy_ratelimit zone= key= [tier=] [cost=] [dry_run] */
@@ -32,6 +33,13 @@ typedef struct {
     ngx_uint_t                         cost;
     ngx_flag_t                         dry_run;
 } ngx_http_apipolicy_ratelimit_limit_t;
+
+/* a location's rate limits: ngx_http_apipolicy_loc_conf_t's "ratelimit" */
+typedef struct {
+    ngx_array_t                       *limits;    /* ratelimit_limit_t */
+    ngx_uint_t                         status;    /* of a refusal: 429 */
+    ngx_uint_t                         headers;   /* _RATELIMIT_HEADERS_* */
+} ngx_http_apipolicy_ratelimit_conf_t;
 
 #define NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_IETF    0x01
 #define NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_LEGACY  0x02
@@ -70,13 +78,17 @@ char *ngx_http_apipolicy_ratelimit_tier(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_apipolicy_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-char *ngx_http_apipolicy_ratelimit_headers(ngx_conf_t *cf,
-    ngx_command_t *cmd, void *conf);
 
-void ngx_http_apipolicy_ratelimit_create_conf(
-    ngx_http_apipolicy_loc_conf_t *alcf);
-char *ngx_http_apipolicy_ratelimit_merge_conf(ngx_conf_t *cf,
-    ngx_http_apipolicy_loc_conf_t *prev, ngx_http_apipolicy_loc_conf_t *conf);
+/* apipolicy_ratelimit_headers (ngx_http_apipolicy_conf_set_enum_slot) */
+extern ngx_conf_enum_t  ngx_http_apipolicy_ratelimit_headers[];
+
+void ngx_http_apipolicy_ratelimit_create_loc_conf(ngx_conf_t *cf,
+    ngx_http_apipolicy_ratelimit_conf_t *conf);
+char *ngx_http_apipolicy_ratelimit_merge(ngx_conf_t *cf,
+    ngx_http_apipolicy_ratelimit_conf_t *prev,
+    ngx_http_apipolicy_ratelimit_conf_t *conf);
+ngx_uint_t ngx_http_apipolicy_ratelimit_phases(
+    ngx_http_apipolicy_ratelimit_conf_t *conf);
 
 /*
  * The PRECONTENT step: NGX_DECLINED (passed, or no limit here) or the
@@ -86,10 +98,7 @@ char *ngx_http_apipolicy_ratelimit_merge_conf(ngx_conf_t *cf,
 ngx_int_t ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx);
 
-/* for the metrics: a zone's index in amcf->ratelimit_zones, and its name */
-ngx_uint_t ngx_http_apipolicy_ratelimit_zone_index(
-    ngx_http_apipolicy_main_conf_t *amcf,
-    ngx_http_apipolicy_ratelimit_zone_t *zone);
+/* for the metrics: the name of the zone at "i" in amcf->ratelimit_zones */
 ngx_str_t *ngx_http_apipolicy_ratelimit_zone_name(
     ngx_http_apipolicy_main_conf_t *amcf, ngx_uint_t i);
 
@@ -161,6 +170,7 @@ typedef struct ngx_http_apipolicy_ratelimit_sync_s
 
 struct ngx_http_apipolicy_ratelimit_zone_s {
     ngx_str_t                          name;
+    ngx_uint_t                         index;     /* in amcf's list */
     ngx_shm_zone_t                    *shm_zone;
     ngx_msec_t                         sync;      /* 0: off */
     ngx_str_t                          file;      /* of sync=, to warn */
@@ -196,8 +206,13 @@ uint64_t ngx_http_apipolicy_ratelimit_now(void);
     ((ngx_http_apipolicy_ratelimit_node_t *) &(node)->color)
 
 
-/* the request's applied limits, for the metrics: *n of them (0: none) */
-ngx_http_apipolicy_ratelimit_result_t *ngx_http_apipolicy_ratelimit_outcome(
-    ngx_http_apipolicy_ctx_t *ctx, ngx_uint_t *n);
+/*
+ * For the metrics: how many limits applied to the request (0: none), and
+ * the outcome of the one at "i" (_RATELIMIT_PASSED, _REJECTED, _DRY_RUN)
+ * with the places of its zone and tier in amcf's lists.
+ */
+ngx_uint_t ngx_http_apipolicy_ratelimit_applied(ngx_http_apipolicy_ctx_t *ctx);
+ngx_uint_t ngx_http_apipolicy_ratelimit_outcome(ngx_http_apipolicy_ctx_t *ctx,
+    ngx_uint_t i, ngx_uint_t *zone, ngx_uint_t *tier);
 
 #endif /* _NGX_HTTP_APIPOLICY_RATELIMIT_H_INCLUDED_ */

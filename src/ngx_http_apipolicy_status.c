@@ -336,13 +336,12 @@ static ngx_http_apipolicy_st_sh_t  *ngx_http_apipolicy_status_worker_sh;
 ngx_int_t
 ngx_http_apipolicy_status_log(ngx_http_request_t *r)
 {
-    ngx_uint_t                              i, n, code, outcome, sub, nres;
-    ngx_http_apipolicy_ctx_t               *ctx;
-    ngx_http_apipolicy_st_ratelimit_t      *series;
-    ngx_http_apipolicy_st_sh_t             *sh;
-    ngx_http_apipolicy_st_conf_t           *st;
-    ngx_http_apipolicy_ratelimit_result_t  *res;
-    ngx_http_apipolicy_main_conf_t         *amcf;
+    ngx_uint_t                           i, n, t, code, outcome, sub, nres;
+    ngx_http_apipolicy_ctx_t            *ctx;
+    ngx_http_apipolicy_st_ratelimit_t   *series;
+    ngx_http_apipolicy_st_sh_t          *sh;
+    ngx_http_apipolicy_st_conf_t        *st;
+    ngx_http_apipolicy_main_conf_t      *amcf;
 
     if (r != r->main) {
         return NGX_OK;
@@ -398,23 +397,21 @@ ngx_http_apipolicy_status_log(ngx_http_request_t *r)
         }
     }
 
-    res = ngx_http_apipolicy_ratelimit_outcome(ctx, &nres);
+    nres = ngx_http_apipolicy_ratelimit_applied(ctx);
 
     if (st->ratelimit) {
         for (i = 0; i < nres; i++) {
-            n = ngx_http_apipolicy_ratelimit_zone_index(amcf, res[i].zone);
+            outcome = ngx_http_apipolicy_ratelimit_outcome(ctx, i, &n, &t);
 
-            series = st->ratelimit[n * st->ntiers
-                                   + (res[i].tier
-                                      - (ngx_http_apipolicy_ratelimit_tier_t *)
-                                        amcf->ratelimit_tiers->elts)];
+            series = st->ratelimit[n * st->ntiers + t];
 
-            if (series && res[i].status >= NGX_HTTP_APIPOLICY_RATELIMIT_PASSED
-                && res[i].status <= NGX_HTTP_APIPOLICY_RATELIMIT_DRY_RUN)
+            if (series && outcome >= NGX_HTTP_APIPOLICY_RATELIMIT_PASSED
+                && outcome <= NGX_HTTP_APIPOLICY_RATELIMIT_DRY_RUN)
             {
                 (void) ngx_atomic_fetch_add(
-                    &series->counters[res[i].status
-                                  - NGX_HTTP_APIPOLICY_RATELIMIT_PASSED], 1);
+                    &series->counters[outcome
+                                      - NGX_HTTP_APIPOLICY_RATELIMIT_PASSED],
+                    1);
             }
         }
     }

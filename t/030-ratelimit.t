@@ -411,7 +411,7 @@ qr/\[emerg\] .*invalid status "\d+" in "apipolicy_ratelimit_status": a refusal n
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*invalid value "draft": use "ietf", "legacy", "both" or "off"/
+qr/\[emerg\] .*invalid value "draft" in "apipolicy_ratelimit_headers"; use one of: ietf, legacy, both, off in .*nginx\.conf:\d+/
 
 
 
