@@ -51,6 +51,12 @@
 #define NGX_HTTP_APIPOLICY_REDIS_DISCOVER_MAX  2000
 #define NGX_HTTP_APIPOLICY_REDIS_HS_MAX       4
 
+/* Cluster: 16384 slots; a command follows at most this many redirections */
+#define NGX_HTTP_APIPOLICY_REDIS_SLOTS        16384
+#define NGX_HTTP_APIPOLICY_REDIS_HOPS         5
+#define NGX_HTTP_APIPOLICY_REDIS_DISCARD      ((ngx_uint_t) -1)
+#define NGX_HTTP_APIPOLICY_REDIS_AGAIN        25      /* ms, -TRYAGAIN */
+
 
 typedef struct ngx_http_apipolicy_redis_node_s  ngx_http_apipolicy_redis_node_t;
 
@@ -77,6 +83,7 @@ typedef struct {
     ngx_uint_t                         n;
     ngx_uint_t                         parts;
     ngx_int_t                          rc;
+    ngx_msec_t                         deadline;  /* timeout= from send */
     redisReply                       **replies;
 } ngx_http_apipolicy_redis_req_t;
 
@@ -94,6 +101,13 @@ typedef struct {
     ngx_uint_t                        *index;     /* reply i goes to
                                                      req->replies[index[i]],
                                                      NULL: to [i] */
+    size_t                            *off;       /* command i is buf +
+                                                     off[i] to off[i + 1]
+                                                     (cluster=: kept for
+                                                     a MOVED or ASK) */
+    ngx_uint_t                         hops;      /* redirections so far */
+    ngx_uint_t                         slot;      /* of its command, once
+                                                     redirected */
     ngx_msec_t                         deadline;
     struct timeval                     written;   /* for the round trip */
 } ngx_http_apipolicy_redis_part_t;
@@ -103,6 +117,7 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                          name;
+    ngx_str_t                          host;
     struct sockaddr                   *sockaddr;
     socklen_t                          socklen;
 } ngx_http_apipolicy_redis_addr_t;
@@ -123,6 +138,12 @@ struct ngx_http_apipolicy_redis_node_s {
                                                      ROLE checked */
     ngx_uint_t                         known;     /* its address is */
     ngx_uint_t                         stale;     /* said -READONLY */
+    ngx_uint_t                         seed;      /* one of cluster= */
+    ngx_uint_t                         slots;     /* it serves, in the map */
+    ngx_uint_t                         batch;     /* commands of the batch
+                                                     being split */
+    size_t                             batch_len;
+    ngx_http_apipolicy_redis_part_t   *part;      /* ... and their part */
     ngx_sockaddr_t                     sockaddr_buf;
     u_char                             name_buf[NGX_SOCKADDR_STRLEN];
 
@@ -148,6 +169,8 @@ struct ngx_http_apipolicy_redis_node_s {
     ngx_uint_t                         errors;
     ngx_uint_t                         rtt;       /* microseconds, last */
     ngx_uint_t                         tls_resumed;
+    ngx_uint_t                         moved;     /* redirections it sent */
+    ngx_uint_t                         asked;
     size_t                             error_len;
     u_char                             error[NGX_HTTP_APIPOLICY_REDIS_ERROR_LEN];
 
@@ -168,6 +191,8 @@ struct ngx_http_apipolicy_redis_s {
     ngx_msec_t                         timeout;
     ngx_str_t                          prefix;
     ngx_array_t                       *sentinels; /* redis_addr_t */
+    ngx_array_t                       *seeds;     /* cluster=, redis_addr_t */
+    ngx_str_t                          db_arg;    /* db= as written */
     ngx_str_t                          master;    /* master= */
     ngx_str_t                          sentinel_username;
     ngx_str_t                          sentinel_password;
@@ -194,6 +219,17 @@ struct ngx_http_apipolicy_redis_s {
     ngx_msec_t                         discover_backoff;
     ngx_msec_t                         discover_at;
     ngx_event_t                        discover_ev;
+
+    /* Cluster: every node met (seeds first), the slot map (index + 1
+     * into "nodes", 0: nobody known), asked for again when stale */
+    ngx_array_t                       *nodes;     /* redis_node_t * */
+    uint16_t                          *slots;
+    ngx_uint_t                         mapped;
+    ngx_uint_t                         refreshing;
+    ngx_pool_t                        *pool;      /* the cycle's */
+    ngx_queue_t                        again;     /* parts that met
+                                                     -TRYAGAIN */
+    ngx_event_t                        again_ev;
 };
 
 
@@ -206,9 +242,28 @@ static ngx_int_t ngx_http_apipolicy_redis_send_node(
 static void ngx_http_apipolicy_redis_discover(ngx_http_apipolicy_redis_t *rd);
 static ngx_array_t *ngx_http_apipolicy_redis_addrs(ngx_conf_t *cf,
     ngx_str_t *arg, size_t skip, in_port_t port);
+static ngx_int_t ngx_http_apipolicy_redis_param(ngx_conf_t *cf,
+    ngx_http_apipolicy_redis_t *rd, ngx_str_t *arg);
+static ngx_int_t ngx_http_apipolicy_redis_address(ngx_conf_t *cf,
+    ngx_http_apipolicy_redis_t *rd, ngx_str_t *arg);
+static ngx_int_t ngx_http_apipolicy_redis_time(ngx_conf_t *cf,
+    ngx_http_apipolicy_redis_t *rd, ngx_str_t *arg);
+static ngx_int_t ngx_http_apipolicy_redis_check(ngx_conf_t *cf,
+    ngx_http_apipolicy_redis_t *rd);
+static ngx_int_t ngx_http_apipolicy_redis_check_cluster(ngx_conf_t *cf,
+    ngx_http_apipolicy_redis_t *rd);
+#if (NGX_SSL)
+static ngx_int_t ngx_http_apipolicy_redis_ssl_context(ngx_conf_t *cf,
+    ngx_http_apipolicy_redis_t *rd, ngx_http_apipolicy_redis_ssl_t *ssl);
+static ngx_int_t ngx_http_apipolicy_redis_ssl_trust(ngx_conf_t *cf,
+    ngx_http_apipolicy_redis_t *rd, ngx_http_apipolicy_redis_ssl_t *ssl);
+#endif
 static void ngx_http_apipolicy_redis_discover_handler(ngx_event_t *ev);
 static void ngx_http_apipolicy_redis_discovered(void *data,
     redisReply **replies, ngx_uint_t n, ngx_int_t rc);
+static void ngx_http_apipolicy_redis_moved_master(
+    ngx_http_apipolicy_redis_t *rd, ngx_http_apipolicy_redis_node_t *sentinel,
+    u_char *text, size_t len);
 static ngx_int_t ngx_http_apipolicy_redis_queue(
     ngx_http_apipolicy_redis_node_t *node,
     ngx_http_apipolicy_redis_part_t *part);
@@ -236,6 +291,49 @@ static void ngx_http_apipolicy_redis_drop(
     ngx_http_apipolicy_redis_node_t *node);
 static void ngx_http_apipolicy_redis_connected(
     ngx_http_apipolicy_redis_node_t *node);
+static ngx_int_t ngx_http_apipolicy_redis_hs_reply(
+    ngx_http_apipolicy_redis_node_t *node,
+    ngx_http_apipolicy_redis_part_t *part, redisReply *r);
+static ngx_int_t ngx_http_apipolicy_redis_error(
+    ngx_http_apipolicy_redis_node_t *node,
+    ngx_http_apipolicy_redis_part_t *part, redisReply *r);
+static ngx_int_t ngx_http_apipolicy_redis_cluster_init(
+    ngx_http_apipolicy_redis_t *rd);
+static ngx_uint_t ngx_http_apipolicy_redis_slot(ngx_str_t *key);
+static ngx_http_apipolicy_redis_node_t *ngx_http_apipolicy_redis_cluster_add(
+    ngx_http_apipolicy_redis_t *rd, ngx_str_t *name,
+    struct sockaddr *sockaddr, socklen_t socklen, ngx_uint_t copy);
+static ngx_http_apipolicy_redis_node_t *ngx_http_apipolicy_redis_cluster_node(
+    ngx_http_apipolicy_redis_t *rd, u_char *text, size_t len);
+static ngx_uint_t ngx_http_apipolicy_redis_waiting(
+    ngx_http_apipolicy_redis_node_t *node);
+static ngx_int_t ngx_http_apipolicy_redis_cluster_send(
+    ngx_http_apipolicy_redis_t *rd, ngx_http_apipolicy_redis_cmd_t *cmds,
+    ngx_uint_t ncmds, ngx_http_apipolicy_redis_done_pt done, void *data);
+static ngx_uint_t ngx_http_apipolicy_redis_split(
+    ngx_http_apipolicy_redis_req_t *req, ngx_http_apipolicy_redis_cmd_t *cmds,
+    ngx_http_apipolicy_redis_node_t **list,
+    ngx_http_apipolicy_redis_node_t **masters);
+static ngx_int_t ngx_http_apipolicy_redis_redirect(
+    ngx_http_apipolicy_redis_node_t *node,
+    ngx_http_apipolicy_redis_part_t *part, redisReply *r);
+static ngx_http_apipolicy_redis_part_t *ngx_http_apipolicy_redis_forward(
+    ngx_http_apipolicy_redis_part_t *part, ngx_uint_t ask, ngx_uint_t slot);
+static ngx_int_t ngx_http_apipolicy_redis_again(
+    ngx_http_apipolicy_redis_node_t *node,
+    ngx_http_apipolicy_redis_part_t *part);
+static void ngx_http_apipolicy_redis_again_handler(ngx_event_t *ev);
+static ngx_uint_t ngx_http_apipolicy_redis_index(
+    ngx_http_apipolicy_redis_t *rd, ngx_http_apipolicy_redis_node_t *node);
+static void ngx_http_apipolicy_redis_cluster_refresh(
+    ngx_http_apipolicy_redis_t *rd);
+static void ngx_http_apipolicy_redis_cluster_handler(ngx_event_t *ev);
+static void ngx_http_apipolicy_redis_mapped(void *data, redisReply **replies,
+    ngx_uint_t n, ngx_int_t rc);
+static ngx_int_t ngx_http_apipolicy_redis_map(ngx_http_apipolicy_redis_t *rd,
+    ngx_http_apipolicy_redis_node_t *node, redisReply *r);
+static size_t ngx_http_apipolicy_redis_map_addr(
+    ngx_http_apipolicy_redis_node_t *node, redisReply *m, u_char *text);
 #if (NGX_SSL)
 static void ngx_http_apipolicy_redis_ssl_start(
     ngx_http_apipolicy_redis_node_t *node);
@@ -273,6 +371,17 @@ ngx_http_apipolicy_redis_init_process(ngx_cycle_t *cycle)
 
     *rd = *amcf->redis;
     rd->log = cycle->log;
+    rd->pool = cycle->pool;
+
+    if (rd->seeds) {
+        if (ngx_http_apipolicy_redis_cluster_init(rd) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_apipolicy_redis_worker = rd;
+
+        return NGX_OK;
+    }
 
     if (rd->sentinels == NULL) {
         rd->node = ngx_http_apipolicy_redis_node(rd, cycle->pool, &rd->name,
@@ -397,10 +506,33 @@ ngx_http_apipolicy_redis_state(ngx_http_apipolicy_redis_t *rd)
 {
     ngx_http_apipolicy_redis_node_t  *node;
 
+    ngx_uint_t                         i, used;
+    ngx_http_apipolicy_redis_node_t  **nodes;
+
     node = rd->node;
 
     if (rd->lost) {
-        return NGX_ERROR;               /* no Sentinel names a master */
+        return NGX_ERROR;               /* no Sentinel or cluster node
+                                           names a master */
+    }
+
+    if (rd->seeds) {
+
+        /* Cluster: down when one master in the map is */
+
+        nodes = rd->nodes->elts;
+
+        for (used = 0, i = 0; i < rd->nodes->nelts; i++) {
+            if (nodes[i]->used && (nodes[i]->slots || !rd->mapped)) {
+                if (nodes[i]->down) {
+                    return NGX_ERROR;
+                }
+
+                used = 1;
+            }
+        }
+
+        return used ? NGX_OK : NGX_DECLINED;
     }
 
     if (node == NULL || !node->used) {
@@ -418,8 +550,16 @@ ngx_http_apipolicy_redis_nodes(ngx_http_apipolicy_redis_t *rd,
     ngx_uint_t                        i, n;
     ngx_http_apipolicy_redis_node_t  *node;
 
-    for (n = 0, i = 0; i <= rd->nsentinels; i++) {
-        node = (i == 0) ? rd->node : rd->sentinel[i - 1];
+    for (n = 0, i = 0; ; i++) {
+        if (rd->seeds) {
+            node = (i < rd->nodes->nelts)
+                   ? ((ngx_http_apipolicy_redis_node_t **) rd->nodes->elts)[i]
+                   : NULL;
+
+        } else {
+            node = (i == 0) ? rd->node
+                   : (i <= rd->nsentinels) ? rd->sentinel[i - 1] : NULL;
+        }
 
         if (node == NULL || n == NGX_HTTP_APIPOLICY_REDIS_NODES_MAX) {
             break;
@@ -430,7 +570,9 @@ ngx_http_apipolicy_redis_nodes(ngx_http_apipolicy_redis_t *rd,
         }
 
         info[n].address = node->name;
-        info[n].role = node->role;
+        info[n].role = !rd->seeds ? node->role
+                       : node->slots ? "master"
+                       : node->seed ? "seed" : "unassigned";
         info[n].state = !node->used ? "unused" : node->down ? "down" : "up";
         info[n].error.data = node->error;
         info[n].error.len = node->error_len;
@@ -440,6 +582,8 @@ ngx_http_apipolicy_redis_nodes(ngx_http_apipolicy_redis_t *rd,
         info[n].errors = node->errors;
         info[n].rtt = node->rtt;
         info[n].tls_resumed = node->tls_resumed;
+        info[n].moved = node->moved;
+        info[n].asked = node->asked;
         n++;
     }
 
@@ -486,6 +630,11 @@ ngx_http_apipolicy_redis_send(ngx_http_apipolicy_redis_t *rd,
     ngx_http_apipolicy_redis_done_pt done, void *data)
 {
     ngx_http_apipolicy_redis_node_t  *node;
+
+    if (rd->seeds) {
+        return ngx_http_apipolicy_redis_cluster_send(rd, cmds, ncmds, done,
+                                                     data);
+    }
 
     node = rd->node;
 
@@ -546,6 +695,7 @@ ngx_http_apipolicy_redis_send_node(ngx_http_apipolicy_redis_node_t *node,
     req->n = ncmds;
     req->parts = 1;
     req->rc = NGX_OK;
+    req->deadline = ngx_current_msec + node->rd->timeout;
     req->replies = (redisReply **) (req + 1);
 
     ngx_memzero(req->replies, ncmds * sizeof(redisReply *));
@@ -556,6 +706,7 @@ ngx_http_apipolicy_redis_send_node(ngx_http_apipolicy_redis_node_t *node,
     part->req = req;
     part->buf = (u_char *) (part + 1);
     part->n = ncmds;
+    part->deadline = req->deadline;
 
     p = part->buf;
 
@@ -588,7 +739,9 @@ ngx_http_apipolicy_redis_queue(ngx_http_apipolicy_redis_node_t *node,
         }
     }
 
-    part->deadline = ngx_current_msec + node->rd->timeout;
+    if (part->deadline == 0) {
+        part->deadline = ngx_current_msec + node->rd->timeout;
+    }
 
     ngx_queue_insert_tail(&node->parts, &part->queue);
 
@@ -1103,8 +1256,7 @@ static ngx_int_t
 ngx_http_apipolicy_redis_reply(ngx_http_apipolicy_redis_node_t *node,
     redisReply *r)
 {
-    ngx_str_t                         detail;
-    ngx_uint_t                        i, kind;
+    ngx_uint_t                        i;
     struct timeval                    tv;
     ngx_queue_t                      *q;
     ngx_http_apipolicy_redis_part_t  *part;
@@ -1122,83 +1274,25 @@ ngx_http_apipolicy_redis_reply(ngx_http_apipolicy_redis_node_t *node,
     node->fresh = 0;
 
     if (part->req == NULL) {
-
-        /* the handshake: AUTH and SELECT must say OK */
-
-        kind = node->hs[part->got++];
-
-        if (r->type == REDIS_REPLY_ERROR) {
-            detail.data = (u_char *) r->str;
-            detail.len = r->len;
-
-            ngx_http_apipolicy_redis_fail(node,
-                                          kind == NGX_HTTP_APIPOLICY_REDIS_HS_AUTH
-                                          ? "refused AUTH (check username= "
-                                            "and password=)"
-                                          : "refused SELECT (check db=)",
-                                          &detail);
-            freeReplyObject(r);
-            return NGX_ERROR;
-        }
-
-        if (kind == NGX_HTTP_APIPOLICY_REDIS_HS_ROLE
-            && (r->type != REDIS_REPLY_ARRAY || r->elements == 0
-                || r->element[0]->type != REDIS_REPLY_STRING
-                || ngx_strncmp(r->element[0]->str, "master", 6) != 0))
-        {
-            detail.data = (u_char *) "ROLE";
-            detail.len = 4;
-
-            if (r->type == REDIS_REPLY_ARRAY && r->elements
-                && r->element[0]->type == REDIS_REPLY_STRING)
-            {
-                detail.data = (u_char *) r->element[0]->str;
-                detail.len = r->element[0]->len;
-            }
-
-            ngx_http_apipolicy_redis_fail(node, "is not the master now, "
-                                          "its role", &detail);
-            freeReplyObject(r);
-            return NGX_ERROR;
-        }
-
-        freeReplyObject(r);
-
-        if (part->got == part->n) {
-            node->nhs = 0;
-            ngx_queue_remove(q);
-            ngx_free(part);
-            ngx_http_apipolicy_redis_arm(node);
-        }
-
-        return NGX_OK;
+        return ngx_http_apipolicy_redis_hs_reply(node, part, r);
     }
 
     node->replies++;
 
-    if (r->type == REDIS_REPLY_ERROR) {
-        node->errors++;
+    i = part->index ? part->index[part->got] : part->got;
 
-        if (node->master && r->len >= 8
-            && ngx_strncmp(r->str, "READONLY", 8) == 0)
-        {
-            node->stale = 1;        /* a replica now: ask the Sentinels */
-        }
+    if (i == NGX_HTTP_APIPOLICY_REDIS_DISCARD) {
+        freeReplyObject(r);                 /* ASKING said OK */
 
-        /* a script not cached yet is part of the EVALSHA dance */
+    } else if (r->type == REDIS_REPLY_ERROR
+               && ngx_http_apipolicy_redis_error(node, part, r) == NGX_DONE)
+    {
+        freeReplyObject(r);                 /* sent on to another node */
 
-        if (r->len < 8 || ngx_strncmp(r->str, "NOSCRIPT", 8) != 0) {
-            ngx_http_apipolicy_status_redis(
-                           NGX_HTTP_APIPOLICY_STATUS_REDIS_ERROR_REPLY, 0);
-        }
-
-        node->error_len = ngx_min((size_t) r->len,
-                                  NGX_HTTP_APIPOLICY_REDIS_ERROR_LEN);
-        ngx_memcpy(node->error, r->str, node->error_len);
+    } else {
+        part->req->replies[i] = r;
     }
 
-    i = part->index ? part->index[part->got] : part->got;
-    part->req->replies[i] = r;
     part->got++;
 
     if (part->got < part->n) {
@@ -1238,12 +1332,141 @@ ngx_http_apipolicy_redis_reply(ngx_http_apipolicy_redis_node_t *node,
 }
 
 
-/* the timer follows the oldest part's deadline */
+/* a reply of the handshake: AUTH and SELECT must say OK, ROLE master */
+
+static ngx_int_t
+ngx_http_apipolicy_redis_hs_reply(ngx_http_apipolicy_redis_node_t *node,
+    ngx_http_apipolicy_redis_part_t *part, redisReply *r)
+{
+    ngx_str_t   detail;
+    ngx_uint_t  kind;
+
+    kind = node->hs[part->got++];
+
+    if (r->type == REDIS_REPLY_ERROR) {
+        detail.data = (u_char *) r->str;
+        detail.len = r->len;
+
+        ngx_http_apipolicy_redis_fail(node,
+                                      kind == NGX_HTTP_APIPOLICY_REDIS_HS_AUTH
+                                      ? "refused AUTH (check username= "
+                                        "and password=)"
+                                      : "refused SELECT (check db=)",
+                                      &detail);
+        freeReplyObject(r);
+        return NGX_ERROR;
+    }
+
+    if (kind == NGX_HTTP_APIPOLICY_REDIS_HS_ROLE
+        && (r->type != REDIS_REPLY_ARRAY || r->elements == 0
+            || r->element[0]->type != REDIS_REPLY_STRING
+            || ngx_strncmp(r->element[0]->str, "master", 6) != 0))
+    {
+        detail.data = (u_char *) "ROLE";
+        detail.len = 4;
+
+        if (r->type == REDIS_REPLY_ARRAY && r->elements
+            && r->element[0]->type == REDIS_REPLY_STRING)
+        {
+            detail.data = (u_char *) r->element[0]->str;
+            detail.len = r->element[0]->len;
+        }
+
+        ngx_http_apipolicy_redis_fail(node, "is not the master now, "
+                                      "its role", &detail);
+        freeReplyObject(r);
+        return NGX_ERROR;
+    }
+
+    freeReplyObject(r);
+
+    if (part->got == part->n) {
+        node->nhs = 0;
+        ngx_queue_remove(&part->queue);
+        ngx_free(part);
+        ngx_http_apipolicy_redis_arm(node);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * An error reply to a command of a batch.  With cluster=, -MOVED and
+ * -ASK send the command on to the node named (NGX_DONE: the reply is
+ * not the command's); -CLUSTERDOWN, -TRYAGAIN and a redirection that
+ * cannot be followed fail the batch (Redis is down for it).
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_redis_error(ngx_http_apipolicy_redis_node_t *node,
+    ngx_http_apipolicy_redis_part_t *part, redisReply *r)
+{
+    ngx_http_apipolicy_redis_t  *rd;
+
+    rd = node->rd;
+
+    if (rd->seeds && part->off
+        && ((r->len > 6 && ngx_strncmp(r->str, "MOVED ", 6) == 0)
+            || (r->len > 4 && ngx_strncmp(r->str, "ASK ", 4) == 0)))
+    {
+        if (ngx_http_apipolicy_redis_redirect(node, part, r) == NGX_OK) {
+            return NGX_DONE;
+        }
+
+        part->req->rc = NGX_ERROR;
+    }
+
+    if (rd->seeds && r->len >= 8 && ngx_strncmp(r->str, "TRYAGAIN", 8) == 0)
+    {
+        /* a multi-key command in a slot being moved: again shortly */
+
+        if (ngx_http_apipolicy_redis_again(node, part) == NGX_OK) {
+            return NGX_DONE;
+        }
+
+        part->req->rc = NGX_ERROR;
+    }
+
+    if (rd->seeds && r->len >= 11
+        && ngx_strncmp(r->str, "CLUSTERDOWN", 11) == 0)
+    {
+        /* the slot has no master: not this time */
+
+        part->req->rc = NGX_ERROR;
+        ngx_http_apipolicy_redis_cluster_refresh(rd);
+    }
+
+    node->errors++;
+
+    if (node->master && r->len >= 8
+        && ngx_strncmp(r->str, "READONLY", 8) == 0)
+    {
+        node->stale = 1;        /* a replica now: ask the Sentinels */
+    }
+
+    /* a script not cached yet is part of the EVALSHA dance */
+
+    if (r->len < 8 || ngx_strncmp(r->str, "NOSCRIPT", 8) != 0) {
+        ngx_http_apipolicy_status_redis(
+                       NGX_HTTP_APIPOLICY_STATUS_REDIS_ERROR_REPLY, 0);
+    }
+
+    node->error_len = ngx_min((size_t) r->len,
+                              NGX_HTTP_APIPOLICY_REDIS_ERROR_LEN);
+    ngx_memcpy(node->error, r->str, node->error_len);
+
+    return NGX_OK;
+}
+
+
+/* the timer follows the earliest deadline of the parts on the node */
 
 static void
 ngx_http_apipolicy_redis_arm(ngx_http_apipolicy_redis_node_t *node)
 {
-    ngx_msec_int_t                    left;
+    ngx_queue_t                      *q;
+    ngx_msec_int_t                    left, l;
     ngx_http_apipolicy_redis_part_t  *part;
 
     if (ngx_queue_empty(&node->parts)) {
@@ -1254,10 +1477,22 @@ ngx_http_apipolicy_redis_arm(ngx_http_apipolicy_redis_node_t *node)
         return;
     }
 
-    part = ngx_queue_data(ngx_queue_head(&node->parts),
-                          ngx_http_apipolicy_redis_part_t, queue);
+    /* a part redirected here keeps its batch's deadline: not always the
+     * first part's */
 
-    left = (ngx_msec_int_t) (part->deadline - ngx_current_msec);
+    left = NGX_MAX_INT_T_VALUE;
+
+    for (q = ngx_queue_head(&node->parts);
+         q != ngx_queue_sentinel(&node->parts);
+         q = ngx_queue_next(q))
+    {
+        part = ngx_queue_data(q, ngx_http_apipolicy_redis_part_t, queue);
+        l = (ngx_msec_int_t) (part->deadline - ngx_current_msec);
+
+        if (l < left) {
+            left = l;
+        }
+    }
 
     ngx_add_timer(&node->timer, left > 0 ? (ngx_msec_t) left : 1);
 }
@@ -1390,6 +1625,12 @@ ngx_http_apipolicy_redis_fail(ngx_http_apipolicy_redis_node_t *node,
     if (node->master) {
         ngx_http_apipolicy_redis_discover(node->rd);
     }
+
+    /* Cluster: a replica may be taking over its slots */
+
+    if (node->rd->seeds) {
+        ngx_http_apipolicy_redis_cluster_refresh(node->rd);
+    }
 }
 
 
@@ -1505,8 +1746,6 @@ ngx_http_apipolicy_redis_discovered(void *data, redisReply **replies,
 
     u_char                           *p;
     size_t                            len;
-    ngx_addr_t                        addr;
-    ngx_pool_t                       *pool;
     redisReply                       *r;
     ngx_http_apipolicy_redis_node_t  *node, *sentinel;
     u_char                            text[NGX_SOCKADDR_STRLEN];
@@ -1561,6 +1800,22 @@ ngx_http_apipolicy_redis_discovered(void *data, redisReply **replies,
         node->known = 1;                /* the same: its back-off holds */
         return;
     }
+
+    ngx_http_apipolicy_redis_moved_master(rd, sentinel, text, len);
+}
+
+
+/* the master is at another address now */
+
+static void
+ngx_http_apipolicy_redis_moved_master(ngx_http_apipolicy_redis_t *rd,
+    ngx_http_apipolicy_redis_node_t *sentinel, u_char *text, size_t len)
+{
+    ngx_addr_t                        addr;
+    ngx_pool_t                       *pool;
+    ngx_http_apipolicy_redis_node_t  *node;
+
+    node = rd->node;
 
     pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, rd->log);
     if (pool == NULL) {
@@ -1688,7 +1943,9 @@ ngx_http_apipolicy_redis_drop(ngx_http_apipolicy_redis_node_t *node)
 void
 ngx_http_apipolicy_redis_close(ngx_http_apipolicy_redis_t *rd)
 {
-    ngx_uint_t  i;
+    ngx_uint_t                        i;
+    ngx_queue_t                      *q;
+    ngx_http_apipolicy_redis_part_t  *part;
 
     if (rd->discover_ev.timer_set) {
         ngx_del_timer(&rd->discover_ev);
@@ -1701,6 +1958,940 @@ ngx_http_apipolicy_redis_close(ngx_http_apipolicy_redis_t *rd)
     for (i = 0; i < rd->nsentinels; i++) {
         ngx_http_apipolicy_redis_node_close(rd->sentinel[i]);
     }
+
+    for (i = 0; rd->nodes && i < rd->nodes->nelts; i++) {
+        ngx_http_apipolicy_redis_node_close(
+                    ((ngx_http_apipolicy_redis_node_t **) rd->nodes->elts)[i]);
+    }
+
+    if (rd->seeds) {
+        if (rd->again_ev.timer_set) {
+            ngx_del_timer(&rd->again_ev);
+        }
+
+        while (!ngx_queue_empty(&rd->again)) {
+            q = ngx_queue_head(&rd->again);
+            ngx_queue_remove(q);
+
+            part = ngx_queue_data(q, ngx_http_apipolicy_redis_part_t, queue);
+            part->req->done = NULL;     /* nobody to tell at exit */
+            ngx_http_apipolicy_redis_part_end(part, NGX_ERROR);
+        }
+    }
+}
+
+
+/* ---- Cluster ----------------------------------------------------------- */
+
+/*
+ * cluster=: the nodes are asked in turn for the slot map (CLUSTER SLOTS)
+ * and each command goes to the master of its key's slot (CRC16 of the
+ * key, or of its {hash tag}, mod 16384).  A batch is split into one part
+ * per master, pipelined on that master's connection behind what is
+ * already there; the replies go back into the batch in its order.
+ * -MOVED updates the slot, asks for the map again (at most every 100 ms)
+ * and sends the command on to the node named; -ASK sends ASKING and the
+ * command to the node named, this once.  A command follows at most
+ * NGX_HTTP_APIPOLICY_REDIS_HOPS redirections, and none of them extends
+ * its batch's deadline.
+ */
+
+static uint16_t  ngx_http_apipolicy_redis_crc16[256];
+
+
+static ngx_int_t
+ngx_http_apipolicy_redis_cluster_init(ngx_http_apipolicy_redis_t *rd)
+{
+    uint16_t                          crc;
+    ngx_uint_t                        i, k;
+    ngx_http_apipolicy_redis_addr_t  *addr;
+    ngx_http_apipolicy_redis_node_t  *node;
+
+    /* CRC16-CCITT (XMODEM), the hash of Redis Cluster */
+
+    for (i = 0; i < 256; i++) {
+        crc = (uint16_t) (i << 8);
+
+        for (k = 0; k < 8; k++) {
+            crc = (crc & 0x8000) ? (uint16_t) ((crc << 1) ^ 0x1021)
+                                 : (uint16_t) (crc << 1);
+        }
+
+        ngx_http_apipolicy_redis_crc16[i] = crc;
+    }
+
+    rd->slots = ngx_pcalloc(rd->pool,
+                            NGX_HTTP_APIPOLICY_REDIS_SLOTS * sizeof(uint16_t));
+    if (rd->slots == NULL) {
+        return NGX_ERROR;
+    }
+
+    rd->nodes = ngx_array_create(rd->pool, rd->seeds->nelts + 4,
+                                 sizeof(ngx_http_apipolicy_redis_node_t *));
+    if (rd->nodes == NULL) {
+        return NGX_ERROR;
+    }
+
+    addr = rd->seeds->elts;
+
+    for (i = 0; i < rd->seeds->nelts; i++) {
+        node = ngx_http_apipolicy_redis_cluster_add(rd, &addr[i].name,
+                                                    addr[i].sockaddr,
+                                                    addr[i].socklen, 0);
+        if (node == NULL) {
+            return NGX_ERROR;
+        }
+
+        node->seed = 1;
+    }
+
+    rd->discover_ev.handler = ngx_http_apipolicy_redis_cluster_handler;
+    rd->discover_ev.data = rd;
+    rd->discover_ev.log = rd->log;
+    rd->discover_ev.cancelable = 1;
+
+    ngx_add_timer(&rd->discover_ev, 1);
+
+    ngx_queue_init(&rd->again);
+
+    rd->again_ev.handler = ngx_http_apipolicy_redis_again_handler;
+    rd->again_ev.data = rd;
+    rd->again_ev.log = rd->log;
+    rd->again_ev.cancelable = 1;
+
+    return NGX_OK;
+}
+
+
+/* the slot of a key: of its {hash tag} when it has a non-empty one */
+
+static ngx_uint_t
+ngx_http_apipolicy_redis_slot(ngx_str_t *key)
+{
+    u_char    *p, *last, *open, *close;
+    uint16_t   crc;
+
+    p = key->data;
+    last = p + key->len;
+
+    open = ngx_strlchr(p, last, '{');
+
+    if (open) {
+        close = ngx_strlchr(open + 1, last, '}');
+
+        if (close && close > open + 1) {
+            p = open + 1;
+            last = close;
+        }
+    }
+
+    for (crc = 0; p < last; p++) {
+        crc = (uint16_t) (crc << 8)
+              ^ ngx_http_apipolicy_redis_crc16[((crc >> 8) ^ *p) & 0xff];
+    }
+
+    return crc & (NGX_HTTP_APIPOLICY_REDIS_SLOTS - 1);
+}
+
+
+/* a node by its address: the one met before, or a new one */
+
+static ngx_http_apipolicy_redis_node_t *
+ngx_http_apipolicy_redis_cluster_add(ngx_http_apipolicy_redis_t *rd,
+    ngx_str_t *name, struct sockaddr *sockaddr, socklen_t socklen,
+    ngx_uint_t copy)
+{
+    ngx_uint_t                         i;
+    ngx_http_apipolicy_redis_node_t   *node, **nodes;
+
+    nodes = rd->nodes->elts;
+
+    for (i = 0; i < rd->nodes->nelts; i++) {
+        if (ngx_cmp_sockaddr(nodes[i]->sockaddr, nodes[i]->socklen,
+                             sockaddr, socklen, 1)
+            == NGX_OK)
+        {
+            return nodes[i];
+        }
+    }
+
+    if (rd->nodes->nelts == 65535
+        || (copy && (socklen > sizeof(ngx_sockaddr_t)
+                     || name->len > NGX_SOCKADDR_STRLEN)))
+    {
+        return NULL;
+    }
+
+    node = ngx_http_apipolicy_redis_node(rd, rd->pool, name, sockaddr,
+                                         socklen);
+    if (node == NULL) {
+        return NULL;
+    }
+
+    if (copy) {
+        ngx_memcpy(&node->sockaddr_buf, sockaddr, socklen);
+        node->sockaddr = &node->sockaddr_buf.sockaddr;
+
+        ngx_memcpy(node->name_buf, name->data, name->len);
+        node->name.data = node->name_buf;
+    }
+
+    node->known = 1;
+
+    nodes = ngx_array_push(rd->nodes);
+    if (nodes == NULL) {
+        return NULL;
+    }
+
+    *nodes = node;
+
+    return node;
+}
+
+
+/* a node named "ip:port" by the cluster (a map, a -MOVED, an -ASK) */
+
+static ngx_http_apipolicy_redis_node_t *
+ngx_http_apipolicy_redis_cluster_node(ngx_http_apipolicy_redis_t *rd,
+    u_char *text, size_t len)
+{
+    ngx_str_t                         name;
+    ngx_uint_t                        i;
+    ngx_addr_t                        addr;
+    ngx_pool_t                       *pool;
+    ngx_http_apipolicy_redis_node_t  *node, **nodes;
+
+    nodes = rd->nodes->elts;
+
+    for (i = 0; i < rd->nodes->nelts; i++) {
+        if (nodes[i]->name.len == len
+            && ngx_strncmp(nodes[i]->name.data, text, len) == 0)
+        {
+            return nodes[i];
+        }
+    }
+
+    pool = ngx_create_pool(1024, rd->log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    if (ngx_parse_addr_port(pool, &addr, text, len) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "apipolicy redis: the cluster names \"%*s\", not an "
+                      "IP address and port (with host names, set "
+                      "cluster-preferred-endpoint-type ip)", len, text);
+        ngx_destroy_pool(pool);
+        return NULL;
+    }
+
+    name.data = text;
+    name.len = len;
+
+    node = ngx_http_apipolicy_redis_cluster_add(rd, &name, addr.sockaddr,
+                                                addr.socklen, 1);
+
+    ngx_destroy_pool(pool);
+
+    return node;
+}
+
+
+/* a node is not tried while its back-off runs */
+
+static ngx_uint_t
+ngx_http_apipolicy_redis_waiting(ngx_http_apipolicy_redis_node_t *node)
+{
+    return node->pc.connection == NULL && node->retry_at
+           && (ngx_msec_int_t) (node->retry_at - ngx_current_msec) > 0;
+}
+
+
+/*
+ * A batch split by master: every key's master must be known and not in
+ * its back-off, else the batch is not sent (NGX_DECLINED: Redis is down
+ * for it) and the map is asked for again.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_redis_cluster_send(ngx_http_apipolicy_redis_t *rd,
+    ngx_http_apipolicy_redis_cmd_t *cmds, ngx_uint_t ncmds,
+    ngx_http_apipolicy_redis_done_pt done, void *data)
+{
+    ngx_uint_t                         i, s, nparts;
+    ngx_http_apipolicy_redis_req_t    *req;
+    ngx_http_apipolicy_redis_node_t  **list, **masters, **nodes, *node;
+
+    if (ncmds == 0) {
+        return NGX_ERROR;
+    }
+
+    if (!rd->mapped) {
+        ngx_http_apipolicy_redis_cluster_refresh(rd);
+        return NGX_DECLINED;
+    }
+
+    list = ngx_alloc(2 * ncmds * sizeof(ngx_http_apipolicy_redis_node_t *),
+                     rd->log);
+    if (list == NULL) {
+        return NGX_ERROR;
+    }
+
+    masters = list + ncmds;
+
+    nodes = rd->nodes->elts;
+
+    for (i = 0; i < ncmds; i++) {
+        s = rd->slots[ngx_http_apipolicy_redis_slot(&cmds[i].key)];
+        node = s ? nodes[s - 1] : NULL;
+
+        if (node == NULL || ngx_http_apipolicy_redis_waiting(node)) {
+            ngx_free(list);
+            ngx_http_apipolicy_redis_cluster_refresh(rd);
+            return NGX_DECLINED;
+        }
+
+        list[i] = node;
+    }
+
+    req = ngx_alloc(sizeof(ngx_http_apipolicy_redis_req_t)
+                    + ncmds * sizeof(redisReply *), rd->log);
+    if (req == NULL) {
+        ngx_free(list);
+        return NGX_ERROR;
+    }
+
+    req->done = done;
+    req->data = data;
+    req->n = ncmds;
+    req->parts = 1;                     /* held until every part is out */
+    req->rc = NGX_OK;
+    req->deadline = ngx_current_msec + rd->timeout;
+    req->replies = (redisReply **) (req + 1);
+
+    ngx_memzero(req->replies, ncmds * sizeof(redisReply *));
+
+    nparts = ngx_http_apipolicy_redis_split(req, cmds, list, masters);
+
+    if (nparts == 0) {
+        ngx_free(list);
+        ngx_free(req);
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < nparts; i++) {
+        node = masters[i];
+
+        req->parts++;
+
+        if (ngx_http_apipolicy_redis_queue(node, node->part) != NGX_OK) {
+            req->parts--;
+            req->rc = NGX_ERROR;
+            ngx_free(node->part);
+        }
+
+        node->part = NULL;
+    }
+
+    ngx_free(list);
+
+    if (--req->parts == 0) {
+        ngx_free(req);                  /* nothing went: nobody is told */
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The parts of a batch, one per master: command i goes to list[i]; the
+ * masters are put in masters[], each with its part in node->part.
+ * Returns how many, 0 when out of memory (nothing made).
+ */
+
+static ngx_uint_t
+ngx_http_apipolicy_redis_split(ngx_http_apipolicy_redis_req_t *req,
+    ngx_http_apipolicy_redis_cmd_t *cmds,
+    ngx_http_apipolicy_redis_node_t **list,
+    ngx_http_apipolicy_redis_node_t **masters)
+{
+    ngx_uint_t                        i, k, n;
+    ngx_http_apipolicy_redis_part_t  *part;
+    ngx_http_apipolicy_redis_node_t  *node;
+
+    for (i = 0; i < req->n; i++) {
+        list[i]->batch++;
+        list[i]->batch_len += cmds[i].cmd.len;
+    }
+
+    for (n = 0, i = 0; i < req->n; i++) {
+        node = list[i];
+
+        if (node->part) {
+            continue;
+        }
+
+        part = ngx_alloc(sizeof(ngx_http_apipolicy_redis_part_t)
+                         + node->batch * sizeof(ngx_uint_t)
+                         + (node->batch + 1) * sizeof(size_t)
+                         + node->batch_len, node->rd->log);
+        if (part == NULL) {
+            break;
+        }
+
+        ngx_memzero(part, sizeof(ngx_http_apipolicy_redis_part_t));
+
+        part->req = req;
+        part->index = (ngx_uint_t *) (part + 1);
+        part->off = (size_t *) (part->index + node->batch);
+        part->buf = (u_char *) (part->off + node->batch + 1);
+        part->slot = NGX_HTTP_APIPOLICY_REDIS_SLOTS;    /* several */
+        part->deadline = req->deadline;
+
+        node->part = part;
+        masters[n++] = node;
+    }
+
+    if (i < req->n) {
+        for (k = 0; k < n; k++) {
+            ngx_free(masters[k]->part);
+            masters[k]->part = NULL;
+        }
+
+        for (i = 0; i < req->n; i++) {
+            list[i]->batch = 0;
+            list[i]->batch_len = 0;
+        }
+
+        return 0;
+    }
+
+    /* each command, in the batch's order, behind those of its master */
+
+    for (i = 0; i < req->n; i++) {
+        part = list[i]->part;
+
+        part->index[part->n] = i;
+        part->off[part->n] = part->len;
+        ngx_memcpy(part->buf + part->len, cmds[i].cmd.data, cmds[i].cmd.len);
+        part->len += cmds[i].cmd.len;
+        part->n++;
+    }
+
+    for (k = 0; k < n; k++) {
+        part = masters[k]->part;
+        part->off[part->n] = part->len;
+        masters[k]->batch = 0;
+        masters[k]->batch_len = 0;
+    }
+
+    return n;
+}
+
+
+/* "-MOVED SLOT IP:PORT", "-ASK SLOT IP:PORT": the command goes there */
+
+static ngx_int_t
+ngx_http_apipolicy_redis_redirect(ngx_http_apipolicy_redis_node_t *node,
+    ngx_http_apipolicy_redis_part_t *part, redisReply *r)
+{
+    u_char                           *p, *last, *addr;
+    ngx_int_t                         slot;
+    ngx_uint_t                        ask;
+    ngx_http_apipolicy_redis_t       *rd;
+    ngx_http_apipolicy_redis_part_t  *next;
+    ngx_http_apipolicy_redis_node_t  *target;
+
+    rd = node->rd;
+    ask = (r->str[0] == 'A');
+
+    p = (u_char *) r->str + (ask ? 4 : 6);
+    last = (u_char *) r->str + r->len;
+
+    addr = ngx_strlchr(p, last, ' ');
+    if (addr == NULL) {
+        return NGX_ERROR;
+    }
+
+    slot = ngx_atoi(p, addr - p);
+    addr++;
+
+    if (slot == NGX_ERROR || slot >= NGX_HTTP_APIPOLICY_REDIS_SLOTS
+        || part->hops >= NGX_HTTP_APIPOLICY_REDIS_HOPS)
+    {
+        return NGX_ERROR;
+    }
+
+    target = ngx_http_apipolicy_redis_cluster_node(rd, addr, last - addr);
+    if (target == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_log_debug4(NGX_LOG_DEBUG_EVENT, rd->log, 0,
+                   "apipolicy redis: %V answered %s %i: sent to %V",
+                   &node->name, ask ? "ASK" : "MOVED", slot, &target->name);
+
+    if (ask) {
+        node->asked++;
+
+    } else {
+        /* the slot has moved for good: the rest of the map may have too */
+
+        node->moved++;
+        rd->slots[slot] = (uint16_t) (ngx_http_apipolicy_redis_index(rd,
+                                                                    target)
+                                      + 1);
+        ngx_http_apipolicy_redis_cluster_refresh(rd);
+    }
+
+    if (ngx_http_apipolicy_redis_waiting(target)) {
+        return NGX_ERROR;
+    }
+
+    next = ngx_http_apipolicy_redis_forward(part, ask, (ngx_uint_t) slot);
+    if (next == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_apipolicy_redis_queue(target, next) != NGX_OK) {
+        next->req->parts--;
+        ngx_free(next);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The command a part is at, alone in a part of its own for the same
+ * batch (behind ASKING for an -ASK), counted in the batch's parts
+ */
+
+static ngx_http_apipolicy_redis_part_t *
+ngx_http_apipolicy_redis_forward(ngx_http_apipolicy_redis_part_t *part,
+    ngx_uint_t ask, ngx_uint_t slot)
+{
+    size_t                            len, pre;
+    ngx_uint_t                        i, k;
+    ngx_http_apipolicy_redis_part_t  *next;
+
+    static u_char  asking[] = "*1\r\n$6\r\nASKING\r\n";
+
+    i = part->got;
+    len = part->off[i + 1] - part->off[i];
+    pre = ask ? sizeof(asking) - 1 : 0;
+    k = ask ? 2 : 1;
+
+    next = ngx_alloc(sizeof(ngx_http_apipolicy_redis_part_t)
+                     + k * sizeof(ngx_uint_t) + (k + 1) * sizeof(size_t)
+                     + pre + len, ngx_cycle->log);
+    if (next == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(next, sizeof(ngx_http_apipolicy_redis_part_t));
+
+    next->req = part->req;
+    next->index = (ngx_uint_t *) (next + 1);
+    next->off = (size_t *) (next->index + k);
+    next->buf = (u_char *) (next->off + k + 1);
+    next->n = k;
+    next->hops = part->hops + 1;
+    next->slot = slot;
+    next->deadline = part->deadline;
+
+    ngx_memcpy(next->buf, asking, pre);
+    ngx_memcpy(next->buf + pre, part->buf + part->off[i], len);
+    next->len = pre + len;
+
+    next->index[0] = NGX_HTTP_APIPOLICY_REDIS_DISCARD;
+    next->index[k - 1] = part->index ? part->index[i] : i;
+    next->off[0] = 0;
+    next->off[1] = pre;
+    next->off[k] = pre + len;
+
+    next->req->parts++;
+
+    return next;
+}
+
+
+/*
+ * -TRYAGAIN (a command of several keys met a slot half moved): the
+ * command goes again to the slot's master in 25 ms, as long as its
+ * batch's deadline allows
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_redis_again(ngx_http_apipolicy_redis_node_t *node,
+    ngx_http_apipolicy_redis_part_t *part)
+{
+    ngx_http_apipolicy_redis_t       *rd;
+    ngx_http_apipolicy_redis_part_t  *next;
+
+    rd = node->rd;
+
+    if (part->slot >= NGX_HTTP_APIPOLICY_REDIS_SLOTS
+        || (ngx_msec_int_t) (part->deadline - ngx_current_msec)
+           <= NGX_HTTP_APIPOLICY_REDIS_AGAIN)
+    {
+        return NGX_ERROR;
+    }
+
+    next = ngx_http_apipolicy_redis_forward(part, 0, part->slot);
+    if (next == NULL) {
+        return NGX_ERROR;
+    }
+
+    next->hops = 0;         /* bounded by the deadline: 25 ms a turn */
+
+    ngx_queue_insert_tail(&rd->again, &next->queue);
+
+    if (!rd->again_ev.timer_set) {
+        ngx_add_timer(&rd->again_ev, NGX_HTTP_APIPOLICY_REDIS_AGAIN);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_apipolicy_redis_again_handler(ngx_event_t *ev)
+{
+    ngx_http_apipolicy_redis_t *rd = ev->data;
+
+    ngx_uint_t                         s;
+    ngx_queue_t                        again, *q;
+    ngx_http_apipolicy_redis_part_t   *part;
+    ngx_http_apipolicy_redis_node_t   *target, **nodes;
+
+    /* those queued from here on wait for the next turn */
+
+    ngx_queue_init(&again);
+
+    if (!ngx_queue_empty(&rd->again)) {
+        again = rd->again;
+        again.next->prev = &again;
+        again.prev->next = &again;
+        ngx_queue_init(&rd->again);
+    }
+
+    while (!ngx_queue_empty(&again)) {
+        q = ngx_queue_head(&again);
+        ngx_queue_remove(q);
+
+        part = ngx_queue_data(q, ngx_http_apipolicy_redis_part_t, queue);
+
+        nodes = rd->nodes->elts;
+        s = rd->slots[part->slot];
+        target = s ? nodes[s - 1] : NULL;
+
+        if (target == NULL || ngx_exiting
+            || ngx_http_apipolicy_redis_waiting(target)
+            || ngx_http_apipolicy_redis_queue(target, part) != NGX_OK)
+        {
+            ngx_http_apipolicy_redis_part_end(part, NGX_ERROR);
+        }
+    }
+}
+
+
+static ngx_uint_t
+ngx_http_apipolicy_redis_index(ngx_http_apipolicy_redis_t *rd,
+    ngx_http_apipolicy_redis_node_t *node)
+{
+    ngx_uint_t                         i;
+    ngx_http_apipolicy_redis_node_t  **nodes;
+
+    nodes = rd->nodes->elts;
+
+    for (i = 0; nodes[i] != node; i++) { /* void */ }
+
+    return i;
+}
+
+
+/*
+ * The map is asked of the nodes in turn (each bounded by connect_timeout
+ * and timeout), the one that answered last first; at most every 100 ms,
+ * and a round that finds none is tried again after 100 ms, doubling up
+ * to 2 s.
+ */
+
+static void
+ngx_http_apipolicy_redis_cluster_refresh(ngx_http_apipolicy_redis_t *rd)
+{
+    ngx_uint_t                         n;
+    ngx_http_apipolicy_redis_cmd_t     cmd;
+    ngx_http_apipolicy_redis_node_t  **nodes;
+
+    if (rd->asking || rd->refreshing || ngx_exiting) {
+        return;
+    }
+
+    if (rd->discover_at
+        && (ngx_msec_int_t) (rd->discover_at - ngx_current_msec) > 0)
+    {
+        if (!rd->discover_ev.timer_set) {
+            ngx_add_timer(&rd->discover_ev,
+                          rd->discover_at - ngx_current_msec);
+        }
+
+        return;
+    }
+
+    ngx_str_set(&cmd.cmd, "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n");
+    ngx_str_null(&cmd.key);
+
+    rd->refreshing = 1;
+
+    nodes = rd->nodes->elts;
+    n = rd->nodes->nelts;
+
+    while (rd->asked < n) {
+        rd->asked++;
+        rd->next %= n;
+
+        if (ngx_http_apipolicy_redis_send_node(nodes[rd->next], &cmd, 1,
+                                               ngx_http_apipolicy_redis_mapped,
+                                               nodes[rd->next])
+            == NGX_OK)
+        {
+            rd->asking = 1;
+            rd->refreshing = 0;
+            return;
+        }
+
+        rd->next = (rd->next + 1) % n;
+    }
+
+    rd->refreshing = 0;
+    rd->asked = 0;
+
+    if (!rd->lost) {
+        rd->lost = 1;
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "apipolicy redis: no node of \"%V\" answers CLUSTER "
+                      "SLOTS; working without Redis until one does",
+                      &rd->name);
+    }
+
+    rd->discover_backoff = rd->discover_backoff
+                           ? ngx_min(rd->discover_backoff * 2,
+                                     NGX_HTTP_APIPOLICY_REDIS_DISCOVER_MAX)
+                           : NGX_HTTP_APIPOLICY_REDIS_DISCOVER_MIN;
+    rd->discover_at = ngx_current_msec + rd->discover_backoff;
+
+    if (rd->discover_at == 0) {
+        rd->discover_at = 1;
+    }
+
+    if (rd->discover_ev.timer_set) {
+        ngx_del_timer(&rd->discover_ev);
+    }
+
+    ngx_add_timer(&rd->discover_ev, rd->discover_backoff);
+}
+
+
+static void
+ngx_http_apipolicy_redis_cluster_handler(ngx_event_t *ev)
+{
+    ngx_http_apipolicy_redis_cluster_refresh(ev->data);
+}
+
+
+/* a node answered CLUSTER SLOTS (or failed to): the map, or the next */
+
+static void
+ngx_http_apipolicy_redis_mapped(void *data, redisReply **replies,
+    ngx_uint_t n, ngx_int_t rc)
+{
+    ngx_http_apipolicy_redis_node_t *node = data;
+
+    redisReply                  *r;
+    ngx_http_apipolicy_redis_t  *rd;
+
+    rd = node->rd;
+    rd->asking = 0;
+
+    r = (rc == NGX_OK && n == 1) ? replies[0] : NULL;
+
+    if (r == NULL || ngx_http_apipolicy_redis_map(rd, node, r) != NGX_OK) {
+        if (r) {
+            ngx_log_error(NGX_LOG_INFO, rd->log, 0,
+                          "apipolicy redis: %V gave no slot map%s%*s",
+                          &node->name,
+                          r->type == REDIS_REPLY_ERROR ? ": " : "",
+                          r->type == REDIS_REPLY_ERROR ? r->len : 0,
+                          r->type == REDIS_REPLY_ERROR ? r->str : "");
+        }
+
+        rd->next = (rd->next + 1) % rd->nodes->nelts;
+        ngx_http_apipolicy_redis_cluster_refresh(rd);
+        return;
+    }
+
+    /* the next refresh asks the same node first, not before 100 ms */
+
+    rd->asked = 0;
+    rd->discover_backoff = 0;
+    rd->discover_at = ngx_current_msec + NGX_HTTP_APIPOLICY_REDIS_DISCOVER_MIN;
+
+    if (rd->discover_at == 0) {
+        rd->discover_at = 1;
+    }
+}
+
+
+/*
+ * CLUSTER SLOTS: [[first, last, [ip, port, id, ...], replicas...], ...];
+ * an empty ip is the answering node's, "?" a master with no address yet
+ * (its slots stay unknown).  Logged when the map changes.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_redis_map(ngx_http_apipolicy_redis_t *rd,
+    ngx_http_apipolicy_redis_node_t *node, redisReply *r)
+{
+    size_t                             len;
+    uint16_t                          *map;
+    ngx_uint_t                         i, s, first, last, covered, masters,
+                                       level;
+    redisReply                        *e, *m;
+    ngx_http_apipolicy_redis_node_t   *target, **nodes;
+    u_char                             text[NGX_SOCKADDR_STRLEN];
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < r->elements; i++) {
+        e = r->element[i];
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3
+            || e->element[0]->type != REDIS_REPLY_INTEGER
+            || e->element[1]->type != REDIS_REPLY_INTEGER
+            || e->element[0]->integer < 0
+            || e->element[0]->integer > e->element[1]->integer
+            || e->element[1]->integer >= NGX_HTTP_APIPOLICY_REDIS_SLOTS
+            || e->element[2]->type != REDIS_REPLY_ARRAY
+            || e->element[2]->elements < 2
+            || e->element[2]->element[0]->type != REDIS_REPLY_STRING
+            || e->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    map = ngx_calloc(NGX_HTTP_APIPOLICY_REDIS_SLOTS * sizeof(uint16_t),
+                     rd->log);
+    if (map == NULL) {
+        return NGX_ERROR;
+    }
+
+    nodes = rd->nodes->elts;
+
+    for (i = 0; i < rd->nodes->nelts; i++) {
+        nodes[i]->slots = 0;
+    }
+
+    covered = 0;
+
+    for (i = 0; i < r->elements; i++) {
+        e = r->element[i];
+        m = e->element[2];
+
+        len = ngx_http_apipolicy_redis_map_addr(node, m, text);
+        if (len == 0) {
+            continue;                   /* no address yet */
+        }
+
+        target = ngx_http_apipolicy_redis_cluster_node(rd, text, len);
+        if (target == NULL) {
+            continue;
+        }
+
+        first = (ngx_uint_t) e->element[0]->integer;
+        last = (ngx_uint_t) e->element[1]->integer;
+        s = ngx_http_apipolicy_redis_index(rd, target) + 1;
+
+        target->slots += last - first + 1;
+        covered += last - first + 1;
+
+        for ( /* void */ ; first <= last; first++) {
+            map[first] = (uint16_t) s;
+        }
+    }
+
+    nodes = rd->nodes->elts;            /* the map may have added some */
+
+    for (masters = 0, i = 0; i < rd->nodes->nelts; i++) {
+        masters += nodes[i]->slots ? 1 : 0;
+    }
+
+    if (!rd->mapped || rd->lost
+        || ngx_memcmp(map, rd->slots,
+                      NGX_HTTP_APIPOLICY_REDIS_SLOTS * sizeof(uint16_t)) != 0)
+    {
+        level = (covered == NGX_HTTP_APIPOLICY_REDIS_SLOTS)
+                ? NGX_LOG_NOTICE : NGX_LOG_WARN;
+
+        ngx_log_error(level, rd->log, 0,
+                      "apipolicy redis: cluster map from %V: %ui masters "
+                      "serve %ui of 16384 slots", &node->name, masters,
+                      covered);
+    }
+
+    ngx_memcpy(rd->slots, map,
+               NGX_HTTP_APIPOLICY_REDIS_SLOTS * sizeof(uint16_t));
+    ngx_free(map);
+
+    rd->mapped = 1;
+    rd->lost = 0;
+
+    return NGX_OK;
+}
+
+
+/* "ip:port" of a master in a map (IPv6 in brackets); 0: none */
+
+static size_t
+ngx_http_apipolicy_redis_map_addr(ngx_http_apipolicy_redis_node_t *node,
+    redisReply *m, u_char *text)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_str_t   ip;
+    u_char      own[NGX_SOCKADDR_STRLEN];
+
+    ip.data = (u_char *) m->element[0]->str;
+    ip.len = m->element[0]->len;
+
+    if (ip.len == 1 && ip.data[0] == '?') {
+        return 0;
+    }
+
+    if (ip.len == 0) {
+        /* the node answering, which does not know its own address */
+        ip.len = ngx_sock_ntop(node->sockaddr, node->socklen, own,
+                               sizeof(own), 0);
+        ip.data = own;
+    }
+
+    if (ip.len + NGX_INT_T_LEN + 4 > NGX_SOCKADDR_STRLEN) {
+        return 0;
+    }
+
+    len = ip.len;
+
+    p = ngx_strlchr(ip.data, ip.data + len, ':')
+        ? ngx_sprintf(text, "[%V]:%i", &ip, (ngx_int_t) m->element[1]->integer)
+        : ngx_sprintf(text, "%V:%i", &ip, (ngx_int_t) m->element[1]->integer);
+
+    return p - text;
 }
 
 
@@ -1734,14 +2925,10 @@ static ngx_http_apipolicy_redis_param_t  ngx_http_apipolicy_redis_strings[] = {
 char *
 ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_str_t                       *value, s, *str;
-    ngx_int_t                        n;
-    ngx_url_t                        u;
+    ngx_str_t                       *value;
     ngx_uint_t                       i;
-    ngx_msec_t                      *mp;
     ngx_http_apipolicy_redis_t      *rd;
     ngx_http_apipolicy_main_conf_t  *amcf;
-    ngx_http_apipolicy_redis_param_t  *sp;
 
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
 
@@ -1761,189 +2948,14 @@ ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_set(&rd->prefix, "apipolicy:");
 
     for (i = 1; i < cf->args->nelts; i++) {
-        s = value[i];
-
-        if (ngx_strlchr(s.data, s.data + s.len, '=') == NULL) {
-
-            /* the address of one server */
-
-            if (rd->addr) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "a second Redis address \"%V\": one "
-                                   "server, or sentinel=, or cluster=",
-                                   &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            ngx_memzero(&u, sizeof(ngx_url_t));
-
-            u.url = s;
-            u.default_port = 6379;
-
-            if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid Redis address \"%V\"%s%s: use "
-                                   "host:port, an IP address, or "
-                                   "unix:/path/to/socket",
-                                   &value[i], u.err ? ": " : "",
-                                   u.err ? u.err : "");
-                return NGX_CONF_ERROR;
-            }
-
-            rd->name = s;
-            rd->addr = &u.addrs[0];
-            rd->host = u.host;
-            continue;
-        }
-
-        if (ngx_strncmp(s.data, "sentinel=", 9) == 0) {
-            rd->name = s;
-            rd->sentinels = ngx_http_apipolicy_redis_addrs(cf, &value[i], 9,
-                                                           26379);
-            if (rd->sentinels == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(s.data, "cluster=", 8) == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"%V\": Redis Cluster is not supported by "
-                               "this version of apipolicy; use one server "
-                               "or sentinel=", &value[i]);
+        if (ngx_http_apipolicy_redis_param(cf, rd, &value[i]) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
-
-        for (sp = ngx_http_apipolicy_redis_strings; sp->name.len; sp++) {
-            if (s.len >= sp->name.len
-                && ngx_strncmp(s.data, sp->name.data, sp->name.len) == 0)
-            {
-                str = (ngx_str_t *) ((u_char *) rd + sp->offset);
-                str->data = s.data + sp->name.len;
-                str->len = s.len - sp->name.len;
-                break;
-            }
-        }
-
-        if (sp->name.len) {
-            if (rd->prefix.len > NGX_HTTP_APIPOLICY_REDIS_PREFIX_MAX) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"prefix=\" is longer than %d bytes",
-                                   NGX_HTTP_APIPOLICY_REDIS_PREFIX_MAX);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strcmp(s.data, "tls=on") == 0) {
-            rd->tls = 1;
-            continue;
-        }
-
-        if (ngx_strcmp(s.data, "tls=off") == 0) {
-            rd->tls = 0;
-            continue;
-        }
-
-        if (ngx_strncmp(s.data, "db=", 3) == 0) {
-            n = ngx_atoi(s.data + 3, s.len - 3);
-
-            if (n == NGX_ERROR || n > 65535) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"%V\": a database number",
-                                   &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            rd->db = (ngx_uint_t) n;
-            continue;
-        }
-
-        mp = NULL;
-
-        if (ngx_strncmp(s.data, "connect_timeout=", 16) == 0) {
-            mp = &rd->connect_timeout;
-            s.data += 16;
-            s.len -= 16;
-
-        } else if (ngx_strncmp(s.data, "timeout=", 8) == 0) {
-            mp = &rd->timeout;
-            s.data += 8;
-            s.len -= 8;
-        }
-
-        if (mp) {
-            *mp = ngx_parse_time(&s, 0);
-
-            if (*mp == (ngx_msec_t) NGX_ERROR || *mp == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"%V\": a time, as in \"200ms\"",
-                                   &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
-        return NGX_CONF_ERROR;
     }
 
-    if (rd->addr == NULL && rd->sentinels == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "no Redis address: give host:port (or "
-                           "unix:/path), or sentinel=HOST:PORT,... with "
-                           "master=NAME");
+    if (ngx_http_apipolicy_redis_check(cf, rd) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
-
-    if (rd->addr && rd->sentinels) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" and \"sentinel=\": the Sentinels name the "
-                           "master, give one or the other", &rd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (rd->sentinels && rd->master.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"sentinel=\" needs \"master=NAME\" (the name "
-                           "the Sentinels monitor it by)");
-        return NGX_CONF_ERROR;
-    }
-
-    if (rd->master.len && rd->sentinels == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"master=\" is for \"sentinel=\"");
-        return NGX_CONF_ERROR;
-    }
-
-    if (rd->sentinel_username.len && rd->sentinel_password.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"sentinel_username=\" needs "
-                           "\"sentinel_password=\"");
-        return NGX_CONF_ERROR;
-    }
-
-    if (rd->username.len && rd->password.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"username=\" needs \"password=\" (Redis ACL "
-                           "users authenticate with both)");
-        return NGX_CONF_ERROR;
-    }
-
-#if !(NGX_SSL)
-
-    if (rd->tls) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"tls=on\" needs nginx built with SSL "
-                           "(--with-http_ssl_module)");
-        return NGX_CONF_ERROR;
-    }
-
-#endif
 
     amcf->redis = rd;
     amcf->used = 1;
@@ -1952,7 +2964,275 @@ ngx_http_apipolicy_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* "sentinel=HOST:PORT,HOST:PORT": each resolved now */
+/* one parameter of apipolicy_redis */
+
+static ngx_int_t
+ngx_http_apipolicy_redis_param(ngx_conf_t *cf, ngx_http_apipolicy_redis_t *rd,
+    ngx_str_t *arg)
+{
+    ngx_str_t                         s, *str;
+    ngx_int_t                         n;
+    ngx_http_apipolicy_redis_addr_t  *addr;
+    ngx_http_apipolicy_redis_param_t *sp;
+
+    s = *arg;
+
+    if (ngx_strlchr(s.data, s.data + s.len, '=') == NULL) {
+        return ngx_http_apipolicy_redis_address(cf, rd, arg);
+    }
+
+    if (ngx_strncmp(s.data, "sentinel=", 9) == 0
+        || ngx_strncmp(s.data, "cluster=", 8) == 0)
+    {
+        rd->name = s;
+
+        if (s.data[0] == 's') {
+            rd->sentinels = ngx_http_apipolicy_redis_addrs(cf, arg, 9, 26379);
+            return rd->sentinels ? NGX_OK : NGX_ERROR;
+        }
+
+        rd->seeds = ngx_http_apipolicy_redis_addrs(cf, arg, 8, 6379);
+        if (rd->seeds == NULL) {
+            return NGX_ERROR;
+        }
+
+        addr = rd->seeds->elts;
+        rd->host = addr[0].host;        /* the TLS name, unless set */
+
+        return NGX_OK;
+    }
+
+    for (sp = ngx_http_apipolicy_redis_strings; sp->name.len; sp++) {
+        if (s.len >= sp->name.len
+            && ngx_strncmp(s.data, sp->name.data, sp->name.len) == 0)
+        {
+            str = (ngx_str_t *) ((u_char *) rd + sp->offset);
+            str->data = s.data + sp->name.len;
+            str->len = s.len - sp->name.len;
+            return NGX_OK;
+        }
+    }
+
+    if (ngx_strcmp(s.data, "tls=on") == 0
+        || ngx_strcmp(s.data, "tls=off") == 0)
+    {
+        rd->tls = (s.data[5] == 'n');
+        return NGX_OK;
+    }
+
+    if (ngx_strncmp(s.data, "db=", 3) == 0) {
+        n = ngx_atoi(s.data + 3, s.len - 3);
+
+        if (n == NGX_ERROR || n > 65535) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"%V\": a database number", arg);
+            return NGX_ERROR;
+        }
+
+        rd->db = (ngx_uint_t) n;
+        rd->db_arg = s;
+        return NGX_OK;
+    }
+
+    if (ngx_strncmp(s.data, "connect_timeout=", 16) == 0
+        || ngx_strncmp(s.data, "timeout=", 8) == 0)
+    {
+        return ngx_http_apipolicy_redis_time(cf, rd, arg);
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\"", arg);
+    return NGX_ERROR;
+}
+
+
+/* the address of one server */
+
+static ngx_int_t
+ngx_http_apipolicy_redis_address(ngx_conf_t *cf,
+    ngx_http_apipolicy_redis_t *rd, ngx_str_t *arg)
+{
+    ngx_url_t  u;
+
+    if (rd->addr) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "a second Redis address \"%V\": one server, or "
+                           "sentinel=, or cluster=", arg);
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = *arg;
+    u.default_port = 6379;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid Redis address \"%V\"%s%s: use "
+                           "host:port, an IP address, or "
+                           "unix:/path/to/socket",
+                           arg, u.err ? ": " : "", u.err ? u.err : "");
+        return NGX_ERROR;
+    }
+
+    rd->name = *arg;
+    rd->addr = &u.addrs[0];
+    rd->host = u.host;
+
+    return NGX_OK;
+}
+
+
+/* connect_timeout= and timeout= */
+
+static ngx_int_t
+ngx_http_apipolicy_redis_time(ngx_conf_t *cf, ngx_http_apipolicy_redis_t *rd,
+    ngx_str_t *arg)
+{
+    size_t       skip;
+    ngx_str_t    s;
+    ngx_msec_t  *mp;
+
+    if (arg->data[0] == 'c') {
+        mp = &rd->connect_timeout;
+        skip = sizeof("connect_timeout=") - 1;
+
+    } else {
+        mp = &rd->timeout;
+        skip = sizeof("timeout=") - 1;
+    }
+
+    s.data = arg->data + skip;
+    s.len = arg->len - skip;
+
+    *mp = ngx_parse_time(&s, 0);
+
+    if (*mp == (ngx_msec_t) NGX_ERROR || *mp == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"%V\": a time, as in \"200ms\"", arg);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the parameters together: one way to find Redis, and what goes with it */
+
+static ngx_int_t
+ngx_http_apipolicy_redis_check(ngx_conf_t *cf, ngx_http_apipolicy_redis_t *rd)
+{
+    if (rd->prefix.len > NGX_HTTP_APIPOLICY_REDIS_PREFIX_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"prefix=\" is longer than %d bytes",
+                           NGX_HTTP_APIPOLICY_REDIS_PREFIX_MAX);
+        return NGX_ERROR;
+    }
+
+    if ((rd->addr != NULL) + (rd->sentinels != NULL) + (rd->seeds != NULL)
+        != 1)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           rd->addr || rd->sentinels || rd->seeds
+                           ? "\"%V\": give one of a Redis address, "
+                             "sentinel=HOST:PORT,... or cluster=HOST:PORT,..."
+                           : "no Redis address: give host:port (or "
+                             "unix:/path), or sentinel=HOST:PORT,... with "
+                             "master=NAME, or cluster=HOST:PORT,...",
+                           &rd->name);
+        return NGX_ERROR;
+    }
+
+    if (rd->sentinels && rd->master.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"sentinel=\" needs \"master=NAME\" (the name "
+                           "the Sentinels monitor it by)");
+        return NGX_ERROR;
+    }
+
+    if ((rd->master.len || rd->sentinel_username.len
+         || rd->sentinel_password.len)
+        && rd->sentinels == NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"master=\" and \"sentinel_*=\" are for "
+                           "\"sentinel=\"");
+        return NGX_ERROR;
+    }
+
+    if (rd->seeds && ngx_http_apipolicy_redis_check_cluster(cf, rd)
+                     != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (rd->sentinel_username.len && rd->sentinel_password.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"sentinel_username=\" needs "
+                           "\"sentinel_password=\"");
+        return NGX_ERROR;
+    }
+
+    if (rd->username.len && rd->password.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"username=\" needs \"password=\" (Redis ACL "
+                           "users authenticate with both)");
+        return NGX_ERROR;
+    }
+
+#if !(NGX_SSL)
+
+    if (rd->tls) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"tls=on\" needs nginx built with SSL "
+                           "(--with-http_ssl_module)");
+        return NGX_ERROR;
+    }
+
+#endif
+
+    return NGX_OK;
+}
+
+
+/*
+ * cluster=: database 0 only, and no braces in prefix= (a hash tag there
+ * would put every key in one slot, "{}" would part a limit's windows)
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_redis_check_cluster(ngx_conf_t *cf,
+    ngx_http_apipolicy_redis_t *rd)
+{
+    u_char  *last;
+
+    if (rd->db_arg.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" cannot be used with \"cluster=\": Redis "
+                           "Cluster has database 0 only; remove db= "
+                           "(prefix= keeps several users of one cluster "
+                           "apart)", &rd->db_arg);
+        return NGX_ERROR;
+    }
+
+    last = rd->prefix.data + rd->prefix.len;
+
+    if (ngx_strlchr(rd->prefix.data, last, '{')
+        || ngx_strlchr(rd->prefix.data, last, '}'))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"prefix=%V\" cannot be used with \"cluster=\": "
+                           "no \"{\" or \"}\" (each key already carries the "
+                           "hash tag that places it in its slot)",
+                           &rd->prefix);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* "sentinel=HOST:PORT,..." and "cluster=HOST:PORT,...": each resolved now */
 
 static ngx_array_t *
 ngx_http_apipolicy_redis_addrs(ngx_conf_t *cf, ngx_str_t *arg, size_t skip,
@@ -2006,6 +3286,7 @@ ngx_http_apipolicy_redis_addrs(ngx_conf_t *cf, ngx_str_t *arg, size_t skip,
         }
 
         addr->name = u.url;
+        addr->host = u.host;
         addr->sockaddr = u.addrs[0].sockaddr;
         addr->socklen = u.addrs[0].socklen;
 
@@ -2111,10 +3392,6 @@ ngx_http_apipolicy_redis_postconfiguration(ngx_conf_t *cf)
     ngx_http_apipolicy_redis_t      *rd;
     ngx_http_apipolicy_redis_ssl_t  *ssl;
     ngx_http_apipolicy_main_conf_t  *amcf;
-#if (NGX_SSL)
-    ngx_str_t                        name;
-    ngx_pool_cleanup_t              *cln;
-#endif
 
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
 
@@ -2149,6 +3426,28 @@ ngx_http_apipolicy_redis_postconfiguration(ngx_conf_t *cf)
         ssl->protocols = NGX_CONF_BITMASK_SET|NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3;
     }
 
+    if (ngx_http_apipolicy_redis_ssl_context(cf, rd, ssl) != NGX_OK
+        || ngx_http_apipolicy_redis_ssl_trust(cf, rd, ssl) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+#endif
+
+    return NGX_OK;
+}
+
+
+#if (NGX_SSL)
+
+/* the SSL context, with the client certificate if one is given */
+
+static ngx_int_t
+ngx_http_apipolicy_redis_ssl_context(ngx_conf_t *cf,
+    ngx_http_apipolicy_redis_t *rd, ngx_http_apipolicy_redis_ssl_t *ssl)
+{
+    ngx_pool_cleanup_t  *cln;
+
     rd->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
     if (rd->ssl == NULL) {
         return NGX_ERROR;
@@ -2179,20 +3478,29 @@ ngx_http_apipolicy_redis_postconfiguration(ngx_conf_t *cf)
             return NGX_ERROR;
         }
 
-        if (ngx_ssl_certificate(cf, rd->ssl, &ssl->certificate,
-                                &ssl->certificate_key, NULL)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        return ngx_ssl_certificate(cf, rd->ssl, &ssl->certificate,
+                                   &ssl->certificate_key, NULL);
+    }
 
-    } else if (ssl->certificate_key.len) {
+    if (ssl->certificate_key.len) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "apipolicy_redis_ssl_certificate_key \"%V\" needs "
                       "apipolicy_redis_ssl_certificate",
                       &ssl->certificate_key);
         return NGX_ERROR;
     }
+
+    return NGX_OK;
+}
+
+
+/* what the server's certificate is checked against, the session cache */
+
+static ngx_int_t
+ngx_http_apipolicy_redis_ssl_trust(ngx_conf_t *cf,
+    ngx_http_apipolicy_redis_t *rd, ngx_http_apipolicy_redis_ssl_t *ssl)
+{
+    ngx_str_t  name;
 
     rd->ssl_verify = ssl->verify;
 
@@ -2234,7 +3542,7 @@ ngx_http_apipolicy_redis_postconfiguration(ngx_conf_t *cf)
     rd->ssl_name.data[name.len] = '\0';
     rd->ssl_name.len = name.len;
 
-#endif
-
     return NGX_OK;
 }
+
+#endif

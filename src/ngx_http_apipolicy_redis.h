@@ -82,15 +82,17 @@ void ngx_http_apipolicy_redis_close(ngx_http_apipolicy_redis_t *rd);
 
 /*
  * This worker's Redis nodes for apipolicy_status: the server (or the
- * master a Sentinel named), then the Sentinels; counters are this
- * worker's since it started
+ * master a Sentinel named), then the Sentinels; or every Cluster node
+ * met (the seeds first, then the masters the map or a redirection
+ * named); counters are this worker's since it started
  */
 #define NGX_HTTP_APIPOLICY_REDIS_NODES_MAX  16
 
 typedef struct {
     ngx_str_t                          address;
     const char                        *role;      /* server, master,
-                                                     sentinel */
+                                                     sentinel, seed,
+                                                     unassigned */
     const char                        *state;     /* up, down, unused */
     ngx_str_t                          error;     /* the last, or empty */
     ngx_uint_t                         reconnects;
@@ -99,6 +101,8 @@ typedef struct {
     ngx_uint_t                         errors;
     ngx_uint_t                         rtt;       /* microseconds, last */
     ngx_uint_t                         tls_resumed; /* TLS sessions reused */
+    ngx_uint_t                         moved;     /* -MOVED it answered */
+    ngx_uint_t                         asked;     /* -ASK it answered */
 } ngx_http_apipolicy_redis_node_info_t;
 
 ngx_uint_t ngx_http_apipolicy_redis_nodes(ngx_http_apipolicy_redis_t *rd,

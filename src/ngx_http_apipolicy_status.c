@@ -1078,11 +1078,12 @@ ngx_http_apipolicy_status_redis_nodes_json(u_char *p)
         p = ngx_sprintf(p, ",\"reconnects\":%ui,\"commands\":%ui,"
                            "\"replies\":%ui,\"errors\":%ui,"
                            "\"round_trip_seconds\":%ui.%06ui,"
-                           "\"tls_resumed\":%ui}",
+                           "\"tls_resumed\":%ui,\"moved\":%ui,"
+                           "\"ask\":%ui}",
                         info[i].reconnects, info[i].commands,
                         info[i].replies, info[i].errors,
                         info[i].rtt / 1000000, info[i].rtt % 1000000,
-                        info[i].tls_resumed);
+                        info[i].tls_resumed, info[i].moved, info[i].asked);
     }
 
     return ngx_cpymem(p, "]", 1);
@@ -1370,6 +1371,12 @@ ngx_http_apipolicy_status_redis_nodes_prom(u_char *p)
           "answering worker saw them." },
         { "redis_node_reconnects_total", "counter",
           "Connections the answering worker made again to this Redis node." },
+        { "redis_node_moved_total", "counter",
+          "Redis Cluster -MOVED redirections this node answered the "
+          "answering worker." },
+        { "redis_node_ask_total", "counter",
+          "Redis Cluster -ASK redirections this node answered the "
+          "answering worker." },
         { "redis_node_round_trip_seconds", "gauge",
           "The last batch's round trip to this Redis node." }
     };
@@ -1410,6 +1417,12 @@ ngx_http_apipolicy_status_redis_nodes_prom(u_char *p)
                 break;
             case 4:
                 v = info[i].reconnects;
+                break;
+            case 5:
+                v = info[i].moved;
+                break;
+            case 6:
+                v = info[i].asked;
                 break;
             default:
                 p = ngx_sprintf(p, "%ui.%06ui\n", info[i].rtt / 1000000,

@@ -195,3 +195,23 @@ GET /api?k=a
 --- error_log eval
 qr/\[warn\] .*"sync=" of apipolicy_ratelimit_zone "api" in \S+nginx\.conf:\d+ has no effect: there is no apipolicy_redis to share the counts through, so this gateway counts alone/
 
+
+
+
+=== TEST 18: db= with cluster=: Redis Cluster has database 0 only
+--- http_config
+    apipolicy_redis cluster=127.0.0.1:7000,127.0.0.1:7001 db=2;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*"db=2" cannot be used with "cluster=": Redis Cluster has database 0 only; remove db= \(prefix= keeps several users of one cluster apart\) in .*nginx\.conf:\d+/
+
+
+
+=== TEST 19: a hash tag in prefix= with cluster=
+--- http_config
+    apipolicy_redis cluster=127.0.0.1:7000 "prefix={gw}:";
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*"prefix=\{gw\}:" cannot be used with "cluster=": no "\{" or "\}" \(each key already carries the hash tag that places it in its slot\) in .*nginx\.conf:\d+/

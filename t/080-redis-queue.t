@@ -129,7 +129,7 @@ sub {
     return "$node\n";
 }
 --- response_body
-{"address":"ADDR","role":"server","state":"up","last_error":null,"reconnects":0,"commands":N,"replies":N,"errors":0,"round_trip_seconds":T,"tls_resumed":0}
+{"address":"ADDR","role":"server","state":"up","last_error":null,"reconnects":0,"commands":N,"replies":N,"errors":0,"round_trip_seconds":T,"tls_resumed":0,"moved":0,"ask":0}
 
 
 
@@ -157,4 +157,6 @@ apipolicy_redis_node_commands_total{address="ADDR",role="server",worker="0"} N
 apipolicy_redis_node_replies_total{address="ADDR",role="server",worker="0"} N
 apipolicy_redis_node_errors_total{address="ADDR",role="server",worker="0"} 0
 apipolicy_redis_node_reconnects_total{address="ADDR",role="server",worker="0"} 0
+apipolicy_redis_node_moved_total{address="ADDR",role="server",worker="0"} 0
+apipolicy_redis_node_ask_total{address="ADDR",role="server",worker="0"} 0
 apipolicy_redis_node_round_trip_seconds{address="ADDR",role="server",worker="0"} T

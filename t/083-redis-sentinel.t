@@ -152,9 +152,9 @@ replica-port master, sentinel-port sentinel, sentinel-port sentinel, sentinel-po
 
 
 
-=== TEST 5: config: cluster= is refused with a clear message
+=== TEST 5: config: sentinel= and cluster= together
 --- http_config
-    apipolicy_redis cluster=127.0.0.1:7000,127.0.0.1:7001;
+    apipolicy_redis sentinel=127.0.0.1:1 master=m cluster=127.0.0.1:7000,127.0.0.1:7001;
 --- must_die
 --- error_log
-"cluster=127.0.0.1:7000,127.0.0.1:7001": Redis Cluster is not supported by this version of apipolicy; use one server or sentinel=
+give one of a Redis address, sentinel=HOST:PORT,... or cluster=HOST:PORT,...
