@@ -480,7 +480,7 @@ ngx_http_apipolicy_create_loc_conf(ngx_conf_t *cf)
     ngx_http_apipolicy_cors_create_loc_conf(cf, &alcf->cors);
     ngx_http_apipolicy_version_create_loc_conf(cf, &alcf->version);
     ngx_http_apipolicy_ratelimit_create_loc_conf(cf, &alcf->ratelimit);
-    alcf->webhook = NGX_CONF_UNSET_PTR;
+    ngx_http_apipolicy_webhook_create_loc_conf(cf, &alcf->webhook);
     alcf->idempotency = NGX_CONF_UNSET_PTR;
     ngx_http_apipolicy_status_create_loc_conf(cf, &alcf->status);
 
@@ -525,7 +525,9 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     conf->phases |= ngx_http_apipolicy_ratelimit_phases(&conf->ratelimit);
 
-    if (ngx_http_apipolicy_webhook_merge_conf(cf, prev, conf) != NGX_CONF_OK) {
+    if (ngx_http_apipolicy_webhook_merge(cf, &prev->webhook, &conf->webhook)
+        != NGX_CONF_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -547,9 +549,7 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->phases |= NGX_HTTP_APIPOLICY_ACCESS;
     }
 
-    if (conf->webhook) {
-        conf->phases |= NGX_HTTP_APIPOLICY_ACCESS;
-    }
+    conf->phases |= ngx_http_apipolicy_webhook_phases(&conf->webhook);
 
     if (conf->idempotency) {
         conf->phases |= NGX_HTTP_APIPOLICY_PRECONTENT;

@@ -115,7 +115,7 @@ struct ngx_http_apipolicy_loc_conf_s {
                                                      here or above */
     ngx_http_apipolicy_ratelimit_conf_t  ratelimit;
 
-    ngx_http_apipolicy_webhook_conf_t *webhook;   /* NULL: none or "off" */
+    ngx_http_apipolicy_webhook_conf_t  webhook;
     ngx_http_apipolicy_idem_conf_t    *idempotency; /* NULL: none or "off" */
 
     ngx_http_apipolicy_status_conf_t   status;

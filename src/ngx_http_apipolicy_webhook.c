@@ -43,113 +43,11 @@
 #include <openssl/evp.h>
 
 
-#define NGX_HTTP_APIPOLICY_WEBHOOK_HEX        1
-#define NGX_HTTP_APIPOLICY_WEBHOOK_BASE64     2
-
 #define NGX_HTTP_APIPOLICY_WEBHOOK_MAX_HEADER 4096
 #define NGX_HTTP_APIPOLICY_WEBHOOK_REPLAY_TTL 86400
 #define NGX_HTTP_APIPOLICY_WEBHOOK_CLAIM_TTL  600   /* an id claimed by a
-                                                  request that never ended */
-
-
-/*
- * The headers of a scheme, in families: the first family whose
- * signature header was sent is read, and only it (Svix and Clerk send
- * svix-* for Standard Webhooks; Shopify's newer deliveries drop the X-).
- * An empty name: the scheme has no such header.
- */
-typedef struct {
-    ngx_str_t                          sig;
-    ngx_str_t                          ts;
-    ngx_str_t                          id;
-} ngx_http_apipolicy_webhook_names_t;
-
-
-/*
- * a secret, ready: HMAC-SHA256 states prepared once per secret (no
- * algorithm fetch a delivery, and the padded key is not hashed again)
- */
-typedef struct {
-    ngx_http_apipolicy_hmac_t          hmac;
-} ngx_http_apipolicy_webhook_key_t;
-
-
-typedef struct ngx_http_apipolicy_webhook_scheme_s
-    ngx_http_apipolicy_webhook_scheme_t;
-
-struct ngx_http_apipolicy_webhook_conf_s {
-    ngx_uint_t                         scheme;
-    ngx_http_apipolicy_webhook_scheme_t *desc;   /* its descriptor */
-    ngx_array_t                       *secrets;   /* ngx_str_t */
-    ngx_array_t                       *keys;      /* webhook_key_t, the same */
-    time_t                             tolerance; /* 0: no timestamp */
-    ngx_shm_zone_t                    *replay;
-    ngx_str_t                          header;    /* the signature */
-    ngx_str_t                          prefix;
-    ngx_uint_t                         encoding;
-    ngx_str_t                          challenge; /* WWW-Authenticate */
-};
-
-
-typedef struct {
-    ngx_array_t                        sigs;      /* ngx_str_t, 32 bytes
-                                                     each: as many as the
-                                                     header holds */
-    ngx_str_t                          ts;        /* the signed timestamp */
-    ngx_str_t                          head[4];   /* signed before the body */
-    ngx_uint_t                         nhead;
-    ngx_str_t                          id;        /* signed delivery id
-                                                     (standard), or empty:
-                                                     the MAC is the key */
-} ngx_http_apipolicy_webhook_parsed_t;
-
-
-/*
- * sigs: the signatures of the signature header's value, decoded (and a
- * timestamp it carries, ts_tag=), NGX_OK or NGX_ERROR.  message: what
- * is signed before the body, from the parsed id and timestamp.
- */
-typedef ngx_int_t (*ngx_http_apipolicy_webhook_sigs_pt)(ngx_http_request_t *r,
-    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_str_t *value,
-    ngx_http_apipolicy_webhook_parsed_t *ps);
-typedef void (*ngx_http_apipolicy_webhook_message_pt)(
-    ngx_http_apipolicy_webhook_parsed_t *ps);
-
-
-/*
- * A scheme: what apipolicy_webhook, the verification and the metrics
- * read of it.  The challenge of its 401s names the first signature
- * header (or header=).
- */
-struct ngx_http_apipolicy_webhook_scheme_s {
-    ngx_str_t                          name;      /* the directive's word,
-                                                     the metrics' label */
-    ngx_http_apipolicy_webhook_names_t names[2]; /* header families */
-    ngx_str_t                          prefix;    /* before a signature */
-    ngx_uint_t                         encoding;  /* of a signature */
-    u_char                             sep;       /* between signatures:
-                                                     0 one signature */
-    ngx_str_t                          ts_tag;    /* the timestamp in the
-                                                     signature header */
-    time_t                             tolerance; /* 0: nothing timed */
-    unsigned                           id_signed:1;   /* the id is signed
-                                                         and required; with
-                                                         the others it is
-                                                         optional */
-    unsigned                           prefix_nocase:1;
-    unsigned                           secret_base64:1; /* "whsec_" base64 */
-    unsigned                           custom:1;  /* header=, prefix=,
-                                                     encoding= */
-    ngx_http_apipolicy_webhook_sigs_pt     sigs;
-    ngx_http_apipolicy_webhook_message_pt  message;
-};
-
-
-/* an id claimed in the replay zone, given back if nothing was delivered */
-typedef struct {
-    ngx_shm_zone_t                    *zone;
-    ngx_http_apipolicy_webhook_ctx_t  *wctx;
-} ngx_http_apipolicy_webhook_claim_t;
+                                                       request that never
+                                                       ended */
 
 
 static void ngx_http_apipolicy_webhook_body(ngx_http_request_t *r);
@@ -287,7 +185,7 @@ ngx_http_apipolicy_webhook_handler(ngx_http_request_t *r,
 {
     ngx_http_apipolicy_webhook_ctx_t  *wctx;
 
-    if (alcf->webhook == NULL) {
+    if (alcf->webhook.scheme == 0) {
         return NGX_DECLINED;
     }
 
@@ -317,13 +215,13 @@ ngx_http_apipolicy_webhook_body(ngx_http_request_t *r)
     ctx = ngx_http_apipolicy_get_ctx(r);
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
 
-    if (ctx == NULL || ctx->webhook == NULL || alcf->webhook == NULL) {
+    if (ctx == NULL || ctx->webhook == NULL || alcf->webhook.scheme == 0) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    ctx->webhook->scheme = alcf->webhook->scheme;
-    ctx->webhook->status = ngx_http_apipolicy_webhook_verify(r, alcf->webhook,
+    ctx->webhook->scheme = alcf->webhook.scheme;
+    ctx->webhook->status = ngx_http_apipolicy_webhook_verify(r, &alcf->webhook,
                                                              ctx);
     ctx->webhook->done = 1;
 
@@ -973,16 +871,16 @@ ngx_http_apipolicy_webhook_header(ngx_http_request_t *r,
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
 
-    if (alcf->webhook == NULL || alcf->webhook->replay == NULL) {
+    if (alcf->webhook.replay == NULL) {
         return NGX_OK;      /* the cleanup gives the id back */
     }
 
     if (r->headers_out.status >= 200 && r->headers_out.status < 300) {
-        ngx_http_apipolicy_jwt_cache_store(r, alcf->webhook->replay,
+        ngx_http_apipolicy_jwt_cache_store(r, alcf->webhook.replay,
                                            ctx->webhook->id, 0);
 
     } else {
-        ngx_http_apipolicy_jwt_cache_forget(alcf->webhook->replay,
+        ngx_http_apipolicy_jwt_cache_forget(alcf->webhook.replay,
                                             ctx->webhook->id);
     }
 
@@ -1051,24 +949,21 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_apipolicy_main_conf_t     *amcf;
     ngx_http_apipolicy_webhook_conf_t  *wcf;
 
-    if (alcf->webhook != NGX_CONF_UNSET_PTR) {
+    wcf = &alcf->webhook;
+
+    if (wcf->scheme != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
+    wcf->scheme = 0;
 
     if (ngx_strcmp(value[1].data, "off") == 0) {
         if (cf->args->nelts != 2) {
             return "takes no parameters after \"off\"";
         }
 
-        alcf->webhook = NULL;
         return NGX_CONF_OK;
-    }
-
-    wcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_webhook_conf_t));
-    if (wcf == NULL) {
-        return NGX_CONF_ERROR;
     }
 
     for (n = 1; ngx_http_apipolicy_webhook_scheme_table[n].name.len; n++) {
@@ -1319,19 +1214,51 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    alcf->webhook = wcf;
+    return NGX_CONF_OK;
+}
+
+
+void
+ngx_http_apipolicy_webhook_create_loc_conf(ngx_conf_t *cf,
+    ngx_http_apipolicy_webhook_conf_t *conf)
+{
+    /*
+     * set by ngx_pcalloc() with the location configuration:
+     *
+     *     conf->desc = NULL;
+     *     conf->keys = NULL;
+     *     conf->replay = NULL;
+     *     ...
+     */
+
+    conf->scheme = NGX_CONF_UNSET_UINT;
+}
+
+
+/* apipolicy_webhook is inherited whole, or not at all */
+
+char *
+ngx_http_apipolicy_webhook_merge(ngx_conf_t *cf,
+    ngx_http_apipolicy_webhook_conf_t *prev,
+    ngx_http_apipolicy_webhook_conf_t *conf)
+{
+    if (conf->scheme == NGX_CONF_UNSET_UINT) {
+        if (prev->scheme == NGX_CONF_UNSET_UINT) {
+            conf->scheme = 0;
+
+        } else {
+            *conf = *prev;
+        }
+    }
 
     return NGX_CONF_OK;
 }
 
 
-char *
-ngx_http_apipolicy_webhook_merge_conf(ngx_conf_t *cf,
-    ngx_http_apipolicy_loc_conf_t *prev, ngx_http_apipolicy_loc_conf_t *conf)
+ngx_uint_t
+ngx_http_apipolicy_webhook_phases(ngx_http_apipolicy_webhook_conf_t *conf)
 {
-    ngx_conf_merge_ptr_value(conf->webhook, prev->webhook, NULL);
-
-    return NGX_CONF_OK;
+    return conf->scheme ? NGX_HTTP_APIPOLICY_ACCESS : 0;
 }
 
 
