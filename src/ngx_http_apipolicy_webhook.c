@@ -58,8 +58,17 @@ static ngx_int_t ngx_http_apipolicy_webhook_refuse(ngx_http_request_t *r,
 static void ngx_http_apipolicy_webhook_unclaim(void *data);
 static ngx_int_t ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_ctx_t *ctx);
+static ngx_int_t ngx_http_apipolicy_webhook_claim(ngx_http_request_t *r,
+    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_ctx_t *ctx,
+    ngx_http_apipolicy_webhook_parsed_t *ps, u_char *matched);
 static ngx_int_t ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf,
+    ngx_http_apipolicy_webhook_parsed_t *ps, ngx_str_t *detail);
+static ngx_http_apipolicy_webhook_names_t *ngx_http_apipolicy_webhook_family(
+    ngx_http_request_t *r, ngx_http_apipolicy_webhook_scheme_t *desc);
+static ngx_int_t ngx_http_apipolicy_webhook_timed(ngx_http_request_t *r,
+    ngx_http_apipolicy_webhook_conf_t *wcf,
+    ngx_http_apipolicy_webhook_names_t *names,
     ngx_http_apipolicy_webhook_parsed_t *ps, ngx_str_t *detail);
 static ngx_int_t ngx_http_apipolicy_webhook_sigs_list(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_str_t *value,
@@ -85,6 +94,19 @@ static ngx_int_t ngx_http_apipolicy_webhook_timestamp(ngx_str_t *ts,
     time_t tolerance, ngx_str_t *detail);
 static ngx_table_elt_t *ngx_http_apipolicy_webhook_get(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *detail, ngx_int_t *rc);
+
+static ngx_int_t ngx_http_apipolicy_webhook_conf_parse(ngx_conf_t *cf,
+    ngx_http_apipolicy_webhook_conf_t *wcf);
+static ngx_int_t ngx_http_apipolicy_webhook_conf_secret(ngx_conf_t *cf,
+    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_str_t *arg);
+static ngx_shm_zone_t *ngx_http_apipolicy_webhook_conf_zone(ngx_conf_t *cf,
+    ngx_str_t *name);
+static ngx_int_t ngx_http_apipolicy_webhook_conf_custom(
+    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_str_t *s);
+static ngx_int_t ngx_http_apipolicy_webhook_conf_validate(ngx_conf_t *cf,
+    ngx_http_apipolicy_webhook_conf_t *wcf);
+static ngx_int_t ngx_http_apipolicy_webhook_conf_precompute(ngx_conf_t *cf,
+    ngx_http_apipolicy_webhook_conf_t *wcf);
 
 
 #define ngx_http_apipolicy_webhook_null                                      \
@@ -237,11 +259,8 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
     ngx_int_t                            rc;
     ngx_str_t                            detail, *sig;
     ngx_uint_t                           i, j, ok;
-    ngx_pool_cleanup_t                  *cln;
-    ngx_http_apipolicy_sha_t             md;
     ngx_http_apipolicy_webhook_key_t    *key;
     ngx_http_apipolicy_webhook_parsed_t  ps;
-    ngx_http_apipolicy_webhook_claim_t  *claim;
 
     ngx_memzero(&ps, sizeof(ngx_http_apipolicy_webhook_parsed_t));
     ngx_str_null(&detail);
@@ -258,7 +277,7 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
                         : rc == NGX_ABORT ? &ngx_http_apipolicy_webhook_time
                         : &ngx_http_apipolicy_webhook_invalid,
                         rc == NGX_DECLINED ? NGX_LOG_INFO : NGX_LOG_ERR,
-                            &detail);
+                        &detail);
     }
 
     /* every secret against every signature, in constant time */
@@ -292,56 +311,11 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
                                            NGX_LOG_ERR, &detail);
     }
 
-    /*
-     * A delivery seen before, or being delivered now.  The key is what
-     * nobody can change without the secret: the signed delivery id for
-     * "standard", else the signature that verified (it covers the body,
-     * and the timestamp where there is one), never a header's text
-     * (which "t=..,v1=..,v0=x" or upper-case hex would vary).  It is
-     * claimed now, so that a concurrent copy gets 409 at once, and given
-     * back when the upstream fails or the request ends without an answer.
-     */
-
     if (wcf->replay) {
-        ngx_http_apipolicy_sha_init(&md, NGX_HTTP_APIPOLICY_SHA256);
-        ngx_http_apipolicy_sha_update(&md, wcf->desc->name.data,
-                                      wcf->desc->name.len);
-        ngx_http_apipolicy_sha_update(&md, ps.id.len ? ":id:" : ":mac:",
-                                      ps.id.len ? 4 : 5);
-        ngx_http_apipolicy_sha_update(&md, ps.id.len ? ps.id.data : matched,
-                                      ps.id.len ? ps.id.len : 32);
-        ngx_http_apipolicy_sha_final(&md, ctx->webhook->id);
-
-        rc = ngx_http_apipolicy_jwt_cache_claim(r, wcf->replay,
-                                         ctx->webhook->id,
-                                         NGX_HTTP_APIPOLICY_WEBHOOK_CLAIM_TTL);
-
-        if (rc == NGX_DECLINED) {
-            ngx_str_set(&detail, "this delivery was already accepted, or "
-                                 "is being delivered");
-            return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_CONFLICT,
-                                          &ngx_http_apipolicy_webhook_replayed,
-                                          NGX_LOG_INFO, &detail);
+        rc = ngx_http_apipolicy_webhook_claim(r, wcf, ctx, &ps, matched);
+        if (rc != NGX_OK) {
+            return rc;
         }
-
-        if (rc == NGX_OK) {
-            cln = ngx_pool_cleanup_add(r->pool,
-                                 sizeof(ngx_http_apipolicy_webhook_claim_t));
-            if (cln == NULL) {
-                ngx_http_apipolicy_jwt_cache_forget(wcf->replay,
-                                                    ctx->webhook->id);
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            claim = cln->data;
-            claim->zone = wcf->replay;
-            claim->wctx = ctx->webhook;
-            cln->handler = ngx_http_apipolicy_webhook_unclaim;
-
-            ctx->webhook->has_id = 1;
-        }
-
-        /* NGX_ERROR: no room in the zone (said): no replay check */
     }
 
     OPENSSL_cleanse(matched, sizeof(matched));
@@ -349,6 +323,73 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "apipolicy webhook: %V signature verified",
                    &wcf->desc->name);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A delivery seen before, or being delivered now.  The key is what
+ * nobody can change without the secret: the signed delivery id for
+ * "standard", else the signature that verified (it covers the body,
+ * and the timestamp where there is one), never a header's text
+ * (which "t=..,v1=..,v0=x" or upper-case hex would vary).  It is
+ * claimed now, so that a concurrent copy gets 409 at once, and given
+ * back when the upstream fails or the request ends without an answer.
+ *
+ * NGX_OK (claimed, or no room to: no replay check), or the status
+ * to end the request with.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_claim(ngx_http_request_t *r,
+    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_ctx_t *ctx,
+    ngx_http_apipolicy_webhook_parsed_t *ps, u_char *matched)
+{
+    ngx_int_t                            rc;
+    ngx_str_t                            detail;
+    ngx_pool_cleanup_t                  *cln;
+    ngx_http_apipolicy_sha_t             md;
+    ngx_http_apipolicy_webhook_claim_t  *claim;
+
+    ngx_http_apipolicy_sha_init(&md, NGX_HTTP_APIPOLICY_SHA256);
+    ngx_http_apipolicy_sha_update(&md, wcf->desc->name.data,
+                                  wcf->desc->name.len);
+    ngx_http_apipolicy_sha_update(&md, ps->id.len ? ":id:" : ":mac:",
+                                  ps->id.len ? 4 : 5);
+    ngx_http_apipolicy_sha_update(&md, ps->id.len ? ps->id.data : matched,
+                                  ps->id.len ? ps->id.len : 32);
+    ngx_http_apipolicy_sha_final(&md, ctx->webhook->id);
+
+    rc = ngx_http_apipolicy_jwt_cache_claim(r, wcf->replay, ctx->webhook->id,
+                                         NGX_HTTP_APIPOLICY_WEBHOOK_CLAIM_TTL);
+
+    if (rc == NGX_DECLINED) {
+        ngx_str_set(&detail, "this delivery was already accepted, or "
+                             "is being delivered");
+        return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_CONFLICT,
+                                         &ngx_http_apipolicy_webhook_replayed,
+                                         NGX_LOG_INFO, &detail);
+    }
+
+    if (rc == NGX_OK) {
+        cln = ngx_pool_cleanup_add(r->pool,
+                                   sizeof(ngx_http_apipolicy_webhook_claim_t));
+        if (cln == NULL) {
+            ngx_http_apipolicy_jwt_cache_forget(wcf->replay,
+                                                ctx->webhook->id);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        claim = cln->data;
+        claim->zone = wcf->replay;
+        claim->wctx = ctx->webhook;
+        cln->handler = ngx_http_apipolicy_webhook_unclaim;
+
+        ctx->webhook->has_id = 1;
+    }
+
+    /* NGX_ERROR: no room in the zone (said): no replay check */
 
     return NGX_OK;
 }
@@ -411,14 +452,11 @@ ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf,
     ngx_http_apipolicy_webhook_parsed_t *ps, ngx_str_t *detail)
 {
-    u_char                               *p;
-    ngx_int_t                             rc;
-    ngx_uint_t                            count;
-    ngx_table_elt_t                      *h, *hid, *hts;
-    ngx_http_apipolicy_webhook_names_t   *names;
-    ngx_http_apipolicy_webhook_scheme_t  *desc;
+    ngx_int_t                            rc;
+    ngx_uint_t                           count;
+    ngx_table_elt_t                     *h, *hid, *hts;
+    ngx_http_apipolicy_webhook_names_t  *names;
 
-    desc = wcf->desc;
     rc = NGX_OK;
     hid = NULL;
     hts = NULL;
@@ -427,27 +465,10 @@ ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    /* the family of headers: the first whose signature header was sent */
+    names = ngx_http_apipolicy_webhook_family(r, wcf->desc);
 
-    names = &desc->names[0];
-
-    if (desc->names[1].sig.len) {
-        (void) ngx_http_apipolicy_find_header(&r->headers_in.headers,
-                                              &names[0].sig,
-                                              &count);
-        if (count == 0) {
-            (void) ngx_http_apipolicy_find_header(&r->headers_in.headers,
-                                                  &names[1].sig,
-                                                  &count);
-            if (count) {
-                names++;
-            }
-        }
-    }
-
-    if (names->id.len && desc->id_signed) {
-        hid = ngx_http_apipolicy_webhook_get(r, &names->id,
-                                             detail, &rc);
+    if (names->id.len && wcf->desc->id_signed) {
+        hid = ngx_http_apipolicy_webhook_get(r, &names->id, detail, &rc);
 
     } else if (names->id.len && wcf->replay) {
 
@@ -458,22 +479,19 @@ ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
          */
 
         (void) ngx_http_apipolicy_find_header(&r->headers_in.headers,
-                                              &names->id,
-                                              &count);
+                                              &names->id, &count);
         if (count) {
-            (void) ngx_http_apipolicy_webhook_get(r, &names->id,
-                                                  detail, &rc);
+            (void) ngx_http_apipolicy_webhook_get(r, &names->id, detail,
+                                                  &rc);
         }
     }
 
     if (names->ts.len) {
-        hts = ngx_http_apipolicy_webhook_get(r, &names->ts,
-                                             detail, &rc);
+        hts = ngx_http_apipolicy_webhook_get(r, &names->ts, detail, &rc);
     }
 
-    h = ngx_http_apipolicy_webhook_get(r, names->sig.len
-                                          ? &names->sig
-                                          : &wcf->header,
+    h = ngx_http_apipolicy_webhook_get(r, names->sig.len ? &names->sig
+                                                         : &wcf->header,
                                        detail, &rc);
     if (rc != NGX_OK) {
         return rc;
@@ -487,28 +505,12 @@ ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
         ps->id = hid->value;
     }
 
-    if (desc->sigs(r, wcf, &h->value, ps) != NGX_OK) {
+    if (wcf->desc->sigs(r, wcf, &h->value, ps) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    if (desc->tolerance) {
-
-        if (ps->ts.len == 0) {              /* in the signature header */
-            p = ngx_pnalloc(r->pool, sizeof("the  header has no ") - 1
-                                     + names->sig.len + desc->ts_tag.len);
-            if (p == NULL) {
-                return NGX_ERROR;
-            }
-
-            detail->data = p;
-            detail->len = ngx_sprintf(p, "the %V header has no %V",
-                                      &names->sig, &desc->ts_tag)
-                          - p;
-            return NGX_BUSY;
-        }
-
-        rc = ngx_http_apipolicy_webhook_timestamp(&ps->ts, wcf->tolerance,
-                                                  detail);
+    if (wcf->desc->tolerance) {
+        rc = ngx_http_apipolicy_webhook_timed(r, wcf, names, ps, detail);
         if (rc != NGX_OK) {
             return rc;
         }
@@ -520,9 +522,66 @@ ngx_http_apipolicy_webhook_parse(ngx_http_request_t *r,
         return NGX_BUSY;
     }
 
-    desc->message(ps);
+    wcf->desc->message(ps);
 
     return NGX_OK;
+}
+
+
+/* the family of headers: the first whose signature header was sent */
+
+static ngx_http_apipolicy_webhook_names_t *
+ngx_http_apipolicy_webhook_family(ngx_http_request_t *r,
+    ngx_http_apipolicy_webhook_scheme_t *desc)
+{
+    ngx_uint_t  count;
+
+    if (desc->names[1].sig.len == 0) {
+        return &desc->names[0];
+    }
+
+    (void) ngx_http_apipolicy_find_header(&r->headers_in.headers,
+                                          &desc->names[0].sig, &count);
+    if (count) {
+        return &desc->names[0];
+    }
+
+    (void) ngx_http_apipolicy_find_header(&r->headers_in.headers,
+                                          &desc->names[1].sig, &count);
+
+    return count ? &desc->names[1] : &desc->names[0];
+}
+
+
+/*
+ * The signed timestamp: there (Stripe's is in the signature header, the
+ * others' headers are required) and within tolerance
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_timed(ngx_http_request_t *r,
+    ngx_http_apipolicy_webhook_conf_t *wcf,
+    ngx_http_apipolicy_webhook_names_t *names,
+    ngx_http_apipolicy_webhook_parsed_t *ps, ngx_str_t *detail)
+{
+    u_char  *p;
+
+    if (ps->ts.len == 0) {
+        p = ngx_pnalloc(r->pool, sizeof("the  header has no ") - 1
+                                 + names->sig.len + wcf->desc->ts_tag.len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        detail->data = p;
+        detail->len = ngx_sprintf(p, "the %V header has no %V",
+                                  &names->sig, &wcf->desc->ts_tag)
+                      - p;
+        return NGX_BUSY;
+    }
+
+    return ngx_http_apipolicy_webhook_timestamp(&ps->ts, wcf->tolerance,
+                                                detail);
 }
 
 
@@ -942,11 +1001,7 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_apipolicy_loc_conf_t  *alcf = conf;
 
-    ngx_str_t                          *value, s, *secret, raw, b64;
-    ngx_uint_t                          i, n, tolerance_set;
-    ngx_shm_zone_t                    **zp;
-    ngx_http_apipolicy_webhook_key_t   *key;
-    ngx_http_apipolicy_main_conf_t     *amcf;
+    ngx_str_t                          *value;
     ngx_http_apipolicy_webhook_conf_t  *wcf;
 
     wcf = &alcf->webhook;
@@ -966,14 +1021,36 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_OK;
     }
 
-    for (n = 1; ngx_http_apipolicy_webhook_scheme_table[n].name.len; n++) {
-        if (value[1].len == ngx_http_apipolicy_webhook_scheme_table[n].name.len
-            && ngx_strcmp(value[1].data,
-                          ngx_http_apipolicy_webhook_scheme_table[n].name.data)
-               == 0)
+    if (ngx_http_apipolicy_webhook_conf_parse(cf, wcf) != NGX_OK
+        || ngx_http_apipolicy_webhook_conf_validate(cf, wcf) != NGX_OK
+        || ngx_http_apipolicy_webhook_conf_precompute(cf, wcf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the directive's words, each said when it is wrong */
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_conf_parse(ngx_conf_t *cf,
+    ngx_http_apipolicy_webhook_conf_t *wcf)
+{
+    ngx_str_t                            *value, s;
+    ngx_uint_t                            i, n;
+    ngx_http_apipolicy_webhook_scheme_t  *desc;
+
+    value = cf->args->elts;
+    desc = ngx_http_apipolicy_webhook_scheme_table;
+
+    for (n = 1; desc[n].name.len; n++) {
+        if (value[1].len == desc[n].name.len
+            && ngx_strcmp(value[1].data, desc[n].name.data) == 0)
         {
             wcf->scheme = n;
-            wcf->desc = &ngx_http_apipolicy_webhook_scheme_table[n];
+            wcf->desc = &desc[n];
             break;
         }
     }
@@ -983,77 +1060,26 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "unknown webhook scheme \"%V\": use standard, "
                            "stripe, github, slack, shopify or hmac",
                            &value[1]);
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
-    wcf->tolerance = wcf->desc->tolerance;
+    wcf->tolerance = NGX_CONF_UNSET;
     wcf->prefix = wcf->desc->prefix;
     wcf->encoding = wcf->desc->encoding;
-    tolerance_set = 0;
 
     wcf->secrets = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
     if (wcf->secrets == NULL) {
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
-
-    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
 
     for (i = 2; i < cf->args->nelts; i++) {
         s = value[i];
 
         if (s.len > 7 && ngx_strncmp(s.data, "secret=", 7) == 0) {
-            raw.data = s.data + 7;
-            raw.len = s.len - 7;
-
-            secret = ngx_array_push(wcf->secrets);
-            if (secret == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            if (ngx_http_apipolicy_crypto_secret(cf, &raw, secret)
+            if (ngx_http_apipolicy_webhook_conf_secret(cf, wcf, &value[i])
                 != NGX_OK)
             {
-                return NGX_CONF_ERROR;
-            }
-
-            if (wcf->desc->secret_base64
-                && !(raw.len > 7 && ngx_strncmp(raw.data, "base64:", 7) == 0)
-                && !(raw.len > 10
-                     && ngx_strncmp(raw.data, "base64url:", 10) == 0))
-            {
-                /*
-                 * Standard Webhooks: the secret is base64, "whsec_" in
-                 * front or not, inline or in a file, as the SDKs read it
-                 * ("base64:" and "base64url:" give the key's bytes)
-                 */
-
-                b64 = *secret;
-
-                if (b64.len > 6 && ngx_strncmp(b64.data, "whsec_", 6) == 0) {
-                    b64.data += 6;
-                    b64.len -= 6;
-                }
-
-                secret->data = ngx_pnalloc(cf->pool,
-                                           ngx_base64_decoded_length(b64.len));
-                if (secret->data == NULL) {
-                    return NGX_CONF_ERROR;
-                }
-
-                if (ngx_decode_base64(secret, &b64) != NGX_OK) {
-                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                       "a Standard Webhooks secret is base64, "
-                                       "with or without \"whsec_\" in front "
-                                       "(inline or in the file:): \"%V\" "
-                                       "is not", &value[i]);
-                    return NGX_CONF_ERROR;
-                }
-            }
-
-            if (secret->len == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "an empty secret can sign nothing");
-                return NGX_CONF_ERROR;
+                return NGX_ERROR;
             }
 
             continue;
@@ -1069,10 +1095,9 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid \"%V\": a time, as in "
                                    "\"tolerance=5m\"", &value[i]);
-                return NGX_CONF_ERROR;
+                return NGX_ERROR;
             }
 
-            tolerance_set = 1;
             continue;
         }
 
@@ -1080,51 +1105,18 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             s.data += 12;
             s.len -= 12;
 
-            zp = amcf->webhook_zones ? amcf->webhook_zones->elts : NULL;
-
-            for (n = 0; zp && n < amcf->webhook_zones->nelts; n++) {
-                if (zp[n]->shm.name.len == s.len
-                    && ngx_strncmp(zp[n]->shm.name.data, s.data, s.len) == 0)
-                {
-                    wcf->replay = zp[n];
-                    break;
-                }
-            }
-
+            wcf->replay = ngx_http_apipolicy_webhook_conf_zone(cf, &s);
             if (wcf->replay == NULL) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "unknown replay zone \"%V\": declare it "
-                                   "with apipolicy_webhook_zone at http "
-                                   "level, before this line", &s);
-                return NGX_CONF_ERROR;
+                return NGX_ERROR;
             }
 
             continue;
         }
 
-        if (wcf->desc->custom) {
-
-            if (s.len > 7 && ngx_strncmp(s.data, "header=", 7) == 0) {
-                wcf->header.data = s.data + 7;
-                wcf->header.len = s.len - 7;
-                continue;
-            }
-
-            if (s.len > 7 && ngx_strncmp(s.data, "prefix=", 7) == 0) {
-                wcf->prefix.data = s.data + 7;
-                wcf->prefix.len = s.len - 7;
-                continue;
-            }
-
-            if (ngx_strcmp(s.data, "encoding=hex") == 0) {
-                wcf->encoding = NGX_HTTP_APIPOLICY_WEBHOOK_HEX;
-                continue;
-            }
-
-            if (ngx_strcmp(s.data, "encoding=base64") == 0) {
-                wcf->encoding = NGX_HTTP_APIPOLICY_WEBHOOK_BASE64;
-                continue;
-            }
+        if (wcf->desc->custom
+            && ngx_http_apipolicy_webhook_conf_custom(wcf, &s) == NGX_OK)
+        {
+            continue;
         }
 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -1135,20 +1127,212 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                || ngx_strncmp(s.data, "encoding=", 9) == 0)
                            ? ": header=, prefix= and encoding= belong to the "
                              "hmac scheme" : "");
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
+
+    return NGX_OK;
+}
+
+
+/* secret=VALUE: in any form the crypto helpers read, never empty */
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_conf_secret(ngx_conf_t *cf,
+    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_str_t *arg)
+{
+    ngx_str_t  *secret, raw, b64;
+
+    raw.data = arg->data + 7;
+    raw.len = arg->len - 7;
+
+    secret = ngx_array_push(wcf->secrets);
+    if (secret == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_apipolicy_crypto_secret(cf, &raw, secret) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (wcf->desc->secret_base64
+        && !(raw.len > 7 && ngx_strncmp(raw.data, "base64:", 7) == 0)
+        && !(raw.len > 10 && ngx_strncmp(raw.data, "base64url:", 10) == 0))
+    {
+        /*
+         * Standard Webhooks: the secret is base64, "whsec_" in front or
+         * not, inline or in a file, as the SDKs read it ("base64:" and
+         * "base64url:" give the key's bytes)
+         */
+
+        b64 = *secret;
+
+        if (b64.len > 6 && ngx_strncmp(b64.data, "whsec_", 6) == 0) {
+            b64.data += 6;
+            b64.len -= 6;
+        }
+
+        secret->data = ngx_pnalloc(cf->pool,
+                                   ngx_base64_decoded_length(b64.len));
+        if (secret->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_decode_base64(secret, &b64) != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "a Standard Webhooks secret is base64, "
+                               "with or without \"whsec_\" in front "
+                               "(inline or in the file:): \"%V\" "
+                               "is not", arg);
+            return NGX_ERROR;
+        }
+    }
+
+    if (secret->len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "an empty secret can sign nothing");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* replay_zone=NAME: a zone apipolicy_webhook_zone declared before */
+
+static ngx_shm_zone_t *
+ngx_http_apipolicy_webhook_conf_zone(ngx_conf_t *cf, ngx_str_t *name)
+{
+    ngx_uint_t                        n;
+    ngx_shm_zone_t                  **zp;
+    ngx_http_apipolicy_main_conf_t   *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
+
+    zp = amcf->webhook_zones ? amcf->webhook_zones->elts : NULL;
+
+    for (n = 0; zp && n < amcf->webhook_zones->nelts; n++) {
+        if (zp[n]->shm.name.len == name->len
+            && ngx_strncmp(zp[n]->shm.name.data, name->data, name->len) == 0)
+        {
+            return zp[n];
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "unknown replay zone \"%V\": declare it with "
+                       "apipolicy_webhook_zone at http level, before this "
+                       "line", name);
+    return NULL;
+}
+
+
+/* header=, prefix=, encoding= of the hmac scheme; NGX_DECLINED: none */
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_conf_custom(ngx_http_apipolicy_webhook_conf_t *wcf,
+    ngx_str_t *s)
+{
+    if (s->len > 7 && ngx_strncmp(s->data, "header=", 7) == 0) {
+        wcf->header.data = s->data + 7;
+        wcf->header.len = s->len - 7;
+        return NGX_OK;
+    }
+
+    if (s->len > 7 && ngx_strncmp(s->data, "prefix=", 7) == 0) {
+        wcf->prefix.data = s->data + 7;
+        wcf->prefix.len = s->len - 7;
+        return NGX_OK;
+    }
+
+    if (ngx_strcmp(s->data, "encoding=hex") == 0) {
+        wcf->encoding = NGX_HTTP_APIPOLICY_WEBHOOK_HEX;
+        return NGX_OK;
+    }
+
+    if (ngx_strcmp(s->data, "encoding=base64") == 0) {
+        wcf->encoding = NGX_HTTP_APIPOLICY_WEBHOOK_BASE64;
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* what the words say together */
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_conf_validate(ngx_conf_t *cf,
+    ngx_http_apipolicy_webhook_conf_t *wcf)
+{
+    ngx_str_t   *value;
+    ngx_uint_t   n;
+
+    value = cf->args->elts;
 
     if (wcf->secrets->nelts == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"secret=\" is required (repeat it to accept "
                            "an old and a new secret while rotating)");
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
+
+    if (wcf->desc->custom && wcf->header.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the hmac scheme needs \"header=\": the request "
+                           "header that carries the signature");
+        return NGX_ERROR;
+    }
+
+    /* it is named in the challenge, between quotes */
+
+    for (n = 0; n < wcf->header.len; n++) {
+        if (wcf->header.data[n] <= 0x20 || wcf->header.data[n] >= 0x7f
+            || wcf->header.data[n] == '"' || wcf->header.data[n] == '\\')
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"header=%V\" is not a header name",
+                               &wcf->header);
+            return NGX_ERROR;
+        }
+    }
+
+    if (wcf->desc->tolerance == 0) {
+        if (wcf->tolerance != NGX_CONF_UNSET) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" deliveries carry no timestamp: "
+                               "tolerance= does not apply (use replay_zone= "
+                               "against replays)", &value[1]);
+            return NGX_ERROR;
+        }
+
+        wcf->tolerance = 0;
+
+    } else if (wcf->tolerance == NGX_CONF_UNSET) {
+        wcf->tolerance = wcf->desc->tolerance;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * What a delivery needs ready: the HMAC states of every secret, and the
+ * challenge of its 401s ("Webhook-Signature" is apipolicy's name, no
+ * registered scheme fits; the parameters say what to send)
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_conf_precompute(ngx_conf_t *cf,
+    ngx_http_apipolicy_webhook_conf_t *wcf)
+{
+    ngx_str_t                         *secret, *header;
+    ngx_uint_t                         i;
+    ngx_http_apipolicy_webhook_key_t  *key;
 
     wcf->keys = ngx_array_create(cf->pool, wcf->secrets->nelts,
                                  sizeof(ngx_http_apipolicy_webhook_key_t));
     if (wcf->keys == NULL) {
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     secret = wcf->secrets->elts;
@@ -1156,65 +1340,32 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     for (i = 0; i < wcf->secrets->nelts; i++) {
         key = ngx_array_push(wcf->keys);
         if (key == NULL) {
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
 
         if (ngx_http_apipolicy_hmac_key(cf->pool, &key->hmac,
                                         NGX_HTTP_APIPOLICY_SHA256, &secret[i])
             != NGX_OK)
         {
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
     }
 
-    if (wcf->desc->custom && wcf->header.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "the hmac scheme needs \"header=\": the request "
-                           "header that carries the signature");
-        return NGX_CONF_ERROR;
-    }
-
-    /*
-     * the challenge of its 401s: "Webhook-Signature" is apipolicy's name
-     * (no registered scheme fits), the parameters say what to send
-     */
-
-    s = wcf->header.len ? wcf->header : wcf->desc->names[0].sig;
-
-    for (n = 0; n < s.len; n++) {
-        if (s.data[n] <= 0x20 || s.data[n] >= 0x7f || s.data[n] == '"'
-            || s.data[n] == '\\')
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"header=%V\" is not a header name",
-                               &wcf->header);
-            return NGX_CONF_ERROR;
-        }
-    }
+    header = wcf->header.len ? &wcf->header : &wcf->desc->names[0].sig;
 
     wcf->challenge.len = sizeof("Webhook-Signature provider=\"\", "
                                 "header=\"\"") - 1
-                         + wcf->desc->name.len + s.len;
+                         + wcf->desc->name.len + header->len;
     wcf->challenge.data = ngx_pnalloc(cf->pool, wcf->challenge.len);
     if (wcf->challenge.data == NULL) {
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     ngx_sprintf(wcf->challenge.data,
                 "Webhook-Signature provider=\"%V\", header=\"%V\"",
-                &wcf->desc->name, &s);
+                &wcf->desc->name, header);
 
-    if (wcf->desc->tolerance == 0) {
-        if (tolerance_set) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"%V\" deliveries carry no timestamp: "
-                               "tolerance= does not apply (use replay_zone= "
-                               "against replays)", &value[1]);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    return NGX_CONF_OK;
+    return NGX_OK;
 }
 
 
