@@ -531,6 +531,8 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    conf->phases |= ngx_http_apipolicy_webhook_phases(&conf->webhook);
+
     if (ngx_http_apipolicy_idempotency_merge_conf(cf, prev, conf)
         != NGX_CONF_OK)
     {
@@ -548,8 +550,6 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (ngx_http_apipolicy_jwt_enabled(conf)) {
         conf->phases |= NGX_HTTP_APIPOLICY_ACCESS;
     }
-
-    conf->phases |= ngx_http_apipolicy_webhook_phases(&conf->webhook);
 
     if (conf->idempotency) {
         conf->phases |= NGX_HTTP_APIPOLICY_PRECONTENT;
