@@ -1,0 +1,45 @@
+#!/bin/bash
+# Two builds of the module side by side: bench/run.sh with BEFORE, then
+# with AFTER, one round each, repeated; every round measures each scenario
+# against plain nginx in the same run, and the table gives the median of
+# each build's ratios.  For a change that must not cost speed.
+#
+#   BEFORE=old.so AFTER=build/nginx/objs/ngx_http_apipolicy_module.so \
+#       bench/compare.sh [seconds-per-round] [rounds]
+#   ONLY='full-stack|jwt-hs256' ...      a subset of bench/scenarios
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_PER_ROUND=${1:-5}
+ROUNDS=${2:-3}
+BEFORE=${BEFORE:?the module to compare with: BEFORE=path/to/module.so}
+AFTER=${AFTER:-$PWD/build/nginx/objs/ngx_http_apipolicy_module.so}
+
+declare -A ratios
+names=()
+for round in $(seq "$ROUNDS"); do
+    for build in before after; do
+        if [ $build = before ]; then module=$BEFORE; else module=$AFTER; fi
+        while IFS='|' read -r _ name _ _ ratio _; do
+            name=${name// /}
+            ratio=${ratio//[ %]/}
+            [ -n "$name" ] || continue
+            [ "$round" = 1 ] && [ $build = before ] && names+=("$name")
+            ratios[$build.$name]="${ratios[$build.$name]:-} $ratio"
+        done < <(MODULE=$module bench/run.sh "$SECONDS_PER_ROUND" 1 2>/dev/null \
+                 | grep '^| [a-z]' | grep -v '^| scenario')
+    done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "$ROUNDS rounds of ${SECONDS_PER_ROUND}s a scenario, each build's ratio to plain nginx in its own run, medians"
+echo
+echo "| scenario | before | after | after - before |"
+echo "|---|---:|---:|---:|"
+for name in "${names[@]}"; do
+    b=$(median <<< "${ratios[before.$name]}")
+    a=$(median <<< "${ratios[after.$name]}")
+    printf '| %s | %.1f%% | %.1f%% | %+.1f |\n' "$name" "$b" "$a" \
+        "$(echo "$a - $b" | bc -l)"
+done
