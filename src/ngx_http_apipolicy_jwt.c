@@ -79,6 +79,44 @@ typedef struct {
 } ngx_http_apipolicy_jwt_sets_t;
 
 
+/*
+ * What the checks read of a token's header.  Tokens of one issuer carry
+ * the same header, so each worker keeps the last header segment it
+ * parsed with these facts (copied): a token with that segment skips
+ * decoding and parsing it again.  The header object itself is parsed
+ * again only for the $jwt_header_* variables.
+ */
+
+#define NGX_HTTP_APIPOLICY_JWT_ABSENT  ((ngx_uint_t) -1)
+
+typedef struct {
+    ngx_uint_t                         type;      /* a JSON type, or
+                                                     ..._JWT_ABSENT */
+    ngx_str_t                          value;     /* a string's text */
+} ngx_http_apipolicy_jwt_fact_t;
+
+#define NGX_HTTP_APIPOLICY_JWT_H_ALG   0
+#define NGX_HTTP_APIPOLICY_JWT_H_TYP   1
+#define NGX_HTTP_APIPOLICY_JWT_H_KID   2
+
+typedef struct {
+    ngx_http_apipolicy_jwt_fact_t      fact[3];   /* alg, typ, kid */
+    ngx_uint_t                         crit;      /* present, not [] */
+} ngx_http_apipolicy_jwt_header_t;
+
+#define NGX_HTTP_APIPOLICY_JWT_MEMO_SEG  256
+#define NGX_HTTP_APIPOLICY_JWT_MEMO_STR  128
+
+typedef struct {
+    size_t                             seg_len;   /* 0: empty */
+    u_char                             seg[NGX_HTTP_APIPOLICY_JWT_MEMO_SEG];
+    ngx_http_apipolicy_jwt_header_t    facts;
+    u_char                             str[3][NGX_HTTP_APIPOLICY_JWT_MEMO_STR];
+} ngx_http_apipolicy_jwt_memo_t;
+
+static ngx_http_apipolicy_jwt_memo_t  ngx_http_apipolicy_jwt_memo;
+
+
 static ngx_int_t ngx_http_apipolicy_jwt_start(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_jwt_conf_t *jcf);
 static ngx_int_t ngx_http_apipolicy_jwt_token(ngx_http_request_t *r,
@@ -101,12 +139,19 @@ static ngx_uint_t ngx_http_apipolicy_jwt_split(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
     u_char **dot, ngx_str_t *detail);
 static ngx_uint_t ngx_http_apipolicy_jwt_segments(ngx_http_request_t *r,
-    ngx_http_apipolicy_jwt_ctx_t *jctx, u_char **dot, ngx_str_t *detail);
+    ngx_http_apipolicy_jwt_ctx_t *jctx, u_char **dot,
+    ngx_http_apipolicy_jwt_header_t *hdr, ngx_str_t *detail);
+static void ngx_http_apipolicy_jwt_header_facts(
+    ngx_http_apipolicy_json_t *header, ngx_http_apipolicy_jwt_header_t *hdr);
+static void ngx_http_apipolicy_jwt_memo_store(u_char *seg, size_t len,
+    ngx_http_apipolicy_jwt_header_t *hdr);
 static ngx_uint_t ngx_http_apipolicy_jwt_header_check(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
-    ngx_str_t *detail);
+    ngx_http_apipolicy_jwt_header_t *hdr, ngx_str_t *detail);
 static ngx_uint_t ngx_http_apipolicy_jwt_typ_ok(
-    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_json_t *v);
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_fact_t *f);
+static ngx_http_apipolicy_json_t *ngx_http_apipolicy_jwt_header_object(
+    ngx_http_request_t *r, ngx_http_apipolicy_jwt_ctx_t *jctx);
 static ngx_int_t ngx_http_apipolicy_jwt_issuer(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_ctx_t *jctx, ngx_str_t *detail);
 static ngx_uint_t ngx_http_apipolicy_jwt_verify(ngx_http_request_t *r,
@@ -704,20 +749,21 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
     ngx_str_t *detail)
 {
-    u_char      *dot[2];
-    ngx_uint_t   err;
+    u_char                           *dot[2];
+    ngx_uint_t                        err;
+    ngx_http_apipolicy_jwt_header_t   hdr;
 
     err = ngx_http_apipolicy_jwt_split(r, jcf, jctx, dot, detail);
     if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
         return err;
     }
 
-    err = ngx_http_apipolicy_jwt_segments(r, jctx, dot, detail);
+    err = ngx_http_apipolicy_jwt_segments(r, jctx, dot, &hdr, detail);
     if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
         return err;
     }
 
-    return ngx_http_apipolicy_jwt_header_check(r, jcf, jctx, detail);
+    return ngx_http_apipolicy_jwt_header_check(r, jcf, jctx, &hdr, detail);
 }
 
 
@@ -790,21 +836,34 @@ ngx_http_apipolicy_jwt_split(ngx_http_request_t *r,
 }
 
 
-/* header and payload decoded, the header parsed; the signature's bounds */
+/*
+ * header and payload decoded, the header parsed (or found in the memo);
+ * the signature's bounds
+ */
 
 static ngx_uint_t
 ngx_http_apipolicy_jwt_segments(ngx_http_request_t *r,
-    ngx_http_apipolicy_jwt_ctx_t *jctx, u_char **dot, ngx_str_t *detail)
+    ngx_http_apipolicy_jwt_ctx_t *jctx, u_char **dot,
+    ngx_http_apipolicy_jwt_header_t *hdr, ngx_str_t *detail)
 {
-    u_char     *p, *last;
-    ngx_int_t   hrc, prc;
-    ngx_str_t   decoded;
+    u_char                         *p, *last;
+    size_t                          len;
+    ngx_int_t                       hrc, prc;
+    ngx_str_t                       decoded;
+    ngx_uint_t                      hit;
+    ngx_http_apipolicy_jwt_memo_t  *memo;
 
     p = jctx->token.data;
     last = p + jctx->token.len;
+    len = dot[0] - p;
 
-    hrc = ngx_http_apipolicy_crypto_base64url_decode(r->pool, p, dot[0] - p,
-                                                     &decoded);
+    memo = &ngx_http_apipolicy_jwt_memo;
+    hit = (memo->seg_len && memo->seg_len == len
+           && ngx_memcmp(memo->seg, p, len) == 0);
+
+    hrc = hit ? NGX_OK
+              : ngx_http_apipolicy_crypto_base64url_decode(r->pool, p, len,
+                                                           &decoded);
 
     prc = ngx_http_apipolicy_crypto_base64url_decode(r->pool, dot[0] + 1,
                                                      dot[1] - dot[0] - 1,
@@ -824,10 +883,19 @@ ngx_http_apipolicy_jwt_segments(ngx_http_request_t *r,
         return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
     }
 
-    jctx->header = ngx_http_apipolicy_jwt_json(r, decoded.data, decoded.len,
-                                               "header", detail);
-    if (jctx->header == NULL) {
-        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+    if (hit) {
+        *hdr = memo->facts;
+
+    } else {
+        jctx->header = ngx_http_apipolicy_jwt_json(r, decoded.data,
+                                                   decoded.len, "header",
+                                                   detail);
+        if (jctx->header == NULL) {
+            return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+        }
+
+        ngx_http_apipolicy_jwt_header_facts(jctx->header, hdr);
+        ngx_http_apipolicy_jwt_memo_store(p, len, hdr);
     }
 
     /* payload: only checked for syntax here, parsed once verified */
@@ -863,30 +931,100 @@ ngx_http_apipolicy_jwt_segments(ngx_http_request_t *r,
 }
 
 
-/* alg, crit, typ and kid of the header */
+static void
+ngx_http_apipolicy_jwt_header_facts(ngx_http_apipolicy_json_t *header,
+    ngx_http_apipolicy_jwt_header_t *hdr)
+{
+    ngx_uint_t                      i;
+    ngx_http_apipolicy_json_t      *v;
+    ngx_http_apipolicy_jwt_fact_t  *f;
+    static u_char                  *names[3] = {
+        (u_char *) "alg", (u_char *) "typ", (u_char *) "kid"
+    };
+
+    for (i = 0; i < 3; i++) {
+        v = ngx_http_apipolicy_json_get(header, names[i], 3);
+        f = &hdr->fact[i];
+
+        f->type = v ? v->type : NGX_HTTP_APIPOLICY_JWT_ABSENT;
+
+        if (v && v->type == NGX_HTTP_APIPOLICY_JSON_STRING) {
+            f->value = v->value;
+
+        } else {
+            ngx_str_null(&f->value);
+        }
+    }
+
+    v = ngx_http_apipolicy_json_get_literal(header, "crit");
+
+    hdr->crit = (v && !(v->type == NGX_HTTP_APIPOLICY_JSON_ARRAY
+                        && v->count == 0));
+}
+
+
+/* the header segment and its facts kept for the next token (when short) */
+
+static void
+ngx_http_apipolicy_jwt_memo_store(u_char *seg, size_t len,
+    ngx_http_apipolicy_jwt_header_t *hdr)
+{
+    ngx_uint_t                      i;
+    ngx_http_apipolicy_jwt_memo_t  *memo;
+
+    memo = &ngx_http_apipolicy_jwt_memo;
+    memo->seg_len = 0;
+
+    if (len > NGX_HTTP_APIPOLICY_JWT_MEMO_SEG) {
+        return;
+    }
+
+    for (i = 0; i < 3; i++) {
+        if (hdr->fact[i].value.len > NGX_HTTP_APIPOLICY_JWT_MEMO_STR) {
+            return;
+        }
+    }
+
+    memo->facts = *hdr;
+
+    for (i = 0; i < 3; i++) {
+        memo->facts.fact[i].value.data = memo->str[i];
+        ngx_memcpy(memo->str[i], hdr->fact[i].value.data,
+                   hdr->fact[i].value.len);
+    }
+
+    ngx_memcpy(memo->seg, seg, len);
+    memo->seg_len = len;
+}
+
+
+/*
+ * alg, crit, typ and kid of the header; the kid is copied to the request
+ * (the facts may be the memo's, which the next token replaces)
+ */
 
 static ngx_uint_t
 ngx_http_apipolicy_jwt_header_check(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
-    ngx_str_t *detail)
+    ngx_http_apipolicy_jwt_header_t *hdr, ngx_str_t *detail)
 {
-    u_char                     *s;
-    size_t                      len;
-    ngx_uint_t                  alg;
-    ngx_http_apipolicy_json_t  *v;
+    u_char                         *s;
+    size_t                          len;
+    ngx_uint_t                      alg;
+    ngx_http_apipolicy_jwt_fact_t  *f;
 
     /* alg (RFC 8725 section 3.1) */
 
-    v = ngx_http_apipolicy_json_get_literal(jctx->header, "alg");
+    f = &hdr->fact[NGX_HTTP_APIPOLICY_JWT_H_ALG];
 
-    if (v == NULL || v->type != NGX_HTTP_APIPOLICY_JSON_STRING) {
+    if (f->type != NGX_HTTP_APIPOLICY_JSON_STRING) {
         ngx_http_apipolicy_jwt_detail(r, detail,
                                       "the header has no alg string");
         return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
     }
 
-    s = v->value.data;
-    len = v->value.len;
+    s = f->value.data;
+    len = f->value.len;
 
     if (len == 4 && ngx_strncasecmp((u_char *) s, (u_char *) "none", 4) == 0)
     {
@@ -914,9 +1052,7 @@ ngx_http_apipolicy_jwt_header_check(ngx_http_request_t *r,
 
     /* crit (RFC 7515 section 4.1.11): no extension is understood */
 
-    v = ngx_http_apipolicy_json_get_literal(jctx->header, "crit");
-
-    if (v && !(v->type == NGX_HTTP_APIPOLICY_JSON_ARRAY && v->count == 0)) {
+    if (hdr->crit) {
         ngx_http_apipolicy_jwt_detail(r, detail,
                          "the header lists critical extensions (crit) "
                          "this gateway does not understand");
@@ -925,55 +1061,66 @@ ngx_http_apipolicy_jwt_header_check(ngx_http_request_t *r,
 
     /* typ (RFC 8725 section 3.11) */
 
-    v = ngx_http_apipolicy_json_get_literal(jctx->header, "typ");
+    f = &hdr->fact[NGX_HTTP_APIPOLICY_JWT_H_TYP];
 
-    if (v && v->type != NGX_HTTP_APIPOLICY_JSON_STRING) {
+    if (f->type != NGX_HTTP_APIPOLICY_JWT_ABSENT
+        && f->type != NGX_HTTP_APIPOLICY_JSON_STRING)
+    {
         ngx_http_apipolicy_jwt_detail(r, detail,
                                       "the header's typ is not a string");
         return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
     }
 
-    if (!jcf->typ_any && !ngx_http_apipolicy_jwt_typ_ok(jcf, v)) {
+    if (!jcf->typ_any && !ngx_http_apipolicy_jwt_typ_ok(jcf, f)) {
         ngx_http_apipolicy_jwt_detail(r, detail,
-                v ? "the token type (typ) is not accepted here"
-                  : "the token has no type (typ) and one is required");
+                f->type == NGX_HTTP_APIPOLICY_JSON_STRING
+                ? "the token type (typ) is not accepted here"
+                : "the token has no type (typ) and one is required");
         return NGX_HTTP_APIPOLICY_JWT_E_TYPE;
     }
 
     /* kid */
 
-    v = ngx_http_apipolicy_json_get_literal(jctx->header, "kid");
+    f = &hdr->fact[NGX_HTTP_APIPOLICY_JWT_H_KID];
 
-    if (v) {
-        if (v->type != NGX_HTTP_APIPOLICY_JSON_STRING) {
-            ngx_http_apipolicy_jwt_detail(r, detail,
-                                        "the header's kid is not a string");
-            return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
-        }
-
-        jctx->kid = v->value;
+    if (f->type == NGX_HTTP_APIPOLICY_JWT_ABSENT) {
+        return NGX_HTTP_APIPOLICY_JWT_E_OK;
     }
+
+    if (f->type != NGX_HTTP_APIPOLICY_JSON_STRING) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                                      "the header's kid is not a string");
+        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+    }
+
+    jctx->kid.data = ngx_pnalloc(r->pool, f->value.len);
+    if (jctx->kid.data == NULL && f->value.len) {
+        return NGX_HTTP_APIPOLICY_JWT_E_INTERNAL;
+    }
+
+    ngx_memcpy(jctx->kid.data, f->value.data, f->value.len);
+    jctx->kid.len = f->value.len;
 
     return NGX_HTTP_APIPOLICY_JWT_E_OK;
 }
 
 
-/* the typ (a string or NULL) is one of apipolicy_jwt_typ's */
+/* the typ (a string, or absent) is one of apipolicy_jwt_typ's */
 
 static ngx_uint_t
 ngx_http_apipolicy_jwt_typ_ok(ngx_http_apipolicy_jwt_conf_t *jcf,
-    ngx_http_apipolicy_json_t *v)
+    ngx_http_apipolicy_jwt_fact_t *f)
 {
     u_char     *s;
     size_t      i, len;
     ngx_str_t  *typ;
 
-    if (v == NULL) {
+    if (f->type == NGX_HTTP_APIPOLICY_JWT_ABSENT) {
         return jcf->typ_absent;
     }
 
-    s = v->value.data;
-    len = v->value.len;
+    s = f->value.data;
+    len = f->value.len;
 
     if (len > 12 && ngx_strncasecmp(s, (u_char *) "application/", 12) == 0) {
         s += 12;
@@ -1775,6 +1922,10 @@ ngx_http_apipolicy_jwt_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
+    if (what == 1 && jctx->header == NULL) {
+        jctx->header = ngx_http_apipolicy_jwt_header_object(r, jctx);
+    }
+
     j = (what == 2) ? jctx->claims
         : ngx_http_apipolicy_jwt_lookup(what ? jctx->header : jctx->claims,
                                         name->data + prefix,
@@ -1796,6 +1947,40 @@ ngx_http_apipolicy_jwt_variable(ngx_http_request_t *r,
     v->not_found = 0;
 
     return NGX_OK;
+}
+
+
+/*
+ * The header object of a verified token whose header segment was found
+ * in the memo (ngx_http_apipolicy_jwt_segments): it parsed before, so it
+ * parses again; NULL only when memory runs out.
+ */
+
+static ngx_http_apipolicy_json_t *
+ngx_http_apipolicy_jwt_header_object(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_ctx_t *jctx)
+{
+    u_char                     *dot;
+    ngx_str_t                   decoded;
+    ngx_uint_t                  err;
+    ngx_http_apipolicy_json_t  *j;
+
+    dot = memchr(jctx->token.data, '.', jctx->token.len);
+
+    if (dot == NULL
+        || ngx_http_apipolicy_crypto_base64url_decode(r->pool,
+                                                  jctx->token.data,
+                                                  dot - jctx->token.data,
+                                                  &decoded)
+           != NGX_OK)
+    {
+        return NULL;
+    }
+
+    j = ngx_http_apipolicy_json_parse(r->pool, decoded.data, decoded.len,
+                                      NGX_HTTP_APIPOLICY_JWT_MAX_DEPTH, &err);
+
+    return (j && j->type == NGX_HTTP_APIPOLICY_JSON_OBJECT) ? j : NULL;
 }
 
 

@@ -672,3 +672,32 @@ my $p = qq({"sub":"alice",\r\n "exp" : 4102444800,\n\t"roles":[ "a", "b\\n" ],)
 ["^" . quotemeta(qq(payload=[{"sub":"alice","exp":4102444800,"roles":["a","b\\n"],"addr":{"c":"FR"},"x":null,"n":1.5e3}]\n)) . "\$",
  "^payload=\\[\\]\$",
  "SIGNATURE_INVALID"]
+
+
+
+=== TEST 32: tokens with a header segment seen before (each worker keeps the facts of the last one): their own claims, $jwt_header_* and kid read right, a bad signature or another kid still refused
+--- config
+    location /api {
+        apipolicy_jwt on;
+        apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET kid=k1;
+        apipolicy_jwt_token $arg_t;
+        proxy_set_header X-Hdr "$jwt_header_alg,$jwt_header_kid,$jwt_header_x";
+        proxy_set_header X-Sub $jwt_claim_sub;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend { return 200 "$http_x_hdr|$http_x_sub\n"; }
+--- pipelined_requests eval
+my %h = (header => { kid => 'k1', x => 'one' });
+my $a = JWTTest::jwt(alg => 'HS256', %h, claims => { sub => 'a' });
+my $b = JWTTest::jwt(alg => 'HS256', %h, claims => { sub => 'b' });
+my $forged = JWTTest::jwt(alg => 'HS256', %h, claims => { sub => 'c' },
+                          secret => 'y' x 64);
+my $k2 = JWTTest::jwt(alg => 'HS256', header => { kid => 'k2', x => 'one' },
+                      claims => { sub => 'd' });
+["GET /api?t=$a", "GET /api?t=$b", "GET /api?t=$forged", "GET /api?t=$k2",
+ "GET /api?t=$b"]
+--- error_code eval
+[200, 200, 401, 401, 200]
+--- response_body_like eval
+["^HS256,k1,one\\|a\$", "^HS256,k1,one\\|b\$", "SIGNATURE_INVALID",
+ "KEY_NOT_FOUND", "^HS256,k1,one\\|b\$"]
