@@ -437,7 +437,8 @@ ngx_http_apipolicy_cors_origin_split(ngx_str_t *value, u_char **scheme_end,
     *scheme_end = p;
 
     if (last - p < 3 || ngx_strncmp(p, "://", 3) != 0) {
-        *err = "must be scheme://host[:port], as in \"https://app.example.com\"";
+        *err = "must be scheme://host[:port], as in "
+               "\"https://app.example.com\"";
         return NGX_ERROR;
     }
 

@@ -35,34 +35,72 @@ ngx_int_t
 ngx_http_apipolicy_shm_root(ngx_shm_zone_t *shm_zone, void *data,
     const char *directive, uint64_t magic, size_t size, void **root)
 {
+    ngx_int_t  rc;
+
+    rc = ngx_http_apipolicy_shm_kept(shm_zone, data, magic, root);
+
+    if (rc == NGX_OK) {
+        return NGX_OK;
+    }
+
+    if (rc == NGX_ABORT) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "%s: the zone \"%V\" holds data of another kind "
+                      "or layout; rename the zone or change its size",
+                      directive, &shm_zone->shm.name);
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_apipolicy_shm_root_new(shm_zone, directive, magic, size,
+                                        root)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_apipolicy_shm_kept(ngx_shm_zone_t *shm_zone, void *data,
+    uint64_t magic, void **root)
+{
+    uint64_t         *sh;
+    ngx_slab_pool_t  *shpool;
+
+    if (data == NULL && !shm_zone->shm.exists) {
+        return NGX_DECLINED;
+    }
+
+    /*
+     * kept across a reload (same name and size): the root is read from
+     * the zone itself, not from the old cycle's configuration, whose
+     * layout may come from an older build of the module
+     */
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
+
+    if (sh == NULL || *sh != magic) {
+        return NGX_ABORT;
+    }
+
+    *root = sh;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_apipolicy_shm_root_new(ngx_shm_zone_t *shm_zone,
+    const char *directive, uint64_t magic, size_t size, void **root)
+{
     size_t            len;
     uint64_t         *sh;
     ngx_slab_pool_t  *shpool;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (data || shm_zone->shm.exists) {
-
-        /*
-         * kept across a reload (same name and size): the root is read
-         * from the zone itself, not from the old cycle's configuration,
-         * whose layout may come from an older build of the module
-         */
-
-        sh = shpool->data;
-
-        if (sh == NULL || *sh != magic) {
-            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
-                          "%s: the zone \"%V\" holds data of another kind "
-                          "or layout; rename the zone or change its size",
-                          directive, &shm_zone->shm.name);
-            return NGX_ERROR;
-        }
-
-        *root = sh;
-
-        return NGX_OK;
-    }
 
     sh = ngx_slab_calloc(shpool, size);
     if (sh == NULL) {
@@ -86,7 +124,7 @@ ngx_http_apipolicy_shm_root(ngx_shm_zone_t *shm_zone, void *data,
     shpool->data = sh;
     *root = sh;
 
-    return NGX_DECLINED;
+    return NGX_OK;
 }
 
 

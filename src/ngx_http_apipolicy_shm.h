@@ -20,6 +20,17 @@
 ngx_int_t ngx_http_apipolicy_shm_root(ngx_shm_zone_t *shm_zone, void *data,
     const char *directive, uint64_t magic, size_t size, void **root);
 
+/*
+ * Its two steps: the root of a zone kept across a reload (NGX_OK), none
+ * for a new zone (NGX_DECLINED), NGX_ABORT when the zone holds another
+ * kind or layout of data; a new zeroed root, and the zone's name in the
+ * slab allocator's messages
+ */
+ngx_int_t ngx_http_apipolicy_shm_kept(ngx_shm_zone_t *shm_zone, void *data,
+    uint64_t magic, void **root);
+ngx_int_t ngx_http_apipolicy_shm_root_new(ngx_shm_zone_t *shm_zone,
+    const char *directive, uint64_t magic, size_t size, void **root);
+
 
 /*
  * Entries keyed by a SHA-256 (verified tokens, webhook ids, idempotency

@@ -41,102 +41,57 @@
 #include "ngx_http_apipolicy_version.h"
 #include "ngx_http_apipolicy_webhook.h"
 #include "ngx_http_apipolicy_util.h"
+#include "ngx_http_apipolicy_shm.h"
 
 
 #define NGX_HTTP_APIPOLICY_STATUS_MAGIC   0x6170697374613032  /* apista02 */
 #define NGX_HTTP_APIPOLICY_STATUS_SIZE    (64 * 1024)
 
-#define NGX_HTTP_APIPOLICY_ST_WORKERS     128   /* slots for Redis states */
+#define NGX_HTTP_APIPOLICY_STATUS_WORKERS  128  /* slots for Redis states */
 
-#define NGX_HTTP_APIPOLICY_ST_REDIS_UNUSED  0
-#define NGX_HTTP_APIPOLICY_ST_REDIS_UP      1
-#define NGX_HTTP_APIPOLICY_ST_REDIS_DOWN    2
+#define NGX_HTTP_APIPOLICY_STATUS_REDIS_UNUSED  0
+#define NGX_HTTP_APIPOLICY_STATUS_REDIS_UP      1
+#define NGX_HTTP_APIPOLICY_STATUS_REDIS_DOWN    2
 
 
 /*
- * Counters with one label of fixed values: a family is one metric
- * (apipolicy_NAME_total{LABEL="value"}) and one JSON object
- * ("SECTION":{"MEMBER":{"value":n}}).
+ * The zone's counters with one label of fixed values, by their first
+ * slot: requests, then each family's values in the order of its table
  */
+#define NGX_HTTP_APIPOLICY_STATUS_REQUESTS     0
+#define NGX_HTTP_APIPOLICY_STATUS_JWT          1   /* verified, anonymous,
+                                                      rejected */
+#define NGX_HTTP_APIPOLICY_STATUS_JWT_CACHE    4   /* hit, miss */
+#define NGX_HTTP_APIPOLICY_STATUS_CORS         6   /* preflight, allowed,
+                                                      denied */
+#define NGX_HTTP_APIPOLICY_STATUS_IDEMPOTENCY  9   /* stored, replayed */
+#define NGX_HTTP_APIPOLICY_STATUS_VERSION      11  /* deprecated, sunset */
+#define NGX_HTTP_APIPOLICY_STATUS_NCOUNTERS    13
 
-enum {
-    ngx_http_apipolicy_st_requests = 0,
-    ngx_http_apipolicy_st_jwt,                          /* 3 results */
-    ngx_http_apipolicy_st_jwt_cache = ngx_http_apipolicy_st_jwt + 3,
-    ngx_http_apipolicy_st_cors = ngx_http_apipolicy_st_jwt_cache + 2,
-    ngx_http_apipolicy_st_idem = ngx_http_apipolicy_st_cors + 3,
-    ngx_http_apipolicy_st_version = ngx_http_apipolicy_st_idem + 2,
-    ngx_http_apipolicy_st_ncounters = ngx_http_apipolicy_st_version + 2
-};
-
-#define NGX_HTTP_APIPOLICY_ST_JWT_VERIFIED    0
-#define NGX_HTTP_APIPOLICY_ST_JWT_ANONYMOUS   1
-#define NGX_HTTP_APIPOLICY_ST_JWT_REJECTED    2
+#define NGX_HTTP_APIPOLICY_STATUS_JWT_VERIFIED    0
+#define NGX_HTTP_APIPOLICY_STATUS_JWT_ANONYMOUS   1
+#define NGX_HTTP_APIPOLICY_STATUS_JWT_REJECTED    2
 
 
-static ngx_str_t  ngx_http_apipolicy_st_jwt_results[] = {
+static ngx_str_t  ngx_http_apipolicy_status_jwt_results[] = {
     ngx_string("verified"), ngx_string("anonymous"), ngx_string("rejected")
 };
 
-static ngx_str_t  ngx_http_apipolicy_st_cache_results[] = {
+static ngx_str_t  ngx_http_apipolicy_status_cache_results[] = {
     ngx_string("hit"), ngx_string("miss")
 };
 
-static ngx_str_t  ngx_http_apipolicy_st_cors_results[] = {
+static ngx_str_t  ngx_http_apipolicy_status_cors_results[] = {
     ngx_string("preflight"), ngx_string("allowed"), ngx_string("denied")
 };
 
-static ngx_str_t  ngx_http_apipolicy_st_idem_results[] = {
+static ngx_str_t  ngx_http_apipolicy_status_idempotency_results[] = {
     ngx_string("stored"), ngx_string("replayed")
 };
 
-static ngx_str_t  ngx_http_apipolicy_st_version_states[] = {
+static ngx_str_t  ngx_http_apipolicy_status_version_states[] = {
     ngx_string("deprecated"), ngx_string("sunset")
 };
-
-
-typedef struct {
-    const char                        *metric;    /* apipolicy_..._total */
-    const char                        *section;   /* JSON object */
-    const char                        *member;    /* ... and its member */
-    const char                        *label;
-    ngx_str_t                         *values;
-    ngx_uint_t                         nvalues;
-    ngx_uint_t                         first;     /* in sh->counters */
-    const char                        *help;
-} ngx_http_apipolicy_st_family_t;
-
-
-static ngx_http_apipolicy_st_family_t  ngx_http_apipolicy_st_families[] = {
-
-    { "jwt_requests", "jwt", "requests", "result",
-      ngx_http_apipolicy_st_jwt_results, 3, ngx_http_apipolicy_st_jwt,
-      "Requests the JWT step decided, by result (anonymous: no token, "
-      "let through by \"optional\")." },
-
-    { "jwt_cache_requests", "jwt", "cache", "result",
-      ngx_http_apipolicy_st_cache_results, 2, ngx_http_apipolicy_st_jwt_cache,
-      "Verified-token cache lookups, by result." },
-
-    { "cors_requests", "cors", "requests", "result",
-      ngx_http_apipolicy_st_cors_results, 3, ngx_http_apipolicy_st_cors,
-      "CORS decisions: preflights answered, requests from an allowed "
-      "origin, requests from an origin not allowed." },
-
-    { "idempotency_requests", "idempotency", "requests", "result",
-      ngx_http_apipolicy_st_idem_results, 2, ngx_http_apipolicy_st_idem,
-      "Responses kept for an Idempotency-Key, and kept responses "
-      "replayed." },
-
-    { "version_requests", "version", "requests", "state",
-      ngx_http_apipolicy_st_version_states, 2, ngx_http_apipolicy_st_version,
-      "Requests to deprecated API versions and to versions past their "
-      "sunset." },
-};
-
-#define NGX_HTTP_APIPOLICY_ST_NFAMILIES                                      \
-    (sizeof(ngx_http_apipolicy_st_families)                                  \
-     / sizeof(ngx_http_apipolicy_st_family_t))
 
 
 /*
@@ -148,135 +103,142 @@ static ngx_http_apipolicy_st_family_t  ngx_http_apipolicy_st_families[] = {
 typedef struct {
     ngx_str_t                          area;
     ngx_str_t                          code;
-} ngx_http_apipolicy_st_code_t;
+} ngx_http_apipolicy_status_code_t;
 
-#define ngx_http_apipolicy_st_code(area, code)                               \
+#define ngx_http_apipolicy_status_code(area, code)                           \
     { ngx_string(area), ngx_string(code) }
 
-static ngx_http_apipolicy_st_code_t  ngx_http_apipolicy_st_codes[] = {
-    ngx_http_apipolicy_st_code("cors", "ORIGIN_NOT_ALLOWED"),
-    ngx_http_apipolicy_st_code("version", "API_VERSION_SUNSET"),
-    ngx_http_apipolicy_st_code("jwt", "TOKEN_MISSING"),
-    ngx_http_apipolicy_st_code("jwt", "TOKEN_MALFORMED"),
-    ngx_http_apipolicy_st_code("jwt", "TOKEN_AMBIGUOUS"),
-    ngx_http_apipolicy_st_code("jwt", "TOKEN_EXPIRED"),
-    ngx_http_apipolicy_st_code("jwt", "TOKEN_NOT_YET_VALID"),
-    ngx_http_apipolicy_st_code("jwt", "TOKEN_TYPE_REJECTED"),
-    ngx_http_apipolicy_st_code("jwt", "SIGNATURE_INVALID"),
-    ngx_http_apipolicy_st_code("jwt", "ALGORITHM_NOT_ALLOWED"),
-    ngx_http_apipolicy_st_code("jwt", "KEY_NOT_FOUND"),
-    ngx_http_apipolicy_st_code("jwt", "KEYS_UNAVAILABLE"),
-    ngx_http_apipolicy_st_code("jwt", "ISSUER_REJECTED"),
-    ngx_http_apipolicy_st_code("jwt", "AUDIENCE_REJECTED"),
-    ngx_http_apipolicy_st_code("jwt", "CLAIM_REJECTED"),
-    ngx_http_apipolicy_st_code("jwt", "INTERNAL_ERROR"),
-    ngx_http_apipolicy_st_code("ratelimit", "RATE_LIMITED"),
-    ngx_http_apipolicy_st_code("idempotency", "IDEMPOTENCY_KEY_MISSING"),
-    ngx_http_apipolicy_st_code("idempotency", "IDEMPOTENCY_KEY_INVALID"),
-    ngx_http_apipolicy_st_code("idempotency", "IDEMPOTENCY_KEY_IN_USE"),
-    ngx_http_apipolicy_st_code("idempotency", "IDEMPOTENCY_KEY_REUSED"),
-    ngx_http_apipolicy_st_code("idempotency", "IDEMPOTENCY_UNAVAILABLE"),
-    ngx_http_apipolicy_st_code("webhook", "SIGNATURE_MISSING"),
-    ngx_http_apipolicy_st_code("webhook", "SIGNATURE_INVALID"),
-    ngx_http_apipolicy_st_code("webhook", "TIMESTAMP_OUT_OF_TOLERANCE"),
-    ngx_http_apipolicy_st_code("webhook", "WEBHOOK_REPLAYED"),
-    ngx_http_apipolicy_st_code("other", "OTHER")
+static ngx_http_apipolicy_status_code_t  ngx_http_apipolicy_status_codes[] = {
+    ngx_http_apipolicy_status_code("cors", "ORIGIN_NOT_ALLOWED"),
+    ngx_http_apipolicy_status_code("version", "API_VERSION_SUNSET"),
+    ngx_http_apipolicy_status_code("jwt", "TOKEN_MISSING"),
+    ngx_http_apipolicy_status_code("jwt", "TOKEN_MALFORMED"),
+    ngx_http_apipolicy_status_code("jwt", "TOKEN_AMBIGUOUS"),
+    ngx_http_apipolicy_status_code("jwt", "TOKEN_EXPIRED"),
+    ngx_http_apipolicy_status_code("jwt", "TOKEN_NOT_YET_VALID"),
+    ngx_http_apipolicy_status_code("jwt", "TOKEN_TYPE_REJECTED"),
+    ngx_http_apipolicy_status_code("jwt", "SIGNATURE_INVALID"),
+    ngx_http_apipolicy_status_code("jwt", "ALGORITHM_NOT_ALLOWED"),
+    ngx_http_apipolicy_status_code("jwt", "KEY_NOT_FOUND"),
+    ngx_http_apipolicy_status_code("jwt", "KEYS_UNAVAILABLE"),
+    ngx_http_apipolicy_status_code("jwt", "ISSUER_REJECTED"),
+    ngx_http_apipolicy_status_code("jwt", "AUDIENCE_REJECTED"),
+    ngx_http_apipolicy_status_code("jwt", "CLAIM_REJECTED"),
+    ngx_http_apipolicy_status_code("jwt", "INTERNAL_ERROR"),
+    ngx_http_apipolicy_status_code("ratelimit", "RATE_LIMITED"),
+    ngx_http_apipolicy_status_code("idempotency", "IDEMPOTENCY_KEY_MISSING"),
+    ngx_http_apipolicy_status_code("idempotency", "IDEMPOTENCY_KEY_INVALID"),
+    ngx_http_apipolicy_status_code("idempotency", "IDEMPOTENCY_KEY_IN_USE"),
+    ngx_http_apipolicy_status_code("idempotency", "IDEMPOTENCY_KEY_REUSED"),
+    ngx_http_apipolicy_status_code("idempotency", "IDEMPOTENCY_UNAVAILABLE"),
+    ngx_http_apipolicy_status_code("webhook", "SIGNATURE_MISSING"),
+    ngx_http_apipolicy_status_code("webhook", "SIGNATURE_INVALID"),
+    ngx_http_apipolicy_status_code("webhook", "TIMESTAMP_OUT_OF_TOLERANCE"),
+    ngx_http_apipolicy_status_code("webhook", "WEBHOOK_REPLAYED"),
+    ngx_http_apipolicy_status_code("other", "OTHER")
 };
 
-#define NGX_HTTP_APIPOLICY_ST_NCODES                                         \
-    (sizeof(ngx_http_apipolicy_st_codes)                                     \
-     / sizeof(ngx_http_apipolicy_st_code_t))
+#define NGX_HTTP_APIPOLICY_STATUS_NCODES                                     \
+    (sizeof(ngx_http_apipolicy_status_codes)                                 \
+     / sizeof(ngx_http_apipolicy_status_code_t))
 
 
 /* a webhook delivery's result, by the code of its refusal */
 
-static ngx_http_apipolicy_st_code_t  ngx_http_apipolicy_st_webhook_results[] = {
-    ngx_http_apipolicy_st_code("verified", ""),
-    ngx_http_apipolicy_st_code("signature_missing", "SIGNATURE_MISSING"),
-    ngx_http_apipolicy_st_code("signature_invalid", "SIGNATURE_INVALID"),
-    ngx_http_apipolicy_st_code("timestamp_out_of_tolerance",
-                               "TIMESTAMP_OUT_OF_TOLERANCE"),
-    ngx_http_apipolicy_st_code("replayed", "WEBHOOK_REPLAYED")
+static ngx_http_apipolicy_status_code_t
+    ngx_http_apipolicy_status_webhook_results[] =
+{
+    ngx_http_apipolicy_status_code("verified", ""),
+    ngx_http_apipolicy_status_code("signature_missing", "SIGNATURE_MISSING"),
+    ngx_http_apipolicy_status_code("signature_invalid", "SIGNATURE_INVALID"),
+    ngx_http_apipolicy_status_code("timestamp_out_of_tolerance",
+                                   "TIMESTAMP_OUT_OF_TOLERANCE"),
+    ngx_http_apipolicy_status_code("replayed", "WEBHOOK_REPLAYED")
 };
 
-#define NGX_HTTP_APIPOLICY_ST_WEBHOOK_NRESULTS                               \
-    (sizeof(ngx_http_apipolicy_st_webhook_results)                           \
-     / sizeof(ngx_http_apipolicy_st_code_t))
+#define NGX_HTTP_APIPOLICY_STATUS_WEBHOOK_NRESULTS                           \
+    (sizeof(ngx_http_apipolicy_status_webhook_results)                       \
+     / sizeof(ngx_http_apipolicy_status_code_t))
 
 
-static ngx_str_t  ngx_http_apipolicy_st_ratelimit_results[] = {
+static ngx_str_t  ngx_http_apipolicy_status_ratelimit_results[] = {
     ngx_string("passed"), ngx_string("rejected"), ngx_string("dry_run")
 };
 
 
-static ngx_str_t  ngx_http_apipolicy_st_redis_states[] = {
+static ngx_str_t  ngx_http_apipolicy_status_redis_states[] = {
     ngx_string("unused"), ngx_string("up"), ngx_string("down")
 };
 
-static ngx_str_t  ngx_http_apipolicy_st_redis_errors[] = {
+static ngx_str_t  ngx_http_apipolicy_status_redis_errors[] = {
     ngx_string("connection"), ngx_string("reply")
 };
 
 
 /* Redis round trips: histogram bucket bounds, microseconds */
 
-static ngx_uint_t  ngx_http_apipolicy_st_rtt_bounds[] = {
+static ngx_uint_t  ngx_http_apipolicy_status_rtt_bounds[] = {
     500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
     1000000
 };
 
-#define NGX_HTTP_APIPOLICY_ST_RTT_NBUCKETS                                   \
-    (sizeof(ngx_http_apipolicy_st_rtt_bounds) / sizeof(ngx_uint_t) + 1)
+#define NGX_HTTP_APIPOLICY_STATUS_RTT_NBUCKETS                               \
+    (sizeof(ngx_http_apipolicy_status_rtt_bounds) / sizeof(ngx_uint_t) + 1)
 
 
 /* one worker's Redis connection, as it last saw it */
 typedef struct {
     ngx_pid_t                          pid;
     ngx_uint_t                         state;
-} ngx_http_apipolicy_st_worker_t;
+} ngx_http_apipolicy_status_worker_t;
 
 
 typedef struct {
     ngx_atomic_t                       errors[2]; /* connection, reply */
-    ngx_atomic_t                       rtt[NGX_HTTP_APIPOLICY_ST_RTT_NBUCKETS];
+    ngx_atomic_t                       rtt[
+                                       NGX_HTTP_APIPOLICY_STATUS_RTT_NBUCKETS];
     ngx_atomic_t                       rtt_sum;   /* us */
-} ngx_http_apipolicy_st_redis_t;
+} ngx_http_apipolicy_status_redis_t;
 
 
 /* counters of one rate limit zone and tier, found by name across reloads */
-typedef struct ngx_http_apipolicy_st_ratelimit_s
-    ngx_http_apipolicy_st_ratelimit_t;
+typedef struct ngx_http_apipolicy_status_series_s
+    ngx_http_apipolicy_status_series_t;
 
-struct ngx_http_apipolicy_st_ratelimit_s {
-    ngx_http_apipolicy_st_ratelimit_t *next;
-    ngx_atomic_t                       counters[3];
-    size_t                             zone_len;
-    size_t                             tier_len;
-    u_char                             names[1];  /* zone, then tier */
+struct ngx_http_apipolicy_status_series_s {
+    ngx_http_apipolicy_status_series_t  *next;
+    ngx_atomic_t                         counters[3];
+    size_t                               zone_len;
+    size_t                               tier_len;
+    u_char                               names[1];  /* zone, then tier */
 };
 
 
 typedef struct {
-    uint64_t                           magic;
-    ngx_atomic_t      counters[ngx_http_apipolicy_st_ncounters];
-    ngx_atomic_t      rejections[NGX_HTTP_APIPOLICY_ST_NCODES];
-    ngx_atomic_t      webhook[NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES]
-                             [NGX_HTTP_APIPOLICY_ST_WEBHOOK_NRESULTS];
-    ngx_http_apipolicy_st_redis_t      redis;
-    ngx_http_apipolicy_st_worker_t     workers[NGX_HTTP_APIPOLICY_ST_WORKERS];
-    ngx_http_apipolicy_st_ratelimit_t *ratelimit;  /* every series made */
-} ngx_http_apipolicy_st_sh_t;
+    uint64_t                             magic;
+    ngx_atomic_t                         counters[
+                                          NGX_HTTP_APIPOLICY_STATUS_NCOUNTERS];
+    ngx_atomic_t                         rejections[
+                                            NGX_HTTP_APIPOLICY_STATUS_NCODES];
+    ngx_atomic_t                         webhook[
+                                          NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES]
+                                  [NGX_HTTP_APIPOLICY_STATUS_WEBHOOK_NRESULTS];
+    ngx_http_apipolicy_status_redis_t    redis;
+    ngx_http_apipolicy_status_worker_t   workers[
+                                            NGX_HTTP_APIPOLICY_STATUS_WORKERS];
+    ngx_http_apipolicy_status_series_t  *ratelimit; /* every series made */
+} ngx_http_apipolicy_status_sh_t;
 
 
 /* the zone's configuration side: shm_zone->data */
 typedef struct {
-    ngx_http_apipolicy_st_sh_t        *sh;
-    ngx_http_apipolicy_main_conf_t    *amcf;
-    ngx_uint_t                         ntiers;
-    ngx_http_apipolicy_st_ratelimit_t **ratelimit; /* [zone * ntiers
-                                                     + tier], set by the
-                                                     zone's init */
-} ngx_http_apipolicy_st_conf_t;
+    ngx_http_apipolicy_status_sh_t       *sh;
+    ngx_http_apipolicy_main_conf_t       *amcf;
+    ngx_uint_t                            ntiers;
+    ngx_http_apipolicy_status_series_t  **ratelimit; /* [zone * ntiers
+                                                        + tier], set by the
+                                                        zone's init */
+} ngx_http_apipolicy_status_data_t;
 
 
 /* one zone of apipolicy's, as shown */
@@ -284,34 +246,188 @@ typedef struct {
     ngx_str_t                          name;
     size_t                             size;
     size_t                             free;
-} ngx_http_apipolicy_st_zone_t;
+} ngx_http_apipolicy_status_zone_t;
 
 
 /* what the handler shows, gathered first */
 typedef struct {
-    ngx_http_apipolicy_st_conf_t      *st;
-    ngx_http_apipolicy_st_sh_t        *sh;
+    ngx_http_apipolicy_status_data_t  *st;
+    ngx_http_apipolicy_status_sh_t    *sh;
     ngx_array_t                       *zones;
     ngx_uint_t                         redis[3];  /* workers per state */
     ngx_int_t                          redis_up;  /* -1: nothing sent yet */
-} ngx_http_apipolicy_st_view_t;
+    const char                        *section;   /* JSON: the object open */
+} ngx_http_apipolicy_status_view_t;
+
+
+/*
+ * A labelled counter, as shown in either format: sample(n) gives the
+ * label values and the count of its n-th series (0: no more).  JSON
+ * nests the values by label ("SECTION":{"MEMBER":{"v1":{"v2":n}}}),
+ * Prometheus writes one line a series (apipolicy_NAME{l1="v1",l2="v2"}
+ * n).  A part of another shape writes itself, by format.
+ */
+
+typedef struct ngx_http_apipolicy_status_metric_s
+    ngx_http_apipolicy_status_metric_t;
+
+typedef ngx_uint_t (*ngx_http_apipolicy_status_sample_pt)(
+    ngx_http_apipolicy_status_view_t *view,
+    ngx_http_apipolicy_status_metric_t *m, ngx_uint_t n, ngx_str_t *labels,
+    ngx_atomic_uint_t *value);
+
+typedef u_char *(*ngx_http_apipolicy_status_write_pt)(u_char *p,
+    ngx_http_apipolicy_status_view_t *view);
+
+struct ngx_http_apipolicy_status_metric_s {
+    const char                           *name;     /* apipolicy_NAME */
+    const char                           *help;
+    const char                           *section;  /* JSON */
+    const char                           *member;   /* JSON; NULL: none */
+    const char                           *labels[4];
+    ngx_http_apipolicy_status_sample_pt   sample;
+
+    /* a family of one label: its values and their first counter */
+    ngx_str_t                            *values;
+    ngx_uint_t                            nvalues;
+    ngx_uint_t                            first;
+
+    /* a part of its own shape */
+    ngx_http_apipolicy_status_write_pt    json;
+    ngx_http_apipolicy_status_write_pt    prometheus;
+};
 
 
 static ngx_int_t ngx_http_apipolicy_status_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+static ngx_http_apipolicy_status_series_t *ngx_http_apipolicy_status_series(
+    ngx_shm_zone_t *shm_zone, ngx_http_apipolicy_status_sh_t *sh,
+    ngx_str_t *zone, ngx_str_t *tier);
 static ngx_int_t ngx_http_apipolicy_status_handler(ngx_http_request_t *r);
 static u_char *ngx_http_apipolicy_status_redis_nodes_json(u_char *p);
 static u_char *ngx_http_apipolicy_status_redis_nodes_prom(u_char *p);
 static ngx_array_t *ngx_http_apipolicy_status_zones(ngx_http_request_t *r,
     ngx_http_apipolicy_main_conf_t *amcf);
 static void ngx_http_apipolicy_status_redis_view(
-    ngx_http_apipolicy_st_view_t *view);
+    ngx_http_apipolicy_status_view_t *view);
 static u_char *ngx_http_apipolicy_status_json(u_char *p,
-    ngx_http_apipolicy_st_view_t *view);
+    ngx_http_apipolicy_status_view_t *view);
 static u_char *ngx_http_apipolicy_status_prometheus(u_char *p,
-    ngx_http_apipolicy_st_view_t *view);
-static ngx_uint_t ngx_http_apipolicy_status_code(
+    ngx_http_apipolicy_status_view_t *view);
+static ngx_uint_t ngx_http_apipolicy_status_code_index(
     ngx_http_apipolicy_ctx_t *ctx);
+
+static u_char *ngx_http_apipolicy_status_json_metric(u_char *p,
+    ngx_http_apipolicy_status_view_t *view,
+    ngx_http_apipolicy_status_metric_t *m);
+static u_char *ngx_http_apipolicy_status_prom_metric(u_char *p,
+    ngx_http_apipolicy_status_view_t *view,
+    ngx_http_apipolicy_status_metric_t *m);
+static ngx_uint_t ngx_http_apipolicy_status_sample_family(
+    ngx_http_apipolicy_status_view_t *view,
+    ngx_http_apipolicy_status_metric_t *m, ngx_uint_t n, ngx_str_t *labels,
+    ngx_atomic_uint_t *value);
+static ngx_uint_t ngx_http_apipolicy_status_sample_ratelimit(
+    ngx_http_apipolicy_status_view_t *view,
+    ngx_http_apipolicy_status_metric_t *m, ngx_uint_t n, ngx_str_t *labels,
+    ngx_atomic_uint_t *value);
+static ngx_uint_t ngx_http_apipolicy_status_sample_webhook(
+    ngx_http_apipolicy_status_view_t *view,
+    ngx_http_apipolicy_status_metric_t *m, ngx_uint_t n, ngx_str_t *labels,
+    ngx_atomic_uint_t *value);
+static ngx_uint_t ngx_http_apipolicy_status_sample_rejections(
+    ngx_http_apipolicy_status_view_t *view,
+    ngx_http_apipolicy_status_metric_t *m, ngx_uint_t n, ngx_str_t *labels,
+    ngx_atomic_uint_t *value);
+static u_char *ngx_http_apipolicy_status_jwks_json(u_char *p,
+    ngx_http_apipolicy_status_view_t *view);
+static u_char *ngx_http_apipolicy_status_jwks_prom(u_char *p,
+    ngx_http_apipolicy_status_view_t *view);
+static u_char *ngx_http_apipolicy_status_zones_json(u_char *p,
+    ngx_http_apipolicy_status_view_t *view);
+static u_char *ngx_http_apipolicy_status_zones_prom(u_char *p,
+    ngx_http_apipolicy_status_view_t *view);
+static u_char *ngx_http_apipolicy_status_redis_json(u_char *p,
+    ngx_http_apipolicy_status_view_t *view);
+static u_char *ngx_http_apipolicy_status_redis_prom(u_char *p,
+    ngx_http_apipolicy_status_view_t *view);
+
+
+#define ngx_http_apipolicy_status_family(name, section, member, label,       \
+                                         values, first, help)                \
+    { name, help, section, member, { label, NULL },                          \
+      ngx_http_apipolicy_status_sample_family, values,                       \
+      sizeof(values) / sizeof(ngx_str_t), first, NULL, NULL }
+
+#define ngx_http_apipolicy_status_part(json, prometheus)                     \
+    { NULL, NULL, NULL, NULL, { NULL }, NULL, NULL, 0, 0, json, prometheus }
+
+
+/* what apipolicy_status shows, in its order */
+
+static ngx_http_apipolicy_status_metric_t  ngx_http_apipolicy_status_metrics[]
+    =
+{
+    ngx_http_apipolicy_status_family("jwt_requests_total", "jwt", "requests",
+        "result", ngx_http_apipolicy_status_jwt_results,
+        NGX_HTTP_APIPOLICY_STATUS_JWT,
+        "Requests the JWT step decided, by result (anonymous: no token, "
+        "let through by \"optional\")."),
+
+    ngx_http_apipolicy_status_family("jwt_cache_requests_total", "jwt",
+        "cache", "result", ngx_http_apipolicy_status_cache_results,
+        NGX_HTTP_APIPOLICY_STATUS_JWT_CACHE,
+        "Verified-token cache lookups, by result."),
+
+    ngx_http_apipolicy_status_family("cors_requests_total", "cors",
+        "requests", "result", ngx_http_apipolicy_status_cors_results,
+        NGX_HTTP_APIPOLICY_STATUS_CORS,
+        "CORS decisions: preflights answered, requests from an allowed "
+        "origin, requests from an origin not allowed."),
+
+    ngx_http_apipolicy_status_family("idempotency_requests_total",
+        "idempotency", "requests", "result",
+        ngx_http_apipolicy_status_idempotency_results,
+        NGX_HTTP_APIPOLICY_STATUS_IDEMPOTENCY,
+        "Responses kept for an Idempotency-Key, and kept responses "
+        "replayed."),
+
+    ngx_http_apipolicy_status_family("version_requests_total", "version",
+        "requests", "state", ngx_http_apipolicy_status_version_states,
+        NGX_HTTP_APIPOLICY_STATUS_VERSION,
+        "Requests to deprecated API versions and to versions past their "
+        "sunset."),
+
+    ngx_http_apipolicy_status_part(ngx_http_apipolicy_status_jwks_json,
+                                   ngx_http_apipolicy_status_jwks_prom),
+
+    { "ratelimit_requests_total",
+      "Rate limit checks, by zone, tier and result (dry_run: over the "
+      "limit, served).",
+      "ratelimit", "requests", { "zone", "tier", "result", NULL },
+      ngx_http_apipolicy_status_sample_ratelimit, NULL, 0, 0, NULL, NULL },
+
+    { "webhook_requests_total",
+      "Webhook deliveries, by scheme and result.",
+      "webhook", "requests", { "scheme", "result", NULL },
+      ngx_http_apipolicy_status_sample_webhook, NULL, 0, 0, NULL, NULL },
+
+    { "rejections_total",
+      "Requests the gateway refused, by the area that refused and problem "
+      "code.",
+      "rejections", NULL, { "area", "code", NULL },
+      ngx_http_apipolicy_status_sample_rejections, NULL, 0, 0, NULL, NULL },
+
+    ngx_http_apipolicy_status_part(ngx_http_apipolicy_status_zones_json,
+                                   ngx_http_apipolicy_status_zones_prom),
+
+    ngx_http_apipolicy_status_part(ngx_http_apipolicy_status_redis_json,
+                                   ngx_http_apipolicy_status_redis_prom)
+};
+
+#define NGX_HTTP_APIPOLICY_STATUS_NMETRICS                                   \
+    (sizeof(ngx_http_apipolicy_status_metrics)                               \
+     / sizeof(ngx_http_apipolicy_status_metric_t))
 
 
 static ngx_str_t  ngx_http_apipolicy_status_zone_name =
@@ -321,27 +437,35 @@ static ngx_str_t  ngx_http_apipolicy_status_no_store = ngx_string("no-store");
 
 
 /* this worker's zone, for the Redis client (set in init_process) */
-static ngx_http_apipolicy_st_sh_t  *ngx_http_apipolicy_status_worker_sh;
+static ngx_http_apipolicy_status_sh_t  *ngx_http_apipolicy_status_worker_sh;
 
 
-#define ngx_http_apipolicy_st_eq(a, b)                                       \
+#define ngx_http_apipolicy_status_eq(a, b)                                   \
     ((a)->len == (b)->len && ngx_memcmp((a)->data, (b)->data, (a)->len) == 0)
 
-#define ngx_http_apipolicy_st_inc(sh, i)                                     \
+#define ngx_http_apipolicy_status_inc(sh, i)                                 \
     (void) ngx_atomic_fetch_add(&(sh)->counters[i], 1)
 
 
 /* ---- counting (LOG phase) -------------------------------------------- */
 
+static void ngx_http_apipolicy_status_count_jwt(
+    ngx_http_apipolicy_status_sh_t *sh, ngx_http_apipolicy_ctx_t *ctx,
+    ngx_uint_t code);
+static void ngx_http_apipolicy_status_count_ratelimit(
+    ngx_http_apipolicy_status_data_t *st, ngx_http_apipolicy_ctx_t *ctx);
+static void ngx_http_apipolicy_status_count_webhook(
+    ngx_http_apipolicy_status_sh_t *sh, ngx_http_apipolicy_ctx_t *ctx);
+
+
 ngx_int_t
 ngx_http_apipolicy_status_log(ngx_http_request_t *r)
 {
-    ngx_uint_t                           i, n, t, code, outcome, sub, nres;
-    ngx_http_apipolicy_ctx_t            *ctx;
-    ngx_http_apipolicy_st_ratelimit_t   *series;
-    ngx_http_apipolicy_st_sh_t          *sh;
-    ngx_http_apipolicy_st_conf_t        *st;
-    ngx_http_apipolicy_main_conf_t      *amcf;
+    ngx_uint_t                         code, outcome;
+    ngx_http_apipolicy_ctx_t          *ctx;
+    ngx_http_apipolicy_status_sh_t    *sh;
+    ngx_http_apipolicy_status_data_t  *st;
+    ngx_http_apipolicy_main_conf_t    *amcf;
 
     if (r != r->main) {
         return NGX_OK;
@@ -361,117 +485,163 @@ ngx_http_apipolicy_status_log(ngx_http_request_t *r)
 
     sh = st->sh;
 
-    ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_requests);
+    ngx_http_apipolicy_status_inc(sh, NGX_HTTP_APIPOLICY_STATUS_REQUESTS);
 
-    code = NGX_HTTP_APIPOLICY_ST_NCODES;
+    code = NGX_HTTP_APIPOLICY_STATUS_NCODES;
 
     if (ctx->problem) {
-        code = ngx_http_apipolicy_status_code(ctx);
+        code = ngx_http_apipolicy_status_code_index(ctx);
         (void) ngx_atomic_fetch_add(&sh->rejections[code], 1);
     }
 
-    outcome = ngx_http_apipolicy_jwt_outcome(ctx, &sub);
-
-    if (outcome != NGX_HTTP_APIPOLICY_JWT_OUTCOME_NONE) {
-        if (outcome == NGX_HTTP_APIPOLICY_JWT_OUTCOME_VERIFIED) {
-            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt
-                                      + NGX_HTTP_APIPOLICY_ST_JWT_VERIFIED);
-
-        } else if (outcome == NGX_HTTP_APIPOLICY_JWT_OUTCOME_ANONYMOUS) {
-            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt
-                                      + NGX_HTTP_APIPOLICY_ST_JWT_ANONYMOUS);
-
-        } else if (code < NGX_HTTP_APIPOLICY_ST_NCODES
-                   && ngx_strcmp(ngx_http_apipolicy_st_codes[code].area.data,
-                                 "jwt") == 0)
-        {
-            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt
-                                      + NGX_HTTP_APIPOLICY_ST_JWT_REJECTED);
-        }
-
-        if (sub == NGX_HTTP_APIPOLICY_JWT_CACHE_HIT) {
-            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt_cache);
-
-        } else if (sub == NGX_HTTP_APIPOLICY_JWT_CACHE_MISS) {
-            ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_jwt_cache + 1);
-        }
-    }
-
-    nres = ngx_http_apipolicy_ratelimit_applied(ctx);
-
-    if (st->ratelimit) {
-        for (i = 0; i < nres; i++) {
-            outcome = ngx_http_apipolicy_ratelimit_outcome(ctx, i, &n, &t);
-
-            series = st->ratelimit[n * st->ntiers + t];
-
-            if (series && outcome >= NGX_HTTP_APIPOLICY_RATELIMIT_PASSED
-                && outcome <= NGX_HTTP_APIPOLICY_RATELIMIT_DRY_RUN)
-            {
-                (void) ngx_atomic_fetch_add(
-                    &series->counters[outcome
-                                      - NGX_HTTP_APIPOLICY_RATELIMIT_PASSED],
-                    1);
-            }
-        }
-    }
+    ngx_http_apipolicy_status_count_jwt(sh, ctx, code);
+    ngx_http_apipolicy_status_count_ratelimit(st, ctx);
 
     outcome = ngx_http_apipolicy_idempotency_outcome(ctx);
 
     if (outcome == NGX_HTTP_APIPOLICY_IDEM_OUTCOME_STORED) {
-        ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_idem);
+        ngx_http_apipolicy_status_inc(sh,
+                                      NGX_HTTP_APIPOLICY_STATUS_IDEMPOTENCY);
 
     } else if (outcome == NGX_HTTP_APIPOLICY_IDEM_OUTCOME_REPLAYED) {
-        ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_idem + 1);
+        ngx_http_apipolicy_status_inc(sh,
+                                     NGX_HTTP_APIPOLICY_STATUS_IDEMPOTENCY + 1);
     }
 
-    outcome = ngx_http_apipolicy_webhook_outcome(ctx, &sub);
-
-    if (outcome != NGX_HTTP_APIPOLICY_WEBHOOK_OUTCOME_NONE
-        && sub < NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES)
-    {
-        n = NGX_HTTP_APIPOLICY_ST_WEBHOOK_NRESULTS;
-
-        if (outcome == NGX_HTTP_APIPOLICY_WEBHOOK_OUTCOME_VERIFIED) {
-            n = 0;
-
-        } else if (ctx->problem) {
-            for (n = 1; n < NGX_HTTP_APIPOLICY_ST_WEBHOOK_NRESULTS; n++) {
-                if (ngx_http_apipolicy_st_eq(&ctx->problem->code,
-                             &ngx_http_apipolicy_st_webhook_results[n].code))
-                {
-                    break;
-                }
-            }
-        }
-
-        if (n < NGX_HTTP_APIPOLICY_ST_WEBHOOK_NRESULTS) {
-            (void) ngx_atomic_fetch_add(&sh->webhook[sub][n], 1);
-        }
-    }
+    ngx_http_apipolicy_status_count_webhook(sh, ctx);
 
     outcome = ngx_http_apipolicy_cors_outcome(ctx);
 
     if (outcome == NGX_HTTP_APIPOLICY_CORS_OUTCOME_PREFLIGHT) {
-        ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_cors);
+        ngx_http_apipolicy_status_inc(sh, NGX_HTTP_APIPOLICY_STATUS_CORS);
 
     } else if (outcome == NGX_HTTP_APIPOLICY_CORS_OUTCOME_ALLOWED) {
-        ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_cors + 1);
+        ngx_http_apipolicy_status_inc(sh, NGX_HTTP_APIPOLICY_STATUS_CORS + 1);
 
     } else if (outcome == NGX_HTTP_APIPOLICY_CORS_OUTCOME_DISALLOWED) {
-        ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_cors + 2);
+        ngx_http_apipolicy_status_inc(sh, NGX_HTTP_APIPOLICY_STATUS_CORS + 2);
     }
 
     outcome = ngx_http_apipolicy_version_outcome(ctx);
 
     if (outcome == NGX_HTTP_APIPOLICY_VERSION_DEPRECATED) {
-        ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_version);
+        ngx_http_apipolicy_status_inc(sh, NGX_HTTP_APIPOLICY_STATUS_VERSION);
 
     } else if (outcome == NGX_HTTP_APIPOLICY_VERSION_SUNSET) {
-        ngx_http_apipolicy_st_inc(sh, ngx_http_apipolicy_st_version + 1);
+        ngx_http_apipolicy_status_inc(sh,
+                                      NGX_HTTP_APIPOLICY_STATUS_VERSION + 1);
     }
 
     return NGX_OK;
+}
+
+
+/* JWT: the result (a refusal when JWT's code refused), the cache's */
+
+static void
+ngx_http_apipolicy_status_count_jwt(ngx_http_apipolicy_status_sh_t *sh,
+    ngx_http_apipolicy_ctx_t *ctx, ngx_uint_t code)
+{
+    ngx_uint_t  outcome, cache;
+
+    outcome = ngx_http_apipolicy_jwt_outcome(ctx, &cache);
+
+    if (outcome == NGX_HTTP_APIPOLICY_JWT_OUTCOME_NONE) {
+        return;
+    }
+
+    if (outcome == NGX_HTTP_APIPOLICY_JWT_OUTCOME_VERIFIED) {
+        ngx_http_apipolicy_status_inc(sh, NGX_HTTP_APIPOLICY_STATUS_JWT
+                                    + NGX_HTTP_APIPOLICY_STATUS_JWT_VERIFIED);
+
+    } else if (outcome == NGX_HTTP_APIPOLICY_JWT_OUTCOME_ANONYMOUS) {
+        ngx_http_apipolicy_status_inc(sh, NGX_HTTP_APIPOLICY_STATUS_JWT
+                                    + NGX_HTTP_APIPOLICY_STATUS_JWT_ANONYMOUS);
+
+    } else if (code < NGX_HTTP_APIPOLICY_STATUS_NCODES
+               && ngx_strcmp(ngx_http_apipolicy_status_codes[code].area.data,
+                             "jwt") == 0)
+    {
+        ngx_http_apipolicy_status_inc(sh, NGX_HTTP_APIPOLICY_STATUS_JWT
+                                    + NGX_HTTP_APIPOLICY_STATUS_JWT_REJECTED);
+    }
+
+    if (cache == NGX_HTTP_APIPOLICY_JWT_CACHE_HIT) {
+        ngx_http_apipolicy_status_inc(sh,
+                                      NGX_HTTP_APIPOLICY_STATUS_JWT_CACHE);
+
+    } else if (cache == NGX_HTTP_APIPOLICY_JWT_CACHE_MISS) {
+        ngx_http_apipolicy_status_inc(sh,
+                                      NGX_HTTP_APIPOLICY_STATUS_JWT_CACHE + 1);
+    }
+}
+
+
+/* each rate limit checked: its zone and tier's series, by result */
+
+static void
+ngx_http_apipolicy_status_count_ratelimit(ngx_http_apipolicy_status_data_t *st,
+    ngx_http_apipolicy_ctx_t *ctx)
+{
+    ngx_uint_t                           i, n, t, nres, outcome;
+    ngx_http_apipolicy_status_series_t  *series;
+
+    nres = ngx_http_apipolicy_ratelimit_applied(ctx);
+
+    if (st->ratelimit == NULL) {
+        return;
+    }
+
+    for (i = 0; i < nres; i++) {
+        outcome = ngx_http_apipolicy_ratelimit_outcome(ctx, i, &n, &t);
+
+        series = st->ratelimit[n * st->ntiers + t];
+
+        if (series && outcome >= NGX_HTTP_APIPOLICY_RATELIMIT_PASSED
+            && outcome <= NGX_HTTP_APIPOLICY_RATELIMIT_DRY_RUN)
+        {
+            (void) ngx_atomic_fetch_add(
+                &series->counters[outcome
+                                  - NGX_HTTP_APIPOLICY_RATELIMIT_PASSED], 1);
+        }
+    }
+}
+
+
+/* a webhook delivery: by scheme, and its result by the refusal's code */
+
+static void
+ngx_http_apipolicy_status_count_webhook(ngx_http_apipolicy_status_sh_t *sh,
+    ngx_http_apipolicy_ctx_t *ctx)
+{
+    ngx_uint_t  n, outcome, scheme;
+
+    outcome = ngx_http_apipolicy_webhook_outcome(ctx, &scheme);
+
+    if (outcome == NGX_HTTP_APIPOLICY_WEBHOOK_OUTCOME_NONE
+        || scheme >= NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES)
+    {
+        return;
+    }
+
+    n = NGX_HTTP_APIPOLICY_STATUS_WEBHOOK_NRESULTS;
+
+    if (outcome == NGX_HTTP_APIPOLICY_WEBHOOK_OUTCOME_VERIFIED) {
+        n = 0;
+
+    } else if (ctx->problem) {
+        for (n = 1; n < NGX_HTTP_APIPOLICY_STATUS_WEBHOOK_NRESULTS; n++) {
+            if (ngx_http_apipolicy_status_eq(&ctx->problem->code,
+                            &ngx_http_apipolicy_status_webhook_results[n].code))
+            {
+                break;
+            }
+        }
+    }
+
+    if (n < NGX_HTTP_APIPOLICY_STATUS_WEBHOOK_NRESULTS) {
+        (void) ngx_atomic_fetch_add(&sh->webhook[scheme][n], 1);
+    }
 }
 
 
@@ -482,28 +652,28 @@ ngx_http_apipolicy_status_log(ngx_http_request_t *r)
  */
 
 static ngx_uint_t
-ngx_http_apipolicy_status_code(ngx_http_apipolicy_ctx_t *ctx)
+ngx_http_apipolicy_status_code_index(ngx_http_apipolicy_ctx_t *ctx)
 {
     ngx_uint_t  i, found, webhook, scheme;
 
     webhook = (ngx_http_apipolicy_webhook_outcome(ctx, &scheme)
                == NGX_HTTP_APIPOLICY_WEBHOOK_OUTCOME_REFUSED);
 
-    found = NGX_HTTP_APIPOLICY_ST_NCODES - 1;         /* OTHER */
+    found = NGX_HTTP_APIPOLICY_STATUS_NCODES - 1;         /* OTHER */
 
-    for (i = 0; i < NGX_HTTP_APIPOLICY_ST_NCODES - 1; i++) {
+    for (i = 0; i < NGX_HTTP_APIPOLICY_STATUS_NCODES - 1; i++) {
 
-        if (!ngx_http_apipolicy_st_eq(&ctx->problem->code,
-                                       &ngx_http_apipolicy_st_codes[i].code))
+        if (!ngx_http_apipolicy_status_eq(&ctx->problem->code,
+                                     &ngx_http_apipolicy_status_codes[i].code))
         {
             continue;
         }
 
-        if (found == NGX_HTTP_APIPOLICY_ST_NCODES - 1) {
+        if (found == NGX_HTTP_APIPOLICY_STATUS_NCODES - 1) {
             found = i;
         }
 
-        if ((ngx_strcmp(ngx_http_apipolicy_st_codes[i].area.data, "webhook")
+        if ((ngx_strcmp(ngx_http_apipolicy_status_codes[i].area.data, "webhook")
              == 0)
             == webhook)
         {
@@ -523,8 +693,8 @@ void
 ngx_http_apipolicy_status_redis(ngx_uint_t event, ngx_uint_t usec)
 {
     ngx_uint_t                       i;
-    ngx_http_apipolicy_st_sh_t      *sh;
-    ngx_http_apipolicy_st_worker_t  *w;
+    ngx_http_apipolicy_status_sh_t      *sh;
+    ngx_http_apipolicy_status_worker_t  *w;
 
     sh = ngx_http_apipolicy_status_worker_sh;
 
@@ -535,8 +705,8 @@ ngx_http_apipolicy_status_redis(ngx_uint_t event, ngx_uint_t usec)
     switch (event) {
 
     case NGX_HTTP_APIPOLICY_STATUS_REDIS_ANSWERED:
-        for (i = 0; i < NGX_HTTP_APIPOLICY_ST_RTT_NBUCKETS - 1; i++) {
-            if (usec <= ngx_http_apipolicy_st_rtt_bounds[i]) {
+        for (i = 0; i < NGX_HTTP_APIPOLICY_STATUS_RTT_NBUCKETS - 1; i++) {
+            if (usec <= ngx_http_apipolicy_status_rtt_bounds[i]) {
                 break;
             }
         }
@@ -554,13 +724,13 @@ ngx_http_apipolicy_status_redis(ngx_uint_t event, ngx_uint_t usec)
         return;
     }
 
-    if (ngx_worker < NGX_HTTP_APIPOLICY_ST_WORKERS) {
+    if (ngx_worker < NGX_HTTP_APIPOLICY_STATUS_WORKERS) {
         w = &sh->workers[ngx_worker];
 
         if (w->pid == ngx_pid) {
             w->state = (event == NGX_HTTP_APIPOLICY_STATUS_REDIS_ANSWERED)
-                       ? NGX_HTTP_APIPOLICY_ST_REDIS_UP
-                       : NGX_HTTP_APIPOLICY_ST_REDIS_DOWN;
+                       ? NGX_HTTP_APIPOLICY_STATUS_REDIS_UP
+                       : NGX_HTTP_APIPOLICY_STATUS_REDIS_DOWN;
         }
     }
 }
@@ -571,9 +741,9 @@ ngx_http_apipolicy_status_redis(ngx_uint_t event, ngx_uint_t usec)
 ngx_int_t
 ngx_http_apipolicy_status_init_process(ngx_cycle_t *cycle)
 {
-    ngx_http_apipolicy_st_sh_t      *sh;
-    ngx_http_apipolicy_st_conf_t    *st;
-    ngx_http_apipolicy_st_worker_t  *w;
+    ngx_http_apipolicy_status_sh_t      *sh;
+    ngx_http_apipolicy_status_data_t    *st;
+    ngx_http_apipolicy_status_worker_t  *w;
     ngx_http_apipolicy_main_conf_t  *amcf;
 
     amcf = ngx_http_cycle_get_module_main_conf(cycle,
@@ -588,9 +758,9 @@ ngx_http_apipolicy_status_init_process(ngx_cycle_t *cycle)
 
     ngx_http_apipolicy_status_worker_sh = sh;
 
-    if (sh && ngx_worker < NGX_HTTP_APIPOLICY_ST_WORKERS) {
+    if (sh && ngx_worker < NGX_HTTP_APIPOLICY_STATUS_WORKERS) {
         w = &sh->workers[ngx_worker];
-        w->state = NGX_HTTP_APIPOLICY_ST_REDIS_UNUSED;
+        w->state = NGX_HTTP_APIPOLICY_STATUS_REDIS_UNUSED;
         w->pid = ngx_pid;
     }
 
@@ -608,7 +778,7 @@ ngx_http_apipolicy_status_handler(ngx_http_request_t *r)
     ngx_buf_t                       *b;
     ngx_uint_t                       format;
     ngx_chain_t                      out;
-    ngx_http_apipolicy_st_view_t     view;
+    ngx_http_apipolicy_status_view_t     view;
     ngx_http_apipolicy_loc_conf_t   *alcf;
     ngx_http_apipolicy_main_conf_t  *amcf;
 
@@ -626,7 +796,7 @@ ngx_http_apipolicy_status_handler(ngx_http_request_t *r)
 
     format = alcf->status.format;
 
-    ngx_memzero(&view, sizeof(ngx_http_apipolicy_st_view_t));
+    ngx_memzero(&view, sizeof(ngx_http_apipolicy_status_view_t));
 
     view.st = ((ngx_shm_zone_t *) amcf->status)->data;
     view.sh = view.st->sh;
@@ -643,7 +813,7 @@ ngx_http_apipolicy_status_handler(ngx_http_request_t *r)
      * of 128 bytes at most), the JWKS sources (URIs shown up to 256)
      */
 
-    len = 32768 + NGX_HTTP_APIPOLICY_ST_NCODES * 256
+    len = 32768 + NGX_HTTP_APIPOLICY_STATUS_NCODES * 256
           + NGX_HTTP_APIPOLICY_REDIS_NODES_MAX * 6 * 1024
           + view.zones->nelts * 768;
 
@@ -714,9 +884,10 @@ ngx_http_apipolicy_status_zones(ngx_http_request_t *r,
     ngx_list_part_t               *part;
     ngx_shm_zone_t                *shm_zone;
     ngx_slab_pool_t               *shpool;
-    ngx_http_apipolicy_st_zone_t  *z;
+    ngx_http_apipolicy_status_zone_t  *z;
 
-    zones = ngx_array_create(r->pool, 8, sizeof(ngx_http_apipolicy_st_zone_t));
+    zones = ngx_array_create(r->pool, 8,
+                             sizeof(ngx_http_apipolicy_status_zone_t));
     if (zones == NULL) {
         return NULL;
     }
@@ -782,7 +953,7 @@ ngx_http_apipolicy_status_zones(ngx_http_request_t *r,
  */
 
 static void
-ngx_http_apipolicy_status_redis_view(ngx_http_apipolicy_st_view_t *view)
+ngx_http_apipolicy_status_redis_view(ngx_http_apipolicy_status_view_t *view)
 {
     ngx_uint_t        i, n, state;
     ngx_core_conf_t  *ccf;
@@ -791,15 +962,19 @@ ngx_http_apipolicy_status_redis_view(ngx_http_apipolicy_st_view_t *view)
                                            ngx_core_module);
 
     n = (ccf && ccf->master) ? (ngx_uint_t) ccf->worker_processes : 1;
-    n = ngx_min(n, NGX_HTTP_APIPOLICY_ST_WORKERS);
+    n = ngx_min(n, NGX_HTTP_APIPOLICY_STATUS_WORKERS);
 
     for (i = 0; i < n; i++) {
         state = view->sh->workers[i].state;
-        view->redis[state <= NGX_HTTP_APIPOLICY_ST_REDIS_DOWN ? state : 0]++;
+        if (state > NGX_HTTP_APIPOLICY_STATUS_REDIS_DOWN) {
+            state = NGX_HTTP_APIPOLICY_STATUS_REDIS_UNUSED;
+        }
+
+        view->redis[state]++;
     }
 
-    view->redis_up = view->redis[NGX_HTTP_APIPOLICY_ST_REDIS_DOWN] ? 0
-                     : (view->redis[NGX_HTTP_APIPOLICY_ST_REDIS_UP] ? 1 : -1);
+    view->redis_up = view->redis[NGX_HTTP_APIPOLICY_STATUS_REDIS_DOWN] ? 0
+                     : view->redis[NGX_HTTP_APIPOLICY_STATUS_REDIS_UP] ? 1 : -1;
 }
 
 
@@ -810,7 +985,7 @@ ngx_http_apipolicy_status_redis_view(ngx_http_apipolicy_st_view_t *view)
  */
 
 static u_char *
-ngx_http_apipolicy_st_label(u_char *p, ngx_str_t *s, size_t max)
+ngx_http_apipolicy_status_label(u_char *p, ngx_str_t *s, size_t max)
 {
     size_t  i, n;
 
@@ -840,14 +1015,14 @@ ngx_http_apipolicy_st_label(u_char *p, ngx_str_t *s, size_t max)
 
 
 static ngx_atomic_uint_t
-ngx_http_apipolicy_st_rtt_count(ngx_http_apipolicy_st_redis_t *rs)
+ngx_http_apipolicy_status_rtt_count(ngx_http_apipolicy_status_redis_t *rs)
 {
     ngx_uint_t         i;
     ngx_atomic_uint_t  n;
 
     n = 0;
 
-    for (i = 0; i < NGX_HTTP_APIPOLICY_ST_RTT_NBUCKETS; i++) {
+    for (i = 0; i < NGX_HTTP_APIPOLICY_STATUS_RTT_NBUCKETS; i++) {
         n += rs->rtt[i];
     }
 
@@ -855,57 +1030,236 @@ ngx_http_apipolicy_st_rtt_count(ngx_http_apipolicy_st_redis_t *rs)
 }
 
 
-static u_char *
-ngx_http_apipolicy_status_json(u_char *p, ngx_http_apipolicy_st_view_t *view)
-{
-    time_t                                age;
-    ngx_str_t                            *label, area;
-    ngx_uint_t                            n, i, z, t, ok, failed;
-    const char                           *section;
-    ngx_http_apipolicy_st_sh_t           *sh;
-    ngx_http_apipolicy_st_ratelimit_t    *series;
-    ngx_http_apipolicy_st_zone_t         *zone;
-    ngx_http_apipolicy_ratelimit_tier_t  *tier;
-    ngx_http_apipolicy_st_redis_t        *rs;
-    ngx_http_apipolicy_st_family_t       *f;
-    ngx_http_apipolicy_main_conf_t       *amcf;
+/* ---- the series of the labelled counters ------------------------------ */
 
-    sh = view->sh;
-    amcf = view->st->amcf;
+static ngx_uint_t
+ngx_http_apipolicy_status_sample_family(ngx_http_apipolicy_status_view_t *view,
+    ngx_http_apipolicy_status_metric_t *m, ngx_uint_t n, ngx_str_t *labels,
+    ngx_atomic_uint_t *value)
+{
+    if (n >= m->nvalues) {
+        return 0;
+    }
+
+    labels[0] = m->values[n];
+    *value = view->sh->counters[m->first + n];
+
+    return 1;
+}
+
+
+/* zone, tier, result */
+
+static ngx_uint_t
+ngx_http_apipolicy_status_sample_ratelimit(
+    ngx_http_apipolicy_status_view_t *view,
+    ngx_http_apipolicy_status_metric_t *m, ngx_uint_t n, ngx_str_t *labels,
+    ngx_atomic_uint_t *value)
+{
+    ngx_uint_t                            z, t, i;
+    ngx_http_apipolicy_status_data_t     *st;
+    ngx_http_apipolicy_main_conf_t       *amcf;
+    ngx_http_apipolicy_status_series_t   *series;
+    ngx_http_apipolicy_ratelimit_tier_t  *tier;
+
+    st = view->st;
+    amcf = st->amcf;
+
+    if (st->ratelimit == NULL
+        || n >= amcf->ratelimit_zones->nelts * st->ntiers * 3)
+    {
+        return 0;
+    }
+
+    i = n % 3;
+    t = n / 3 % st->ntiers;
+    z = n / 3 / st->ntiers;
+
+    tier = amcf->ratelimit_tiers->elts;
+    series = st->ratelimit[z * st->ntiers + t];
+
+    labels[0] = *ngx_http_apipolicy_ratelimit_zone_name(amcf, z);
+    labels[1] = tier[t].name;
+    labels[2] = ngx_http_apipolicy_status_ratelimit_results[i];
+    *value = series ? series->counters[i] : 0;
+
+    return 1;
+}
+
+
+/* scheme, result */
+
+static ngx_uint_t
+ngx_http_apipolicy_status_sample_webhook(
+    ngx_http_apipolicy_status_view_t *view,
+    ngx_http_apipolicy_status_metric_t *m, ngx_uint_t n, ngx_str_t *labels,
+    ngx_atomic_uint_t *value)
+{
+    ngx_uint_t  scheme, i;
+
+    if (n >= (NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES - 1)
+             * NGX_HTTP_APIPOLICY_STATUS_WEBHOOK_NRESULTS)
+    {
+        return 0;
+    }
+
+    scheme = 1 + n / NGX_HTTP_APIPOLICY_STATUS_WEBHOOK_NRESULTS;
+    i = n % NGX_HTTP_APIPOLICY_STATUS_WEBHOOK_NRESULTS;
+
+    labels[0] = *ngx_http_apipolicy_webhook_scheme_name(scheme);
+    labels[1] = ngx_http_apipolicy_status_webhook_results[i].area;
+    *value = view->sh->webhook[scheme][i];
+
+    return 1;
+}
+
+
+/* area, code */
+
+static ngx_uint_t
+ngx_http_apipolicy_status_sample_rejections(
+    ngx_http_apipolicy_status_view_t *view,
+    ngx_http_apipolicy_status_metric_t *m, ngx_uint_t n, ngx_str_t *labels,
+    ngx_atomic_uint_t *value)
+{
+    if (n >= NGX_HTTP_APIPOLICY_STATUS_NCODES) {
+        return 0;
+    }
+
+    labels[0] = ngx_http_apipolicy_status_codes[n].area;
+    labels[1] = ngx_http_apipolicy_status_codes[n].code;
+    *value = view->sh->rejections[n];
+
+    return 1;
+}
+
+
+/* ---- JSON -------------------------------------------------------------- */
+
+static u_char *
+ngx_http_apipolicy_status_json(u_char *p,
+    ngx_http_apipolicy_status_view_t *view)
+{
+    ngx_uint_t                           i;
+    ngx_http_apipolicy_status_metric_t  *m;
 
     p = ngx_sprintf(p, "{\"apipolicy\":\"%s\",\"nginx\":\"%s\","
                        "\"requests\":%uA",
                     NGX_HTTP_APIPOLICY_VERSION, NGINX_VERSION,
-                    sh->counters[ngx_http_apipolicy_st_requests]);
+                    view->sh->counters[NGX_HTTP_APIPOLICY_STATUS_REQUESTS]);
 
-    /* the one-label families, grouped by section */
+    view->section = NULL;
 
-    section = NULL;
+    for (i = 0; i < NGX_HTTP_APIPOLICY_STATUS_NMETRICS; i++) {
+        m = &ngx_http_apipolicy_status_metrics[i];
 
-    for (n = 0; n < NGX_HTTP_APIPOLICY_ST_NFAMILIES; n++) {
-        f = &ngx_http_apipolicy_st_families[n];
+        p = m->json ? m->json(p, view)
+                    : ngx_http_apipolicy_status_json_metric(p, view, m);
+    }
 
-        if (section == NULL || ngx_strcmp(section, f->section) != 0) {
-            p = ngx_sprintf(p, "%s,\"%s\":{", section ? "}" : "", f->section);
-            section = f->section;
+    return ngx_cpymem(p, "}\n", 2);
+}
 
-        } else {
+
+/*
+ * The top-level object "section" (areas with several members share one):
+ * the one open is closed when another opens; NULL closes it
+ */
+
+static u_char *
+ngx_http_apipolicy_status_json_open(u_char *p,
+    ngx_http_apipolicy_status_view_t *view, const char *section)
+{
+    if (view->section) {
+        if (section && ngx_strcmp(view->section, section) == 0) {
             *p++ = ',';
-        }
-
-        p = ngx_sprintf(p, "\"%s\":{", f->member);
-
-        for (i = 0; i < f->nvalues; i++) {
-            p = ngx_sprintf(p, "%s\"%V\":%uA", i ? "," : "", &f->values[i],
-                            sh->counters[f->first + i]);
+            return p;
         }
 
         *p++ = '}';
     }
 
-    /* JWKS sources, by URI */
+    view->section = section;
 
-    p = ngx_cpymem(p, "},\"jwks\":{", sizeof("},\"jwks\":{") - 1);
+    return section ? ngx_sprintf(p, ",\"%s\":{", section) : p;
+}
+
+
+/* a labelled counter: one object a label, nested in the labels' order */
+
+static u_char *
+ngx_http_apipolicy_status_json_metric(u_char *p,
+    ngx_http_apipolicy_status_view_t *view,
+    ngx_http_apipolicy_status_metric_t *m)
+{
+    ngx_str_t          labels[3], prev[3];
+    ngx_uint_t         n, d, k, last;
+    ngx_atomic_uint_t  value;
+
+    for (last = 0; m->labels[last + 1]; last++) { /* void */ }
+
+    p = ngx_http_apipolicy_status_json_open(p, view, m->section);
+
+    if (m->member) {
+        p = ngx_sprintf(p, "\"%s\":{", m->member);
+    }
+
+    for (n = 0; m->sample(view, m, n, labels, &value); n++) {
+        d = 0;
+
+        if (n) {
+            /* the objects of the labels that changed are closed */
+
+            while (d < last
+                   && ngx_http_apipolicy_status_eq(&labels[d], &prev[d]))
+            {
+                d++;
+            }
+
+            for (k = d; k < last; k++) {
+                *p++ = '}';
+            }
+
+            *p++ = ',';
+        }
+
+        for (k = d; k <= last; k++) {
+            *p++ = '"';
+            p = ngx_http_apipolicy_status_label(p, &labels[k], 128);
+            p = ngx_cpymem(p, "\":{", k < last ? 3 : 2);
+        }
+
+        p = ngx_sprintf(p, "%uA", value);
+
+        ngx_memcpy(prev, labels, sizeof(prev));
+    }
+
+    for (k = 0; n && k < last; k++) {
+        *p++ = '}';
+    }
+
+    if (m->member) {
+        *p++ = '}';
+    }
+
+    return p;
+}
+
+
+/* JWKS sources, by URI */
+
+static u_char *
+ngx_http_apipolicy_status_jwks_json(u_char *p,
+    ngx_http_apipolicy_status_view_t *view)
+{
+    time_t                           age;
+    ngx_str_t                       *label;
+    ngx_uint_t                       i, ok, failed;
+    ngx_http_apipolicy_main_conf_t  *amcf;
+
+    amcf = view->st->amcf;
+
+    p = ngx_http_apipolicy_status_json_open(p, view, "jwks");
 
     for (i = 0; amcf->jwks && i < amcf->jwks->nelts; i++) {
         label = ngx_http_apipolicy_jwks_stats(
@@ -913,7 +1267,7 @@ ngx_http_apipolicy_status_json(u_char *p, ngx_http_apipolicy_st_view_t *view)
                     &ok, &failed, &age);
 
         p = ngx_cpymem(p, i ? ",\"" : "\"", i ? 2 : 1);
-        p = ngx_http_apipolicy_st_label(p, label, 256);
+        p = ngx_http_apipolicy_status_label(p, label, 256);
         p = ngx_sprintf(p, "\":{\"fetches\":{\"ok\":%ui,\"error\":%ui},"
                            "\"age_seconds\":", ok, failed);
 
@@ -921,103 +1275,57 @@ ngx_http_apipolicy_status_json(u_char *p, ngx_http_apipolicy_st_view_t *view)
         *p++ = '}';
     }
 
-    /* rate limits: zone, tier, result */
+    return p;
+}
 
-    p = ngx_cpymem(p, "},\"ratelimit\":{\"requests\":{",
-                   sizeof("},\"ratelimit\":{\"requests\":{") - 1);
 
-    for (z = 0; view->st->ratelimit && z < amcf->ratelimit_zones->nelts; z++) {
-        p = ngx_cpymem(p, z ? ",\"" : "\"", z ? 2 : 1);
-        p = ngx_http_apipolicy_st_label(p,
-                             ngx_http_apipolicy_ratelimit_zone_name(amcf, z),
-                             128);
-        p = ngx_cpymem(p, "\":{", 3);
+/* zones, by name: size and room left */
 
-        tier = amcf->ratelimit_tiers->elts;
+static u_char *
+ngx_http_apipolicy_status_zones_json(u_char *p,
+    ngx_http_apipolicy_status_view_t *view)
+{
+    ngx_uint_t                         n;
+    ngx_http_apipolicy_status_zone_t  *zone;
 
-        for (t = 0; t < view->st->ntiers; t++) {
-            series = view->st->ratelimit[z * view->st->ntiers + t];
-
-            p = ngx_cpymem(p, t ? ",\"" : "\"", t ? 2 : 1);
-            p = ngx_http_apipolicy_st_label(p, &tier[t].name, 128);
-            p = ngx_cpymem(p, "\":{", 3);
-
-            for (i = 0; i < 3; i++) {
-                p = ngx_sprintf(p, "%s\"%V\":%uA", i ? "," : "",
-                                &ngx_http_apipolicy_st_ratelimit_results[i],
-                                series ? series->counters[i] : 0);
-            }
-
-            *p++ = '}';
-        }
-
-        *p++ = '}';
-    }
-
-    /* webhooks: scheme, result */
-
-    p = ngx_cpymem(p, "}},\"webhook\":{\"requests\":{",
-                   sizeof("}},\"webhook\":{\"requests\":{") - 1);
-
-    for (n = 1; n < NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES; n++) {
-        p = ngx_sprintf(p, "%s\"%V\":{", n > 1 ? "," : "",
-                        ngx_http_apipolicy_webhook_scheme_name(n));
-
-        for (i = 0; i < NGX_HTTP_APIPOLICY_ST_WEBHOOK_NRESULTS; i++) {
-            p = ngx_sprintf(p, "%s\"%V\":%uA", i ? "," : "",
-                            &ngx_http_apipolicy_st_webhook_results[i].area,
-                            sh->webhook[n][i]);
-        }
-
-        *p++ = '}';
-    }
-
-    /* refusals: area, code */
-
-    p = ngx_cpymem(p, "}},\"rejections\":{",
-                   sizeof("}},\"rejections\":{") - 1);
-
-    ngx_str_null(&area);
-
-    for (n = 0; n < NGX_HTTP_APIPOLICY_ST_NCODES; n++) {
-        if (!ngx_http_apipolicy_st_eq(&area,
-                                      &ngx_http_apipolicy_st_codes[n].area))
-        {
-            area = ngx_http_apipolicy_st_codes[n].area;
-            p = ngx_sprintf(p, "%s\"%V\":{", n ? "}," : "", &area);
-
-        } else {
-            *p++ = ',';
-        }
-
-        p = ngx_sprintf(p, "\"%V\":%uA", &ngx_http_apipolicy_st_codes[n].code,
-                        sh->rejections[n]);
-    }
-
-    p = ngx_cpymem(p, "}},\"zones\":{", sizeof("}},\"zones\":{") - 1);
+    p = ngx_http_apipolicy_status_json_open(p, view, "zones");
 
     zone = view->zones->elts;
 
     for (n = 0; n < view->zones->nelts; n++) {
         p = ngx_cpymem(p, n ? ",\"" : "\"", n ? 2 : 1);
-        p = ngx_http_apipolicy_st_label(p, &zone[n].name, 128);
+        p = ngx_http_apipolicy_status_label(p, &zone[n].name, 128);
         p = ngx_sprintf(p, "\":{\"size\":%uz,\"free\":%uz}", zone[n].size,
                         zone[n].free);
     }
 
-    p = ngx_cpymem(p, "},", 2);
+    return p;
+}
+
+
+/* Redis per gateway, then the nodes as the answering worker sees them */
+
+static u_char *
+ngx_http_apipolicy_status_redis_json(u_char *p,
+    ngx_http_apipolicy_status_view_t *view)
+{
+    ngx_http_apipolicy_main_conf_t     *amcf;
+    ngx_http_apipolicy_status_redis_t  *rs;
+
+    amcf = view->st->amcf;
+
+    p = ngx_http_apipolicy_status_json_open(p, view, NULL);
 
     if (amcf->redis == NULL) {
-        return ngx_cpymem(p, "\"redis\":null}\n",
-                          sizeof("\"redis\":null}\n") - 1);
+        return ngx_cpymem(p, ",\"redis\":null", sizeof(",\"redis\":null") - 1);
     }
 
-    p = ngx_cpymem(p, "\"redis\":{\"address\":\"",
-                   sizeof("\"redis\":{\"address\":\"") - 1);
-    p = ngx_http_apipolicy_st_label(p,
+    p = ngx_cpymem(p, ",\"redis\":{\"address\":\"",
+                   sizeof(",\"redis\":{\"address\":\"") - 1);
+    p = ngx_http_apipolicy_status_label(p,
                                     ngx_http_apipolicy_redis_name(amcf->redis),
                                     256);
-    rs = &sh->redis;
+    rs = &view->sh->redis;
 
     p = ngx_sprintf(p, "\",\"up\":%s,\"workers\":{\"up\":%ui,\"down\":%ui,"
                        "\"unused\":%ui},\"errors\":{\"connection\":%uA,"
@@ -1025,16 +1333,18 @@ ngx_http_apipolicy_status_json(u_char *p, ngx_http_apipolicy_st_view_t *view)
                        "\"round_trip_seconds_sum\":%uA.%06uA",
                     view->redis_up < 0 ? "null"
                     : (view->redis_up ? "true" : "false"),
-                    view->redis[NGX_HTTP_APIPOLICY_ST_REDIS_UP],
-                    view->redis[NGX_HTTP_APIPOLICY_ST_REDIS_DOWN],
-                    view->redis[NGX_HTTP_APIPOLICY_ST_REDIS_UNUSED],
+                    view->redis[NGX_HTTP_APIPOLICY_STATUS_REDIS_UP],
+                    view->redis[NGX_HTTP_APIPOLICY_STATUS_REDIS_DOWN],
+                    view->redis[NGX_HTTP_APIPOLICY_STATUS_REDIS_UNUSED],
                     rs->errors[0], rs->errors[1],
-                    ngx_http_apipolicy_st_rtt_count(rs),
+                    ngx_http_apipolicy_status_rtt_count(rs),
                     rs->rtt_sum / 1000000, rs->rtt_sum % 1000000);
 
     p = ngx_http_apipolicy_status_redis_nodes_json(p);
 
-    return ngx_cpymem(p, "}}\n", 3);
+    *p++ = '}';
+
+    return p;
 }
 
 
@@ -1060,7 +1370,7 @@ ngx_http_apipolicy_status_redis_nodes_json(u_char *p)
         p = ngx_cpymem(p, i ? ",{\"address\":\"" : "{\"address\":\"",
                        i ? sizeof(",{\"address\":\"") - 1
                          : sizeof("{\"address\":\"") - 1);
-        p = ngx_http_apipolicy_st_label(p, &info[i].address, 256);
+        p = ngx_http_apipolicy_status_label(p, &info[i].address, 256);
 
         p = ngx_sprintf(p, "\",\"role\":\"%s\",\"state\":\"%s\","
                            "\"last_error\":", info[i].role, info[i].state);
@@ -1068,7 +1378,7 @@ ngx_http_apipolicy_status_redis_nodes_json(u_char *p)
         if (info[i].error.len) {
             *p++ = '"';
             s = info[i].error;
-            p = ngx_http_apipolicy_st_label(p, &s, 256);
+            p = ngx_http_apipolicy_status_label(p, &s, 256);
             *p++ = '"';
 
         } else {
@@ -1091,247 +1401,244 @@ ngx_http_apipolicy_status_redis_nodes_json(u_char *p)
 
 
 
-#define ngx_http_apipolicy_st_head(p, name, type, help)                      \
+/* ---- Prometheus text --------------------------------------------------- */
+
+#define ngx_http_apipolicy_status_head(p, name, type, help)                  \
     ngx_sprintf(p, "# HELP apipolicy_%s %s\n# TYPE apipolicy_%s %s\n",       \
                 name, help, name, type)
 
 
 static u_char *
 ngx_http_apipolicy_status_prometheus(u_char *p,
-    ngx_http_apipolicy_st_view_t *view)
+    ngx_http_apipolicy_status_view_t *view)
 {
-    time_t                                age;
-    ngx_str_t                            *label, *name, *redis;
-    ngx_uint_t                            n, i, z, t, ok, failed;
-    ngx_atomic_uint_t                     cum;
-    ngx_http_apipolicy_st_sh_t           *sh;
-    ngx_http_apipolicy_st_ratelimit_t    *series;
-    ngx_http_apipolicy_st_zone_t         *zone;
-    ngx_http_apipolicy_ratelimit_tier_t  *tier;
-    ngx_http_apipolicy_st_redis_t        *rs;
-    ngx_http_apipolicy_st_family_t       *f;
-    ngx_http_apipolicy_main_conf_t       *amcf;
+    ngx_uint_t                           i;
+    ngx_http_apipolicy_status_metric_t  *m;
 
-    sh = view->sh;
-    amcf = view->st->amcf;
-
-    p = ngx_http_apipolicy_st_head(p, "build_info", "gauge",
-                                   "The apipolicy module and the nginx it "
-                                   "was built for.");
+    p = ngx_http_apipolicy_status_head(p, "build_info", "gauge",
+                                       "The apipolicy module and the nginx "
+                                       "it was built for.");
     p = ngx_sprintf(p, "apipolicy_build_info{version=\"%s\",nginx=\"%s\"} 1\n",
                     NGX_HTTP_APIPOLICY_VERSION, NGINX_VERSION);
 
-    p = ngx_http_apipolicy_st_head(p, "requests_total", "counter",
-                                   "Requests that met an apipolicy "
-                                   "directive.");
+    p = ngx_http_apipolicy_status_head(p, "requests_total", "counter",
+                                       "Requests that met an apipolicy "
+                                       "directive.");
     p = ngx_sprintf(p, "apipolicy_requests_total %uA\n",
-                    sh->counters[ngx_http_apipolicy_st_requests]);
+                    view->sh->counters[NGX_HTTP_APIPOLICY_STATUS_REQUESTS]);
 
-    for (n = 0; n < NGX_HTTP_APIPOLICY_ST_NFAMILIES; n++) {
-        f = &ngx_http_apipolicy_st_families[n];
+    for (i = 0; i < NGX_HTTP_APIPOLICY_STATUS_NMETRICS; i++) {
+        m = &ngx_http_apipolicy_status_metrics[i];
 
-        p = ngx_sprintf(p, "# HELP apipolicy_%s_total %s\n"
-                           "# TYPE apipolicy_%s_total counter\n",
-                        f->metric, f->help, f->metric);
-
-        for (i = 0; i < f->nvalues; i++) {
-            p = ngx_sprintf(p, "apipolicy_%s_total{%s=\"%V\"} %uA\n",
-                            f->metric, f->label, &f->values[i],
-                            sh->counters[f->first + i]);
-        }
+        p = m->prometheus ? m->prometheus(p, view)
+                          : ngx_http_apipolicy_status_prom_metric(p, view, m);
     }
 
-    /* JWKS sources */
+    return p;
+}
 
-    if (amcf->jwks && amcf->jwks->nelts) {
-        p = ngx_http_apipolicy_st_head(p, "jwks_fetches_total", "counter",
+
+/* a labelled counter: one line a series */
+
+static u_char *
+ngx_http_apipolicy_status_prom_metric(u_char *p,
+    ngx_http_apipolicy_status_view_t *view,
+    ngx_http_apipolicy_status_metric_t *m)
+{
+    ngx_str_t          labels[3];
+    ngx_uint_t         n, k;
+    ngx_atomic_uint_t  value;
+
+    p = ngx_http_apipolicy_status_head(p, m->name, "counter", m->help);
+
+    for (n = 0; m->sample(view, m, n, labels, &value); n++) {
+        p = ngx_sprintf(p, "apipolicy_%s{", m->name);
+
+        for (k = 0; m->labels[k]; k++) {
+            p = ngx_sprintf(p, "%s%s=\"", k ? "," : "", m->labels[k]);
+            p = ngx_http_apipolicy_status_label(p, &labels[k], 128);
+            *p++ = '"';
+        }
+
+        p = ngx_sprintf(p, "} %uA\n", value);
+    }
+
+    return p;
+}
+
+
+/* JWKS sources: fetches by result, and the age of the keys */
+
+static u_char *
+ngx_http_apipolicy_status_jwks_prom(u_char *p,
+    ngx_http_apipolicy_status_view_t *view)
+{
+    time_t                           age;
+    ngx_str_t                       *label;
+    ngx_uint_t                       i, ok, failed;
+    ngx_http_apipolicy_main_conf_t  *amcf;
+
+    amcf = view->st->amcf;
+
+    if (amcf->jwks == NULL || amcf->jwks->nelts == 0) {
+        return p;
+    }
+
+    p = ngx_http_apipolicy_status_head(p, "jwks_fetches_total", "counter",
                                        "JWK Set fetches of "
                                        "apipolicy_jwt_key_request, by "
                                        "result.");
 
-        for (i = 0; i < amcf->jwks->nelts; i++) {
-            label = ngx_http_apipolicy_jwks_stats(
-                        ((ngx_http_apipolicy_jwks_t **) amcf->jwks->elts)[i],
-                        &ok, &failed, &age);
+    for (i = 0; i < amcf->jwks->nelts; i++) {
+        label = ngx_http_apipolicy_jwks_stats(
+                    ((ngx_http_apipolicy_jwks_t **) amcf->jwks->elts)[i],
+                    &ok, &failed, &age);
 
-            p = ngx_cpymem(p, "apipolicy_jwks_fetches_total{uri=\"",
-                           sizeof("apipolicy_jwks_fetches_total{uri=\"") - 1);
-            p = ngx_http_apipolicy_st_label(p, label, 256);
-            p = ngx_sprintf(p, "\",result=\"ok\"} %ui\n", ok);
+        p = ngx_cpymem(p, "apipolicy_jwks_fetches_total{uri=\"",
+                       sizeof("apipolicy_jwks_fetches_total{uri=\"") - 1);
+        p = ngx_http_apipolicy_status_label(p, label, 256);
+        p = ngx_sprintf(p, "\",result=\"ok\"} %ui\n", ok);
 
-            p = ngx_cpymem(p, "apipolicy_jwks_fetches_total{uri=\"",
-                           sizeof("apipolicy_jwks_fetches_total{uri=\"") - 1);
-            p = ngx_http_apipolicy_st_label(p, label, 256);
-            p = ngx_sprintf(p, "\",result=\"error\"} %ui\n", failed);
-        }
+        p = ngx_cpymem(p, "apipolicy_jwks_fetches_total{uri=\"",
+                       sizeof("apipolicy_jwks_fetches_total{uri=\"") - 1);
+        p = ngx_http_apipolicy_status_label(p, label, 256);
+        p = ngx_sprintf(p, "\",result=\"error\"} %ui\n", failed);
+    }
 
-        p = ngx_http_apipolicy_st_head(p, "jwks_age_seconds", "gauge",
+    p = ngx_http_apipolicy_status_head(p, "jwks_age_seconds", "gauge",
                                        "Seconds since the last good JWK "
                                        "Set fetch (absent before the "
                                        "first).");
 
-        for (i = 0; i < amcf->jwks->nelts; i++) {
-            label = ngx_http_apipolicy_jwks_stats(
-                        ((ngx_http_apipolicy_jwks_t **) amcf->jwks->elts)[i],
-                        &ok, &failed, &age);
+    for (i = 0; i < amcf->jwks->nelts; i++) {
+        label = ngx_http_apipolicy_jwks_stats(
+                    ((ngx_http_apipolicy_jwks_t **) amcf->jwks->elts)[i],
+                    &ok, &failed, &age);
 
-            if (age < 0) {
-                continue;
-            }
-
-            p = ngx_cpymem(p, "apipolicy_jwks_age_seconds{uri=\"",
-                           sizeof("apipolicy_jwks_age_seconds{uri=\"") - 1);
-            p = ngx_http_apipolicy_st_label(p, label, 256);
-            p = ngx_sprintf(p, "\"} %T\n", age);
+        if (age < 0) {
+            continue;
         }
+
+        p = ngx_cpymem(p, "apipolicy_jwks_age_seconds{uri=\"",
+                       sizeof("apipolicy_jwks_age_seconds{uri=\"") - 1);
+        p = ngx_http_apipolicy_status_label(p, label, 256);
+        p = ngx_sprintf(p, "\"} %T\n", age);
     }
 
-    /* rate limits */
+    return p;
+}
 
-    p = ngx_http_apipolicy_st_head(p, "ratelimit_requests_total", "counter",
-                                   "Rate limit checks, by zone, tier and "
-                                   "result (dry_run: over the limit, "
-                                   "served).");
 
-    for (z = 0; view->st->ratelimit && z < amcf->ratelimit_zones->nelts; z++) {
-        name = ngx_http_apipolicy_ratelimit_zone_name(amcf, z);
-        tier = amcf->ratelimit_tiers->elts;
+/* zones: their size, and the room left */
 
-        for (t = 0; t < view->st->ntiers; t++) {
-            series = view->st->ratelimit[z * view->st->ntiers + t];
+static u_char *
+ngx_http_apipolicy_status_zones_prom(u_char *p,
+    ngx_http_apipolicy_status_view_t *view)
+{
+    size_t                             bytes;
+    ngx_uint_t                         n, k;
+    ngx_http_apipolicy_status_zone_t  *zone;
 
-            for (i = 0; i < 3; i++) {
-                p = ngx_cpymem(p, "apipolicy_ratelimit_requests_total{zone=\"",
-                               sizeof("apipolicy_ratelimit_requests_total"
-                                      "{zone=\"") - 1);
-                p = ngx_http_apipolicy_st_label(p, name, 128);
-                p = ngx_cpymem(p, "\",tier=\"", sizeof("\",tier=\"") - 1);
-                p = ngx_http_apipolicy_st_label(p, &tier[t].name, 128);
-                p = ngx_sprintf(p, "\",result=\"%V\"} %uA\n",
-                                &ngx_http_apipolicy_st_ratelimit_results[i],
-                                series ? series->counters[i] : 0);
-            }
-        }
-    }
-
-    /* webhooks */
-
-    p = ngx_http_apipolicy_st_head(p, "webhook_requests_total", "counter",
-                                   "Webhook deliveries, by scheme and "
-                                   "result.");
-
-    for (n = 1; n < NGX_HTTP_APIPOLICY_WEBHOOK_NSCHEMES; n++) {
-        for (i = 0; i < NGX_HTTP_APIPOLICY_ST_WEBHOOK_NRESULTS; i++) {
-            p = ngx_sprintf(p, "apipolicy_webhook_requests_total"
-                               "{scheme=\"%V\",result=\"%V\"} %uA\n",
-                            ngx_http_apipolicy_webhook_scheme_name(n),
-                            &ngx_http_apipolicy_st_webhook_results[i].area,
-                            sh->webhook[n][i]);
-        }
-    }
-
-    /* refusals */
-
-    p = ngx_http_apipolicy_st_head(p, "rejections_total", "counter",
-                                   "Requests the gateway refused, by the "
-                                   "area that refused and problem code.");
-
-    for (n = 0; n < NGX_HTTP_APIPOLICY_ST_NCODES; n++) {
-        p = ngx_sprintf(p, "apipolicy_rejections_total{area=\"%V\","
-                           "code=\"%V\"} %uA\n",
-                        &ngx_http_apipolicy_st_codes[n].area,
-                        &ngx_http_apipolicy_st_codes[n].code,
-                        sh->rejections[n]);
-    }
-
-    /* zones */
+    static const char  *names[] = { "zone_size_bytes", "zone_free_bytes" };
+    static const char  *help[] = {
+        "Size of a shared memory zone.",
+        "Free pages of a shared memory zone, in bytes."
+    };
 
     zone = view->zones->elts;
 
-    p = ngx_http_apipolicy_st_head(p, "zone_size_bytes", "gauge",
-                                   "Size of a shared memory zone.");
+    for (k = 0; k < 2; k++) {
+        p = ngx_http_apipolicy_status_head(p, names[k], "gauge", help[k]);
 
-    for (n = 0; n < view->zones->nelts; n++) {
-        p = ngx_cpymem(p, "apipolicy_zone_size_bytes{zone=\"",
-                       sizeof("apipolicy_zone_size_bytes{zone=\"") - 1);
-        p = ngx_http_apipolicy_st_label(p, &zone[n].name, 128);
-        p = ngx_sprintf(p, "\"} %uz\n", zone[n].size);
+        for (n = 0; n < view->zones->nelts; n++) {
+            bytes = k ? zone[n].free : zone[n].size;
+
+            p = ngx_sprintf(p, "apipolicy_%s{zone=\"", names[k]);
+            p = ngx_http_apipolicy_status_label(p, &zone[n].name, 128);
+            p = ngx_sprintf(p, "\"} %uz\n", bytes);
+        }
     }
 
-    p = ngx_http_apipolicy_st_head(p, "zone_free_bytes", "gauge",
-                                   "Free pages of a shared memory zone, in "
-                                   "bytes.");
+    return p;
+}
 
-    for (n = 0; n < view->zones->nelts; n++) {
-        p = ngx_cpymem(p, "apipolicy_zone_free_bytes{zone=\"",
-                       sizeof("apipolicy_zone_free_bytes{zone=\"") - 1);
-        p = ngx_http_apipolicy_st_label(p, &zone[n].name, 128);
-        p = ngx_sprintf(p, "\"} %uz\n", zone[n].free);
-    }
+
+/* Redis per gateway, then the nodes as the answering worker sees them */
+
+static u_char *
+ngx_http_apipolicy_status_redis_prom(u_char *p,
+    ngx_http_apipolicy_status_view_t *view)
+{
+    ngx_str_t                          *redis;
+    ngx_uint_t                          i;
+    ngx_atomic_uint_t                   cum;
+    ngx_http_apipolicy_main_conf_t     *amcf;
+    ngx_http_apipolicy_status_redis_t  *rs;
+
+    amcf = view->st->amcf;
 
     if (amcf->redis == NULL) {
         return p;
     }
 
-    /* Redis, per gateway */
-
     redis = ngx_http_apipolicy_redis_name(amcf->redis);
 
     if (view->redis_up >= 0) {
-        p = ngx_http_apipolicy_st_head(p, "redis_up", "gauge",
-                                       "1 when the workers' Redis "
-                                       "connections answer, 0 when one "
-                                       "cannot reach Redis (absent before "
-                                       "any was used).");
+        p = ngx_http_apipolicy_status_head(p, "redis_up", "gauge",
+                                           "1 when the workers' Redis "
+                                           "connections answer, 0 when one "
+                                           "cannot reach Redis (absent "
+                                           "before any was used).");
         p = ngx_cpymem(p, "apipolicy_redis_up{address=\"",
                        sizeof("apipolicy_redis_up{address=\"") - 1);
-        p = ngx_http_apipolicy_st_label(p, redis, 256);
+        p = ngx_http_apipolicy_status_label(p, redis, 256);
         p = ngx_sprintf(p, "\"} %i\n", view->redis_up);
     }
 
-    p = ngx_http_apipolicy_st_head(p, "redis_workers", "gauge",
-                                   "Workers by the state of their Redis "
-                                   "connection.");
+    p = ngx_http_apipolicy_status_head(p, "redis_workers", "gauge",
+                                       "Workers by the state of their Redis "
+                                       "connection.");
 
     for (i = 0; i < 3; i++) {
         p = ngx_sprintf(p, "apipolicy_redis_workers{state=\"%V\"} %ui\n",
-                        &ngx_http_apipolicy_st_redis_states[i],
+                        &ngx_http_apipolicy_status_redis_states[i],
                         view->redis[i]);
     }
 
-    rs = &sh->redis;
+    rs = &view->sh->redis;
 
-    p = ngx_http_apipolicy_st_head(p, "redis_errors_total", "counter",
-                                   "Redis connections that failed (refused, "
-                                   "timed out, closed, unreadable) and "
-                                   "error replies.");
+    p = ngx_http_apipolicy_status_head(p, "redis_errors_total", "counter",
+                                       "Redis connections that failed "
+                                       "(refused, timed out, closed, "
+                                       "unreadable) and error replies.");
 
     for (i = 0; i < 2; i++) {
         p = ngx_sprintf(p, "apipolicy_redis_errors_total{type=\"%V\"} %uA\n",
-                        &ngx_http_apipolicy_st_redis_errors[i],
+                        &ngx_http_apipolicy_status_redis_errors[i],
                         rs->errors[i]);
     }
 
-    p = ngx_http_apipolicy_st_head(p, "redis_round_trip_seconds", "histogram",
-                                   "Time from writing a batch of commands "
-                                   "to its last reply.");
+    p = ngx_http_apipolicy_status_head(p, "redis_round_trip_seconds",
+                                       "histogram",
+                                       "Time from writing a batch of "
+                                       "commands to its last reply.");
 
     cum = 0;
 
-    for (i = 0; i < NGX_HTTP_APIPOLICY_ST_RTT_NBUCKETS; i++) {
+    for (i = 0; i < NGX_HTTP_APIPOLICY_STATUS_RTT_NBUCKETS; i++) {
         cum += rs->rtt[i];
 
         p = ngx_cpymem(p, "apipolicy_redis_round_trip_seconds_bucket{le=\"",
                        sizeof("apipolicy_redis_round_trip_seconds_bucket"
                               "{le=\"") - 1);
 
-        if (i == NGX_HTTP_APIPOLICY_ST_RTT_NBUCKETS - 1) {
+        if (i == NGX_HTTP_APIPOLICY_STATUS_RTT_NBUCKETS - 1) {
             p = ngx_cpymem(p, "+Inf", 4);
 
         } else {
             p = ngx_sprintf(p, "%ui.%06ui",
-                            ngx_http_apipolicy_st_rtt_bounds[i] / 1000000,
-                            ngx_http_apipolicy_st_rtt_bounds[i] % 1000000);
+                            ngx_http_apipolicy_status_rtt_bounds[i] / 1000000,
+                            ngx_http_apipolicy_status_rtt_bounds[i] % 1000000);
         }
 
         p = ngx_sprintf(p, "\"} %uA\n", cum);
@@ -1389,7 +1696,7 @@ ngx_http_apipolicy_status_redis_nodes_prom(u_char *p)
     }
 
     for (k = 0; k < sizeof(metrics) / sizeof(metrics[0]); k++) {
-        p = ngx_http_apipolicy_st_head(p, metrics[k].name, metrics[k].type,
+        p = ngx_http_apipolicy_status_head(p, metrics[k].name, metrics[k].type,
                                        metrics[k].help);
 
         for (i = 0; i < n; i++) {
@@ -1398,7 +1705,7 @@ ngx_http_apipolicy_status_redis_nodes_prom(u_char *p)
             }
 
             p = ngx_sprintf(p, "apipolicy_%s{address=\"", metrics[k].name);
-            p = ngx_http_apipolicy_st_label(p, &info[i].address, 256);
+            p = ngx_http_apipolicy_status_label(p, &info[i].address, 256);
             p = ngx_sprintf(p, "\",role=\"%s\",worker=\"%ui\"} ",
                             info[i].role, ngx_worker);
 
@@ -1516,10 +1823,10 @@ ngx_http_apipolicy_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 ngx_int_t
 ngx_http_apipolicy_status_postconfiguration(ngx_conf_t *cf)
 {
-    ngx_uint_t                       n;
-    ngx_shm_zone_t                  *shm_zone;
-    ngx_http_apipolicy_st_conf_t    *st;
-    ngx_http_apipolicy_main_conf_t  *amcf;
+    ngx_uint_t                         n;
+    ngx_shm_zone_t                    *shm_zone;
+    ngx_http_apipolicy_status_data_t  *st;
+    ngx_http_apipolicy_main_conf_t    *amcf;
 
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
 
@@ -1527,7 +1834,7 @@ ngx_http_apipolicy_status_postconfiguration(ngx_conf_t *cf)
         return NGX_OK;
     }
 
-    st = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_st_conf_t));
+    st = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_status_data_t));
     if (st == NULL) {
         return NGX_ERROR;
     }
@@ -1539,7 +1846,7 @@ ngx_http_apipolicy_status_postconfiguration(ngx_conf_t *cf)
         n = amcf->ratelimit_zones->nelts * st->ntiers;
 
         st->ratelimit = ngx_pcalloc(cf->pool,
-                               n * sizeof(ngx_http_apipolicy_st_ratelimit_t *));
+                              n * sizeof(ngx_http_apipolicy_status_series_t *));
         if (st->ratelimit == NULL) {
             return NGX_ERROR;
         }
@@ -1550,15 +1857,8 @@ ngx_http_apipolicy_status_postconfiguration(ngx_conf_t *cf)
     shm_zone = ngx_shared_memory_add(cf, &ngx_http_apipolicy_status_zone_name,
                                      NGX_HTTP_APIPOLICY_STATUS_SIZE,
                                      &ngx_http_apipolicy_module);
-    if (shm_zone == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "the shared memory zone name \"apipolicy_status\" is "
-                      "reserved for apipolicy's counters: give the zone "
-                      "declared with it another name");
-        return NGX_ERROR;
-    }
 
-    if (shm_zone->data) {
+    if (shm_zone == NULL || shm_zone->data) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "the shared memory zone name \"apipolicy_status\" is "
                       "reserved for apipolicy's counters: give the zone "
@@ -1576,42 +1876,36 @@ ngx_http_apipolicy_status_postconfiguration(ngx_conf_t *cf)
 
 
 /*
- * The counters of a new zone, or of the zone kept across a reload; and
- * the rate limit series of this configuration, found by zone and tier
- * name (or made), so that a reload keeps their counts
+ * The counters of a new zone, or of the zone kept across a reload (a
+ * zone of another layout, from another build of the module, starts
+ * afresh); and the rate limit series of this configuration, found by
+ * zone and tier name (or made), so that a reload keeps their counts
  */
 
 static ngx_int_t
 ngx_http_apipolicy_status_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    size_t                                len;
     ngx_str_t                            *zname;
     ngx_uint_t                            z, t;
-    ngx_slab_pool_t                      *shpool;
-    ngx_http_apipolicy_st_ratelimit_t    *series;
-    ngx_http_apipolicy_st_sh_t           *sh;
-    ngx_http_apipolicy_st_conf_t         *st;
+    ngx_http_apipolicy_status_sh_t       *sh;
+    ngx_http_apipolicy_status_data_t     *st;
     ngx_http_apipolicy_ratelimit_tier_t  *tier;
     ngx_http_apipolicy_main_conf_t       *amcf;
 
     st = shm_zone->data;
     amcf = st->amcf;
-    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
-    sh = shpool->data;
-
-    if ((data == NULL && !shm_zone->shm.exists)
-        || sh == NULL || sh->magic != NGX_HTTP_APIPOLICY_STATUS_MAGIC)
+    if (ngx_http_apipolicy_shm_kept(shm_zone, data,
+                                    NGX_HTTP_APIPOLICY_STATUS_MAGIC,
+                                    (void **) &sh)
+        != NGX_OK
+        && ngx_http_apipolicy_shm_root_new(shm_zone, "apipolicy_status",
+                                    NGX_HTTP_APIPOLICY_STATUS_MAGIC,
+                                    sizeof(ngx_http_apipolicy_status_sh_t),
+                                    (void **) &sh)
+           != NGX_OK)
     {
-        /* a new zone, or counters of another layout (a new module) */
-
-        sh = ngx_slab_calloc(shpool, sizeof(ngx_http_apipolicy_st_sh_t));
-        if (sh == NULL) {
-            return NGX_ERROR;
-        }
-
-        sh->magic = NGX_HTTP_APIPOLICY_STATUS_MAGIC;
-        shpool->data = sh;
+        return NGX_ERROR;
     }
 
     st->sh = sh;
@@ -1626,45 +1920,52 @@ ngx_http_apipolicy_status_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         zname = ngx_http_apipolicy_ratelimit_zone_name(amcf, z);
 
         for (t = 0; t < st->ntiers; t++) {
-
-            for (series = sh->ratelimit; series; series = series->next) {
-                if (series->zone_len == zname->len
-                    && series->tier_len == tier[t].name.len
-                    && ngx_memcmp(series->names, zname->data, zname->len) == 0
-                    && ngx_memcmp(series->names + zname->len,
-                                  tier[t].name.data, tier[t].name.len)
-                       == 0)
-                {
-                    break;
-                }
-            }
-
-            if (series == NULL) {
-                len = sizeof(ngx_http_apipolicy_st_ratelimit_t) + zname->len
-                      + tier[t].name.len;
-
-                series = ngx_slab_calloc(shpool, len);
-                if (series == NULL) {
-                    ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, 0,
-                                  "apipolicy_status: no room to count the "
-                                  "tier \"%V\" of the zone \"%V\"",
-                                  &tier[t].name, zname);
-                    continue;
-                }
-
-                series->zone_len = zname->len;
-                series->tier_len = tier[t].name.len;
-                ngx_memcpy(series->names, zname->data, zname->len);
-                ngx_memcpy(series->names + zname->len, tier[t].name.data,
-                           tier[t].name.len);
-
-                series->next = sh->ratelimit;
-                sh->ratelimit = series;
-            }
-
-            st->ratelimit[z * st->ntiers + t] = series;
+            st->ratelimit[z * st->ntiers + t] =
+                ngx_http_apipolicy_status_series(shm_zone, sh, zname,
+                                                 &tier[t].name);
         }
     }
 
     return NGX_OK;
+}
+
+
+/* the counters of a zone and tier: found by their names, or made */
+
+static ngx_http_apipolicy_status_series_t *
+ngx_http_apipolicy_status_series(ngx_shm_zone_t *shm_zone,
+    ngx_http_apipolicy_status_sh_t *sh, ngx_str_t *zone, ngx_str_t *tier)
+{
+    ngx_http_apipolicy_status_series_t  *series;
+
+    for (series = sh->ratelimit; series; series = series->next) {
+        if (series->zone_len == zone->len
+            && series->tier_len == tier->len
+            && ngx_memcmp(series->names, zone->data, zone->len) == 0
+            && ngx_memcmp(series->names + zone->len, tier->data, tier->len)
+               == 0)
+        {
+            return series;
+        }
+    }
+
+    series = ngx_slab_calloc((ngx_slab_pool_t *) shm_zone->shm.addr,
+                             sizeof(ngx_http_apipolicy_status_series_t)
+                             + zone->len + tier->len);
+    if (series == NULL) {
+        ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, 0,
+                      "apipolicy_status: no room to count the tier \"%V\" "
+                      "of the zone \"%V\"", tier, zone);
+        return NULL;
+    }
+
+    series->zone_len = zone->len;
+    series->tier_len = tier->len;
+    ngx_memcpy(series->names, zone->data, zone->len);
+    ngx_memcpy(series->names + zone->len, tier->data, tier->len);
+
+    series->next = sh->ratelimit;
+    sh->ratelimit = series;
+
+    return series;
 }

@@ -53,9 +53,9 @@ for my $file (@sources) {
         $answered{$1} = $file;
     }
 
-    if ($c =~ /ngx_http_apipolicy_st_codes\[\]\s*=\s*\{(.*?)\};/s) {
+    if ($c =~ /ngx_http_apipolicy_status_codes\[\]\s*=\s*\{(.*?)\};/s) {
         my $list = $1;
-        while ($list =~ /st_code\(\s*"[a-z]+",\s*"([A-Z][A-Z0-9_]+)"\)/g) {
+        while ($list =~ /status_code\(\s*"[a-z]+",\s*"([A-Z][A-Z0-9_]+)"\)/g) {
             $codes{$1} = $file;
             $counted{$1} = $file;
         }

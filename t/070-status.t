@@ -281,6 +281,31 @@ GET /metrics
 
 
 
+=== TEST 7d: a zone name with a quote and a backslash is escaped: the JSON stays valid, the Prometheus label too
+--- http_config
+    apipolicy_ratelimit_zone 'we"ird\\zone:1m';
+    apipolicy_ratelimit_tier default rate=100r/d;
+--- config
+    location /api {
+        apipolicy_ratelimit 'zone=we"ird\\zone' key=$remote_addr;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+["GET /api", "GET /status", "GET /metrics"]
+--- error_code eval
+[200, 200, 200]
+--- response_body_like eval
+["ok",
+ '"ratelimit":\{"requests":\{"we\\\\"ird\\\\\\\\zone":\{"default":\{"passed":1,"rejected":0,"dry_run":0\}\}\}\},'
+ . '(?s:.*)"zones":\{"we\\\\"ird\\\\\\\\zone":\{"size":1048576,"free":\d+\},',
+ '(?m)^apipolicy_ratelimit_requests_total\{zone="we\\\\"ird\\\\\\\\zone",tier="default",result="passed"\} 1$'
+ . '(?s:.*)^apipolicy_zone_size_bytes\{zone="we\\\\"ird\\\\\\\\zone"\} 1048576$']
+--- no_error_log
+[alert]
+[crit]
+
+
+
 === TEST 8: only GET and HEAD
 --- config
 --- request
