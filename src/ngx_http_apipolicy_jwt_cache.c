@@ -230,72 +230,6 @@ ngx_http_apipolicy_jwt_cache_store(ngx_http_request_t *r,
 }
 
 
-/*
- * Webhook replay ids: the id is taken when the delivery verified, so
- * that a concurrent copy finds it (NGX_OK: taken now, NGX_DECLINED: a
- * live entry has it, NGX_ERROR: no room), and given back when the
- * delivery failed.
- */
-
-ngx_int_t
-ngx_http_apipolicy_jwt_cache_claim(ngx_http_request_t *r,
-    ngx_shm_zone_t *shm_zone, u_char *key, time_t ttl)
-{
-    ngx_int_t                            rc;
-    ngx_http_apipolicy_jwt_cache_ctx_t  *ctx;
-
-    ctx = shm_zone->data;
-    rc = NGX_OK;
-
-    ngx_shmtx_lock(&ctx->shm.shpool->mutex);
-
-    if (ngx_http_apipolicy_shm_find(&ctx->shm, key)) {
-        rc = NGX_DECLINED;
-
-    } else {
-        ngx_http_apipolicy_shm_expire(&ctx->shm, 2);
-
-        if (ngx_http_apipolicy_shm_insert(&ctx->shm, key,
-                                          sizeof(ngx_http_apipolicy_hnode_t),
-                                          ngx_time() + ttl)
-            == NULL)
-        {
-            rc = NGX_ERROR;
-        }
-    }
-
-    ngx_shmtx_unlock(&ctx->shm.shpool->mutex);
-
-    if (rc == NGX_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "apipolicy: could not allocate an entry in zone "
-                      "\"%V\"", &shm_zone->shm.name);
-    }
-
-    return rc;
-}
-
-
-void
-ngx_http_apipolicy_jwt_cache_forget(ngx_shm_zone_t *shm_zone, u_char *key)
-{
-    ngx_http_apipolicy_hnode_t          *hn;
-    ngx_http_apipolicy_jwt_cache_ctx_t  *ctx;
-
-    ctx = shm_zone->data;
-
-    ngx_shmtx_lock(&ctx->shm.shpool->mutex);
-
-    hn = ngx_http_apipolicy_shm_find(&ctx->shm, key);
-
-    if (hn) {
-        ngx_http_apipolicy_shm_delete(&ctx->shm, hn);
-    }
-
-    ngx_shmtx_unlock(&ctx->shm.shpool->mutex);
-}
-
-
 /* $apipolicy_jwt_cache_status: HIT, MISS, or not found */
 
 ngx_int_t
@@ -445,10 +379,7 @@ done:
 }
 
 
-/*
- * A zone of 32-byte keys with an expiry each, in LRU order: the
- * verified-token cache, and the webhook replay zone.
- */
+/* the verified-token cache's zone: 32-byte keys with an expiry each */
 
 ngx_shm_zone_t *
 ngx_http_apipolicy_key_zone_add(ngx_conf_t *cf, ngx_str_t *name,

@@ -51,16 +51,6 @@ void ngx_http_apipolicy_jwt_cache_store(ngx_http_request_t *r,
     ngx_shm_zone_t *shm_zone, u_char *key, time_t exp);
 
 /*
- * Replay ids (webhooks): claim() takes "key" for "ttl" seconds unless a
- * live entry has it (NGX_OK taken, NGX_DECLINED already there, NGX_ERROR
- * no room); forget() gives it back.
- */
-ngx_int_t ngx_http_apipolicy_jwt_cache_claim(ngx_http_request_t *r,
-    ngx_shm_zone_t *shm_zone, u_char *key, time_t ttl);
-void ngx_http_apipolicy_jwt_cache_forget(ngx_shm_zone_t *shm_zone,
-    u_char *key);
-
-/*
  * The two calls the ACCESS step makes: check() before the signature is
  * verified (NGX_OK: a hit, skip it; NGX_DECLINED: no cache or a miss;
  * NGX_ERROR), update() once the token passed every check.  "id" is the

@@ -34,8 +34,7 @@
 #include "ngx_http_apipolicy_webhook.h"
 #include "ngx_http_apipolicy_problem.h"
 #include "ngx_http_apipolicy_util.h"
-#include "ngx_http_apipolicy_jwt.h"
-#include "ngx_http_apipolicy_jwt_cache.h"
+#include "ngx_http_apipolicy_shm.h"
 #include "ngx_http_apipolicy_digest.h"
 #include "ngx_http_apipolicy_crypto.h"
 
@@ -48,6 +47,13 @@
 #define NGX_HTTP_APIPOLICY_WEBHOOK_CLAIM_TTL  600   /* an id claimed by a
                                                        request that never
                                                        ended */
+
+/*
+ * The replay zone's magic: the value of the verified-token cache's, whose
+ * kind of zone replay zones were made as before, so that a zone kept
+ * across a reload from such a build is adopted (the entries are alike)
+ */
+#define NGX_HTTP_APIPOLICY_WEBHOOK_MAGIC      0x61706a7763303033
 
 
 static void ngx_http_apipolicy_webhook_body(ngx_http_request_t *r);
@@ -95,6 +101,12 @@ static ngx_int_t ngx_http_apipolicy_webhook_timestamp(ngx_str_t *ts,
 static ngx_table_elt_t *ngx_http_apipolicy_webhook_get(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *detail, ngx_int_t *rc);
 
+static ngx_int_t ngx_http_apipolicy_webhook_replay_claim(
+    ngx_http_request_t *r, ngx_shm_zone_t *zone, u_char *key);
+static void ngx_http_apipolicy_webhook_replay_keep(ngx_http_request_t *r,
+    ngx_shm_zone_t *zone, u_char *key);
+static void ngx_http_apipolicy_webhook_replay_forget(ngx_shm_zone_t *zone,
+    u_char *key);
 static ngx_int_t ngx_http_apipolicy_webhook_conf_parse(ngx_conf_t *cf,
     ngx_http_apipolicy_webhook_conf_t *wcf);
 static ngx_int_t ngx_http_apipolicy_webhook_conf_secret(ngx_conf_t *cf,
@@ -328,73 +340,6 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
 }
 
 
-/*
- * A delivery seen before, or being delivered now.  The key is what
- * nobody can change without the secret: the signed delivery id for
- * "standard", else the signature that verified (it covers the body,
- * and the timestamp where there is one), never a header's text
- * (which "t=..,v1=..,v0=x" or upper-case hex would vary).  It is
- * claimed now, so that a concurrent copy gets 409 at once, and given
- * back when the upstream fails or the request ends without an answer.
- *
- * NGX_OK (claimed, or no room to: no replay check), or the status
- * to end the request with.
- */
-
-static ngx_int_t
-ngx_http_apipolicy_webhook_claim(ngx_http_request_t *r,
-    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_ctx_t *ctx,
-    ngx_http_apipolicy_webhook_parsed_t *ps, u_char *matched)
-{
-    ngx_int_t                            rc;
-    ngx_str_t                            detail;
-    ngx_pool_cleanup_t                  *cln;
-    ngx_http_apipolicy_sha_t             md;
-    ngx_http_apipolicy_webhook_claim_t  *claim;
-
-    ngx_http_apipolicy_sha_init(&md, NGX_HTTP_APIPOLICY_SHA256);
-    ngx_http_apipolicy_sha_update(&md, wcf->desc->name.data,
-                                  wcf->desc->name.len);
-    ngx_http_apipolicy_sha_update(&md, ps->id.len ? ":id:" : ":mac:",
-                                  ps->id.len ? 4 : 5);
-    ngx_http_apipolicy_sha_update(&md, ps->id.len ? ps->id.data : matched,
-                                  ps->id.len ? ps->id.len : 32);
-    ngx_http_apipolicy_sha_final(&md, ctx->webhook->id);
-
-    rc = ngx_http_apipolicy_jwt_cache_claim(r, wcf->replay, ctx->webhook->id,
-                                         NGX_HTTP_APIPOLICY_WEBHOOK_CLAIM_TTL);
-
-    if (rc == NGX_DECLINED) {
-        ngx_str_set(&detail, "this delivery was already accepted, or "
-                             "is being delivered");
-        return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_CONFLICT,
-                                         &ngx_http_apipolicy_webhook_replayed,
-                                         NGX_LOG_INFO, &detail);
-    }
-
-    if (rc == NGX_OK) {
-        cln = ngx_pool_cleanup_add(r->pool,
-                                   sizeof(ngx_http_apipolicy_webhook_claim_t));
-        if (cln == NULL) {
-            ngx_http_apipolicy_jwt_cache_forget(wcf->replay,
-                                                ctx->webhook->id);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        claim = cln->data;
-        claim->zone = wcf->replay;
-        claim->wctx = ctx->webhook;
-        cln->handler = ngx_http_apipolicy_webhook_unclaim;
-
-        ctx->webhook->has_id = 1;
-    }
-
-    /* NGX_ERROR: no room in the zone (said): no replay check */
-
-    return NGX_OK;
-}
-
-
 /* a 401 of the webhook area, with its challenge (RFC 9110 section 15.5.2) */
 
 static ngx_int_t
@@ -435,9 +380,182 @@ ngx_http_apipolicy_webhook_unclaim(void *data)
     ngx_http_apipolicy_webhook_claim_t  *claim = data;
 
     if (claim->wctx->has_id && !claim->wctx->stored) {
-        ngx_http_apipolicy_jwt_cache_forget(claim->zone, claim->wctx->id);
+        ngx_http_apipolicy_webhook_replay_forget(claim->zone,
+                                                 claim->wctx->id);
         claim->wctx->stored = 1;
     }
+}
+
+
+/*
+ * The replay zone, a keyed LRU zone (ngx_http_apipolicy_shm.c) of
+ * delivery ids.  claim: the id taken for CLAIM_TTL seconds, so that a
+ * concurrent copy finds it (NGX_OK: taken now, NGX_DECLINED: a live
+ * entry has it, NGX_ERROR: no room, said); keep: delivered, kept for
+ * REPLAY_TTL; forget: given back.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_replay_claim(ngx_http_request_t *r,
+    ngx_shm_zone_t *zone, u_char *key)
+{
+    ngx_int_t                  rc;
+    ngx_http_apipolicy_shm_t  *shm;
+
+    shm = zone->data;
+    rc = NGX_OK;
+
+    ngx_shmtx_lock(&shm->shpool->mutex);
+
+    if (ngx_http_apipolicy_shm_find(shm, key)) {
+        rc = NGX_DECLINED;
+
+    } else {
+        ngx_http_apipolicy_shm_expire(shm, 2);
+
+        if (ngx_http_apipolicy_shm_insert(shm, key,
+                                      sizeof(ngx_http_apipolicy_hnode_t),
+                                      ngx_time()
+                                      + NGX_HTTP_APIPOLICY_WEBHOOK_CLAIM_TTL)
+            == NULL)
+        {
+            rc = NGX_ERROR;
+        }
+    }
+
+    ngx_shmtx_unlock(&shm->shpool->mutex);
+
+    if (rc == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "apipolicy webhook: could not allocate an entry in "
+                      "zone \"%V\"", &zone->shm.name);
+    }
+
+    return rc;
+}
+
+
+static void
+ngx_http_apipolicy_webhook_replay_keep(ngx_http_request_t *r,
+    ngx_shm_zone_t *zone, u_char *key)
+{
+    time_t                       expires;
+    ngx_http_apipolicy_shm_t    *shm;
+    ngx_http_apipolicy_hnode_t  *hn;
+
+    shm = zone->data;
+    expires = ngx_time() + NGX_HTTP_APIPOLICY_WEBHOOK_REPLAY_TTL;
+
+    ngx_shmtx_lock(&shm->shpool->mutex);
+
+    hn = ngx_http_apipolicy_shm_find(shm, key);
+
+    if (hn == NULL) {
+        /* the claim was freed meanwhile: the id is taken again */
+        ngx_http_apipolicy_shm_expire(shm, 2);
+        hn = ngx_http_apipolicy_shm_insert(shm, key,
+                                           sizeof(ngx_http_apipolicy_hnode_t),
+                                           expires);
+    }
+
+    if (hn) {
+        hn->expires = (uint32_t) expires;
+    }
+
+    ngx_shmtx_unlock(&shm->shpool->mutex);
+
+    if (hn == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "apipolicy webhook: could not allocate an entry in "
+                      "zone \"%V\"", &zone->shm.name);
+    }
+}
+
+
+static void
+ngx_http_apipolicy_webhook_replay_forget(ngx_shm_zone_t *zone, u_char *key)
+{
+    ngx_http_apipolicy_shm_t    *shm;
+    ngx_http_apipolicy_hnode_t  *hn;
+
+    shm = zone->data;
+
+    ngx_shmtx_lock(&shm->shpool->mutex);
+
+    hn = ngx_http_apipolicy_shm_find(shm, key);
+
+    if (hn) {
+        ngx_http_apipolicy_shm_delete(shm, hn);
+    }
+
+    ngx_shmtx_unlock(&shm->shpool->mutex);
+}
+
+
+/*
+ * A delivery seen before, or being delivered now.  The key is what
+ * nobody can change without the secret: the signed delivery id for
+ * "standard", else the signature that verified (it covers the body,
+ * and the timestamp where there is one), never a header's text
+ * (which "t=..,v1=..,v0=x" or upper-case hex would vary).  It is
+ * claimed now, so that a concurrent copy gets 409 at once, and given
+ * back when the upstream fails or the request ends without an answer.
+ *
+ * NGX_OK (claimed, or no room to: no replay check), or the status
+ * to end the request with.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_claim(ngx_http_request_t *r,
+    ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_ctx_t *ctx,
+    ngx_http_apipolicy_webhook_parsed_t *ps, u_char *matched)
+{
+    ngx_int_t                            rc;
+    ngx_str_t                            detail;
+    ngx_pool_cleanup_t                  *cln;
+    ngx_http_apipolicy_sha_t             md;
+    ngx_http_apipolicy_webhook_claim_t  *claim;
+
+    ngx_http_apipolicy_sha_init(&md, NGX_HTTP_APIPOLICY_SHA256);
+    ngx_http_apipolicy_sha_update(&md, wcf->desc->name.data,
+                                  wcf->desc->name.len);
+    ngx_http_apipolicy_sha_update(&md, ps->id.len ? ":id:" : ":mac:",
+                                  ps->id.len ? 4 : 5);
+    ngx_http_apipolicy_sha_update(&md, ps->id.len ? ps->id.data : matched,
+                                  ps->id.len ? ps->id.len : 32);
+    ngx_http_apipolicy_sha_final(&md, ctx->webhook->id);
+
+    rc = ngx_http_apipolicy_webhook_replay_claim(r, wcf->replay,
+                                                 ctx->webhook->id);
+
+    if (rc == NGX_DECLINED) {
+        ngx_str_set(&detail, "this delivery was already accepted, or "
+                             "is being delivered");
+        return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_CONFLICT,
+                                         &ngx_http_apipolicy_webhook_replayed,
+                                         NGX_LOG_INFO, &detail);
+    }
+
+    if (rc == NGX_OK) {
+        cln = ngx_pool_cleanup_add(r->pool,
+                                   sizeof(ngx_http_apipolicy_webhook_claim_t));
+        if (cln == NULL) {
+            ngx_http_apipolicy_webhook_replay_forget(wcf->replay,
+                                                     ctx->webhook->id);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        claim = cln->data;
+        claim->zone = wcf->replay;
+        claim->wctx = ctx->webhook;
+        cln->handler = ngx_http_apipolicy_webhook_unclaim;
+
+        ctx->webhook->has_id = 1;
+    }
+
+    /* NGX_ERROR: no room in the zone (said): no replay check */
+
+    return NGX_OK;
 }
 
 
@@ -935,12 +1053,12 @@ ngx_http_apipolicy_webhook_header(ngx_http_request_t *r,
     }
 
     if (r->headers_out.status >= 200 && r->headers_out.status < 300) {
-        ngx_http_apipolicy_jwt_cache_store(r, alcf->webhook.replay,
-                                           ctx->webhook->id, 0);
+        ngx_http_apipolicy_webhook_replay_keep(r, alcf->webhook.replay,
+                                               ctx->webhook->id);
 
     } else {
-        ngx_http_apipolicy_jwt_cache_forget(alcf->webhook.replay,
-                                            ctx->webhook->id);
+        ngx_http_apipolicy_webhook_replay_forget(alcf->webhook.replay,
+                                                 ctx->webhook->id);
     }
 
     ctx->webhook->stored = 1;
@@ -960,6 +1078,7 @@ ngx_http_apipolicy_webhook_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     ssize_t                          size;
     ngx_str_t                       *value, name;
     ngx_shm_zone_t                  *shm_zone;
+    ngx_http_apipolicy_shm_t        *shm;
     ngx_http_apipolicy_main_conf_t  *amcf;
 
     value = cf->args->elts;
@@ -973,8 +1092,16 @@ ngx_http_apipolicy_webhook_zone(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    shm_zone = ngx_http_apipolicy_key_zone_add(cf, &name, size,
-                                        NGX_HTTP_APIPOLICY_WEBHOOK_REPLAY_TTL);
+    shm = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_shm_t));
+    if (shm == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    shm->directive = "apipolicy_webhook_zone";
+    shm->magic = NGX_HTTP_APIPOLICY_WEBHOOK_MAGIC;
+    shm->root = sizeof(ngx_http_apipolicy_shm_sh_t);
+
+    shm_zone = ngx_http_apipolicy_shm_add(cf, &name, size, shm);
     if (shm_zone == NULL
         || ngx_http_apipolicy_conf_list_add(cf, &amcf->webhook_zones,
                                             shm_zone)
