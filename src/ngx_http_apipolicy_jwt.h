@@ -151,7 +151,7 @@ struct ngx_http_apipolicy_jwt_ctx_s {
 
 
 
-/* directives (ngx_http_apipolicy_module.c, "JWT" block) */
+/* directives (ngx_http_apipolicy_module.c, "JWT" block; jwt_conf.c) */
 char *ngx_http_apipolicy_jwt(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_apipolicy_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -174,14 +174,9 @@ char *ngx_http_apipolicy_jwt_flag_slot(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_apipolicy_jwt_cv_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
-/* issuer=ISS of the key directives: 1 when "value" is that parameter */
-ngx_uint_t ngx_http_apipolicy_jwt_issuer_param(ngx_str_t *value,
-    ngx_str_t *issuer);
-void ngx_http_apipolicy_jwt_keys_bind(ngx_array_t *keys, ngx_uint_t first,
-    ngx_str_t *issuer);
-/* a key bound to "bound" (empty: to none) may verify a token of "iss" */
-ngx_uint_t ngx_http_apipolicy_jwt_key_for_issuer(ngx_str_t *bound,
-    ngx_str_t *iss);
+/* a JWT conf with every field unset */
+ngx_http_apipolicy_jwt_conf_t *ngx_http_apipolicy_jwt_create_conf(
+    ngx_pool_t *pool);
 
 /* the location's JWT conf, created on the first JWT directive there */
 ngx_http_apipolicy_jwt_conf_t *ngx_http_apipolicy_jwt_get_conf(ngx_conf_t *cf,

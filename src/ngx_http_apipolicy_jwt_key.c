@@ -214,6 +214,50 @@ ngx_http_apipolicy_jwt_kty_name(ngx_uint_t kty)
 }
 
 
+/* ---- keys bound to an issuer (issuer=) ------------------------------ */
+
+/* a key bound to "bound" (empty: to none) may verify a token of "iss" */
+
+ngx_uint_t
+ngx_http_apipolicy_jwt_key_for_issuer(ngx_str_t *bound, ngx_str_t *iss)
+{
+    return bound->len == 0
+           || (bound->len == iss->len
+               && ngx_strncmp(bound->data, iss->data, iss->len) == 0);
+}
+
+
+/* issuer=ISS of a key directive: 1 when "value" is that parameter */
+
+ngx_uint_t
+ngx_http_apipolicy_jwt_issuer_param(ngx_str_t *value, ngx_str_t *issuer)
+{
+    if (value->len <= 7 || ngx_strncmp(value->data, "issuer=", 7) != 0) {
+        return 0;
+    }
+
+    issuer->data = value->data + 7;
+    issuer->len = value->len - 7;
+
+    return 1;
+}
+
+
+void
+ngx_http_apipolicy_jwt_keys_bind(ngx_array_t *keys, ngx_uint_t first,
+    ngx_str_t *issuer)
+{
+    ngx_uint_t                     i;
+    ngx_http_apipolicy_jwt_key_t  *key;
+
+    key = keys->elts;
+
+    for (i = first; i < keys->nelts; i++) {
+        key[i].issuer = *issuer;
+    }
+}
+
+
 /* ---- key parsing ----------------------------------------------------- */
 
 static void

@@ -42,6 +42,19 @@ ngx_int_t ngx_http_apipolicy_jwt_secret_key(ngx_pool_t *pool,
 const char *ngx_http_apipolicy_jwt_kty_name(ngx_uint_t kty);
 
 /*
+ * issuer=ISS of the key directives: 1 when "value" is that parameter;
+ * keys_bind() binds the keys from "first" on to that issuer
+ */
+ngx_uint_t ngx_http_apipolicy_jwt_issuer_param(ngx_str_t *value,
+    ngx_str_t *issuer);
+void ngx_http_apipolicy_jwt_keys_bind(ngx_array_t *keys, ngx_uint_t first,
+    ngx_str_t *issuer);
+
+/* a key bound to "bound" (empty: to none) may verify a token of "iss" */
+ngx_uint_t ngx_http_apipolicy_jwt_key_for_issuer(ngx_str_t *bound,
+    ngx_str_t *iss);
+
+/*
  * Verification with one key: NGX_OK when the signature is valid,
  * NGX_DECLINED when it is not, NGX_ERROR on an OpenSSL failure.  The
  * caller has checked that "alg" is in key->algs.

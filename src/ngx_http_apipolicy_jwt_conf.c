@@ -1,0 +1,894 @@
+
+/*
+ * Copyright (C) apipolicy authors
+ *
+ * The JWT directives and the JWT conf: creation, merge, and the handlers
+ * of apipolicy_jwt, apipolicy_jwt_key_file, apipolicy_jwt_secret,
+ * apipolicy_jwt_algorithms, apipolicy_jwt_issuer/audience,
+ * apipolicy_jwt_require and apipolicy_jwt_typ.  Everything here runs at
+ * configuration time; ngx_http_apipolicy_jwt.c reads the result.
+ */
+
+
+#include "ngx_http_apipolicy.h"
+#include "ngx_http_apipolicy_jwt.h"
+#include "ngx_http_apipolicy_jwt_key.h"
+#include "ngx_http_apipolicy_jwt_cache.h"
+#include "ngx_http_apipolicy_jwks.h"
+#include "ngx_http_apipolicy_crypto.h"
+#include "ngx_http_apipolicy_util.h"
+
+
+#define NGX_HTTP_APIPOLICY_JWT_MAX_SIZE     8192
+
+
+static ngx_array_t *ngx_http_apipolicy_jwt_keys(ngx_conf_t *cf,
+    ngx_http_apipolicy_jwt_conf_t *jcf);
+
+
+ngx_http_apipolicy_jwt_conf_t *
+ngx_http_apipolicy_jwt_create_conf(ngx_pool_t *pool)
+{
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_pcalloc(pool, sizeof(ngx_http_apipolicy_jwt_conf_t));
+    if (jcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     jcf->realm = { 0, NULL };
+     *     jcf->file = { 0, NULL };
+     *     jcf->line = 0;
+     *     jcf->merged = 0;
+     */
+
+    jcf->mode = NGX_CONF_UNSET_UINT;
+    jcf->keys = NGX_CONF_UNSET_PTR;
+    jcf->algs = NGX_CONF_UNSET_UINT;
+    jcf->issuers = NGX_CONF_UNSET_PTR;
+    jcf->audiences = NGX_CONF_UNSET_PTR;
+    jcf->typs = NGX_CONF_UNSET_PTR;
+    jcf->rules = NGX_CONF_UNSET_PTR;
+    jcf->token = NGX_CONF_UNSET_PTR;
+    jcf->leeway = NGX_CONF_UNSET;
+    jcf->max_size = NGX_CONF_UNSET_SIZE;
+    jcf->require_exp = NGX_CONF_UNSET;
+    jcf->typ_absent = NGX_CONF_UNSET;
+    jcf->typ_any = NGX_CONF_UNSET;
+    jcf->jwks = NGX_CONF_UNSET_PTR;
+    jcf->cache = NGX_CONF_UNSET;
+
+    return jcf;
+}
+
+
+ngx_http_apipolicy_jwt_conf_t *
+ngx_http_apipolicy_jwt_get_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_apipolicy_loc_conf_t  *alcf = conf;
+
+    if (alcf->jwt == NULL) {
+        alcf->jwt = ngx_http_apipolicy_jwt_create_conf(cf->pool);
+    }
+
+    return alcf->jwt;
+}
+
+
+char *
+ngx_http_apipolicy_jwt_merge_conf(ngx_conf_t *cf,
+    ngx_http_apipolicy_loc_conf_t *prev, ngx_http_apipolicy_loc_conf_t *conf)
+{
+    ngx_str_t                      *typ;
+    ngx_uint_t                      i, algs;
+    ngx_http_apipolicy_jwt_key_t   *key;
+    ngx_http_apipolicy_jwt_conf_t  *p, *c;
+
+    p = prev->jwt;
+    c = conf->jwt;
+
+    if (c == NULL) {
+        if (p == NULL) {
+            return NGX_CONF_OK;
+        }
+
+        if (p->merged) {
+            conf->jwt = p;              /* nothing set here: share */
+            return NGX_CONF_OK;
+        }
+
+        c = ngx_http_apipolicy_jwt_create_conf(cf->pool);
+        if (c == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        conf->jwt = c;
+    }
+
+    if (p == NULL) {
+        p = ngx_http_apipolicy_jwt_create_conf(cf->pool);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (c->mode == NGX_CONF_UNSET_UINT) {
+        c->file = p->file;
+        c->line = p->line;
+    }
+
+    ngx_conf_merge_uint_value(c->mode, p->mode, NGX_HTTP_APIPOLICY_JWT_OFF);
+    ngx_conf_merge_str_value(c->realm, p->realm, "api");
+    ngx_conf_merge_ptr_value(c->keys, p->keys, NULL);
+    ngx_conf_merge_uint_value(c->algs, p->algs, NGX_HTTP_APIPOLICY_JWT_ALL);
+    ngx_conf_merge_ptr_value(c->issuers, p->issuers, NULL);
+    ngx_conf_merge_ptr_value(c->audiences, p->audiences, NULL);
+    ngx_conf_merge_ptr_value(c->rules, p->rules, NULL);
+    ngx_conf_merge_ptr_value(c->token, p->token, NULL);
+    ngx_conf_merge_sec_value(c->leeway, p->leeway, 0);
+    ngx_conf_merge_size_value(c->max_size, p->max_size,
+                              NGX_HTTP_APIPOLICY_JWT_MAX_SIZE);
+    ngx_conf_merge_value(c->require_exp, p->require_exp, 1);
+    ngx_conf_merge_ptr_value(c->jwks, p->jwks, NULL);
+    ngx_conf_merge_value(c->cache, p->cache, 1);
+
+    if (c->typs == NGX_CONF_UNSET_PTR) {
+        c->typs = p->typs;
+        c->typ_absent = p->typ_absent;
+        c->typ_any = p->typ_any;
+    }
+
+    if (c->typs == NGX_CONF_UNSET_PTR) {
+        c->typs = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (c->typs == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        typ = ngx_array_push_n(c->typs, 2);
+        if (typ == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_str_set(&typ[0], "jwt");
+        ngx_str_set(&typ[1], "at+jwt");
+        c->typ_absent = 1;
+        c->typ_any = 0;
+    }
+
+    c->merged = 1;
+
+    if (c->mode == NGX_HTTP_APIPOLICY_JWT_OFF) {
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_apipolicy_jwt_cache_id(c->keys, NULL, NULL, c->id)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    key = c->keys ? c->keys->elts : NULL;
+
+    for (i = 0; c->keys && i < c->keys->nelts; i++) {
+        if (key[i].issuer.len) {
+            c->key_issuers = 1;
+        }
+    }
+
+    if (c->jwks && ngx_http_apipolicy_jwks_issuer(c->jwks)->len) {
+        c->key_issuers = 1;
+    }
+
+    if (c->jwks) {
+        return NGX_CONF_OK;         /* the fetched keys decide */
+    }
+
+    if (c->keys == NULL || c->keys->nelts == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"apipolicy_jwt\" is enabled in %V:%ui but no key "
+                      "is configured for it: add apipolicy_jwt_key_file, "
+                      "apipolicy_jwt_secret or apipolicy_jwt_key_request "
+                      "at the same level or above", &c->file, c->line);
+        return NGX_CONF_ERROR;
+    }
+
+    algs = 0;
+    key = c->keys->elts;
+
+    for (i = 0; i < c->keys->nelts; i++) {
+        algs |= key[i].algs;
+    }
+
+    if (!(algs & c->algs)) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "none of the JWT keys for \"apipolicy_jwt\" in %V:%ui "
+                      "can verify an algorithm listed in "
+                      "apipolicy_jwt_algorithms", &c->file, c->line);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_http_apipolicy_jwt_enabled(ngx_http_apipolicy_loc_conf_t *alcf)
+{
+    return alcf->jwt != NULL && alcf->jwt->mode != NGX_HTTP_APIPOLICY_JWT_OFF
+           && alcf->jwt->mode != NGX_CONF_UNSET_UINT;
+}
+
+
+/* apipolicy_jwt on|off|optional [realm=TEXT] */
+
+char *
+ngx_http_apipolicy_jwt(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    u_char                         *p;
+    ngx_str_t                      *value;
+    ngx_uint_t                      i;
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (jcf->mode != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "on") == 0) {
+        jcf->mode = NGX_HTTP_APIPOLICY_JWT_ON;
+
+    } else if (ngx_strcmp(value[1].data, "off") == 0) {
+        jcf->mode = NGX_HTTP_APIPOLICY_JWT_OFF;
+
+    } else if (ngx_strcmp(value[1].data, "optional") == 0) {
+        jcf->mode = NGX_HTTP_APIPOLICY_JWT_OPTIONAL;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\": use \"on\", \"off\" or "
+                           "\"optional\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "realm=", 6) != 0) {
+            ngx_http_apipolicy_conf_bad_param(cf, &value[i], "realm=");
+            return NGX_CONF_ERROR;
+        }
+
+        jcf->realm.data = value[i].data + 6;
+        jcf->realm.len = value[i].len - 6;
+
+        for (p = jcf->realm.data; p < jcf->realm.data + jcf->realm.len; p++) {
+            if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\') {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "the realm may only hold printable ASCII "
+                                   "without '\"' and '\\'");
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
+    jcf->file = cf->conf_file->file.name;
+    jcf->line = cf->conf_file->line;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_array_t *
+ngx_http_apipolicy_jwt_keys(ngx_conf_t *cf, ngx_http_apipolicy_jwt_conf_t *jcf)
+{
+    if (jcf->keys == NGX_CONF_UNSET_PTR) {
+        jcf->keys = ngx_array_create(cf->pool, 4,
+                                     sizeof(ngx_http_apipolicy_jwt_key_t));
+        if (jcf->keys == NULL) {
+            return NULL;
+        }
+    }
+
+    return jcf->keys;
+}
+
+
+/* apipolicy_jwt_key_file FILE [alg=ALG] [kid=KID] */
+
+char *
+ngx_http_apipolicy_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    u_char                         *p;
+    ngx_int_t                       rc;
+    ngx_str_t                      *value, name, text, kid, err, issuer;
+    ngx_uint_t                      i, alg, first;
+    ngx_array_t                    *keys;
+    ngx_http_apipolicy_jwt_key_t   *key;
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    keys = ngx_http_apipolicy_jwt_keys(cf, jcf);
+    if (keys == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+    alg = 0;
+    ngx_str_null(&kid);
+    ngx_str_null(&issuer);
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_http_apipolicy_jwt_issuer_param(&value[i], &issuer)) {
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "alg=", 4) == 0) {
+            alg = ngx_http_apipolicy_jwt_alg_parse(value[i].data + 4,
+                                                   value[i].len - 4);
+            if (alg == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "unknown JWT algorithm \"%s\"",
+                                   value[i].data + 4);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "kid=", 4) == 0
+            && value[i].len > 4)
+        {
+            kid.data = value[i].data + 4;
+            kid.len = value[i].len - 4;
+            continue;
+        }
+
+        ngx_http_apipolicy_conf_bad_param(cf, &value[i],
+                                          "alg=, kid= and issuer=");
+        return NGX_CONF_ERROR;
+    }
+
+    name = value[1];
+
+    if (ngx_http_apipolicy_crypto_read_file(cf, &name, &text) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (p = text.data; p < text.data + text.len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+            break;
+        }
+    }
+
+    if (p < text.data + text.len && *p == '{') {
+
+        if (kid.len) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"kid=\" cannot be used with the JWKS file "
+                               "\"%V\": its keys carry their own \"kid\"",
+                               &name);
+            return NGX_CONF_ERROR;
+        }
+
+        first = keys->nelts;
+
+        rc = ngx_http_apipolicy_jwt_jwks_parse(cf->pool, cf->log, text.data,
+                                               text.len, alg, keys, &err);
+        if (rc != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the JWKS file \"%V\" %V", &name, &err);
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_http_apipolicy_jwt_keys_bind(keys, first, &issuer);
+
+        return NGX_CONF_OK;
+    }
+
+    key = ngx_array_push(keys);
+    if (key == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_apipolicy_jwt_pem_parse(cf->pool, text.data, text.len, key,
+                                         &err)
+        != NGX_OK
+        || ngx_http_apipolicy_jwt_key_pin(key, alg, &err, cf->pool) != NGX_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the key file \"%V\" %V", &name, &err);
+        return NGX_CONF_ERROR;
+    }
+
+    key->kid = kid;
+    key->issuer = issuer;
+
+    return NGX_CONF_OK;
+}
+
+
+/* apipolicy_jwt_secret VALUE|base64:..|base64url:..|file:PATH [alg=] [kid=] */
+
+char *
+ngx_http_apipolicy_jwt_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t                      *value, err;
+    ngx_uint_t                      i, alg;
+    ngx_array_t                    *keys;
+    ngx_http_apipolicy_jwt_key_t   *key;
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    keys = ngx_http_apipolicy_jwt_keys(cf, jcf);
+    if (keys == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    key = ngx_array_push(keys);
+    if (key == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(key, sizeof(ngx_http_apipolicy_jwt_key_t));
+
+    value = cf->args->elts;
+    alg = 0;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_http_apipolicy_jwt_issuer_param(&value[i], &key->issuer)) {
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "alg=", 4) == 0) {
+            alg = ngx_http_apipolicy_jwt_alg_parse(value[i].data + 4,
+                                                   value[i].len - 4);
+            if (alg == 0 || ngx_http_apipolicy_jwt_alg_hmac_min(alg) == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "a secret verifies HS256, HS384 or HS512 "
+                                   "only, not \"%s\"", value[i].data + 4);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "kid=", 4) == 0
+            && value[i].len > 4)
+        {
+            key->kid.data = value[i].data + 4;
+            key->kid.len = value[i].len - 4;
+            continue;
+        }
+
+        ngx_http_apipolicy_conf_bad_param(cf, &value[i],
+                                          "alg=, kid= and issuer=");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_apipolicy_crypto_secret(cf, &value[1], &key->secret)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_apipolicy_jwt_secret_key(cf->pool, key, &err) != NGX_OK
+        || ngx_http_apipolicy_jwt_key_pin(key, alg, &err, cf->pool) != NGX_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "apipolicy_jwt_secret: %V",
+                           &err);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* apipolicy_jwt_algorithms ALG ... */
+
+char *
+ngx_http_apipolicy_jwt_algorithms(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_str_t                      *value;
+    ngx_uint_t                      i, alg;
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (jcf->algs != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    jcf->algs = 0;
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strcasecmp(value[i].data, (u_char *) "none") == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"none\" can never be allowed: unsigned "
+                               "tokens prove nothing (RFC 8725 section 3.1)");
+            return NGX_CONF_ERROR;
+        }
+
+        alg = ngx_http_apipolicy_jwt_alg_parse(value[i].data, value[i].len);
+
+        if (alg == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "unknown JWT algorithm \"%V\" (HS256, HS384, "
+                               "HS512, RS256, RS384, RS512, PS256, PS384, "
+                               "PS512, ES256, ES384, ES512, EdDSA, Ed25519)",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        jcf->algs |= alg;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* apipolicy_jwt_issuer / apipolicy_jwt_audience VALUE ... (repeatable) */
+
+char *
+ngx_http_apipolicy_jwt_strings(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t                      *value, *s;
+    ngx_uint_t                      i;
+    ngx_array_t                   **a;
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    a = (ngx_array_t **) ((char *) jcf + cmd->offset);
+
+    if (*a == NGX_CONF_UNSET_PTR) {
+        *a = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (*a == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        s = ngx_array_push(*a);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *s = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* apipolicy_jwt_require CLAIM OP [VALUE ...] [error=401|403] */
+
+char *
+ngx_http_apipolicy_jwt_require(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    u_char                         *p, *start, *last;
+    char                           *end;
+    ngx_str_t                      *value, *s, *op;
+    ngx_uint_t                      i, n, nvalues;
+    ngx_http_apipolicy_jwt_rule_t  *rule;
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    static struct {
+        ngx_str_t   name;
+        ngx_uint_t  op;
+        ngx_uint_t  values;     /* 0: none, 1: exactly one, 2: one or more */
+    } ops[] = {
+        { ngx_string("eq"), NGX_HTTP_APIPOLICY_JWT_OP_EQ, 1 },
+        { ngx_string("ne"), NGX_HTTP_APIPOLICY_JWT_OP_NE, 1 },
+        { ngx_string("in"), NGX_HTTP_APIPOLICY_JWT_OP_IN, 2 },
+        { ngx_string("contains"), NGX_HTTP_APIPOLICY_JWT_OP_CONTAINS, 2 },
+        { ngx_string("gt"), NGX_HTTP_APIPOLICY_JWT_OP_GT, 1 },
+        { ngx_string("ge"), NGX_HTTP_APIPOLICY_JWT_OP_GE, 1 },
+        { ngx_string("lt"), NGX_HTTP_APIPOLICY_JWT_OP_LT, 1 },
+        { ngx_string("le"), NGX_HTTP_APIPOLICY_JWT_OP_LE, 1 },
+        { ngx_string("exists"), NGX_HTTP_APIPOLICY_JWT_OP_EXISTS, 0 },
+        { ngx_string("present"), NGX_HTTP_APIPOLICY_JWT_OP_EXISTS, 0 },
+        { ngx_string("absent"), NGX_HTTP_APIPOLICY_JWT_OP_ABSENT, 0 },
+        { ngx_null_string, 0, 0 }
+    };
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (jcf->rules == NGX_CONF_UNSET_PTR) {
+        jcf->rules = ngx_array_create(cf->pool, 4,
+                                      sizeof(ngx_http_apipolicy_jwt_rule_t));
+        if (jcf->rules == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    rule = ngx_array_push(jcf->rules);
+    if (rule == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(rule, sizeof(ngx_http_apipolicy_jwt_rule_t));
+
+    value = cf->args->elts;
+    n = cf->args->nelts;
+    rule->status = NGX_HTTP_UNAUTHORIZED;
+
+    if (ngx_strncmp(value[n - 1].data, "error=", 6) == 0) {
+
+        if (ngx_strcmp(value[n - 1].data, "error=401") == 0) {
+            rule->status = NGX_HTTP_UNAUTHORIZED;
+
+        } else if (ngx_strcmp(value[n - 1].data, "error=403") == 0) {
+            rule->status = NGX_HTTP_FORBIDDEN;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\": use error=401 or "
+                               "error=403", &value[n - 1]);
+            return NGX_CONF_ERROR;
+        }
+
+        n--;
+    }
+
+    if (n < 3) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "apipolicy_jwt_require needs a claim and an "
+                           "operator, as in \"apipolicy_jwt_require scope "
+                           "contains read\"");
+        return NGX_CONF_ERROR;
+    }
+
+    /* the claim: "a.b.c" is a nested claim */
+
+    rule->claim = value[1];
+    rule->path = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+    if (rule->path == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = value[1].data;
+    last = p + value[1].len;
+
+    while (p <= last) {
+        start = p;
+
+        while (p < last && *p != '.') {
+            p++;
+        }
+
+        if (p == start) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid claim name \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        s = ngx_array_push(rule->path);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        s->data = start;
+        s->len = p - start;
+        p++;
+    }
+
+    rule->scope = (value[1].len == 5
+                   && ngx_strncmp(value[1].data, "scope", 5) == 0)
+                  || (value[1].len == 3
+                      && ngx_strncmp(value[1].data, "scp", 3) == 0);
+
+    op = &value[2];
+
+    for (i = 0; ops[i].op; i++) {
+        if (ops[i].name.len == op->len
+            && ngx_strncmp(ops[i].name.data, op->data, op->len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (ops[i].op == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown operator \"%V\" (eq, ne, in, contains, "
+                           "gt, ge, lt, le, exists, absent)", op);
+        return NGX_CONF_ERROR;
+    }
+
+    rule->op = ops[i].op;
+    nvalues = n - 3;
+
+    if ((ops[i].values == 0 && nvalues != 0)
+        || (ops[i].values == 1 && nvalues != 1)
+        || (ops[i].values == 2 && nvalues == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "operator \"%V\" takes %s", op,
+                           ops[i].values == 0 ? "no value"
+                           : ops[i].values == 1 ? "exactly one value"
+                           : "one or more values");
+        return NGX_CONF_ERROR;
+    }
+
+    if (nvalues) {
+        rule->values = ngx_array_create(cf->pool, nvalues, sizeof(ngx_str_t));
+        if (rule->values == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        for (i = 3; i < n; i++) {
+            s = ngx_array_push(rule->values);
+            if (s == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            *s = value[i];
+        }
+    }
+
+    if (rule->op >= NGX_HTTP_APIPOLICY_JWT_OP_GT
+        && rule->op <= NGX_HTTP_APIPOLICY_JWT_OP_LE)
+    {
+        rule->number = strtod((char *) value[3].data, &end);
+
+        if (value[3].len == 0 || *end != '\0') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "operator \"%V\" compares numbers; \"%V\" is "
+                               "not one", op, &value[3]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* apipolicy_jwt_typ off | [absent] TYPE ... */
+
+char *
+ngx_http_apipolicy_jwt_typ(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t                      *value, *s;
+    ngx_uint_t                      i;
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (jcf->typs != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    jcf->typs = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+    if (jcf->typs == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    jcf->typ_absent = 0;
+    jcf->typ_any = 0;
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        jcf->typ_any = 1;
+        return NGX_CONF_OK;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "absent") == 0) {
+            jcf->typ_absent = 1;
+            continue;
+        }
+
+        s = ngx_array_push(jcf->typs);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *s = value[i];
+
+        if (s->len > 12
+            && ngx_strncasecmp(s->data, (u_char *) "application/", 12) == 0)
+        {
+            s->data += 12;
+            s->len -= 12;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* stock slot handlers applied to the JWT conf */
+
+char *
+ngx_http_apipolicy_jwt_sec_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_apipolicy_conf_set_sec_slot(cf, cmd, jcf);
+}
+
+
+char *
+ngx_http_apipolicy_jwt_size_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_conf_set_size_slot(cf, cmd, jcf);
+}
+
+
+char *
+ngx_http_apipolicy_jwt_flag_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_conf_set_flag_slot(cf, cmd, jcf);
+}
+
+
+char *
+ngx_http_apipolicy_jwt_cv_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
+    if (jcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_set_complex_value_slot(cf, cmd, jcf);
+}
