@@ -70,9 +70,44 @@ typedef struct {
     ngx_uint_t                             counted;
 } ngx_http_apipolicy_ratelimit_taken_t;
 
+/* the counts a decision saw, for the headers */
+typedef struct {
+    double                                 w;         /* the window, ms */
+    double                                 elapsed;   /* of it, ms */
+    uint64_t                               index;     /* the window's */
+    double                                 prev;      /* all gateways' */
+    double                                 cur;       /* ..., after it */
+    double                                 oprev;     /* this gateway's */
+    double                                 ocur;
+    double                                 cap;       /* this gateway's
+                                                         part of the quota */
+    ngx_uint_t                             shared;
+} ngx_http_apipolicy_ratelimit_counts_t;
 
+
+static ngx_int_t ngx_http_apipolicy_ratelimit_key(ngx_http_request_t *r,
+    ngx_http_apipolicy_main_conf_t *amcf,
+    ngx_http_apipolicy_ratelimit_limit_t *limit,
+    ngx_http_apipolicy_ratelimit_taken_t *t);
+static ngx_int_t ngx_http_apipolicy_ratelimit_value(ngx_http_request_t *r,
+    ngx_http_complex_value_t *cv, ngx_int_t var, ngx_str_t *value);
+static ngx_http_apipolicy_ratelimit_tier_t *
+    ngx_http_apipolicy_ratelimit_pick_tier(ngx_http_request_t *r,
+    ngx_http_apipolicy_main_conf_t *amcf,
+    ngx_http_apipolicy_ratelimit_limit_t *limit);
+static ngx_int_t ngx_http_apipolicy_ratelimit_refuse(ngx_http_request_t *r,
+    ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx,
+    ngx_http_apipolicy_ratelimit_taken_t *taken, ngx_uint_t retry);
 static ngx_int_t ngx_http_apipolicy_ratelimit_account(ngx_http_request_t *r,
     ngx_http_apipolicy_ratelimit_taken_t *t, uint64_t now,
+    ngx_http_apipolicy_ratelimit_result_t *res, ngx_uint_t *retry);
+static ngx_int_t ngx_http_apipolicy_ratelimit_count(
+    ngx_http_apipolicy_ratelimit_zone_t *zone,
+    ngx_http_apipolicy_ratelimit_taken_t *t, uint64_t now,
+    ngx_http_apipolicy_ratelimit_counts_t *c);
+static void ngx_http_apipolicy_ratelimit_left(
+    ngx_http_apipolicy_ratelimit_taken_t *t,
+    ngx_http_apipolicy_ratelimit_counts_t *c, ngx_int_t rc,
     ngx_http_apipolicy_ratelimit_result_t *res, ngx_uint_t *retry);
 static void ngx_http_apipolicy_ratelimit_give_back(
     ngx_http_apipolicy_ratelimit_taken_t *t);
@@ -89,6 +124,39 @@ static ngx_http_apipolicy_ratelimit_tier_t *
     ngx_str_t *name);
 static ngx_int_t ngx_http_apipolicy_ratelimit_init_zone(
     ngx_shm_zone_t *shm_zone, void *data);
+static ngx_int_t ngx_http_apipolicy_ratelimit_ietf(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx);
+static ngx_int_t ngx_http_apipolicy_ratelimit_pks(
+    ngx_http_apipolicy_ratelimit_ctx_t *rctx, ngx_str_t *pk,
+    u_char (*pkbuf)[NGX_HTTP_APIPOLICY_RATELIMIT_PK_LEN]);
+static ngx_int_t ngx_http_apipolicy_ratelimit_pk(
+    ngx_http_apipolicy_ratelimit_result_t *res, ngx_str_t *pk, u_char *buf);
+static ngx_int_t ngx_http_apipolicy_ratelimit_policy(ngx_http_request_t *r,
+    ngx_http_apipolicy_ratelimit_ctx_t *rctx, ngx_str_t *pk,
+    ngx_str_t *value);
+static ngx_int_t ngx_http_apipolicy_ratelimit_legacy(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx);
+static ngx_int_t ngx_http_apipolicy_ratelimit_number(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_uint_t n);
+static u_char *ngx_http_apipolicy_ratelimit_uint(u_char *p, ngx_uint_t n);
+static ngx_http_apipolicy_ratelimit_tier_t *
+    ngx_http_apipolicy_ratelimit_tier_add(ngx_conf_t *cf,
+    ngx_http_apipolicy_main_conf_t *amcf, ngx_str_t *name);
+static ngx_int_t ngx_http_apipolicy_ratelimit_rate(
+    ngx_http_apipolicy_ratelimit_tier_t *t, ngx_str_t *s);
+static ngx_int_t ngx_http_apipolicy_ratelimit_tier_items(ngx_conf_t *cf,
+    ngx_http_apipolicy_ratelimit_tier_t *t);
+static ngx_int_t ngx_http_apipolicy_ratelimit_limit_param(ngx_conf_t *cf,
+    ngx_http_apipolicy_main_conf_t *amcf,
+    ngx_http_apipolicy_ratelimit_limit_t *limit, ngx_str_t *value);
+static ngx_http_apipolicy_ratelimit_zone_t *
+    ngx_http_apipolicy_ratelimit_find_zone(
+    ngx_http_apipolicy_main_conf_t *amcf, ngx_str_t *name);
+static ngx_int_t ngx_http_apipolicy_ratelimit_limit_check(ngx_conf_t *cf,
+    ngx_http_apipolicy_main_conf_t *amcf,
+    ngx_http_apipolicy_ratelimit_limit_t *limit);
+static ngx_int_t ngx_http_apipolicy_ratelimit_var(ngx_conf_t *cf,
+    ngx_http_complex_value_t *cv);
 
 
 /* apipolicy_ratelimit_headers ietf | legacy | both | off */
@@ -129,14 +197,12 @@ ngx_int_t
 ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx)
 {
-    u_char                                *p, hash[32];
     uint64_t                               now;
     ngx_int_t                              rc;
-    ngx_str_t                              value, tier, detail;
-    ngx_uint_t                             i, n, retry, rejected, dry;
+    ngx_uint_t                             i, n, retry, dry;
     ngx_http_apipolicy_ratelimit_ctx_t    *rctx;
-    ngx_http_apipolicy_ratelimit_tier_t   *t;
     ngx_http_apipolicy_ratelimit_limit_t  *limit;
+    ngx_http_apipolicy_ratelimit_taken_t  *t;
     ngx_http_apipolicy_main_conf_t        *amcf;
     ngx_http_apipolicy_ratelimit_taken_t
                               taken[NGX_HTTP_APIPOLICY_RATELIMIT_MAX_LIMITS];
@@ -153,90 +219,47 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    rctx = ngx_pcalloc(r->pool, sizeof(ngx_http_apipolicy_ratelimit_ctx_t));
+    /* every field is set below, the results up to nresults */
+
+    n = alcf->ratelimit.limits->nelts;
+
+    rctx = ngx_palloc(r->pool, sizeof(ngx_http_apipolicy_ratelimit_ctx_t)
+                          + n * sizeof(ngx_http_apipolicy_ratelimit_result_t));
     if (rctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    rctx->results = (ngx_http_apipolicy_ratelimit_result_t *) &rctx[1];
     ctx->ratelimit = rctx;
     rctx->headers = alcf->ratelimit.headers;
+    rctx->retry_after = 0;
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_apipolicy_module);
     now = ngx_http_apipolicy_ratelimit_now();
 
     limit = alcf->ratelimit.limits->elts;
     n = 0;
-    rejected = 0;
     dry = 0;
     retry = 0;
 
     for (i = 0; i < alcf->ratelimit.limits->nelts; i++) {
+        t = &taken[n];
 
-        if (ngx_http_complex_value(r, &limit[i].key, &value) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        rc = ngx_http_apipolicy_ratelimit_key(r, amcf, &limit[i], t);
 
-        if (value.len == 0) {
+        if (rc == NGX_DECLINED) {
             continue;                   /* as limit_req: no key, no limit */
         }
 
-        ngx_str_null(&tier);
-
-        if (limit[i].tier
-            && ngx_http_complex_value(r, limit[i].tier, &tier) != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        if (rc == NGX_OK) {
+            rc = ngx_http_apipolicy_ratelimit_account(r, t, now,
+                                                      &rctx->results[n],
+                                                      &retry);
         }
-
-        t = ngx_http_apipolicy_ratelimit_find_tier(amcf->ratelimit_tiers,
-                                                   &tier);
-
-        if (t == NULL) {
-            t = ngx_http_apipolicy_ratelimit_find_tier(amcf->ratelimit_tiers,
-                                         &ngx_http_apipolicy_ratelimit_default);
-        }
-
-        if (t == NULL) {
-            /* no "default" tier: checked at configuration time */
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        /* the node key: "tier:key", keys too long for a node hashed */
-
-        taken[n].key.len = t->name.len + 1
-                           + (value.len > NGX_HTTP_APIPOLICY_RATELIMIT_KEY_MAX
-                              - t->name.len - 1 ? 32 : value.len);
-        taken[n].key.data = ngx_pnalloc(r->pool, taken[n].key.len);
-        if (taken[n].key.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        p = ngx_cpymem(taken[n].key.data, t->name.data, t->name.len);
-        *p++ = ':';
-
-        if (value.len > NGX_HTTP_APIPOLICY_RATELIMIT_KEY_MAX - t->name.len - 1)
-        {
-            if (ngx_http_apipolicy_sha256(value.data, value.len, hash)
-                != NGX_OK)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            ngx_memcpy(p, hash, 32);
-
-        } else {
-            ngx_memcpy(p, value.data, value.len);
-        }
-
-        taken[n].limit = &limit[i];
-        taken[n].tier = t;
-        taken[n].hash = ngx_crc32_short(taken[n].key.data, taken[n].key.len);
-        taken[n].counted = 0;
-
-        rc = ngx_http_apipolicy_ratelimit_account(r, &taken[n], now,
-                                                  &rctx->results[n], &retry);
 
         if (rc == NGX_ERROR) {
+            rctx->nresults = 0;
+            rctx->status = 0;
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
@@ -250,40 +273,176 @@ ngx_http_apipolicy_ratelimit_handler(ngx_http_request_t *r,
 
         if (rc == NGX_DECLINED) {
 
-            if (limit[i].dry_run) {
-                dry = 1;
-                continue;
+            if (!limit[i].dry_run) {
+                rctx->nresults = n;
+                return ngx_http_apipolicy_ratelimit_refuse(r, alcf, ctx,
+                                                           taken, retry);
             }
 
-            rejected = 1;
-            break;
+            dry = 1;
         }
     }
 
     rctx->nresults = n;
+    rctx->status = dry ? NGX_HTTP_APIPOLICY_RATELIMIT_DRY_RUN
+                       : NGX_HTTP_APIPOLICY_RATELIMIT_PASSED;
 
-    if (!rejected) {
-        rctx->status = dry ? NGX_HTTP_APIPOLICY_RATELIMIT_DRY_RUN
-                           : NGX_HTTP_APIPOLICY_RATELIMIT_PASSED;
+    if (dry) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "apipolicy: over the rate limit (dry run)");
+    }
 
-        if (dry) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "apipolicy: over the rate limit (dry run)");
-        }
+    return NGX_DECLINED;
+}
 
+
+/*
+ * A limit's key: "tier:key" for its node, keys too long for a node
+ * hashed.  NGX_DECLINED: the key is empty (the limit does not apply).
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_ratelimit_key(ngx_http_request_t *r,
+    ngx_http_apipolicy_main_conf_t *amcf,
+    ngx_http_apipolicy_ratelimit_limit_t *limit,
+    ngx_http_apipolicy_ratelimit_taken_t *t)
+{
+    u_char                               *p;
+    ngx_str_t                             value;
+    ngx_uint_t                            hashed;
+    ngx_http_apipolicy_ratelimit_tier_t  *tier;
+
+    if (ngx_http_apipolicy_ratelimit_value(r, &limit->key, limit->key_var,
+                                           &value)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (value.len == 0) {
         return NGX_DECLINED;
     }
 
-    /* refused: the limits that passed give their count back */
+    tier = ngx_http_apipolicy_ratelimit_pick_tier(r, amcf, limit);
+    if (tier == NULL) {
+        return NGX_ERROR;
+    }
 
-    for (i = 0; i < n; i++) {
+    hashed = (value.len > NGX_HTTP_APIPOLICY_RATELIMIT_KEY_MAX
+                          - tier->name.len - 1);
+
+    t->key.len = tier->name.len + 1 + (hashed ? 32 : value.len);
+    t->key.data = ngx_pnalloc(r->pool, t->key.len);
+    if (t->key.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(t->key.data, tier->name.data, tier->name.len);
+    *p++ = ':';
+
+    if (hashed) {
+        if (ngx_http_apipolicy_sha256(value.data, value.len, p) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else {
+        ngx_memcpy(p, value.data, value.len);
+    }
+
+    t->limit = limit;
+    t->tier = tier;
+    t->hash = ngx_crc32_short(t->key.data, t->key.len);
+    t->counted = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The value of a key= or tier=: a lone variable read directly (as the
+ * complex value would, flushed), anything else through the complex value.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_ratelimit_value(ngx_http_request_t *r,
+    ngx_http_complex_value_t *cv, ngx_int_t var, ngx_str_t *value)
+{
+    ngx_http_variable_value_t  *vv;
+
+    if (var == NGX_ERROR) {
+        return ngx_http_complex_value(r, cv, value);
+    }
+
+    vv = ngx_http_get_flushed_variable(r, var);
+
+    if (vv == NULL || vv->not_found) {
+        ngx_str_null(value);
+        return NGX_OK;
+    }
+
+    value->data = vv->data;
+    value->len = vv->len;
+
+    return NGX_OK;
+}
+
+
+/* the tier of tier= (one named literally was found at configuration) */
+
+static ngx_http_apipolicy_ratelimit_tier_t *
+ngx_http_apipolicy_ratelimit_pick_tier(ngx_http_request_t *r,
+    ngx_http_apipolicy_main_conf_t *amcf,
+    ngx_http_apipolicy_ratelimit_limit_t *limit)
+{
+    ngx_str_t                             name;
+    ngx_http_apipolicy_ratelimit_tier_t  *tiers, *t;
+
+    tiers = amcf->ratelimit_tiers->elts;
+
+    if (limit->tier_index != NGX_ERROR) {
+        return &tiers[limit->tier_index];
+    }
+
+    if (ngx_http_apipolicy_ratelimit_value(r, limit->tier, limit->tier_var,
+                                           &name)
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    t = ngx_http_apipolicy_ratelimit_find_tier(amcf->ratelimit_tiers, &name);
+
+    /* an empty or unknown name: "default" (checked at configuration) */
+
+    return t ? t : &tiers[limit->default_index];
+}
+
+
+/*
+ * Refused: the limits that passed give their count back, and the
+ * request gets the configured status with the last limit's tier named.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_ratelimit_refuse(ngx_http_request_t *r,
+    ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx,
+    ngx_http_apipolicy_ratelimit_taken_t *taken, ngx_uint_t retry)
+{
+    ngx_str_t                             detail;
+    ngx_uint_t                            i;
+    ngx_http_apipolicy_ratelimit_ctx_t   *rctx;
+    ngx_http_apipolicy_ratelimit_tier_t  *t;
+
+    rctx = ctx->ratelimit;
+
+    for (i = 0; i < rctx->nresults; i++) {
         ngx_http_apipolicy_ratelimit_give_back(&taken[i]);
     }
 
     rctx->status = NGX_HTTP_APIPOLICY_RATELIMIT_REJECTED;
     rctx->retry_after = retry ? retry : 1;
 
-    t = taken[n - 1].tier;
+    t = taken[rctx->nresults - 1].tier;
 
     /* room for the tier's own name, however long the operator made it */
 
@@ -333,56 +492,80 @@ ngx_http_apipolicy_ratelimit_account(ngx_http_request_t *r,
     ngx_http_apipolicy_ratelimit_taken_t *t, uint64_t now,
     ngx_http_apipolicy_ratelimit_result_t *res, ngx_uint_t *retry)
 {
-    double                                estimate, own, prev, cur, oprev,
-                                          ocur, quota, cap, cost, elapsed, w,
-                                          left;
-    uint64_t                              index;
-    ngx_int_t                             rc;
-    ngx_uint_t                            s, wait, shared;
-    ngx_http_apipolicy_ratelimit_node_t  *rn;
-    ngx_http_apipolicy_ratelimit_zone_t  *zone;
+    ngx_int_t                              rc;
+    ngx_http_apipolicy_ratelimit_zone_t   *zone;
+    ngx_http_apipolicy_ratelimit_counts_t  c;
 
     zone = t->limit->zone;
-    w = (double) t->tier->window;
-    index = now / t->tier->window;
-    elapsed = (double) (now - index * t->tier->window);
-    quota = (double) t->tier->quota;
-    cost = (double) t->limit->cost;
+
+    c.w = (double) t->tier->window;
+    c.index = now / t->tier->window;
+    c.elapsed = (double) (now - c.index * t->tier->window);
 
     ngx_shmtx_lock(&zone->shpool->mutex);
+    rc = ngx_http_apipolicy_ratelimit_count(zone, t, now, &c);
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    ngx_http_apipolicy_ratelimit_expire(zone, now, 0);
-
-    rn = ngx_http_apipolicy_ratelimit_lookup(zone, &t->key, t->hash, 1);
-
-    if (rn == NULL) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+    if (rc == NGX_ERROR) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "apipolicy: could not allocate a node in rate limit "
                       "zone \"%V\"", &zone->name);
         return NGX_ERROR;
     }
 
+    res->tier = t->tier;
+    res->key = t->key;
+
+    ngx_http_apipolicy_ratelimit_left(t, &c, rc, res, retry);
+
+    return rc;
+}
+
+
+/*
+ * Zone locked: the node of the limit's key in the current window, the
+ * decision, and the counts after it (in "c", for the headers).
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_ratelimit_count(ngx_http_apipolicy_ratelimit_zone_t *zone,
+    ngx_http_apipolicy_ratelimit_taken_t *t, uint64_t now,
+    ngx_http_apipolicy_ratelimit_counts_t *c)
+{
+    double                                estimate, own, quota, cost;
+    ngx_int_t                             rc;
+    ngx_http_apipolicy_ratelimit_node_t  *rn;
+
+    ngx_http_apipolicy_ratelimit_expire(zone, now, 0);
+
+    rn = ngx_http_apipolicy_ratelimit_lookup(zone, &t->key, t->hash, 1);
+    if (rn == NULL) {
+        return NGX_ERROR;
+    }
+
     rn->window = (uint32_t) t->tier->window;
-    ngx_http_apipolicy_ratelimit_roll(rn, index);
+    ngx_http_apipolicy_ratelimit_roll(rn, c->index);
 
     if (rn->born == 0) {
         rn->born = now;
     }
 
-    prev = (double) rn->prev + rn->rprev;
-    cur = (double) rn->cur + rn->rcur;
-    estimate = floor(prev * (w - elapsed) / w) + cur;
-    own = floor((double) rn->prev * (w - elapsed) / w) + rn->cur;
+    quota = (double) t->tier->quota;
+    cost = (double) t->limit->cost;
 
-    cap = quota;
-    shared = 0;
+    c->prev = (double) rn->prev + rn->rprev;
+    estimate = floor(c->prev * (c->w - c->elapsed) / c->w)
+               + ((double) rn->cur + rn->rcur);
+    own = floor((double) rn->prev * (c->w - c->elapsed) / c->w) + rn->cur;
+
+    c->cap = quota;
+    c->shared = 0;
 
     if (zone->sync && ngx_http_apipolicy_ratelimit_shares_live(zone, now)) {
-        shared = 1;
-        cap = rn->share
-              ? quota * rn->share / NGX_HTTP_APIPOLICY_RATELIMIT_SHARE_ONE
-              : quota / (double) ngx_max(zone->sh->gateways, 1);
+        c->shared = 1;
+        c->cap = rn->share
+                 ? quota * rn->share / NGX_HTTP_APIPOLICY_RATELIMIT_SHARE_ONE
+                 : quota / (double) ngx_max(zone->sh->gateways, 1);
     }
 
     /* the demand counts whatever the answer: it sizes the shares */
@@ -393,41 +576,55 @@ ngx_http_apipolicy_ratelimit_account(ngx_http_request_t *r,
         ngx_http_apipolicy_ratelimit_mark(zone, rn);
     }
 
-    if (estimate + cost <= quota && own + cost <= cap) {
+    rc = NGX_DECLINED;
+
+    if (estimate + cost <= quota && own + cost <= c->cap) {
         rn->cur += (uint32_t) t->limit->cost;
         t->counted = 1;
-        t->index = index;
+        t->index = c->index;
         rc = NGX_OK;
 
     } else if (t->limit->dry_run) {
         /* not limited, but counted as served */
         rn->cur += (uint32_t) t->limit->cost;
-        rc = NGX_DECLINED;
-
-    } else {
-        rc = NGX_DECLINED;
     }
 
     /* the counts after this request, for the headers */
 
-    oprev = (double) rn->prev;
-    ocur = (double) rn->cur;
-    cur = ocur + rn->rcur;
+    c->oprev = (double) rn->prev;
+    c->ocur = (double) rn->cur;
+    c->cur = c->ocur + rn->rcur;
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    return rc;
+}
 
-    estimate = floor(prev * (w - elapsed) / w) + cur;
-    own = floor(oprev * (w - elapsed) / w) + ocur;
-    left = ngx_min(quota - estimate, floor(cap - own));
 
-    res->tier = t->tier;
-    res->key = t->key;
+/*
+ * What is left of the quota after a decision, and when it resets; for a
+ * refused limit, the seconds until a request of this cost would pass.
+ */
+
+static void
+ngx_http_apipolicy_ratelimit_left(ngx_http_apipolicy_ratelimit_taken_t *t,
+    ngx_http_apipolicy_ratelimit_counts_t *c, ngx_int_t rc,
+    ngx_http_apipolicy_ratelimit_result_t *res, ngx_uint_t *retry)
+{
+    double      estimate, own, left, quota, cost;
+    ngx_uint_t  s, wait;
+
+    quota = (double) t->tier->quota;
+    cost = (double) t->limit->cost;
+
+    estimate = floor(c->prev * (c->w - c->elapsed) / c->w) + c->cur;
+    own = floor(c->oprev * (c->w - c->elapsed) / c->w) + c->ocur;
+    left = ngx_min(quota - estimate, floor(c->cap - own));
+
     res->remaining = (left > 0) ? (ngx_uint_t) left : 0;
 
     if (rc == NGX_OK && res->remaining >= t->limit->cost) {
         /* the seconds until the current window's count starts to decay */
-        res->reset = (ngx_uint_t) ((w - elapsed + 999) / 1000);
-        return rc;
+        res->reset = (ngx_uint_t) ((c->w - c->elapsed + 999) / 1000);
+        return;
     }
 
     /*
@@ -436,13 +633,15 @@ ngx_http_apipolicy_ratelimit_account(ngx_http_request_t *r,
      * Retry-After.
      */
 
-    wait = ngx_http_apipolicy_ratelimit_wait(prev, cur, quota, cost, w,
-                                             elapsed);
+    wait = ngx_http_apipolicy_ratelimit_wait(c->prev, c->cur, quota, cost,
+                                             c->w, c->elapsed);
 
-    if (shared) {
-        wait = ngx_max(wait, ngx_http_apipolicy_ratelimit_wait(oprev, ocur,
-                                                               cap, cost, w,
-                                                               elapsed));
+    if (c->shared) {
+        wait = ngx_max(wait, ngx_http_apipolicy_ratelimit_wait(c->oprev,
+                                                               c->ocur,
+                                                               c->cap, cost,
+                                                               c->w,
+                                                               c->elapsed));
     }
 
     s = (wait + 999) / 1000;
@@ -455,8 +654,6 @@ ngx_http_apipolicy_ratelimit_account(ngx_http_request_t *r,
             *retry = s;
         }
     }
-
-    return rc;
 }
 
 
@@ -834,15 +1031,7 @@ ngx_int_t
 ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx)
 {
-    u_char                                 *p;
-    size_t                                  len;
-    ngx_str_t                               value;
-    ngx_uint_t                              i, j, min;
-    ngx_http_apipolicy_ratelimit_ctx_t     *rctx;
-    ngx_http_apipolicy_ratelimit_result_t  *res;
-    ngx_str_t                  pk[NGX_HTTP_APIPOLICY_RATELIMIT_MAX_LIMITS];
-    u_char                     pkbuf[NGX_HTTP_APIPOLICY_RATELIMIT_MAX_LIMITS]
-                                    [NGX_HTTP_APIPOLICY_RATELIMIT_PK_LEN];
+    ngx_http_apipolicy_ratelimit_ctx_t  *rctx;
 
     rctx = ctx->ratelimit;
 
@@ -850,173 +1039,26 @@ ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    res = rctx->results;
-
-    if (rctx->headers & NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_IETF) {
-
-        /*
-         * two limits of one tier: each item gets the partition key
-         * parameter, pk=, a digest of its zone and key, to tell them apart
-         */
-
-        for (i = 0; i < rctx->nresults; i++) {
-            pk[i].len = 0;
-
-            for (j = 0; j < rctx->nresults; j++) {
-                if (j != i && res[j].tier == res[i].tier) {
-                    if (ngx_http_apipolicy_ratelimit_pk(&res[i], &pk[i],
-                                                        pkbuf[i])
-                        != NGX_OK)
-                    {
-                        return NGX_ERROR;
-                    }
-
-                    break;
-                }
-            }
-        }
-
-        /* RateLimit-Policy: "tier";q=100;w=60, ... */
-
-        len = 0;
-
-        for (i = 0; i < rctx->nresults; i++) {
-            len += res[i].tier->policy.len + 2 + pk[i].len;
-        }
-
-        p = ngx_pnalloc(r->pool, len);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        value.data = p;
-
-        for (i = 0; i < rctx->nresults; i++) {
-            if (i) {
-                *p++ = ','; *p++ = ' ';
-            }
-
-            p = ngx_cpymem(p, res[i].tier->policy.data,
-                           res[i].tier->policy.len);
-            p = ngx_cpymem(p, pk[i].data, pk[i].len);
-        }
-
-        value.len = p - value.data;
-
-        if (ngx_http_apipolicy_add_header(r,
-                                   &ngx_http_apipolicy_ratelimit_policy_name,
-                                   &value)
-            == NULL)
-        {
-            return NGX_ERROR;
-        }
-
-        /* RateLimit: "tier";r=42;t=17, ... */
-
-        len = 0;
-
-        for (i = 0; i < rctx->nresults; i++) {
-            len += res[i].tier->name.len + pk[i].len
-                   + sizeof("\"\";r=;t=, ") - 1 + 2 * NGX_INT_T_LEN;
-        }
-
-        p = ngx_pnalloc(r->pool, len);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        value.data = p;
-
-        for (i = 0; i < rctx->nresults; i++) {
-            p = ngx_sprintf(p, "%s\"%V\";r=%ui;t=%ui%V", i ? ", " : "",
-                            &res[i].tier->name, res[i].remaining,
-                            res[i].reset, &pk[i]);
-        }
-
-        value.len = p - value.data;
-
-        if (ngx_http_apipolicy_add_header(r, &ngx_http_apipolicy_ratelimit_name,
-                                          &value)
-            == NULL)
-        {
-            return NGX_ERROR;
-        }
-
-        ctx->added |= NGX_HTTP_APIPOLICY_HDR_RATELIMIT
-                      |NGX_HTTP_APIPOLICY_HDR_RATELIMIT_POLICY;
+    if ((rctx->headers & NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_IETF)
+        && ngx_http_apipolicy_ratelimit_ietf(r, ctx) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
-    if (rctx->headers & NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_LEGACY) {
-
-        /* the most restrictive limit */
-
-        min = 0;
-
-        for (i = 1; i < rctx->nresults; i++) {
-            if (res[i].remaining < res[min].remaining) {
-                min = i;
-            }
-        }
-
-        p = ngx_pnalloc(r->pool, 3 * NGX_INT_T_LEN);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        value.data = p;
-        value.len = ngx_sprintf(p, "%ui", res[min].tier->quota) - p;
-        p += value.len;
-
-        if (ngx_http_apipolicy_add_header(r,
-                                          &ngx_http_apipolicy_ratelimit_x_limit,
-                                          &value)
-            == NULL)
-        {
-            return NGX_ERROR;
-        }
-
-        value.data = p;
-        value.len = ngx_sprintf(p, "%ui", res[min].remaining) - p;
-        p += value.len;
-
-        if (ngx_http_apipolicy_add_header(r,
-                                     &ngx_http_apipolicy_ratelimit_x_remaining,
-                                     &value)
-            == NULL)
-        {
-            return NGX_ERROR;
-        }
-
-        value.data = p;
-        value.len = ngx_sprintf(p, "%ui", res[min].reset) - p;
-
-        if (ngx_http_apipolicy_add_header(r,
-                                          &ngx_http_apipolicy_ratelimit_x_reset,
-                                          &value)
-            == NULL)
-        {
-            return NGX_ERROR;
-        }
-
-        ctx->added |= NGX_HTTP_APIPOLICY_HDR_X_RATELIMIT;
+    if ((rctx->headers & NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_LEGACY)
+        && ngx_http_apipolicy_ratelimit_legacy(r, ctx) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     if (rctx->status == NGX_HTTP_APIPOLICY_RATELIMIT_REJECTED
         && r->headers_out.status == (ngx_uint_t) ctx->problem_status
         && ctx->problem == &ngx_http_apipolicy_ratelimit_problem)
     {
-        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        value.data = p;
-        value.len = ngx_sprintf(p, "%ui", rctx->retry_after) - p;
-
-        if (ngx_http_apipolicy_add_header(r,
+        if (ngx_http_apipolicy_ratelimit_number(r,
                                       &ngx_http_apipolicy_ratelimit_retry_name,
-                                      &value)
-            == NULL)
+                                      rctx->retry_after)
+            != NGX_OK)
         {
             return NGX_ERROR;
         }
@@ -1025,6 +1067,250 @@ ngx_http_apipolicy_ratelimit_header(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * RateLimit-Policy: "tier";q=100;w=60, ... and RateLimit: "tier";r=42;
+ * t=17, ...; the items' beginnings are made at configuration.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_ratelimit_ietf(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx)
+{
+    u_char                                 *p;
+    size_t                                  len;
+    ngx_str_t                               value;
+    ngx_uint_t                              i;
+    ngx_http_apipolicy_ratelimit_ctx_t     *rctx;
+    ngx_http_apipolicy_ratelimit_result_t  *res;
+    ngx_str_t                  pk[NGX_HTTP_APIPOLICY_RATELIMIT_MAX_LIMITS];
+    u_char                     pkbuf[NGX_HTTP_APIPOLICY_RATELIMIT_MAX_LIMITS]
+                                    [NGX_HTTP_APIPOLICY_RATELIMIT_PK_LEN];
+
+    rctx = ctx->ratelimit;
+    res = rctx->results;
+
+    if (ngx_http_apipolicy_ratelimit_pks(rctx, pk, pkbuf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_apipolicy_ratelimit_policy(r, rctx, pk, &value) != NGX_OK
+        || ngx_http_apipolicy_add_header(r,
+                                   &ngx_http_apipolicy_ratelimit_policy_name,
+                                   &value)
+           == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    len = 0;
+
+    for (i = 0; i < rctx->nresults; i++) {
+        len += res[i].tier->item.len + pk[i].len
+               + sizeof(";t=, ") - 1 + 2 * NGX_INT_T_LEN;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    value.data = p;
+
+    for (i = 0; i < rctx->nresults; i++) {
+        if (i) {
+            *p++ = ','; *p++ = ' ';
+        }
+
+        p = ngx_cpymem(p, res[i].tier->item.data, res[i].tier->item.len);
+        p = ngx_http_apipolicy_ratelimit_uint(p, res[i].remaining);
+        *p++ = ';'; *p++ = 't'; *p++ = '=';
+        p = ngx_http_apipolicy_ratelimit_uint(p, res[i].reset);
+        p = ngx_cpymem(p, pk[i].data, pk[i].len);
+    }
+
+    value.len = p - value.data;
+
+    if (ngx_http_apipolicy_add_header(r, &ngx_http_apipolicy_ratelimit_name,
+                                      &value)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->added |= NGX_HTTP_APIPOLICY_HDR_RATELIMIT
+                  |NGX_HTTP_APIPOLICY_HDR_RATELIMIT_POLICY;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Two limits of one tier: each item gets the partition key parameter,
+ * pk=, a digest of its zone and key, to tell them apart.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_ratelimit_pks(ngx_http_apipolicy_ratelimit_ctx_t *rctx,
+    ngx_str_t *pk, u_char (*pkbuf)[NGX_HTTP_APIPOLICY_RATELIMIT_PK_LEN])
+{
+    ngx_uint_t                              i, j;
+    ngx_http_apipolicy_ratelimit_result_t  *res;
+
+    res = rctx->results;
+
+    for (i = 0; i < rctx->nresults; i++) {
+        pk[i].len = 0;
+
+        for (j = 0; j < rctx->nresults; j++) {
+            if (j != i && res[j].tier == res[i].tier) {
+                if (ngx_http_apipolicy_ratelimit_pk(&res[i], &pk[i],
+                                                    pkbuf[i])
+                    != NGX_OK)
+                {
+                    return NGX_ERROR;
+                }
+
+                break;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* RateLimit-Policy: one limit's is its tier's, made at configuration */
+
+static ngx_int_t
+ngx_http_apipolicy_ratelimit_policy(ngx_http_request_t *r,
+    ngx_http_apipolicy_ratelimit_ctx_t *rctx, ngx_str_t *pk,
+    ngx_str_t *value)
+{
+    u_char                                 *p;
+    size_t                                  len;
+    ngx_uint_t                              i;
+    ngx_http_apipolicy_ratelimit_result_t  *res;
+
+    res = rctx->results;
+
+    if (rctx->nresults == 1 && pk[0].len == 0) {
+        *value = res[0].tier->policy;
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (i = 0; i < rctx->nresults; i++) {
+        len += res[i].tier->policy.len + 2 + pk[i].len;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    value->data = p;
+
+    for (i = 0; i < rctx->nresults; i++) {
+        if (i) {
+            *p++ = ','; *p++ = ' ';
+        }
+
+        p = ngx_cpymem(p, res[i].tier->policy.data, res[i].tier->policy.len);
+        p = ngx_cpymem(p, pk[i].data, pk[i].len);
+    }
+
+    value->len = p - value->data;
+
+    return NGX_OK;
+}
+
+
+/* X-RateLimit-Limit, -Remaining, -Reset: of the most restrictive limit */
+
+static ngx_int_t
+ngx_http_apipolicy_ratelimit_legacy(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx)
+{
+    ngx_uint_t                              i, min;
+    ngx_http_apipolicy_ratelimit_ctx_t     *rctx;
+    ngx_http_apipolicy_ratelimit_result_t  *res;
+
+    rctx = ctx->ratelimit;
+    res = rctx->results;
+    min = 0;
+
+    for (i = 1; i < rctx->nresults; i++) {
+        if (res[i].remaining < res[min].remaining) {
+            min = i;
+        }
+    }
+
+    if (ngx_http_apipolicy_ratelimit_number(r,
+                                         &ngx_http_apipolicy_ratelimit_x_limit,
+                                         res[min].tier->quota)
+        != NGX_OK
+        || ngx_http_apipolicy_ratelimit_number(r,
+                                     &ngx_http_apipolicy_ratelimit_x_remaining,
+                                     res[min].remaining)
+           != NGX_OK
+        || ngx_http_apipolicy_ratelimit_number(r,
+                                         &ngx_http_apipolicy_ratelimit_x_reset,
+                                         res[min].reset)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->added |= NGX_HTTP_APIPOLICY_HDR_X_RATELIMIT;
+
+    return NGX_OK;
+}
+
+
+/* a response header whose value is a whole number */
+
+static ngx_int_t
+ngx_http_apipolicy_ratelimit_number(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_uint_t n)
+{
+    u_char     *p;
+    ngx_str_t   value;
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    value.data = p;
+    value.len = ngx_http_apipolicy_ratelimit_uint(p, n) - p;
+
+    if (ngx_http_apipolicy_add_header(r, name, &value) == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* "%ui" without ngx_sprintf()'s format parsing, for every response */
+
+static u_char *
+ngx_http_apipolicy_ratelimit_uint(u_char *p, ngx_uint_t n)
+{
+    u_char  *q, digits[NGX_INT_T_LEN];
+
+    q = digits + NGX_INT_T_LEN;
+
+    do {
+        *--q = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    return ngx_cpymem(p, q, digits + NGX_INT_T_LEN - q);
 }
 
 
@@ -1197,7 +1483,6 @@ char *
 ngx_http_apipolicy_ratelimit_tier(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    u_char                               *p;
     ngx_str_t                            *value, s;
     ngx_int_t                             n;
     ngx_uint_t                            i;
@@ -1207,78 +1492,23 @@ ngx_http_apipolicy_ratelimit_tier(ngx_conf_t *cf, ngx_command_t *cmd,
     value = cf->args->elts;
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
 
-    for (p = value[1].data; p < value[1].data + value[1].len; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'
-              || *p == '.'))
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid tier name \"%V\": use letters, "
-                               "digits, \"-\", \"_\" and \".\"", &value[1]);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    /* "tier:key" must fit a node's key with a hashed key (255 bytes) */
-
-    if (value[1].len > NGX_HTTP_APIPOLICY_RATELIMIT_TIER_MAX) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "the tier name \"%V\" is longer than %d bytes",
-                           &value[1], NGX_HTTP_APIPOLICY_RATELIMIT_TIER_MAX);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_http_apipolicy_ratelimit_find_tier(amcf->ratelimit_tiers,
-                                               &value[1]))
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "the tier \"%V\" is already defined", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    if (amcf->ratelimit_tiers == NULL) {
-        amcf->ratelimit_tiers = ngx_array_create(cf->pool, 4,
-                                  sizeof(ngx_http_apipolicy_ratelimit_tier_t));
-        if (amcf->ratelimit_tiers == NULL) {
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    t = ngx_array_push(amcf->ratelimit_tiers);
+    t = ngx_http_apipolicy_ratelimit_tier_add(cf, amcf, &value[1]);
     if (t == NULL) {
         return NGX_CONF_ERROR;
     }
-
-    ngx_memzero(t, sizeof(ngx_http_apipolicy_ratelimit_tier_t));
-    t->name = value[1];
-    t->index = amcf->ratelimit_tiers->nelts - 1;
 
     for (i = 2; i < cf->args->nelts; i++) {
         s = value[i];
 
         if (ngx_http_apipolicy_ratelimit_param(&s, "rate=")) {
-
-            if (s.len < 4 || s.data[s.len - 3] != 'r'
-                || s.data[s.len - 2] != '/')
-            {
-                goto bad_rate;
+            if (ngx_http_apipolicy_ratelimit_rate(t, &s) != NGX_OK) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid rate \"%V\": use \"rate=N r/s\", "
+                                   "r/m, r/h or r/d, as in \"rate=100r/m\"",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
             }
 
-            switch (s.data[s.len - 1]) {
-            case 's': t->window = 1000; break;
-            case 'm': t->window = 60000; break;
-            case 'h': t->window = 3600000; break;
-            case 'd': t->window = 86400000; break;
-            default: goto bad_rate;
-            }
-
-            n = ngx_atoi(s.data, s.len - 3);
-
-            if (n <= 0 || n > 100000000) {
-                goto bad_rate;
-            }
-
-            t->rate = (ngx_uint_t) n;
             continue;
         }
 
@@ -1307,28 +1537,138 @@ ngx_http_apipolicy_ratelimit_tier(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_apipolicy_ratelimit_tier_items(cf, t) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/* a new tier "name", checked (said when bad) */
+
+static ngx_http_apipolicy_ratelimit_tier_t *
+ngx_http_apipolicy_ratelimit_tier_add(ngx_conf_t *cf,
+    ngx_http_apipolicy_main_conf_t *amcf, ngx_str_t *name)
+{
+    u_char                               *p;
+    ngx_http_apipolicy_ratelimit_tier_t  *t;
+
+    for (p = name->data; p < name->data + name->len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'
+              || *p == '.'))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid tier name \"%V\": use letters, "
+                               "digits, \"-\", \"_\" and \".\"", name);
+            return NULL;
+        }
+    }
+
+    /* "tier:key" must fit a node's key with a hashed key (255 bytes) */
+
+    if (name->len > NGX_HTTP_APIPOLICY_RATELIMIT_TIER_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the tier name \"%V\" is longer than %d bytes",
+                           name, NGX_HTTP_APIPOLICY_RATELIMIT_TIER_MAX);
+        return NULL;
+    }
+
+    if (ngx_http_apipolicy_ratelimit_find_tier(amcf->ratelimit_tiers, name))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the tier \"%V\" is already defined", name);
+        return NULL;
+    }
+
+    if (amcf->ratelimit_tiers == NULL) {
+        amcf->ratelimit_tiers = ngx_array_create(cf->pool, 4,
+                                  sizeof(ngx_http_apipolicy_ratelimit_tier_t));
+        if (amcf->ratelimit_tiers == NULL) {
+            return NULL;
+        }
+    }
+
+    t = ngx_array_push(amcf->ratelimit_tiers);
+    if (t == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(t, sizeof(ngx_http_apipolicy_ratelimit_tier_t));
+    t->name = *name;
+    t->index = amcf->ratelimit_tiers->nelts - 1;
+
+    return t;
+}
+
+
+/* "N r/s" (r/m, r/h, r/d) of rate= */
+
+static ngx_int_t
+ngx_http_apipolicy_ratelimit_rate(ngx_http_apipolicy_ratelimit_tier_t *t,
+    ngx_str_t *s)
+{
+    ngx_int_t  n;
+
+    if (s->len < 4 || s->data[s->len - 3] != 'r' || s->data[s->len - 2] != '/')
+    {
+        return NGX_ERROR;
+    }
+
+    switch (s->data[s->len - 1]) {
+    case 's': t->window = 1000; break;
+    case 'm': t->window = 60000; break;
+    case 'h': t->window = 3600000; break;
+    case 'd': t->window = 86400000; break;
+    default: return NGX_ERROR;
+    }
+
+    n = ngx_atoi(s->data, s->len - 3);
+
+    if (n <= 0 || n > 100000000) {
+        return NGX_ERROR;
+    }
+
+    t->rate = (ngx_uint_t) n;
+
+    return NGX_OK;
+}
+
+
+/*
+ * What the response headers say of a tier, made once: its quota, its
+ * RateLimit-Policy item ("name";q=..;w=..) and the beginning of its
+ * RateLimit item ("name";r=)
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_ratelimit_tier_items(ngx_conf_t *cf,
+    ngx_http_apipolicy_ratelimit_tier_t *t)
+{
     t->quota = t->rate + t->burst;
 
     t->policy.data = ngx_pnalloc(cf->pool, t->name.len + 2 * NGX_INT_T_LEN
                                            + sizeof("\"\";q=;w="));
     if (t->policy.data == NULL) {
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     t->policy.len = ngx_sprintf(t->policy.data, "\"%V\";q=%ui;w=%M",
                                 &t->name, t->quota, t->window / 1000)
                     - t->policy.data;
 
-    amcf->used = 1;
+    t->item.data = ngx_pnalloc(cf->pool, t->name.len + sizeof("\"\";r="));
+    if (t->item.data == NULL) {
+        return NGX_ERROR;
+    }
 
-    return NGX_CONF_OK;
+    t->item.len = ngx_sprintf(t->item.data, "\"%V\";r=", &t->name)
+                  - t->item.data;
 
-bad_rate:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid rate \"%V\": use \"rate=N r/s\", r/m, r/h "
-                       "or r/d, as in \"rate=100r/m\"", &value[i]);
-    return NGX_CONF_ERROR;
+    return NGX_OK;
 }
 
 
@@ -1339,18 +1679,14 @@ ngx_http_apipolicy_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_apipolicy_loc_conf_t  *alcf = conf;
 
-    ngx_str_t                             *value, s;
-    ngx_int_t                              n;
+    ngx_str_t                             *value;
     ngx_uint_t                             i;
-    ngx_http_apipolicy_ratelimit_zone_t  **zp;
     ngx_http_apipolicy_ratelimit_conf_t   *rlcf;
     ngx_http_apipolicy_ratelimit_limit_t  *limit;
     ngx_http_apipolicy_main_conf_t        *amcf;
-    ngx_http_compile_complex_value_t       ccv;
 
     value = cf->args->elts;
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
-
     rlcf = &alcf->ratelimit;
 
     if (rlcf->limits == NGX_CONF_UNSET_PTR) {
@@ -1378,101 +1714,151 @@ ngx_http_apipolicy_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     limit->cost = 1;
 
     for (i = 1; i < cf->args->nelts; i++) {
-        s = value[i];
-
-        if (ngx_http_apipolicy_ratelimit_param(&s, "zone=")) {
-            zp = amcf->ratelimit_zones ? amcf->ratelimit_zones->elts : NULL;
-
-            for (n = 0;
-                 zp && n < (ngx_int_t) amcf->ratelimit_zones->nelts;
-                 n++)
-            {
-                if (zp[n]->name.len == s.len
-                    && ngx_strncmp(zp[n]->name.data, s.data, s.len) == 0)
-                {
-                    limit->zone = zp[n];
-                    break;
-                }
-            }
-
-            if (limit->zone == NULL) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "unknown rate limit zone \"%V\": declare "
-                                   "it with apipolicy_ratelimit_zone at http "
-                                   "level, before this line", &s);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_http_apipolicy_ratelimit_param(&s, "key=")
-            || ngx_http_apipolicy_ratelimit_param(&s, "tier="))
+        if (ngx_http_apipolicy_ratelimit_limit_param(cf, amcf, limit,
+                                                     &value[i])
+            != NGX_OK)
         {
-            ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-
-            ccv.cf = cf;
-            ccv.value = &s;
-
-            if (value[i].data[0] == 'k') {
-                ccv.complex_value = &limit->key;
-
-            } else {
-                limit->tier = ngx_palloc(cf->pool,
-                                         sizeof(ngx_http_complex_value_t));
-                if (limit->tier == NULL) {
-                    return NGX_CONF_ERROR;
-                }
-
-                ccv.complex_value = limit->tier;
-            }
-
-            if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
+            return NGX_CONF_ERROR;
         }
+    }
 
-        if (ngx_http_apipolicy_ratelimit_param(&s, "cost=")) {
-            n = ngx_atoi(s.data, s.len);
-
-            if (n <= 0 || n > 1000000) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid cost \"%V\": a whole number from "
-                                   "1 to 1000000", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            limit->cost = (ngx_uint_t) n;
-            continue;
-        }
-
-        if (value[i].len == 7 && ngx_strncmp(value[i].data, "dry_run", 7) == 0)
-        {
-            limit->dry_run = 1;
-            continue;
-        }
-
-        ngx_http_apipolicy_conf_bad_param(cf, &value[i],
-                                          "zone=, key=, tier=, cost= "
-                                          "and dry_run");
+    if (ngx_http_apipolicy_ratelimit_limit_check(cf, amcf, limit) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/* one parameter of apipolicy_ratelimit (said when bad) */
+
+static ngx_int_t
+ngx_http_apipolicy_ratelimit_limit_param(ngx_conf_t *cf,
+    ngx_http_apipolicy_main_conf_t *amcf,
+    ngx_http_apipolicy_ratelimit_limit_t *limit, ngx_str_t *value)
+{
+    ngx_str_t                          s;
+    ngx_int_t                          n;
+    ngx_http_complex_value_t          *cv;
+    ngx_http_compile_complex_value_t   ccv;
+
+    s = *value;
+
+    if (ngx_http_apipolicy_ratelimit_param(&s, "zone=")) {
+        limit->zone = ngx_http_apipolicy_ratelimit_find_zone(amcf, &s);
+
+        if (limit->zone == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "unknown rate limit zone \"%V\": declare "
+                               "it with apipolicy_ratelimit_zone at http "
+                               "level, before this line", &s);
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    if (ngx_http_apipolicy_ratelimit_param(&s, "key=")
+        || ngx_http_apipolicy_ratelimit_param(&s, "tier="))
+    {
+        if (value->data[0] == 'k') {
+            cv = &limit->key;
+
+        } else {
+            cv = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+            if (cv == NULL) {
+                return NGX_ERROR;
+            }
+
+            limit->tier = cv;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+        ccv.cf = cf;
+        ccv.value = &s;
+        ccv.complex_value = cv;
+
+        return ngx_http_compile_complex_value(&ccv);
+    }
+
+    if (ngx_http_apipolicy_ratelimit_param(&s, "cost=")) {
+        n = ngx_atoi(s.data, s.len);
+
+        if (n <= 0 || n > 1000000) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid cost \"%V\": a whole number from "
+                               "1 to 1000000", value);
+            return NGX_ERROR;
+        }
+
+        limit->cost = (ngx_uint_t) n;
+        return NGX_OK;
+    }
+
+    if (value->len == 7 && ngx_strncmp(value->data, "dry_run", 7) == 0) {
+        limit->dry_run = 1;
+        return NGX_OK;
+    }
+
+    ngx_http_apipolicy_conf_bad_param(cf, value,
+                                      "zone=, key=, tier=, cost= "
+                                      "and dry_run");
+    return NGX_ERROR;
+}
+
+
+static ngx_http_apipolicy_ratelimit_zone_t *
+ngx_http_apipolicy_ratelimit_find_zone(ngx_http_apipolicy_main_conf_t *amcf,
+    ngx_str_t *name)
+{
+    ngx_uint_t                             i;
+    ngx_http_apipolicy_ratelimit_zone_t  **zp;
+
+    if (amcf->ratelimit_zones == NULL) {
+        return NULL;
+    }
+
+    zp = amcf->ratelimit_zones->elts;
+
+    for (i = 0; i < amcf->ratelimit_zones->nelts; i++) {
+        if (zp[i]->name.len == name->len
+            && ngx_strncmp(zp[i]->name.data, name->data, name->len) == 0)
+        {
+            return zp[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * A limit as a whole: what is required, and the tiers it names; then
+ * what requests need not work out again (the tier when it is fixed, the
+ * variables read directly).
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_ratelimit_limit_check(ngx_conf_t *cf,
+    ngx_http_apipolicy_main_conf_t *amcf,
+    ngx_http_apipolicy_ratelimit_limit_t *limit)
+{
+    ngx_http_apipolicy_ratelimit_tier_t  *deflt, *t;
 
     if (limit->zone == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"zone=\" is required, as in "
                            "\"apipolicy_ratelimit zone=api key=$jwt_claim_sub "
                            "tier=$plan;\"");
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     if (limit->key.value.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"key=\" is required: the variable a client is "
                            "counted by, as in \"key=$binary_remote_addr\"");
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     if (limit->key.lengths == NULL) {
@@ -1483,36 +1869,98 @@ ngx_http_apipolicy_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            &limit->key.value);
     }
 
-    if (ngx_http_apipolicy_ratelimit_find_tier(amcf->ratelimit_tiers,
-                                         &ngx_http_apipolicy_ratelimit_default)
-        == NULL)
-    {
+    deflt = ngx_http_apipolicy_ratelimit_find_tier(amcf->ratelimit_tiers,
+                                         &ngx_http_apipolicy_ratelimit_default);
+    if (deflt == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "no tier \"default\" is defined: it is used "
                            "when a request names no tier or an unknown one; "
                            "add \"apipolicy_ratelimit_tier default rate=...\" "
                            "at http level, before this line");
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
+    }
+
+    limit->default_index = deflt->index;
+    limit->tier_index = deflt->index;
+    limit->key_var = ngx_http_apipolicy_ratelimit_var(cf, &limit->key);
+    limit->tier_var = NGX_ERROR;
+
+    if (limit->tier == NULL) {
+        return NGX_OK;
+    }
+
+    if (limit->tier->lengths) {
+        limit->tier_index = NGX_ERROR;
+        limit->tier_var = ngx_http_apipolicy_ratelimit_var(cf, limit->tier);
+        return NGX_OK;
     }
 
     /* a tier named literally must exist: a typo would mean "default" */
 
-    if (limit->tier && limit->tier->lengths == NULL
-        && limit->tier->value.len
-        && ngx_http_apipolicy_ratelimit_find_tier(amcf->ratelimit_tiers,
-                                                  &limit->tier->value)
-           == NULL)
-    {
+    t = ngx_http_apipolicy_ratelimit_find_tier(amcf->ratelimit_tiers,
+                                               &limit->tier->value);
+    if (t == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "unknown tier \"%V\": declare it with "
                            "\"apipolicy_ratelimit_tier %V rate=...\" at http "
                            "level, before this line, or pick the tier with "
                            "a variable", &limit->tier->value,
                            &limit->tier->value);
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
-    return NGX_CONF_OK;
+    limit->tier_index = t->index;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The index of a key= or tier= that is one variable alone ("$name",
+ * "${name}"), read directly at request time; NGX_ERROR otherwise (the
+ * complex value does the work: text, several variables, a capture)
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_ratelimit_var(ngx_conf_t *cf,
+    ngx_http_complex_value_t *cv)
+{
+    u_char      ch;
+    ngx_str_t   name;
+    ngx_uint_t  i;
+
+    if (cv->lengths == NULL || cv->value.len < 2 || cv->value.data[0] != '$')
+    {
+        return NGX_ERROR;
+    }
+
+    name.data = cv->value.data + 1;
+    name.len = cv->value.len - 1;
+
+    if (name.data[0] == '{') {
+        if (name.len < 3 || name.data[name.len - 1] != '}') {
+            return NGX_ERROR;
+        }
+
+        name.data++;
+        name.len -= 2;
+    }
+
+    if (name.data[0] >= '0' && name.data[0] <= '9') {
+        return NGX_ERROR;               /* $1: a regex capture */
+    }
+
+    for (i = 0; i < name.len; i++) {
+        ch = name.data[i];
+
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+              || (ch >= '0' && ch <= '9') || ch == '_'))
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_get_variable_index(cf, &name);
 }
 
 

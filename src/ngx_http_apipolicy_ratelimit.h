@@ -22,6 +22,7 @@ typedef struct {
     ngx_uint_t                         quota;     /* rate + burst */
     ngx_msec_t                         window;    /* 1s, 1m, 1h, 1d */
     ngx_str_t                          policy;    /* "name";q=..;w=.. */
+    ngx_str_t                          item;      /* "name";r= */
     ngx_uint_t                         index;     /* in amcf's list */
 } ngx_http_apipolicy_ratelimit_tier_t;
 
@@ -30,6 +31,14 @@ typedef struct {
     ngx_http_apipolicy_ratelimit_zone_t *zone;
     ngx_http_complex_value_t           key;
     ngx_http_complex_value_t          *tier;      /* NULL: "default" */
+    ngx_int_t                          key_var;   /* key= a lone variable:
+                                                     its index, else
+                                                     NGX_ERROR */
+    ngx_int_t                          tier_var;  /* the same for tier= */
+    ngx_int_t                          tier_index; /* the tier when fixed
+                                                      (none or literal),
+                                                      else NGX_ERROR */
+    ngx_uint_t                         default_index; /* "default" */
     ngx_uint_t                         cost;
     ngx_flag_t                         dry_run;
 } ngx_http_apipolicy_ratelimit_limit_t;
@@ -65,8 +74,8 @@ typedef struct {
     ngx_uint_t                         nresults;
     ngx_uint_t                         retry_after; /* s, when rejected */
     ngx_uint_t                         headers;   /* _RATELIMIT_HEADERS_* */
-    ngx_http_apipolicy_ratelimit_result_t
-                            results[NGX_HTTP_APIPOLICY_RATELIMIT_MAX_LIMITS];
+    ngx_http_apipolicy_ratelimit_result_t  *results;  /* one a limit of the
+                                                     location, after it */
 } ngx_http_apipolicy_ratelimit_ctx_t;
 
 

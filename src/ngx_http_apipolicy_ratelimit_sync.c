@@ -82,6 +82,13 @@ typedef struct {
 
 static ngx_int_t ngx_http_apipolicy_ratelimit_sync_push(
     ngx_http_apipolicy_ratelimit_sync_t *sync, ngx_uint_t registry);
+static ngx_int_t ngx_http_apipolicy_ratelimit_sync_registry(
+    ngx_http_apipolicy_ratelimit_sync_t *sync, ngx_str_t *prefix,
+    uint64_t now, ngx_http_apipolicy_redis_cmd_t *cmd);
+static ngx_int_t ngx_http_apipolicy_ratelimit_sync_node(
+    ngx_http_apipolicy_ratelimit_sync_t *sync, ngx_str_t *prefix,
+    uint64_t now, ngx_http_apipolicy_ratelimit_sent_t *e,
+    ngx_http_apipolicy_redis_cmd_t *cmd);
 static ngx_int_t ngx_http_apipolicy_ratelimit_sync_take(
     ngx_http_apipolicy_ratelimit_sync_t *sync, uint64_t now);
 static ngx_int_t ngx_http_apipolicy_ratelimit_sync_command(ngx_pool_t *pool,
@@ -299,18 +306,13 @@ static ngx_int_t
 ngx_http_apipolicy_ratelimit_sync_push(
     ngx_http_apipolicy_ratelimit_sync_t *sync, ngx_uint_t registry)
 {
-    u_char                               *p;
     uint64_t                              now;
     ngx_str_t                            *prefix;
-    ngx_str_t                             key[2];
-    ngx_http_apipolicy_redis_cmd_t       *cmds;
     ngx_int_t                             rc;
-    ngx_uint_t                            n, i, k;
+    ngx_uint_t                            n, i;
+    ngx_http_apipolicy_redis_cmd_t       *cmds;
     ngx_http_apipolicy_ratelimit_zone_t  *zone;
-    ngx_http_apipolicy_ratelimit_sent_t  *e;
     ngx_http_apipolicy_redis_t           *rd;
-    u_char                                num[7][NGX_INT64_LEN];
-    ngx_str_t                   argv[NGX_HTTP_APIPOLICY_RATELIMIT_ARGS];
 
     zone = sync->zone;
     rd = ngx_http_apipolicy_redis_get((ngx_cycle_t *) ngx_cycle);
@@ -343,36 +345,10 @@ ngx_http_apipolicy_ratelimit_sync_push(
     sync->registry = NGX_CONF_UNSET_UINT;
 
     if (registry) {
-        /* "PREFIXrl:{ZONE}:gateways" */
-
-        key[0].data = ngx_pnalloc(sync->pool, prefix->len + zone->name.len
-                                              + sizeof("rl:{}:gateways"));
-        if (key[0].data == NULL) {
-            goto give_back;
-        }
-
-        key[0].len = ngx_sprintf(key[0].data, "%Vrl:{%V}:gateways", prefix,
-                                 &zone->name)
-                     - key[0].data;
-
-        ngx_http_apipolicy_ratelimit_sync_script(argv,
-                                        &ngx_http_apipolicy_ratelimit_alive);
-        ngx_str_set(&argv[2], "1");
-        argv[3] = key[0];
-        argv[4] = ngx_http_apipolicy_ratelimit_gateway;
-
-        argv[5].data = num[0];
-        argv[5].len = ngx_sprintf(num[0], "%uL", now) - num[0];
-        argv[6].data = num[1];
-        argv[6].len = ngx_sprintf(num[1], "%uL",
-                                  now - (3 * zone->sync + 2000))
-                      - num[1];
-        ngx_str_set(&argv[7], "60000");
-
         sync->registry = n;
 
-        if (ngx_http_apipolicy_ratelimit_sync_command(sync->pool, &cmds[n++],
-                                                      argv, 8, &key[0])
+        if (ngx_http_apipolicy_ratelimit_sync_registry(sync, prefix, now,
+                                                       &cmds[n++])
             != NGX_OK)
         {
             goto give_back;
@@ -381,66 +357,10 @@ ngx_http_apipolicy_ratelimit_sync_push(
 
     sync->skip = n;
 
-    /*
-     * per node, the script on "PREFIXrl:{ZONE:KEY}:WINDOW" for the
-     * current and the previous window (KEY is "tier:key"; the braces
-     * keep both windows in one Redis Cluster slot)
-     */
-
     for (i = 0; i < sync->nsent; i++) {
-        e = &sync->sent[i];
-
-        for (k = 0; k < 2; k++) {
-            key[k].data = ngx_pnalloc(sync->pool,
-                                      prefix->len + sizeof("rl:{:}:") - 1
-                                      + zone->name.len + e->key.len
-                                      + NGX_INT64_LEN);
-            if (key[k].data == NULL) {
-                goto give_back;
-            }
-
-            p = ngx_sprintf(key[k].data, "%Vrl:{%V:%V}:%uL", prefix,
-                            &zone->name, &e->key, e->index - k);
-            key[k].len = p - key[k].data;
-        }
-
-        ngx_http_apipolicy_ratelimit_sync_script(argv,
-                                        &ngx_http_apipolicy_ratelimit_count);
-        ngx_str_set(&argv[2], "2");
-        argv[3] = key[0];
-        argv[4] = key[1];
-        argv[5] = ngx_http_apipolicy_ratelimit_gateway;
-
-        argv[6].data = num[0];
-        argv[6].len = ngx_sprintf(num[0], "%uD", e->cur) - num[0];
-        argv[7].data = num[1];
-        argv[7].len = ngx_sprintf(num[1], "%uD", e->prev) - num[1];
-        argv[8].data = num[2];
-        argv[8].len = ngx_sprintf(num[2], "%uD", e->demand) - num[2];
-
-        /* a window's hash lasts until two windows after it began */
-
-        argv[9].data = num[3];
-        argv[9].len = ngx_sprintf(num[3], "%uL",
-                                  (e->index + 2) * e->window + 1000)
-                      - num[3];
-        argv[10].data = num[4];
-        argv[10].len = ngx_sprintf(num[4], "%uL",
-                                   (e->index + 1) * e->window + 1000)
-                       - num[4];
-        argv[11].data = num[5];
-        argv[11].len = ngx_sprintf(num[5], "%uL", now) - num[5];
-
-        /* young: until every gateway's round has come twice */
-
-        argv[12].data = num[6];
-        argv[12].len = ngx_sprintf(num[6], "%M", 2 * zone->sync + 100)
-                       - num[6];
-
-        if (ngx_http_apipolicy_ratelimit_sync_command(sync->pool, &cmds[n++],
-                                            argv,
-                                            NGX_HTTP_APIPOLICY_RATELIMIT_ARGS,
-                                            &key[0])
+        if (ngx_http_apipolicy_ratelimit_sync_node(sync, prefix, now,
+                                                   &sync->sent[i],
+                                                   &cmds[n++])
             != NGX_OK)
         {
             goto give_back;
@@ -471,6 +391,120 @@ failed:
     sync->pool = NULL;
 
     return NGX_ERROR;
+}
+
+
+/* the registry's script on "PREFIXrl:{ZONE}:gateways": this gateway lives */
+
+static ngx_int_t
+ngx_http_apipolicy_ratelimit_sync_registry(
+    ngx_http_apipolicy_ratelimit_sync_t *sync, ngx_str_t *prefix,
+    uint64_t now, ngx_http_apipolicy_redis_cmd_t *cmd)
+{
+    ngx_str_t                             key;
+    ngx_http_apipolicy_ratelimit_zone_t  *zone;
+    u_char                                num[2][NGX_INT64_LEN];
+    ngx_str_t                   argv[NGX_HTTP_APIPOLICY_RATELIMIT_ARGS];
+
+    zone = sync->zone;
+
+    key.data = ngx_pnalloc(sync->pool, prefix->len + zone->name.len
+                                       + sizeof("rl:{}:gateways"));
+    if (key.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    key.len = ngx_sprintf(key.data, "%Vrl:{%V}:gateways", prefix,
+                          &zone->name)
+              - key.data;
+
+    ngx_http_apipolicy_ratelimit_sync_script(argv,
+                                        &ngx_http_apipolicy_ratelimit_alive);
+    ngx_str_set(&argv[2], "1");
+    argv[3] = key;
+    argv[4] = ngx_http_apipolicy_ratelimit_gateway;
+
+    argv[5].data = num[0];
+    argv[5].len = ngx_sprintf(num[0], "%uL", now) - num[0];
+    argv[6].data = num[1];
+    argv[6].len = ngx_sprintf(num[1], "%uL", now - (3 * zone->sync + 2000))
+                  - num[1];
+    ngx_str_set(&argv[7], "60000");
+
+    return ngx_http_apipolicy_ratelimit_sync_command(sync->pool, cmd, argv,
+                                                     8, &key);
+}
+
+
+/*
+ * A node's script on "PREFIXrl:{ZONE:KEY}:WINDOW" for the current and
+ * the previous window (KEY is "tier:key"; the braces keep both windows
+ * in one Redis Cluster slot)
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_ratelimit_sync_node(
+    ngx_http_apipolicy_ratelimit_sync_t *sync, ngx_str_t *prefix,
+    uint64_t now, ngx_http_apipolicy_ratelimit_sent_t *e,
+    ngx_http_apipolicy_redis_cmd_t *cmd)
+{
+    ngx_str_t                             key[2];
+    ngx_uint_t                            k;
+    ngx_http_apipolicy_ratelimit_zone_t  *zone;
+    u_char                                num[7][NGX_INT64_LEN];
+    ngx_str_t                   argv[NGX_HTTP_APIPOLICY_RATELIMIT_ARGS];
+
+    zone = sync->zone;
+
+    for (k = 0; k < 2; k++) {
+        key[k].data = ngx_pnalloc(sync->pool,
+                                  prefix->len + sizeof("rl:{:}:") - 1
+                                  + zone->name.len + e->key.len
+                                  + NGX_INT64_LEN);
+        if (key[k].data == NULL) {
+            return NGX_ERROR;
+        }
+
+        key[k].len = ngx_sprintf(key[k].data, "%Vrl:{%V:%V}:%uL", prefix,
+                                 &zone->name, &e->key, e->index - k)
+                     - key[k].data;
+    }
+
+    ngx_http_apipolicy_ratelimit_sync_script(argv,
+                                        &ngx_http_apipolicy_ratelimit_count);
+    ngx_str_set(&argv[2], "2");
+    argv[3] = key[0];
+    argv[4] = key[1];
+    argv[5] = ngx_http_apipolicy_ratelimit_gateway;
+
+    argv[6].data = num[0];
+    argv[6].len = ngx_sprintf(num[0], "%uD", e->cur) - num[0];
+    argv[7].data = num[1];
+    argv[7].len = ngx_sprintf(num[1], "%uD", e->prev) - num[1];
+    argv[8].data = num[2];
+    argv[8].len = ngx_sprintf(num[2], "%uD", e->demand) - num[2];
+
+    /* a window's hash lasts until two windows after it began */
+
+    argv[9].data = num[3];
+    argv[9].len = ngx_sprintf(num[3], "%uL",
+                              (e->index + 2) * e->window + 1000)
+                  - num[3];
+    argv[10].data = num[4];
+    argv[10].len = ngx_sprintf(num[4], "%uL",
+                               (e->index + 1) * e->window + 1000)
+                   - num[4];
+    argv[11].data = num[5];
+    argv[11].len = ngx_sprintf(num[5], "%uL", now) - num[5];
+
+    /* young: until every gateway's round has come twice */
+
+    argv[12].data = num[6];
+    argv[12].len = ngx_sprintf(num[6], "%M", 2 * zone->sync + 100) - num[6];
+
+    return ngx_http_apipolicy_ratelimit_sync_command(sync->pool, cmd, argv,
+                                           NGX_HTTP_APIPOLICY_RATELIMIT_ARGS,
+                                           &key[0]);
 }
 
 
