@@ -184,16 +184,21 @@ struct ngx_http_apipolicy_idem_ctx_s {
                                                      of leases to renew */
     ngx_msec_t                         renew;     /* when next */
 
-    /* the response being captured */
+    /*
+     * the response being captured, written once as it passes: its
+     * headers ("Name: value\n" lines, hlen bytes), then its body, in
+     * "kept": the zone's memory itself when its length is known
+     * (in_zone), else request memory that grows
+     */
     ngx_uint_t                         rstatus;
-    ngx_str_t                          headers;
-    u_char                            *body;
-    size_t                             len;
-    size_t                             size;      /* room at body */
+    u_char                            *kept;
+    size_t                             len;       /* body bytes so far */
+    size_t                             size;      /* room for the body */
+    unsigned                           in_zone:1;
 
     /* a replay */
     ngx_str_t                          blob;
-    size_t                             hlen;
+    size_t                             hlen;      /* also of the capture */
 };
 
 
@@ -210,6 +215,11 @@ static ngx_int_t ngx_http_apipolicy_idem_sf_string(ngx_str_t *value,
 static u_char *ngx_http_apipolicy_idem_sf_bare(u_char *p, u_char *last);
 static void ngx_http_apipolicy_idem_release(
     ngx_http_apipolicy_idem_ctx_t *ictx);
+static ngx_int_t ngx_http_apipolicy_idem_capture(ngx_http_request_t *r,
+    ngx_http_apipolicy_idem_ctx_t *ictx);
+static ngx_uint_t ngx_http_apipolicy_idem_skip(ngx_http_request_t *r,
+    ngx_http_apipolicy_idem_ctx_t *ictx, ngx_table_elt_t *h);
+static void ngx_http_apipolicy_idem_unkeep(ngx_http_apipolicy_idem_ctx_t *ictx);
 static void ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx);
 static void ngx_http_apipolicy_idem_lock(ngx_http_apipolicy_idem_ctx_t *ictx);
 static void ngx_http_apipolicy_idem_lease_start(
@@ -1035,11 +1045,7 @@ ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx)
 {
     u_char                         *p;
-    size_t                          len;
     ngx_str_t                       value;
-    ngx_uint_t                      i;
-    ngx_list_part_t                *part;
-    ngx_table_elt_t                *h;
     ngx_http_apipolicy_idem_ctx_t  *ictx;
 
     ictx = ctx->idem;
@@ -1108,110 +1114,130 @@ ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    len = 0;
+    return ngx_http_apipolicy_idem_capture(r, ictx);
+}
 
-    if (r->headers_out.content_type.len) {
-        len += sizeof("Content-Type: \n") - 1
-               + r->headers_out.content_type.len;
-    }
 
-    part = &r->headers_out.headers.part;
-    h = part->elts;
+/* a header the replay leaves out: its own, one connection's, a cookie */
 
-    for (i = 0; /* void */ ; i++) {
+static ngx_uint_t
+ngx_http_apipolicy_idem_skip(ngx_http_request_t *r,
+    ngx_http_apipolicy_idem_ctx_t *ictx, ngx_table_elt_t *h)
+{
+    return ngx_strlchr(h->value.data, h->value.data + h->value.len, '\n')
+           || ngx_http_apipolicy_idem_hop(&h->key)
+           || (ictx->no_cookies && h->key.len == 10
+               && ngx_strncasecmp(h->key.data, (u_char *) "Set-Cookie", 10)
+                  == 0);
+}
 
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
 
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
+/*
+ * The answer is to be kept: its headers are written where it will be
+ * kept, and room made for its body, which the body filter copies there
+ * as it passes.  A body of known length goes straight into the zone (one
+ * copy); else into request memory, copied into the zone at the end.
+ */
 
-        if (h[i].hash == 0) {
-            continue;
-        }
+static ngx_int_t
+ngx_http_apipolicy_idem_capture(ngx_http_request_t *r,
+    ngx_http_apipolicy_idem_ctx_t *ictx)
+{
+    u_char                            *p;
+    size_t                             hlen;
+    ngx_table_elt_t                   *h;
+    ngx_http_apipolicy_idem_zone_t    *zone;
+    ngx_http_apipolicy_header_iter_t   it;
 
-        len += 1 + h[i].key.len + 2 + h[i].value.len + 1;
-    }
+    zone = ictx->zone;
 
-    p = ngx_pnalloc(r->pool, len + 1);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
+    ngx_http_apipolicy_idem_unkeep(ictx);      /* headers sent again */
+    ictx->len = 0;
 
-    ictx->headers.data = p;
-
-    if (r->headers_out.content_type.len) {
-        p = ngx_sprintf(p, "Content-Type: %V\n",
-                        &r->headers_out.content_type);
-    }
-
-    part = &r->headers_out.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash == 0
-            || ngx_strlchr(h[i].value.data,
-                           h[i].value.data + h[i].value.len, '\n')
-            || ngx_http_apipolicy_idem_hop(&h[i].key)
-            || (ictx->no_cookies && h[i].key.len == 10
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "Set-Cookie",
-                                   10) == 0))
-        {
-            continue;
-        }
-
-        if (&h[i] == r->headers_out.location && h[i].value.len
-            && h[i].value.data[0] == '/')
-        {
-            *p++ = '=';     /* nginx makes it absolute: the replay too */
-        }
-
-        p = ngx_sprintf(p, "%V: %V\n", &h[i].key, &h[i].value);
-    }
-
-    ictx->headers.len = p - ictx->headers.data;
-    ictx->rstatus = r->headers_out.status;
-
-    /*
-     * the body is copied as it passes: ask for it in memory; room for
-     * Content-Length when known, else it grows (a max_body allocation per
-     * request would cost more than the rest of the capture)
-     */
-
-    r->filter_need_in_memory = 1;
-
-    if (r->headers_out.content_length_n > (off_t) ictx->zone->max_body) {
+    if (r->headers_out.content_length_n > (off_t) zone->max_body) {
         ictx->unknown = "the response is larger than max_body and not kept";
         ngx_http_apipolicy_idem_lock(ictx);
         return NGX_OK;
     }
 
-    ictx->size = (r->headers_out.content_length_n >= 0)
-                 ? (size_t) r->headers_out.content_length_n : 4096;
+    hlen = 0;
 
-    if (ictx->size > ictx->zone->max_body) {
-        ictx->size = ictx->zone->max_body;
+    if (r->headers_out.content_type.len) {
+        hlen += sizeof("Content-Type: \n") - 1
+                + r->headers_out.content_type.len;
     }
 
-    ictx->body = ngx_pnalloc(r->pool, ictx->size + 1);
-    if (ictx->body == NULL) {
-        return NGX_ERROR;
+    ngx_memzero(&it, sizeof(ngx_http_apipolicy_header_iter_t));
+
+    while ((h = ngx_http_apipolicy_header_each(&r->headers_out.headers, &it)))
+    {
+        if (!ngx_http_apipolicy_idem_skip(r, ictx, h)) {
+            hlen += 1 + h->key.len + 2 + h->value.len + 1;
+        }
     }
+
+    /*
+     * room for Content-Length when known, else it grows (a max_body
+     * allocation per request would cost more than the rest of the
+     * capture)
+     */
+
+    if (r->headers_out.content_length_n >= 0) {
+        ictx->size = (size_t) r->headers_out.content_length_n;
+
+        ngx_shmtx_lock(&zone->shm.shpool->mutex);
+        ictx->kept = ngx_http_apipolicy_shm_alloc(&zone->shm,
+                                                  hlen + ictx->size + 1);
+        ngx_shmtx_unlock(&zone->shm.shpool->mutex);
+
+        ictx->in_zone = (ictx->kept != NULL);
+
+    } else {
+        ictx->size = ngx_min(4096, zone->max_body);
+    }
+
+    if (ictx->kept == NULL) {
+        ictx->kept = ngx_pnalloc(r->pool, hlen + ictx->size + 1);
+        if (ictx->kept == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    p = ictx->kept;
+
+    if (r->headers_out.content_type.len) {
+        p = ngx_cpymem(p, "Content-Type: ", sizeof("Content-Type: ") - 1);
+        p = ngx_cpymem(p, r->headers_out.content_type.data,
+                       r->headers_out.content_type.len);
+        *p++ = '\n';
+    }
+
+    ngx_memzero(&it, sizeof(ngx_http_apipolicy_header_iter_t));
+
+    while ((h = ngx_http_apipolicy_header_each(&r->headers_out.headers, &it)))
+    {
+        if (ngx_http_apipolicy_idem_skip(r, ictx, h)) {
+            continue;
+        }
+
+        if (h == r->headers_out.location && h->value.len
+            && h->value.data[0] == '/')
+        {
+            *p++ = '=';     /* nginx makes it absolute: the replay too */
+        }
+
+        p = ngx_cpymem(p, h->key.data, h->key.len);
+        *p++ = ':'; *p++ = ' ';
+        p = ngx_cpymem(p, h->value.data, h->value.len);
+        *p++ = '\n';
+    }
+
+    ictx->hlen = p - ictx->kept;
+    ictx->rstatus = r->headers_out.status;
+
+    /* the body is copied as it passes: ask for it in memory */
+
+    r->filter_need_in_memory = 1;
 
     return NGX_OK;
 }
@@ -1221,14 +1247,14 @@ ngx_int_t
 ngx_http_apipolicy_idempotency_body(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx, ngx_chain_t *in)
 {
-    u_char                         *body;
+    u_char                         *kept;
     size_t                          n, size;
     ngx_chain_t                    *cl;
     ngx_http_apipolicy_idem_ctx_t  *ictx;
 
     ictx = ctx->idem;
 
-    if (ictx == NULL || !ictx->owner || ictx->body == NULL || ictx->stored) {
+    if (ictx == NULL || !ictx->owner || ictx->kept == NULL || ictx->stored) {
         return NGX_OK;
     }
 
@@ -1244,7 +1270,9 @@ ngx_http_apipolicy_idempotency_body(ngx_http_request_t *r,
                                                    - cl->buf->pos)
                                        : 0;
 
-        if (ictx->len + n > ictx->zone->max_body) {
+        if (ictx->len + n > ictx->zone->max_body
+            || (ictx->in_zone && ictx->len + n > ictx->size))
+        {
             ictx->unknown = "the response is larger than max_body and not "
                             "kept";
             ngx_http_apipolicy_idem_lock(ictx);
@@ -1255,18 +1283,18 @@ ngx_http_apipolicy_idempotency_body(ngx_http_request_t *r,
             size = ngx_min(ngx_max(ictx->size * 2, ictx->len + n),
                            ictx->zone->max_body);
 
-            body = ngx_pnalloc(r->pool, size + 1);
-            if (body == NULL) {
+            kept = ngx_pnalloc(r->pool, ictx->hlen + size + 1);
+            if (kept == NULL) {
                 return NGX_ERROR;
             }
 
-            ngx_memcpy(body, ictx->body, ictx->len);
-            ictx->body = body;
+            ngx_memcpy(kept, ictx->kept, ictx->hlen + ictx->len);
+            ictx->kept = kept;
             ictx->size = size;
         }
 
         if (n) {
-            ngx_memcpy(ictx->body + ictx->len, cl->buf->pos, n);
+            ngx_memcpy(ictx->kept + ictx->hlen + ictx->len, cl->buf->pos, n);
             ictx->len += n;
         }
 
@@ -1280,56 +1308,91 @@ ngx_http_apipolicy_idempotency_body(ngx_http_request_t *r,
 }
 
 
+/* the zone's memory taken for an answer that will not be kept */
+
+static void
+ngx_http_apipolicy_idem_unkeep(ngx_http_apipolicy_idem_ctx_t *ictx)
+{
+    if (ictx->in_zone) {
+        ngx_slab_free(ictx->zone->shm.shpool, ictx->kept);
+        ictx->in_zone = 0;
+    }
+
+    ictx->kept = NULL;
+}
+
+
 /* the whole response passed: keep it */
 
 static void
 ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx)
 {
     u_char                          *blob;
+    size_t                           len;
     ngx_http_apipolicy_idem_node_t  *in;
     ngx_http_apipolicy_idem_zone_t  *zone;
 
     zone = ictx->zone;
-
-    if (ictx->redis_owner) {
-        ngx_http_apipolicy_idem_redis_update(ictx, 1);
-    }
+    len = ictx->hlen + ictx->len;
 
     ngx_http_apipolicy_idem_lease_stop(ictx);
 
-    ngx_shmtx_lock(&zone->shm.shpool->mutex);
+    /*
+     * the answer in the zone's memory: either it was written there, or
+     * (its length unknown until now) it is copied there once; our entry
+     * is pinned: room is made around it
+     */
 
-    in = ngx_http_apipolicy_idem_mine(zone, ictx);
+    if (ictx->in_zone) {
+        blob = ictx->kept;
 
-    if (in == NULL || in->state != NGX_HTTP_APIPOLICY_IDEM_INFLIGHT) {
+    } else {
+        ngx_shmtx_lock(&zone->shm.shpool->mutex);
+        blob = ngx_http_apipolicy_shm_alloc(&zone->shm, len + 1);
         ngx_shmtx_unlock(&zone->shm.shpool->mutex);
-        ictx->owner = 0;
-        return;
     }
 
-    /* our entry is pinned: room is made around it */
-
-    blob = ngx_http_apipolicy_shm_alloc(&zone->shm,
-                                        ictx->headers.len + ictx->len + 1);
-
     if (blob == NULL) {
-        ngx_shmtx_unlock(&zone->shm.shpool->mutex);
-
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "apipolicy: no room in the idempotency zone \"%V\" "
-                      "for a response of %uz bytes", &zone->shm.name,
-                      ictx->headers.len + ictx->len);
+                      "for a response of %uz bytes", &zone->shm.name, len);
+
+        if (ictx->redis_owner) {
+            ngx_http_apipolicy_idem_redis_update(ictx, 1);
+        }
 
         ictx->unknown = "the response could not be kept";
         ngx_http_apipolicy_idem_lock(ictx);
         return;
     }
 
-    ngx_memcpy(blob, ictx->headers.data, ictx->headers.len);
-    ngx_memcpy(blob + ictx->headers.len, ictx->body, ictx->len);
+    if (blob != ictx->kept) {
+        ngx_memcpy(blob, ictx->kept, len);
+        ictx->kept = blob;
+        ictx->in_zone = 1;
+    }
+
+    /* the other gateways get it from there, before it is shared here */
+
+    if (ictx->redis_owner) {
+        ngx_http_apipolicy_idem_redis_update(ictx, 1);
+    }
+
+    ngx_shmtx_lock(&zone->shm.shpool->mutex);
+
+    in = ngx_http_apipolicy_idem_mine(zone, ictx);
+
+    if (in == NULL || in->state != NGX_HTTP_APIPOLICY_IDEM_INFLIGHT) {
+        ngx_slab_free_locked(zone->shm.shpool, blob);
+        ngx_shmtx_unlock(&zone->shm.shpool->mutex);
+        ictx->in_zone = 0;
+        ictx->kept = NULL;
+        ictx->owner = 0;
+        return;
+    }
 
     in->blob = blob;
-    in->hlen = ictx->headers.len;
+    in->hlen = ictx->hlen;
     in->blen = ictx->len;
     in->status = (uint32_t) ictx->rstatus;
     in->state = NGX_HTTP_APIPOLICY_IDEM_DONE;
@@ -1338,6 +1401,7 @@ ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx)
 
     ngx_shmtx_unlock(&zone->shm.shpool->mutex);
 
+    ictx->in_zone = 0;          /* the entry's now */
     ictx->stored = 1;
     ictx->owner = 0;
 }
@@ -1356,6 +1420,7 @@ ngx_http_apipolicy_idem_release(ngx_http_apipolicy_idem_ctx_t *ictx)
     }
 
     ngx_http_apipolicy_idem_lease_stop(ictx);
+    ngx_http_apipolicy_idem_unkeep(ictx);
 
     if (!ictx->owner) {
         return;
@@ -1390,6 +1455,7 @@ ngx_http_apipolicy_idem_lock(ngx_http_apipolicy_idem_ctx_t *ictx)
     ngx_http_apipolicy_idem_zone_t  *zone;
 
     ngx_http_apipolicy_idem_lease_stop(ictx);
+    ngx_http_apipolicy_idem_unkeep(ictx);
 
     if (!ictx->owner) {
         return;
@@ -1844,12 +1910,14 @@ static void
 ngx_http_apipolicy_idem_redis_update(ngx_http_apipolicy_idem_ctx_t *ictx,
     ngx_uint_t commit)
 {
-    u_char                            *p, *value;
+    u_char                            *p, *q;
     u_char                             key[NGX_HTTP_APIPOLICY_IDEM_REDIS_KEY_LEN];
     u_char                             px[NGX_TIME_T_LEN + 4];
     u_char                             lease[NGX_TIME_T_LEN + 4];
+    u_char                             head[1 + 64 + 3 + NGX_SIZE_T_LEN + 1];
     size_t                             len, size;
     ngx_str_t                          argv[7], ext[6];
+    ngx_uint_t                         i;
     ngx_http_apipolicy_idem_commit_t  *c;
 
     static ngx_str_t  set = ngx_string(
@@ -1888,24 +1956,18 @@ ngx_http_apipolicy_idem_redis_update(ngx_http_apipolicy_idem_ctx_t *ictx,
         return;
     }
 
-    /* the response, and (should Redis refuse it) our claim extended */
+    /*
+     * the response, written into the command once: "d" FP STATUS HLEN
+     * "\n" and the kept headers and body as the sixth argument; and
+     * (should Redis refuse it) our claim extended
+     */
 
-    len = 1 + 64 + 3 + NGX_SIZE_T_LEN + 1 + ictx->headers.len + ictx->len;
+    head[0] = 'd';
+    p = ngx_hex_dump(head + 1, ictx->fp, 32);
+    p = ngx_sprintf(p, "%03ui%uz\n", ictx->rstatus, ictx->hlen);
 
-    value = ngx_alloc(len, ngx_cycle->log);
-    if (value == NULL) {
-        return;
-    }
-
-    p = value;
-    *p++ = 'd';
-    p = ngx_hex_dump(p, ictx->fp, 32);
-    p = ngx_sprintf(p, "%03ui%uz\n", ictx->rstatus, ictx->headers.len);
-    p = ngx_cpymem(p, ictx->headers.data, ictx->headers.len);
-    p = ngx_cpymem(p, ictx->body, ictx->len);
-
-    argv[5].data = value;
-    argv[5].len = p - value;
+    argv[5].data = head;
+    argv[5].len = p - head + ictx->hlen + ictx->len;
     argv[6].data = px;
     argv[6].len = ngx_sprintf(px, "%T", ictx->zone->ttl * 1000) - px;
 
@@ -1923,18 +1985,35 @@ ngx_http_apipolicy_idem_redis_update(ngx_http_apipolicy_idem_ctx_t *ictx,
     c = ngx_calloc(sizeof(ngx_http_apipolicy_idem_commit_t) + size + len
                    + argv[3].len, ngx_cycle->log);
     if (c == NULL) {
-        ngx_free(value);
         return;
     }
 
     c->zone = ictx->zone;
     c->size = size + len;
 
-    c->set.cmd.data = (u_char *) (c + 1);
-    c->set.cmd.len = ngx_http_apipolicy_redis_command(c->set.cmd.data,
-                                                      argv, 7)
-                     - c->set.cmd.data;
-    c->extend.cmd.data = c->set.cmd.data + c->set.cmd.len;
+    /* the first five arguments, then the value in place, then px */
+
+    q = (u_char *) (c + 1);
+    c->set.cmd.data = q;
+
+    q = ngx_sprintf(q, "*7\r\n");
+
+    for (i = 0; i < 7; i++) {
+        q = ngx_sprintf(q, "$%uz\r\n", argv[i].len);
+
+        if (i == 5) {
+            q = ngx_cpymem(q, head, p - head);
+            q = ngx_cpymem(q, ictx->kept, ictx->hlen + ictx->len);
+
+        } else {
+            q = ngx_cpymem(q, argv[i].data, argv[i].len);
+        }
+
+        *q++ = CR; *q++ = LF;
+    }
+
+    c->set.cmd.len = q - c->set.cmd.data;
+    c->extend.cmd.data = q;
     c->extend.cmd.len = ngx_http_apipolicy_redis_command(c->extend.cmd.data,
                                                          ext, 6)
                         - c->extend.cmd.data;
@@ -1942,8 +2021,6 @@ ngx_http_apipolicy_idem_redis_update(ngx_http_apipolicy_idem_ctx_t *ictx,
     c->set.key.len = argv[3].len;
     ngx_memcpy(c->set.key.data, argv[3].data, argv[3].len);
     c->extend.key = c->set.key;
-
-    ngx_free(value);
 
     c->ev.handler = ngx_http_apipolicy_idem_commit_retry;
     c->ev.data = c;
