@@ -68,7 +68,8 @@ static ngx_http_apipolicy_conf_where_t
     ngx_http_apipolicy_webhook_zone
 };
 
-static ngx_http_apipolicy_conf_where_t  ngx_http_apipolicy_in_http_idem_zone = {
+static ngx_http_apipolicy_conf_where_t
+    ngx_http_apipolicy_in_http_idempotency_zone = {
     NGX_HTTP_MAIN_CONF, "the http block (a zone all servers share)",
     ngx_http_apipolicy_idempotency_zone
 };
@@ -297,7 +298,7 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
       ngx_http_apipolicy_conf_where,
       0,
       0,
-      &ngx_http_apipolicy_in_http_idem_zone },
+      &ngx_http_apipolicy_in_http_idempotency_zone },
 
     { ngx_string("apipolicy_idempotency"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -481,7 +482,7 @@ ngx_http_apipolicy_create_loc_conf(ngx_conf_t *cf)
     ngx_http_apipolicy_version_create_loc_conf(cf, &alcf->version);
     ngx_http_apipolicy_ratelimit_create_loc_conf(cf, &alcf->ratelimit);
     ngx_http_apipolicy_webhook_create_loc_conf(cf, &alcf->webhook);
-    alcf->idempotency = NGX_CONF_UNSET_PTR;
+    ngx_http_apipolicy_idempotency_create_loc_conf(cf, &alcf->idempotency);
     ngx_http_apipolicy_status_create_loc_conf(cf, &alcf->status);
 
     return alcf;
@@ -533,11 +534,14 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     conf->phases |= ngx_http_apipolicy_webhook_phases(&conf->webhook);
 
-    if (ngx_http_apipolicy_idempotency_merge_conf(cf, prev, conf)
+    if (ngx_http_apipolicy_idempotency_merge(cf, &prev->idempotency,
+                                             &conf->idempotency)
         != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;
     }
+
+    conf->phases |= ngx_http_apipolicy_idempotency_phases(&conf->idempotency);
 
     if (ngx_http_apipolicy_status_merge(cf, &prev->status, &conf->status)
         != NGX_CONF_OK)
@@ -549,10 +553,6 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (ngx_http_apipolicy_jwt_enabled(conf)) {
         conf->phases |= NGX_HTTP_APIPOLICY_ACCESS;
-    }
-
-    if (conf->idempotency) {
-        conf->phases |= NGX_HTTP_APIPOLICY_PRECONTENT;
     }
 
     return NGX_CONF_OK;

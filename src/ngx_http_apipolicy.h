@@ -95,8 +95,10 @@ struct ngx_http_apipolicy_main_conf_s {
     struct ngx_http_apipolicy_redis_s *redis;     /* apipolicy_redis */
     struct ngx_http_apipolicy_redis_ssl_s *redis_ssl; /* ..._redis_ssl_* */
     ngx_array_t                       *webhook_zones; /* ngx_shm_zone_t * */
-    ngx_array_t                       *idem_zones;    /* ngx_shm_zone_t * */
-    ngx_flag_t                         idem_redis;    /* a zone has redis=on */
+    ngx_array_t                       *idempotency_zones; /* ngx_shm_zone_t *
+                                                           */
+    ngx_flag_t                         idempotency_redis; /* a zone has
+                                                             redis=on */
     ngx_shm_zone_t                    *status;    /* the counters */
     ngx_array_t                       *jwks;      /* jwks_t *: every
                                                      apipolicy_jwt_key_request,
@@ -116,7 +118,7 @@ struct ngx_http_apipolicy_loc_conf_s {
     ngx_http_apipolicy_ratelimit_conf_t  ratelimit;
 
     ngx_http_apipolicy_webhook_conf_t  webhook;
-    ngx_http_apipolicy_idem_conf_t    *idempotency; /* NULL: none or "off" */
+    ngx_http_apipolicy_idempotency_conf_t idempotency;
 
     ngx_http_apipolicy_status_conf_t   status;
 };
@@ -143,7 +145,7 @@ struct ngx_http_apipolicy_ctx_s {
     ngx_http_apipolicy_jwt_ctx_t      *jwt;
     ngx_http_apipolicy_ratelimit_ctx_t *ratelimit;
     ngx_http_apipolicy_webhook_ctx_t  *webhook;
-    ngx_http_apipolicy_idem_ctx_t     *idem;
+    ngx_http_apipolicy_idempotency_ctx_t *idempotency;
 };
 
 

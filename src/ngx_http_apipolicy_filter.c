@@ -111,7 +111,7 @@ ngx_http_apipolicy_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         return ngx_http_next_body_filter(r, in);
     }
 
-    if (ctx->idem
+    if (ctx->idempotency
         && ngx_http_apipolicy_idempotency_body(r, ctx, in) != NGX_OK)
     {
         return NGX_ERROR;

@@ -51,7 +51,6 @@
 
 
 #include "ngx_http_apipolicy.h"
-#include "ngx_http_apipolicy_idempotency.h"
 #include "ngx_http_apipolicy_problem.h"
 #include "ngx_http_apipolicy_util.h"
 #include "ngx_http_apipolicy_redis.h"
@@ -60,258 +59,166 @@
 #include <openssl/rand.h>
 
 
-#define NGX_HTTP_APIPOLICY_IDEM_MAGIC     0x617069646d303034  /* apidm004 */
-#define NGX_HTTP_APIPOLICY_IDEM_KEY_MAX   255
-#define NGX_HTTP_APIPOLICY_IDEM_RAW_MAX   1024    /* the header, with
+/* apidm004 */
+#define NGX_HTTP_APIPOLICY_IDEMPOTENCY_MAGIC     0x617069646d303034
+#define NGX_HTTP_APIPOLICY_IDEMPOTENCY_KEY_MAX   255
+#define NGX_HTTP_APIPOLICY_IDEMPOTENCY_RAW_MAX   1024    /* the header, with
                                                      parameters */
-#define NGX_HTTP_APIPOLICY_IDEM_LEASE     300     /* lease= default, s */
-
-/* entry states; INFLIGHT and LOCKED are pinned until their lease ends */
-#define NGX_HTTP_APIPOLICY_IDEM_INFLIGHT  1       /* the upstream runs */
-#define NGX_HTTP_APIPOLICY_IDEM_DONE      2       /* a response is kept */
-#define NGX_HTTP_APIPOLICY_IDEM_LOCKED    3       /* outcome unknown */
-
-/* decisions */
-#define NGX_HTTP_APIPOLICY_IDEM_PASS      1
-#define NGX_HTTP_APIPOLICY_IDEM_CAPTURE   2
-#define NGX_HTTP_APIPOLICY_IDEM_REPLAY    3
-
-/* Redis values: "i" FP TOKEN (in flight), "d" FP STATUS HLEN "\n" ... */
-#define NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN (1 + 64 + 16)
+#define NGX_HTTP_APIPOLICY_IDEMPOTENCY_LEASE     300     /* lease= default, s */
 
 /* a claim still ours lives lease= more (PEXPIRE, allowed past maxmemory) */
-#define ngx_http_apipolicy_idem_extend                                       \
+#define ngx_http_apipolicy_idempotency_extend                                \
     ngx_string("if redis.call('GET', KEYS[1]) == ARGV[1] then "              \
                "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "         \
                "return 0")
 
 /* responses a worker keeps for Redis to take them again, at most */
-#define NGX_HTTP_APIPOLICY_IDEM_PENDING_MAX  (64 * 1024 * 1024)
+#define NGX_HTTP_APIPOLICY_IDEMPOTENCY_PENDING_MAX  (64 * 1024 * 1024)
 
 /* PREFIX "idem:" HEX */
-#define NGX_HTTP_APIPOLICY_IDEM_REDIS_KEY_LEN                                \
+#define NGX_HTTP_APIPOLICY_IDEMPOTENCY_REDIS_KEY_LEN                         \
     (NGX_HTTP_APIPOLICY_REDIS_PREFIX_MAX + sizeof("idem:") - 1 + 64)
 
 
-/* begins as ngx_http_apipolicy_hnode_t: the tree and LRU are shared code */
-
-typedef struct {
-    void                              *next;
-    u_char                             pinned;    /* not DONE */
-    u_char                             state;
-    u_char                             pad;
-    uint32_t                           expires;   /* ngx_time() based */
-    ngx_queue_t                        queue;
-    u_char                             key[32];
-    uint32_t                           status;
-    u_char                             fp[32];
-    u_char                            *blob;      /* slab: headers, body */
-    size_t                             hlen;
-    size_t                             blen;
-} ngx_http_apipolicy_idem_node_t;
-
-
-typedef struct {
-    ngx_http_apipolicy_shm_t           shm;       /* first: the zone's data */
-    time_t                             ttl;
-    time_t                             lease;
-    size_t                             max_body;
-    ngx_flag_t                         redis;       /* redis=on */
-    ngx_flag_t                         fail_closed; /* redis_fail=closed */
-    u_char                            *file;        /* of the directive */
-    ngx_uint_t                         line;
-} ngx_http_apipolicy_idem_zone_t;
-
-
-typedef struct ngx_http_apipolicy_idem_op_s  ngx_http_apipolicy_idem_op_t;
-
-/* one Redis command of this worker, in the Redis queue */
-
-struct ngx_http_apipolicy_idem_op_s {
-    ngx_http_apipolicy_idem_ctx_t     *ictx;      /* a waiting request */
-};
-
-
-/* a kept response on its way to Redis, tried again while the claim lasts */
-
-typedef struct {
-    ngx_event_t                        ev;        /* the next try */
-    ngx_http_apipolicy_redis_cmd_t     set;       /* the response */
-    ngx_http_apipolicy_redis_cmd_t     extend;    /* the claim, lease= more */
-    ngx_http_apipolicy_idem_zone_t    *zone;
-    size_t                             size;
-    time_t                             deadline;  /* the claim ends */
-    ngx_msec_t                         delay;
-    ngx_uint_t                         tries;
-} ngx_http_apipolicy_idem_commit_t;
-
-
-struct ngx_http_apipolicy_idem_conf_s {
-    ngx_http_apipolicy_idem_zone_t    *zone;
-    ngx_uint_t                         methods;   /* NGX_HTTP_POST | ... */
-    ngx_flag_t                         required;
-    ngx_flag_t                         keep_5xx;  /* keep=5xx */
-    ngx_http_complex_value_t          *scope;
-};
-
-
-struct ngx_http_apipolicy_idem_ctx_s {
-    ngx_http_apipolicy_idem_zone_t    *zone;
-    ngx_uint_t                         decision;
-    ngx_int_t                          status;    /* of the decision */
-    u_char                             key[32];
-    u_char                             fp[32];
-    unsigned                           done:1;    /* decided */
-    unsigned                           owner:1;   /* our in-flight entry */
-    unsigned                           stored:1;
-    unsigned                           redis_owner:1; /* our Redis claim */
-    unsigned                           no_cookies:1;  /* no scope= */
-    unsigned                           keep_5xx:1;    /* keep=5xx */
-    unsigned                           reached:1;     /* the request went
-                                                         to an upstream */
-
-    ngx_uint_t                         retry;     /* Retry-After on a 409,
-                                                     503 */
-    const char                        *unknown;   /* why the outcome is */
-
-    ngx_http_request_t                *request;
-    ngx_http_apipolicy_idem_op_t      *op;        /* waiting for Redis */
-    void                              *node;      /* our entry, a hint */
-    u_char                             claim[NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN];
-
-    ngx_http_handler_pt                content;   /* the location's */
-    ngx_queue_t                        owned;     /* in the worker's list
-                                                     of leases to renew */
-    ngx_msec_t                         renew;     /* when next */
-
-    /*
-     * the response being captured, written once as it passes: its
-     * headers ("Name: value\n" lines, hlen bytes), then its body, in
-     * "kept": the zone's memory itself when its length is known
-     * (in_zone), else request memory that grows
-     */
-    ngx_uint_t                         rstatus;
-    u_char                            *kept;
-    size_t                             len;       /* body bytes so far */
-    size_t                             size;      /* room for the body */
-    unsigned                           in_zone:1;
-
-    /* a replay */
-    ngx_str_t                          blob;
-    size_t                             hlen;      /* also of the capture */
-};
-
-
-static void ngx_http_apipolicy_idem_body_read(ngx_http_request_t *r);
-static ngx_int_t ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
-    ngx_http_apipolicy_idem_conf_t *icf, ngx_http_apipolicy_ctx_t *ctx);
-static ngx_int_t ngx_http_apipolicy_idem_replay(ngx_http_request_t *r,
-    ngx_http_apipolicy_idem_ctx_t *ictx);
-static ngx_int_t ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
-    ngx_http_apipolicy_idem_conf_t *icf, ngx_http_apipolicy_ctx_t *ctx,
+static void ngx_http_apipolicy_idempotency_body_read(ngx_http_request_t *r);
+static ngx_int_t ngx_http_apipolicy_idempotency_time(ngx_conf_t *cf,
+    ngx_str_t *param, size_t skip, const char *example, time_t *t);
+static ngx_int_t ngx_http_apipolicy_idempotency_zone_param(ngx_conf_t *cf,
+    ngx_http_apipolicy_idempotency_zone_t *zone, ngx_str_t *param,
+    ssize_t size);
+static ngx_int_t ngx_http_apipolicy_idempotency_param(ngx_conf_t *cf,
+    ngx_http_apipolicy_idempotency_conf_t *icf, ngx_str_t *param);
+static ngx_http_apipolicy_idempotency_zone_t *
+    ngx_http_apipolicy_idempotency_zone_find(ngx_conf_t *cf,
+    ngx_str_t *name);
+static ngx_int_t ngx_http_apipolicy_idempotency_methods(ngx_conf_t *cf,
+    ngx_str_t *param, ngx_uint_t *methods);
+static ngx_int_t ngx_http_apipolicy_idempotency_decide(ngx_http_request_t *r,
+    ngx_http_apipolicy_idempotency_conf_t *icf, ngx_http_apipolicy_ctx_t *ctx);
+static ngx_int_t ngx_http_apipolicy_idempotency_fingerprint(
+    ngx_http_request_t *r, ngx_http_apipolicy_idempotency_ctx_t *ictx);
+static ngx_int_t ngx_http_apipolicy_idempotency_first(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx);
+static ngx_int_t ngx_http_apipolicy_idempotency_known(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_idempotency_node_t *in);
+static ngx_int_t ngx_http_apipolicy_idempotency_replay(ngx_http_request_t *r,
+    ngx_http_apipolicy_idempotency_ctx_t *ictx);
+static ngx_int_t ngx_http_apipolicy_idempotency_key(ngx_http_request_t *r,
+    ngx_http_apipolicy_idempotency_conf_t *icf, ngx_http_apipolicy_ctx_t *ctx,
     ngx_str_t *detail);
-static ngx_int_t ngx_http_apipolicy_idem_sf_string(ngx_str_t *value,
+static ngx_int_t ngx_http_apipolicy_idempotency_sf_string(ngx_str_t *value,
     u_char *buf);
-static u_char *ngx_http_apipolicy_idem_sf_bare(u_char *p, u_char *last);
-static void ngx_http_apipolicy_idem_release(
-    ngx_http_apipolicy_idem_ctx_t *ictx);
-static ngx_int_t ngx_http_apipolicy_idem_capture(ngx_http_request_t *r,
-    ngx_http_apipolicy_idem_ctx_t *ictx);
-static ngx_uint_t ngx_http_apipolicy_idem_skip(ngx_http_request_t *r,
-    ngx_http_apipolicy_idem_ctx_t *ictx, ngx_table_elt_t *h);
-static void ngx_http_apipolicy_idem_unkeep(ngx_http_apipolicy_idem_ctx_t *ictx);
-static void ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx);
-static void ngx_http_apipolicy_idem_lock(ngx_http_apipolicy_idem_ctx_t *ictx);
-static void ngx_http_apipolicy_idem_lease_start(
-    ngx_http_apipolicy_idem_ctx_t *ictx);
-static void ngx_http_apipolicy_idem_lease_stop(
-    ngx_http_apipolicy_idem_ctx_t *ictx);
-static void ngx_http_apipolicy_idem_lease_renew(ngx_event_t *ev);
-static ngx_uint_t ngx_http_apipolicy_idem_reached(ngx_http_request_t *r);
-static ngx_int_t ngx_http_apipolicy_idem_content(ngx_http_request_t *r);
-static void ngx_http_apipolicy_idem_cleanup(void *data);
-static ngx_int_t ngx_http_apipolicy_idem_hop(ngx_str_t *name);
-static ngx_http_apipolicy_idem_node_t *ngx_http_apipolicy_idem_mine(
-    ngx_http_apipolicy_idem_zone_t *zone, ngx_http_apipolicy_idem_ctx_t *ictx);
-static void ngx_http_apipolicy_idem_free(ngx_http_apipolicy_shm_t *shm,
+static u_char *ngx_http_apipolicy_idempotency_sf_bare(u_char *p, u_char *last);
+static void ngx_http_apipolicy_idempotency_release(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx);
+static ngx_int_t ngx_http_apipolicy_idempotency_capture(ngx_http_request_t *r,
+    ngx_http_apipolicy_idempotency_ctx_t *ictx);
+static ngx_uint_t ngx_http_apipolicy_idempotency_skip(ngx_http_request_t *r,
+    ngx_http_apipolicy_idempotency_ctx_t *ictx, ngx_table_elt_t *h);
+static void ngx_http_apipolicy_idempotency_unkeep(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx);
+static void ngx_http_apipolicy_idempotency_commit(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx);
+static void ngx_http_apipolicy_idempotency_lock(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx);
+static void ngx_http_apipolicy_idempotency_lease_start(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx);
+static void ngx_http_apipolicy_idempotency_lease_stop(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx);
+static void ngx_http_apipolicy_idempotency_lease_renew(ngx_event_t *ev);
+static ngx_uint_t ngx_http_apipolicy_idempotency_reached(ngx_http_request_t *r);
+static ngx_int_t ngx_http_apipolicy_idempotency_content(ngx_http_request_t *r);
+static void ngx_http_apipolicy_idempotency_cleanup(void *data);
+static ngx_int_t ngx_http_apipolicy_idempotency_hop(ngx_str_t *name);
+static ngx_http_apipolicy_idempotency_node_t *
+    ngx_http_apipolicy_idempotency_mine(
+    ngx_http_apipolicy_idempotency_zone_t *zone,
+    ngx_http_apipolicy_idempotency_ctx_t *ictx);
+static void ngx_http_apipolicy_idempotency_free(ngx_http_apipolicy_shm_t *shm,
     ngx_http_apipolicy_hnode_t *hn);
 
-static ngx_int_t ngx_http_apipolicy_idem_redis_claim(ngx_http_request_t *r,
-    ngx_http_apipolicy_idem_ctx_t *ictx);
-static ngx_int_t ngx_http_apipolicy_idem_redis_answer(ngx_http_request_t *r,
-    ngx_http_apipolicy_idem_ctx_t *ictx, redisReply *reply);
-static ngx_int_t ngx_http_apipolicy_idem_redis_failed(ngx_http_request_t *r,
-    ngx_http_apipolicy_idem_ctx_t *ictx, redisReply *error,
-    ngx_uint_t foreign);
-static void ngx_http_apipolicy_idem_redis_update(
-    ngx_http_apipolicy_idem_ctx_t *ictx, ngx_uint_t commit);
-static void ngx_http_apipolicy_idem_redis_extend(
-    ngx_http_apipolicy_idem_ctx_t *ictx);
-static ngx_int_t ngx_http_apipolicy_idem_op(ngx_str_t *argv, ngx_uint_t argc,
-    ngx_str_t *key, ngx_http_apipolicy_idem_ctx_t *ictx);
-static void ngx_http_apipolicy_idem_commit_send(
-    ngx_http_apipolicy_idem_commit_t *c);
-static void ngx_http_apipolicy_idem_commit_retry(ngx_event_t *ev);
-static void ngx_http_apipolicy_idem_commit_done(void *data,
-    redisReply **replies, ngx_uint_t n, ngx_int_t rc);
-static void ngx_http_apipolicy_idem_commit_failed(
-    ngx_http_apipolicy_idem_commit_t *c, ngx_str_t *reason);
-static void ngx_http_apipolicy_idem_commit_free(
-    ngx_http_apipolicy_idem_commit_t *c);
-static void ngx_http_apipolicy_idem_redis_ignore(void *data,
-    redisReply **replies, ngx_uint_t n, ngx_int_t rc);
-static void ngx_http_apipolicy_idem_redis_done(void *data,
-    redisReply **replies, ngx_uint_t n, ngx_int_t rc);
-static void ngx_http_apipolicy_idem_op_done(ngx_http_apipolicy_idem_op_t *op,
+static ngx_int_t ngx_http_apipolicy_idempotency_redis_claim(
+    ngx_http_request_t *r, ngx_http_apipolicy_idempotency_ctx_t *ictx);
+static ngx_int_t ngx_http_apipolicy_idempotency_redis_answer(
+    ngx_http_request_t *r, ngx_http_apipolicy_idempotency_ctx_t *ictx,
     redisReply *reply);
-static u_char *ngx_http_apipolicy_idem_redis_key(u_char *p,
-    ngx_http_apipolicy_idem_ctx_t *ictx);
+static ngx_int_t ngx_http_apipolicy_idempotency_redis_failed(
+    ngx_http_request_t *r, ngx_http_apipolicy_idempotency_ctx_t *ictx,
+    redisReply *error, ngx_uint_t foreign);
+static void ngx_http_apipolicy_idempotency_redis_update(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx, ngx_uint_t commit);
+static void ngx_http_apipolicy_idempotency_redis_commit(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx);
+static void ngx_http_apipolicy_idempotency_redis_extend(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx);
+static ngx_int_t ngx_http_apipolicy_idempotency_op(
+    ngx_str_t *argv, ngx_uint_t argc, ngx_str_t *key,
+    ngx_http_apipolicy_idempotency_ctx_t *ictx);
+static void ngx_http_apipolicy_idempotency_commit_send(
+    ngx_http_apipolicy_idempotency_commit_t *c);
+static void ngx_http_apipolicy_idempotency_commit_retry(ngx_event_t *ev);
+static void ngx_http_apipolicy_idempotency_commit_done(void *data,
+    redisReply **replies, ngx_uint_t n, ngx_int_t rc);
+static void ngx_http_apipolicy_idempotency_commit_failed(
+    ngx_http_apipolicy_idempotency_commit_t *c, ngx_str_t *reason);
+static void ngx_http_apipolicy_idempotency_commit_free(
+    ngx_http_apipolicy_idempotency_commit_t *c);
+static void ngx_http_apipolicy_idempotency_redis_ignore(void *data,
+    redisReply **replies, ngx_uint_t n, ngx_int_t rc);
+static void ngx_http_apipolicy_idempotency_redis_done(void *data,
+    redisReply **replies, ngx_uint_t n, ngx_int_t rc);
+static void ngx_http_apipolicy_idempotency_op_done(
+    ngx_http_apipolicy_idempotency_op_t *op, redisReply *reply);
+static u_char *ngx_http_apipolicy_idempotency_redis_key(u_char *p,
+    ngx_http_apipolicy_idempotency_ctx_t *ictx);
 
 
 /* this worker's Redis (shared with the other areas) */
 
-static ngx_http_apipolicy_redis_t    *ngx_http_apipolicy_idem_rd;
-static size_t                         ngx_http_apipolicy_idem_pending;
-static ngx_queue_t                    ngx_http_apipolicy_idem_owned;
-static ngx_event_t                    ngx_http_apipolicy_idem_renew_ev;
-static ngx_connection_t               ngx_http_apipolicy_idem_renew_conn;
+static ngx_http_apipolicy_redis_t    *ngx_http_apipolicy_idempotency_rd;
+static size_t                         ngx_http_apipolicy_idempotency_pending;
+static ngx_queue_t                    ngx_http_apipolicy_idempotency_owned;
+static ngx_event_t                    ngx_http_apipolicy_idempotency_renew_ev;
+static ngx_connection_t               ngx_http_apipolicy_idempotency_renew_conn;
 
 
-static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idem_missing =
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idempotency_missing =
     ngx_http_apipolicy_problem("IDEMPOTENCY_KEY_MISSING",
                                "idempotency-key-missing",
                                "Idempotency-Key required");
 
-static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idem_invalid =
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idempotency_invalid =
     ngx_http_apipolicy_problem("IDEMPOTENCY_KEY_INVALID",
                                "idempotency-key-invalid",
                                "Idempotency-Key invalid");
 
-static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idem_in_use =
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idempotency_in_use =
     ngx_http_apipolicy_problem("IDEMPOTENCY_KEY_IN_USE",
                                "idempotency-key-in-use",
                                "A request with this Idempotency-Key is in "
                                "progress");
 
-static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idem_reused =
+static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idempotency_reused =
     ngx_http_apipolicy_problem("IDEMPOTENCY_KEY_REUSED",
                                "idempotency-key-reused",
                                "Idempotency-Key reused with another request");
 
-static ngx_http_apipolicy_problem_t  ngx_http_apipolicy_idem_unavailable =
+static ngx_http_apipolicy_problem_t
+    ngx_http_apipolicy_idempotency_unavailable =
     ngx_http_apipolicy_problem("IDEMPOTENCY_UNAVAILABLE",
                                "idempotency-unavailable",
                                "Idempotency keys cannot be checked now");
 
-static ngx_str_t  ngx_http_apipolicy_idem_header =
+static ngx_str_t  ngx_http_apipolicy_idempotency_key_name =
     ngx_string("Idempotency-Key");
-static ngx_str_t  ngx_http_apipolicy_idem_replayed =
+static ngx_str_t  ngx_http_apipolicy_idempotency_replayed =
     ngx_string("Idempotent-Replayed");
-static ngx_str_t  ngx_http_apipolicy_idem_retry = ngx_string("Retry-After");
+static ngx_str_t  ngx_http_apipolicy_idempotency_retry =
+    ngx_string("Retry-After");
 
 
-#define ngx_http_apipolicy_idem_find(zone, key)                              \
-    ((ngx_http_apipolicy_idem_node_t *)                                      \
+#define ngx_http_apipolicy_idempotency_find(zone, key)                       \
+    ((ngx_http_apipolicy_idempotency_node_t *)                               \
          ngx_http_apipolicy_shm_lookup(&(zone)->shm, key))
 
 
@@ -321,50 +228,51 @@ ngx_int_t
 ngx_http_apipolicy_idempotency_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx)
 {
-    ngx_int_t                        rc;
-    ngx_str_t                        detail;
-    ngx_http_apipolicy_idem_ctx_t   *ictx;
-    ngx_http_apipolicy_idem_conf_t  *icf;
+    ngx_int_t                              rc;
+    ngx_str_t                              detail;
+    ngx_http_apipolicy_idempotency_ctx_t  *ictx;
+    ngx_http_apipolicy_idempotency_conf_t *icf;
 
-    icf = alcf->idempotency;
+    icf = &alcf->idempotency;
 
-    if (icf == NULL || !(r->method & icf->methods)) {
+    if (icf->zone == NULL || !(r->method & icf->methods)) {
         return NGX_DECLINED;
     }
 
-    ictx = ctx->idem;
+    ictx = ctx->idempotency;
 
     if (ictx) {
         if (!ictx->done) {
             return NGX_AGAIN;               /* the body is being read */
         }
 
-        if (ictx->decision == NGX_HTTP_APIPOLICY_IDEM_REPLAY) {
-            ictx->decision = NGX_HTTP_APIPOLICY_IDEM_PASS;  /* send once */
-            return ngx_http_apipolicy_idem_replay(r, ictx);
+        if (ictx->decision == NGX_HTTP_APIPOLICY_IDEMPOTENCY_REPLAY) {
+            /* sent once */
+            ictx->decision = NGX_HTTP_APIPOLICY_IDEMPOTENCY_PASS;
+            return ngx_http_apipolicy_idempotency_replay(r, ictx);
         }
 
         if (ictx->owner && ictx->content == NULL && r->content_handler) {
             ictx->content = r->content_handler;
-            r->content_handler = ngx_http_apipolicy_idem_content;
+            r->content_handler = ngx_http_apipolicy_idempotency_content;
         }
 
         return ictx->status;
     }
 
-    ictx = ngx_pcalloc(r->pool, sizeof(ngx_http_apipolicy_idem_ctx_t));
+    ictx = ngx_pcalloc(r->pool, sizeof(ngx_http_apipolicy_idempotency_ctx_t));
     if (ictx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->idem = ictx;
+    ctx->idempotency = ictx;
     ictx->zone = icf->zone;
     ictx->no_cookies = (icf->scope == NULL);
     ictx->keep_5xx = icf->keep_5xx;
 
     ngx_str_null(&detail);
 
-    rc = ngx_http_apipolicy_idem_key(r, icf, ctx, &detail);
+    rc = ngx_http_apipolicy_idempotency_key(r, icf, ctx, &detail);
 
     if (rc == NGX_DECLINED) {
         /* no key, not required */
@@ -382,12 +290,13 @@ ngx_http_apipolicy_idempotency_handler(ngx_http_request_t *r,
 
     /* the fingerprint needs the body */
 
-    return ngx_http_apipolicy_read_body(r, ngx_http_apipolicy_idem_body_read);
+    return ngx_http_apipolicy_read_body(r,
+                                ngx_http_apipolicy_idempotency_body_read);
 }
 
 
 static void
-ngx_http_apipolicy_idem_body_read(ngx_http_request_t *r)
+ngx_http_apipolicy_idempotency_body_read(ngx_http_request_t *r)
 {
     ngx_int_t                       rc;
     ngx_http_apipolicy_ctx_t       *ctx;
@@ -396,37 +305,39 @@ ngx_http_apipolicy_idem_body_read(ngx_http_request_t *r)
     ctx = ngx_http_apipolicy_get_ctx(r);
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
 
-    if (ctx == NULL || ctx->idem == NULL || alcf->idempotency == NULL) {
+    if (ctx == NULL || ctx->idempotency == NULL
+        || alcf->idempotency.zone == NULL)
+    {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    rc = ngx_http_apipolicy_idem_decide(r, alcf->idempotency, ctx);
+    rc = ngx_http_apipolicy_idempotency_decide(r, &alcf->idempotency, ctx);
 
     if (rc == NGX_AGAIN) {
-        /* Redis answers later: ngx_http_apipolicy_idem_op_done() */
+        /* Redis answers later: ngx_http_apipolicy_idempotency_op_done() */
         r->write_event_handler = ngx_http_request_empty_handler;
         return;
     }
 
-    ctx->idem->status = rc;
-    ctx->idem->done = 1;
+    ctx->idempotency->status = rc;
+    ctx->idempotency->done = 1;
 
     ngx_http_apipolicy_resume(r);
 }
 
 
 /*
- * NGX_OK with the entry key in ctx->idem->key, NGX_DECLINED (no key and
+ * NGX_OK with the entry key in ctx->idempotency->key, NGX_DECLINED (no key and
  * none required), or a refusal status.
  */
 
 static ngx_int_t
-ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
-    ngx_http_apipolicy_idem_conf_t *icf, ngx_http_apipolicy_ctx_t *ctx,
+ngx_http_apipolicy_idempotency_key(ngx_http_request_t *r,
+    ngx_http_apipolicy_idempotency_conf_t *icf, ngx_http_apipolicy_ctx_t *ctx,
     ngx_str_t *detail)
 {
-    u_char           *p, buf[NGX_HTTP_APIPOLICY_IDEM_KEY_MAX];
+    u_char           *p, buf[NGX_HTTP_APIPOLICY_IDEMPOTENCY_KEY_MAX];
     ngx_int_t         rc;
     ngx_str_t         key, scope;
     ngx_uint_t                 count;
@@ -434,7 +345,7 @@ ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
     ngx_http_apipolicy_sha_t   md;
 
     h = ngx_http_apipolicy_find_header(&r->headers_in.headers,
-                                       &ngx_http_apipolicy_idem_header,
+                                       &ngx_http_apipolicy_idempotency_key_name,
                                        &count);
 
     if (count == 0) {
@@ -444,8 +355,8 @@ ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
 
         ngx_str_set(detail, "this request needs an Idempotency-Key header");
         return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                         &ngx_http_apipolicy_idem_missing,
-                                         NGX_LOG_INFO, detail);
+                                   &ngx_http_apipolicy_idempotency_missing,
+                                   NGX_LOG_INFO, detail);
     }
 
     if (count > 1) {
@@ -460,14 +371,14 @@ ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
 
     key = h->value;
 
-    if (key.len > NGX_HTTP_APIPOLICY_IDEM_RAW_MAX) {
+    if (key.len > NGX_HTTP_APIPOLICY_IDEMPOTENCY_RAW_MAX) {
         ngx_str_set(detail, "the Idempotency-Key is empty or longer than "
                             "255 characters");
         goto invalid;
     }
 
     if (key.len && key.data[0] == '"') {
-        rc = ngx_http_apipolicy_idem_sf_string(&key, buf);
+        rc = ngx_http_apipolicy_idempotency_sf_string(&key, buf);
 
         if (rc == NGX_ERROR) {
             ngx_str_set(detail, "the Idempotency-Key is not a valid "
@@ -479,7 +390,7 @@ ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
         key.len = (size_t) rc;
     }
 
-    if (key.len == 0 || key.len > NGX_HTTP_APIPOLICY_IDEM_KEY_MAX) {
+    if (key.len == 0 || key.len > NGX_HTTP_APIPOLICY_IDEMPOTENCY_KEY_MAX) {
         ngx_str_set(detail, "the Idempotency-Key is empty or longer than "
                             "255 characters");
         goto invalid;
@@ -504,26 +415,26 @@ ngx_http_apipolicy_idem_key(ngx_http_request_t *r,
     ngx_http_apipolicy_sha_update(&md, scope.data, scope.len);
     ngx_http_apipolicy_sha_update(&md, "\n", 1);
     ngx_http_apipolicy_sha_update(&md, key.data, key.len);
-    ngx_http_apipolicy_sha_final(&md, ctx->idem->key);
+    ngx_http_apipolicy_sha_final(&md, ctx->idempotency->key);
 
     return NGX_OK;
 
 invalid:
 
     return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                     &ngx_http_apipolicy_idem_invalid,
+                                     &ngx_http_apipolicy_idempotency_invalid,
                                      NGX_LOG_INFO, detail);
 }
 
 
 /*
  * An sf-string and its parameters (RFC 8941 3.3.3, 3.1.2): the string
- * unescaped into buf (NGX_HTTP_APIPOLICY_IDEM_KEY_MAX bytes); its length,
- * KEY_MAX + 1 when longer, or NGX_ERROR.
+ * unescaped into buf (NGX_HTTP_APIPOLICY_IDEMPOTENCY_KEY_MAX bytes); its
+ * length, KEY_MAX + 1 when longer, or NGX_ERROR.
  */
 
 static ngx_int_t
-ngx_http_apipolicy_idem_sf_string(ngx_str_t *value, u_char *buf)
+ngx_http_apipolicy_idempotency_sf_string(ngx_str_t *value, u_char *buf)
 {
     u_char      *p, *last, c;
     ngx_uint_t   n;
@@ -554,8 +465,8 @@ ngx_http_apipolicy_idem_sf_string(ngx_str_t *value, u_char *buf)
             return NGX_ERROR;
         }
 
-        if (n == NGX_HTTP_APIPOLICY_IDEM_KEY_MAX) {
-            return NGX_HTTP_APIPOLICY_IDEM_KEY_MAX + 1;
+        if (n == NGX_HTTP_APIPOLICY_IDEMPOTENCY_KEY_MAX) {
+            return NGX_HTTP_APIPOLICY_IDEMPOTENCY_KEY_MAX + 1;
         }
 
         buf[n] = c;
@@ -592,7 +503,7 @@ ngx_http_apipolicy_idem_sf_string(ngx_str_t *value, u_char *buf)
             return NGX_ERROR;
         }
 
-        p = ngx_http_apipolicy_idem_sf_bare(p, last);
+        p = ngx_http_apipolicy_idempotency_sf_bare(p, last);
 
         if (p == NULL) {
             return NGX_ERROR;
@@ -605,13 +516,13 @@ ngx_http_apipolicy_idem_sf_string(ngx_str_t *value, u_char *buf)
 
 /* past an sf bare-item (integer, decimal, string, token, bytes, boolean) */
 
-#define ngx_http_apipolicy_idem_alpha(c)                                     \
+#define ngx_http_apipolicy_idempotency_alpha(c)                              \
     (((c) | 0x20) >= 'a' && ((c) | 0x20) <= 'z')
-#define ngx_http_apipolicy_idem_alnum(c)                                     \
-    (ngx_http_apipolicy_idem_alpha(c) || ((c) >= '0' && (c) <= '9'))
+#define ngx_http_apipolicy_idempotency_alnum(c)                              \
+    (ngx_http_apipolicy_idempotency_alpha(c) || ((c) >= '0' && (c) <= '9'))
 
 static u_char *
-ngx_http_apipolicy_idem_sf_bare(u_char *p, u_char *last)
+ngx_http_apipolicy_idempotency_sf_bare(u_char *p, u_char *last)
 {
     u_char  *start;
 
@@ -633,7 +544,7 @@ ngx_http_apipolicy_idem_sf_bare(u_char *p, u_char *last)
 
     case ':':
         for (p++; p < last && *p != ':'; p++) {
-            if (!(ngx_http_apipolicy_idem_alnum(*p)
+            if (!(ngx_http_apipolicy_idempotency_alnum(*p)
                   || *p == '+' || *p == '/' || *p == '='))
             {
                 return NULL;
@@ -651,14 +562,14 @@ ngx_http_apipolicy_idem_sf_bare(u_char *p, u_char *last)
         return (p - start > 1 || *start != '-') ? p : NULL;
     }
 
-    if (!(ngx_http_apipolicy_idem_alpha(*p) || *p == '*')) {
+    if (!(ngx_http_apipolicy_idempotency_alpha(*p) || *p == '*')) {
         return NULL;
     }
 
     /* a token: tchar / ":" / "/" */
 
     for (p++; p < last; p++) {
-        if (!(ngx_http_apipolicy_idem_alnum(*p)
+        if (!(ngx_http_apipolicy_idempotency_alnum(*p)
               || (*p > 0x20 && ngx_strchr("!#$%&'*+-.^_`|~:/", *p))))
         {
             break;
@@ -672,21 +583,69 @@ ngx_http_apipolicy_idem_sf_bare(u_char *p, u_char *last)
 /* the body is read: fingerprint it and look the key up */
 
 static ngx_int_t
-ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
-    ngx_http_apipolicy_idem_conf_t *icf, ngx_http_apipolicy_ctx_t *ctx)
+ngx_http_apipolicy_idempotency_decide(ngx_http_request_t *r,
+    ngx_http_apipolicy_idempotency_conf_t *icf, ngx_http_apipolicy_ctx_t *ctx)
 {
-    u_char                          *blob;
-    time_t                           now;
-    ngx_str_t                        detail;
-    ngx_uint_t                       full, locked;
-    ngx_pool_cleanup_t              *cln;
-    ngx_http_apipolicy_sha_t         md;
-    ngx_http_apipolicy_idem_ctx_t   *ictx;
-    ngx_http_apipolicy_idem_node_t  *in;
-    ngx_http_apipolicy_idem_zone_t  *zone;
+    ngx_int_t                              rc;
+    ngx_pool_cleanup_t                    *cln;
+    ngx_http_apipolicy_idempotency_ctx_t  *ictx;
+    ngx_http_apipolicy_idempotency_node_t *in;
+    ngx_http_apipolicy_idempotency_zone_t *zone;
 
-    ictx = ctx->idem;
+    ictx = ctx->idempotency;
     zone = icf->zone;
+
+    if (ngx_http_apipolicy_idempotency_fingerprint(r, ictx) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "apipolicy: the request body could not be read for "
+                      "its fingerprint");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_shmtx_lock(&zone->shm.shpool->mutex);
+
+    ngx_http_apipolicy_shm_expire(&zone->shm, 2);
+
+    in = (ngx_http_apipolicy_idempotency_node_t *)
+             ngx_http_apipolicy_shm_find(&zone->shm, ictx->key);
+
+    if (in) {
+        /* unlocks */
+        return ngx_http_apipolicy_idempotency_known(r, ctx, in);
+    }
+
+    rc = ngx_http_apipolicy_idempotency_first(r, ctx);     /* unlocks */
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    cln->handler = ngx_http_apipolicy_idempotency_cleanup;
+    cln->data = ictx;
+
+    ngx_http_apipolicy_idempotency_lease_start(ictx);
+
+    if (zone->redis) {
+        /* the other gateways may know the key */
+        return ngx_http_apipolicy_idempotency_redis_claim(r, ictx);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* SHA-256 of the method, the request target and the body */
+
+static ngx_int_t
+ngx_http_apipolicy_idempotency_fingerprint(ngx_http_request_t *r,
+    ngx_http_apipolicy_idempotency_ctx_t *ictx)
+{
+    ngx_http_apipolicy_sha_t  md;
 
     ngx_http_apipolicy_sha_init(&md, NGX_HTTP_APIPOLICY_SHA256);
     ngx_http_apipolicy_sha_update(&md, r->method_name.data,
@@ -701,99 +660,107 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
                                              &md)
         != NGX_OK)
     {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "apipolicy: the request body could not be read for "
-                      "its fingerprint");
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        ngx_http_apipolicy_sha_clear(&md);
+        return NGX_ERROR;
     }
 
     ngx_http_apipolicy_sha_final(&md, ictx->fp);
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    return NGX_OK;
+}
+
+
+/*
+ * The first request with this key (the zone locked, unlocked here): an
+ * entry in flight until answered, NGX_OK; or 503 when every entry is in
+ * flight or locked and none can be evicted.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_idempotency_first(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx)
+{
+    ngx_str_t                              detail;
+    ngx_uint_t                             full;
+    ngx_http_apipolicy_idempotency_ctx_t  *ictx;
+    ngx_http_apipolicy_idempotency_node_t *in;
+    ngx_http_apipolicy_idempotency_zone_t *zone;
+
+    ictx = ctx->idempotency;
+    zone = ictx->zone;
+
+    in = (ngx_http_apipolicy_idempotency_node_t *)
+             ngx_http_apipolicy_shm_insert(&zone->shm, ictx->key,
+                              sizeof(ngx_http_apipolicy_idempotency_node_t),
+                              ngx_time() + zone->lease);
+
+    full = zone->shm.sh->full;
+    zone->shm.sh->full = (in == NULL);
+
+    if (in) {
+        ngx_memcpy(in->fp, ictx->fp, 32);
+        in->state = NGX_HTTP_APIPOLICY_IDEMPOTENCY_INFLIGHT;
+        in->pinned = 1;
     }
 
-    now = ngx_time();
+    ngx_shmtx_unlock(&zone->shm.shpool->mutex);
 
-    ngx_shmtx_lock(&zone->shm.shpool->mutex);
+    if (in && full) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "apipolicy: the idempotency zone \"%V\" has room "
+                      "for new keys again", &zone->shm.name);
+    }
 
-    ngx_http_apipolicy_shm_expire(&zone->shm, 2);
-
-    in = (ngx_http_apipolicy_idem_node_t *)
-             ngx_http_apipolicy_shm_find(&zone->shm, ictx->key);
-
-    if (in == NULL) {
-
-        /* the first request with this key: in flight until answered */
-
-        in = (ngx_http_apipolicy_idem_node_t *)
-                 ngx_http_apipolicy_shm_insert(&zone->shm, ictx->key,
-                                        sizeof(ngx_http_apipolicy_idem_node_t),
-                                        now + zone->lease);
-
-        if (in == NULL) {
-            /* every entry is in flight or locked: nothing may go */
-
-            full = zone->shm.sh->full;
-            zone->shm.sh->full = 1;
-
-            ngx_shmtx_unlock(&zone->shm.shpool->mutex);
-
-            if (!full) {
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "apipolicy: the idempotency zone \"%V\" is "
-                              "full of keys in flight, none can be evicted: "
-                              "new keys get 503 until one is answered",
-                              &zone->shm.name);
-            }
-
-            ictx->retry = 1;
-
-            ngx_str_set(&detail, "no room for another key in flight; "
-                                 "retry later");
-            return ngx_http_apipolicy_reject(r, ctx,
-                                         NGX_HTTP_SERVICE_UNAVAILABLE,
-                                         &ngx_http_apipolicy_idem_unavailable,
-                                         NGX_LOG_INFO, &detail);
-        }
-
-        full = zone->shm.sh->full;
-        zone->shm.sh->full = 0;
-
-        ngx_memcpy(in->fp, ictx->fp, 32);
-        in->state = NGX_HTTP_APIPOLICY_IDEM_INFLIGHT;
-        in->pinned = 1;
-
-        ngx_shmtx_unlock(&zone->shm.shpool->mutex);
-
-        if (full) {
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "apipolicy: the idempotency zone \"%V\" has room "
-                          "for new keys again", &zone->shm.name);
-        }
-
+    if (in) {
         ictx->node = in;
         ictx->owner = 1;
-        ictx->decision = NGX_HTTP_APIPOLICY_IDEM_CAPTURE;
+        ictx->decision = NGX_HTTP_APIPOLICY_IDEMPOTENCY_CAPTURE;
         ictx->request = r;
 
-        cln->handler = ngx_http_apipolicy_idem_cleanup;
-        cln->data = ictx;
-
-        ngx_http_apipolicy_idem_lease_start(ictx);
-
-        if (zone->redis) {
-            /* the other gateways may know the key */
-            return ngx_http_apipolicy_idem_redis_claim(r, ictx);
-        }
-
-        return NGX_DECLINED;
+        return NGX_OK;
     }
 
-    if (in->state != NGX_HTTP_APIPOLICY_IDEM_DONE) {
-        locked = (in->state == NGX_HTTP_APIPOLICY_IDEM_LOCKED);
-        ictx->retry = locked ? (ngx_uint_t) ((time_t) in->expires - now) : 1;
+    if (!full) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "apipolicy: the idempotency zone \"%V\" is "
+                      "full of keys in flight, none can be evicted: "
+                      "new keys get 503 until one is answered",
+                      &zone->shm.name);
+    }
+
+    ictx->retry = 1;
+
+    ngx_str_set(&detail, "no room for another key in flight; retry later");
+
+    return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 &ngx_http_apipolicy_idempotency_unavailable,
+                                 NGX_LOG_INFO, &detail);
+}
+
+
+/*
+ * A key the zone knows (the zone locked, unlocked here): 409 while in
+ * flight or locked, 422 for another request, else the kept response is
+ * copied out to be replayed.
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_idempotency_known(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_idempotency_node_t *in)
+{
+    u_char                                *blob;
+    ngx_str_t                              detail;
+    ngx_uint_t                             locked;
+    ngx_http_apipolicy_idempotency_ctx_t  *ictx;
+    ngx_http_apipolicy_idempotency_zone_t *zone;
+
+    ictx = ctx->idempotency;
+    zone = ictx->zone;
+
+    if (in->state != NGX_HTTP_APIPOLICY_IDEMPOTENCY_DONE) {
+        locked = (in->state == NGX_HTTP_APIPOLICY_IDEMPOTENCY_LOCKED);
+        ictx->retry = locked ? (ngx_uint_t) ((time_t) in->expires - ngx_time())
+                             : 1;
 
         ngx_shmtx_unlock(&zone->shm.shpool->mutex);
 
@@ -807,8 +774,8 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
         }
 
         return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_CONFLICT,
-                                         &ngx_http_apipolicy_idem_in_use,
-                                         NGX_LOG_INFO, &detail);
+                                      &ngx_http_apipolicy_idempotency_in_use,
+                                      NGX_LOG_INFO, &detail);
     }
 
     if (ngx_memcmp(in->fp, ictx->fp, 32) != 0) {
@@ -817,9 +784,9 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
         ngx_str_set(&detail, "this key was used with another method, target "
                              "or body");
         return ngx_http_apipolicy_reject(r, ctx,
-                                         NGX_HTTP_APIPOLICY_UNPROCESSABLE,
-                                         &ngx_http_apipolicy_idem_reused,
-                                         NGX_LOG_INFO, &detail);
+                                      NGX_HTTP_APIPOLICY_UNPROCESSABLE,
+                                      &ngx_http_apipolicy_idempotency_reused,
+                                      NGX_LOG_INFO, &detail);
     }
 
     /* a replay: copy the stored response out of the zone */
@@ -838,7 +805,7 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
 
     ngx_shmtx_unlock(&zone->shm.shpool->mutex);
 
-    ictx->decision = NGX_HTTP_APIPOLICY_IDEM_REPLAY;
+    ictx->decision = NGX_HTTP_APIPOLICY_IDEMPOTENCY_REPLAY;
 
     return NGX_DECLINED;
 }
@@ -847,8 +814,8 @@ ngx_http_apipolicy_idem_decide(ngx_http_request_t *r,
 /* the stored response, as the upstream gave it, plus the replay marker */
 
 static ngx_int_t
-ngx_http_apipolicy_idem_replay(ngx_http_request_t *r,
-    ngx_http_apipolicy_idem_ctx_t *ictx)
+ngx_http_apipolicy_idempotency_replay(ngx_http_request_t *r,
+    ngx_http_apipolicy_idempotency_ctx_t *ictx)
 {
     u_char           *p, *last, *colon, *eol;
     ngx_int_t         rc;
@@ -913,8 +880,9 @@ ngx_http_apipolicy_idem_replay(ngx_http_request_t *r,
 
     ngx_str_set(&value, "true");
 
-    if (ngx_http_apipolicy_add_header(r, &ngx_http_apipolicy_idem_replayed,
-                                      &value)
+    if (ngx_http_apipolicy_add_header(r,
+                                &ngx_http_apipolicy_idempotency_replayed,
+                                &value)
         == NULL)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -953,26 +921,26 @@ ngx_http_apipolicy_idem_replay(ngx_http_request_t *r,
 ngx_uint_t
 ngx_http_apipolicy_idempotency_outcome(ngx_http_apipolicy_ctx_t *ctx)
 {
-    ngx_http_apipolicy_idem_ctx_t  *ictx;
+    ngx_http_apipolicy_idempotency_ctx_t *ictx;
 
-    ictx = ctx->idem;
+    ictx = ctx->idempotency;
 
     if (ictx == NULL) {
-        return NGX_HTTP_APIPOLICY_IDEM_OUTCOME_NONE;
+        return NGX_HTTP_APIPOLICY_IDEMPOTENCY_OUTCOME_NONE;
     }
 
     if (ictx->stored) {
-        return NGX_HTTP_APIPOLICY_IDEM_OUTCOME_STORED;
+        return NGX_HTTP_APIPOLICY_IDEMPOTENCY_OUTCOME_STORED;
     }
 
     if (ictx->blob.len
-        && (ictx->decision == NGX_HTTP_APIPOLICY_IDEM_REPLAY
-            || ictx->decision == NGX_HTTP_APIPOLICY_IDEM_PASS))
+        && (ictx->decision == NGX_HTTP_APIPOLICY_IDEMPOTENCY_REPLAY
+            || ictx->decision == NGX_HTTP_APIPOLICY_IDEMPOTENCY_PASS))
     {
-        return NGX_HTTP_APIPOLICY_IDEM_OUTCOME_REPLAYED;
+        return NGX_HTTP_APIPOLICY_IDEMPOTENCY_OUTCOME_REPLAYED;
     }
 
-    return NGX_HTTP_APIPOLICY_IDEM_OUTCOME_NONE;
+    return NGX_HTTP_APIPOLICY_IDEMPOTENCY_OUTCOME_NONE;
 }
 
 
@@ -988,14 +956,14 @@ ngx_http_apipolicy_idempotency_variable(ngx_http_request_t *r,
     ctx = ngx_http_apipolicy_get_ctx(r->main);
 
     outcome = ctx ? ngx_http_apipolicy_idempotency_outcome(ctx)
-                  : NGX_HTTP_APIPOLICY_IDEM_OUTCOME_NONE;
+                  : NGX_HTTP_APIPOLICY_IDEMPOTENCY_OUTCOME_NONE;
 
-    if (outcome == NGX_HTTP_APIPOLICY_IDEM_OUTCOME_NONE) {
+    if (outcome == NGX_HTTP_APIPOLICY_IDEMPOTENCY_OUTCOME_NONE) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    if (outcome == NGX_HTTP_APIPOLICY_IDEM_OUTCOME_STORED) {
+    if (outcome == NGX_HTTP_APIPOLICY_IDEMPOTENCY_OUTCOME_STORED) {
         v->len = sizeof("STORED") - 1;
         v->data = (u_char *) "STORED";
 
@@ -1017,7 +985,7 @@ ngx_http_apipolicy_idempotency_variable(ngx_http_request_t *r,
 /* headers a replay sets itself, or that belong to one connection */
 
 static ngx_int_t
-ngx_http_apipolicy_idem_hop(ngx_str_t *name)
+ngx_http_apipolicy_idempotency_hop(ngx_str_t *name)
 {
     ngx_uint_t  i;
 
@@ -1044,11 +1012,11 @@ ngx_int_t
 ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx)
 {
-    u_char                         *p;
-    ngx_str_t                       value;
-    ngx_http_apipolicy_idem_ctx_t  *ictx;
+    u_char                               *p;
+    ngx_str_t                             value;
+    ngx_http_apipolicy_idempotency_ctx_t *ictx;
 
-    ictx = ctx->idem;
+    ictx = ctx->idempotency;
 
     if (ictx == NULL) {
         return NGX_OK;
@@ -1069,19 +1037,22 @@ ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
         value.len = ngx_sprintf(p, "%ui", ictx->retry) - p;
 
         return ngx_http_apipolicy_add_header(r,
-                                             &ngx_http_apipolicy_idem_retry,
-                                             &value)
+                                        &ngx_http_apipolicy_idempotency_retry,
+                                        &value)
                ? NGX_OK : NGX_ERROR;
     }
 
-    if (ictx->decision == NGX_HTTP_APIPOLICY_IDEM_REPLAY
-        || (ictx->decision == NGX_HTTP_APIPOLICY_IDEM_PASS && ictx->blob.len))
+    if (ictx->decision == NGX_HTTP_APIPOLICY_IDEMPOTENCY_REPLAY
+        || (ictx->decision == NGX_HTTP_APIPOLICY_IDEMPOTENCY_PASS
+            && ictx->blob.len))
     {
         ctx->added |= NGX_HTTP_APIPOLICY_HDR_IDEMPOTENT;
         return NGX_OK;
     }
 
-    if (ictx->decision != NGX_HTTP_APIPOLICY_IDEM_CAPTURE || !ictx->owner) {
+    if (ictx->decision != NGX_HTTP_APIPOLICY_IDEMPOTENCY_CAPTURE
+        || !ictx->owner)
+    {
         return NGX_OK;
     }
 
@@ -1091,11 +1062,11 @@ ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
      * upstream did once the request had reached it: the key stays locked.
      */
 
-    if (r->err_status && ngx_http_apipolicy_idem_reached(r)) {
+    if (r->err_status && ngx_http_apipolicy_idempotency_reached(r)) {
         ictx->unknown = (r->err_status == NGX_HTTP_GATEWAY_TIME_OUT)
                         ? "the upstream timed out"
                         : "the upstream failed after the request was sent";
-        ngx_http_apipolicy_idem_lock(ictx);
+        ngx_http_apipolicy_idempotency_lock(ictx);
         return NGX_OK;
     }
 
@@ -1110,22 +1081,22 @@ ngx_http_apipolicy_idempotency_header(ngx_http_request_t *r,
         || r->headers_out.status == NGX_HTTP_TOO_MANY_REQUESTS
         || ctx->problem || r->header_only)
     {
-        ngx_http_apipolicy_idem_release(ictx);
+        ngx_http_apipolicy_idempotency_release(ictx);
         return NGX_OK;
     }
 
-    return ngx_http_apipolicy_idem_capture(r, ictx);
+    return ngx_http_apipolicy_idempotency_capture(r, ictx);
 }
 
 
 /* a header the replay leaves out: its own, one connection's, a cookie */
 
 static ngx_uint_t
-ngx_http_apipolicy_idem_skip(ngx_http_request_t *r,
-    ngx_http_apipolicy_idem_ctx_t *ictx, ngx_table_elt_t *h)
+ngx_http_apipolicy_idempotency_skip(ngx_http_request_t *r,
+    ngx_http_apipolicy_idempotency_ctx_t *ictx, ngx_table_elt_t *h)
 {
     return ngx_strlchr(h->value.data, h->value.data + h->value.len, '\n')
-           || ngx_http_apipolicy_idem_hop(&h->key)
+           || ngx_http_apipolicy_idempotency_hop(&h->key)
            || (ictx->no_cookies && h->key.len == 10
                && ngx_strncasecmp(h->key.data, (u_char *) "Set-Cookie", 10)
                   == 0);
@@ -1140,23 +1111,23 @@ ngx_http_apipolicy_idem_skip(ngx_http_request_t *r,
  */
 
 static ngx_int_t
-ngx_http_apipolicy_idem_capture(ngx_http_request_t *r,
-    ngx_http_apipolicy_idem_ctx_t *ictx)
+ngx_http_apipolicy_idempotency_capture(ngx_http_request_t *r,
+    ngx_http_apipolicy_idempotency_ctx_t *ictx)
 {
-    u_char                            *p;
-    size_t                             hlen;
-    ngx_table_elt_t                   *h;
-    ngx_http_apipolicy_idem_zone_t    *zone;
-    ngx_http_apipolicy_header_iter_t   it;
+    u_char                                *p;
+    size_t                                 hlen;
+    ngx_table_elt_t                       *h;
+    ngx_http_apipolicy_idempotency_zone_t *zone;
+    ngx_http_apipolicy_header_iter_t       it;
 
     zone = ictx->zone;
 
-    ngx_http_apipolicy_idem_unkeep(ictx);      /* headers sent again */
+    ngx_http_apipolicy_idempotency_unkeep(ictx);      /* headers sent again */
     ictx->len = 0;
 
     if (r->headers_out.content_length_n > (off_t) zone->max_body) {
         ictx->unknown = "the response is larger than max_body and not kept";
-        ngx_http_apipolicy_idem_lock(ictx);
+        ngx_http_apipolicy_idempotency_lock(ictx);
         return NGX_OK;
     }
 
@@ -1171,7 +1142,7 @@ ngx_http_apipolicy_idem_capture(ngx_http_request_t *r,
 
     while ((h = ngx_http_apipolicy_header_each(&r->headers_out.headers, &it)))
     {
-        if (!ngx_http_apipolicy_idem_skip(r, ictx, h)) {
+        if (!ngx_http_apipolicy_idempotency_skip(r, ictx, h)) {
             hlen += 1 + h->key.len + 2 + h->value.len + 1;
         }
     }
@@ -1216,7 +1187,7 @@ ngx_http_apipolicy_idem_capture(ngx_http_request_t *r,
 
     while ((h = ngx_http_apipolicy_header_each(&r->headers_out.headers, &it)))
     {
-        if (ngx_http_apipolicy_idem_skip(r, ictx, h)) {
+        if (ngx_http_apipolicy_idempotency_skip(r, ictx, h)) {
             continue;
         }
 
@@ -1247,12 +1218,12 @@ ngx_int_t
 ngx_http_apipolicy_idempotency_body(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx, ngx_chain_t *in)
 {
-    u_char                         *kept;
-    size_t                          n, size;
-    ngx_chain_t                    *cl;
-    ngx_http_apipolicy_idem_ctx_t  *ictx;
+    u_char                               *kept;
+    size_t                                n, size;
+    ngx_chain_t                          *cl;
+    ngx_http_apipolicy_idempotency_ctx_t *ictx;
 
-    ictx = ctx->idem;
+    ictx = ctx->idempotency;
 
     if (ictx == NULL || !ictx->owner || ictx->kept == NULL || ictx->stored) {
         return NGX_OK;
@@ -1262,7 +1233,7 @@ ngx_http_apipolicy_idempotency_body(ngx_http_request_t *r,
 
         if (!ngx_buf_in_memory(cl->buf) && ngx_buf_size(cl->buf)) {
             ictx->unknown = "the response was not in memory, not kept";
-            ngx_http_apipolicy_idem_lock(ictx);
+            ngx_http_apipolicy_idempotency_lock(ictx);
             return NGX_OK;
         }
 
@@ -1275,7 +1246,7 @@ ngx_http_apipolicy_idempotency_body(ngx_http_request_t *r,
         {
             ictx->unknown = "the response is larger than max_body and not "
                             "kept";
-            ngx_http_apipolicy_idem_lock(ictx);
+            ngx_http_apipolicy_idempotency_lock(ictx);
             return NGX_OK;
         }
 
@@ -1299,7 +1270,7 @@ ngx_http_apipolicy_idempotency_body(ngx_http_request_t *r,
         }
 
         if (cl->buf->last_buf) {
-            ngx_http_apipolicy_idem_commit(ictx);
+            ngx_http_apipolicy_idempotency_commit(ictx);
             return NGX_OK;
         }
     }
@@ -1311,7 +1282,8 @@ ngx_http_apipolicy_idempotency_body(ngx_http_request_t *r,
 /* the zone's memory taken for an answer that will not be kept */
 
 static void
-ngx_http_apipolicy_idem_unkeep(ngx_http_apipolicy_idem_ctx_t *ictx)
+ngx_http_apipolicy_idempotency_unkeep(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx)
 {
     if (ictx->in_zone) {
         ngx_slab_free(ictx->zone->shm.shpool, ictx->kept);
@@ -1325,17 +1297,18 @@ ngx_http_apipolicy_idem_unkeep(ngx_http_apipolicy_idem_ctx_t *ictx)
 /* the whole response passed: keep it */
 
 static void
-ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx)
+ngx_http_apipolicy_idempotency_commit(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx)
 {
-    u_char                          *blob;
-    size_t                           len;
-    ngx_http_apipolicy_idem_node_t  *in;
-    ngx_http_apipolicy_idem_zone_t  *zone;
+    u_char                                *blob;
+    size_t                                 len;
+    ngx_http_apipolicy_idempotency_node_t *in;
+    ngx_http_apipolicy_idempotency_zone_t *zone;
 
     zone = ictx->zone;
     len = ictx->hlen + ictx->len;
 
-    ngx_http_apipolicy_idem_lease_stop(ictx);
+    ngx_http_apipolicy_idempotency_lease_stop(ictx);
 
     /*
      * the answer in the zone's memory: either it was written there, or
@@ -1358,11 +1331,11 @@ ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx)
                       "for a response of %uz bytes", &zone->shm.name, len);
 
         if (ictx->redis_owner) {
-            ngx_http_apipolicy_idem_redis_update(ictx, 1);
+            ngx_http_apipolicy_idempotency_redis_update(ictx, 1);
         }
 
         ictx->unknown = "the response could not be kept";
-        ngx_http_apipolicy_idem_lock(ictx);
+        ngx_http_apipolicy_idempotency_lock(ictx);
         return;
     }
 
@@ -1375,14 +1348,14 @@ ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx)
     /* the other gateways get it from there, before it is shared here */
 
     if (ictx->redis_owner) {
-        ngx_http_apipolicy_idem_redis_update(ictx, 1);
+        ngx_http_apipolicy_idempotency_redis_update(ictx, 1);
     }
 
     ngx_shmtx_lock(&zone->shm.shpool->mutex);
 
-    in = ngx_http_apipolicy_idem_mine(zone, ictx);
+    in = ngx_http_apipolicy_idempotency_mine(zone, ictx);
 
-    if (in == NULL || in->state != NGX_HTTP_APIPOLICY_IDEM_INFLIGHT) {
+    if (in == NULL || in->state != NGX_HTTP_APIPOLICY_IDEMPOTENCY_INFLIGHT) {
         ngx_slab_free_locked(zone->shm.shpool, blob);
         ngx_shmtx_unlock(&zone->shm.shpool->mutex);
         ictx->in_zone = 0;
@@ -1395,7 +1368,7 @@ ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx)
     in->hlen = ictx->hlen;
     in->blen = ictx->len;
     in->status = (uint32_t) ictx->rstatus;
-    in->state = NGX_HTTP_APIPOLICY_IDEM_DONE;
+    in->state = NGX_HTTP_APIPOLICY_IDEMPOTENCY_DONE;
     in->pinned = 0;
     in->expires = (uint32_t) (ngx_time() + zone->ttl);
 
@@ -1410,17 +1383,18 @@ ngx_http_apipolicy_idem_commit(ngx_http_apipolicy_idem_ctx_t *ictx)
 /* the upstream did not act (or answered an error): the key is free again */
 
 static void
-ngx_http_apipolicy_idem_release(ngx_http_apipolicy_idem_ctx_t *ictx)
+ngx_http_apipolicy_idempotency_release(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx)
 {
-    ngx_http_apipolicy_idem_node_t  *in;
-    ngx_http_apipolicy_idem_zone_t  *zone;
+    ngx_http_apipolicy_idempotency_node_t *in;
+    ngx_http_apipolicy_idempotency_zone_t *zone;
 
     if (ictx->redis_owner) {
-        ngx_http_apipolicy_idem_redis_update(ictx, 0);
+        ngx_http_apipolicy_idempotency_redis_update(ictx, 0);
     }
 
-    ngx_http_apipolicy_idem_lease_stop(ictx);
-    ngx_http_apipolicy_idem_unkeep(ictx);
+    ngx_http_apipolicy_idempotency_lease_stop(ictx);
+    ngx_http_apipolicy_idempotency_unkeep(ictx);
 
     if (!ictx->owner) {
         return;
@@ -1431,10 +1405,11 @@ ngx_http_apipolicy_idem_release(ngx_http_apipolicy_idem_ctx_t *ictx)
 
     ngx_shmtx_lock(&zone->shm.shpool->mutex);
 
-    in = ngx_http_apipolicy_idem_mine(zone, ictx);
+    in = ngx_http_apipolicy_idempotency_mine(zone, ictx);
 
-    if (in && in->state == NGX_HTTP_APIPOLICY_IDEM_INFLIGHT) {
-        ngx_http_apipolicy_shm_delete(&zone->shm, (ngx_http_apipolicy_hnode_t *) in);
+    if (in && in->state == NGX_HTTP_APIPOLICY_IDEMPOTENCY_INFLIGHT) {
+        ngx_http_apipolicy_shm_delete(&zone->shm,
+                                      (ngx_http_apipolicy_hnode_t *) in);
     }
 
     ngx_shmtx_unlock(&zone->shm.shpool->mutex);
@@ -1448,14 +1423,14 @@ ngx_http_apipolicy_idem_release(ngx_http_apipolicy_idem_ctx_t *ictx)
  */
 
 static void
-ngx_http_apipolicy_idem_lock(ngx_http_apipolicy_idem_ctx_t *ictx)
+ngx_http_apipolicy_idempotency_lock(ngx_http_apipolicy_idempotency_ctx_t *ictx)
 {
-    time_t                           lease;
-    ngx_http_apipolicy_idem_node_t  *in;
-    ngx_http_apipolicy_idem_zone_t  *zone;
+    time_t                                 lease;
+    ngx_http_apipolicy_idempotency_node_t *in;
+    ngx_http_apipolicy_idempotency_zone_t *zone;
 
-    ngx_http_apipolicy_idem_lease_stop(ictx);
-    ngx_http_apipolicy_idem_unkeep(ictx);
+    ngx_http_apipolicy_idempotency_lease_stop(ictx);
+    ngx_http_apipolicy_idempotency_unkeep(ictx);
 
     if (!ictx->owner) {
         return;
@@ -1466,16 +1441,16 @@ ngx_http_apipolicy_idem_lock(ngx_http_apipolicy_idem_ctx_t *ictx)
     lease = zone->lease;
 
     if (ictx->redis_owner) {
-        ngx_http_apipolicy_idem_redis_extend(ictx);
+        ngx_http_apipolicy_idempotency_redis_extend(ictx);
         ictx->redis_owner = 0;
     }
 
     ngx_shmtx_lock(&zone->shm.shpool->mutex);
 
-    in = ngx_http_apipolicy_idem_mine(zone, ictx);
+    in = ngx_http_apipolicy_idempotency_mine(zone, ictx);
 
-    if (in && in->state == NGX_HTTP_APIPOLICY_IDEM_INFLIGHT) {
-        in->state = NGX_HTTP_APIPOLICY_IDEM_LOCKED;
+    if (in && in->state == NGX_HTTP_APIPOLICY_IDEMPOTENCY_INFLIGHT) {
+        in->state = NGX_HTTP_APIPOLICY_IDEMPOTENCY_LOCKED;
         in->expires = (uint32_t) (ngx_time() + lease);
     }
 
@@ -1497,23 +1472,25 @@ ngx_http_apipolicy_idem_lock(ngx_http_apipolicy_idem_ctx_t *ictx)
  */
 
 static void
-ngx_http_apipolicy_idem_lease_start(ngx_http_apipolicy_idem_ctx_t *ictx)
+ngx_http_apipolicy_idempotency_lease_start(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx)
 {
     ngx_event_t  *ev;
 
-    ev = &ngx_http_apipolicy_idem_renew_ev;
+    ev = &ngx_http_apipolicy_idempotency_renew_ev;
 
     if (ev->handler == NULL) {
-        ngx_queue_init(&ngx_http_apipolicy_idem_owned);
-        ngx_http_apipolicy_idem_renew_conn.fd = (ngx_socket_t) -1;
-        ev->data = &ngx_http_apipolicy_idem_renew_conn;    /* for the log */
-        ev->handler = ngx_http_apipolicy_idem_lease_renew;
+        ngx_queue_init(&ngx_http_apipolicy_idempotency_owned);
+        ngx_http_apipolicy_idempotency_renew_conn.fd = (ngx_socket_t) -1;
+        /* for the log */
+        ev->data = &ngx_http_apipolicy_idempotency_renew_conn;
+        ev->handler = ngx_http_apipolicy_idempotency_lease_renew;
         ev->log = ngx_cycle->log;
         ev->cancelable = 1;
     }
 
     ictx->renew = ngx_current_msec + ictx->zone->lease * 1000 / 3 + 1;
-    ngx_queue_insert_tail(&ngx_http_apipolicy_idem_owned, &ictx->owned);
+    ngx_queue_insert_tail(&ngx_http_apipolicy_idempotency_owned, &ictx->owned);
 
     if (!ev->timer_set) {
         ngx_add_timer(ev, 250);
@@ -1522,7 +1499,8 @@ ngx_http_apipolicy_idem_lease_start(ngx_http_apipolicy_idem_ctx_t *ictx)
 
 
 static void
-ngx_http_apipolicy_idem_lease_stop(ngx_http_apipolicy_idem_ctx_t *ictx)
+ngx_http_apipolicy_idempotency_lease_stop(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx)
 {
     if (ictx->renew) {
         ngx_queue_remove(&ictx->owned);
@@ -1532,22 +1510,22 @@ ngx_http_apipolicy_idem_lease_stop(ngx_http_apipolicy_idem_ctx_t *ictx)
 
 
 static void
-ngx_http_apipolicy_idem_lease_renew(ngx_event_t *ev)
+ngx_http_apipolicy_idempotency_lease_renew(ngx_event_t *ev)
 {
-    time_t                           now;
-    ngx_queue_t                     *q;
-    ngx_msec_int_t                   due;
-    ngx_http_apipolicy_idem_ctx_t   *ictx;
-    ngx_http_apipolicy_idem_node_t  *in;
-    ngx_http_apipolicy_idem_zone_t  *zone;
+    time_t                                 now;
+    ngx_queue_t                           *q;
+    ngx_msec_int_t                         due;
+    ngx_http_apipolicy_idempotency_ctx_t  *ictx;
+    ngx_http_apipolicy_idempotency_node_t *in;
+    ngx_http_apipolicy_idempotency_zone_t *zone;
 
     now = ngx_time();
 
-    for (q = ngx_queue_head(&ngx_http_apipolicy_idem_owned);
-         q != ngx_queue_sentinel(&ngx_http_apipolicy_idem_owned);
+    for (q = ngx_queue_head(&ngx_http_apipolicy_idempotency_owned);
+         q != ngx_queue_sentinel(&ngx_http_apipolicy_idempotency_owned);
          q = ngx_queue_next(q))
     {
-        ictx = ngx_queue_data(q, ngx_http_apipolicy_idem_ctx_t, owned);
+        ictx = ngx_queue_data(q, ngx_http_apipolicy_idempotency_ctx_t, owned);
 
         due = (ngx_msec_int_t) (ictx->renew - ngx_current_msec);
 
@@ -1560,20 +1538,20 @@ ngx_http_apipolicy_idem_lease_renew(ngx_event_t *ev)
 
         ngx_shmtx_lock(&zone->shm.shpool->mutex);
 
-        in = ngx_http_apipolicy_idem_mine(zone, ictx);
+        in = ngx_http_apipolicy_idempotency_mine(zone, ictx);
 
-        if (in && in->state == NGX_HTTP_APIPOLICY_IDEM_INFLIGHT) {
+        if (in && in->state == NGX_HTTP_APIPOLICY_IDEMPOTENCY_INFLIGHT) {
             in->expires = (uint32_t) (now + zone->lease);
         }
 
         ngx_shmtx_unlock(&zone->shm.shpool->mutex);
 
         if (ictx->redis_owner) {
-            ngx_http_apipolicy_idem_redis_extend(ictx);
+            ngx_http_apipolicy_idempotency_redis_extend(ictx);
         }
     }
 
-    if (!ngx_queue_empty(&ngx_http_apipolicy_idem_owned)) {
+    if (!ngx_queue_empty(&ngx_http_apipolicy_idempotency_owned)) {
         ngx_add_timer(ev, 250);
     }
 }
@@ -1582,7 +1560,7 @@ ngx_http_apipolicy_idem_lease_renew(ngx_event_t *ev)
 /* an upstream was sent (some of) the request */
 
 static ngx_uint_t
-ngx_http_apipolicy_idem_reached(ngx_http_request_t *r)
+ngx_http_apipolicy_idempotency_reached(ngx_http_request_t *r)
 {
     ngx_uint_t                  i;
     ngx_http_upstream_state_t  *state;
@@ -1614,14 +1592,14 @@ ngx_http_apipolicy_idem_reached(ngx_http_request_t *r)
  */
 
 static ngx_int_t
-ngx_http_apipolicy_idem_content(ngx_http_request_t *r)
+ngx_http_apipolicy_idempotency_content(ngx_http_request_t *r)
 {
-    ngx_int_t                       rc;
-    ngx_http_apipolicy_ctx_t       *ctx;
-    ngx_http_apipolicy_idem_ctx_t  *ictx;
+    ngx_int_t                             rc;
+    ngx_http_apipolicy_ctx_t             *ctx;
+    ngx_http_apipolicy_idempotency_ctx_t *ictx;
 
     ctx = ngx_http_apipolicy_get_ctx(r);
-    ictx = ctx ? ctx->idem : NULL;
+    ictx = ctx ? ctx->idempotency : NULL;
 
     if (ictx == NULL || ictx->content == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;      /* cannot happen */
@@ -1641,9 +1619,9 @@ ngx_http_apipolicy_idem_content(ngx_http_request_t *r)
 
 
 static void
-ngx_http_apipolicy_idem_cleanup(void *data)
+ngx_http_apipolicy_idempotency_cleanup(void *data)
 {
-    ngx_http_apipolicy_idem_ctx_t  *ictx = data;
+    ngx_http_apipolicy_idempotency_ctx_t *ictx = data;
 
     ngx_http_request_t  *r;
 
@@ -1653,7 +1631,7 @@ ngx_http_apipolicy_idem_cleanup(void *data)
     }
 
     if (!ictx->owner) {
-        ngx_http_apipolicy_idem_lease_stop(ictx);
+        ngx_http_apipolicy_idempotency_lease_stop(ictx);
         return;
     }
 
@@ -1661,8 +1639,8 @@ ngx_http_apipolicy_idem_cleanup(void *data)
 
     r = ictx->request;
 
-    if (!ictx->reached && !ngx_http_apipolicy_idem_reached(r)) {
-        ngx_http_apipolicy_idem_release(ictx);   /* no upstream saw it */
+    if (!ictx->reached && !ngx_http_apipolicy_idempotency_reached(r)) {
+        ngx_http_apipolicy_idempotency_release(ictx);   /* no upstream saw it */
         return;
     }
 
@@ -1675,7 +1653,7 @@ ngx_http_apipolicy_idem_cleanup(void *data)
                         : "the request ended before the response was kept";
     }
 
-    ngx_http_apipolicy_idem_lock(ictx);
+    ngx_http_apipolicy_idempotency_lock(ictx);
 }
 
 
@@ -1684,12 +1662,12 @@ ngx_http_apipolicy_idem_cleanup(void *data)
 /* "PREFIXidem:" and the entry key in hex */
 
 static u_char *
-ngx_http_apipolicy_idem_redis_key(u_char *p,
-    ngx_http_apipolicy_idem_ctx_t *ictx)
+ngx_http_apipolicy_idempotency_redis_key(u_char *p,
+    ngx_http_apipolicy_idempotency_ctx_t *ictx)
 {
     ngx_str_t  *prefix;
 
-    prefix = ngx_http_apipolicy_redis_prefix(ngx_http_apipolicy_idem_rd);
+    prefix = ngx_http_apipolicy_redis_prefix(ngx_http_apipolicy_idempotency_rd);
 
     p = ngx_cpymem(p, prefix->data, prefix->len);
     p = ngx_cpymem(p, "idem:", 5);
@@ -1701,14 +1679,14 @@ ngx_http_apipolicy_idem_redis_key(u_char *p,
 /* a key this gateway does not know: claim it, or learn its state */
 
 static ngx_int_t
-ngx_http_apipolicy_idem_redis_claim(ngx_http_request_t *r,
-    ngx_http_apipolicy_idem_ctx_t *ictx)
+ngx_http_apipolicy_idempotency_redis_claim(ngx_http_request_t *r,
+    ngx_http_apipolicy_idempotency_ctx_t *ictx)
 {
-    u_char                         *p, token[8];
-    u_char                          key[NGX_HTTP_APIPOLICY_IDEM_REDIS_KEY_LEN];
-    u_char                          px[NGX_TIME_T_LEN + 4];
-    ngx_int_t                       rc;
-    ngx_str_t                       argv[6];
+    u_char     *p, token[8];
+    u_char      key[NGX_HTTP_APIPOLICY_IDEMPOTENCY_REDIS_KEY_LEN];
+    u_char      px[NGX_TIME_T_LEN + 4];
+    ngx_int_t   rc;
+    ngx_str_t   argv[6];
 
     /*
      * the value if there is one, else our claim: a Redis that refuses
@@ -1721,7 +1699,7 @@ ngx_http_apipolicy_idem_redis_claim(ngx_http_request_t *r,
         "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
         "return false");
 
-    if (ngx_http_apipolicy_idem_rd == NULL) {
+    if (ngx_http_apipolicy_idempotency_rd == NULL) {
         return NGX_DECLINED;                /* not a worker */
     }
 
@@ -1738,19 +1716,19 @@ ngx_http_apipolicy_idem_redis_claim(ngx_http_request_t *r,
     argv[1] = claim;
     ngx_str_set(&argv[2], "1");
     argv[3].data = key;
-    argv[3].len = ngx_http_apipolicy_idem_redis_key(key, ictx) - key;
+    argv[3].len = ngx_http_apipolicy_idempotency_redis_key(key, ictx) - key;
     argv[4].data = ictx->claim;
-    argv[4].len = NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN;
+    argv[4].len = NGX_HTTP_APIPOLICY_IDEMPOTENCY_CLAIM_LEN;
     argv[5].data = px;                      /* the lease */
     argv[5].len = ngx_sprintf(px, "%T", ictx->zone->lease * 1000) - px;
 
     ictx->request = r;
 
-    rc = ngx_http_apipolicy_idem_op(argv, 6, &argv[3], ictx);
+    rc = ngx_http_apipolicy_idempotency_op(argv, 6, &argv[3], ictx);
 
     if (rc == NGX_DECLINED) {
         /* Redis is away and not tried again yet */
-        return ngx_http_apipolicy_idem_redis_failed(r, ictx, NULL, 0);
+        return ngx_http_apipolicy_idempotency_redis_failed(r, ictx, NULL, 0);
     }
 
     if (rc != NGX_OK) {
@@ -1764,8 +1742,8 @@ ngx_http_apipolicy_idem_redis_claim(ngx_http_request_t *r,
 /* what Redis said of the key: go on, refuse, or replay its response */
 
 static ngx_int_t
-ngx_http_apipolicy_idem_redis_answer(ngx_http_request_t *r,
-    ngx_http_apipolicy_idem_ctx_t *ictx, redisReply *reply)
+ngx_http_apipolicy_idempotency_redis_answer(ngx_http_request_t *r,
+    ngx_http_apipolicy_idempotency_ctx_t *ictx, redisReply *reply)
 {
     u_char                    *p, *last, *blob, fp[64];
     size_t                     hlen, len;
@@ -1776,7 +1754,7 @@ ngx_http_apipolicy_idem_redis_answer(ngx_http_request_t *r,
     ctx = ngx_http_apipolicy_get_ctx(r);
 
     if (reply == NULL) {
-        return ngx_http_apipolicy_idem_redis_failed(r, ictx, NULL, 0);
+        return ngx_http_apipolicy_idempotency_redis_failed(r, ictx, NULL, 0);
     }
 
     if (reply->type == REDIS_REPLY_NIL) {
@@ -1785,11 +1763,11 @@ ngx_http_apipolicy_idem_redis_answer(ngx_http_request_t *r,
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        return ngx_http_apipolicy_idem_redis_failed(r, ictx, reply, 0);
+        return ngx_http_apipolicy_idempotency_redis_failed(r, ictx, reply, 0);
     }
 
     if (reply->type != REDIS_REPLY_STRING || reply->len < 1 + 64) {
-        return ngx_http_apipolicy_idem_redis_failed(r, ictx, NULL, 1);
+        return ngx_http_apipolicy_idempotency_redis_failed(r, ictx, NULL, 1);
     }
 
     p = (u_char *) reply->str;
@@ -1799,19 +1777,19 @@ ngx_http_apipolicy_idem_redis_answer(ngx_http_request_t *r,
 
     /* the key is another gateway's: this one's entry goes */
 
-    ngx_http_apipolicy_idem_release(ictx);
+    ngx_http_apipolicy_idempotency_release(ictx);
 
     if (p[0] == 'i') {
         ictx->retry = 1;
         ngx_str_set(&detail, "the first request with this key has not been "
                              "answered yet; retry later");
         return ngx_http_apipolicy_reject(r, ctx, NGX_HTTP_CONFLICT,
-                                         &ngx_http_apipolicy_idem_in_use,
+                                         &ngx_http_apipolicy_idempotency_in_use,
                                          NGX_LOG_INFO, &detail);
     }
 
     if (p[0] != 'd' || reply->len < 1 + 64 + 3 + 2) {
-        return ngx_http_apipolicy_idem_redis_failed(r, ictx, NULL, 1);
+        return ngx_http_apipolicy_idempotency_redis_failed(r, ictx, NULL, 1);
     }
 
     if (ngx_strncasecmp(p + 1, fp, 64) != 0) {
@@ -1819,7 +1797,7 @@ ngx_http_apipolicy_idem_redis_answer(ngx_http_request_t *r,
                              "or body");
         return ngx_http_apipolicy_reject(r, ctx,
                                          NGX_HTTP_APIPOLICY_UNPROCESSABLE,
-                                         &ngx_http_apipolicy_idem_reused,
+                                         &ngx_http_apipolicy_idempotency_reused,
                                          NGX_LOG_INFO, &detail);
     }
 
@@ -1840,7 +1818,7 @@ ngx_http_apipolicy_idem_redis_answer(ngx_http_request_t *r,
     if (status < 200 || status > 599 || p == last || *p != '\n'
         || hlen > (size_t) (last - p - 1))
     {
-        return ngx_http_apipolicy_idem_redis_failed(r, ictx, NULL, 1);
+        return ngx_http_apipolicy_idempotency_redis_failed(r, ictx, NULL, 1);
     }
 
     p++;
@@ -1856,7 +1834,7 @@ ngx_http_apipolicy_idem_redis_answer(ngx_http_request_t *r,
     ictx->blob.len = len;
     ictx->hlen = hlen;
     ictx->rstatus = status;
-    ictx->decision = NGX_HTTP_APIPOLICY_IDEM_REPLAY;
+    ictx->decision = NGX_HTTP_APIPOLICY_IDEMPOTENCY_REPLAY;
 
     return NGX_DECLINED;
 }
@@ -1865,8 +1843,8 @@ ngx_http_apipolicy_idem_redis_answer(ngx_http_request_t *r,
 /* no answer, or one that makes no sense: redis_fail= decides */
 
 static ngx_int_t
-ngx_http_apipolicy_idem_redis_failed(ngx_http_request_t *r,
-    ngx_http_apipolicy_idem_ctx_t *ictx, redisReply *error,
+ngx_http_apipolicy_idempotency_redis_failed(ngx_http_request_t *r,
+    ngx_http_apipolicy_idempotency_ctx_t *ictx, redisReply *error,
     ngx_uint_t foreign)
 {
     ngx_str_t  detail;
@@ -1888,16 +1866,16 @@ ngx_http_apipolicy_idem_redis_failed(ngx_http_request_t *r,
         return NGX_DECLINED;                /* this gateway's zone alone */
     }
 
-    ngx_http_apipolicy_idem_release(ictx);
+    ngx_http_apipolicy_idempotency_release(ictx);
     ictx->retry = 1;
 
     ngx_str_set(&detail, "the store of idempotency keys shared by the "
                          "gateways cannot be reached; retry later");
 
     return ngx_http_apipolicy_reject(r, ngx_http_apipolicy_get_ctx(r),
-                                     NGX_HTTP_SERVICE_UNAVAILABLE,
-                                     &ngx_http_apipolicy_idem_unavailable,
-                                     NGX_LOG_WARN, &detail);
+                                 NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 &ngx_http_apipolicy_idempotency_unavailable,
+                                 NGX_LOG_WARN, &detail);
 }
 
 
@@ -1907,65 +1885,84 @@ ngx_http_apipolicy_idem_redis_failed(ngx_http_request_t *r,
  */
 
 static void
-ngx_http_apipolicy_idem_redis_update(ngx_http_apipolicy_idem_ctx_t *ictx,
-    ngx_uint_t commit)
+ngx_http_apipolicy_idempotency_redis_update(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx, ngx_uint_t commit)
 {
-    u_char                            *p, *q;
-    u_char                             key[NGX_HTTP_APIPOLICY_IDEM_REDIS_KEY_LEN];
-    u_char                             px[NGX_TIME_T_LEN + 4];
-    u_char                             lease[NGX_TIME_T_LEN + 4];
-    u_char                             head[1 + 64 + 3 + NGX_SIZE_T_LEN + 1];
-    size_t                             len, size;
-    ngx_str_t                          argv[7], ext[6];
-    ngx_uint_t                         i;
-    ngx_http_apipolicy_idem_commit_t  *c;
+    u_char     key[NGX_HTTP_APIPOLICY_IDEMPOTENCY_REDIS_KEY_LEN];
+    ngx_str_t  argv[5];
+
+    static ngx_str_t  del = ngx_string(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+        "return redis.call('DEL', KEYS[1]) end "
+        "return 0");
+
+    ictx->redis_owner = 0;
+
+    if (ngx_http_apipolicy_idempotency_rd == NULL) {
+        return;
+    }
+
+    if (commit) {
+        ngx_http_apipolicy_idempotency_redis_commit(ictx);
+        return;
+    }
+
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = del;
+    ngx_str_set(&argv[2], "1");
+    argv[3].data = key;
+    argv[3].len = ngx_http_apipolicy_idempotency_redis_key(key, ictx) - key;
+    argv[4].data = ictx->claim;
+    argv[4].len = NGX_HTTP_APIPOLICY_IDEMPOTENCY_CLAIM_LEN;
+
+    if (ngx_http_apipolicy_idempotency_op(argv, 5, &argv[3], NULL)
+        == NGX_ERROR)
+    {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "apipolicy: no memory for a Redis command of the "
+                      "idempotency zone \"%V\"", &ictx->zone->shm.name);
+    }
+}
+
+
+/*
+ * The kept response over our claim: "d" FP STATUS HLEN "\n" and the kept
+ * headers and body, written into the command once, as its sixth
+ * argument; with it, should Redis refuse it, our claim extended.
+ */
+
+static void
+ngx_http_apipolicy_idempotency_redis_commit(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx)
+{
+    u_char                                   *p, *q;
+    u_char                   key[NGX_HTTP_APIPOLICY_IDEMPOTENCY_REDIS_KEY_LEN];
+    u_char                                    px[NGX_TIME_T_LEN + 4];
+    u_char                                    lease[NGX_TIME_T_LEN + 4];
+    u_char                                    head[1 + 64 + 3
+                                                   + NGX_SIZE_T_LEN + 1];
+    size_t                                    len, size;
+    ngx_str_t                                 argv[7], ext[6];
+    ngx_uint_t                                i;
+    ngx_http_apipolicy_idempotency_commit_t  *c;
 
     static ngx_str_t  set = ngx_string(
         "if redis.call('GET', KEYS[1]) == ARGV[1] then "
         "return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end "
         "return 0");
-    static ngx_str_t  del = ngx_string(
-        "if redis.call('GET', KEYS[1]) == ARGV[1] then "
-        "return redis.call('DEL', KEYS[1]) end "
-        "return 0");
-    static ngx_str_t  extend = ngx_http_apipolicy_idem_extend;
-
-    ictx->redis_owner = 0;
-
-    if (ngx_http_apipolicy_idem_rd == NULL) {
-        return;
-    }
-
-    ngx_str_set(&argv[0], "EVAL");
-    argv[1] = commit ? set : del;
-    ngx_str_set(&argv[2], "1");
-    argv[3].data = key;
-    argv[3].len = ngx_http_apipolicy_idem_redis_key(key, ictx) - key;
-    argv[4].data = ictx->claim;
-    argv[4].len = NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN;
-
-    if (!commit) {
-        if (ngx_http_apipolicy_idem_op(argv, 5, &argv[3], NULL)
-            == NGX_ERROR)
-        {
-            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                          "apipolicy: no memory for a Redis command of the "
-                          "idempotency zone \"%V\"", &ictx->zone->shm.name);
-        }
-
-        return;
-    }
-
-    /*
-     * the response, written into the command once: "d" FP STATUS HLEN
-     * "\n" and the kept headers and body as the sixth argument; and
-     * (should Redis refuse it) our claim extended
-     */
+    static ngx_str_t  extend = ngx_http_apipolicy_idempotency_extend;
 
     head[0] = 'd';
     p = ngx_hex_dump(head + 1, ictx->fp, 32);
     p = ngx_sprintf(p, "%03ui%uz\n", ictx->rstatus, ictx->hlen);
 
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = set;
+    ngx_str_set(&argv[2], "1");
+    argv[3].data = key;
+    argv[3].len = ngx_http_apipolicy_idempotency_redis_key(key, ictx) - key;
+    argv[4].data = ictx->claim;
+    argv[4].len = NGX_HTTP_APIPOLICY_IDEMPOTENCY_CLAIM_LEN;
     argv[5].data = head;
     argv[5].len = p - head + ictx->hlen + ictx->len;
     argv[6].data = px;
@@ -1982,8 +1979,8 @@ ngx_http_apipolicy_idem_redis_update(ngx_http_apipolicy_idem_ctx_t *ictx,
     size = ngx_http_apipolicy_redis_command_len(argv, 7);
     len = ngx_http_apipolicy_redis_command_len(ext, 6);
 
-    c = ngx_calloc(sizeof(ngx_http_apipolicy_idem_commit_t) + size + len
-                   + argv[3].len, ngx_cycle->log);
+    c = ngx_calloc(sizeof(ngx_http_apipolicy_idempotency_commit_t) + size
+                   + len + argv[3].len, ngx_cycle->log);
     if (c == NULL) {
         return;
     }
@@ -1991,7 +1988,7 @@ ngx_http_apipolicy_idem_redis_update(ngx_http_apipolicy_idem_ctx_t *ictx,
     c->zone = ictx->zone;
     c->size = size + len;
 
-    /* the first five arguments, then the value in place, then px */
+    /* the arguments, the value's head and the kept answer in place */
 
     q = (u_char *) (c + 1);
     c->set.cmd.data = q;
@@ -2022,46 +2019,49 @@ ngx_http_apipolicy_idem_redis_update(ngx_http_apipolicy_idem_ctx_t *ictx,
     ngx_memcpy(c->set.key.data, argv[3].data, argv[3].len);
     c->extend.key = c->set.key;
 
-    c->ev.handler = ngx_http_apipolicy_idem_commit_retry;
+    c->ev.handler = ngx_http_apipolicy_idempotency_commit_retry;
     c->ev.data = c;
     c->ev.log = ngx_cycle->log;
     c->ev.cancelable = 1;
 
-    ngx_http_apipolicy_idem_commit_send(c);
+    ngx_http_apipolicy_idempotency_commit_send(c);
 }
 
 
 static void
-ngx_http_apipolicy_idem_commit_send(ngx_http_apipolicy_idem_commit_t *c)
+ngx_http_apipolicy_idempotency_commit_send(
+    ngx_http_apipolicy_idempotency_commit_t *c)
 {
     ngx_int_t  rc;
     ngx_str_t  reason;
 
-    rc = ngx_http_apipolicy_redis_send(ngx_http_apipolicy_idem_rd, &c->set, 1,
-                                       ngx_http_apipolicy_idem_commit_done, c);
+    rc = ngx_http_apipolicy_redis_send(ngx_http_apipolicy_idempotency_rd,
+                                &c->set, 1,
+                                ngx_http_apipolicy_idempotency_commit_done,
+                                c);
     if (rc == NGX_OK) {
         return;
     }
 
     ngx_str_set(&reason, "Redis cannot be reached");
-    ngx_http_apipolicy_idem_commit_failed(c, &reason);
+    ngx_http_apipolicy_idempotency_commit_failed(c, &reason);
 }
 
 
 static void
-ngx_http_apipolicy_idem_commit_retry(ngx_event_t *ev)
+ngx_http_apipolicy_idempotency_commit_retry(ngx_event_t *ev)
 {
-    ngx_http_apipolicy_idem_commit_send(ev->data);
+    ngx_http_apipolicy_idempotency_commit_send(ev->data);
 }
 
 
 /* Redis answered the response: kept, refused (tried again), or too late */
 
 static void
-ngx_http_apipolicy_idem_commit_done(void *data, redisReply **replies,
+ngx_http_apipolicy_idempotency_commit_done(void *data, redisReply **replies,
     ngx_uint_t n, ngx_int_t rc)
 {
-    ngx_http_apipolicy_idem_commit_t *c = data;
+    ngx_http_apipolicy_idempotency_commit_t *c = data;
 
     ngx_str_t    reason;
     redisReply  *reply;
@@ -2076,7 +2076,7 @@ ngx_http_apipolicy_idem_commit_done(void *data, redisReply **replies,
                           &c->zone->shm.name, c->tries);
         }
 
-        ngx_http_apipolicy_idem_commit_free(c);
+        ngx_http_apipolicy_idempotency_commit_free(c);
         return;
     }
 
@@ -2086,7 +2086,7 @@ ngx_http_apipolicy_idem_commit_done(void *data, redisReply **replies,
                       "was not written to Redis: the key's claim was no "
                       "longer this gateway's (its lease had ended)",
                       &c->zone->shm.name);
-        ngx_http_apipolicy_idem_commit_free(c);
+        ngx_http_apipolicy_idempotency_commit_free(c);
         return;
     }
 
@@ -2098,7 +2098,7 @@ ngx_http_apipolicy_idem_commit_done(void *data, redisReply **replies,
         ngx_str_set(&reason, "no answer from Redis");
     }
 
-    ngx_http_apipolicy_idem_commit_failed(c, &reason);
+    ngx_http_apipolicy_idempotency_commit_failed(c, &reason);
 }
 
 
@@ -2109,8 +2109,8 @@ ngx_http_apipolicy_idem_commit_done(void *data, redisReply **replies,
  */
 
 static void
-ngx_http_apipolicy_idem_commit_failed(ngx_http_apipolicy_idem_commit_t *c,
-    ngx_str_t *reason)
+ngx_http_apipolicy_idempotency_commit_failed(
+    ngx_http_apipolicy_idempotency_commit_t *c, ngx_str_t *reason)
 {
     time_t  now;
 
@@ -2119,20 +2119,20 @@ ngx_http_apipolicy_idem_commit_failed(ngx_http_apipolicy_idem_commit_t *c,
     if (c->tries == 0) {
         c->deadline = now + c->zone->lease;
 
-        if (ngx_http_apipolicy_idem_pending + c->size
-            > NGX_HTTP_APIPOLICY_IDEM_PENDING_MAX)
+        if (ngx_http_apipolicy_idempotency_pending + c->size
+            > NGX_HTTP_APIPOLICY_IDEMPOTENCY_PENDING_MAX)
         {
             ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                           "apipolicy: Redis refused to keep a response of the "
                           "idempotency zone \"%V\": %V; not tried again: "
                           "%uz bytes of responses already wait for Redis",
                           &c->zone->shm.name, reason,
-                          ngx_http_apipolicy_idem_pending);
-            ngx_http_apipolicy_idem_commit_free(c);
+                          ngx_http_apipolicy_idempotency_pending);
+            ngx_http_apipolicy_idempotency_commit_free(c);
             return;
         }
 
-        ngx_http_apipolicy_idem_pending += c->size;
+        ngx_http_apipolicy_idempotency_pending += c->size;
 
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "apipolicy: Redis refused to keep a response of the "
@@ -2140,10 +2140,11 @@ ngx_http_apipolicy_idem_commit_failed(ngx_http_apipolicy_idem_commit_t *c,
                       "key's claim lasts (lease=%Ts)",
                       &c->zone->shm.name, reason, c->zone->lease);
 
-        (void) ngx_http_apipolicy_redis_send(ngx_http_apipolicy_idem_rd,
-                                          &c->extend, 1,
-                                          ngx_http_apipolicy_idem_redis_ignore,
-                                          NULL);
+        (void) ngx_http_apipolicy_redis_send(
+                                 ngx_http_apipolicy_idempotency_rd,
+                                 &c->extend, 1,
+                                 ngx_http_apipolicy_idempotency_redis_ignore,
+                                 NULL);
     }
 
     if (now + (time_t) (c->delay / 1000) >= c->deadline) {
@@ -2152,7 +2153,7 @@ ngx_http_apipolicy_idem_commit_failed(ngx_http_apipolicy_idem_commit_t *c,
                       "never reached Redis (%V, %ui tries): its claim ends, "
                       "and a retry at another gateway may reach the upstream "
                       "again", &c->zone->shm.name, reason, c->tries + 1);
-        ngx_http_apipolicy_idem_commit_free(c);
+        ngx_http_apipolicy_idempotency_commit_free(c);
         return;
     }
 
@@ -2164,10 +2165,11 @@ ngx_http_apipolicy_idem_commit_failed(ngx_http_apipolicy_idem_commit_t *c,
 
 
 static void
-ngx_http_apipolicy_idem_commit_free(ngx_http_apipolicy_idem_commit_t *c)
+ngx_http_apipolicy_idempotency_commit_free(
+    ngx_http_apipolicy_idempotency_commit_t *c)
 {
     if (c->tries) {
-        ngx_http_apipolicy_idem_pending -= c->size;
+        ngx_http_apipolicy_idempotency_pending -= c->size;
     }
 
     if (c->ev.timer_set) {
@@ -2179,7 +2181,7 @@ ngx_http_apipolicy_idem_commit_free(ngx_http_apipolicy_idem_commit_t *c)
 
 
 static void
-ngx_http_apipolicy_idem_redis_ignore(void *data, redisReply **replies,
+ngx_http_apipolicy_idempotency_redis_ignore(void *data, redisReply **replies,
     ngx_uint_t n, ngx_int_t rc)
 {
 }
@@ -2188,15 +2190,16 @@ ngx_http_apipolicy_idem_redis_ignore(void *data, redisReply **replies,
 /* our claim lives lease= more (the upstream runs, or its outcome is unknown) */
 
 static void
-ngx_http_apipolicy_idem_redis_extend(ngx_http_apipolicy_idem_ctx_t *ictx)
+ngx_http_apipolicy_idempotency_redis_extend(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx)
 {
-    u_char     key[NGX_HTTP_APIPOLICY_IDEM_REDIS_KEY_LEN];
+    u_char     key[NGX_HTTP_APIPOLICY_IDEMPOTENCY_REDIS_KEY_LEN];
     u_char     px[NGX_TIME_T_LEN + 4];
     ngx_str_t  argv[6];
 
-    static ngx_str_t  extend = ngx_http_apipolicy_idem_extend;
+    static ngx_str_t  extend = ngx_http_apipolicy_idempotency_extend;
 
-    if (ngx_http_apipolicy_idem_rd == NULL) {
+    if (ngx_http_apipolicy_idempotency_rd == NULL) {
         return;
     }
 
@@ -2204,13 +2207,15 @@ ngx_http_apipolicy_idem_redis_extend(ngx_http_apipolicy_idem_ctx_t *ictx)
     argv[1] = extend;
     ngx_str_set(&argv[2], "1");
     argv[3].data = key;
-    argv[3].len = ngx_http_apipolicy_idem_redis_key(key, ictx) - key;
+    argv[3].len = ngx_http_apipolicy_idempotency_redis_key(key, ictx) - key;
     argv[4].data = ictx->claim;
-    argv[4].len = NGX_HTTP_APIPOLICY_IDEM_CLAIM_LEN;
+    argv[4].len = NGX_HTTP_APIPOLICY_IDEMPOTENCY_CLAIM_LEN;
     argv[5].data = px;
     argv[5].len = ngx_sprintf(px, "%T", ictx->zone->lease * 1000) - px;
 
-    if (ngx_http_apipolicy_idem_op(argv, 6, &argv[3], NULL) == NGX_ERROR) {
+    if (ngx_http_apipolicy_idempotency_op(argv, 6, &argv[3], NULL)
+        == NGX_ERROR)
+    {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "apipolicy: no memory for a Redis command of the "
                       "idempotency zone \"%V\"", &ictx->zone->shm.name);
@@ -2225,14 +2230,15 @@ ngx_http_apipolicy_idem_redis_extend(ngx_http_apipolicy_idem_ctx_t *ictx)
  */
 
 static ngx_int_t
-ngx_http_apipolicy_idem_op(ngx_str_t *argv, ngx_uint_t argc, ngx_str_t *key,
-    ngx_http_apipolicy_idem_ctx_t *ictx)
+ngx_http_apipolicy_idempotency_op(
+    ngx_str_t *argv, ngx_uint_t argc, ngx_str_t *key,
+    ngx_http_apipolicy_idempotency_ctx_t *ictx)
 {
-    ngx_int_t                        rc;
-    ngx_http_apipolicy_idem_op_t    *op;
-    ngx_http_apipolicy_redis_cmd_t   cmd;
+    ngx_int_t                            rc;
+    ngx_http_apipolicy_idempotency_op_t *op;
+    ngx_http_apipolicy_redis_cmd_t       cmd;
 
-    op = ngx_alloc(sizeof(ngx_http_apipolicy_idem_op_t)
+    op = ngx_alloc(sizeof(ngx_http_apipolicy_idempotency_op_t)
                    + ngx_http_apipolicy_redis_command_len(argv, argc),
                    ngx_cycle->log);
     if (op == NULL) {
@@ -2246,8 +2252,10 @@ ngx_http_apipolicy_idem_op(ngx_str_t *argv, ngx_uint_t argc, ngx_str_t *key,
 
     op->ictx = ictx;
 
-    rc = ngx_http_apipolicy_redis_send(ngx_http_apipolicy_idem_rd, &cmd, 1,
-                                       ngx_http_apipolicy_idem_redis_done, op);
+    rc = ngx_http_apipolicy_redis_send(ngx_http_apipolicy_idempotency_rd,
+                                &cmd, 1,
+                                ngx_http_apipolicy_idempotency_redis_done,
+                                op);
 
     if (rc != NGX_OK) {
         ngx_free(op);
@@ -2263,10 +2271,10 @@ ngx_http_apipolicy_idem_op(ngx_str_t *argv, ngx_uint_t argc, ngx_str_t *key,
 
 
 static void
-ngx_http_apipolicy_idem_redis_done(void *data, redisReply **replies,
+ngx_http_apipolicy_idempotency_redis_done(void *data, redisReply **replies,
     ngx_uint_t n, ngx_int_t rc)
 {
-    ngx_http_apipolicy_idem_op_done(data, (rc == NGX_OK && n == 1)
+    ngx_http_apipolicy_idempotency_op_done(data, (rc == NGX_OK && n == 1)
                                           ? replies[0] : NULL);
 }
 
@@ -2274,12 +2282,12 @@ ngx_http_apipolicy_idem_redis_done(void *data, redisReply **replies,
 /* an answer: the request waiting for it (if still there) goes on */
 
 static void
-ngx_http_apipolicy_idem_op_done(ngx_http_apipolicy_idem_op_t *op,
+ngx_http_apipolicy_idempotency_op_done(ngx_http_apipolicy_idempotency_op_t *op,
     redisReply *reply)
 {
-    ngx_connection_t               *c;
-    ngx_http_request_t             *r;
-    ngx_http_apipolicy_idem_ctx_t  *ictx;
+    ngx_connection_t                     *c;
+    ngx_http_request_t                   *r;
+    ngx_http_apipolicy_idempotency_ctx_t *ictx;
 
     ictx = op->ictx;
     ngx_free(op);
@@ -2292,7 +2300,7 @@ ngx_http_apipolicy_idem_op_done(ngx_http_apipolicy_idem_op_t *op,
     r = ictx->request;
     c = r->connection;
 
-    ictx->status = ngx_http_apipolicy_idem_redis_answer(r, ictx, reply);
+    ictx->status = ngx_http_apipolicy_idempotency_redis_answer(r, ictx, reply);
     ictx->done = 1;
 
     ngx_http_apipolicy_resume(r);
@@ -2310,8 +2318,8 @@ ngx_http_apipolicy_idempotency_init_process(ngx_cycle_t *cycle)
 
     /* this worker's Redis, made by ngx_http_apipolicy_redis_init_process() */
 
-    if (amcf->idem_redis) {
-        ngx_http_apipolicy_idem_rd = ngx_http_apipolicy_redis_get(cycle);
+    if (amcf->idempotency_redis) {
+        ngx_http_apipolicy_idempotency_rd = ngx_http_apipolicy_redis_get(cycle);
     }
 
     return NGX_OK;
@@ -2321,7 +2329,7 @@ ngx_http_apipolicy_idempotency_init_process(ngx_cycle_t *cycle)
 void
 ngx_http_apipolicy_idempotency_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_http_apipolicy_idem_rd = NULL;
+    ngx_http_apipolicy_idempotency_rd = NULL;
 }
 
 
@@ -2335,49 +2343,48 @@ ngx_http_apipolicy_idempotency_exit_process(ngx_cycle_t *cycle)
  * the same key and payload is the one a lookup would find anyway.
  */
 
-static ngx_http_apipolicy_idem_node_t *
-ngx_http_apipolicy_idem_mine(ngx_http_apipolicy_idem_zone_t *zone,
-    ngx_http_apipolicy_idem_ctx_t *ictx)
+static ngx_http_apipolicy_idempotency_node_t *
+ngx_http_apipolicy_idempotency_mine(ngx_http_apipolicy_idempotency_zone_t *zone,
+    ngx_http_apipolicy_idempotency_ctx_t *ictx)
 {
-    ngx_http_apipolicy_idem_node_t  *in;
+    ngx_http_apipolicy_idempotency_node_t *in;
 
     in = ictx->node;
 
     if (in
-        && in->state == NGX_HTTP_APIPOLICY_IDEM_INFLIGHT
+        && in->state == NGX_HTTP_APIPOLICY_IDEMPOTENCY_INFLIGHT
         && ngx_memcmp(in->key, ictx->key, 32) == 0
         && ngx_memcmp(in->fp, ictx->fp, 32) == 0)
     {
         return in;
     }
 
-    return ngx_http_apipolicy_idem_find(zone, ictx->key);
+    return ngx_http_apipolicy_idempotency_find(zone, ictx->key);
 }
 
 
 /* what an entry holds besides its node: the kept response */
 
 static void
-ngx_http_apipolicy_idem_free(ngx_http_apipolicy_shm_t *shm,
+ngx_http_apipolicy_idempotency_free(ngx_http_apipolicy_shm_t *shm,
     ngx_http_apipolicy_hnode_t *hn)
 {
-    ngx_http_apipolicy_idem_node_t  *in;
+    ngx_http_apipolicy_idempotency_node_t *in;
 
     /* the head of a node must be ngx_http_apipolicy_hnode_t's */
 
-    (void) sizeof(char[(offsetof(ngx_http_apipolicy_idem_node_t, next)
-                        == offsetof(ngx_http_apipolicy_hnode_t, next)
-                        && offsetof(ngx_http_apipolicy_idem_node_t, pinned)
-                        == offsetof(ngx_http_apipolicy_hnode_t, pinned)
-                        && offsetof(ngx_http_apipolicy_idem_node_t, expires)
-                           == offsetof(ngx_http_apipolicy_hnode_t, expires)
-                        && offsetof(ngx_http_apipolicy_idem_node_t, queue)
-                           == offsetof(ngx_http_apipolicy_hnode_t, queue)
-                        && offsetof(ngx_http_apipolicy_idem_node_t, key)
-                           == offsetof(ngx_http_apipolicy_hnode_t, key))
+#define ngx_http_apipolicy_idempotency_same(field)                            \
+    (offsetof(ngx_http_apipolicy_idempotency_node_t, field)                  \
+     == offsetof(ngx_http_apipolicy_hnode_t, field))
+
+    (void) sizeof(char[(ngx_http_apipolicy_idempotency_same(next)
+                        && ngx_http_apipolicy_idempotency_same(pinned)
+                        && ngx_http_apipolicy_idempotency_same(expires)
+                        && ngx_http_apipolicy_idempotency_same(queue)
+                        && ngx_http_apipolicy_idempotency_same(key))
                        ? 1 : -1]);
 
-    in = (ngx_http_apipolicy_idem_node_t *) hn;
+    in = (ngx_http_apipolicy_idempotency_node_t *) hn;
 
     if (in->blob) {
         ngx_slab_free_locked(shm->shpool, in->blob);
@@ -2397,12 +2404,12 @@ char *
 ngx_http_apipolicy_idempotency_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    ssize_t                          size, n;
-    ngx_str_t                       *value, name, s;
-    ngx_uint_t                       i;
-    ngx_shm_zone_t                  *shm_zone;
-    ngx_http_apipolicy_idem_zone_t  *zone;
-    ngx_http_apipolicy_main_conf_t  *amcf;
+    ssize_t                                size;
+    ngx_str_t                             *value, name;
+    ngx_uint_t                             i;
+    ngx_shm_zone_t                        *shm_zone;
+    ngx_http_apipolicy_main_conf_t        *amcf;
+    ngx_http_apipolicy_idempotency_zone_t *zone;
 
     value = cf->args->elts;
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
@@ -2415,100 +2422,23 @@ ngx_http_apipolicy_idempotency_zone(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_idem_zone_t));
+    zone = ngx_pcalloc(cf->pool,
+                       sizeof(ngx_http_apipolicy_idempotency_zone_t));
     if (zone == NULL) {
         return NGX_CONF_ERROR;
     }
 
     zone->ttl = 86400;
-    zone->lease = NGX_HTTP_APIPOLICY_IDEM_LEASE;
+    zone->lease = NGX_HTTP_APIPOLICY_IDEMPOTENCY_LEASE;
     zone->max_body = 1024 * 1024;
 
     for (i = 2; i < cf->args->nelts; i++) {
-        s = value[i];
-
-        if (s.len > 4 && ngx_strncmp(s.data, "ttl=", 4) == 0) {
-            s.data += 4;
-            s.len -= 4;
-
-            zone->ttl = ngx_parse_time(&s, 1);
-
-            if (zone->ttl == (time_t) NGX_ERROR || zone->ttl == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"%V\": a time, as in "
-                                   "\"ttl=24h\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (s.len > 6 && ngx_strncmp(s.data, "lease=", 6) == 0) {
-            s.data += 6;
-            s.len -= 6;
-
-            zone->lease = ngx_parse_time(&s, 1);
-
-            if (zone->lease == (time_t) NGX_ERROR || zone->lease == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"%V\": a time of at least 1s, "
-                                   "as in \"lease=5m\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (s.len > 9 && ngx_strncmp(s.data, "max_body=", 9) == 0) {
-            s.data += 9;
-            s.len -= 9;
-
-            n = ngx_parse_size(&s);
-
-            if (n == NGX_ERROR || n == 0 || n > size / 2) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"%V\": a size, at most half "
-                                   "the zone", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            zone->max_body = (size_t) n;
-            continue;
-        }
-
-        if (ngx_strcmp(s.data, "redis=on") == 0
-            || ngx_strcmp(s.data, "redis") == 0)
+        if (ngx_http_apipolicy_idempotency_zone_param(cf, zone, &value[i],
+                                                      size)
+            != NGX_OK)
         {
-            zone->redis = 1;
-            continue;
-        }
-
-        if (ngx_strcmp(s.data, "redis=off") == 0) {
-            zone->redis = 0;
-            continue;
-        }
-
-        if (ngx_strcmp(s.data, "redis_fail=open") == 0) {
-            zone->fail_closed = 0;
-            continue;
-        }
-
-        if (ngx_strcmp(s.data, "redis_fail=closed") == 0) {
-            zone->fail_closed = 1;
-            continue;
-        }
-
-        if (s.len > 6 && ngx_strncmp(s.data, "redis", 5) == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid \"%V\": use \"redis=on\", "
-                               "\"redis=off\", \"redis_fail=open\" or "
-                               "\"redis_fail=closed\"", &value[i]);
             return NGX_CONF_ERROR;
         }
-
-        ngx_http_apipolicy_conf_bad_param(cf, &value[i],
-                                          "ttl=, max_body=, redis= and redis_fail=");
-        return NGX_CONF_ERROR;
     }
 
     zone->file = cf->conf_file->file.name.data;
@@ -2519,12 +2449,13 @@ ngx_http_apipolicy_idempotency_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     zone->shm.directive = "apipolicy_idempotency_zone";
-    zone->shm.magic = NGX_HTTP_APIPOLICY_IDEM_MAGIC;
-    zone->shm.free = ngx_http_apipolicy_idem_free;
+    zone->shm.magic = NGX_HTTP_APIPOLICY_IDEMPOTENCY_MAGIC;
+    zone->shm.free = ngx_http_apipolicy_idempotency_free;
 
     shm_zone = ngx_http_apipolicy_shm_add(cf, &name, size, &zone->shm);
     if (shm_zone == NULL
-        || ngx_http_apipolicy_conf_list_add(cf, &amcf->idem_zones, shm_zone)
+        || ngx_http_apipolicy_conf_list_add(cf, &amcf->idempotency_zones,
+                                            shm_zone)
            != NGX_OK)
     {
         return NGX_CONF_ERROR;
@@ -2536,8 +2467,111 @@ ngx_http_apipolicy_idempotency_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* a time parameter of at least 1s: "ttl=24h", "lease=5m" */
+
+static ngx_int_t
+ngx_http_apipolicy_idempotency_time(ngx_conf_t *cf, ngx_str_t *param,
+    size_t skip, const char *example, time_t *t)
+{
+    ngx_str_t  s;
+
+    s.data = param->data + skip;
+    s.len = param->len - skip;
+
+    *t = ngx_parse_time(&s, 1);
+
+    if (*t == (time_t) NGX_ERROR || *t == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"%V\": %s", param, example);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* one parameter of apipolicy_idempotency_zone after NAME:SIZE */
+
+static ngx_int_t
+ngx_http_apipolicy_idempotency_zone_param(ngx_conf_t *cf,
+    ngx_http_apipolicy_idempotency_zone_t *zone, ngx_str_t *param,
+    ssize_t size)
+{
+    ssize_t    n;
+    ngx_str_t  s;
+
+    s = *param;
+
+    if (s.len > 4 && ngx_strncmp(s.data, "ttl=", 4) == 0) {
+        return ngx_http_apipolicy_idempotency_time(cf, param, 4,
+                                                   "a time, as in "
+                                                   "\"ttl=24h\"",
+                                                   &zone->ttl);
+    }
+
+    if (s.len > 6 && ngx_strncmp(s.data, "lease=", 6) == 0) {
+        return ngx_http_apipolicy_idempotency_time(cf, param, 6,
+                                                   "a time of at least 1s, "
+                                                   "as in \"lease=5m\"",
+                                                   &zone->lease);
+    }
+
+    if (s.len > 9 && ngx_strncmp(s.data, "max_body=", 9) == 0) {
+        s.data += 9;
+        s.len -= 9;
+
+        n = ngx_parse_size(&s);
+
+        if (n == NGX_ERROR || n == 0 || n > size / 2) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"%V\": a size, at most half "
+                               "the zone", param);
+            return NGX_ERROR;
+        }
+
+        zone->max_body = (size_t) n;
+        return NGX_OK;
+    }
+
+    if (ngx_strcmp(s.data, "redis=on") == 0
+        || ngx_strcmp(s.data, "redis") == 0)
+    {
+        zone->redis = 1;
+        return NGX_OK;
+    }
+
+    if (ngx_strcmp(s.data, "redis=off") == 0) {
+        zone->redis = 0;
+        return NGX_OK;
+    }
+
+    if (ngx_strcmp(s.data, "redis_fail=open") == 0) {
+        zone->fail_closed = 0;
+        return NGX_OK;
+    }
+
+    if (ngx_strcmp(s.data, "redis_fail=closed") == 0) {
+        zone->fail_closed = 1;
+        return NGX_OK;
+    }
+
+    if (s.len > 6 && ngx_strncmp(s.data, "redis", 5) == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"%V\": use \"redis=on\", "
+                           "\"redis=off\", \"redis_fail=open\" or "
+                           "\"redis_fail=closed\"", param);
+        return NGX_ERROR;
+    }
+
+    ngx_http_apipolicy_conf_bad_param(cf, param,
+                                      "ttl=, max_body=, redis= and "
+                                      "redis_fail=");
+    return NGX_ERROR;
+}
+
+
 /* apipolicy_idempotency zone=NAME [required] [methods=POST,PATCH]
- *                       [scope=$var] | off */
+ *                       [scope=$var] [keep=5xx] | off */
 
 char *
 ngx_http_apipolicy_idempotency(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -2545,159 +2579,32 @@ ngx_http_apipolicy_idempotency(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_apipolicy_loc_conf_t  *alcf = conf;
 
-    u_char                            *p, *last, *start;
-    ngx_str_t                         *value, s, m;
-    ngx_uint_t                         i, n, bit;
-    ngx_shm_zone_t                   **zp;
-    ngx_http_apipolicy_idem_conf_t    *icf;
-    ngx_http_apipolicy_main_conf_t    *amcf;
-    ngx_http_compile_complex_value_t   ccv;
+    ngx_str_t                              *value;
+    ngx_uint_t                              i;
+    ngx_http_apipolicy_idempotency_conf_t  *icf;
 
-    static struct {
-        const char  *name;
-        ngx_uint_t   bit;
-    } methods[] = {
-        { "POST", NGX_HTTP_POST }, { "PATCH", NGX_HTTP_PATCH },
-        { "PUT", NGX_HTTP_PUT }, { "DELETE", NGX_HTTP_DELETE },
-        { NULL, 0 }
-    };
+    icf = &alcf->idempotency;
 
-    if (alcf->idempotency != NGX_CONF_UNSET_PTR) {
+    if (icf->zone != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
-        alcf->idempotency = NULL;
+        icf->zone = NULL;
         return NGX_CONF_OK;
     }
 
-    icf = ngx_pcalloc(cf->pool, sizeof(ngx_http_apipolicy_idem_conf_t));
-    if (icf == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
+    icf->zone = NULL;
     icf->methods = NGX_HTTP_POST|NGX_HTTP_PATCH;
-    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
 
     for (i = 1; i < cf->args->nelts; i++) {
-        s = value[i];
-
-        if (s.len > 5 && ngx_strncmp(s.data, "zone=", 5) == 0) {
-            s.data += 5;
-            s.len -= 5;
-
-            zp = amcf->idem_zones ? amcf->idem_zones->elts : NULL;
-
-            for (n = 0; zp && n < amcf->idem_zones->nelts; n++) {
-                if (zp[n]->shm.name.len == s.len
-                    && ngx_strncmp(zp[n]->shm.name.data, s.data, s.len) == 0)
-                {
-                    icf->zone = zp[n]->data;
-                    break;
-                }
-            }
-
-            if (icf->zone == NULL) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "unknown idempotency zone \"%V\": declare "
-                                   "it with apipolicy_idempotency_zone at "
-                                   "http level, before this line", &s);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
+        if (ngx_http_apipolicy_idempotency_param(cf, icf, &value[i])
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
         }
-
-        if (ngx_strcmp(s.data, "required") == 0) {
-            icf->required = 1;
-            continue;
-        }
-
-        if (s.len > 5 && ngx_strncmp(s.data, "keep=", 5) == 0) {
-            if (ngx_strcmp(s.data + 5, "5xx") != 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"%V\": use \"keep=5xx\" (the "
-                                   "5xx answers the upstream sends are kept "
-                                   "and replayed)", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            icf->keep_5xx = 1;
-            continue;
-        }
-
-        if (s.len > 8 && ngx_strncmp(s.data, "methods=", 8) == 0) {
-            icf->methods = 0;
-            p = s.data + 8;
-            last = s.data + s.len;
-
-            while (p < last) {
-                start = p;
-
-                while (p < last && *p != ',') {
-                    p++;
-                }
-
-                m.data = start;
-                m.len = p - start;
-                bit = 0;
-
-                for (n = 0; methods[n].name; n++) {
-                    if (m.len == ngx_strlen(methods[n].name)
-                        && ngx_strncasecmp(m.data,
-                                           (u_char *) methods[n].name, m.len)
-                           == 0)
-                    {
-                        bit = methods[n].bit;
-                    }
-                }
-
-                if (bit == 0) {
-                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                       "invalid method \"%V\" in \"%V\": use "
-                                       "POST, PATCH, PUT, DELETE", &m,
-                                       &value[i]);
-                    return NGX_CONF_ERROR;
-                }
-
-                icf->methods |= bit;
-
-                if (p < last) {
-                    p++;
-                }
-            }
-
-            continue;
-        }
-
-        if (s.len > 6 && ngx_strncmp(s.data, "scope=", 6) == 0) {
-            s.data += 6;
-            s.len -= 6;
-
-            icf->scope = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
-            if (icf->scope == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-
-            ccv.cf = cf;
-            ccv.value = &s;
-            ccv.complex_value = icf->scope;
-
-            if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        ngx_http_apipolicy_conf_bad_param(cf, &value[i],
-                                          "zone=, required, methods=, scope= and "
-                                          "keep=");
-        return NGX_CONF_ERROR;
     }
 
     if (icf->zone == NULL) {
@@ -2708,9 +2615,209 @@ ngx_http_apipolicy_idempotency(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    alcf->idempotency = icf;
+    return NGX_CONF_OK;
+}
+
+
+/* one parameter of apipolicy_idempotency */
+
+static ngx_int_t
+ngx_http_apipolicy_idempotency_param(ngx_conf_t *cf,
+    ngx_http_apipolicy_idempotency_conf_t *icf, ngx_str_t *param)
+{
+    ngx_str_t                          s;
+    ngx_http_compile_complex_value_t   ccv;
+
+    s = *param;
+
+    if (s.len > 5 && ngx_strncmp(s.data, "zone=", 5) == 0) {
+        s.data += 5;
+        s.len -= 5;
+
+        icf->zone = ngx_http_apipolicy_idempotency_zone_find(cf, &s);
+
+        return (icf->zone == NULL) ? NGX_ERROR : NGX_OK;
+    }
+
+    if (ngx_strcmp(s.data, "required") == 0) {
+        icf->required = 1;
+        return NGX_OK;
+    }
+
+    if (s.len > 5 && ngx_strncmp(s.data, "keep=", 5) == 0) {
+        if (ngx_strcmp(s.data + 5, "5xx") != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"%V\": use \"keep=5xx\" (the "
+                               "5xx answers the upstream sends are kept "
+                               "and replayed)", param);
+            return NGX_ERROR;
+        }
+
+        icf->keep_5xx = 1;
+        return NGX_OK;
+    }
+
+    if (s.len > 8 && ngx_strncmp(s.data, "methods=", 8) == 0) {
+        return ngx_http_apipolicy_idempotency_methods(cf, param,
+                                                      &icf->methods);
+    }
+
+    if (s.len > 6 && ngx_strncmp(s.data, "scope=", 6) == 0) {
+        s.data += 6;
+        s.len -= 6;
+
+        icf->scope = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+        if (icf->scope == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+        ccv.cf = cf;
+        ccv.value = &s;
+        ccv.complex_value = icf->scope;
+
+        return ngx_http_compile_complex_value(&ccv);
+    }
+
+    ngx_http_apipolicy_conf_bad_param(cf, param,
+                                      "zone=, required, methods=, scope= and "
+                                      "keep=");
+    return NGX_ERROR;
+}
+
+
+/* zone=NAME: a zone declared above this line */
+
+static ngx_http_apipolicy_idempotency_zone_t *
+ngx_http_apipolicy_idempotency_zone_find(ngx_conf_t *cf, ngx_str_t *name)
+{
+    ngx_uint_t                       n;
+    ngx_shm_zone_t                 **zp;
+    ngx_http_apipolicy_main_conf_t  *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
+
+    zp = amcf->idempotency_zones ? amcf->idempotency_zones->elts : NULL;
+
+    for (n = 0; zp && n < amcf->idempotency_zones->nelts; n++) {
+        if (zp[n]->shm.name.len == name->len
+            && ngx_strncmp(zp[n]->shm.name.data, name->data, name->len) == 0)
+        {
+            return zp[n]->data;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "unknown idempotency zone \"%V\": declare it with "
+                       "apipolicy_idempotency_zone at http level, before "
+                       "this line", name);
+    return NULL;
+}
+
+
+/* methods=POST,PATCH,PUT,DELETE */
+
+static ngx_int_t
+ngx_http_apipolicy_idempotency_methods(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_uint_t *methods)
+{
+    u_char      *p, *last, *start;
+    ngx_str_t    m;
+    ngx_uint_t   n, bit;
+
+    static struct {
+        const char  *name;
+        ngx_uint_t   bit;
+    } known[] = {
+        { "POST", NGX_HTTP_POST }, { "PATCH", NGX_HTTP_PATCH },
+        { "PUT", NGX_HTTP_PUT }, { "DELETE", NGX_HTTP_DELETE },
+        { NULL, 0 }
+    };
+
+    *methods = 0;
+    p = param->data + 8;
+    last = param->data + param->len;
+
+    while (p < last) {
+        start = p;
+
+        while (p < last && *p != ',') {
+            p++;
+        }
+
+        m.data = start;
+        m.len = p - start;
+        bit = 0;
+
+        for (n = 0; known[n].name; n++) {
+            if (m.len == ngx_strlen(known[n].name)
+                && ngx_strncasecmp(m.data, (u_char *) known[n].name, m.len)
+                   == 0)
+            {
+                bit = known[n].bit;
+            }
+        }
+
+        if (bit == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid method \"%V\" in \"%V\": use "
+                               "POST, PATCH, PUT, DELETE", &m, param);
+            return NGX_ERROR;
+        }
+
+        *methods |= bit;
+
+        if (p < last) {
+            p++;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_apipolicy_idempotency_create_loc_conf(ngx_conf_t *cf,
+    ngx_http_apipolicy_idempotency_conf_t *conf)
+{
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->methods = 0;
+     *     conf->required = 0;
+     *     conf->keep_5xx = 0;
+     *     conf->scope = NULL;
+     */
+
+    conf->zone = NGX_CONF_UNSET_PTR;
+}
+
+
+/* all or nothing: a location without the directive takes its parent's */
+
+char *
+ngx_http_apipolicy_idempotency_merge(ngx_conf_t *cf,
+    ngx_http_apipolicy_idempotency_conf_t *prev,
+    ngx_http_apipolicy_idempotency_conf_t *conf)
+{
+    if (conf->zone == NGX_CONF_UNSET_PTR) {
+        *conf = *prev;
+    }
+
+    if (conf->zone == NGX_CONF_UNSET_PTR) {
+        conf->zone = NULL;
+    }
 
     return NGX_CONF_OK;
+}
+
+
+ngx_uint_t
+ngx_http_apipolicy_idempotency_phases(
+    ngx_http_apipolicy_idempotency_conf_t *conf)
+{
+    return conf->zone ? NGX_HTTP_APIPOLICY_PRECONTENT : 0;
 }
 
 
@@ -2723,20 +2830,20 @@ ngx_http_apipolicy_idempotency(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t
 ngx_http_apipolicy_idempotency_postconfiguration(ngx_conf_t *cf)
 {
-    ngx_uint_t                       i;
-    ngx_shm_zone_t                 **zp;
-    ngx_http_apipolicy_idem_zone_t  *zone;
-    ngx_http_apipolicy_main_conf_t  *amcf;
+    ngx_uint_t                             i;
+    ngx_shm_zone_t                       **zp;
+    ngx_http_apipolicy_idempotency_zone_t *zone;
+    ngx_http_apipolicy_main_conf_t        *amcf;
 
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
 
-    if (amcf->idem_zones == NULL) {
+    if (amcf->idempotency_zones == NULL) {
         return NGX_OK;
     }
 
-    zp = amcf->idem_zones->elts;
+    zp = amcf->idempotency_zones->elts;
 
-    for (i = 0; i < amcf->idem_zones->nelts; i++) {
+    for (i = 0; i < amcf->idempotency_zones->nelts; i++) {
         zone = zp[i]->data;
 
         if (!zone->redis) {
@@ -2751,18 +2858,8 @@ ngx_http_apipolicy_idempotency_postconfiguration(ngx_conf_t *cf)
             return NGX_ERROR;
         }
 
-        amcf->idem_redis = 1;
+        amcf->idempotency_redis = 1;
     }
 
     return NGX_OK;
-}
-
-
-char *
-ngx_http_apipolicy_idempotency_merge_conf(ngx_conf_t *cf,
-    ngx_http_apipolicy_loc_conf_t *prev, ngx_http_apipolicy_loc_conf_t *conf)
-{
-    ngx_conf_merge_ptr_value(conf->idempotency, prev->idempotency, NULL);
-
-    return NGX_CONF_OK;
 }

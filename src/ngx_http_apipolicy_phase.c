@@ -223,7 +223,7 @@ ngx_http_apipolicy_precontent_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ctx->problem && ctx->ratelimit == NULL && ctx->idem == NULL) {
+    if (ctx->problem && ctx->ratelimit == NULL && ctx->idempotency == NULL) {
 
         /*
          * an authentication step refused the request but another access

@@ -499,11 +499,11 @@ ngx_http_apipolicy_status_log(ngx_http_request_t *r)
 
     outcome = ngx_http_apipolicy_idempotency_outcome(ctx);
 
-    if (outcome == NGX_HTTP_APIPOLICY_IDEM_OUTCOME_STORED) {
+    if (outcome == NGX_HTTP_APIPOLICY_IDEMPOTENCY_OUTCOME_STORED) {
         ngx_http_apipolicy_status_inc(sh,
                                       NGX_HTTP_APIPOLICY_STATUS_IDEMPOTENCY);
 
-    } else if (outcome == NGX_HTTP_APIPOLICY_IDEM_OUTCOME_REPLAYED) {
+    } else if (outcome == NGX_HTTP_APIPOLICY_IDEMPOTENCY_OUTCOME_REPLAYED) {
         ngx_http_apipolicy_status_inc(sh,
                                      NGX_HTTP_APIPOLICY_STATUS_IDEMPOTENCY + 1);
     }

@@ -3,7 +3,7 @@
  * Copyright (C) apipolicy authors
  *
  * The Idempotency-Key header (an RFC 8941 string, or a bare token as most
- * clients send it): ngx_http_apipolicy_idem_key(), which refuses a
+ * clients send it): ngx_http_apipolicy_idempotency_key(), which refuses a
  * missing, repeated, empty, over-long or non-printable key with its
  * problem and hashes an accepted one with the scope.
  *
@@ -19,12 +19,12 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    ngx_int_t                        rc;
-    ngx_str_t                        detail;
-    ngx_pool_t                      *pool;
-    ngx_http_request_t              *r;
-    ngx_http_apipolicy_ctx_t        *ctx;
-    ngx_http_apipolicy_idem_conf_t   icf;
+    ngx_int_t                              rc;
+    ngx_str_t                              detail;
+    ngx_pool_t                            *pool;
+    ngx_http_request_t                    *r;
+    ngx_http_apipolicy_ctx_t              *ctx;
+    ngx_http_apipolicy_idempotency_conf_t  icf;
 
     if (size < 1) {
         return 0;
@@ -33,7 +33,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pool = fuzz_pool();
     r = fuzz_request(pool, data + 1, size - 1);
 
-    ngx_memzero(&icf, sizeof(ngx_http_apipolicy_idem_conf_t));
+    ngx_memzero(&icf, sizeof(ngx_http_apipolicy_idempotency_conf_t));
     icf.required = data[0] & 1;
 
     ctx = ngx_pcalloc(pool, sizeof(ngx_http_apipolicy_ctx_t));
@@ -41,14 +41,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 
-    ctx->idem = ngx_pcalloc(pool, sizeof(ngx_http_apipolicy_idem_ctx_t));
-    if (ctx->idem == NULL) {
+    ctx->idempotency = ngx_pcalloc(pool,
+                             sizeof(ngx_http_apipolicy_idempotency_ctx_t));
+    if (ctx->idempotency == NULL) {
         abort();
     }
 
     ngx_str_null(&detail);
 
-    rc = ngx_http_apipolicy_idem_key(r, &icf, ctx, &detail);
+    rc = ngx_http_apipolicy_idempotency_key(r, &icf, ctx, &detail);
 
     if (rc == NGX_HTTP_BAD_REQUEST) {
         if (ctx->problem == NULL || detail.len == 0) {
