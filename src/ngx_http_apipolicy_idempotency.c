@@ -1364,6 +1364,14 @@ ngx_http_apipolicy_idempotency_commit(
         return;
     }
 
+    /*
+     * a kept answer is the most recently used: the back of the LRU goes
+     * first, not the answer of a long call just kept
+     */
+
+    ngx_http_apipolicy_shm_touch(&zone->shm,
+                                 (ngx_http_apipolicy_hnode_t *) in);
+
     in->blob = blob;
     in->hlen = ictx->hlen;
     in->blen = ictx->len;

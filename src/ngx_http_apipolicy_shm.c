@@ -222,10 +222,18 @@ ngx_http_apipolicy_shm_find(ngx_http_apipolicy_shm_t *shm, u_char *key)
         return NULL;
     }
 
-    ngx_queue_remove(&hn->queue);
-    ngx_queue_insert_head(&shm->sh->queue, &hn->queue);
+    ngx_http_apipolicy_shm_touch(shm, hn);
 
     return hn;
+}
+
+
+void
+ngx_http_apipolicy_shm_touch(ngx_http_apipolicy_shm_t *shm,
+    ngx_http_apipolicy_hnode_t *hn)
+{
+    ngx_queue_remove(&hn->queue);
+    ngx_queue_insert_head(&shm->sh->queue, &hn->queue);
 }
 
 

@@ -105,6 +105,7 @@ ngx_shm_zone_t *ngx_http_apipolicy_shm_add(ngx_conf_t *cf, ngx_str_t *name,
  *         fields, zeroed) at the front, through alloc; NULL when no room
  *         can be made.
  * expire: up to "n" expired entries freed from the back.
+ * touch:  "hn" moved to the front of the LRU.
  */
 ngx_http_apipolicy_hnode_t *ngx_http_apipolicy_shm_lookup(
     ngx_http_apipolicy_shm_t *shm, u_char *key);
@@ -118,6 +119,8 @@ void ngx_http_apipolicy_shm_delete(ngx_http_apipolicy_shm_t *shm,
     ngx_http_apipolicy_hnode_t *hn);
 void ngx_http_apipolicy_shm_expire(ngx_http_apipolicy_shm_t *shm,
     ngx_uint_t n);
+void ngx_http_apipolicy_shm_touch(ngx_http_apipolicy_shm_t *shm,
+    ngx_http_apipolicy_hnode_t *hn);
 
 
 #endif /* _NGX_HTTP_APIPOLICY_SHM_H_INCLUDED_ */

@@ -171,6 +171,21 @@ sub keep_5xx {
     ok(!defined $b->{headers}{'idempotent-replayed'}, "keep=5xx, upstream never reached: not replayed");
 }
 
+# 8. a 32k zone filled while a 1 s call runs: its answer, kept once the
+# zone is full, is the most recently used, not the first to go
+sub kept_is_recent {
+    my $a = SlowBackend::spawn(server_port(), path => '/pay?ms=1000',
+                               headers => { 'Idempotency-Key' => 'recent-0' },
+                               body => '{"amount":10}');
+    sleep 0.2;
+    post("recent-$_", '/pay') for 1 .. 150;
+    is(SlowBackend::collect($a)->{status}, 201, "kept is recent: the slow call answered");
+    post("recent-new-$_", '/pay') for 1 .. 5;
+    my $r = post('recent-0', '/pay?ms=1000');
+    is($r->{headers}{'idempotent-replayed'}, 'true', "kept is recent: replayed after 5 more new keys");
+    is(SlowBackend::calls('recent-0'), 1, "kept is recent: one backend call");
+}
+
 run_tests();
 
 __DATA__
@@ -350,3 +365,22 @@ main::keep_5xx();
 GET /ok
 --- response_body
 ok
+
+
+
+=== TEST 10: an answer kept in a full zone is the most recently used entry: the next new keys evict older ones
+--- http_config
+    apipolicy_idempotency_zone idem:32k;
+--- config
+    location /pay {
+        apipolicy_idempotency zone=idem;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_BACKEND_PORT;
+    }
+    location = /ok { return 200 "ok\n"; }
+--- init
+main::kept_is_recent();
+--- request
+GET /ok
+--- response_body
+ok
+--- timeout: 10
