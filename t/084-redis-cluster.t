@@ -35,7 +35,7 @@ my @running;
 my @P = map {
     start_redis("cluster$_", conf => ['cluster-enabled yes',
                                       "cluster-config-file nodes-$_.conf",
-                                      'cluster-node-timeout 5000'])
+                                      'cluster-node-timeout 15000'])
 } 1 .. 3;
 
 my $created = `redis-cli --cluster create @{[ map { "127.0.0.1:$_" } @P ]} --cluster-yes 2>&1`;
@@ -67,9 +67,9 @@ sub slot {
     return crc16($k) % 16384;
 }
 
-# the port of the master serving a slot, as the cluster says now
-sub owner {
-    my $slot = shift;
+# the port of the master of each slot, as the cluster says now
+sub owners {
+    my @o;
     for my $line (split /\n/, cli(['-p', $P[0]], 'CLUSTER NODES')) {
         my @f = split ' ', $line;
         next unless $f[2] =~ /master/;
@@ -77,12 +77,16 @@ sub owner {
         for my $r (@f[8 .. $#f]) {
             next if $r =~ /^\[/;
             my ($a, $b) = split /-/, $r;
-            $b //= $a;
-            return $port if $slot >= $a && $slot <= $b;
+            @o[$a .. ($b // $a)] = ($port) x (($b // $a) - $a + 1);
         }
     }
-    return 0;
+    return \@o;
 }
+
+sub owner { return owners()->[shift] // 0 }
+
+# the first of 1, 2, 3 ... for which the test holds
+sub first_n { my $test = shift; for my $n (1 .. 1000000) { return $n if $test->($n) } die 'none' }
 
 is(cli(['-p', $P[0]], 'CLUSTER KEYSLOT "apipolicy:rl:{api:default:k1}:7"'), slot('apipolicy:rl:{api:default:k1}:7'),
    'the suite computes slots as Redis does');
@@ -195,12 +199,15 @@ sub nodes {
 # the sum of the gateways' counts of a rate limit key in its current
 # window, polled until it is "want" (or 5 s)
 sub rl_total {
-    my ($name, $want) = @_;
+    my ($name, $want, $tries) = @_;
     my $t = -1;
-    for (1 .. 50) {
+    for (1 .. $tries // 50) {
         my $min = int(time / 60);
-        my %h = split /\n/, cli(['-c', '-p', $P[0]], "HGETALL apipolicy:rl:{api:default:$name}:$min");
+        my $out = cli(['-c', '-p', $P[0]], "HGETALL apipolicy:rl:{api:default:$name}:$min");
         $t = 0;
+        # a master just restarted says CLUSTERDOWN until it has rejoined
+        if ($out =~ /^[A-Z]+ /) { sleep 0.1; next }
+        my %h = split /\n/, $out;
         $t += $h{$_} for grep { !/^(d:|t0$)/ } keys %h;
         last if $t == $want;
         sleep 0.1;
@@ -220,8 +227,9 @@ sleep 1;                                        # maps learnt, both in G
 
 {
     my @keys = map { "k$_" } 1 .. 50;
-    my %per;
-    $per{ owner(slot("api:default:$_")) }++ for @keys;
+    my (%per, $o);
+    $o = owners();
+    $per{ $o->[slot("api:default:$_")] }++ for @keys;
     is(scalar(grep { ($per{$_} // 0) >= 5 } @P), 3, "the 50 keys spread over the three masters ("
        . join(' ', map { $per{$_} // 0 } @P) . ")");
 
@@ -266,12 +274,13 @@ sleep 1;                                        # maps learnt, both in G
 
 {
     my ($same, $first, %on) = (0, 0);
+    my $o = owners();
     for my $i (1 .. 20) {
         my ($c1, $b1) = pay($g[0], "pay-$i");
         my ($c2, $b2) = pay($g[1], "pay-$i");
         $first++ if $c1 == 200 && $b1 =~ /^$g[0]{port} /;
         $same++ if $c2 == 200 && $b2 eq $b1;
-        $on{ owner(slot('apipolicy:idem:' . sha256_hex("\npay-$i"))) }++;
+        $on{ $o->[slot('apipolicy:idem:' . sha256_hex("\npay-$i"))] }++;
     }
     is($first, 20, "20 keys: the first gateway's backend answered each");
     is($same, 20, "... and the second gateway replayed each of them");
@@ -285,8 +294,7 @@ sleep 1;                                        # maps learnt, both in G
     # a new idempotency key, and a rate limit key in the same slot
     my $rkey = 'apipolicy:idem:' . sha256_hex("\nask-1");
     my $slot = slot($rkey);
-    my $name = (grep { slot("api:default:mv$_") == $slot } 1 .. 500000)[0];
-    $name = "mv$name";
+    my $name = 'mv' . first_n(sub { slot("api:default:mv$_[0]") == $slot });
     my $from = owner($slot);
     my ($to) = grep { $_ != $from } @P;
 
@@ -318,7 +326,7 @@ sleep 1;                                        # maps learnt, both in G
     is(rl_total($name, 4), 4, "after the move: both gateways' counts on the new master (4)");
     # a record neither gateway holds, in the moved slot: -MOVED for
     # whichever still has the old map, kept and replayed through the new
-    my ($pay) = grep { slot('apipolicy:idem:' . sha256_hex("\nmoved-$_")) == $slot } 1 .. 1000000;
+    my $pay = first_n(sub { slot('apipolicy:idem:' . sha256_hex("\nmoved-$_[0]")) == $slot });
     my ($c3, $b3) = pay($g[0], "moved-$pay");
     my ($c4, $b4) = pay($g[1], "moved-$pay");
     is("$c3 $c4", '200 200', 'after the move: a new record in the slot kept');
@@ -346,7 +354,73 @@ for my $gw (@g) {
     unlike($log, qr/\[(error|crit|alert|emerg)\]/, "gateway $gw->{port}: no error line");
 }
 
+
+
+# ---- a master down: its keys as with Redis down, the others as before ----
+
+{
+    my $x = $P[2];
+    my $idem = sub { 'apipolicy:idem:' . sha256_hex("\n" . shift) };
+    my $o = owners();
+    my $on = first_n(sub { $o->[slot($idem->("down-$_[0]"))] == $x });
+    my $off = first_n(sub { $o->[slot($idem->("up-$_[0]"))] != $x });
+    my $rl = first_n(sub { $o->[slot("api:default:dx$_[0]")] == $x });
+
+    same_minute(15);
+    RedisTest::stop_redis('cluster3', 'KILL');
+    my $t = time;
+    my ($c1) = pay($g[0], "down-$on");
+    my $took = time - $t;
+    my ($c2, $b2) = pay($g[0], "up-$off");
+    my ($c3, $b3) = pay($g[1], "up-$off");
+    $t = time;
+    my $r = hit($g[0], ["dx$rl", "dx$rl"]);
+    my $hit = time - $t;
+
+    is($c1, 503, "master $x killed: a record in its slots answered 503 as redis_fail=closed says");
+    cmp_ok($took, '<', 1.5, "... at once, within timeout= ($took s)");
+    is("$c2 $c3 " . ($b3 eq $b2 ? 'replayed' : "not replayed: $b2 / $b3"), '200 200 replayed',
+       '... a record on another master kept and replayed as before');
+    is($r->{"dx$rl"}, 1, "... a rate limit of its slots decided locally at once ($hit s)");
+
+    start_redis('cluster3', port => $x, conf => ['cluster-enabled yes',
+                                                'cluster-config-file nodes-3.conf',
+                                                'cluster-node-timeout 15000']);
+    is(rl_total("dx$rl", 2, 120), 2, 'master back: the counts made meanwhile pushed to it');
+
+    for my $gw (@g) {
+        my $log = `cat $gw->{prefix}/logs/error.log`;
+        my @down = $log =~ /\[error\] [^\n]*apipolicy redis: 127\.0\.0\.1:$x [^\n]*working without it/g;
+        is(scalar @down, 1, "gateway $gw->{port}: the master's loss logged once");
+    }
+    my @back = `cat $g[0]{prefix}/logs/error.log` =~ /apipolicy redis: 127\.0\.0\.1:$x is reachable again/g;
+    is(scalar @back, 1, 'its return logged once');
+}
+
 stop(@g);
+
+
+# ---- no node gives a map: Redis down, said once --------------------------
+
+{
+    my @dead = (free_port(), free_port());
+    my $gw = gateway(seeds => \@dead);
+    my $t = time;
+    my ($c) = pay($gw, 'nomap-1');
+    my $r = hit($gw, ['nomap', 'nomap']);
+    my $took = time - $t;
+    sleep 1.5;
+    pay($gw, 'nomap-2');
+    hit($gw, ['nomap']);
+
+    is($c, 503, 'no node answers: idempotency answers 503 as redis_fail=closed says');
+    is($r->{nomap}, 1, '... rate limits count locally');
+    cmp_ok($took, '<', 1.5, "... at once ($took s)");
+    my $log = `cat $gw->{prefix}/logs/error.log`;
+    my @lost = $log =~ /no node of "cluster=[^"]+" answers CLUSTER SLOTS; working without Redis until one does/g;
+    is(scalar @lost, 1, '... said once in the log, however many attempts');
+    stop($gw);
+}
 
 
 # ---- nginx -t: db= with cluster= ------------------------------------------
