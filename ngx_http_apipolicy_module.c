@@ -209,21 +209,21 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_apipolicy_jwt_strings,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_apipolicy_jwt_conf_t, issuers),
+      offsetof(ngx_http_apipolicy_loc_conf_t, jwt.issuers),
       NULL },
 
     { ngx_string("apipolicy_jwt_audience"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_apipolicy_jwt_strings,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_apipolicy_jwt_conf_t, audiences),
+      offsetof(ngx_http_apipolicy_loc_conf_t, jwt.audiences),
       NULL },
 
     { ngx_string("apipolicy_jwt_leeway"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_apipolicy_jwt_sec_slot,
+      ngx_http_apipolicy_conf_set_sec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_apipolicy_jwt_conf_t, leeway),
+      offsetof(ngx_http_apipolicy_loc_conf_t, jwt.leeway),
       NULL },
 
     { ngx_string("apipolicy_jwt_require"),
@@ -235,16 +235,16 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
 
     { ngx_string("apipolicy_jwt_require_exp"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
-      ngx_http_apipolicy_jwt_flag_slot,
+      ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_apipolicy_jwt_conf_t, require_exp),
+      offsetof(ngx_http_apipolicy_loc_conf_t, jwt.require_exp),
       NULL },
 
     { ngx_string("apipolicy_jwt_token"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_apipolicy_jwt_cv_slot,
+      ngx_http_set_complex_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_apipolicy_jwt_conf_t, token),
+      offsetof(ngx_http_apipolicy_loc_conf_t, jwt.token),
       NULL },
 
     { ngx_string("apipolicy_jwt_typ"),
@@ -256,9 +256,9 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
 
     { ngx_string("apipolicy_jwt_max_size"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_apipolicy_jwt_size_slot,
+      ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_apipolicy_jwt_conf_t, max_size),
+      offsetof(ngx_http_apipolicy_loc_conf_t, jwt.max_size),
       NULL },
 
     { ngx_string("apipolicy_jwt_key_request"),
@@ -272,7 +272,7 @@ static ngx_command_t  ngx_http_apipolicy_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_apipolicy_jwt_cache,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_apipolicy_jwt_conf_t, cache),
+      offsetof(ngx_http_apipolicy_loc_conf_t, jwt.cache),
       NULL },
 
     /* webhook signatures */
@@ -475,11 +475,11 @@ ngx_http_apipolicy_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     alcf->phases = 0;
-     *     alcf->jwt = NULL;
      */
 
     ngx_http_apipolicy_cors_create_loc_conf(cf, &alcf->cors);
     ngx_http_apipolicy_version_create_loc_conf(cf, &alcf->version);
+    ngx_http_apipolicy_jwt_create_loc_conf(cf, &alcf->jwt);
     ngx_http_apipolicy_ratelimit_create_loc_conf(cf, &alcf->ratelimit);
     ngx_http_apipolicy_webhook_create_loc_conf(cf, &alcf->webhook);
     ngx_http_apipolicy_idempotency_create_loc_conf(cf, &alcf->idempotency);
@@ -513,9 +513,13 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     conf->phases |= ngx_http_apipolicy_cors_phases(&conf->cors);
 
-    if (ngx_http_apipolicy_jwt_merge_conf(cf, prev, conf) != NGX_CONF_OK) {
+    if (ngx_http_apipolicy_jwt_merge(cf, &prev->jwt, &conf->jwt)
+        != NGX_CONF_OK)
+    {
         return NGX_CONF_ERROR;
     }
+
+    conf->phases |= ngx_http_apipolicy_jwt_phases(&conf->jwt);
 
     if (ngx_http_apipolicy_ratelimit_merge(cf, &prev->ratelimit,
                                            &conf->ratelimit)
@@ -550,10 +554,6 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     conf->phases |= ngx_http_apipolicy_status_phases(&conf->status);
-
-    if (ngx_http_apipolicy_jwt_enabled(conf)) {
-        conf->phases |= NGX_HTTP_APIPOLICY_ACCESS;
-    }
 
     return NGX_CONF_OK;
 }

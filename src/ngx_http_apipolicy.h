@@ -113,8 +113,7 @@ struct ngx_http_apipolicy_loc_conf_s {
 
     ngx_http_apipolicy_cors_conf_t     cors;
     ngx_http_apipolicy_version_conf_t  version;
-    ngx_http_apipolicy_jwt_conf_t     *jwt;       /* NULL: no JWT directive
-                                                     here or above */
+    ngx_http_apipolicy_jwt_conf_t      jwt;
     ngx_http_apipolicy_ratelimit_conf_t  ratelimit;
 
     ngx_http_apipolicy_webhook_conf_t  webhook;

@@ -430,7 +430,6 @@ ngx_http_apipolicy_jwks_start(ngx_http_request_t *r,
 
     if (jctx) {
         jctx->waiting = 1;
-        jctx->fetch = fetch;
     }
 
     return NGX_OK;
@@ -687,10 +686,7 @@ ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_apipolicy_jwt_conf_t   *jcf;
     ngx_http_apipolicy_main_conf_t  *amcf;
 
-    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
-    if (jcf == NULL) {
-        return NGX_CONF_ERROR;
-    }
+    jcf = &((ngx_http_apipolicy_loc_conf_t *) conf)->jwt;
 
     if (jcf->jwks != NGX_CONF_UNSET_PTR) {
         return "is duplicate";

@@ -264,9 +264,9 @@ ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_rule_t  *rule;
     ngx_http_apipolicy_jwt_sets_t   sets;
 
-    jcf = alcf->jwt;
+    jcf = &alcf->jwt;
 
-    if (jcf == NULL || jcf->mode == NGX_HTTP_APIPOLICY_JWT_OFF) {
+    if (jcf->mode == NGX_HTTP_APIPOLICY_JWT_OFF) {
         return NGX_DECLINED;
     }
 
@@ -350,7 +350,9 @@ ngx_http_apipolicy_jwt_start(ngx_http_request_t *r,
 
     jctx = ctx->jwt;
 
-    if (jctx && jctx->conf == jcf) {
+    /* decided before this internal redirect, under the same policy */
+
+    if (jctx && jctx->conf && jctx->conf->policy == jcf->policy) {
 
         if (jctx->waiting) {
             return NGX_AGAIN;

@@ -113,7 +113,14 @@ struct ngx_http_apipolicy_jwt_conf_s {
 
     ngx_str_t                          file;      /* where "apipolicy_jwt" */
     ngx_uint_t                         line;      /* was set */
-    unsigned                           merged:1;
+
+    /*
+     * The policy's identity: the conf of the block whose JWT directives
+     * this location follows (its own when it has any, else its parent's
+     * policy).  A decision made under one policy holds in every location
+     * of the same policy (an internal redirect), never in another.
+     */
+    ngx_http_apipolicy_jwt_conf_t     *policy;
     unsigned                           key_issuers:1; /* a key set has
                                                      issuer=: "iss" is read
                                                      before verifying */
@@ -121,11 +128,12 @@ struct ngx_http_apipolicy_jwt_conf_s {
 
 /*
  * Per request.  Lives in the apipolicy context (never in a conf); the
- * jansson objects are released by ngx_http_apipolicy_jwt_cleanup() from
- * the context's request-pool cleanup.
+ * parsed header and claims live in the request pool.
  */
 struct ngx_http_apipolicy_jwt_ctx_s {
-    ngx_http_apipolicy_jwt_conf_t     *conf;      /* verified for */
+    ngx_http_apipolicy_jwt_conf_t     *conf;      /* decided in; its
+                                                     ->policy says where
+                                                     the decision holds */
     ngx_str_t                          token;
     ngx_str_t                          kid;
     ngx_uint_t                         alg;       /* one ..._JWT_* bit */
@@ -139,8 +147,6 @@ struct ngx_http_apipolicy_jwt_ctx_s {
     struct ngx_http_apipolicy_json_s  *claims;    /* request pool */
     u_char                             hash[32];  /* verified-token cache
                                                      entry key */
-    void                              *fetch;     /* the JWKS fetch this
-                                                     request started */
     ngx_uint_t                         cache_status;
     unsigned                           verified:1;
     unsigned                           anonymous:1; /* optional, no token */
@@ -165,26 +171,13 @@ char *ngx_http_apipolicy_jwt_require(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_apipolicy_jwt_typ(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-char *ngx_http_apipolicy_jwt_sec_slot(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_apipolicy_jwt_size_slot(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_apipolicy_jwt_flag_slot(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_apipolicy_jwt_cv_slot(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 
-/* a JWT conf with every field unset */
-ngx_http_apipolicy_jwt_conf_t *ngx_http_apipolicy_jwt_create_conf(
-    ngx_pool_t *pool);
-
-/* the location's JWT conf, created on the first JWT directive there */
-ngx_http_apipolicy_jwt_conf_t *ngx_http_apipolicy_jwt_get_conf(ngx_conf_t *cf,
-    void *conf);
-
-char *ngx_http_apipolicy_jwt_merge_conf(ngx_conf_t *cf,
-    ngx_http_apipolicy_loc_conf_t *prev, ngx_http_apipolicy_loc_conf_t *conf);
-ngx_int_t ngx_http_apipolicy_jwt_enabled(ngx_http_apipolicy_loc_conf_t *alcf);
+/* the conf of ngx_http_apipolicy_loc_conf_t: create, merge, phases */
+void ngx_http_apipolicy_jwt_create_loc_conf(ngx_conf_t *cf,
+    ngx_http_apipolicy_jwt_conf_t *conf);
+char *ngx_http_apipolicy_jwt_merge(ngx_conf_t *cf,
+    ngx_http_apipolicy_jwt_conf_t *prev, ngx_http_apipolicy_jwt_conf_t *conf);
+ngx_uint_t ngx_http_apipolicy_jwt_phases(ngx_http_apipolicy_jwt_conf_t *conf);
 
 /*
  * The ACCESS step: NGX_OK (verified), NGX_DECLINED (not configured, or

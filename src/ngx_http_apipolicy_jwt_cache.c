@@ -422,7 +422,7 @@ ngx_http_apipolicy_jwt_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         && (ngx_strcmp(value[1].data, "on") == 0
             || ngx_strcmp(value[1].data, "off") == 0))
     {
-        return ngx_http_apipolicy_jwt_flag_slot(cf, cmd, conf);
+        return ngx_conf_set_flag_slot(cf, cmd, conf);
     }
 
     if (cf->cmd_type != NGX_HTTP_MAIN_CONF) {

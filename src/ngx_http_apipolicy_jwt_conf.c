@@ -22,147 +22,167 @@
 #define NGX_HTTP_APIPOLICY_JWT_MAX_SIZE     8192
 
 
+static char *ngx_http_apipolicy_jwt_merge_typs(ngx_conf_t *cf,
+    ngx_http_apipolicy_jwt_conf_t *prev, ngx_http_apipolicy_jwt_conf_t *conf);
+static char *ngx_http_apipolicy_jwt_merge_keys(ngx_conf_t *cf,
+    ngx_http_apipolicy_jwt_conf_t *c);
 static ngx_array_t *ngx_http_apipolicy_jwt_keys(ngx_conf_t *cf,
     ngx_http_apipolicy_jwt_conf_t *jcf);
 
 
-ngx_http_apipolicy_jwt_conf_t *
-ngx_http_apipolicy_jwt_create_conf(ngx_pool_t *pool)
+void
+ngx_http_apipolicy_jwt_create_loc_conf(ngx_conf_t *cf,
+    ngx_http_apipolicy_jwt_conf_t *conf)
 {
-    ngx_http_apipolicy_jwt_conf_t  *jcf;
-
-    jcf = ngx_pcalloc(pool, sizeof(ngx_http_apipolicy_jwt_conf_t));
-    if (jcf == NULL) {
-        return NULL;
-    }
-
     /*
-     * set by ngx_pcalloc():
+     * zeroed with the location conf:
      *
-     *     jcf->realm = { 0, NULL };
-     *     jcf->file = { 0, NULL };
-     *     jcf->line = 0;
-     *     jcf->merged = 0;
+     *     conf->realm = { 0, NULL };
+     *     conf->file = { 0, NULL };
+     *     conf->line = 0;
+     *     conf->policy = NULL;
+     *     conf->key_issuers = 0;
      */
 
-    jcf->mode = NGX_CONF_UNSET_UINT;
-    jcf->keys = NGX_CONF_UNSET_PTR;
-    jcf->algs = NGX_CONF_UNSET_UINT;
-    jcf->issuers = NGX_CONF_UNSET_PTR;
-    jcf->audiences = NGX_CONF_UNSET_PTR;
-    jcf->typs = NGX_CONF_UNSET_PTR;
-    jcf->rules = NGX_CONF_UNSET_PTR;
-    jcf->token = NGX_CONF_UNSET_PTR;
-    jcf->leeway = NGX_CONF_UNSET;
-    jcf->max_size = NGX_CONF_UNSET_SIZE;
-    jcf->require_exp = NGX_CONF_UNSET;
-    jcf->typ_absent = NGX_CONF_UNSET;
-    jcf->typ_any = NGX_CONF_UNSET;
-    jcf->jwks = NGX_CONF_UNSET_PTR;
-    jcf->cache = NGX_CONF_UNSET;
-
-    return jcf;
+    conf->mode = NGX_CONF_UNSET_UINT;
+    conf->keys = NGX_CONF_UNSET_PTR;
+    conf->algs = NGX_CONF_UNSET_UINT;
+    conf->issuers = NGX_CONF_UNSET_PTR;
+    conf->audiences = NGX_CONF_UNSET_PTR;
+    conf->typs = NGX_CONF_UNSET_PTR;
+    conf->rules = NGX_CONF_UNSET_PTR;
+    conf->token = NGX_CONF_UNSET_PTR;
+    conf->leeway = NGX_CONF_UNSET;
+    conf->max_size = NGX_CONF_UNSET_SIZE;
+    conf->require_exp = NGX_CONF_UNSET;
+    conf->typ_absent = NGX_CONF_UNSET;
+    conf->typ_any = NGX_CONF_UNSET;
+    conf->jwks = NGX_CONF_UNSET_PTR;
+    conf->cache = NGX_CONF_UNSET;
 }
 
 
-ngx_http_apipolicy_jwt_conf_t *
-ngx_http_apipolicy_jwt_get_conf(ngx_conf_t *cf, void *conf)
+/* a JWT directive was written in this block */
+
+static ngx_uint_t
+ngx_http_apipolicy_jwt_conf_own(ngx_http_apipolicy_jwt_conf_t *c)
 {
-    ngx_http_apipolicy_loc_conf_t  *alcf = conf;
-
-    if (alcf->jwt == NULL) {
-        alcf->jwt = ngx_http_apipolicy_jwt_create_conf(cf->pool);
-    }
-
-    return alcf->jwt;
+    return c->mode != NGX_CONF_UNSET_UINT
+           || c->keys != NGX_CONF_UNSET_PTR
+           || c->algs != NGX_CONF_UNSET_UINT
+           || c->issuers != NGX_CONF_UNSET_PTR
+           || c->audiences != NGX_CONF_UNSET_PTR
+           || c->typs != NGX_CONF_UNSET_PTR
+           || c->rules != NGX_CONF_UNSET_PTR
+           || c->token != NGX_CONF_UNSET_PTR
+           || c->leeway != NGX_CONF_UNSET
+           || c->max_size != NGX_CONF_UNSET_SIZE
+           || c->require_exp != NGX_CONF_UNSET
+           || c->jwks != NGX_CONF_UNSET_PTR
+           || c->cache != NGX_CONF_UNSET;
 }
 
 
 char *
-ngx_http_apipolicy_jwt_merge_conf(ngx_conf_t *cf,
-    ngx_http_apipolicy_loc_conf_t *prev, ngx_http_apipolicy_loc_conf_t *conf)
+ngx_http_apipolicy_jwt_merge(ngx_conf_t *cf,
+    ngx_http_apipolicy_jwt_conf_t *prev, ngx_http_apipolicy_jwt_conf_t *conf)
 {
-    ngx_str_t                      *typ;
-    ngx_uint_t                      i, algs;
-    ngx_http_apipolicy_jwt_key_t   *key;
-    ngx_http_apipolicy_jwt_conf_t  *p, *c;
+    /*
+     * the policy's identity: this block's when a JWT directive is written
+     * here, else the parent's (a parent never merged, the http block's,
+     * is its own)
+     */
 
-    p = prev->jwt;
-    c = conf->jwt;
+    if (ngx_http_apipolicy_jwt_conf_own(conf)) {
+        conf->policy = conf;
 
-    if (c == NULL) {
-        if (p == NULL) {
-            return NGX_CONF_OK;
-        }
-
-        if (p->merged) {
-            conf->jwt = p;              /* nothing set here: share */
-            return NGX_CONF_OK;
-        }
-
-        c = ngx_http_apipolicy_jwt_create_conf(cf->pool);
-        if (c == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        conf->jwt = c;
+    } else {
+        conf->policy = prev->policy ? prev->policy : prev;
     }
 
-    if (p == NULL) {
-        p = ngx_http_apipolicy_jwt_create_conf(cf->pool);
-        if (p == NULL) {
-            return NGX_CONF_ERROR;
-        }
+    if (conf->mode == NGX_CONF_UNSET_UINT) {
+        conf->file = prev->file;
+        conf->line = prev->line;
     }
 
-    if (c->mode == NGX_CONF_UNSET_UINT) {
-        c->file = p->file;
-        c->line = p->line;
-    }
-
-    ngx_conf_merge_uint_value(c->mode, p->mode, NGX_HTTP_APIPOLICY_JWT_OFF);
-    ngx_conf_merge_str_value(c->realm, p->realm, "api");
-    ngx_conf_merge_ptr_value(c->keys, p->keys, NULL);
-    ngx_conf_merge_uint_value(c->algs, p->algs, NGX_HTTP_APIPOLICY_JWT_ALL);
-    ngx_conf_merge_ptr_value(c->issuers, p->issuers, NULL);
-    ngx_conf_merge_ptr_value(c->audiences, p->audiences, NULL);
-    ngx_conf_merge_ptr_value(c->rules, p->rules, NULL);
-    ngx_conf_merge_ptr_value(c->token, p->token, NULL);
-    ngx_conf_merge_sec_value(c->leeway, p->leeway, 0);
-    ngx_conf_merge_size_value(c->max_size, p->max_size,
+    ngx_conf_merge_uint_value(conf->mode, prev->mode,
+                              NGX_HTTP_APIPOLICY_JWT_OFF);
+    ngx_conf_merge_str_value(conf->realm, prev->realm, "api");
+    ngx_conf_merge_ptr_value(conf->keys, prev->keys, NULL);
+    ngx_conf_merge_uint_value(conf->algs, prev->algs,
+                              NGX_HTTP_APIPOLICY_JWT_ALL);
+    ngx_conf_merge_ptr_value(conf->issuers, prev->issuers, NULL);
+    ngx_conf_merge_ptr_value(conf->audiences, prev->audiences, NULL);
+    ngx_conf_merge_ptr_value(conf->rules, prev->rules, NULL);
+    ngx_conf_merge_ptr_value(conf->token, prev->token, NULL);
+    ngx_conf_merge_sec_value(conf->leeway, prev->leeway, 0);
+    ngx_conf_merge_size_value(conf->max_size, prev->max_size,
                               NGX_HTTP_APIPOLICY_JWT_MAX_SIZE);
-    ngx_conf_merge_value(c->require_exp, p->require_exp, 1);
-    ngx_conf_merge_ptr_value(c->jwks, p->jwks, NULL);
-    ngx_conf_merge_value(c->cache, p->cache, 1);
+    ngx_conf_merge_value(conf->require_exp, prev->require_exp, 1);
+    ngx_conf_merge_ptr_value(conf->jwks, prev->jwks, NULL);
+    ngx_conf_merge_value(conf->cache, prev->cache, 1);
 
-    if (c->typs == NGX_CONF_UNSET_PTR) {
-        c->typs = p->typs;
-        c->typ_absent = p->typ_absent;
-        c->typ_any = p->typ_any;
+    if (ngx_http_apipolicy_jwt_merge_typs(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
     }
 
-    if (c->typs == NGX_CONF_UNSET_PTR) {
-        c->typs = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
-        if (c->typs == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        typ = ngx_array_push_n(c->typs, 2);
-        if (typ == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_str_set(&typ[0], "jwt");
-        ngx_str_set(&typ[1], "at+jwt");
-        c->typ_absent = 1;
-        c->typ_any = 0;
-    }
-
-    c->merged = 1;
-
-    if (c->mode == NGX_HTTP_APIPOLICY_JWT_OFF) {
+    if (conf->mode == NGX_HTTP_APIPOLICY_JWT_OFF) {
         return NGX_CONF_OK;
     }
+
+    return ngx_http_apipolicy_jwt_merge_keys(cf, conf);
+}
+
+
+/* apipolicy_jwt_typ: inherited as a whole; by default "JWT", "at+jwt" */
+
+static char *
+ngx_http_apipolicy_jwt_merge_typs(ngx_conf_t *cf,
+    ngx_http_apipolicy_jwt_conf_t *prev, ngx_http_apipolicy_jwt_conf_t *conf)
+{
+    ngx_str_t  *typ;
+
+    if (conf->typs == NGX_CONF_UNSET_PTR) {
+        conf->typs = prev->typs;
+        conf->typ_absent = prev->typ_absent;
+        conf->typ_any = prev->typ_any;
+    }
+
+    if (conf->typs != NGX_CONF_UNSET_PTR) {
+        return NGX_CONF_OK;
+    }
+
+    conf->typs = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+    if (conf->typs == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    typ = ngx_array_push_n(conf->typs, 2);
+    if (typ == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_str_set(&typ[0], "jwt");
+    ngx_str_set(&typ[1], "at+jwt");
+    conf->typ_absent = 1;
+    conf->typ_any = 0;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The keys of a location where JWT is on: their identity for the
+ * verified-token cache, whether "iss" picks them, and that some key can
+ * verify an allowed algorithm
+ */
+
+static char *
+ngx_http_apipolicy_jwt_merge_keys(ngx_conf_t *cf,
+    ngx_http_apipolicy_jwt_conf_t *c)
+{
+    ngx_uint_t                     i, algs;
+    ngx_http_apipolicy_jwt_key_t  *key;
 
     if (ngx_http_apipolicy_jwt_cache_id(c->keys, NULL, NULL, c->id)
         != NGX_OK)
@@ -214,11 +234,11 @@ ngx_http_apipolicy_jwt_merge_conf(ngx_conf_t *cf,
 }
 
 
-ngx_int_t
-ngx_http_apipolicy_jwt_enabled(ngx_http_apipolicy_loc_conf_t *alcf)
+ngx_uint_t
+ngx_http_apipolicy_jwt_phases(ngx_http_apipolicy_jwt_conf_t *conf)
 {
-    return alcf->jwt != NULL && alcf->jwt->mode != NGX_HTTP_APIPOLICY_JWT_OFF
-           && alcf->jwt->mode != NGX_CONF_UNSET_UINT;
+    return conf->mode == NGX_HTTP_APIPOLICY_JWT_OFF
+           ? 0 : NGX_HTTP_APIPOLICY_ACCESS;
 }
 
 
@@ -232,10 +252,7 @@ ngx_http_apipolicy_jwt(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_uint_t                      i;
     ngx_http_apipolicy_jwt_conf_t  *jcf;
 
-    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
-    if (jcf == NULL) {
-        return NGX_CONF_ERROR;
-    }
+    jcf = &((ngx_http_apipolicy_loc_conf_t *) conf)->jwt;
 
     if (jcf->mode != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
@@ -315,10 +332,7 @@ ngx_http_apipolicy_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_apipolicy_jwt_key_t   *key;
     ngx_http_apipolicy_jwt_conf_t  *jcf;
 
-    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
-    if (jcf == NULL) {
-        return NGX_CONF_ERROR;
-    }
+    jcf = &((ngx_http_apipolicy_loc_conf_t *) conf)->jwt;
 
     keys = ngx_http_apipolicy_jwt_keys(cf, jcf);
     if (keys == NULL) {
@@ -432,10 +446,7 @@ ngx_http_apipolicy_jwt_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_apipolicy_jwt_key_t   *key;
     ngx_http_apipolicy_jwt_conf_t  *jcf;
 
-    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
-    if (jcf == NULL) {
-        return NGX_CONF_ERROR;
-    }
+    jcf = &((ngx_http_apipolicy_loc_conf_t *) conf)->jwt;
 
     keys = ngx_http_apipolicy_jwt_keys(cf, jcf);
     if (keys == NULL) {
@@ -512,10 +523,7 @@ ngx_http_apipolicy_jwt_algorithms(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_uint_t                      i, alg;
     ngx_http_apipolicy_jwt_conf_t  *jcf;
 
-    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
-    if (jcf == NULL) {
-        return NGX_CONF_ERROR;
-    }
+    jcf = &((ngx_http_apipolicy_loc_conf_t *) conf)->jwt;
 
     if (jcf->algs != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
@@ -559,14 +567,8 @@ ngx_http_apipolicy_jwt_strings(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t                      *value, *s;
     ngx_uint_t                      i;
     ngx_array_t                   **a;
-    ngx_http_apipolicy_jwt_conf_t  *jcf;
 
-    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
-    if (jcf == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    a = (ngx_array_t **) ((char *) jcf + cmd->offset);
+    a = (ngx_array_t **) ((char *) conf + cmd->offset);
 
     if (*a == NGX_CONF_UNSET_PTR) {
         *a = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
@@ -621,10 +623,7 @@ ngx_http_apipolicy_jwt_require(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         { ngx_null_string, 0, 0 }
     };
 
-    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
-    if (jcf == NULL) {
-        return NGX_CONF_ERROR;
-    }
+    jcf = &((ngx_http_apipolicy_loc_conf_t *) conf)->jwt;
 
     if (jcf->rules == NGX_CONF_UNSET_PTR) {
         jcf->rules = ngx_array_create(cf->pool, 4,
@@ -784,10 +783,7 @@ ngx_http_apipolicy_jwt_typ(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_uint_t                      i;
     ngx_http_apipolicy_jwt_conf_t  *jcf;
 
-    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
-    if (jcf == NULL) {
-        return NGX_CONF_ERROR;
-    }
+    jcf = &((ngx_http_apipolicy_loc_conf_t *) conf)->jwt;
 
     if (jcf->typs != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
@@ -831,64 +827,4 @@ ngx_http_apipolicy_jwt_typ(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
-}
-
-
-/* stock slot handlers applied to the JWT conf */
-
-char *
-ngx_http_apipolicy_jwt_sec_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_apipolicy_jwt_conf_t  *jcf;
-
-    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
-    if (jcf == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    return ngx_http_apipolicy_conf_set_sec_slot(cf, cmd, jcf);
-}
-
-
-char *
-ngx_http_apipolicy_jwt_size_slot(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_http_apipolicy_jwt_conf_t  *jcf;
-
-    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
-    if (jcf == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    return ngx_conf_set_size_slot(cf, cmd, jcf);
-}
-
-
-char *
-ngx_http_apipolicy_jwt_flag_slot(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_http_apipolicy_jwt_conf_t  *jcf;
-
-    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
-    if (jcf == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    return ngx_conf_set_flag_slot(cf, cmd, jcf);
-}
-
-
-char *
-ngx_http_apipolicy_jwt_cv_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_apipolicy_jwt_conf_t  *jcf;
-
-    jcf = ngx_http_apipolicy_jwt_get_conf(cf, conf);
-    if (jcf == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    return ngx_http_set_complex_value_slot(cf, cmd, jcf);
 }

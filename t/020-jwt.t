@@ -701,3 +701,78 @@ my $k2 = JWTTest::jwt(alg => 'HS256', header => { kid => 'k2', x => 'one' },
 --- response_body_like eval
 ["^HS256,k1,one\\|a\$", "^HS256,k1,one\\|b\$", "SIGNATURE_INVALID",
  "KEY_NOT_FOUND", "^HS256,k1,one\\|b\$"]
+
+
+
+=== TEST 33: try_files into a location of the same JWT policy keeps the decision: the token is not checked again (the verified-token cache is not even asked: MISS, not HIT)
+--- http_config
+    apipolicy_jwt_cache jwt:1m;
+--- config
+    apipolicy_jwt on;
+    apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
+    location /a {
+        root html;
+        try_files $uri /b;
+    }
+    location /b {
+        add_header X-Cache $apipolicy_jwt_cache_status always;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request
+GET /a
+--- more_headers eval
+"Authorization: Bearer " . JWTTest::jwt(alg => 'HS256', claims => { jti => "try-files-$$-" . time })
+--- error_code: 200
+--- response_headers
+X-Cache: MISS
+
+
+
+=== TEST 34: error_page into a location of the same JWT policy keeps the decision made before the 404
+--- http_config
+    apipolicy_jwt_cache jwt:1m;
+--- config
+    apipolicy_jwt on;
+    apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
+    location /files/ {
+        root html;
+        error_page 404 = /b;
+    }
+    location /b {
+        add_header X-Cache $apipolicy_jwt_cache_status always;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request
+GET /files/missing
+--- more_headers eval
+"Authorization: Bearer " . JWTTest::jwt(alg => 'HS256', claims => { jti => "error-page-$$-" . time })
+--- error_code: 200
+--- response_headers
+X-Cache: MISS
+
+
+
+=== TEST 35: try_files or error_page into a location of another JWT policy decides again
+--- config
+    apipolicy_jwt on;
+    apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
+    location /a {
+        root html;
+        try_files $uri /b;
+    }
+    location /b {
+        apipolicy_jwt_audience api://orders;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /files/ {
+        root html;
+        error_page 404 = /b;
+    }
+--- pipelined_requests eval
+["GET /a", "GET /files/missing"]
+--- more_headers eval
+"Authorization: Bearer " . JWTTest::jwt(alg => 'HS256')
+--- error_code eval
+[401, 401]
+--- response_body_like eval
+['"code":"AUDIENCE_REJECTED"', '"code":"AUDIENCE_REJECTED"']

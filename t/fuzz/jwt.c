@@ -31,10 +31,12 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
     /* the defaults of a location with apipolicy_jwt on */
 
-    fuzz_jcf = ngx_http_apipolicy_jwt_create_conf(pool);
+    fuzz_jcf = ngx_pcalloc(pool, sizeof(ngx_http_apipolicy_jwt_conf_t));
     if (fuzz_jcf == NULL) {
         abort();
     }
+
+    ngx_http_apipolicy_jwt_create_loc_conf(NULL, fuzz_jcf);
 
     fuzz_jcf->algs = NGX_HTTP_APIPOLICY_JWT_ALL;
     fuzz_jcf->max_size = 8192;
