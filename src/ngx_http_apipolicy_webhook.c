@@ -391,16 +391,19 @@ ngx_http_apipolicy_webhook_unclaim(void *data)
  * The replay zone, a keyed LRU zone (ngx_http_apipolicy_shm.c) of
  * delivery ids.  claim: the id taken for CLAIM_TTL seconds, so that a
  * concurrent copy finds it (NGX_OK: taken now, NGX_DECLINED: a live
- * entry has it, NGX_ERROR: no room, said); keep: delivered, kept for
- * REPLAY_TTL; forget: given back.
+ * entry has it, NGX_ERROR: no room, said), and pinned: a zone full of
+ * other deliveries frees older ones, never the claim of a request
+ * still in flight, whose copy would then pass; keep: delivered, kept
+ * for REPLAY_TTL, no longer pinned; forget: given back.
  */
 
 static ngx_int_t
 ngx_http_apipolicy_webhook_replay_claim(ngx_http_request_t *r,
     ngx_shm_zone_t *zone, u_char *key)
 {
-    ngx_int_t                  rc;
-    ngx_http_apipolicy_shm_t  *shm;
+    ngx_int_t                    rc;
+    ngx_http_apipolicy_shm_t    *shm;
+    ngx_http_apipolicy_hnode_t  *hn;
 
     shm = zone->data;
     rc = NGX_OK;
@@ -413,12 +416,14 @@ ngx_http_apipolicy_webhook_replay_claim(ngx_http_request_t *r,
     } else {
         ngx_http_apipolicy_shm_expire(shm, 2);
 
-        if (ngx_http_apipolicy_shm_insert(shm, key,
-                                      sizeof(ngx_http_apipolicy_hnode_t),
-                                      ngx_time()
-                                      + NGX_HTTP_APIPOLICY_WEBHOOK_CLAIM_TTL)
-            == NULL)
-        {
+        hn = ngx_http_apipolicy_shm_insert(shm, key,
+                                       sizeof(ngx_http_apipolicy_hnode_t),
+                                       ngx_time()
+                                       + NGX_HTTP_APIPOLICY_WEBHOOK_CLAIM_TTL);
+        if (hn) {
+            hn->pinned = 1;         /* in flight: never evicted for room */
+
+        } else {
             rc = NGX_ERROR;
         }
     }
@@ -460,6 +465,7 @@ ngx_http_apipolicy_webhook_replay_keep(ngx_http_request_t *r,
 
     if (hn) {
         hn->expires = (uint32_t) expires;
+        hn->pinned = 0;
     }
 
     ngx_shmtx_unlock(&shm->shpool->mutex);
