@@ -124,6 +124,7 @@ sub hit {
 # second on each, pipelined 5 at a time, for "seconds"; [admitted, refused]
 sub drive {
     my ($gws, $key, $per, $seconds) = @_;
+    my $start = time;
     my @kids;
     for my $g (@$gws) {
         pipe(my $r, my $w) or die;
@@ -152,7 +153,8 @@ sub drive {
         my ($a, $b) = split ' ', $line;
         $ok += $a; $no += $b;
     }
-    return [$ok, $no];
+    return [$ok, $no, sprintf('%.1f s from second %.1f of the minute',
+                              time - $start, $start - 60 * int($start / 60))];
 }
 
 # a whole run within one minute's window (r/m tiers)
@@ -168,9 +170,10 @@ redis($rport, $db, 'FLUSHDB');
     my @g = map { gateway(redis => $rport, db => $db, zone => 'two', sync => '500ms',
                           rate => '60r/m', workers => $_) } 1, 2;
     sleep 1.5;                                  # all in the registry
-    same_minute(6);
+    same_minute(12);                            # 3 s of load, slow when
+                                                # the machine is busy
     my $res = drive(\@g, 'shared2', 20, 3);     # 120 asked, 60 a minute
-    cmp_ok($res->[0], '<=', 60, "2 gateways: at most the quota admitted ($res->[0] of 120)");
+    cmp_ok($res->[0], '<=', 60, "2 gateways: at most the quota admitted ($res->[0] of 120, $res->[2])");
     cmp_ok($res->[0], '>=', 54, "2 gateways: the quota used, within 10% on a loaded machine ($res->[0])");
     is($res->[0] + $res->[1], 120, "2 gateways: every request answered 200 or 429");
     stop(@g);
@@ -180,9 +183,9 @@ redis($rport, $db, 'FLUSHDB');
     my @g = map { gateway(redis => $rport, db => $db, zone => 'three', sync => '500ms',
                           rate => '60r/m') } 1 .. 3;
     sleep 1.5;
-    same_minute(6);
+    same_minute(12);
     my $res = drive(\@g, 'shared3', 20, 3);     # 180 asked
-    cmp_ok($res->[0], '<=', 60, "3 gateways: at most the quota admitted ($res->[0] of 180)");
+    cmp_ok($res->[0], '<=', 60, "3 gateways: at most the quota admitted ($res->[0] of 180, $res->[2])");
     cmp_ok($res->[0], '>=', 54, "3 gateways: the quota used, within 10% on a loaded machine ($res->[0])");
     stop(@g);
 }
