@@ -171,17 +171,19 @@ sub keep_5xx {
     ok(!defined $b->{headers}{'idempotent-replayed'}, "keep=5xx, upstream never reached: not replayed");
 }
 
-# 8. a 32k zone filled while a 1 s call runs: its answer, kept once the
+# 8. a 32k zone filled while an 8 s call runs: its answer, kept once the
 # zone is full, is the most recently used, not the first to go
 sub kept_is_recent {
-    my $a = SlowBackend::spawn(server_port(), path => '/pay?ms=1000',
+    my $t0 = time;
+    my $a = SlowBackend::spawn(server_port(), path => '/pay?ms=8000',
                                headers => { 'Idempotency-Key' => 'recent-0' },
                                body => '{"amount":10}');
     sleep 0.2;
     post("recent-$_", '/pay') for 1 .. 150;
+    ok(time - $t0 < 7, "kept is recent: the zone filled while the call ran");
     is(SlowBackend::collect($a)->{status}, 201, "kept is recent: the slow call answered");
     post("recent-new-$_", '/pay') for 1 .. 5;
-    my $r = post('recent-0', '/pay?ms=1000');
+    my $r = post('recent-0', '/pay?ms=8000');
     is($r->{headers}{'idempotent-replayed'}, 'true', "kept is recent: replayed after 5 more new keys");
     is(SlowBackend::calls('recent-0'), 1, "kept is recent: one backend call");
 }
@@ -383,4 +385,4 @@ main::kept_is_recent();
 GET /ok
 --- response_body
 ok
---- timeout: 10
+--- timeout: 15
