@@ -1145,8 +1145,8 @@ ngx_http_apipolicy_cors_allow_headers(ngx_http_request_t *r,
     ngx_http_apipolicy_cors_conf_t *cf, ngx_str_t *requested,
     ngx_str_t *allowed)
 {
-    u_char      *p, *last, *start, *end, *out;
-    ngx_str_t    name, *s;
+    u_char      *p, *last, *out;
+    ngx_str_t    name, item, *s;
     ngx_uint_t   i, ok;
 
     if (requested->len > NGX_HTTP_APIPOLICY_CORS_MAX_HEADERS) {
@@ -1169,37 +1169,17 @@ ngx_http_apipolicy_cors_allow_headers(ngx_http_request_t *r,
     last = p + requested->len;
     s = cf->headers->elts;
 
-    while (p < last) {
-
-        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
-            p++;
-        }
-
-        start = p;
-
-        while (p < last && *p != ',') {
-            p++;
-        }
-
-        end = p;
-
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
-            end--;
-        }
-
-        if (end == start) {
-            continue;
-        }
+    while (ngx_http_apipolicy_list_next(&p, last, &item)) {
 
         name.data = out + allowed->len + (allowed->len ? 2 : 0);
-        name.len = end - start;
+        name.len = item.len;
 
         if (allowed->len) {
             out[allowed->len] = ',';
             out[allowed->len + 1] = ' ';
         }
 
-        ngx_strlow(name.data, start, name.len);
+        ngx_strlow(name.data, item.data, name.len);
 
         if (ngx_http_apipolicy_cors_token(&name) != NGX_OK) {
             continue;

@@ -27,6 +27,9 @@
 
 
 static void ngx_http_apipolicy_cleanup(void *data);
+static ngx_int_t ngx_http_apipolicy_phase_start(ngx_http_request_t *r,
+    ngx_uint_t phases, ngx_http_apipolicy_loc_conf_t **alcf,
+    ngx_http_apipolicy_ctx_t **ctx);
 
 
 ngx_http_apipolicy_ctx_t *
@@ -97,6 +100,28 @@ ngx_http_apipolicy_cleanup(void *data)
 
 
 /*
+ * A dispatcher's start: NGX_DECLINED when the location needs none of
+ * "phases", else NGX_OK with the location's conf and the request's
+ * context (made on first use)
+ */
+
+static ngx_inline ngx_int_t
+ngx_http_apipolicy_phase_start(ngx_http_request_t *r, ngx_uint_t phases,
+    ngx_http_apipolicy_loc_conf_t **alcf, ngx_http_apipolicy_ctx_t **ctx)
+{
+    *alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
+
+    if (!((*alcf)->phases & phases)) {
+        return NGX_DECLINED;
+    }
+
+    *ctx = ngx_http_apipolicy_create_ctx(r);
+
+    return (*ctx == NULL) ? NGX_HTTP_INTERNAL_SERVER_ERROR : NGX_OK;
+}
+
+
+/*
  * PREACCESS: nothing here needs an identity.  A preflight is answered in
  * this phase so that it never meets authentication.
  */
@@ -112,15 +137,10 @@ ngx_http_apipolicy_preaccess_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
-
-    if (!(alcf->phases & NGX_HTTP_APIPOLICY_PREACCESS)) {
-        return NGX_DECLINED;
-    }
-
-    ctx = ngx_http_apipolicy_create_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    rc = ngx_http_apipolicy_phase_start(r, NGX_HTTP_APIPOLICY_PREACCESS,
+                                        &alcf, &ctx);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -153,15 +173,10 @@ ngx_http_apipolicy_access_handler(ngx_http_request_t *r)
     ngx_http_apipolicy_ctx_t       *ctx;
     ngx_http_apipolicy_loc_conf_t  *alcf;
 
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
-
-    if (!(alcf->phases & NGX_HTTP_APIPOLICY_ACCESS)) {
-        return NGX_DECLINED;
-    }
-
-    ctx = ngx_http_apipolicy_create_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    rc = ngx_http_apipolicy_phase_start(r, NGX_HTTP_APIPOLICY_ACCESS,
+                                        &alcf, &ctx);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -210,17 +225,11 @@ ngx_http_apipolicy_precontent_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
-
-    if (!(alcf->phases
-          & (NGX_HTTP_APIPOLICY_ACCESS|NGX_HTTP_APIPOLICY_PRECONTENT)))
-    {
-        return NGX_DECLINED;
-    }
-
-    ctx = ngx_http_apipolicy_create_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    rc = ngx_http_apipolicy_phase_start(r, NGX_HTTP_APIPOLICY_ACCESS
+                                           |NGX_HTTP_APIPOLICY_PRECONTENT,
+                                        &alcf, &ctx);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     if (ctx->problem && ctx->ratelimit == NULL && ctx->idempotency == NULL) {
@@ -250,40 +259,32 @@ ngx_http_apipolicy_precontent_handler(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_apipolicy_phase_init(ngx_conf_t *cf)
 {
+    ngx_uint_t                  i;
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
 
+    /* the dispatchers, and the counters of apipolicy_status once a request */
+
+    static struct {
+        ngx_uint_t              phase;
+        ngx_http_handler_pt     handler;
+    } hooks[] = {
+        { NGX_HTTP_PREACCESS_PHASE, ngx_http_apipolicy_preaccess_handler },
+        { NGX_HTTP_ACCESS_PHASE, ngx_http_apipolicy_access_handler },
+        { NGX_HTTP_PRECONTENT_PHASE, ngx_http_apipolicy_precontent_handler },
+        { NGX_HTTP_LOG_PHASE, ngx_http_apipolicy_status_log }
+    };
+
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
+    for (i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++) {
+        h = ngx_array_push(&cmcf->phases[hooks[i].phase].handlers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        *h = hooks[i].handler;
     }
-
-    *h = ngx_http_apipolicy_preaccess_handler;
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_apipolicy_access_handler;
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_apipolicy_precontent_handler;
-
-    /* the counters of apipolicy_status, once per request */
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_apipolicy_status_log;
 
     return NGX_OK;
 }

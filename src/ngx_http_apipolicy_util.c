@@ -279,17 +279,16 @@ ngx_http_apipolicy_parse_date(ngx_str_t *value, time_t *t)
 
 
 /*
- * Whether a comma-separated header value (e.g. Vary) already holds a
- * token, compared case-insensitively.
+ * The next element of a comma-separated header value, without the blanks
+ * around it; empty elements are skipped.  0 at the end of the value.
  */
 
-ngx_int_t
-ngx_http_apipolicy_list_has(ngx_str_t *list, ngx_str_t *token)
+ngx_uint_t
+ngx_http_apipolicy_list_next(u_char **pos, u_char *last, ngx_str_t *item)
 {
-    u_char  *p, *last, *start, *end;
+    u_char  *p, *start, *end;
 
-    p = list->data;
-    last = p + list->len;
+    p = *pos;
 
     while (p < last) {
 
@@ -309,8 +308,37 @@ ngx_http_apipolicy_list_has(ngx_str_t *list, ngx_str_t *token)
             end--;
         }
 
-        if ((size_t) (end - start) == token->len
-            && ngx_strncasecmp(start, token->data, token->len) == 0)
+        if (end > start) {
+            item->data = start;
+            item->len = end - start;
+            *pos = p;
+
+            return 1;
+        }
+    }
+
+    *pos = p;
+
+    return 0;
+}
+
+
+/*
+ * Whether a comma-separated header value (e.g. Vary) already holds a
+ * token, compared case-insensitively.
+ */
+
+ngx_int_t
+ngx_http_apipolicy_list_has(ngx_str_t *list, ngx_str_t *token)
+{
+    u_char     *p;
+    ngx_str_t   item;
+
+    p = list->data;
+
+    while (ngx_http_apipolicy_list_next(&p, list->data + list->len, &item)) {
+        if (item.len == token->len
+            && ngx_strncasecmp(item.data, token->data, token->len) == 0)
         {
             return 1;
         }

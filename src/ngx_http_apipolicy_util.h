@@ -39,6 +39,8 @@ ngx_table_elt_t *ngx_http_apipolicy_header_each(ngx_list_t *headers,
 ngx_table_elt_t *ngx_http_apipolicy_find_header(ngx_list_t *headers,
     ngx_str_t *name, ngx_uint_t *count);
 ngx_int_t ngx_http_apipolicy_parse_date(ngx_str_t *value, time_t *t);
+ngx_uint_t ngx_http_apipolicy_list_next(u_char **pos, u_char *last,
+    ngx_str_t *item);
 ngx_int_t ngx_http_apipolicy_list_has(ngx_str_t *list, ngx_str_t *token);
 ngx_int_t ngx_http_apipolicy_conf_zone(ngx_conf_t *cf, ngx_str_t *value,
     const char *example, ngx_str_t *name, ssize_t *size);

@@ -21,43 +21,38 @@ static ngx_int_t ngx_http_apipolicy_reject_reason_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 
 
+#define ngx_http_apipolicy_variable(name, get, flags)                        \
+    { ngx_string(name), NULL, get, 0, NGX_HTTP_VAR_NOCACHEABLE|(flags), 0 }
+
+
 static ngx_http_variable_t  ngx_http_apipolicy_vars[] = {
 
-    { ngx_string("apipolicy_reject_reason"), NULL,
-      ngx_http_apipolicy_reject_reason_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    ngx_http_apipolicy_variable("apipolicy_reject_reason",
+        ngx_http_apipolicy_reject_reason_variable, 0),
 
-    { ngx_string("apipolicy_version_status"), NULL,
-      ngx_http_apipolicy_version_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    ngx_http_apipolicy_variable("apipolicy_version_status",
+        ngx_http_apipolicy_version_variable, 0),
 
-    { ngx_string("jwt_claim_"), NULL,
-      ngx_http_apipolicy_jwt_claim_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
+    ngx_http_apipolicy_variable("jwt_claim_",
+        ngx_http_apipolicy_jwt_claim_variable, NGX_HTTP_VAR_PREFIX),
 
-    { ngx_string("jwt_header_"), NULL,
-      ngx_http_apipolicy_jwt_header_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
+    ngx_http_apipolicy_variable("jwt_header_",
+        ngx_http_apipolicy_jwt_header_variable, NGX_HTTP_VAR_PREFIX),
 
-    { ngx_string("jwt_payload"), NULL,
-      ngx_http_apipolicy_jwt_payload_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    ngx_http_apipolicy_variable("jwt_payload",
+        ngx_http_apipolicy_jwt_payload_variable, 0),
 
-    { ngx_string("apipolicy_jwt_cache_status"), NULL,
-      ngx_http_apipolicy_jwt_cache_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    ngx_http_apipolicy_variable("apipolicy_jwt_cache_status",
+        ngx_http_apipolicy_jwt_cache_variable, 0),
 
-    { ngx_string("apipolicy_ratelimit_status"), NULL,
-      ngx_http_apipolicy_ratelimit_status_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    ngx_http_apipolicy_variable("apipolicy_ratelimit_status",
+        ngx_http_apipolicy_ratelimit_status_variable, 0),
 
-    { ngx_string("apipolicy_ratelimit_tier"), NULL,
-      ngx_http_apipolicy_ratelimit_tier_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    ngx_http_apipolicy_variable("apipolicy_ratelimit_tier",
+        ngx_http_apipolicy_ratelimit_tier_variable, 0),
 
-    { ngx_string("apipolicy_idempotency_status"), NULL,
-      ngx_http_apipolicy_idempotency_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    ngx_http_apipolicy_variable("apipolicy_idempotency_status",
+        ngx_http_apipolicy_idempotency_variable, 0),
 
       ngx_http_null_variable
 };

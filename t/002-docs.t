@@ -44,6 +44,12 @@ for my $file (@sources) {
             $name .= 'NAME' if $rest =~ /NGX_HTTP_VAR_PREFIX/;
             $variables{$name} = $file;
         }
+        # ... or through apipolicy's macro: ngx_http_apipolicy_variable("name", get, flags)
+        while ($table =~ /ngx_http_apipolicy_variable\(\s*"([a-z0-9_]+)"\s*,([^)]*)\)/g) {
+            my ($name, $rest) = ($1, $2);
+            $name .= 'NAME' if $rest =~ /NGX_HTTP_VAR_PREFIX/;
+            $variables{$name} = $file;
+        }
     }
 
     # problem codes: ngx_http_apipolicy_problem("CODE", ...), and the
