@@ -28,6 +28,12 @@ static char *ngx_http_apipolicy_jwt_merge_keys(ngx_conf_t *cf,
     ngx_http_apipolicy_jwt_conf_t *c);
 static ngx_array_t *ngx_http_apipolicy_jwt_keys(ngx_conf_t *cf,
     ngx_http_apipolicy_jwt_conf_t *jcf);
+static ngx_int_t ngx_http_apipolicy_jwt_key_params(ngx_conf_t *cf,
+    ngx_uint_t *alg, ngx_str_t *kid, ngx_str_t *issuer);
+static ngx_int_t ngx_http_apipolicy_jwt_rule_path(ngx_conf_t *cf,
+    ngx_http_apipolicy_jwt_rule_t *rule, ngx_str_t *claim);
+static char *ngx_http_apipolicy_jwt_rule_op(ngx_conf_t *cf,
+    ngx_http_apipolicy_jwt_rule_t *rule, ngx_str_t *value, ngx_uint_t n);
 
 
 void
@@ -318,6 +324,56 @@ ngx_http_apipolicy_jwt_keys(ngx_conf_t *cf, ngx_http_apipolicy_jwt_conf_t *jcf)
 }
 
 
+/* alg=, kid= and issuer= of apipolicy_jwt_key_file */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_key_params(ngx_conf_t *cf, ngx_uint_t *alg,
+    ngx_str_t *kid, ngx_str_t *issuer)
+{
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    value = cf->args->elts;
+    *alg = 0;
+    ngx_str_null(kid);
+    ngx_str_null(issuer);
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_http_apipolicy_jwt_issuer_param(&value[i], issuer)) {
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "alg=", 4) == 0) {
+            *alg = ngx_http_apipolicy_jwt_alg_parse(value[i].data + 4,
+                                                    value[i].len - 4);
+            if (*alg == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "unknown JWT algorithm \"%s\"",
+                                   value[i].data + 4);
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "kid=", 4) == 0
+            && value[i].len > 4)
+        {
+            kid->data = value[i].data + 4;
+            kid->len = value[i].len - 4;
+            continue;
+        }
+
+        ngx_http_apipolicy_conf_bad_param(cf, &value[i],
+                                          "alg=, kid= and issuer=");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 /* apipolicy_jwt_key_file FILE [alg=ALG] [kid=KID] */
 
 char *
@@ -327,7 +383,7 @@ ngx_http_apipolicy_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     u_char                         *p;
     ngx_int_t                       rc;
     ngx_str_t                      *value, name, text, kid, err, issuer;
-    ngx_uint_t                      i, alg, first;
+    ngx_uint_t                      alg, first;
     ngx_array_t                    *keys;
     ngx_http_apipolicy_jwt_key_t   *key;
     ngx_http_apipolicy_jwt_conf_t  *jcf;
@@ -340,39 +396,10 @@ ngx_http_apipolicy_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     value = cf->args->elts;
-    alg = 0;
-    ngx_str_null(&kid);
-    ngx_str_null(&issuer);
 
-    for (i = 2; i < cf->args->nelts; i++) {
-
-        if (ngx_http_apipolicy_jwt_issuer_param(&value[i], &issuer)) {
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "alg=", 4) == 0) {
-            alg = ngx_http_apipolicy_jwt_alg_parse(value[i].data + 4,
-                                                   value[i].len - 4);
-            if (alg == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "unknown JWT algorithm \"%s\"",
-                                   value[i].data + 4);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "kid=", 4) == 0
-            && value[i].len > 4)
-        {
-            kid.data = value[i].data + 4;
-            kid.len = value[i].len - 4;
-            continue;
-        }
-
-        ngx_http_apipolicy_conf_bad_param(cf, &value[i],
-                                          "alg=, kid= and issuer=");
+    if (ngx_http_apipolicy_jwt_key_params(cf, &alg, &kid, &issuer)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -594,34 +621,37 @@ ngx_http_apipolicy_jwt_strings(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 /* apipolicy_jwt_require CLAIM OP [VALUE ...] [error=401|403] */
 
+typedef struct {
+    ngx_str_t                          name;
+    ngx_uint_t                         op;
+    ngx_uint_t                         values;  /* 0: none, 1: exactly one,
+                                                   2: one or more */
+} ngx_http_apipolicy_jwt_op_t;
+
+
+static ngx_http_apipolicy_jwt_op_t  ngx_http_apipolicy_jwt_ops[] = {
+    { ngx_string("eq"), NGX_HTTP_APIPOLICY_JWT_OP_EQ, 1 },
+    { ngx_string("ne"), NGX_HTTP_APIPOLICY_JWT_OP_NE, 1 },
+    { ngx_string("in"), NGX_HTTP_APIPOLICY_JWT_OP_IN, 2 },
+    { ngx_string("contains"), NGX_HTTP_APIPOLICY_JWT_OP_CONTAINS, 2 },
+    { ngx_string("gt"), NGX_HTTP_APIPOLICY_JWT_OP_GT, 1 },
+    { ngx_string("ge"), NGX_HTTP_APIPOLICY_JWT_OP_GE, 1 },
+    { ngx_string("lt"), NGX_HTTP_APIPOLICY_JWT_OP_LT, 1 },
+    { ngx_string("le"), NGX_HTTP_APIPOLICY_JWT_OP_LE, 1 },
+    { ngx_string("exists"), NGX_HTTP_APIPOLICY_JWT_OP_EXISTS, 0 },
+    { ngx_string("present"), NGX_HTTP_APIPOLICY_JWT_OP_EXISTS, 0 },
+    { ngx_string("absent"), NGX_HTTP_APIPOLICY_JWT_OP_ABSENT, 0 },
+    { ngx_null_string, 0, 0 }
+};
+
+
 char *
 ngx_http_apipolicy_jwt_require(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    u_char                         *p, *start, *last;
-    char                           *end;
-    ngx_str_t                      *value, *s, *op;
-    ngx_uint_t                      i, n, nvalues;
+    ngx_str_t                      *value;
+    ngx_uint_t                      n;
     ngx_http_apipolicy_jwt_rule_t  *rule;
     ngx_http_apipolicy_jwt_conf_t  *jcf;
-
-    static struct {
-        ngx_str_t   name;
-        ngx_uint_t  op;
-        ngx_uint_t  values;     /* 0: none, 1: exactly one, 2: one or more */
-    } ops[] = {
-        { ngx_string("eq"), NGX_HTTP_APIPOLICY_JWT_OP_EQ, 1 },
-        { ngx_string("ne"), NGX_HTTP_APIPOLICY_JWT_OP_NE, 1 },
-        { ngx_string("in"), NGX_HTTP_APIPOLICY_JWT_OP_IN, 2 },
-        { ngx_string("contains"), NGX_HTTP_APIPOLICY_JWT_OP_CONTAINS, 2 },
-        { ngx_string("gt"), NGX_HTTP_APIPOLICY_JWT_OP_GT, 1 },
-        { ngx_string("ge"), NGX_HTTP_APIPOLICY_JWT_OP_GE, 1 },
-        { ngx_string("lt"), NGX_HTTP_APIPOLICY_JWT_OP_LT, 1 },
-        { ngx_string("le"), NGX_HTTP_APIPOLICY_JWT_OP_LE, 1 },
-        { ngx_string("exists"), NGX_HTTP_APIPOLICY_JWT_OP_EXISTS, 0 },
-        { ngx_string("present"), NGX_HTTP_APIPOLICY_JWT_OP_EXISTS, 0 },
-        { ngx_string("absent"), NGX_HTTP_APIPOLICY_JWT_OP_ABSENT, 0 },
-        { ngx_null_string, 0, 0 }
-    };
 
     jcf = &((ngx_http_apipolicy_loc_conf_t *) conf)->jwt;
 
@@ -670,16 +700,31 @@ ngx_http_apipolicy_jwt_require(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    /* the claim: "a.b.c" is a nested claim */
-
-    rule->claim = value[1];
-    rule->path = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
-    if (rule->path == NULL) {
+    if (ngx_http_apipolicy_jwt_rule_path(cf, rule, &value[1]) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
-    p = value[1].data;
-    last = p + value[1].len;
+    return ngx_http_apipolicy_jwt_rule_op(cf, rule, value, n);
+}
+
+
+/* the claim: "a.b.c" is a nested claim */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_rule_path(ngx_conf_t *cf,
+    ngx_http_apipolicy_jwt_rule_t *rule, ngx_str_t *claim)
+{
+    u_char     *p, *start, *last;
+    ngx_str_t  *s;
+
+    rule->claim = *claim;
+    rule->path = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+    if (rule->path == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = claim->data;
+    last = p + claim->len;
 
     while (p <= last) {
         start = p;
@@ -690,13 +735,13 @@ ngx_http_apipolicy_jwt_require(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         if (p == start) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid claim name \"%V\"", &value[1]);
-            return NGX_CONF_ERROR;
+                               "invalid claim name \"%V\"", claim);
+            return NGX_ERROR;
         }
 
         s = ngx_array_push(rule->path);
         if (s == NULL) {
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
 
         s->data = start;
@@ -704,10 +749,27 @@ ngx_http_apipolicy_jwt_require(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         p++;
     }
 
-    rule->scope = (value[1].len == 5
-                   && ngx_strncmp(value[1].data, "scope", 5) == 0)
-                  || (value[1].len == 3
-                      && ngx_strncmp(value[1].data, "scp", 3) == 0);
+    rule->scope = (claim->len == 5
+                   && ngx_strncmp(claim->data, "scope", 5) == 0)
+                  || (claim->len == 3
+                      && ngx_strncmp(claim->data, "scp", 3) == 0);
+
+    return NGX_OK;
+}
+
+
+/* the operator, its values, a number for gt/ge/lt/le */
+
+static char *
+ngx_http_apipolicy_jwt_rule_op(ngx_conf_t *cf,
+    ngx_http_apipolicy_jwt_rule_t *rule, ngx_str_t *value, ngx_uint_t n)
+{
+    char                         *end;
+    ngx_str_t                    *s, *op;
+    ngx_uint_t                    i, nvalues;
+    ngx_http_apipolicy_jwt_op_t  *ops;
+
+    ops = ngx_http_apipolicy_jwt_ops;
 
     op = &value[2];
 
