@@ -137,6 +137,12 @@ static ngx_int_t ngx_http_apipolicy_jwks_wait(ngx_http_request_t *r,
 static void ngx_http_apipolicy_jwks_poll(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apipolicy_jwks_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+static ngx_int_t ngx_http_apipolicy_jwks_params(ngx_conf_t *cf,
+    ngx_http_apipolicy_jwks_t *src);
+static ngx_int_t ngx_http_apipolicy_jwks_zone(ngx_conf_t *cf,
+    ngx_http_apipolicy_jwks_t *src);
+static ngx_int_t ngx_http_apipolicy_jwks_label(ngx_conf_t *cf,
+    ngx_http_apipolicy_main_conf_t *amcf, ngx_http_apipolicy_jwks_t *src);
 
 
 /* ---- request time ---------------------------------------------------- */
@@ -678,11 +684,8 @@ ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
     u_char                          *p;
-    time_t                          *tp;
-    ngx_str_t                       *value, s, name;
-    ngx_uint_t                       i, same;
-    ngx_shm_zone_t                  *shm_zone;
-    ngx_http_apipolicy_jwks_t       *src, **other;
+    ngx_str_t                       *value;
+    ngx_http_apipolicy_jwks_t       *src;
     ngx_http_apipolicy_jwt_conf_t   *jcf;
     ngx_http_apipolicy_main_conf_t  *amcf;
 
@@ -731,6 +734,30 @@ ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_apipolicy_jwks_params(cf, src) != NGX_OK
+        || ngx_http_apipolicy_jwks_zone(cf, src) != NGX_OK
+        || ngx_http_apipolicy_jwks_label(cf, amcf, src) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    jcf->jwks = src;
+
+    return NGX_CONF_OK;
+}
+
+
+/* refresh=, cooldown=, max_stale=, issuer= of apipolicy_jwt_key_request */
+
+static ngx_int_t
+ngx_http_apipolicy_jwks_params(ngx_conf_t *cf, ngx_http_apipolicy_jwks_t *src)
+{
+    time_t      *tp;
+    ngx_str_t   *value, s;
+    ngx_uint_t   i;
+
+    value = cf->args->elts;
+
     for (i = 2; i < cf->args->nelts; i++) {
 
         if (ngx_http_apipolicy_jwt_issuer_param(&value[i], &src->issuer)) {
@@ -753,7 +780,7 @@ ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
             ngx_http_apipolicy_conf_bad_param(cf, &value[i],
                                               "refresh=, cooldown=, "
                                               "max_stale= and issuer=");
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
 
         s.len = value[i].data + value[i].len - s.data;
@@ -763,7 +790,7 @@ ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
         if (*tp == (time_t) NGX_ERROR || *tp == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid value in \"%V\"", &value[i]);
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
     }
 
@@ -771,8 +798,20 @@ ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "max_stale (%T s) is shorter than refresh (%T s)",
                            src->max_stale, src->refresh);
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apipolicy_jwks_zone(ngx_conf_t *cf, ngx_http_apipolicy_jwks_t *src)
+{
+    ngx_str_t        *value, name;
+    ngx_shm_zone_t   *shm_zone;
+
+    value = cf->args->elts;
 
     /*
      * one zone per directive: the URI resolves in this directive's
@@ -785,7 +824,7 @@ ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
                + cf->conf_file->file.name.len + NGX_INT_T_LEN;
     name.data = ngx_pnalloc(cf->pool, name.len);
     if (name.data == NULL) {
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     name.len = ngx_sprintf(name.data, "apipolicy_jwt_key_request %V %V:%ui",
@@ -798,13 +837,23 @@ ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
                                               ngx_http_apipolicy_jwks_init_zone,
                                               src);
     if (shm_zone == NULL) {
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     src->shm_zone = shm_zone;
-    jcf->jwks = src;
 
-    /* the metrics name it by its URI (this one is in amcf->jwks already) */
+    return NGX_OK;
+}
+
+
+/* the metrics name a key source by its URI (this one is in the list) */
+
+static ngx_int_t
+ngx_http_apipolicy_jwks_label(ngx_conf_t *cf,
+    ngx_http_apipolicy_main_conf_t *amcf, ngx_http_apipolicy_jwks_t *src)
+{
+    ngx_uint_t                   i, same;
+    ngx_http_apipolicy_jwks_t  **other;
 
     same = 0;
     other = amcf->jwks->elts;
@@ -824,7 +873,7 @@ ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
         src->label.data = ngx_pnalloc(cf->pool, src->uri.len + 1
                                                 + NGX_INT_T_LEN);
         if (src->label.data == NULL) {
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
 
         src->label.len = ngx_sprintf(src->label.data, "%V#%ui", &src->uri,
@@ -832,7 +881,7 @@ ngx_http_apipolicy_jwks_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
                          - src->label.data;
     }
 
-    return NGX_CONF_OK;
+    return NGX_OK;
 }
 
 

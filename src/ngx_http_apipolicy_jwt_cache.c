@@ -266,13 +266,73 @@ ngx_http_apipolicy_jwt_cache_variable(ngx_http_request_t *r,
 
 /* ---- configuration --------------------------------------------------- */
 
+/* a key into the identity, length-prefixed: no two key sets hash alike */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_cache_id_key(EVP_MD_CTX *md,
+    ngx_http_apipolicy_jwt_key_t *key)
+{
+    int        n;
+    u_char    *der, *p;
+    uint64_t   v[4];
+
+    v[0] = key->kid.len;
+    v[1] = key->kty;
+    v[2] = key->algs;
+    v[3] = key->issuer.len;
+
+    if (EVP_DigestUpdate(md, v, sizeof(v)) != 1
+        || EVP_DigestUpdate(md, key->kid.data, key->kid.len) != 1
+        || EVP_DigestUpdate(md, key->issuer.data, key->issuer.len) != 1)
+    {
+        return NGX_ERROR;
+    }
+
+    if (key->pkey) {
+        n = i2d_PUBKEY(key->pkey, NULL);
+        if (n <= 0) {
+            return NGX_ERROR;
+        }
+
+        der = OPENSSL_malloc(n);
+        if (der == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = der;
+        n = i2d_PUBKEY(key->pkey, &p);
+
+        v[0] = (uint64_t) n;
+
+        if (n <= 0
+            || EVP_DigestUpdate(md, v, sizeof(uint64_t)) != 1
+            || EVP_DigestUpdate(md, der, n) != 1)
+        {
+            OPENSSL_free(der);
+            return NGX_ERROR;
+        }
+
+        OPENSSL_free(der);
+
+    } else {
+        v[0] = key->secret.len;
+
+        if (EVP_DigestUpdate(md, v, sizeof(uint64_t)) != 1
+            || EVP_DigestUpdate(md, key->secret.data, key->secret.len) != 1)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_http_apipolicy_jwt_cache_id(ngx_array_t *keys, u_char *prev,
     ngx_str_t *extra, u_char *id)
 {
-    int                            n;
-    u_char                        *der, *p;
-    uint64_t                       v[4];
+    uint64_t                       v;
     ngx_int_t                      rc;
     ngx_uint_t                     i;
     unsigned int                   len;
@@ -301,9 +361,9 @@ ngx_http_apipolicy_jwt_cache_id(ngx_array_t *keys, u_char *prev,
     }
 
     if (extra) {
-        v[0] = extra->len;
+        v = extra->len;
 
-        if (EVP_DigestUpdate(md, v, sizeof(uint64_t)) != 1
+        if (EVP_DigestUpdate(md, &v, sizeof(uint64_t)) != 1
             || EVP_DigestUpdate(md, extra->data, extra->len) != 1)
         {
             goto done;
@@ -313,57 +373,8 @@ ngx_http_apipolicy_jwt_cache_id(ngx_array_t *keys, u_char *prev,
     key = keys ? keys->elts : NULL;
 
     for (i = 0; keys && i < keys->nelts; i++) {
-
-        /* length-prefixed fields: no two key sets hash alike */
-
-        v[0] = key[i].kid.len;
-        v[1] = key[i].kty;
-        v[2] = key[i].algs;
-        v[3] = key[i].issuer.len;
-
-        if (EVP_DigestUpdate(md, v, sizeof(v)) != 1
-            || EVP_DigestUpdate(md, key[i].kid.data, key[i].kid.len) != 1
-            || EVP_DigestUpdate(md, key[i].issuer.data, key[i].issuer.len)
-               != 1)
-        {
+        if (ngx_http_apipolicy_jwt_cache_id_key(md, &key[i]) != NGX_OK) {
             goto done;
-        }
-
-        if (key[i].pkey) {
-            n = i2d_PUBKEY(key[i].pkey, NULL);
-            if (n <= 0) {
-                goto done;
-            }
-
-            der = OPENSSL_malloc(n);
-            if (der == NULL) {
-                goto done;
-            }
-
-            p = der;
-            n = i2d_PUBKEY(key[i].pkey, &p);
-
-            v[0] = (uint64_t) n;
-
-            if (n <= 0
-                || EVP_DigestUpdate(md, v, sizeof(uint64_t)) != 1
-                || EVP_DigestUpdate(md, der, n) != 1)
-            {
-                OPENSSL_free(der);
-                goto done;
-            }
-
-            OPENSSL_free(der);
-
-        } else {
-            v[0] = key[i].secret.len;
-
-            if (EVP_DigestUpdate(md, v, sizeof(uint64_t)) != 1
-                || EVP_DigestUpdate(md, key[i].secret.data, key[i].secret.len)
-                   != 1)
-            {
-                goto done;
-            }
         }
     }
 
