@@ -164,6 +164,8 @@ static ngx_int_t ngx_http_apipolicy_jwt_time_claim(ngx_http_request_t *r,
     ngx_str_t *detail);
 static ngx_int_t ngx_http_apipolicy_jwt_rule(
     ngx_http_apipolicy_jwt_rule_t *rule, ngx_http_apipolicy_json_t *claims);
+static ngx_uint_t ngx_http_apipolicy_jwt_contains(
+    ngx_http_apipolicy_json_t *v, ngx_str_t *want);
 static ngx_int_t ngx_http_apipolicy_jwt_scalar_eq(
     ngx_http_apipolicy_json_t *j, ngx_str_t *s);
 static ngx_http_apipolicy_json_t *ngx_http_apipolicy_jwt_json(
@@ -1489,11 +1491,10 @@ static ngx_int_t
 ngx_http_apipolicy_jwt_rule(ngx_http_apipolicy_jwt_rule_t *rule,
     ngx_http_apipolicy_json_t *claims)
 {
-    u_char                     *p, *last, *start;
     double                      d;
-    ngx_str_t                  *val, word;
-    ngx_uint_t                  i, found;
-    ngx_http_apipolicy_json_t  *v, *e;
+    ngx_str_t                  *val;
+    ngx_uint_t                  i;
+    ngx_http_apipolicy_json_t  *v;
 
     v = claims;
     val = rule->path->elts;
@@ -1542,45 +1543,7 @@ ngx_http_apipolicy_jwt_rule(ngx_http_apipolicy_jwt_rule_t *rule,
         /* every value must be an element (array) or a word (string) */
 
         for (i = 0; i < rule->values->nelts; i++) {
-            found = 0;
-
-            if (v->type == NGX_HTTP_APIPOLICY_JSON_ARRAY) {
-                for (e = v->child; e; e = e->next) {
-                    if (ngx_http_apipolicy_jwt_scalar_eq(e, &val[i])
-                        == NGX_OK)
-                    {
-                        found = 1;
-                        break;
-                    }
-                }
-
-            } else if (v->type == NGX_HTTP_APIPOLICY_JSON_STRING) {
-                p = v->value.data;
-                last = p + v->value.len;
-
-                while (p < last && !found) {
-                    while (p < last && *p == ' ') {
-                        p++;
-                    }
-
-                    start = p;
-
-                    while (p < last && *p != ' ') {
-                        p++;
-                    }
-
-                    word.data = start;
-                    word.len = p - start;
-
-                    if (word.len == val[i].len
-                        && ngx_strncmp(word.data, val[i].data, word.len) == 0)
-                    {
-                        found = 1;
-                    }
-                }
-            }
-
-            if (!found) {
+            if (!ngx_http_apipolicy_jwt_contains(v, &val[i])) {
                 return NGX_DECLINED;
             }
         }
@@ -1606,6 +1569,56 @@ ngx_http_apipolicy_jwt_rule(ngx_http_apipolicy_jwt_rule_t *rule,
             return d <= rule->number ? NGX_OK : NGX_DECLINED;
         }
     }
+}
+
+
+/* "contains": an element of an array, or a word of a string, is "want" */
+
+static ngx_uint_t
+ngx_http_apipolicy_jwt_contains(ngx_http_apipolicy_json_t *v, ngx_str_t *want)
+{
+    u_char                     *p, *last, *start;
+    ngx_str_t                   word;
+    ngx_uint_t                  found;
+    ngx_http_apipolicy_json_t  *e;
+
+    found = 0;
+
+    if (v->type == NGX_HTTP_APIPOLICY_JSON_ARRAY) {
+        for (e = v->child; e; e = e->next) {
+            if (ngx_http_apipolicy_jwt_scalar_eq(e, want) == NGX_OK) {
+                found = 1;
+                break;
+            }
+        }
+
+    } else if (v->type == NGX_HTTP_APIPOLICY_JSON_STRING) {
+        p = v->value.data;
+        last = p + v->value.len;
+
+        while (p < last && !found) {
+            while (p < last && *p == ' ') {
+                p++;
+            }
+
+            start = p;
+
+            while (p < last && *p != ' ') {
+                p++;
+            }
+
+            word.data = start;
+            word.len = p - start;
+
+            if (word.len == want->len
+                && ngx_strncmp(word.data, want->data, word.len) == 0)
+            {
+                found = 1;
+            }
+        }
+    }
+
+    return found;
 }
 
 

@@ -93,6 +93,13 @@ static EVP_PKEY *ngx_http_apipolicy_jwt_jwk_ec(ngx_pool_t *pool,
     json_t *jwk, ngx_str_t *err);
 static EVP_PKEY *ngx_http_apipolicy_jwt_jwk_okp(ngx_pool_t *pool,
     json_t *jwk, ngx_str_t *err);
+static ngx_int_t ngx_http_apipolicy_jwt_jwk_usage(ngx_pool_t *pool,
+    json_t *jwk, ngx_str_t *err);
+static ngx_int_t ngx_http_apipolicy_jwt_jwk_alg_kid(ngx_pool_t *pool,
+    json_t *jwk, ngx_uint_t *jalg, ngx_str_t *kid, ngx_str_t *err);
+static ngx_int_t ngx_http_apipolicy_jwt_jwk_material(ngx_pool_t *pool,
+    json_t *jwk, const char *kty, ngx_http_apipolicy_jwt_key_t *key,
+    ngx_str_t *err);
 static ngx_int_t ngx_http_apipolicy_jwt_jwk_member(ngx_pool_t *pool,
     json_t *jwk, const char *name, ngx_str_t *out, ngx_str_t *err);
 static ngx_int_t ngx_http_apipolicy_jwt_secret_algs(
@@ -754,12 +761,9 @@ static ngx_int_t
 ngx_http_apipolicy_jwt_jwk_parse(ngx_pool_t *pool, json_t *jwk,
     ngx_uint_t alg, ngx_http_apipolicy_jwt_key_t *key, ngx_str_t *err)
 {
-    size_t       i;
-    json_t      *v, *op;
-    EVP_PKEY    *pkey;
     ngx_str_t    kid;
-    ngx_uint_t   jalg, ok;
-    const char  *kty, *s;
+    ngx_uint_t   jalg;
+    const char  *kty;
 
     ngx_memzero(key, sizeof(ngx_http_apipolicy_jwt_key_t));
 
@@ -773,6 +777,42 @@ ngx_http_apipolicy_jwt_jwk_parse(ngx_pool_t *pool, json_t *jwk,
         ngx_http_apipolicy_jwt_key_error(pool, err, "no \"kty\"");
         return NGX_ERROR;
     }
+
+
+    if (ngx_http_apipolicy_jwt_jwk_usage(pool, jwk, err) != NGX_OK
+        || ngx_http_apipolicy_jwt_jwk_alg_kid(pool, jwk, &jalg, &kid, err)
+           != NGX_OK
+        || ngx_http_apipolicy_jwt_jwk_material(pool, jwk, kty, key, err)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    key->kid = kid;
+
+    if (ngx_http_apipolicy_jwt_key_pin(key, jalg, err, pool) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (alg && ngx_http_apipolicy_jwt_key_pin(key, alg, err, pool) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* "use" (if any) is "sig", "key_ops" (if any) has "verify" */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_jwk_usage(ngx_pool_t *pool, json_t *jwk,
+    ngx_str_t *err)
+{
+    size_t       i;
+    json_t      *v, *op;
+    ngx_uint_t   ok;
+    const char  *s;
 
     v = json_object_get(jwk, "use");
     if (v && (!json_is_string(v) || ngx_strcmp(json_string_value(v), "sig"))) {
@@ -801,15 +841,28 @@ ngx_http_apipolicy_jwt_jwk_parse(ngx_pool_t *pool, json_t *jwk,
         }
     }
 
-    jalg = 0;
+    return NGX_OK;
+}
+
+
+/* the key's own "alg" (0: none) and "kid" (empty: none) */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_jwk_alg_kid(ngx_pool_t *pool, json_t *jwk,
+    ngx_uint_t *jalg, ngx_str_t *kid, ngx_str_t *err)
+{
+    json_t      *v;
+    const char  *s;
+
+    *jalg = 0;
     v = json_object_get(jwk, "alg");
 
     if (v) {
         s = json_string_value(v);
 
         if (s == NULL
-            || (jalg = ngx_http_apipolicy_jwt_alg_parse((u_char *) s,
-                                                        ngx_strlen(s)))
+            || (*jalg = ngx_http_apipolicy_jwt_alg_parse((u_char *) s,
+                                                         ngx_strlen(s)))
                == 0)
         {
             ngx_http_apipolicy_jwt_key_error(pool, err,
@@ -827,18 +880,30 @@ ngx_http_apipolicy_jwt_jwk_parse(ngx_pool_t *pool, json_t *jwk,
             return NGX_ERROR;
         }
 
-        kid.len = json_string_length(v);
-        kid.data = ngx_pnalloc(pool, kid.len + 1);
-        if (kid.data == NULL) {
+        kid->len = json_string_length(v);
+        kid->data = ngx_pnalloc(pool, kid->len + 1);
+        if (kid->data == NULL) {
             return NGX_ERROR;
         }
 
-        ngx_memcpy(kid.data, json_string_value(v), kid.len);
-        kid.data[kid.len] = '\0';
+        ngx_memcpy(kid->data, json_string_value(v), kid->len);
+        kid->data[kid->len] = '\0';
 
     } else {
-        ngx_str_null(&kid);
+        ngx_str_null(kid);
     }
+
+    return NGX_OK;
+}
+
+
+/* the secret ("oct") or the public key, by "kty" */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_jwk_material(ngx_pool_t *pool, json_t *jwk,
+    const char *kty, ngx_http_apipolicy_jwt_key_t *key, ngx_str_t *err)
+{
+    EVP_PKEY  *pkey;
 
     if (ngx_strcmp(kty, "oct") == 0) {
 
@@ -883,17 +948,6 @@ ngx_http_apipolicy_jwt_jwk_parse(ngx_pool_t *pool, json_t *jwk,
         {
             return NGX_ERROR;
         }
-    }
-
-    key->kid = kid;
-
-    if (ngx_http_apipolicy_jwt_key_pin(key, jalg, err, pool) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (alg && ngx_http_apipolicy_jwt_key_pin(key, alg, err, pool) != NGX_OK)
-    {
-        return NGX_ERROR;
     }
 
     return NGX_OK;
