@@ -105,6 +105,8 @@ static ngx_int_t ngx_http_apipolicy_webhook_replay_claim(
     ngx_http_request_t *r, ngx_shm_zone_t *zone, u_char *key);
 static void ngx_http_apipolicy_webhook_replay_keep(ngx_http_request_t *r,
     ngx_shm_zone_t *zone, u_char *key);
+static void ngx_http_apipolicy_webhook_replay_full(ngx_http_request_t *r,
+    ngx_shm_zone_t *zone);
 static void ngx_http_apipolicy_webhook_replay_forget(ngx_shm_zone_t *zone,
     u_char *key);
 static ngx_int_t ngx_http_apipolicy_webhook_conf_parse(ngx_conf_t *cf,
@@ -431,9 +433,7 @@ ngx_http_apipolicy_webhook_replay_claim(ngx_http_request_t *r,
     ngx_shmtx_unlock(&shm->shpool->mutex);
 
     if (rc == NGX_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "apipolicy webhook: could not allocate an entry in "
-                      "zone \"%V\"", &zone->shm.name);
+        ngx_http_apipolicy_webhook_replay_full(r, zone);
     }
 
     return rc;
@@ -471,10 +471,20 @@ ngx_http_apipolicy_webhook_replay_keep(ngx_http_request_t *r,
     ngx_shmtx_unlock(&shm->shpool->mutex);
 
     if (hn == NULL) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "apipolicy webhook: could not allocate an entry in "
-                      "zone \"%V\"", &zone->shm.name);
+        ngx_http_apipolicy_webhook_replay_full(r, zone);
     }
+}
+
+
+/* every entry a claim in flight: the delivery goes without a replay check */
+
+static void
+ngx_http_apipolicy_webhook_replay_full(ngx_http_request_t *r,
+    ngx_shm_zone_t *zone)
+{
+    ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                  "apipolicy webhook: could not allocate an entry in zone "
+                  "\"%V\"", &zone->shm.name);
 }
 
 
@@ -1154,14 +1164,14 @@ ngx_http_apipolicy_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_OK;
     }
 
-    if (ngx_http_apipolicy_webhook_conf_parse(cf, wcf) != NGX_OK
-        || ngx_http_apipolicy_webhook_conf_validate(cf, wcf) != NGX_OK
-        || ngx_http_apipolicy_webhook_conf_precompute(cf, wcf) != NGX_OK)
+    if (ngx_http_apipolicy_webhook_conf_parse(cf, wcf) == NGX_OK
+        && ngx_http_apipolicy_webhook_conf_validate(cf, wcf) == NGX_OK
+        && ngx_http_apipolicy_webhook_conf_precompute(cf, wcf) == NGX_OK)
     {
-        return NGX_CONF_ERROR;
+        return NGX_CONF_OK;
     }
 
-    return NGX_CONF_OK;
+    return NGX_CONF_ERROR;
 }
 
 
