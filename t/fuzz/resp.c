@@ -8,6 +8,9 @@
  * none; a reader that refuses the bytes ends the connection.  Each reply
  * is walked (errors are copied the way a node keeps the last one).
  *
+ * An array is also taken as a CLUSTER SLOTS answer: the slot map a
+ * worker would make of it (every slot names a node met, or nobody).
+ *
  * Input: the bytes from Redis; byte values below 8 at the start split
  * them into reads of that many times 16 bytes.
  *
@@ -50,6 +53,59 @@ fuzz_walk(redisReply *r, ngx_uint_t depth)
         }
         break;
     }
+}
+
+
+/* a reply as CLUSTER SLOTS from 127.0.0.1:7000 */
+
+static void
+fuzz_map(redisReply *r)
+{
+    ngx_uint_t                        s;
+    ngx_pool_t                       *pool;
+    struct sockaddr_in                sin;
+    ngx_http_apipolicy_redis_t        rd;
+    ngx_http_apipolicy_redis_node_t  *node;
+
+    static ngx_str_t  name = ngx_string("127.0.0.1:7000");
+
+    pool = ngx_create_pool(4096, ngx_cycle->log);
+    if (pool == NULL) {
+        abort();
+    }
+
+    ngx_memzero(&rd, sizeof(ngx_http_apipolicy_redis_t));
+    rd.log = ngx_cycle->log;
+    rd.pool = pool;
+    rd.slots = ngx_pcalloc(pool, NGX_HTTP_APIPOLICY_REDIS_SLOTS
+                                 * sizeof(uint16_t));
+    rd.nodes = ngx_array_create(pool, 4,
+                                sizeof(ngx_http_apipolicy_redis_node_t *));
+
+    ngx_memzero(&sin, sizeof(struct sockaddr_in));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(7000);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+
+    node = (rd.slots && rd.nodes)
+           ? ngx_http_apipolicy_redis_cluster_add(&rd, &name,
+                                                  (struct sockaddr *) &sin,
+                                                  sizeof(struct sockaddr_in),
+                                                  1)
+           : NULL;
+    if (node == NULL) {
+        abort();
+    }
+
+    (void) ngx_http_apipolicy_redis_map(&rd, node, r);
+
+    for (s = 0; s < NGX_HTTP_APIPOLICY_REDIS_SLOTS; s++) {
+        if (rd.slots[s] > rd.nodes->nelts) {
+            abort();
+        }
+    }
+
+    ngx_destroy_pool(pool);
 }
 
 
@@ -126,6 +182,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
 
             fuzz_walk(reply, 0);
+
+            if (((redisReply *) reply)->type == REDIS_REPLY_ARRAY) {
+                fuzz_map(reply);
+            }
+
             freeReplyObject(reply);
         }
     }
