@@ -1020,7 +1020,7 @@ ngx_http_apipolicy_cors_decide(ngx_http_request_t *r,
 {
     u_char                         *low;
     ngx_str_t                       origin, value;
-    ngx_uint_t                      n, i;
+    ngx_uint_t                      n, i, upper;
     ngx_table_elt_t                *h;
     ngx_http_apipolicy_cors_ctx_t  *cc;
 
@@ -1058,6 +1058,8 @@ ngx_http_apipolicy_cors_decide(ngx_http_request_t *r,
         return;
     }
 
+    upper = 0;
+
     for (i = 0; i < value.len; i++) {
         if (value.data[i] <= ' ' || value.data[i] == ','
             || value.data[i] >= 0x7f)
@@ -1066,16 +1068,23 @@ ngx_http_apipolicy_cors_decide(ngx_http_request_t *r,
                           "apipolicy cors: Origin is not a single origin");
             return;
         }
+
+        upper |= (value.data[i] >= 'A' && value.data[i] <= 'Z');
     }
 
-    low = ngx_pnalloc(r->pool, value.len);
-    if (low == NULL) {
-        return;
-    }
+    /* lowercased into a copy only when it has capitals (browsers send none) */
 
-    ngx_strlow(low, value.data, value.len);
-    origin.data = low;
-    origin.len = value.len;
+    origin = value;
+
+    if (upper) {
+        low = ngx_pnalloc(r->pool, value.len);
+        if (low == NULL) {
+            return;
+        }
+
+        ngx_strlow(low, value.data, value.len);
+        origin.data = low;
+    }
 
     if (!ngx_http_apipolicy_cors_match(cf->origins, &origin)) {
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -1331,6 +1340,10 @@ ngx_http_apipolicy_cors_header(ngx_http_request_t *r,
 
     while ((h = ngx_http_apipolicy_header_each(&r->headers_out.headers, &it)))
     {
+        if (!ngx_http_apipolicy_header_len_in(h, lens)) {
+            continue;
+        }
+
         n = ngx_http_apipolicy_header_in(h, upstream, lens);
 
         if (n != NGX_ERROR) {
@@ -1595,6 +1608,10 @@ ngx_http_apipolicy_cors_single_filter(ngx_http_request_t *r)
 
     while ((h = ngx_http_apipolicy_header_each(&r->headers_out.headers, &it)))
     {
+        if (!ngx_http_apipolicy_header_len_in(h, lens)) {
+            continue;
+        }
+
         n = ngx_http_apipolicy_header_in(h, upstream, lens);
 
         if (n == NGX_ERROR) {

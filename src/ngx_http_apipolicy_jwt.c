@@ -699,7 +699,13 @@ ngx_http_apipolicy_jwt_bearer(ngx_str_t *value, ngx_str_t *token)
         p++;
     }
 
-    if (last - p < 6 || ngx_strncasecmp(p, (u_char *) "bearer", 6) != 0) {
+    /* "bearer" in any case, compared inline (ASCII letters: | 0x20) */
+
+    if (last - p < 6
+        || (p[0] | 0x20) != 'b' || (p[1] | 0x20) != 'e'
+        || (p[2] | 0x20) != 'a' || (p[3] | 0x20) != 'r'
+        || (p[4] | 0x20) != 'e' || (p[5] | 0x20) != 'r')
+    {
         return NGX_DECLINED;
     }
 

@@ -192,7 +192,9 @@ ngx_http_apipolicy_clear_headers(ngx_http_request_t *r, ngx_str_t *names)
 
     while ((h = ngx_http_apipolicy_header_each(&r->headers_out.headers, &it)))
     {
-        if (ngx_http_apipolicy_header_in(h, names, lens) != NGX_ERROR) {
+        if (ngx_http_apipolicy_header_len_in(h, lens)
+            && ngx_http_apipolicy_header_in(h, names, lens) != NGX_ERROR)
+        {
             h->hash = 0;
         }
     }

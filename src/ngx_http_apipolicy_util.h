@@ -32,6 +32,11 @@ ngx_uint_t ngx_http_apipolicy_clear_header(ngx_http_request_t *r,
 void ngx_http_apipolicy_clear_headers(ngx_http_request_t *r,
     ngx_str_t *names);
 uint64_t ngx_http_apipolicy_header_lens(ngx_str_t *names);
+
+/* the header's name has the length of one in "lens": worth comparing */
+#define ngx_http_apipolicy_header_len_in(h, lens)                            \
+    ((lens) & ((uint64_t) 1 << ((h)->key.len & 63)))
+
 ngx_int_t ngx_http_apipolicy_header_in(ngx_table_elt_t *h, ngx_str_t *names,
     uint64_t lens);
 ngx_table_elt_t *ngx_http_apipolicy_header_each(ngx_list_t *headers,
