@@ -78,6 +78,16 @@ static ngx_str_t  ngx_http_apipolicy_cors_upstream_headers[] = {
     ngx_null_string
 };
 
+/* the lengths of the names above (ngx_http_apipolicy_header_lens) */
+static uint64_t  ngx_http_apipolicy_cors_upstream_lens_v;
+
+#define ngx_http_apipolicy_cors_upstream_lens()                              \
+    (ngx_http_apipolicy_cors_upstream_lens_v                                 \
+     ? ngx_http_apipolicy_cors_upstream_lens_v                               \
+     : (ngx_http_apipolicy_cors_upstream_lens_v =                            \
+            ngx_http_apipolicy_header_lens(                                  \
+                ngx_http_apipolicy_cors_upstream_headers)))
+
 /* gateway-added headers, in NGX_HTTP_APIPOLICY_HDR_* bit order */
 static ngx_str_t  ngx_http_apipolicy_cors_added[] = {
     ngx_string("RateLimit"),
@@ -1321,7 +1331,7 @@ ngx_http_apipolicy_cors_header(ngx_http_request_t *r,
     ngx_http_apipolicy_header_iter_t   it;
 
     upstream = ngx_http_apipolicy_cors_upstream_headers;
-    lens = ngx_http_apipolicy_header_lens(upstream);
+    lens = ngx_http_apipolicy_cors_upstream_lens();
 
     if (ngx_http_apipolicy_cors_write(r, ctx) != NGX_OK) {
         return NGX_ERROR;
@@ -1484,7 +1494,8 @@ ngx_http_apipolicy_cors_write(ngx_http_request_t *r,
 
     } else {
         ngx_http_apipolicy_clear_headers(r,
-                                     ngx_http_apipolicy_cors_upstream_headers);
+                                     ngx_http_apipolicy_cors_upstream_headers,
+                                     ngx_http_apipolicy_cors_upstream_lens());
     }
 
     /* "*" for every origin without credentials: one answer, no Vary */
@@ -1599,7 +1610,7 @@ ngx_http_apipolicy_cors_single_filter(ngx_http_request_t *r)
     }
 
     upstream = ngx_http_apipolicy_cors_upstream_headers;
-    lens = ngx_http_apipolicy_header_lens(upstream);
+    lens = ngx_http_apipolicy_cors_upstream_lens();
 
     /* one walk: of each name the gateway's first header stays */
 

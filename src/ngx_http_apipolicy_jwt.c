@@ -159,9 +159,12 @@ static ngx_uint_t ngx_http_apipolicy_jwt_verify(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_apipolicy_jwt_check_claims(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
     ngx_str_t *detail, ngx_http_apipolicy_jwt_rule_t **failed);
-static ngx_int_t ngx_http_apipolicy_jwt_time_claim(ngx_http_request_t *r,
-    ngx_http_apipolicy_json_t *claims, const char *name, double *t,
+static ngx_uint_t ngx_http_apipolicy_jwt_check_times(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_json_t *claims,
     ngx_str_t *detail);
+static ngx_uint_t ngx_http_apipolicy_jwt_check_iss_aud(
+    ngx_http_request_t *r, ngx_http_apipolicy_jwt_conf_t *jcf,
+    ngx_http_apipolicy_json_t *claims, ngx_str_t *detail);
 static ngx_int_t ngx_http_apipolicy_jwt_rule(
     ngx_http_apipolicy_jwt_rule_t *rule, ngx_http_apipolicy_json_t *claims);
 static ngx_uint_t ngx_http_apipolicy_jwt_contains(
@@ -1319,63 +1322,134 @@ ngx_http_apipolicy_jwt_check_claims(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
     ngx_str_t *detail, ngx_http_apipolicy_jwt_rule_t **failed)
 {
-    double                          now, leeway, t;
     size_t                          i;
-    ngx_int_t                       rc;
-    ngx_str_t                      *s, str;
-    ngx_uint_t                      ok;
+    ngx_uint_t                      err;
     ngx_http_apipolicy_jwt_rule_t  *rule;
-    ngx_http_apipolicy_json_t      *claims, *v, *a;
 
-    claims = jctx->claims;
+    err = ngx_http_apipolicy_jwt_check_times(r, jcf, jctx->claims, detail);
+    if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
+        return err;
+    }
+
+    err = ngx_http_apipolicy_jwt_check_iss_aud(r, jcf, jctx->claims, detail);
+    if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
+        return err;
+    }
+
+    /* apipolicy_jwt_require */
+
+    if (jcf->rules) {
+        rule = jcf->rules->elts;
+
+        for (i = 0; i < jcf->rules->nelts; i++) {
+
+            if (ngx_http_apipolicy_jwt_rule(&rule[i], jctx->claims)
+                == NGX_OK)
+            {
+                continue;
+            }
+
+            *failed = &rule[i];
+
+            ngx_http_apipolicy_jwt_detail(r, detail,
+                                          "the %V claim does not satisfy "
+                                          "the policy", &rule[i].claim);
+
+            return NGX_HTTP_APIPOLICY_JWT_E_CLAIM;
+        }
+    }
+
+    return NGX_HTTP_APIPOLICY_JWT_E_OK;
+}
+
+
+/*
+ * exp, nbf, iat (RFC 7519 section 4.1), found in one walk of the claims
+ * and checked in that order
+ */
+
+static ngx_uint_t
+ngx_http_apipolicy_jwt_check_times(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_json_t *claims,
+    ngx_str_t *detail)
+{
+    u_char                     *k;
+    double                      now, leeway;
+    ngx_uint_t                  i;
+    ngx_http_apipolicy_json_t  *e, *t[3];
+    static const char          *names[3] = { "exp", "nbf", "iat" };
+
+    t[0] = NULL;
+    t[1] = NULL;
+    t[2] = NULL;
+
+    for (e = claims->child; e; e = e->next) {
+        if (e->key.len != 3) {
+            continue;
+        }
+
+        k = e->key.data;
+
+        i = (k[0] == 'e' && k[1] == 'x' && k[2] == 'p') ? 0
+            : (k[0] == 'n' && k[1] == 'b' && k[2] == 'f') ? 1
+            : (k[0] == 'i' && k[1] == 'a' && k[2] == 't') ? 2 : 3;
+
+        if (i < 3 && t[i] == NULL) {
+            t[i] = e;
+        }
+    }
+
     now = (double) ngx_time();
     leeway = (double) jcf->leeway;
 
-    /* exp, nbf, iat (RFC 7519 section 4.1) */
+    for (i = 0; i < 3; i++) {
 
-    rc = ngx_http_apipolicy_jwt_time_claim(r, claims, "exp", &t, detail);
+        if (t[i] == NULL) {
+            if (i == 0 && jcf->require_exp) {
+                ngx_http_apipolicy_jwt_detail(r, detail,
+                                              "the token has no exp claim");
+                return NGX_HTTP_APIPOLICY_JWT_E_CLAIM;
+            }
 
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
-    }
-
-    if (rc == NGX_DECLINED) {
-        if (jcf->require_exp) {
-            ngx_http_apipolicy_jwt_detail(r, detail,
-                                          "the token has no exp claim");
-            return NGX_HTTP_APIPOLICY_JWT_E_CLAIM;
+            continue;
         }
 
-    } else if (now >= t + leeway) {
-        ngx_http_apipolicy_jwt_detail(r, detail, "the token has expired");
-        return NGX_HTTP_APIPOLICY_JWT_E_EXPIRED;
+        if (t[i]->type != NGX_HTTP_APIPOLICY_JSON_NUMBER) {
+            ngx_http_apipolicy_jwt_detail(r, detail,
+                                          "the %s claim is not a number",
+                                          names[i]);
+            return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
+        }
+
+        if (i == 0 && now >= t[0]->number + leeway) {
+            ngx_http_apipolicy_jwt_detail(r, detail,
+                                          "the token has expired");
+            return NGX_HTTP_APIPOLICY_JWT_E_EXPIRED;
+        }
+
+        if (i > 0 && now + leeway < t[i]->number) {
+            ngx_http_apipolicy_jwt_detail(r, detail,
+                                 i == 1 ? "the token is not valid yet (nbf)"
+                                 : "the token was issued in the future (iat)");
+            return NGX_HTTP_APIPOLICY_JWT_E_NOT_YET;
+        }
     }
 
-    rc = ngx_http_apipolicy_jwt_time_claim(r, claims, "nbf", &t, detail);
+    return NGX_HTTP_APIPOLICY_JWT_E_OK;
+}
 
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
-    }
 
-    if (rc == NGX_OK && now + leeway < t) {
-        ngx_http_apipolicy_jwt_detail(r, detail,
-                                      "the token is not valid yet (nbf)");
-        return NGX_HTTP_APIPOLICY_JWT_E_NOT_YET;
-    }
+/* iss and aud (a string or an array of strings, one of them ours) */
 
-    rc = ngx_http_apipolicy_jwt_time_claim(r, claims, "iat", &t, detail);
-
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
-    }
-
-    if (rc == NGX_OK && now + leeway < t) {
-        ngx_http_apipolicy_jwt_detail(r, detail,
-                                  "the token was issued in the future (iat)");
-        return NGX_HTTP_APIPOLICY_JWT_E_NOT_YET;
-    }
-
-    /* iss */
+static ngx_uint_t
+ngx_http_apipolicy_jwt_check_iss_aud(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_json_t *claims,
+    ngx_str_t *detail)
+{
+    size_t                      i;
+    ngx_str_t                  *s, str;
+    ngx_uint_t                  ok;
+    ngx_http_apipolicy_json_t  *v, *a;
 
     if (jcf->issuers) {
         v = ngx_http_apipolicy_json_get_literal(claims, "iss");
@@ -1404,92 +1478,42 @@ ngx_http_apipolicy_jwt_check_claims(ngx_http_request_t *r,
         }
     }
 
-    /* aud: a string or an array of strings, one of them ours */
+    if (jcf->audiences == NULL) {
+        return NGX_HTTP_APIPOLICY_JWT_E_OK;
+    }
 
-    if (jcf->audiences) {
-        v = ngx_http_apipolicy_json_get_literal(claims, "aud");
-        ok = 0;
-        s = jcf->audiences->elts;
+    v = ngx_http_apipolicy_json_get_literal(claims, "aud");
+    ok = 0;
+    s = jcf->audiences->elts;
 
-        a = (v && v->type == NGX_HTTP_APIPOLICY_JSON_ARRAY) ? v->child : v;
+    a = (v && v->type == NGX_HTTP_APIPOLICY_JSON_ARRAY) ? v->child : v;
 
-        for ( /* void */ ; !ok && a; a = (a == v) ? NULL : a->next) {
+    for ( /* void */ ; !ok && a; a = (a == v) ? NULL : a->next) {
 
-            if (a->type != NGX_HTTP_APIPOLICY_JSON_STRING) {
-                continue;
-            }
-
-            str = a->value;
-
-            for (i = 0; i < jcf->audiences->nelts; i++) {
-                if (s[i].len == str.len
-                    && ngx_strncmp(s[i].data, str.data, str.len) == 0)
-                {
-                    ok = 1;
-                    break;
-                }
-            }
+        if (a->type != NGX_HTTP_APIPOLICY_JSON_STRING) {
+            continue;
         }
 
-        if (!ok) {
-            ngx_http_apipolicy_jwt_detail(r, detail,
-                    v ? "the token is not meant for this audience (aud)"
-                      : "the token has no audience (aud)");
-            return NGX_HTTP_APIPOLICY_JWT_E_AUDIENCE;
+        str = a->value;
+
+        for (i = 0; i < jcf->audiences->nelts; i++) {
+            if (s[i].len == str.len
+                && ngx_strncmp(s[i].data, str.data, str.len) == 0)
+            {
+                ok = 1;
+                break;
+            }
         }
     }
 
-    /* apipolicy_jwt_require */
-
-    if (jcf->rules) {
-        rule = jcf->rules->elts;
-
-        for (i = 0; i < jcf->rules->nelts; i++) {
-
-            if (ngx_http_apipolicy_jwt_rule(&rule[i], claims) == NGX_OK) {
-                continue;
-            }
-
-            *failed = &rule[i];
-
-            ngx_http_apipolicy_jwt_detail(r, detail,
-                                          "the %V claim does not satisfy "
-                                          "the policy", &rule[i].claim);
-
-            return NGX_HTTP_APIPOLICY_JWT_E_CLAIM;
-        }
+    if (!ok) {
+        ngx_http_apipolicy_jwt_detail(r, detail,
+                v ? "the token is not meant for this audience (aud)"
+                  : "the token has no audience (aud)");
+        return NGX_HTTP_APIPOLICY_JWT_E_AUDIENCE;
     }
 
     return NGX_HTTP_APIPOLICY_JWT_E_OK;
-}
-
-
-/* NGX_OK: a number; NGX_DECLINED: absent; NGX_ERROR: not a number */
-
-static ngx_int_t
-ngx_http_apipolicy_jwt_time_claim(ngx_http_request_t *r,
-    ngx_http_apipolicy_json_t *claims, const char *name, double *t,
-    ngx_str_t *detail)
-{
-    ngx_http_apipolicy_json_t  *v;
-
-    v = ngx_http_apipolicy_json_get(claims, (u_char *) name,
-                                    ngx_strlen(name));
-
-    if (v == NULL) {
-        return NGX_DECLINED;
-    }
-
-    if (v->type != NGX_HTTP_APIPOLICY_JSON_NUMBER) {
-        ngx_http_apipolicy_jwt_detail(r, detail,
-                                      "the %s claim is not a number",
-                                      name);
-        return NGX_ERROR;
-    }
-
-    *t = v->number;
-
-    return NGX_OK;
 }
 
 
