@@ -66,8 +66,11 @@ ngx_str_t *ngx_http_apipolicy_redis_prefix(ngx_http_apipolicy_redis_t *rd);
  * NGX_ERROR when the batch failed or "timeout=" passed.  Batches of
  * several callers queue behind each other.  Returns NGX_OK (queued:
  * the handler will run), NGX_DECLINED (Redis is down and the next
- * attempt is not due yet: the handler will not run), NGX_ERROR.  Never
- * blocks.
+ * attempt is not due yet; with cluster=, also while the slot map is
+ * unknown or a key's master is down: the handler will not run),
+ * NGX_ERROR.  Never blocks.  With cluster= the batch is split per
+ * master, and redirections (-MOVED, -ASK, -TRYAGAIN) are followed
+ * within the same "timeout=": the handler sees the replies in order.
  */
 ngx_int_t ngx_http_apipolicy_redis_send(ngx_http_apipolicy_redis_t *rd,
     ngx_http_apipolicy_redis_cmd_t *cmds, ngx_uint_t ncmds,
