@@ -167,6 +167,11 @@ static ngx_uint_t ngx_http_apipolicy_jwt_check_iss_aud(
     ngx_http_apipolicy_json_t *claims, ngx_str_t *detail);
 static ngx_int_t ngx_http_apipolicy_jwt_rule(
     ngx_http_apipolicy_jwt_rule_t *rule, ngx_http_apipolicy_json_t *claims);
+static void ngx_http_apipolicy_jwt_keys_scan(
+    ngx_http_apipolicy_jwt_ctx_t *jctx, ngx_array_t **sets, ngx_uint_t nsets,
+    ngx_uint_t *bound, ngx_uint_t *named);
+static ngx_int_t ngx_http_apipolicy_jwt_scope(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_http_apipolicy_jwt_rule_t *rule, ngx_str_t *scope);
 static ngx_uint_t ngx_http_apipolicy_jwt_contains(
     ngx_http_apipolicy_json_t *v, ngx_str_t *want);
 static ngx_int_t ngx_http_apipolicy_jwt_scalar_eq(
@@ -1202,16 +1207,7 @@ ngx_http_apipolicy_jwt_verify(ngx_http_request_t *r,
 
     /* keys bound to another issuer are not there for this token */
 
-    bound = 0;
-
-    for (n = 0; n < nsets; n++) {
-        key = sets[n]->elts;
-
-        for (i = 0; i < sets[n]->nelts; i++) {
-            bound += ngx_http_apipolicy_jwt_key_for_issuer(&key[i].issuer,
-                                                           &jctx->iss);
-        }
-    }
+    ngx_http_apipolicy_jwt_keys_scan(jctx, sets, nsets, &bound, &named);
 
     if (bound == 0) {
         ngx_http_apipolicy_jwt_detail(r, detail,
@@ -1220,28 +1216,6 @@ ngx_http_apipolicy_jwt_verify(ngx_http_request_t *r,
                                     : "the token has no issuer (iss) and "
                                       "every key is bound to one");
         return NGX_HTTP_APIPOLICY_JWT_E_ISSUER;
-    }
-
-    named = 0;
-
-    for (n = 0; jctx->kid.len && n < nsets && !named; n++) {
-        key = sets[n]->elts;
-
-        for (i = 0; i < sets[n]->nelts; i++) {
-            if (!ngx_http_apipolicy_jwt_key_for_issuer(&key[i].issuer,
-                                                       &jctx->iss))
-            {
-                continue;
-            }
-
-            if (key[i].kid.len == jctx->kid.len
-                && ngx_strncmp(key[i].kid.data, jctx->kid.data,
-                               jctx->kid.len) == 0)
-            {
-                named = 1;
-                break;
-            }
-        }
     }
 
     /* pass 1: keys with the token's kid; pass 2: keys without a kid */
@@ -1314,6 +1288,54 @@ ngx_http_apipolicy_jwt_verify(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_detail(r, detail,
                                   "no key matches the token's kid");
     return NGX_HTTP_APIPOLICY_JWT_E_KEY;
+}
+
+
+/*
+ * How many keys are bound to the token's issuer (or to none), and whether
+ * one of them has the token's kid
+ */
+
+static void
+ngx_http_apipolicy_jwt_keys_scan(ngx_http_apipolicy_jwt_ctx_t *jctx,
+    ngx_array_t **sets, ngx_uint_t nsets, ngx_uint_t *bound,
+    ngx_uint_t *named)
+{
+    ngx_uint_t                     i, n;
+    ngx_http_apipolicy_jwt_key_t  *key;
+
+    *bound = 0;
+
+    for (n = 0; n < nsets; n++) {
+        key = sets[n]->elts;
+
+        for (i = 0; i < sets[n]->nelts; i++) {
+            *bound += ngx_http_apipolicy_jwt_key_for_issuer(&key[i].issuer,
+                                                            &jctx->iss);
+        }
+    }
+
+    *named = 0;
+
+    for (n = 0; jctx->kid.len && n < nsets && !*named; n++) {
+        key = sets[n]->elts;
+
+        for (i = 0; i < sets[n]->nelts; i++) {
+            if (!ngx_http_apipolicy_jwt_key_for_issuer(&key[i].issuer,
+                                                       &jctx->iss))
+            {
+                continue;
+            }
+
+            if (key[i].kid.len == jctx->kid.len
+                && ngx_strncmp(key[i].kid.data, jctx->kid.data,
+                               jctx->kid.len) == 0)
+            {
+                *named = 1;
+                break;
+            }
+        }
+    }
 }
 
 
@@ -1791,7 +1813,7 @@ ngx_http_apipolicy_jwt_fail(ngx_http_request_t *r,
 {
     u_char                          *p, *q;
     size_t                           len, i;
-    ngx_str_t                       *val, scope;
+    ngx_str_t                        scope;
     ngx_table_elt_t                 *h;
     ngx_http_apipolicy_jwt_error_t  *e;
 
@@ -1815,34 +1837,8 @@ ngx_http_apipolicy_jwt_fail(ngx_http_request_t *r,
         }
     }
 
-    ngx_str_null(&scope);
-
-    if (status == NGX_HTTP_FORBIDDEN && rule && rule->scope && rule->values) {
-        val = rule->values->elts;
-
-        for (i = 0; i < rule->values->nelts; i++) {
-            scope.len += val[i].len + 1;
-        }
-
-        scope.data = ngx_pnalloc(r->pool, scope.len);
-        if (scope.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        p = scope.data;
-
-        for (i = 0; i < rule->values->nelts; i++) {
-            if (i) {
-                *p++ = ' ';
-            }
-
-            for (q = val[i].data; q < val[i].data + val[i].len; q++) {
-                *p++ = (*q < 0x21 || *q > 0x7e || *q == '"' || *q == '\\')
-                       ? '?' : *q;
-            }
-        }
-
-        scope.len = p - scope.data;
+    if (ngx_http_apipolicy_jwt_scope(r, status, rule, &scope) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     len = sizeof("Bearer realm=\"\", error=\"insufficient_scope\", "
@@ -1893,6 +1889,54 @@ ngx_http_apipolicy_jwt_fail(ngx_http_request_t *r,
 
     return ngx_http_apipolicy_reject(r, ctx, status, &e->problem, e->level,
                                      detail);
+}
+
+
+/* scope= of a 403 for a "scope"/"scp" rule: the scopes it asks for */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_scope(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_http_apipolicy_jwt_rule_t *rule, ngx_str_t *scope)
+{
+    u_char      *p, *q;
+    size_t       i;
+    ngx_str_t   *val;
+
+    ngx_str_null(scope);
+
+    if (status != NGX_HTTP_FORBIDDEN || rule == NULL || !rule->scope
+        || rule->values == NULL)
+    {
+        return NGX_OK;
+    }
+
+    val = rule->values->elts;
+
+    for (i = 0; i < rule->values->nelts; i++) {
+        scope->len += val[i].len + 1;
+    }
+
+    scope->data = ngx_pnalloc(r->pool, scope->len);
+    if (scope->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = scope->data;
+
+    for (i = 0; i < rule->values->nelts; i++) {
+        if (i) {
+            *p++ = ' ';
+        }
+
+        for (q = val[i].data; q < val[i].data + val[i].len; q++) {
+            *p++ = (*q < 0x21 || *q > 0x7e || *q == '"' || *q == '\\')
+                   ? '?' : *q;
+        }
+    }
+
+    scope->len = p - scope->data;
+
+    return NGX_OK;
 }
 
 

@@ -93,6 +93,12 @@ static EVP_PKEY *ngx_http_apipolicy_jwt_jwk_ec(ngx_pool_t *pool,
     json_t *jwk, ngx_str_t *err);
 static EVP_PKEY *ngx_http_apipolicy_jwt_jwk_okp(ngx_pool_t *pool,
     json_t *jwk, ngx_str_t *err);
+static ngx_int_t ngx_http_apipolicy_jwt_ec_der(
+    ngx_http_apipolicy_jwt_alg_t *a, ngx_str_t *sig, u_char *der,
+    size_t size, size_t *len);
+static ngx_int_t ngx_http_apipolicy_jwt_key_verify_evp(
+    ngx_http_apipolicy_jwt_key_t *key, ngx_http_apipolicy_jwt_alg_t *a,
+    ngx_str_t *data, const u_char *s, size_t siglen, ngx_log_t *log);
 static ngx_int_t ngx_http_apipolicy_jwt_jwk_usage(ngx_pool_t *pool,
     json_t *jwk, ngx_str_t *err);
 static ngx_int_t ngx_http_apipolicy_jwt_jwk_alg_kid(ngx_pool_t *pool,
@@ -1219,11 +1225,8 @@ ngx_http_apipolicy_jwt_key_verify(ngx_http_apipolicy_jwt_key_t *key,
     ngx_uint_t alg, ngx_str_t *data, ngx_str_t *sig, ngx_log_t *log)
 {
     int                            rc;
-    u_char                        *p, der[256], mac[EVP_MAX_MD_SIZE];
+    u_char                         der[256], mac[EVP_MAX_MD_SIZE];
     size_t                         siglen;
-    BIGNUM                        *br, *bs;
-    ECDSA_SIG                     *es;
-    EVP_MD_CTX                    *mctx;
     const EVP_MD                  *md;
     const u_char                  *s;
     ngx_uint_t                     n;
@@ -1264,43 +1267,12 @@ ngx_http_apipolicy_jwt_key_verify(ngx_http_apipolicy_jwt_key_t *key,
     siglen = sig->len;
 
     if (a->kty == NGX_HTTP_APIPOLICY_JWT_KTY_EC) {
-
-        /* JOSE sends R || S, fixed length; EVP wants DER */
-
-        if (sig->len != 2 * a->size) {
-            return NGX_DECLINED;
-        }
-
-        es = ECDSA_SIG_new();
-        br = BN_bin2bn(sig->data, (int) a->size, NULL);
-        bs = BN_bin2bn(sig->data + a->size, (int) a->size, NULL);
-
-        if (es == NULL || br == NULL || bs == NULL
-            || ECDSA_SIG_set0(es, br, bs) != 1)
-        {
-            ECDSA_SIG_free(es);
-            BN_free(br);
-            BN_free(bs);
-            ERR_clear_error();
-            return NGX_ERROR;
-        }
-
-        if (i2d_ECDSA_SIG(es, NULL) > (int) sizeof(der)) {
-            ECDSA_SIG_free(es);
-            return NGX_DECLINED;
-        }
-
-        p = der;
-        rc = i2d_ECDSA_SIG(es, &p);
-        ECDSA_SIG_free(es);
-
-        if (rc <= 0) {
-            ERR_clear_error();
-            return NGX_ERROR;
+        rc = ngx_http_apipolicy_jwt_ec_der(a, sig, der, sizeof(der), &siglen);
+        if (rc != NGX_OK) {
+            return rc;
         }
 
         s = der;
-        siglen = (size_t) rc;
     }
 
     pctx = fast ? fast->pctx[ngx_http_apipolicy_jwt_alg_index(alg)] : NULL;
@@ -1321,6 +1293,73 @@ ngx_http_apipolicy_jwt_key_verify(ngx_http_apipolicy_jwt_key_t *key,
 
         return (rc == 1) ? NGX_OK : NGX_DECLINED;
     }
+
+    return ngx_http_apipolicy_jwt_key_verify_evp(key, a, data, s, siglen, log);
+}
+
+
+/* JOSE sends an ECDSA signature as R || S, fixed length; EVP wants DER */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_ec_der(ngx_http_apipolicy_jwt_alg_t *a, ngx_str_t *sig,
+    u_char *der, size_t size, size_t *len)
+{
+    int         rc;
+    u_char     *p;
+    BIGNUM     *br, *bs;
+    ECDSA_SIG  *es;
+
+    if (sig->len != 2 * a->size) {
+        return NGX_DECLINED;
+    }
+
+    es = ECDSA_SIG_new();
+    br = BN_bin2bn(sig->data, (int) a->size, NULL);
+    bs = BN_bin2bn(sig->data + a->size, (int) a->size, NULL);
+
+    if (es == NULL || br == NULL || bs == NULL
+        || ECDSA_SIG_set0(es, br, bs) != 1)
+    {
+        ECDSA_SIG_free(es);
+        BN_free(br);
+        BN_free(bs);
+        ERR_clear_error();
+        return NGX_ERROR;
+    }
+
+    if (i2d_ECDSA_SIG(es, NULL) > (int) size) {
+        ECDSA_SIG_free(es);
+        return NGX_DECLINED;
+    }
+
+    p = der;
+    rc = i2d_ECDSA_SIG(es, &p);
+    ECDSA_SIG_free(es);
+
+    if (rc <= 0) {
+        ERR_clear_error();
+        return NGX_ERROR;
+    }
+
+    *len = (size_t) rc;
+
+    return NGX_OK;
+}
+
+
+/* the signature through EVP_DigestVerify (no context prepared) */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_key_verify_evp(ngx_http_apipolicy_jwt_key_t *key,
+    ngx_http_apipolicy_jwt_alg_t *a, ngx_str_t *data, const u_char *s,
+    size_t siglen, ngx_log_t *log)
+{
+    int            rc;
+    EVP_MD_CTX    *mctx;
+    EVP_PKEY_CTX  *pctx;
+    const EVP_MD  *md;
+
+    md = a->md ? a->md() : NULL;
 
     mctx = EVP_MD_CTX_new();
     if (mctx == NULL) {
