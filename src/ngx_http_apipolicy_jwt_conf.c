@@ -29,7 +29,7 @@ static char *ngx_http_apipolicy_jwt_merge_keys(ngx_conf_t *cf,
 static ngx_array_t *ngx_http_apipolicy_jwt_keys(ngx_conf_t *cf,
     ngx_http_apipolicy_jwt_conf_t *jcf);
 static ngx_int_t ngx_http_apipolicy_jwt_key_params(ngx_conf_t *cf,
-    ngx_uint_t *alg, ngx_str_t *kid, ngx_str_t *issuer);
+    ngx_uint_t hmac, ngx_uint_t *alg, ngx_str_t *kid, ngx_str_t *issuer);
 static ngx_int_t ngx_http_apipolicy_jwt_rule_path(ngx_conf_t *cf,
     ngx_http_apipolicy_jwt_rule_t *rule, ngx_str_t *claim);
 static char *ngx_http_apipolicy_jwt_rule_op(ngx_conf_t *cf,
@@ -324,11 +324,14 @@ ngx_http_apipolicy_jwt_keys(ngx_conf_t *cf, ngx_http_apipolicy_jwt_conf_t *jcf)
 }
 
 
-/* alg=, kid= and issuer= of apipolicy_jwt_key_file */
+/*
+ * alg=, kid= and issuer= of apipolicy_jwt_key_file and (hmac: HS256,
+ * HS384 or HS512 only) apipolicy_jwt_secret
+ */
 
 static ngx_int_t
-ngx_http_apipolicy_jwt_key_params(ngx_conf_t *cf, ngx_uint_t *alg,
-    ngx_str_t *kid, ngx_str_t *issuer)
+ngx_http_apipolicy_jwt_key_params(ngx_conf_t *cf, ngx_uint_t hmac,
+    ngx_uint_t *alg, ngx_str_t *kid, ngx_str_t *issuer)
 {
     ngx_str_t   *value;
     ngx_uint_t   i;
@@ -347,6 +350,16 @@ ngx_http_apipolicy_jwt_key_params(ngx_conf_t *cf, ngx_uint_t *alg,
         if (ngx_strncmp(value[i].data, "alg=", 4) == 0) {
             *alg = ngx_http_apipolicy_jwt_alg_parse(value[i].data + 4,
                                                     value[i].len - 4);
+            if (hmac
+                && (*alg == 0
+                    || ngx_http_apipolicy_jwt_alg_hmac_min(*alg) == 0))
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "a secret verifies HS256, HS384 or HS512 "
+                                   "only, not \"%s\"", value[i].data + 4);
+                return NGX_ERROR;
+            }
+
             if (*alg == 0) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "unknown JWT algorithm \"%s\"",
@@ -397,7 +410,7 @@ ngx_http_apipolicy_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
 
     value = cf->args->elts;
 
-    if (ngx_http_apipolicy_jwt_key_params(cf, &alg, &kid, &issuer)
+    if (ngx_http_apipolicy_jwt_key_params(cf, 0, &alg, &kid, &issuer)
         != NGX_OK)
     {
         return NGX_CONF_ERROR;
@@ -468,7 +481,7 @@ char *
 ngx_http_apipolicy_jwt_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_str_t                      *value, err;
-    ngx_uint_t                      i, alg;
+    ngx_uint_t                      alg;
     ngx_array_t                    *keys;
     ngx_http_apipolicy_jwt_key_t   *key;
     ngx_http_apipolicy_jwt_conf_t  *jcf;
@@ -488,37 +501,11 @@ ngx_http_apipolicy_jwt_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_memzero(key, sizeof(ngx_http_apipolicy_jwt_key_t));
 
     value = cf->args->elts;
-    alg = 0;
 
-    for (i = 2; i < cf->args->nelts; i++) {
-
-        if (ngx_http_apipolicy_jwt_issuer_param(&value[i], &key->issuer)) {
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "alg=", 4) == 0) {
-            alg = ngx_http_apipolicy_jwt_alg_parse(value[i].data + 4,
-                                                   value[i].len - 4);
-            if (alg == 0 || ngx_http_apipolicy_jwt_alg_hmac_min(alg) == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "a secret verifies HS256, HS384 or HS512 "
-                                   "only, not \"%s\"", value[i].data + 4);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "kid=", 4) == 0
-            && value[i].len > 4)
-        {
-            key->kid.data = value[i].data + 4;
-            key->kid.len = value[i].len - 4;
-            continue;
-        }
-
-        ngx_http_apipolicy_conf_bad_param(cf, &value[i],
-                                          "alg=, kid= and issuer=");
+    if (ngx_http_apipolicy_jwt_key_params(cf, 1, &alg, &key->kid,
+                                          &key->issuer)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
