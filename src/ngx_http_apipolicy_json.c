@@ -34,9 +34,17 @@ static ngx_int_t ngx_http_apipolicy_json_value(
     ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j);
 static ngx_int_t ngx_http_apipolicy_json_container(
     ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j);
+static ngx_int_t ngx_http_apipolicy_json_member(
+    ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j,
+    ngx_str_t *key);
 static ngx_int_t ngx_http_apipolicy_json_string(
     ngx_http_apipolicy_json_parser_t *ps, ngx_str_t *s);
+static ngx_int_t ngx_http_apipolicy_json_unescape(
+    ngx_http_apipolicy_json_parser_t *ps, u_char *start, u_char *end,
+    ngx_str_t *s);
 static ngx_int_t ngx_http_apipolicy_json_number(
+    ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j);
+static ngx_int_t ngx_http_apipolicy_json_number_value(
     ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j);
 static ngx_int_t ngx_http_apipolicy_json_hex4(u_char *p, uint32_t *cp);
 static size_t ngx_http_apipolicy_json_utf8(u_char *p, u_char *last);
@@ -224,7 +232,7 @@ ngx_http_apipolicy_json_container(ngx_http_apipolicy_json_parser_t *ps,
     u_char                      close;
     ngx_str_t                   key;
     ngx_flag_t                  object;
-    ngx_http_apipolicy_json_t  *e, *m, **tail;
+    ngx_http_apipolicy_json_t  *m, **tail;
 
     if (++ps->depth > ps->max_depth) {
         return ngx_http_apipolicy_json_fail(ps,
@@ -251,38 +259,8 @@ ngx_http_apipolicy_json_container(ngx_http_apipolicy_json_parser_t *ps,
 
         ngx_str_null(&key);
 
-        if (object) {
-
-            if (ps->p == ps->last || *ps->p != '"') {
-                return ngx_http_apipolicy_json_fail(ps,
-                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
-            }
-
-            if (ngx_http_apipolicy_json_string(ps, &key) != NGX_OK) {
-                return NGX_ERROR;
-            }
-
-            for (e = j->child; e; e = e->next) {
-                if (ngx_http_apipolicy_json_key_eq(e, key.data, key.len)) {
-                    return ngx_http_apipolicy_json_fail(ps,
-                                                NGX_HTTP_APIPOLICY_JSON_E_DUP);
-                }
-            }
-
-            if (j->count == NGX_HTTP_APIPOLICY_JSON_MAX_MEMBERS) {
-                return ngx_http_apipolicy_json_fail(ps,
-                                            NGX_HTTP_APIPOLICY_JSON_E_MEMBERS);
-            }
-
-            ngx_http_apipolicy_json_ws(ps);
-
-            if (ps->p == ps->last || *ps->p != ':') {
-                return ngx_http_apipolicy_json_fail(ps,
-                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
-            }
-
-            ps->p++;
-            ngx_http_apipolicy_json_ws(ps);
+        if (object && ngx_http_apipolicy_json_member(ps, j, &key) != NGX_OK) {
+            return NGX_ERROR;
         }
 
         m = ngx_http_apipolicy_json_node(ps->pool);
@@ -326,6 +304,49 @@ ngx_http_apipolicy_json_container(ngx_http_apipolicy_json_parser_t *ps,
 }
 
 
+/* an object member's name, new in the object, and the colon after it */
+
+static ngx_int_t
+ngx_http_apipolicy_json_member(ngx_http_apipolicy_json_parser_t *ps,
+    ngx_http_apipolicy_json_t *j, ngx_str_t *key)
+{
+    ngx_http_apipolicy_json_t  *e;
+
+    if (ps->p == ps->last || *ps->p != '"') {
+        return ngx_http_apipolicy_json_fail(ps,
+                                            NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+    }
+
+    if (ngx_http_apipolicy_json_string(ps, key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    for (e = j->child; e; e = e->next) {
+        if (ngx_http_apipolicy_json_key_eq(e, key->data, key->len)) {
+            return ngx_http_apipolicy_json_fail(ps,
+                                                NGX_HTTP_APIPOLICY_JSON_E_DUP);
+        }
+    }
+
+    if (j->count == NGX_HTTP_APIPOLICY_JSON_MAX_MEMBERS) {
+        return ngx_http_apipolicy_json_fail(ps,
+                                            NGX_HTTP_APIPOLICY_JSON_E_MEMBERS);
+    }
+
+    ngx_http_apipolicy_json_ws(ps);
+
+    if (ps->p == ps->last || *ps->p != ':') {
+        return ngx_http_apipolicy_json_fail(ps,
+                                            NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+    }
+
+    ps->p++;
+    ngx_http_apipolicy_json_ws(ps);
+
+    return NGX_OK;
+}
+
+
 /*
  * A string at ps->p (the opening quote): a slice of the source when it
  * has no escapes, else decoded into the pool.
@@ -335,9 +356,8 @@ static ngx_int_t
 ngx_http_apipolicy_json_string(ngx_http_apipolicy_json_parser_t *ps,
     ngx_str_t *s)
 {
-    u_char      *p, *start, *end, *d;
+    u_char      *p, *start;
     size_t       n;
-    uint32_t     cp, lo;
     ngx_uint_t   escapes;
 
     start = ++ps->p;
@@ -404,15 +424,26 @@ ngx_http_apipolicy_json_string(ngx_http_apipolicy_json_parser_t *ps,
 
     /* pass 2: decode; the result is never longer than the source */
 
-    d = ngx_pnalloc(ps->pool, p - start);
+    return ngx_http_apipolicy_json_unescape(ps, start, p, s);
+}
+
+
+/* a string's text from start to end (the closing quote) with escapes */
+
+static ngx_int_t
+ngx_http_apipolicy_json_unescape(ngx_http_apipolicy_json_parser_t *ps,
+    u_char *start, u_char *end, ngx_str_t *s)
+{
+    u_char    *p, *d;
+    uint32_t   cp, lo;
+
+    d = ngx_pnalloc(ps->pool, end - start);
     if (d == NULL) {
         return ngx_http_apipolicy_json_fail(ps,
                                             NGX_HTTP_APIPOLICY_JSON_E_NOMEM);
     }
 
     s->data = d;
-
-    end = ps->p - 1;                            /* the closing quote */
 
     for (p = start; p < end; /* void */) {
         if (*p != '\\') {
@@ -578,9 +609,7 @@ static ngx_int_t
 ngx_http_apipolicy_json_number(ngx_http_apipolicy_json_parser_t *ps,
     ngx_http_apipolicy_json_t *j)
 {
-    u_char  *p, *start, buf[64], *s;
-    size_t   len, n;
-    double   d;
+    u_char  *p, *start;
 
     p = ps->p;
     start = p;
@@ -636,11 +665,33 @@ ngx_http_apipolicy_json_number(ngx_http_apipolicy_json_parser_t *ps,
         }
     }
 
-    len = p - start;
-
     j->type = NGX_HTTP_APIPOLICY_JSON_NUMBER;
     j->value.data = start;
-    j->value.len = len;
+    j->value.len = p - start;
+
+    if (ngx_http_apipolicy_json_number_value(ps, j) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ps->p = p;
+
+    return NGX_OK;
+}
+
+
+/* a number's value from its text (j->value) */
+
+static ngx_int_t
+ngx_http_apipolicy_json_number_value(ngx_http_apipolicy_json_parser_t *ps,
+    ngx_http_apipolicy_json_t *j)
+{
+    u_char  *p, *start, buf[64], *s;
+    size_t   len, n;
+    double   d;
+
+    start = j->value.data;
+    len = j->value.len;
+    p = start + len;
 
     /*
      * an integer of up to 15 digits (a time, a count) is exact in a
@@ -657,7 +708,6 @@ ngx_http_apipolicy_json_number(ngx_http_apipolicy_json_parser_t *ps,
         }
 
         j->number = (*start == '-') ? -d : d;
-        ps->p = p;
 
         return NGX_OK;
     }
@@ -685,8 +735,6 @@ ngx_http_apipolicy_json_number(ngx_http_apipolicy_json_parser_t *ps,
         return ngx_http_apipolicy_json_fail(ps,
                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
     }
-
-    ps->p = p;
 
     return NGX_OK;
 }
