@@ -192,6 +192,8 @@ static ngx_http_apipolicy_json_t *ngx_http_apipolicy_jwt_lookup(
     ngx_http_apipolicy_json_t *obj, u_char *name, size_t len);
 static ngx_http_apipolicy_json_t *ngx_http_apipolicy_jwt_member(
     ngx_http_apipolicy_json_t *obj, u_char *name, size_t len);
+static ngx_int_t ngx_http_apipolicy_jwt_format_array(ngx_pool_t *pool,
+    ngx_http_apipolicy_json_t *j, ngx_str_t *out);
 static ngx_int_t ngx_http_apipolicy_jwt_format(ngx_pool_t *pool,
     ngx_http_apipolicy_json_t *j, ngx_str_t *out);
 
@@ -2119,6 +2121,67 @@ ngx_http_apipolicy_jwt_member(ngx_http_apipolicy_json_t *obj, u_char *name,
 }
 
 
+/* an array: its elements' text joined with commas (arrays inside compact) */
+
+static ngx_int_t
+ngx_http_apipolicy_jwt_format_array(ngx_pool_t *pool,
+    ngx_http_apipolicy_json_t *j, ngx_str_t *out)
+{
+    size_t                      i, len;
+    u_char                     *p;
+    ngx_str_t                  *parts;
+    ngx_http_apipolicy_json_t  *e;
+
+    if (j->count == 0) {
+        ngx_str_set(out, "");
+        return NGX_OK;
+    }
+
+    parts = ngx_palloc(pool, j->count * sizeof(ngx_str_t));
+    if (parts == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = 0;
+
+    for (i = 0, e = j->child; e; i++, e = e->next) {
+
+        if (e->type == NGX_HTTP_APIPOLICY_JSON_ARRAY) {
+            if (ngx_http_apipolicy_json_compact(pool, e, &parts[i])
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+        } else if (ngx_http_apipolicy_jwt_format(pool, e, &parts[i])
+                   != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        len += parts[i].len + 1;
+    }
+
+    p = ngx_pnalloc(pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+
+    for (i = 0; i < j->count; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+
+        p = ngx_cpymem(p, parts[i].data, parts[i].len);
+    }
+
+    out->len = p - out->data;
+    return NGX_OK;
+}
+
+
 /*
  * A claim as variable text: strings as they are, numbers and booleans in
  * JSON form, arrays joined with commas, objects as compact JSON.  Control
@@ -2130,62 +2193,13 @@ static ngx_int_t
 ngx_http_apipolicy_jwt_format(ngx_pool_t *pool, ngx_http_apipolicy_json_t *j,
     ngx_str_t *out)
 {
-    size_t                      i, len;
-    u_char                     *p;
-    ngx_str_t                  *parts, s;
-    ngx_http_apipolicy_json_t  *e;
+    size_t      i;
+    ngx_str_t   s;
 
     switch (j->type) {
 
     case NGX_HTTP_APIPOLICY_JSON_ARRAY:
-
-        if (j->count == 0) {
-            ngx_str_set(out, "");
-            return NGX_OK;
-        }
-
-        parts = ngx_palloc(pool, j->count * sizeof(ngx_str_t));
-        if (parts == NULL) {
-            return NGX_ERROR;
-        }
-
-        len = 0;
-
-        for (i = 0, e = j->child; e; i++, e = e->next) {
-
-            if (e->type == NGX_HTTP_APIPOLICY_JSON_ARRAY) {
-                if (ngx_http_apipolicy_json_compact(pool, e, &parts[i])
-                    != NGX_OK)
-                {
-                    return NGX_ERROR;
-                }
-
-            } else if (ngx_http_apipolicy_jwt_format(pool, e, &parts[i])
-                       != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-
-            len += parts[i].len + 1;
-        }
-
-        p = ngx_pnalloc(pool, len);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        out->data = p;
-
-        for (i = 0; i < j->count; i++) {
-            if (i) {
-                *p++ = ',';
-            }
-
-            p = ngx_cpymem(p, parts[i].data, parts[i].len);
-        }
-
-        out->len = p - out->data;
-        return NGX_OK;
+        return ngx_http_apipolicy_jwt_format_array(pool, j, out);
 
     case NGX_HTTP_APIPOLICY_JSON_OBJECT:
         if (ngx_http_apipolicy_json_compact(pool, j, out) != NGX_OK) {
