@@ -4,13 +4,17 @@
  *
  * Helpers several areas share for key material: strict base64url
  * (RFC 7515 section 2), secrets as configured ("base64:", "base64url:",
- * "file:" or the plain value) and reading a key file at configuration
- * time.  Nothing here looks at a request.
+ * "file:" or the plain value), reading a key file at configuration time,
+ * and an HMAC secret prepared once (its ipad and opad states, for
+ * ngx_http_apipolicy_hmac_begin/end).  Nothing here looks at a request.
  */
 
 
 #include "ngx_http_apipolicy.h"
 #include "ngx_http_apipolicy_crypto.h"
+#include "ngx_http_apipolicy_digest.h"
+
+#include <openssl/crypto.h>
 
 
 #define NGX_HTTP_APIPOLICY_CRYPTO_MAX_FILE  (1024 * 1024)
@@ -253,6 +257,67 @@ ngx_http_apipolicy_crypto_secret(ngx_conf_t *cf, ngx_str_t *src,
     } else {
         *out = *src;
     }
+
+    return NGX_OK;
+}
+
+
+/* ---- HMAC keys ------------------------------------------------------- */
+
+static void
+ngx_http_apipolicy_crypto_hmac_cleanup(void *data)
+{
+    OPENSSL_cleanse(data, sizeof(ngx_http_apipolicy_hmac_t));
+}
+
+
+ngx_int_t
+ngx_http_apipolicy_crypto_hmac_key(ngx_pool_t *pool,
+    ngx_http_apipolicy_hmac_t *hmac, ngx_uint_t sha, ngx_str_t *secret)
+{
+    u_char                     k[SHA512_CBLOCK], pad[SHA512_CBLOCK];
+    size_t                     block;
+    ngx_uint_t                 i, n;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_apipolicy_sha_t   md;
+
+    cln = ngx_pool_cleanup_add(pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_apipolicy_crypto_hmac_cleanup;
+    cln->data = hmac;
+
+    block = (sha == NGX_HTTP_APIPOLICY_SHA256) ? SHA256_CBLOCK
+                                                : SHA512_CBLOCK;
+
+    /* a key longer than a block is hashed first (RFC 2104 section 2) */
+
+    ngx_memzero(k, sizeof(k));
+
+    if (secret->len > block) {
+        ngx_http_apipolicy_sha_init(&md, sha);
+        ngx_http_apipolicy_sha_update(&md, secret->data, secret->len);
+        ngx_http_apipolicy_sha_final(&md, k);
+        OPENSSL_cleanse(&md, sizeof(md));
+
+    } else {
+        ngx_memcpy(k, secret->data, secret->len);
+    }
+
+    for (n = 0; n < 2; n++) {
+
+        for (i = 0; i < block; i++) {
+            pad[i] = k[i] ^ (n == 0 ? 0x36 : 0x5c);
+        }
+
+        ngx_http_apipolicy_sha_init(&hmac->pad[n], sha);
+        ngx_http_apipolicy_sha_update(&hmac->pad[n], pad, block);
+    }
+
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(pad, sizeof(pad));
 
     return NGX_OK;
 }

@@ -9,6 +9,7 @@
 
 
 #include "ngx_http_apipolicy.h"
+#include "ngx_http_apipolicy_digest.h"
 
 
 /* strict base64url (RFC 7515 section 2: no padding, no stray bits) */
@@ -27,6 +28,13 @@ ngx_int_t ngx_http_apipolicy_crypto_secret(ngx_conf_t *cf, ngx_str_t *src,
  */
 ngx_int_t ngx_http_apipolicy_crypto_read_file(ngx_conf_t *cf,
     ngx_str_t *name, ngx_str_t *out);
+
+/*
+ * An HMAC secret prepared once (RFC 2104): the hash states after
+ * key ^ ipad and key ^ opad, cleared when "pool" is destroyed
+ */
+ngx_int_t ngx_http_apipolicy_crypto_hmac_key(ngx_pool_t *pool,
+    ngx_http_apipolicy_hmac_t *hmac, ngx_uint_t sha, ngx_str_t *secret);
 
 
 #endif /* _NGX_HTTP_APIPOLICY_CRYPTO_H_INCLUDED_ */

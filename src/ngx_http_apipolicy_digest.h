@@ -56,8 +56,6 @@ size_t ngx_http_apipolicy_sha_final(ngx_http_apipolicy_sha_t *md,
     u_char *out);
 ngx_int_t ngx_http_apipolicy_sha256(u_char *data, size_t len, u_char *out);
 
-ngx_int_t ngx_http_apipolicy_hmac_key(ngx_pool_t *pool,
-    ngx_http_apipolicy_hmac_t *hmac, ngx_uint_t sha, ngx_str_t *secret);
 void ngx_http_apipolicy_hmac_begin(ngx_http_apipolicy_hmac_t *hmac,
     ngx_http_apipolicy_sha_t *md);
 size_t ngx_http_apipolicy_hmac_end(ngx_http_apipolicy_hmac_t *hmac,

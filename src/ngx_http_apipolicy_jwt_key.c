@@ -589,8 +589,8 @@ ngx_http_apipolicy_jwt_key_prepare(ngx_pool_t *pool,
 
     if (key->kty == NGX_HTTP_APIPOLICY_JWT_KTY_OCT) {
         for (n = 0; n < 3; n++) {
-            if (ngx_http_apipolicy_hmac_key(pool, &fast->hs[n], n,
-                                            &key->secret)
+            if (ngx_http_apipolicy_crypto_hmac_key(pool, &fast->hs[n], n,
+                                                   &key->secret)
                 != NGX_OK)
             {
                 goto failed;

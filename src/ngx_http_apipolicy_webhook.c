@@ -1486,8 +1486,9 @@ ngx_http_apipolicy_webhook_conf_precompute(ngx_conf_t *cf,
             return NGX_ERROR;
         }
 
-        if (ngx_http_apipolicy_hmac_key(cf->pool, &key->hmac,
-                                        NGX_HTTP_APIPOLICY_SHA256, &secret[i])
+        if (ngx_http_apipolicy_crypto_hmac_key(cf->pool, &key->hmac,
+                                               NGX_HTTP_APIPOLICY_SHA256,
+                                               &secret[i])
             != NGX_OK)
         {
             return NGX_ERROR;

@@ -46,8 +46,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
             abort();
         }
 
-        if (ngx_http_apipolicy_hmac_key(pool, &key->hmac,
-                                        NGX_HTTP_APIPOLICY_SHA256, &secret)
+        if (ngx_http_apipolicy_crypto_hmac_key(pool, &key->hmac,
+                                               NGX_HTTP_APIPOLICY_SHA256,
+                                               &secret)
             != NGX_OK)
         {
             abort();
