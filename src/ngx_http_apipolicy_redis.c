@@ -139,6 +139,7 @@ struct ngx_http_apipolicy_redis_node_s {
     ngx_uint_t                         known;     /* its address is */
     ngx_uint_t                         stale;     /* said -READONLY */
     ngx_uint_t                         seed;      /* one of cluster= */
+    ngx_uint_t                         subscriber; /* +switch-master */
     ngx_uint_t                         slots;     /* it serves, in the map */
     ngx_uint_t                         batch;     /* commands of the batch
                                                      being split */
@@ -219,6 +220,8 @@ struct ngx_http_apipolicy_redis_s {
     ngx_msec_t                         discover_backoff;
     ngx_msec_t                         discover_at;
     ngx_event_t                        discover_ev;
+    ngx_http_apipolicy_redis_node_t   *sub;       /* subscribed to one */
+    ngx_uint_t                         sub_next;
 
     /* Cluster: every node met (seeds first), the slot map (index + 1
      * into "nodes", 0: nobody known), asked for again when stale */
@@ -233,6 +236,8 @@ struct ngx_http_apipolicy_redis_s {
 };
 
 
+static ngx_int_t ngx_http_apipolicy_redis_sentinel_init(
+    ngx_http_apipolicy_redis_t *rd, ngx_pool_t *pool);
 static ngx_http_apipolicy_redis_node_t *ngx_http_apipolicy_redis_node(
     ngx_http_apipolicy_redis_t *rd, ngx_pool_t *pool, ngx_str_t *name,
     struct sockaddr *sockaddr, socklen_t socklen);
@@ -261,6 +266,9 @@ static ngx_int_t ngx_http_apipolicy_redis_ssl_trust(ngx_conf_t *cf,
 static void ngx_http_apipolicy_redis_discover_handler(ngx_event_t *ev);
 static void ngx_http_apipolicy_redis_discovered(void *data,
     redisReply **replies, ngx_uint_t n, ngx_int_t rc);
+static void ngx_http_apipolicy_redis_subscribe(ngx_http_apipolicy_redis_t *rd);
+static void ngx_http_apipolicy_redis_switch(
+    ngx_http_apipolicy_redis_node_t *sub, redisReply *r);
 static void ngx_http_apipolicy_redis_moved_master(
     ngx_http_apipolicy_redis_t *rd, ngx_http_apipolicy_redis_node_t *sentinel,
     u_char *text, size_t len);
@@ -351,10 +359,7 @@ static ngx_http_apipolicy_redis_t  *ngx_http_apipolicy_redis_worker;
 ngx_int_t
 ngx_http_apipolicy_redis_init_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                        i;
     ngx_http_apipolicy_redis_t       *rd;
-    ngx_http_apipolicy_redis_addr_t  *addr;
-    ngx_http_apipolicy_redis_node_t  *node;
     ngx_http_apipolicy_main_conf_t   *amcf;
 
     amcf = ngx_http_cycle_get_module_main_conf(cycle,
@@ -397,9 +402,27 @@ ngx_http_apipolicy_redis_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    /* Sentinel: the master is asked for as soon as the worker runs */
+    if (ngx_http_apipolicy_redis_sentinel_init(rd, cycle->pool) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
-    rd->node = ngx_http_apipolicy_redis_node(rd, cycle->pool, &rd->master,
+    ngx_http_apipolicy_redis_worker = rd;
+
+    return NGX_OK;
+}
+
+
+/* Sentinel: the master is asked for as soon as the worker runs */
+
+static ngx_int_t
+ngx_http_apipolicy_redis_sentinel_init(ngx_http_apipolicy_redis_t *rd,
+    ngx_pool_t *pool)
+{
+    ngx_uint_t                        i;
+    ngx_http_apipolicy_redis_addr_t  *addr;
+    ngx_http_apipolicy_redis_node_t  *node;
+
+    rd->node = ngx_http_apipolicy_redis_node(rd, pool, &rd->master,
                                              NULL, 0);
     if (rd->node == NULL) {
         return NGX_ERROR;
@@ -410,13 +433,13 @@ ngx_http_apipolicy_redis_init_process(ngx_cycle_t *cycle)
     addr = rd->sentinels->elts;
     rd->nsentinels = rd->sentinels->nelts;
 
-    rd->sentinel = ngx_palloc(cycle->pool, rd->nsentinels * sizeof(void *));
+    rd->sentinel = ngx_palloc(pool, rd->nsentinels * sizeof(void *));
     if (rd->sentinel == NULL) {
         return NGX_ERROR;
     }
 
     for (i = 0; i < rd->nsentinels; i++) {
-        node = ngx_http_apipolicy_redis_node(rd, cycle->pool, &addr[i].name,
+        node = ngx_http_apipolicy_redis_node(rd, pool, &addr[i].name,
                                              addr[i].sockaddr,
                                              addr[i].socklen);
         if (node == NULL) {
@@ -432,14 +455,28 @@ ngx_http_apipolicy_redis_init_process(ngx_cycle_t *cycle)
         rd->sentinel[i] = node;
     }
 
+    /* a connection of its own, subscribed to +switch-master */
+
+    rd->sub = ngx_http_apipolicy_redis_node(rd, pool, &addr[0].name,
+                                            addr[0].sockaddr,
+                                            addr[0].socklen);
+    if (rd->sub == NULL) {
+        return NGX_ERROR;
+    }
+
+    rd->sub->known = 1;
+    rd->sub->role = "sentinel";
+    rd->sub->username = &rd->sentinel_username;
+    rd->sub->password = &rd->sentinel_password;
+    rd->sub->db = 0;
+    rd->sub->subscriber = 1;
+
     rd->discover_ev.handler = ngx_http_apipolicy_redis_discover_handler;
     rd->discover_ev.data = rd;
-    rd->discover_ev.log = cycle->log;
+    rd->discover_ev.log = rd->log;
     rd->discover_ev.cancelable = 1;
 
     ngx_add_timer(&rd->discover_ev, 1);
-
-    ngx_http_apipolicy_redis_worker = rd;
 
     return NGX_OK;
 }
@@ -1209,7 +1246,7 @@ ngx_http_apipolicy_redis_read_handler(ngx_event_t *rev)
             return;
         }
 
-        if (ngx_queue_empty(&node->parts)) {
+        if (ngx_queue_empty(&node->parts) && !node->subscriber) {
             ngx_http_apipolicy_redis_fail(node, "sent data nobody asked for",
                                           NULL);
             return;
@@ -1262,6 +1299,12 @@ ngx_http_apipolicy_redis_reply(ngx_http_apipolicy_redis_node_t *node,
     ngx_http_apipolicy_redis_part_t  *part;
 
     if (ngx_queue_empty(&node->parts)) {
+        if (node->subscriber) {
+            ngx_http_apipolicy_redis_switch(node, r);
+            freeReplyObject(r);
+            return node->pc.connection ? NGX_OK : NGX_ERROR;
+        }
+
         freeReplyObject(r);
         ngx_http_apipolicy_redis_fail(node, "sent a reply nobody asked for",
                                       NULL);
@@ -1626,6 +1669,13 @@ ngx_http_apipolicy_redis_fail(ngx_http_apipolicy_redis_node_t *node,
         ngx_http_apipolicy_redis_discover(node->rd);
     }
 
+    /* the subscription: again after the back-off, on the next Sentinel */
+
+    if (node->subscriber && !node->rd->discover_ev.timer_set && !ngx_exiting)
+    {
+        ngx_add_timer(&node->rd->discover_ev, node->backoff);
+    }
+
     /* Cluster: a replica may be taking over its slots */
 
     if (node->rd->seeds) {
@@ -1733,6 +1783,114 @@ ngx_http_apipolicy_redis_discover_handler(ngx_event_t *ev)
     if (!rd->node->known) {
         ngx_http_apipolicy_redis_discover(rd);
     }
+
+    ngx_http_apipolicy_redis_subscribe(rd);
+}
+
+
+/*
+ * +switch-master: one connection to a Sentinel (the next one after each
+ * failure), subscribed, so that a failover moves the master as soon as
+ * the Sentinels announce it, not at the next failed batch
+ */
+
+static void
+ngx_http_apipolicy_redis_subscribe(ngx_http_apipolicy_redis_t *rd)
+{
+    ngx_http_apipolicy_redis_cmd_t    cmd;
+    ngx_http_apipolicy_redis_node_t  *sub, *s;
+
+    sub = rd->sub;
+
+    if (sub == NULL || sub->pc.connection || ngx_exiting) {
+        return;
+    }
+
+    if (ngx_http_apipolicy_redis_waiting(sub)) {
+        if (!rd->discover_ev.timer_set) {
+            ngx_add_timer(&rd->discover_ev, sub->retry_at - ngx_current_msec);
+        }
+
+        return;
+    }
+
+    s = rd->sentinel[rd->sub_next++ % rd->nsentinels];
+
+    sub->name = s->name;
+    sub->sockaddr = s->sockaddr;
+    sub->socklen = s->socklen;
+
+    ngx_str_set(&cmd.cmd,
+                "*2\r\n$9\r\nSUBSCRIBE\r\n$14\r\n+switch-master\r\n");
+    ngx_str_null(&cmd.key);
+
+    (void) ngx_http_apipolicy_redis_send_node(sub, &cmd, 1, NULL, NULL);
+}
+
+
+/* ["message", "+switch-master", "NAME OLDIP OLDPORT NEWIP NEWPORT"] */
+
+static void
+ngx_http_apipolicy_redis_switch(ngx_http_apipolicy_redis_node_t *sub,
+    redisReply *r)
+{
+    u_char                      *p, *last, *f[5], *t;
+    size_t                       len[5];
+    ngx_uint_t                   i;
+    ngx_http_apipolicy_redis_t  *rd;
+    u_char                       text[NGX_SOCKADDR_STRLEN];
+
+    rd = sub->rd;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3
+        || r->element[0]->type != REDIS_REPLY_STRING
+        || r->element[0]->len != 7
+        || ngx_strncmp(r->element[0]->str, "message", 7) != 0
+        || r->element[2]->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    p = (u_char *) r->element[2]->str;
+    last = p + r->element[2]->len;
+
+    for (i = 0; i < 5; i++) {
+        f[i] = p;
+
+        while (p < last && *p != ' ') {
+            p++;
+        }
+
+        len[i] = p - f[i];
+
+        if (i < 4) {
+            if (p == last) {
+                return;
+            }
+
+            p++;
+        }
+    }
+
+    if (len[0] != rd->master.len
+        || ngx_strncmp(f[0], rd->master.data, len[0]) != 0
+        || len[3] + len[4] + 4 > sizeof(text))
+    {
+        return;
+    }
+
+    t = ngx_strlchr(f[3], f[3] + len[3], ':')
+        ? ngx_sprintf(text, "[%*s]:%*s", len[3], f[3], len[4], f[4])
+        : ngx_sprintf(text, "%*s:%*s", len[3], f[3], len[4], f[4]);
+
+    if (rd->node->name.len == (size_t) (t - text)
+        && ngx_strncmp(rd->node->name.data, text, t - text) == 0
+        && rd->node->sockaddr)
+    {
+        return;                         /* known already */
+    }
+
+    ngx_http_apipolicy_redis_moved_master(rd, sub, text, t - text);
 }
 
 
@@ -1957,6 +2115,10 @@ ngx_http_apipolicy_redis_close(ngx_http_apipolicy_redis_t *rd)
 
     for (i = 0; i < rd->nsentinels; i++) {
         ngx_http_apipolicy_redis_node_close(rd->sentinel[i]);
+    }
+
+    if (rd->sub) {
+        ngx_http_apipolicy_redis_node_close(rd->sub);
     }
 
     for (i = 0; rd->nodes && i < rd->nodes->nelts; i++) {
