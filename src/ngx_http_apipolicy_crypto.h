@@ -36,5 +36,8 @@ ngx_int_t ngx_http_apipolicy_crypto_read_file(ngx_conf_t *cf,
 ngx_int_t ngx_http_apipolicy_crypto_hmac_key(ngx_pool_t *pool,
     ngx_http_apipolicy_hmac_t *hmac, ngx_uint_t sha, ngx_str_t *secret);
 
+/* 1 when the "len" bytes at "a" and "b" are equal, in constant time */
+ngx_uint_t ngx_http_apipolicy_crypto_equal(u_char *a, u_char *b, size_t len);
+
 
 #endif /* _NGX_HTTP_APIPOLICY_CRYPTO_H_INCLUDED_ */

@@ -1192,34 +1192,6 @@ ngx_http_apipolicy_jwt_jwk_okp(ngx_pool_t *pool, json_t *jwk, ngx_str_t *err)
 
 /* ---- verification ---------------------------------------------------- */
 
-/*
- * Two MACs compared in constant time, eight bytes at a time (a MAC is
- * 32, 48 or 64 bytes): the time depends on the length only, which is
- * public.
- */
-
-static ngx_uint_t
-ngx_http_apipolicy_jwt_key_mac_eq(u_char *a, u_char *b, size_t len)
-{
-    size_t    i;
-    uint64_t  x, y, diff;
-
-    diff = 0;
-
-    for (i = 0; i + 8 <= len; i += 8) {
-        ngx_memcpy(&x, a + i, 8);
-        ngx_memcpy(&y, b + i, 8);
-        diff |= x ^ y;
-    }
-
-    for ( /* void */ ; i < len; i++) {
-        diff |= a[i] ^ b[i];
-    }
-
-    return diff == 0;
-}
-
-
 ngx_int_t
 ngx_http_apipolicy_jwt_key_verify(ngx_http_apipolicy_jwt_key_t *key,
     ngx_uint_t alg, ngx_str_t *data, ngx_str_t *sig, ngx_log_t *log)
@@ -1255,7 +1227,7 @@ ngx_http_apipolicy_jwt_key_verify(ngx_http_apipolicy_jwt_key_t *key,
                                          mac);
 
         if (sig->len != maclen
-            || !ngx_http_apipolicy_jwt_key_mac_eq(mac, sig->data, maclen))
+            || !ngx_http_apipolicy_crypto_equal(mac, sig->data, maclen))
         {
             return NGX_DECLINED;
         }

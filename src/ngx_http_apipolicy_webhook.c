@@ -309,7 +309,7 @@ ngx_http_apipolicy_webhook_verify(ngx_http_request_t *r,
         }
 
         for (j = 0; j < ps.sigs.nelts; j++) {
-            if (CRYPTO_memcmp(sig[j].data, mac, 32) == 0) {
+            if (ngx_http_apipolicy_crypto_equal(sig[j].data, mac, 32)) {
                 ngx_memcpy(matched, mac, 32);
                 ok = 1;
             }
