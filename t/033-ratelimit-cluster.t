@@ -7,14 +7,15 @@
 # said once each way in the log.
 use strict;
 use warnings;
+use lib 't/lib';
 use Test::More;
 use IO::Socket::INET;
 use IO::Select;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(time sleep);
 use POSIX qw(floor);
+use Gateway;
 
-my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
 my $module = $ENV{TEST_NGINX_LOAD_MODULES};
 my $rport = $ENV{TEST_NGINX_REDIS_PORT};
 
@@ -23,12 +24,8 @@ plan skip_all => 'no redis-server' unless $rport && `which redis-server` ne '';
 
 my $dir = tempdir(CLEANUP => 1);
 chmod 0755, $dir;
-my @running;
 
-sub free_port {
-    return IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
-                                 LocalPort => 0, ReuseAddr => 1)->sockport;
-}
+sub free_port { return Gateway::free_port() }
 
 sub redis {
     my ($port, $db, $cmd) = @_;
@@ -37,25 +34,14 @@ sub redis {
     return $out;
 }
 
-# a gateway: its own prefix, port and master; returns { port, prefix }
+# a gateway: its own prefix, port and master (t/lib/Gateway.pm); returns
+# { port, prefix }
 sub gateway {
     my (%o) = @_;
-    my $port = free_port();
-    my $prefix = "$dir/gw-$port";
-    mkdir $prefix; mkdir "$prefix/conf"; mkdir "$prefix/logs";
-    open my $f, '>', "$prefix/ok.txt" or die; print $f "ok\n"; close $f;
-    chmod 0755, $prefix;
-    chmod 0644, "$prefix/ok.txt";
-    my $workers = $o{workers} || 1;
-    open $f, '>', "$prefix/conf/nginx.conf" or die;
-    print $f <<"EOF";
-load_module $module;
-worker_processes $workers;
-pid logs/nginx.pid;
-error_log logs/error.log notice;
-events { worker_connections 256; }
-http {
-    access_log off;
+    return Gateway::start(workers => $o{workers}, log_level => 'notice',
+                          http => sub {
+        my ($port, $prefix) = @_;
+        return <<"EOF";
     apipolicy_redis 127.0.0.1:$o{redis} db=$o{db} timeout=300ms connect_timeout=300ms;
     apipolicy_ratelimit_zone $o{zone}:4m sync=$o{sync};
     apipolicy_ratelimit_tier default rate=$o{rate};
@@ -64,27 +50,11 @@ http {
         keepalive_requests 100000;
         location /api { apipolicy_ratelimit zone=$o{zone} key=\$arg_k; alias $prefix/ok.txt; }
     }
-}
 EOF
-    close $f;
-    system($nginx, '-p', "$prefix/", '-c', 'conf/nginx.conf') == 0
-        or die "nginx did not start: " . `cat $prefix/logs/error.log`;
-    my $g = { port => $port, prefix => $prefix };
-    push @running, $g;
-    return $g;
+    });
 }
 
-sub stop {
-    for my $g (@_) {
-        my $pid = `cat $g->{prefix}/logs/nginx.pid 2>/dev/null`;
-        chomp $pid;
-        kill 'QUIT', $pid if $pid;
-        for (1 .. 50) { last unless $pid && kill 0, $pid; sleep 0.1 }
-        @running = grep { $_ != $g } @running;
-    }
-}
-
-END { stop(@running) if @running }
+sub stop { Gateway::stop(@_) }
 
 # sends "n" requests for each of "keys" to a gateway, pipelined "depth" at
 # a time on one connection; returns [admitted, refused]

@@ -19,17 +19,13 @@
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use SlowBackend;
+use Gateway;
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 
-sub free_port {
-    return IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
-                                 LocalPort => 0, ReuseAddr => 1)->sockport;
-}
-
 our $RedisDir = tempdir(CLEANUP => 1);
-our $RedisPort = free_port();
+our $RedisPort = Gateway::free_port();
 our $HaveRedis = system("redis-server --port $RedisPort --bind 127.0.0.1 --save '' "
                         . "--appendonly no --daemonize yes --pidfile $RedisDir/pid "
                         . "--dir $RedisDir --logfile $RedisDir/log >/dev/null 2>&1") == 0;
@@ -68,21 +64,9 @@ add_block_preprocessor(sub {
 sub gateway_b {
     my (%o) = @_;
     gateway_b_stop();
-    my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
-    my $module = $ENV{TEST_NGINX_LOAD_MODULES};
-    my $port = free_port();
-    my $prefix = tempdir(CLEANUP => 1);
-    mkdir "$prefix/conf"; mkdir "$prefix/logs";
-    my $load = $module ? "load_module $module;" : '';
-    open my $f, '>', "$prefix/conf/nginx.conf" or die;
-    print $f <<"EOF";
-$load
-worker_processes 2;
-pid logs/nginx.pid;
-error_log logs/error.log info;
-events { worker_connections 256; }
-http {
-    access_log off;
+    $GwB = Gateway::start(workers => 2, name => 'gateway B', http => sub {
+        my ($port) = @_;
+        return <<"EOF";
     apipolicy_redis 127.0.0.1:$RedisPort timeout=1s;
     apipolicy_idempotency_zone gw_b:1m redis=on lease=$o{lease};
     server {
@@ -93,27 +77,14 @@ http {
             proxy_pass http://127.0.0.1:$ENV{TEST_NGINX_BACKEND_PORT};
         }
     }
-}
 EOF
-    close $f;
-    system($nginx, '-p', "$prefix/", '-c', 'conf/nginx.conf') == 0
-        or die "gateway B did not start: " . SlowBackend::slurp("$prefix/logs/error.log");
-    for (1 .. 50) {
-        last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port");
-        sleep 0.1;
-    }
-    $GwB = { port => $port, prefix => $prefix };
-    return $port;
+    });
+    return $GwB->{port};
 }
 
 sub gateway_b_stop {
     return unless $GwB;
-    my $pid = SlowBackend::slurp("$GwB->{prefix}/logs/nginx.pid");
-    chomp $pid;
-    if ($pid) {
-        kill 'QUIT', $pid;
-        for (1 .. 50) { last unless kill 0, $pid; sleep 0.1 }
-    }
+    Gateway::stop($GwB);
     undef $GwB;
 }
 

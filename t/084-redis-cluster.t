@@ -16,6 +16,7 @@ use File::Temp qw(tempdir);
 use Time::HiRes qw(time sleep);
 use Digest::SHA qw(sha256_hex);
 use RedisTest qw(start_redis cli free_port);
+use Gateway;
 
 my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
 my $module = $ENV{TEST_NGINX_LOAD_MODULES};   # empty: built in
@@ -27,7 +28,6 @@ plan skip_all => 'no redis-server' unless `which redis-server` ne '';
 my $load = $module ? "load_module $module;" : '';
 my $dir = tempdir(CLEANUP => 1);
 chmod 0755, $dir;
-my @running;
 
 
 # ---- the cluster: three masters, no replicas ----------------------------
@@ -96,22 +96,10 @@ is(cli(['-p', $P[0]], 'CLUSTER KEYSLOT "apipolicy:rl:{api:default:k1}:7"'), slot
 
 sub gateway {
     my (%o) = @_;
-    my $port = free_port();
-    my $prefix = "$dir/gw-$port";
-    mkdir $prefix; mkdir "$prefix/conf"; mkdir "$prefix/logs";
-    open my $f, '>', "$prefix/ok.txt" or die; print $f "ok\n"; close $f;
-    chmod 0755, $prefix;
-    chmod 0644, "$prefix/ok.txt";
     my $seeds = join ',', map { "127.0.0.1:$_" } @{ $o{seeds} };
-    open $f, '>', "$prefix/conf/nginx.conf" or die;
-    print $f <<"EOF";
-$load
-worker_processes 1;
-pid logs/nginx.pid;
-error_log logs/error.log info;
-events { worker_connections 256; }
-http {
-    access_log off;
+    return Gateway::start(http => sub {
+        my ($port, $prefix) = @_;
+        return <<"EOF";
     apipolicy_redis cluster=$seeds timeout=500ms connect_timeout=300ms;
     apipolicy_ratelimit_zone api:4m sync=200ms;
     apipolicy_ratelimit_tier default rate=6r/m;
@@ -127,27 +115,11 @@ http {
         location /backend { return 200 "$port \$request_id\\n"; }
         location /status { apipolicy_status; }
     }
-}
 EOF
-    close $f;
-    system($nginx, '-p', "$prefix/", '-c', 'conf/nginx.conf') == 0
-        or die "nginx did not start: " . `cat $prefix/logs/error.log`;
-    my $g = { port => $port, prefix => $prefix };
-    push @running, $g;
-    return $g;
+    });
 }
 
-sub stop {
-    for my $g (@_) {
-        my $pid = `cat $g->{prefix}/logs/nginx.pid 2>/dev/null`;
-        chomp $pid;
-        kill 'QUIT', $pid if $pid;
-        for (1 .. 50) { last unless $pid && kill 0, $pid; sleep 0.1 }
-        @running = grep { $_ != $g } @running;
-    }
-}
-
-END { stop(@running) if @running }
+sub stop { Gateway::stop(@_) }
 
 # one request for each key, pipelined on one connection: { key => 1|0 }
 sub hit {
