@@ -30,12 +30,14 @@ static ngx_int_t ngx_http_apipolicy_cors_allow_headers(ngx_http_request_t *r,
     ngx_str_t *allowed);
 static void ngx_http_apipolicy_cors_decide_preflight(ngx_http_request_t *r,
     ngx_http_apipolicy_cors_ctx_t *cc, ngx_http_apipolicy_cors_conf_t *cf);
+static ngx_uint_t ngx_http_apipolicy_cors_upstream(ngx_http_request_t *r,
+    ngx_http_apipolicy_cors_ctx_t *cc, ngx_http_apipolicy_cors_conf_t *cf);
 static ngx_int_t ngx_http_apipolicy_cors_set(ngx_http_request_t *r,
-    ngx_str_t *name, ngx_str_t *value);
+    ngx_http_apipolicy_cors_ctx_t *cc, ngx_uint_t n, ngx_str_t *value);
 static ngx_int_t ngx_http_apipolicy_cors_write(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx);
 static ngx_int_t ngx_http_apipolicy_cors_vary(ngx_http_request_t *r,
-    ngx_str_t *value);
+    ngx_http_apipolicy_cors_ctx_t *cc, ngx_str_t *value);
 static ngx_int_t ngx_http_apipolicy_cors_validate(ngx_conf_t *cf,
     ngx_http_apipolicy_cors_conf_t *conf);
 static ngx_int_t ngx_http_apipolicy_cors_precompute(ngx_conf_t *cf,
@@ -78,15 +80,14 @@ static ngx_str_t  ngx_http_apipolicy_cors_upstream_headers[] = {
     ngx_null_string
 };
 
-/* the lengths of the names above (ngx_http_apipolicy_header_lens) */
-static uint64_t  ngx_http_apipolicy_cors_upstream_lens_v;
-
-#define ngx_http_apipolicy_cors_upstream_lens()                              \
-    (ngx_http_apipolicy_cors_upstream_lens_v                                 \
-     ? ngx_http_apipolicy_cors_upstream_lens_v                               \
-     : (ngx_http_apipolicy_cors_upstream_lens_v =                            \
-            ngx_http_apipolicy_header_lens(                                  \
-                ngx_http_apipolicy_cors_upstream_headers)))
+/* their indexes, and bits in the context's "owned" */
+#define NGX_HTTP_APIPOLICY_CORS_ACAO   0
+#define NGX_HTTP_APIPOLICY_CORS_ACAC   1
+#define NGX_HTTP_APIPOLICY_CORS_ACAM   2
+#define NGX_HTTP_APIPOLICY_CORS_ACAH   3
+#define NGX_HTTP_APIPOLICY_CORS_ACEH   4
+#define NGX_HTTP_APIPOLICY_CORS_ACMA   5
+#define NGX_HTTP_APIPOLICY_CORS_ACAPN  6
 
 /* gateway-added headers, in NGX_HTTP_APIPOLICY_HDR_* bit order */
 static ngx_str_t  ngx_http_apipolicy_cors_added[] = {
@@ -104,6 +105,9 @@ static ngx_str_t  ngx_http_apipolicy_cors_added[] = {
     ngx_null_string
 };
 
+/* ngx_http_apipolicy_header_lens() of the list above, once */
+static uint64_t  ngx_http_apipolicy_cors_upstream_lens;
+
 static ngx_str_t  ngx_http_apipolicy_cors_origin_name =
     ngx_string("Origin");
 static ngx_str_t  ngx_http_apipolicy_cors_acrm =
@@ -112,21 +116,6 @@ static ngx_str_t  ngx_http_apipolicy_cors_acrh =
     ngx_string("Access-Control-Request-Headers");
 static ngx_str_t  ngx_http_apipolicy_cors_acrpn =
     ngx_string("Access-Control-Request-Private-Network");
-
-static ngx_str_t  ngx_http_apipolicy_cors_acao =
-    ngx_string("Access-Control-Allow-Origin");
-static ngx_str_t  ngx_http_apipolicy_cors_acac =
-    ngx_string("Access-Control-Allow-Credentials");
-static ngx_str_t  ngx_http_apipolicy_cors_acam =
-    ngx_string("Access-Control-Allow-Methods");
-static ngx_str_t  ngx_http_apipolicy_cors_acah =
-    ngx_string("Access-Control-Allow-Headers");
-static ngx_str_t  ngx_http_apipolicy_cors_aceh =
-    ngx_string("Access-Control-Expose-Headers");
-static ngx_str_t  ngx_http_apipolicy_cors_acma =
-    ngx_string("Access-Control-Max-Age");
-static ngx_str_t  ngx_http_apipolicy_cors_acapn =
-    ngx_string("Access-Control-Allow-Private-Network");
 
 static ngx_str_t  ngx_http_apipolicy_cors_true = ngx_string("true");
 static ngx_str_t  ngx_http_apipolicy_cors_star = ngx_string("*");
@@ -1272,40 +1261,114 @@ ngx_http_apipolicy_cors_handler(ngx_http_request_t *r,
 
 /* ---- header filter --------------------------------------------------- */
 
-static ngx_int_t
-ngx_http_apipolicy_cors_set(ngx_http_request_t *r, ngx_str_t *name,
-    ngx_str_t *value)
+/*
+ * One walk of the response headers before the gateway writes its own:
+ * the upstream's Access-Control-* headers go ("replace") or, with
+ * "pass", the first of each name stays and is noted in cc->owned (any
+ * other of that name goes); and whether a Vary already names Origin
+ */
+
+static ngx_uint_t
+ngx_http_apipolicy_cors_upstream(ngx_http_request_t *r,
+    ngx_http_apipolicy_cors_ctx_t *cc, ngx_http_apipolicy_cors_conf_t *cf)
 {
-    if (value->len == 0) {
+    ngx_int_t                          n;
+    ngx_uint_t                         bit, vary, pass;
+    ngx_table_elt_t                   *h;
+    ngx_http_apipolicy_header_iter_t   it;
+
+    vary = 0;
+    pass = (cf->upstream == NGX_HTTP_APIPOLICY_CORS_UPSTREAM_PASS);
+    cc->owned = 0;
+
+    ngx_memzero(&it, sizeof(ngx_http_apipolicy_header_iter_t));
+
+    while ((h = ngx_http_apipolicy_header_each(&r->headers_out.headers, &it)))
+    {
+        if (h->key.len == sizeof("Vary") - 1
+            && ngx_strncasecmp(h->key.data, (u_char *) "Vary", 4) == 0)
+        {
+            if (!vary
+                && ngx_http_apipolicy_list_has(&h->value,
+                                        &ngx_http_apipolicy_cors_vary_origin))
+            {
+                vary = 1;
+            }
+
+            continue;
+        }
+
+        if (!ngx_http_apipolicy_header_len_in(h,
+                                        ngx_http_apipolicy_cors_upstream_lens))
+        {
+            continue;
+        }
+
+        n = ngx_http_apipolicy_header_in(h,
+                                    ngx_http_apipolicy_cors_upstream_headers,
+                                    ngx_http_apipolicy_cors_upstream_lens);
+        if (n == NGX_ERROR) {
+            continue;
+        }
+
+        bit = (ngx_uint_t) 1 << n;
+
+        if (pass && !(cc->owned & bit)) {
+            cc->owned |= bit;
+            continue;
+        }
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "apipolicy cors: \"%V: %V\" is not the "
+                       "gateway's, removed", &h->key, &h->value);
+
+        h->hash = 0;
+    }
+
+    return vary;
+}
+
+
+/* an Access-Control-* header, unless "pass" kept the upstream's */
+
+static ngx_int_t
+ngx_http_apipolicy_cors_set(ngx_http_request_t *r,
+    ngx_http_apipolicy_cors_ctx_t *cc, ngx_uint_t n, ngx_str_t *value)
+{
+    ngx_uint_t  bit;
+
+    bit = (ngx_uint_t) 1 << n;
+
+    if (value->len == 0 || (cc->owned & bit)) {
         return NGX_OK;
     }
 
-    return ngx_http_apipolicy_add_header(r, name, value) ? NGX_OK : NGX_ERROR;
+    if (ngx_http_apipolicy_add_header(r,
+                                &ngx_http_apipolicy_cors_upstream_headers[n],
+                                value)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    cc->owned |= bit;
+
+    return NGX_OK;
 }
 
 
 static ngx_int_t
-ngx_http_apipolicy_cors_vary(ngx_http_request_t *r, ngx_str_t *value)
+ngx_http_apipolicy_cors_vary(ngx_http_request_t *r,
+    ngx_http_apipolicy_cors_ctx_t *cc, ngx_str_t *value)
 {
-    ngx_table_elt_t                   *h;
-    ngx_http_apipolicy_header_iter_t   it;
-    ngx_str_t                          vary = ngx_string("Vary");
+    ngx_str_t  vary = ngx_string("Vary");
 
-    if (value->len == ngx_http_apipolicy_cors_vary_origin.len) {
+    /* plain "Vary: Origin" is not repeated when the upstream sent it */
 
-        /* plain "Vary: Origin" is not repeated when the upstream sent it */
-
-        ngx_memzero(&it, sizeof(ngx_http_apipolicy_header_iter_t));
-
-        while ((h = ngx_http_apipolicy_header_next(&r->headers_out.headers,
-                                                   &vary, &it)))
-        {
-            if (ngx_http_apipolicy_list_has(&h->value,
-                                        &ngx_http_apipolicy_cors_vary_origin))
-            {
-                return NGX_OK;
-            }
-        }
+    if (cc->vary_origin
+        && value->len == ngx_http_apipolicy_cors_vary_origin.len)
+    {
+        return NGX_OK;
     }
 
     return ngx_http_apipolicy_add_header(r, &vary, value) ? NGX_OK
@@ -1324,15 +1387,6 @@ ngx_int_t
 ngx_http_apipolicy_cors_header(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx)
 {
-    uint64_t                           lens;
-    ngx_str_t                         *upstream;
-    ngx_int_t                          n;
-    ngx_table_elt_t                   *h;
-    ngx_http_apipolicy_header_iter_t   it;
-
-    upstream = ngx_http_apipolicy_cors_upstream_headers;
-    lens = ngx_http_apipolicy_cors_upstream_lens();
-
     if (ngx_http_apipolicy_cors_write(r, ctx) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -1341,25 +1395,16 @@ ngx_http_apipolicy_cors_header(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    ctx->cors.owned = 0;
     ctx->cors.filtered = 1;
 
-    /* one walk of the response headers */
+    /*
+     * the gateway's own Access-Control-* headers, one of each name, end
+     * here: the single filter below add_header's looks only at the
+     * headers added after them
+     */
 
-    ngx_memzero(&it, sizeof(ngx_http_apipolicy_header_iter_t));
-
-    while ((h = ngx_http_apipolicy_header_each(&r->headers_out.headers, &it)))
-    {
-        if (!ngx_http_apipolicy_header_len_in(h, lens)) {
-            continue;
-        }
-
-        n = ngx_http_apipolicy_header_in(h, upstream, lens);
-
-        if (n != NGX_ERROR) {
-            ctx->cors.owned |= (ngx_uint_t) 1 << n;
-        }
-    }
+    ctx->cors.later_part = r->headers_out.headers.last;
+    ctx->cors.later_i = r->headers_out.headers.last->nelts;
 
     return NGX_OK;
 }
@@ -1371,25 +1416,25 @@ static ngx_int_t
 ngx_http_apipolicy_cors_write_preflight(ngx_http_request_t *r,
     ngx_http_apipolicy_cors_ctx_t *cc, ngx_http_apipolicy_cors_conf_t *cf)
 {
-    if (ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acam,
+    if (ngx_http_apipolicy_cors_set(r, cc, NGX_HTTP_APIPOLICY_CORS_ACAM,
                                     &cf->methods_value) != NGX_OK
-        || ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acah,
+        || ngx_http_apipolicy_cors_set(r, cc, NGX_HTTP_APIPOLICY_CORS_ACAH,
                                        &cc->allow_headers) != NGX_OK
-        || ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acma,
+        || ngx_http_apipolicy_cors_set(r, cc, NGX_HTTP_APIPOLICY_CORS_ACMA,
                                        &cf->max_age_value) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
     if (cc->private_network
-        && ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acapn,
+        && ngx_http_apipolicy_cors_set(r, cc, NGX_HTTP_APIPOLICY_CORS_ACAPN,
                                        &ngx_http_apipolicy_cors_true)
            != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    return ngx_http_apipolicy_cors_vary(r,
+    return ngx_http_apipolicy_cors_vary(r, cc,
                                      &ngx_http_apipolicy_cors_vary_preflight);
 }
 
@@ -1483,19 +1528,10 @@ ngx_http_apipolicy_cors_write(ngx_http_request_t *r,
 
     cf = cc->conf;
 
-    if (cf->upstream == NGX_HTTP_APIPOLICY_CORS_UPSTREAM_PASS) {
+    cc->vary_origin = ngx_http_apipolicy_cors_upstream(r, cc, cf);
 
-        if (ngx_http_apipolicy_find_header(&r->headers_out.headers,
-                                           &ngx_http_apipolicy_cors_acao,
-                                           NULL))
-        {
-            return NGX_OK;      /* the upstream answers CORS itself */
-        }
-
-    } else {
-        ngx_http_apipolicy_clear_headers(r,
-                                     ngx_http_apipolicy_cors_upstream_headers,
-                                     ngx_http_apipolicy_cors_upstream_lens());
+    if (cc->owned & ((ngx_uint_t) 1 << NGX_HTTP_APIPOLICY_CORS_ACAO)) {
+        return NGX_OK;          /* "pass": the upstream answers CORS itself */
     }
 
     /* "*" for every origin without credentials: one answer, no Vary */
@@ -1505,16 +1541,16 @@ ngx_http_apipolicy_cors_write(ngx_http_request_t *r,
     if (!cc->allowed) {
         if (star) {
             /* a request without Origin gets the same public answer */
-            return ngx_http_apipolicy_cors_set(r,
-                                             &ngx_http_apipolicy_cors_acao,
+            return ngx_http_apipolicy_cors_set(r, cc,
+                                             NGX_HTTP_APIPOLICY_CORS_ACAO,
                                              &ngx_http_apipolicy_cors_star);
         }
 
-        return ngx_http_apipolicy_cors_vary(r,
+        return ngx_http_apipolicy_cors_vary(r, cc,
                                           &ngx_http_apipolicy_cors_vary_origin);
     }
 
-    if (ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acao,
+    if (ngx_http_apipolicy_cors_set(r, cc, NGX_HTTP_APIPOLICY_CORS_ACAO,
                                     star ? &ngx_http_apipolicy_cors_star
                                          : &cc->origin)
         != NGX_OK)
@@ -1523,7 +1559,7 @@ ngx_http_apipolicy_cors_write(ngx_http_request_t *r,
     }
 
     if (cf->credentials
-        && ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_acac,
+        && ngx_http_apipolicy_cors_set(r, cc, NGX_HTTP_APIPOLICY_CORS_ACAC,
                                        &ngx_http_apipolicy_cors_true)
            != NGX_OK)
     {
@@ -1535,7 +1571,7 @@ ngx_http_apipolicy_cors_write(ngx_http_request_t *r,
     }
 
     if (ngx_http_apipolicy_cors_expose(r, ctx, cf, &expose) != NGX_OK
-        || ngx_http_apipolicy_cors_set(r, &ngx_http_apipolicy_cors_aceh,
+        || ngx_http_apipolicy_cors_set(r, cc, NGX_HTTP_APIPOLICY_CORS_ACEH,
                                        &expose)
            != NGX_OK)
     {
@@ -1546,7 +1582,7 @@ ngx_http_apipolicy_cors_write(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    return ngx_http_apipolicy_cors_vary(r,
+    return ngx_http_apipolicy_cors_vary(r, cc,
                                         &ngx_http_apipolicy_cors_vary_origin);
 }
 
@@ -1595,10 +1631,6 @@ ngx_module_t  ngx_http_apipolicy_cors_single_module = {
 static ngx_int_t
 ngx_http_apipolicy_cors_single_filter(ngx_http_request_t *r)
 {
-    uint64_t                           lens;
-    ngx_str_t                         *upstream;
-    ngx_int_t                          n;
-    ngx_uint_t                         bit, seen;
     ngx_table_elt_t                   *h;
     ngx_http_apipolicy_ctx_t          *ctx;
     ngx_http_apipolicy_header_iter_t   it;
@@ -1609,30 +1641,24 @@ ngx_http_apipolicy_cors_single_filter(ngx_http_request_t *r)
         return ngx_http_apipolicy_cors_next_filter(r);
     }
 
-    upstream = ngx_http_apipolicy_cors_upstream_headers;
-    lens = ngx_http_apipolicy_cors_upstream_lens();
+    /*
+     * the gateway's own headers, one of each name, came first
+     * (ngx_http_apipolicy_cors_header); of the headers added since, any
+     * Access-Control-* one is a second answer and goes
+     */
 
-    /* one walk: of each name the gateway's first header stays */
-
-    seen = 0;
-    ngx_memzero(&it, sizeof(ngx_http_apipolicy_header_iter_t));
+    it.part = ctx->cors.later_part;
+    it.i = ctx->cors.later_i;
 
     while ((h = ngx_http_apipolicy_header_each(&r->headers_out.headers, &it)))
     {
-        if (!ngx_http_apipolicy_header_len_in(h, lens)) {
-            continue;
-        }
-
-        n = ngx_http_apipolicy_header_in(h, upstream, lens);
-
-        if (n == NGX_ERROR) {
-            continue;
-        }
-
-        bit = (ngx_uint_t) 1 << n;
-
-        if ((ctx->cors.owned & bit) && !(seen & bit)) {
-            seen |= bit;
+        if (!ngx_http_apipolicy_header_len_in(h,
+                                        ngx_http_apipolicy_cors_upstream_lens)
+            || ngx_http_apipolicy_header_in(h,
+                                    ngx_http_apipolicy_cors_upstream_headers,
+                                    ngx_http_apipolicy_cors_upstream_lens)
+               == NGX_ERROR)
+        {
             continue;
         }
 
@@ -1650,6 +1676,9 @@ ngx_http_apipolicy_cors_single_filter(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_apipolicy_cors_single_init(ngx_conf_t *cf)
 {
+    ngx_http_apipolicy_cors_upstream_lens = ngx_http_apipolicy_header_lens(
+                                     ngx_http_apipolicy_cors_upstream_headers);
+
     ngx_http_apipolicy_cors_next_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_apipolicy_cors_single_filter;
 

@@ -60,12 +60,17 @@ typedef struct {
     ngx_uint_t                         owned;       /* Access-Control-*
                                                        names the gateway
                                                        answered, by bit */
+    ngx_list_part_t                   *later_part;  /* where the response */
+    ngx_uint_t                         later_i;     /* headers added after
+                                                       its own begin */
     unsigned                           decided:1;
     unsigned                           filtered:1;  /* its headers written */
     unsigned                           has_origin:1; /* one or more sent */
     unsigned                           allowed:1;
     unsigned                           preflight:1;
     unsigned                           private_network:1;
+    unsigned                           vary_origin:1; /* the upstream's Vary
+                                                         names Origin */
 } ngx_http_apipolicy_cors_ctx_t;
 
 
