@@ -7,9 +7,14 @@
  * idempotency keys are made of.
  *
  *   index    entries keyed by a SHA-256, in a hash table of about one
- *            bucket per 256 bytes of zone (its first bytes pick the
+ *            bucket per 128 bytes of zone (its first bytes pick the
  *            bucket): a lookup touches a bucket and one entry or two,
- *            where a tree of 100,000 entries would touch 17 cold nodes
+ *            where a tree of 100,000 entries would touch 17 cold nodes.
+ *            The index takes 1/16 of the zone; with entries of about
+ *            200 bytes a chain holds 0.4 of them on average (one per
+ *            256 bytes: 0.8, and a lookup of a new key or the eviction
+ *            of the oldest, at the end of its chain, touched twice as
+ *            many cold entries)
  *   LRU      a queue, most recently used first; find() moves a hit to
  *            the front
  *   expiry   each entry has one; find() frees an expired entry, expire()
@@ -163,7 +168,7 @@ ngx_http_apipolicy_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     shm->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
     if (rc == NGX_DECLINED) {
-        for (n = 64; n < shm_zone->shm.size / 256; n *= 2) { /* void */ }
+        for (n = 64; n < shm_zone->shm.size / 128; n *= 2) { /* void */ }
 
         sh->buckets = ngx_slab_calloc(shm->shpool,
                                       n * sizeof(ngx_http_apipolicy_hnode_t *));
