@@ -178,31 +178,6 @@ ngx_http_apipolicy_header_each(ngx_list_t *headers,
 }
 
 
-/*
- * every response header named in "names" (up to a null name), whose
- * lengths are "lens" (ngx_http_apipolicy_header_lens), one walk
- */
-
-void
-ngx_http_apipolicy_clear_headers(ngx_http_request_t *r, ngx_str_t *names,
-    uint64_t lens)
-{
-    ngx_table_elt_t                   *h;
-    ngx_http_apipolicy_header_iter_t   it;
-
-    ngx_memzero(&it, sizeof(ngx_http_apipolicy_header_iter_t));
-
-    while ((h = ngx_http_apipolicy_header_each(&r->headers_out.headers, &it)))
-    {
-        if (ngx_http_apipolicy_header_len_in(h, lens)
-            && ngx_http_apipolicy_header_in(h, names, lens) != NGX_ERROR)
-        {
-            h->hash = 0;
-        }
-    }
-}
-
-
 ngx_uint_t
 ngx_http_apipolicy_clear_header(ngx_http_request_t *r, ngx_str_t *name)
 {

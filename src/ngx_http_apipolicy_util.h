@@ -29,8 +29,6 @@ ngx_table_elt_t *ngx_http_apipolicy_add_header(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *value);
 ngx_uint_t ngx_http_apipolicy_clear_header(ngx_http_request_t *r,
     ngx_str_t *name);
-void ngx_http_apipolicy_clear_headers(ngx_http_request_t *r,
-    ngx_str_t *names, uint64_t lens);
 uint64_t ngx_http_apipolicy_header_lens(ngx_str_t *names);
 
 /* the header's name has the length of one in "lens": worth comparing */
