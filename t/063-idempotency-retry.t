@@ -18,6 +18,10 @@ master_on();
 workers(2);
 no_shuffle();
 
+# each block: /pay in front of the backend (zone "idem") unless it says
+# otherwise, its scenario in --- init, then nginx still answers GET /ok
+add_block_preprocessor(sub { SlowBackend::scenario_defaults(shift, 'idem') });
+
 sub post { return SlowBackend::post(server_port(), @_) }
 
 sub errlog { return SlowBackend::slurp($Test::Nginx::Util::ErrLogFile) }
@@ -195,18 +199,8 @@ __DATA__
 === TEST 1: the client goes away: the upstream's answer is still read and kept; the retry gets 409 in flight, then the replay
 --- http_config
     apipolicy_idempotency_zone idem:1m;
---- config
-    location /pay {
-        apipolicy_idempotency zone=idem;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_BACKEND_PORT;
-    }
-    location = /ok { return 200 "ok\n"; }
 --- init
 main::client_gone();
---- request
-GET /ok
---- response_body
-ok
 --- timeout: 10
 
 
@@ -214,19 +208,10 @@ ok
 === TEST 2: the upstream times out: 504, the key locked for lease= (default 5m), Retry-After, logged
 --- http_config
     apipolicy_idempotency_zone idem:1m;
---- config
-    location /pay {
-        apipolicy_idempotency zone=idem;
-        proxy_read_timeout 1s;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_BACKEND_PORT;
-    }
-    location = /ok { return 200 "ok\n"; }
+--- config eval
+SlowBackend::pay_config('idem', 'proxy_read_timeout 1s;')
 --- init
 main::upstream_timeout('slow-1', 300);
---- request
-GET /ok
---- response_body
-ok
 --- timeout: 10
 
 
@@ -234,20 +219,11 @@ ok
 === TEST 3: ... with lease=3s the key is free again after the lease, and the retry reaches the upstream
 --- http_config
     apipolicy_idempotency_zone idem:1m lease=3s;
---- config
-    location /pay {
-        apipolicy_idempotency zone=idem;
-        proxy_read_timeout 1s;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_BACKEND_PORT;
-    }
-    location = /ok { return 200 "ok\n"; }
+--- config eval
+SlowBackend::pay_config('idem', 'proxy_read_timeout 1s;')
 --- init
 main::upstream_timeout('slow-2', 3);
 main::after_lease('slow-2');
---- request
-GET /ok
---- response_body
-ok
 --- timeout: 10
 
 
@@ -255,36 +231,16 @@ ok
 === TEST 4: the upstream breaks off after its headers: the key stays locked
 --- http_config
     apipolicy_idempotency_zone idem:1m;
---- config
-    location /pay {
-        apipolicy_idempotency zone=idem;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_BACKEND_PORT;
-    }
-    location = /ok { return 200 "ok\n"; }
 --- init
 main::upstream_broke();
---- request
-GET /ok
---- response_body
-ok
 
 
 
 === TEST 5: a full 32k zone with one slow request at its tail still takes 150 new keys
 --- http_config
     apipolicy_idempotency_zone idem:32k;
---- config
-    location /pay {
-        apipolicy_idempotency zone=idem;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_BACKEND_PORT;
-    }
-    location = /ok { return 200 "ok\n"; }
 --- init
 main::full_zone_slow_tail();
---- request
-GET /ok
---- response_body
-ok
 --- timeout: 10
 
 
@@ -292,55 +248,25 @@ ok
 === TEST 6: a zone where every entry is locked: 503 IDEMPOTENCY_UNAVAILABLE with Retry-After, one log line, never a second call
 --- http_config
     apipolicy_idempotency_zone idem:32k max_body=16 lease=1h;
---- config
-    location /pay {
-        apipolicy_idempotency zone=idem;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_BACKEND_PORT;
-    }
-    location = /ok { return 200 "ok\n"; }
 --- init
 main::full_of_locked();
---- request
-GET /ok
---- response_body
-ok
 
 
 
 === TEST 7: 3 KB answers among small ones in a full 32k zone (max_body=4k) are kept and replayed
 --- http_config
     apipolicy_idempotency_zone idem:32k max_body=4k;
---- config
-    location /pay {
-        apipolicy_idempotency zone=idem;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_BACKEND_PORT;
-    }
-    location = /ok { return 200 "ok\n"; }
 --- init
 main::sizes("3k", 40, 100, 3000);
---- request
-GET /ok
---- response_body
-ok
 
 
 
 === TEST 8: 40 KB answers in a full 256k zone, and answers of many sizes
 --- http_config
     apipolicy_idempotency_zone idem:256k max_body=64k;
---- config
-    location /pay {
-        apipolicy_idempotency zone=idem;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_BACKEND_PORT;
-    }
-    location = /ok { return 200 "ok\n"; }
 --- init
 main::sizes("40k", 20, 40000);
 main::sizes("mixed", 60, 100, 900, 2100, 3000, 5000, 9000, 17000, 40000, 60000, 300);
---- request
-GET /ok
---- response_body
-ok
 
 
 
@@ -363,26 +289,12 @@ ok
     location = /ok { return 200 "ok\n"; }
 --- init
 main::keep_5xx();
---- request
-GET /ok
---- response_body
-ok
 
 
 
 === TEST 10: an answer kept in a full zone is the most recently used entry: the next new keys evict older ones
 --- http_config
     apipolicy_idempotency_zone idem:32k;
---- config
-    location /pay {
-        apipolicy_idempotency zone=idem;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_BACKEND_PORT;
-    }
-    location = /ok { return 200 "ok\n"; }
 --- init
 main::kept_is_recent();
---- request
-GET /ok
---- response_body
-ok
 --- timeout: 15

@@ -56,6 +56,9 @@ no_shuffle();
 add_block_preprocessor(sub {
     my $block = shift;
     $block->set_value("skip_nginx", "1: no redis-server") if !$HaveRedis;
+    # gateway A: /pay in front of the backend (zone "gw_a") unless the
+    # block says otherwise, the scenario in --- init, then GET /ok
+    SlowBackend::scenario_defaults($block, 'gw_a');
 });
 
 # gateway B: a second nginx of its own (prefix, master, two workers), the
@@ -194,18 +197,8 @@ __DATA__
 --- http_config
     apipolicy_redis 127.0.0.1:$TEST_NGINX_OWN_REDIS_PORT timeout=1s;
     apipolicy_idempotency_zone gw_a:1m redis=on;
---- config
-    location /pay {
-        apipolicy_idempotency zone=gw_a;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_BACKEND_PORT;
-    }
-    location = /ok { return 200 "ok\n"; }
 --- init
 main::client_gone();
---- request
-GET /ok
---- response_body
-ok
 --- timeout: 10
 
 
@@ -214,19 +207,10 @@ ok
 --- http_config
     apipolicy_redis 127.0.0.1:$TEST_NGINX_OWN_REDIS_PORT timeout=1s;
     apipolicy_idempotency_zone gw_a:1m redis=on lease=4s;
---- config
-    location /pay {
-        apipolicy_idempotency zone=gw_a;
-        proxy_read_timeout 1s;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_BACKEND_PORT;
-    }
-    location = /ok { return 200 "ok\n"; }
+--- config eval
+SlowBackend::pay_config('gw_a', 'proxy_read_timeout 1s;')
 --- init
 main::upstream_timeout();
---- request
-GET /ok
---- response_body
-ok
 --- timeout: 15
 
 
@@ -235,18 +219,8 @@ ok
 --- http_config
     apipolicy_redis 127.0.0.1:$TEST_NGINX_OWN_REDIS_PORT timeout=1s;
     apipolicy_idempotency_zone gw_a:1m redis=on lease=1s;
---- config
-    location /pay {
-        apipolicy_idempotency zone=gw_a;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_BACKEND_PORT;
-    }
-    location = /ok { return 200 "ok\n"; }
 --- init
 main::long_call();
---- request
-GET /ok
---- response_body
-ok
 --- timeout: 10
 
 
@@ -255,16 +229,6 @@ ok
 --- http_config
     apipolicy_redis 127.0.0.1:$TEST_NGINX_OWN_REDIS_PORT timeout=1s;
     apipolicy_idempotency_zone gw_a:1m redis=on lease=3s;
---- config
-    location /pay {
-        apipolicy_idempotency zone=gw_a;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_BACKEND_PORT;
-    }
-    location = /ok { return 200 "ok\n"; }
 --- init
 main::refused();
---- request
-GET /ok
---- response_body
-ok
 --- timeout: 10

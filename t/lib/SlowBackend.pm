@@ -205,4 +205,30 @@ sub collect {
     return $data ? thaw($data) : { status => 'lost' };
 }
 
+# The location of the scenario blocks: /pay, with the idempotency "zone"
+# and any "extra" directives, in front of the backend, and /ok for the
+# block's own request.
+sub pay_config {
+    my ($zone, $extra) = @_;
+    $extra = defined $extra ? "        $extra\n" : '';
+    return "    location /pay {\n"
+         . "        apipolicy_idempotency zone=$zone;\n"
+         . $extra
+         . "        proxy_pass http://127.0.0.1:\$TEST_NGINX_BACKEND_PORT;\n"
+         . "    }\n"
+         . "    location = /ok { return 200 \"ok\\n\"; }\n";
+}
+
+# A Test::Nginx block preprocessor for suites whose scenarios run in
+# --- init: a block without --- config gets pay_config(zone), and one
+# without --- request checks that nginx still answers GET /ok with "ok".
+sub scenario_defaults {
+    my ($block, $zone) = @_;
+    $block->set_value('config', pay_config($zone)) if !defined $block->config;
+    if (!defined $block->request) {
+        $block->set_value('request', "GET /ok\n");
+        $block->set_value('response_body', "ok\n");
+    }
+}
+
 1;
