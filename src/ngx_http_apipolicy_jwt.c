@@ -162,6 +162,8 @@ static ngx_uint_t ngx_http_apipolicy_jwt_check_claims(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_apipolicy_jwt_check_times(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_json_t *claims,
     ngx_str_t *detail);
+static ngx_uint_t ngx_http_apipolicy_jwt_listed(ngx_array_t *list,
+    ngx_str_t *str);
 static ngx_uint_t ngx_http_apipolicy_jwt_check_iss_aud(
     ngx_http_request_t *r, ngx_http_apipolicy_jwt_conf_t *jcf,
     ngx_http_apipolicy_json_t *claims, ngx_str_t *detail);
@@ -1463,6 +1465,28 @@ ngx_http_apipolicy_jwt_check_times(ngx_http_request_t *r,
 }
 
 
+/* 1 if str is one of the strings of list (accepted issuers, audiences) */
+
+static ngx_uint_t
+ngx_http_apipolicy_jwt_listed(ngx_array_t *list, ngx_str_t *str)
+{
+    ngx_str_t   *s;
+    ngx_uint_t   i;
+
+    s = list->elts;
+
+    for (i = 0; i < list->nelts; i++) {
+        if (s[i].len == str->len
+            && ngx_strncmp(s[i].data, str->data, str->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /* iss and aud (a string or an array of strings, one of them ours) */
 
 static ngx_uint_t
@@ -1470,8 +1494,6 @@ ngx_http_apipolicy_jwt_check_iss_aud(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_json_t *claims,
     ngx_str_t *detail)
 {
-    size_t                      i;
-    ngx_str_t                  *s, str;
     ngx_uint_t                  ok;
     ngx_http_apipolicy_json_t  *v, *a;
 
@@ -1480,18 +1502,7 @@ ngx_http_apipolicy_jwt_check_iss_aud(ngx_http_request_t *r,
         ok = 0;
 
         if (v && v->type == NGX_HTTP_APIPOLICY_JSON_STRING) {
-            str = v->value;
-
-            s = jcf->issuers->elts;
-
-            for (i = 0; i < jcf->issuers->nelts; i++) {
-                if (s[i].len == str.len
-                    && ngx_strncmp(s[i].data, str.data, str.len) == 0)
-                {
-                    ok = 1;
-                    break;
-                }
-            }
+            ok = ngx_http_apipolicy_jwt_listed(jcf->issuers, &v->value);
         }
 
         if (!ok) {
@@ -1508,25 +1519,13 @@ ngx_http_apipolicy_jwt_check_iss_aud(ngx_http_request_t *r,
 
     v = ngx_http_apipolicy_json_get_literal(claims, "aud");
     ok = 0;
-    s = jcf->audiences->elts;
 
     a = (v && v->type == NGX_HTTP_APIPOLICY_JSON_ARRAY) ? v->child : v;
 
     for ( /* void */ ; !ok && a; a = (a == v) ? NULL : a->next) {
 
-        if (a->type != NGX_HTTP_APIPOLICY_JSON_STRING) {
-            continue;
-        }
-
-        str = a->value;
-
-        for (i = 0; i < jcf->audiences->nelts; i++) {
-            if (s[i].len == str.len
-                && ngx_strncmp(s[i].data, str.data, str.len) == 0)
-            {
-                ok = 1;
-                break;
-            }
+        if (a->type == NGX_HTTP_APIPOLICY_JSON_STRING) {
+            ok = ngx_http_apipolicy_jwt_listed(jcf->audiences, &a->value);
         }
     }
 

@@ -27,7 +27,7 @@ static char *ngx_http_apipolicy_jwt_merge_typs(ngx_conf_t *cf,
 static char *ngx_http_apipolicy_jwt_merge_keys(ngx_conf_t *cf,
     ngx_http_apipolicy_jwt_conf_t *c);
 static ngx_array_t *ngx_http_apipolicy_jwt_keys(ngx_conf_t *cf,
-    ngx_http_apipolicy_jwt_conf_t *jcf);
+    void *conf);
 static ngx_int_t ngx_http_apipolicy_jwt_key_params(ngx_conf_t *cf,
     ngx_uint_t hmac, ngx_uint_t *alg, ngx_str_t *kid, ngx_str_t *issuer);
 static ngx_int_t ngx_http_apipolicy_jwt_rule_path(ngx_conf_t *cf,
@@ -309,9 +309,18 @@ ngx_http_apipolicy_jwt(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/*
+ * the key list of the location that apipolicy_jwt_key_file and
+ * apipolicy_jwt_secret (conf is their loc conf) add to
+ */
+
 static ngx_array_t *
-ngx_http_apipolicy_jwt_keys(ngx_conf_t *cf, ngx_http_apipolicy_jwt_conf_t *jcf)
+ngx_http_apipolicy_jwt_keys(ngx_conf_t *cf, void *conf)
 {
+    ngx_http_apipolicy_jwt_conf_t  *jcf;
+
+    jcf = &((ngx_http_apipolicy_loc_conf_t *) conf)->jwt;
+
     if (jcf->keys == NGX_CONF_UNSET_PTR) {
         jcf->keys = ngx_array_create(cf->pool, 4,
                                      sizeof(ngx_http_apipolicy_jwt_key_t));
@@ -393,17 +402,14 @@ char *
 ngx_http_apipolicy_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    u_char                         *p;
-    ngx_int_t                       rc;
-    ngx_str_t                      *value, name, text, kid, err, issuer;
-    ngx_uint_t                      alg, first;
-    ngx_array_t                    *keys;
-    ngx_http_apipolicy_jwt_key_t   *key;
-    ngx_http_apipolicy_jwt_conf_t  *jcf;
+    u_char                        *p;
+    ngx_int_t                      rc;
+    ngx_str_t                     *value, name, text, kid, err, issuer;
+    ngx_uint_t                     alg, first;
+    ngx_array_t                   *keys;
+    ngx_http_apipolicy_jwt_key_t  *key;
 
-    jcf = &((ngx_http_apipolicy_loc_conf_t *) conf)->jwt;
-
-    keys = ngx_http_apipolicy_jwt_keys(cf, jcf);
+    keys = ngx_http_apipolicy_jwt_keys(cf, conf);
     if (keys == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -480,15 +486,12 @@ ngx_http_apipolicy_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
 char *
 ngx_http_apipolicy_jwt_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_str_t                      *value, err;
-    ngx_uint_t                      alg;
-    ngx_array_t                    *keys;
-    ngx_http_apipolicy_jwt_key_t   *key;
-    ngx_http_apipolicy_jwt_conf_t  *jcf;
+    ngx_str_t                     *value, err;
+    ngx_uint_t                     alg;
+    ngx_array_t                   *keys;
+    ngx_http_apipolicy_jwt_key_t  *key;
 
-    jcf = &((ngx_http_apipolicy_loc_conf_t *) conf)->jwt;
-
-    keys = ngx_http_apipolicy_jwt_keys(cf, jcf);
+    keys = ngx_http_apipolicy_jwt_keys(cf, conf);
     if (keys == NULL) {
         return NGX_CONF_ERROR;
     }
