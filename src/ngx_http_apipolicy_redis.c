@@ -245,6 +245,10 @@ static ngx_int_t ngx_http_apipolicy_redis_send_node(
     ngx_http_apipolicy_redis_node_t *node, ngx_http_apipolicy_redis_cmd_t *cmds,
     ngx_uint_t ncmds, ngx_http_apipolicy_redis_done_pt done, void *data);
 static void ngx_http_apipolicy_redis_discover(ngx_http_apipolicy_redis_t *rd);
+static ngx_uint_t ngx_http_apipolicy_redis_discover_wait(
+    ngx_http_apipolicy_redis_t *rd);
+static void ngx_http_apipolicy_redis_discover_later(
+    ngx_http_apipolicy_redis_t *rd);
 static ngx_array_t *ngx_http_apipolicy_redis_addrs(ngx_conf_t *cf,
     ngx_str_t *arg, size_t skip, in_port_t port);
 static ngx_int_t ngx_http_apipolicy_redis_param(ngx_conf_t *cf,
@@ -1684,6 +1688,54 @@ ngx_http_apipolicy_redis_fail(ngx_http_apipolicy_redis_node_t *node,
 }
 
 
+/*
+ * Sentinel discovery and cluster slot refresh share one pace: a round
+ * that found nothing waits discover_backoff (doubling from
+ * NGX_HTTP_APIPOLICY_REDIS_DISCOVER_MIN to _MAX) before the next.
+ * discover_wait(): 1 while that wait lasts (the timer armed), else 0.
+ */
+
+static ngx_uint_t
+ngx_http_apipolicy_redis_discover_wait(ngx_http_apipolicy_redis_t *rd)
+{
+    if (rd->discover_at
+        && (ngx_msec_int_t) (rd->discover_at - ngx_current_msec) > 0)
+    {
+        if (!rd->discover_ev.timer_set) {
+            ngx_add_timer(&rd->discover_ev,
+                          rd->discover_at - ngx_current_msec);
+        }
+
+        return 1;
+    }
+
+    return 0;
+}
+
+
+/* a round found nothing: the next one after a longer wait */
+
+static void
+ngx_http_apipolicy_redis_discover_later(ngx_http_apipolicy_redis_t *rd)
+{
+    rd->discover_backoff = rd->discover_backoff
+                           ? ngx_min(rd->discover_backoff * 2,
+                                     NGX_HTTP_APIPOLICY_REDIS_DISCOVER_MAX)
+                           : NGX_HTTP_APIPOLICY_REDIS_DISCOVER_MIN;
+    rd->discover_at = ngx_current_msec + rd->discover_backoff;
+
+    if (rd->discover_at == 0) {
+        rd->discover_at = 1;
+    }
+
+    if (rd->discover_ev.timer_set) {
+        ngx_del_timer(&rd->discover_ev);
+    }
+
+    ngx_add_timer(&rd->discover_ev, rd->discover_backoff);
+}
+
+
 /* ---- Sentinel ---------------------------------------------------------- */
 
 /*
@@ -1704,14 +1756,7 @@ ngx_http_apipolicy_redis_discover(ngx_http_apipolicy_redis_t *rd)
         return;
     }
 
-    if (rd->discover_at
-        && (ngx_msec_int_t) (rd->discover_at - ngx_current_msec) > 0)
-    {
-        if (!rd->discover_ev.timer_set) {
-            ngx_add_timer(&rd->discover_ev,
-                          rd->discover_at - ngx_current_msec);
-        }
-
+    if (ngx_http_apipolicy_redis_discover_wait(rd)) {
         return;
     }
 
@@ -1757,21 +1802,7 @@ ngx_http_apipolicy_redis_discover(ngx_http_apipolicy_redis_t *rd)
                       "does", &rd->name, &rd->master);
     }
 
-    rd->discover_backoff = rd->discover_backoff
-                           ? ngx_min(rd->discover_backoff * 2,
-                                     NGX_HTTP_APIPOLICY_REDIS_DISCOVER_MAX)
-                           : NGX_HTTP_APIPOLICY_REDIS_DISCOVER_MIN;
-    rd->discover_at = ngx_current_msec + rd->discover_backoff;
-
-    if (rd->discover_at == 0) {
-        rd->discover_at = 1;
-    }
-
-    if (rd->discover_ev.timer_set) {
-        ngx_del_timer(&rd->discover_ev);
-    }
-
-    ngx_add_timer(&rd->discover_ev, rd->discover_backoff);
+    ngx_http_apipolicy_redis_discover_later(rd);
 }
 
 
@@ -2793,14 +2824,7 @@ ngx_http_apipolicy_redis_cluster_refresh(ngx_http_apipolicy_redis_t *rd)
         return;
     }
 
-    if (rd->discover_at
-        && (ngx_msec_int_t) (rd->discover_at - ngx_current_msec) > 0)
-    {
-        if (!rd->discover_ev.timer_set) {
-            ngx_add_timer(&rd->discover_ev,
-                          rd->discover_at - ngx_current_msec);
-        }
-
+    if (ngx_http_apipolicy_redis_discover_wait(rd)) {
         return;
     }
 
@@ -2840,21 +2864,7 @@ ngx_http_apipolicy_redis_cluster_refresh(ngx_http_apipolicy_redis_t *rd)
                       &rd->name);
     }
 
-    rd->discover_backoff = rd->discover_backoff
-                           ? ngx_min(rd->discover_backoff * 2,
-                                     NGX_HTTP_APIPOLICY_REDIS_DISCOVER_MAX)
-                           : NGX_HTTP_APIPOLICY_REDIS_DISCOVER_MIN;
-    rd->discover_at = ngx_current_msec + rd->discover_backoff;
-
-    if (rd->discover_at == 0) {
-        rd->discover_at = 1;
-    }
-
-    if (rd->discover_ev.timer_set) {
-        ngx_del_timer(&rd->discover_ev);
-    }
-
-    ngx_add_timer(&rd->discover_ev, rd->discover_backoff);
+    ngx_http_apipolicy_redis_discover_later(rd);
 }
 
 
