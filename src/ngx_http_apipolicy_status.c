@@ -339,8 +339,13 @@ static ngx_uint_t ngx_http_apipolicy_status_sample_rejections(
     ngx_http_apipolicy_status_view_t *view,
     ngx_http_apipolicy_status_metric_t *m, ngx_uint_t n, ngx_str_t *labels,
     ngx_atomic_uint_t *value);
+static ngx_str_t *ngx_http_apipolicy_status_jwks_source(
+    ngx_http_apipolicy_main_conf_t *amcf, ngx_uint_t i, ngx_uint_t *ok,
+    ngx_uint_t *failed, time_t *age);
 static u_char *ngx_http_apipolicy_status_jwks_json(u_char *p,
     ngx_http_apipolicy_status_view_t *view);
+static u_char *ngx_http_apipolicy_status_prom_sample(u_char *p, char *name,
+    char *label, ngx_str_t *value);
 static u_char *ngx_http_apipolicy_status_jwks_prom(u_char *p,
     ngx_http_apipolicy_status_view_t *view);
 static u_char *ngx_http_apipolicy_status_zones_json(u_char *p,
@@ -1246,6 +1251,20 @@ ngx_http_apipolicy_status_json_metric(u_char *p,
 }
 
 
+/* the i-th JWKS source of apipolicy_jwt_key_request: its URI and counts */
+
+static ngx_str_t *
+ngx_http_apipolicy_status_jwks_source(ngx_http_apipolicy_main_conf_t *amcf,
+    ngx_uint_t i, ngx_uint_t *ok, ngx_uint_t *failed, time_t *age)
+{
+    ngx_http_apipolicy_jwks_t  **sources;
+
+    sources = amcf->jwks->elts;
+
+    return ngx_http_apipolicy_jwks_stats(sources[i], ok, failed, age);
+}
+
+
 /* JWKS sources, by URI */
 
 static u_char *
@@ -1262,9 +1281,8 @@ ngx_http_apipolicy_status_jwks_json(u_char *p,
     p = ngx_http_apipolicy_status_json_open(p, view, "jwks");
 
     for (i = 0; amcf->jwks && i < amcf->jwks->nelts; i++) {
-        label = ngx_http_apipolicy_jwks_stats(
-                    ((ngx_http_apipolicy_jwks_t **) amcf->jwks->elts)[i],
-                    &ok, &failed, &age);
+        label = ngx_http_apipolicy_status_jwks_source(amcf, i, &ok, &failed,
+                                                      &age);
 
         p = ngx_cpymem(p, i ? ",\"" : "\"", i ? 2 : 1);
         p = ngx_http_apipolicy_status_label(p, label, 256);
@@ -1467,6 +1485,22 @@ ngx_http_apipolicy_status_prom_metric(u_char *p,
 }
 
 
+/*
+ * the start of a sample labelled with a URI or an address:
+ * apipolicy_NAME{LABEL="VALUE (escaped, at most 256 bytes); the caller
+ * closes the quote and adds any further labels and the value
+ */
+
+static u_char *
+ngx_http_apipolicy_status_prom_sample(u_char *p, char *name, char *label,
+    ngx_str_t *value)
+{
+    p = ngx_sprintf(p, "apipolicy_%s{%s=\"", name, label);
+
+    return ngx_http_apipolicy_status_label(p, value, 256);
+}
+
+
 /* JWKS sources: fetches by result, and the age of the keys */
 
 static u_char *
@@ -1490,18 +1524,15 @@ ngx_http_apipolicy_status_jwks_prom(u_char *p,
                                        "result.");
 
     for (i = 0; i < amcf->jwks->nelts; i++) {
-        label = ngx_http_apipolicy_jwks_stats(
-                    ((ngx_http_apipolicy_jwks_t **) amcf->jwks->elts)[i],
-                    &ok, &failed, &age);
+        label = ngx_http_apipolicy_status_jwks_source(amcf, i, &ok, &failed,
+                                                      &age);
 
-        p = ngx_cpymem(p, "apipolicy_jwks_fetches_total{uri=\"",
-                       sizeof("apipolicy_jwks_fetches_total{uri=\"") - 1);
-        p = ngx_http_apipolicy_status_label(p, label, 256);
+        p = ngx_http_apipolicy_status_prom_sample(p, "jwks_fetches_total",
+                                                  "uri", label);
         p = ngx_sprintf(p, "\",result=\"ok\"} %ui\n", ok);
 
-        p = ngx_cpymem(p, "apipolicy_jwks_fetches_total{uri=\"",
-                       sizeof("apipolicy_jwks_fetches_total{uri=\"") - 1);
-        p = ngx_http_apipolicy_status_label(p, label, 256);
+        p = ngx_http_apipolicy_status_prom_sample(p, "jwks_fetches_total",
+                                                  "uri", label);
         p = ngx_sprintf(p, "\",result=\"error\"} %ui\n", failed);
     }
 
@@ -1511,17 +1542,15 @@ ngx_http_apipolicy_status_jwks_prom(u_char *p,
                                        "first).");
 
     for (i = 0; i < amcf->jwks->nelts; i++) {
-        label = ngx_http_apipolicy_jwks_stats(
-                    ((ngx_http_apipolicy_jwks_t **) amcf->jwks->elts)[i],
-                    &ok, &failed, &age);
+        label = ngx_http_apipolicy_status_jwks_source(amcf, i, &ok, &failed,
+                                                      &age);
 
         if (age < 0) {
             continue;
         }
 
-        p = ngx_cpymem(p, "apipolicy_jwks_age_seconds{uri=\"",
-                       sizeof("apipolicy_jwks_age_seconds{uri=\"") - 1);
-        p = ngx_http_apipolicy_status_label(p, label, 256);
+        p = ngx_http_apipolicy_status_prom_sample(p, "jwks_age_seconds",
+                                                  "uri", label);
         p = ngx_sprintf(p, "\"} %T\n", age);
     }
 
@@ -1589,9 +1618,8 @@ ngx_http_apipolicy_status_redis_prom(u_char *p,
                                            "connections answer, 0 when one "
                                            "cannot reach Redis (absent "
                                            "before any was used).");
-        p = ngx_cpymem(p, "apipolicy_redis_up{address=\"",
-                       sizeof("apipolicy_redis_up{address=\"") - 1);
-        p = ngx_http_apipolicy_status_label(p, redis, 256);
+        p = ngx_http_apipolicy_status_prom_sample(p, "redis_up", "address",
+                                                  redis);
         p = ngx_sprintf(p, "\"} %i\n", view->redis_up);
     }
 
@@ -1704,8 +1732,9 @@ ngx_http_apipolicy_status_redis_nodes_prom(u_char *p)
                 continue;
             }
 
-            p = ngx_sprintf(p, "apipolicy_%s{address=\"", metrics[k].name);
-            p = ngx_http_apipolicy_status_label(p, &info[i].address, 256);
+            p = ngx_http_apipolicy_status_prom_sample(p, metrics[k].name,
+                                                      "address",
+                                                      &info[i].address);
             p = ngx_sprintf(p, "\",role=\"%s\",worker=\"%ui\"} ",
                             info[i].role, ngx_worker);
 
