@@ -306,8 +306,16 @@ ngx_http_apipolicy_shm_insert(ngx_http_apipolicy_shm_t *shm, u_char *key,
     ngx_memcpy(hn->key, key, 32);
     hn->expires = (uint32_t) expires;
 
-    bucket = ngx_http_apipolicy_shm_bucket(shm->sh, key);
-    hn->next = *bucket;
+    /*
+     * at the end of its chain: the oldest entries come first, and the
+     * one evicted, the oldest, is unlinked without reading the others
+     */
+
+    for (bucket = ngx_http_apipolicy_shm_bucket(shm->sh, key);
+         *bucket;
+         bucket = &(*bucket)->next)
+    { /* void */ }
+
     *bucket = hn;
 
     ngx_queue_insert_head(&shm->sh->queue, &hn->queue);
