@@ -22,26 +22,15 @@ use warnings;
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use Time::HiRes qw(sleep);
+use RedisTest ();
+use SlowBackend ();
 
 my @running;
 my $owner = $$;
 
-sub free_port {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
-                                  LocalPort => 0, ReuseAddr => 1)
-        or die "no free port: $!";
-    my $port = $s->sockport;
-    close $s;
-    return $port;
-}
-
-sub slurp {
-    open my $f, '<', shift or return '';
-    local $/;
-    my $s = <$f>;
-    close $f;
-    return $s;
-}
+# a free loopback port (RedisTest's), the text of a file (SlowBackend's)
+*free_port = \&RedisTest::free_port;
+*slurp = \&SlowBackend::slurp;
 
 sub error_log { return slurp("$_[0]{prefix}/logs/error.log") }
 
