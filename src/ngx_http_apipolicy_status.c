@@ -1689,31 +1689,43 @@ ngx_http_apipolicy_status_redis_nodes_prom(u_char *p)
     ngx_http_apipolicy_redis_t            *rd;
     ngx_http_apipolicy_redis_node_info_t   info[NGX_HTTP_APIPOLICY_REDIS_NODES_MAX];
 
+    /* a counter of the node's info at "offset", or the state or the RTT */
+#define NGX_HTTP_APIPOLICY_STATUS_NODE_UP   ((size_t) -1)
+#define NGX_HTTP_APIPOLICY_STATUS_NODE_RTT  ((size_t) -2)
+#define ngx_http_apipolicy_status_node(field)                                \
+    offsetof(ngx_http_apipolicy_redis_node_info_t, field)
+
     static struct {
         char        *name;
         char        *type;
         char        *help;
+        size_t       offset;
     } metrics[] = {
         { "redis_node_up", "gauge",
           "1 when the answering worker last reached this Redis node, 0 when "
-          "it could not." },
+          "it could not.", NGX_HTTP_APIPOLICY_STATUS_NODE_UP },
         { "redis_node_commands_total", "counter",
-          "Commands the answering worker sent to this Redis node." },
+          "Commands the answering worker sent to this Redis node.",
+          ngx_http_apipolicy_status_node(commands) },
         { "redis_node_replies_total", "counter",
-          "Replies the answering worker had from this Redis node." },
+          "Replies the answering worker had from this Redis node.",
+          ngx_http_apipolicy_status_node(replies) },
         { "redis_node_errors_total", "counter",
           "Error replies and failed connections of this Redis node, as the "
-          "answering worker saw them." },
+          "answering worker saw them.",
+          ngx_http_apipolicy_status_node(errors) },
         { "redis_node_reconnects_total", "counter",
-          "Connections the answering worker made again to this Redis node." },
+          "Connections the answering worker made again to this Redis node.",
+          ngx_http_apipolicy_status_node(reconnects) },
         { "redis_node_moved_total", "counter",
           "Redis Cluster -MOVED redirections this node answered the "
-          "answering worker." },
+          "answering worker.", ngx_http_apipolicy_status_node(moved) },
         { "redis_node_ask_total", "counter",
           "Redis Cluster -ASK redirections this node answered the "
-          "answering worker." },
+          "answering worker.", ngx_http_apipolicy_status_node(asked) },
         { "redis_node_round_trip_seconds", "gauge",
-          "The last batch's round trip to this Redis node." }
+          "The last batch's round trip to this Redis node.",
+          NGX_HTTP_APIPOLICY_STATUS_NODE_RTT }
     };
 
     rd = ngx_http_apipolicy_redis_get((ngx_cycle_t *) ngx_cycle);
@@ -1728,7 +1740,9 @@ ngx_http_apipolicy_status_redis_nodes_prom(u_char *p)
                                        metrics[k].help);
 
         for (i = 0; i < n; i++) {
-            if (k == 0 && ngx_strcmp(info[i].state, "unused") == 0) {
+            if (metrics[k].offset == NGX_HTTP_APIPOLICY_STATUS_NODE_UP
+                && ngx_strcmp(info[i].state, "unused") == 0)
+            {
                 continue;
             }
 
@@ -1738,32 +1752,16 @@ ngx_http_apipolicy_status_redis_nodes_prom(u_char *p)
             p = ngx_sprintf(p, "\",role=\"%s\",worker=\"%ui\"} ",
                             info[i].role, ngx_worker);
 
-            switch (k) {
-            case 0:
+            switch (metrics[k].offset) {
+            case NGX_HTTP_APIPOLICY_STATUS_NODE_UP:
                 v = ngx_strcmp(info[i].state, "up") == 0;
                 break;
-            case 1:
-                v = info[i].commands;
-                break;
-            case 2:
-                v = info[i].replies;
-                break;
-            case 3:
-                v = info[i].errors;
-                break;
-            case 4:
-                v = info[i].reconnects;
-                break;
-            case 5:
-                v = info[i].moved;
-                break;
-            case 6:
-                v = info[i].asked;
-                break;
-            default:
+            case NGX_HTTP_APIPOLICY_STATUS_NODE_RTT:
                 p = ngx_sprintf(p, "%ui.%06ui\n", info[i].rtt / 1000000,
                                 info[i].rtt % 1000000);
                 continue;
+            default:
+                v = *(ngx_uint_t *) ((u_char *) &info[i] + metrics[k].offset);
             }
 
             p = ngx_sprintf(p, "%ui\n", v);
