@@ -39,7 +39,7 @@ DEBIAN_PACKAGES := build-essential nginx nginx-dev \
 
 BENCH_PACKAGES := wrk libnginx-mod-http-js bc valgrind
 
-UNIT        := $(BUILD)/unit/json-test
+UNIT        := $(BUILD)/unit/json-test $(BUILD)/unit/digest-test
 
 # nginx.org sources (nginx-VERSION.tar.gz) for "make versions" and
 # "make test-upstream"; the versions themselves are in util/versions.sh
@@ -83,13 +83,23 @@ $(MODULE): $(TREE)/Makefile.apipolicy $(SOURCES)
 # unit tests of pure C parts, against the build tree's nginx headers
 unit: $(UNIT)
 
-$(UNIT): t/unit/json-test.c src/ngx_http_apipolicy_json.c \
+$(BUILD)/unit/json-test: t/unit/json-test.c src/ngx_http_apipolicy_json.c \
          src/ngx_http_apipolicy_json.h $(TREE)/Makefile.apipolicy
 	mkdir -p $(dir $@)
 	cd $(TREE) && $(CC) -O1 -g -Wall -Wextra -Wno-unused-parameter -Werror \
 	    -I src/core -I src/event -I src/event/modules -I src/os/unix \
 	    -I objs -I $(CURDIR)/src $(CURDIR)/t/unit/json-test.c \
 	    $(CURDIR)/src/ngx_http_apipolicy_json.c -ljansson -lm -o $@
+
+$(BUILD)/unit/digest-test: t/unit/digest-test.c \
+         src/ngx_http_apipolicy_digest.c src/ngx_http_apipolicy_digest.h \
+         $(TREE)/Makefile.apipolicy
+	mkdir -p $(dir $@)
+	cd $(TREE) && $(CC) -O1 -g -Wall -Wextra -Wno-unused-parameter -Werror \
+	    -I src/core -I src/event -I src/event/modules -I src/os/unix \
+	    -I src/http -I src/http/modules -I src/http/v2 -I objs \
+	    -I $(CURDIR)/src \
+	    $(CURDIR)/t/unit/digest-test.c -lcrypto -o $@
 
 # nginx itself built from full source with AddressSanitizer and
 # UndefinedBehaviorSanitizer, every pool allocation its own malloc
