@@ -48,20 +48,69 @@ u_char  ngx_http_apipolicy_crypto_b64u[256] = {
 };
 
 
+/*
+ * The same digit values placed where they go in the 24 bits of a group of
+ * four characters (first character 18 bits up, then 12, 6, 0), a
+ * character outside the alphabet as bit 31: a group is four lookups
+ * ORed, and one test of bit 31 after the last group tells whether any
+ * character was outside.
+ */
+
+#define ngx_http_apipolicy_b64u_value(c)                                     \
+    (((c) >= 'A' && (c) <= 'Z') ? (c) - 'A'                                  \
+     : ((c) >= 'a' && (c) <= 'z') ? (c) - 'a' + 26                           \
+     : ((c) >= '0' && (c) <= '9') ? (c) - '0' + 52                           \
+     : ((c) == '-') ? 62 : ((c) == '_') ? 63 : 64)
+
+#define ngx_http_apipolicy_b64u_digit(c, shift)                              \
+    ((ngx_http_apipolicy_b64u_value(c) == 64) ? 0x80000000                   \
+     : (uint32_t) ngx_http_apipolicy_b64u_value(c) << (shift))
+
+#define ngx_http_apipolicy_b64u_4(c, s)                                      \
+    ngx_http_apipolicy_b64u_digit(c, s),                                     \
+    ngx_http_apipolicy_b64u_digit(c + 1, s),                                 \
+    ngx_http_apipolicy_b64u_digit(c + 2, s),                                 \
+    ngx_http_apipolicy_b64u_digit(c + 3, s)
+
+#define ngx_http_apipolicy_b64u_16(c, s)                                     \
+    ngx_http_apipolicy_b64u_4(c, s), ngx_http_apipolicy_b64u_4(c + 4, s),    \
+    ngx_http_apipolicy_b64u_4(c + 8, s), ngx_http_apipolicy_b64u_4(c + 12, s)
+
+#define ngx_http_apipolicy_b64u_64(c, s)                                     \
+    ngx_http_apipolicy_b64u_16(c, s), ngx_http_apipolicy_b64u_16(c + 16, s), \
+    ngx_http_apipolicy_b64u_16(c + 32, s),                                   \
+    ngx_http_apipolicy_b64u_16(c + 48, s)
+
+#define ngx_http_apipolicy_b64u_256(s)                                       \
+    ngx_http_apipolicy_b64u_64(0, s), ngx_http_apipolicy_b64u_64(64, s),     \
+    ngx_http_apipolicy_b64u_64(128, s), ngx_http_apipolicy_b64u_64(192, s)
+
+#define NGX_HTTP_APIPOLICY_B64U_BAD  0x80000000
+
+static const uint32_t  ngx_http_apipolicy_crypto_b64u_group[4][256] = {
+    { ngx_http_apipolicy_b64u_256(18) },
+    { ngx_http_apipolicy_b64u_256(12) },
+    { ngx_http_apipolicy_b64u_256(6) },
+    { ngx_http_apipolicy_b64u_256(0) }
+};
+
+
 /* ---- base64url ------------------------------------------------------- */
 
 ngx_int_t
 ngx_http_apipolicy_crypto_base64url_decode(ngx_pool_t *pool, u_char *src,
     size_t len, ngx_str_t *dst)
 {
-    u_char      *d, a, b, c, e, *b64u;
-    size_t       i, n;
-
-    b64u = ngx_http_apipolicy_crypto_b64u;
+    u_char          *d, a, b, c, *b64u;
+    size_t           i, n;
+    uint32_t         w, bad;
+    const uint32_t  (*g)[256];
 
     if (len % 4 == 1) {
         return NGX_ERROR;
     }
+
+    /* a group's three bytes are stored as four: one byte to spare */
 
     d = ngx_pnalloc(pool, len / 4 * 3 + 3);
     if (d == NULL) {
@@ -70,21 +119,25 @@ ngx_http_apipolicy_crypto_base64url_decode(ngx_pool_t *pool, u_char *src,
 
     dst->data = d;
     n = len & ~((size_t) 3);
+    g = ngx_http_apipolicy_crypto_b64u_group;
+    bad = 0;
 
     for (i = 0; i < n; i += 4) {
-        a = b64u[src[i]];
-        b = b64u[src[i + 1]];
-        c = b64u[src[i + 2]];
-        e = b64u[src[i + 3]];
+        w = g[0][src[i]] | g[1][src[i + 1]] | g[2][src[i + 2]]
+            | g[3][src[i + 3]];
 
-        if ((a | b | c | e) & 0xc0) {
-            return NGX_ERROR;
-        }
+        bad |= w;
 
-        *d++ = (u_char) (a << 2 | b >> 4);
-        *d++ = (u_char) (b << 4 | c >> 2);
-        *d++ = (u_char) (c << 6 | e);
+        w = htonl(w << 8);
+        ngx_memcpy(d, &w, 4);
+        d += 3;
     }
+
+    if (bad & NGX_HTTP_APIPOLICY_B64U_BAD) {
+        return NGX_ERROR;
+    }
+
+    b64u = ngx_http_apipolicy_crypto_b64u;
 
     /* the unused low bits of the last character must be zero */
 
@@ -119,6 +172,30 @@ ngx_http_apipolicy_crypto_base64url_decode(ngx_pool_t *pool, u_char *src,
     *d = '\0';
 
     return NGX_OK;
+}
+
+
+/* 1 when every character is in the base64url alphabet */
+
+ngx_uint_t
+ngx_http_apipolicy_crypto_base64url_valid(u_char *p, size_t len)
+{
+    size_t           i;
+    uint32_t         bad;
+    const uint32_t  *g;
+
+    g = ngx_http_apipolicy_crypto_b64u_group[3];
+    bad = 0;
+
+    for (i = 0; i + 4 <= len; i += 4) {
+        bad |= g[p[i]] | g[p[i + 1]] | g[p[i + 2]] | g[p[i + 3]];
+    }
+
+    for ( /* void */ ; i < len; i++) {
+        bad |= g[p[i]];
+    }
+
+    return !(bad & NGX_HTTP_APIPOLICY_B64U_BAD);
 }
 
 

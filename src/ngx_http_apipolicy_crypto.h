@@ -17,6 +17,7 @@ extern u_char  ngx_http_apipolicy_crypto_b64u[256];
 
 ngx_int_t ngx_http_apipolicy_crypto_base64url_decode(ngx_pool_t *pool,
     u_char *src, size_t len, ngx_str_t *dst);
+ngx_uint_t ngx_http_apipolicy_crypto_base64url_valid(u_char *p, size_t len);
 
 /* "VALUE", "base64:..", "base64url:..", "file:PATH" -> the secret's bytes */
 ngx_int_t ngx_http_apipolicy_crypto_secret(ngx_conf_t *cf, ngx_str_t *src,

@@ -827,7 +827,10 @@ ngx_http_apipolicy_jwt_split(ngx_http_request_t *r,
         dots++;
     }
 
-    if (dots != 2 || !ngx_http_apipolicy_jwt_b64u_only(dot[1] + 1, last)) {
+    if (dots != 2
+        || !ngx_http_apipolicy_crypto_base64url_valid(dot[1] + 1,
+                                                      last - dot[1] - 1))
+    {
 
         if (!ngx_http_apipolicy_jwt_b64u_only(p, last)) {
             ngx_http_apipolicy_jwt_detail(r, detail,
