@@ -39,7 +39,8 @@ DEBIAN_PACKAGES := build-essential nginx nginx-dev \
 
 BENCH_PACKAGES := wrk libnginx-mod-http-js bc valgrind
 
-UNIT        := $(BUILD)/unit/json-test $(BUILD)/unit/digest-test
+UNIT        := $(BUILD)/unit/json-test $(BUILD)/unit/digest-test \
+               $(BUILD)/unit/shm-test
 
 # nginx.org sources (nginx-VERSION.tar.gz) for "make versions" and
 # "make test-upstream"; the versions themselves are in util/versions.sh
@@ -100,6 +101,17 @@ $(BUILD)/unit/digest-test: t/unit/digest-test.c \
 	    -I src/http -I src/http/modules -I src/http/v2 -I objs \
 	    -I $(CURDIR)/src \
 	    $(CURDIR)/t/unit/digest-test.c -lcrypto -o $@
+
+$(BUILD)/unit/shm-test: t/unit/shm-test.c src/ngx_http_apipolicy_shm.c \
+         src/ngx_http_apipolicy_shm.h $(TREE)/Makefile.apipolicy
+	mkdir -p $(dir $@)
+	cd $(TREE) && $(CC) -O1 -g -Wall -Wextra -Wno-unused-parameter -Werror \
+	    -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    -I src/core -I src/event -I src/event/modules -I src/os/unix \
+	    -I src/http -I src/http/modules -I src/http/v2 -I objs \
+	    -I $(CURDIR)/src \
+	    $(CURDIR)/t/unit/shm-test.c $(CURDIR)/src/ngx_http_apipolicy_shm.c \
+	    -o $@
 
 # nginx itself built from full source with AddressSanitizer and
 # UndefinedBehaviorSanitizer, every pool allocation its own malloc

@@ -15,17 +15,19 @@ ROUNDS=${2:-3}
 BEFORE=${BEFORE:?the module to compare with: BEFORE=path/to/module.so}
 AFTER=${AFTER:-$PWD/build/nginx/objs/ngx_http_apipolicy_module.so}
 
-declare -A ratios
+declare -A ratios cpuratios
 names=()
 for round in $(seq "$ROUNDS"); do
     for build in before after; do
         if [ $build = before ]; then module=$BEFORE; else module=$AFTER; fi
-        while IFS='|' read -r _ name _ _ ratio _; do
+        while IFS='|' read -r _ name _ _ ratio _ cpuratio _; do
             name=${name// /}
             ratio=${ratio//[ %]/}
+            cpuratio=${cpuratio//[ %]/}
             [ -n "$name" ] || continue
             [ "$round" = 1 ] && [ $build = before ] && names+=("$name")
             ratios[$build.$name]="${ratios[$build.$name]:-} $ratio"
+            cpuratios[$build.$name]="${cpuratios[$build.$name]:-} $cpuratio"
         done < <(MODULE=$module bench/run.sh "$SECONDS_PER_ROUND" 1 2>/dev/null \
                  | grep '^| [a-z]' | grep -v '^| scenario')
     done
@@ -35,11 +37,17 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[i
 
 echo "$ROUNDS rounds of ${SECONDS_PER_ROUND}s a scenario, each build's ratio to plain nginx in its own run, medians"
 echo
-echo "| scenario | before | after | after - before |"
-echo "|---|---:|---:|---:|"
+echo "(req/s ratio; CPU: plain's worker CPU a request over the scenario's, which"
+echo "other processes on the machine disturb less)"
+echo
+echo "| scenario | before | after | after - before | CPU before | CPU after | CPU after - before |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
 for name in "${names[@]}"; do
     b=$(median <<< "${ratios[before.$name]}")
     a=$(median <<< "${ratios[after.$name]}")
-    printf '| %s | %.1f%% | %.1f%% | %+.1f |\n' "$name" "$b" "$a" \
-        "$(echo "$a - $b" | bc -l)"
+    cb=$(median <<< "${cpuratios[before.$name]}")
+    ca=$(median <<< "${cpuratios[after.$name]}")
+    printf '| %s | %.1f%% | %.1f%% | %+.1f | %.1f%% | %.1f%% | %+.1f |\n' \
+        "$name" "$b" "$a" "$(echo "$a - $b" | bc -l)" \
+        "$cb" "$ca" "$(echo "$ca - $cb" | bc -l)"
 done

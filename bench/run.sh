@@ -70,26 +70,39 @@ if [ -n "${ONLY:-}" ]; then         # ONLY=regex: a subset, for profiling
     mapfile -t scenarios < <(printf '%s\n' "${scenarios[@]}" | grep -E "^(${ONLY})\|")
 fi
 
-bench() {   # name path args -> req/s
-    local out rps non2xx
-    out=$(eval wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_PER_ROUND}s" \
-               "$3" "http://127.0.0.1:19080$2" 2>&1)
-    rps=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
-    non2xx=$(awk '/Non-2xx/ {print $5}' <<< "$out")
-    echo "round $round  $1  $rps req/s${non2xx:+  ($non2xx non-2xx)}" >&2
-    echo "$rps"
+worker_ticks() {   # user + system CPU of the worker so far, in clock ticks
+    local pid
+    pid=$(pgrep -P "$(cat "$prefix/logs/nginx.pid")" | head -1)
+    awk '{print $14 + $15}' "/proc/$pid/stat"
 }
 
-declare -A results plains ratios
+bench() {   # name path args -> req/s and worker CPU µs a request
+    local out rps non2xx t0 t1 n cpu
+    t0=$(worker_ticks)
+    out=$(eval wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_PER_ROUND}s" \
+               "$3" "http://127.0.0.1:19080$2" 2>&1)
+    t1=$(worker_ticks)
+    rps=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
+    n=$(awk '/requests in/ {print $1}' <<< "$out")
+    cpu=$(echo "($t1 - $t0) * 1000000 / $(getconf CLK_TCK) / $n" | bc -l)
+    non2xx=$(awk '/Non-2xx/ {print $5}' <<< "$out")
+    printf 'round %s  %s  %s req/s  %.2f µs CPU/request%s\n' "$round" "$1" \
+        "$rps" "$cpu" "${non2xx:+  ($non2xx non-2xx)}" >&2
+    echo "$rps $cpu"
+}
+
+declare -A results plains ratios cpus cpuratios
 for round in $(seq "$ROUNDS"); do
     for s in "${scenarios[@]}"; do
         IFS='|' read -r name path args <<< "$s"
         args=${args//@WORK@/$work}
-        b=$(bench "plain ($name)" /plain "$args")
-        m=$(bench "$name" "$path" "$args")
+        read -r b bcpu < <(bench "plain ($name)" /plain "$args")
+        read -r m mcpu < <(bench "$name" "$path" "$args")
         plains[$name]="${plains[$name]:-} $b"
         results[$name]="${results[$name]:-} $m"
         ratios[$name]="${ratios[$name]:-} $(echo "100 * $m / $b" | bc -l)"
+        cpus[$name]="${cpus[$name]:-} $mcpu"
+        cpuratios[$name]="${cpuratios[$name]:-} $(echo "100 * $bcpu / $mcpu" | bc -l)"
     done
 done
 
@@ -98,13 +111,14 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[i
 echo
 echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), $(nproc) cores, 1 worker, wrk -t$THREADS -c$CONNECTIONS, ${ROUNDS} rounds of ${SECONDS_PER_ROUND}s, medians"
 echo
-echo "| scenario | req/s | plain nginx, same request | ratio (median of pairs) |"
-echo "|---|---:|---:|---:|"
+echo "| scenario | req/s | plain nginx, same request | ratio (median of pairs) | worker CPU µs/request | CPU ratio |"
+echo "|---|---:|---:|---:|---:|---:|"
 for s in "${scenarios[@]}"; do
     IFS='|' read -r name _ _ <<< "$s"
-    printf '| %s | %.0f | %.0f | %.1f%% |\n' "$name" \
+    printf '| %s | %.0f | %.0f | %.1f%% | %.2f | %.1f%% |\n' "$name" \
         "$(median <<< "${results[$name]}")" "$(median <<< "${plains[$name]}")" \
-        "$(median <<< "${ratios[$name]}")"
+        "$(median <<< "${ratios[$name]}")" "$(median <<< "${cpus[$name]}")" \
+        "$(median <<< "${cpuratios[$name]}")"
 done
 
 # RS256 without the cache: the worker CPU one verification adds, from the

@@ -60,7 +60,7 @@
 
 
 /* apidm004 */
-#define NGX_HTTP_APIPOLICY_IDEMPOTENCY_MAGIC     0x617069646d303034
+#define NGX_HTTP_APIPOLICY_IDEMPOTENCY_MAGIC     0x617069646d303035
 #define NGX_HTTP_APIPOLICY_IDEMPOTENCY_KEY_MAX   255
 #define NGX_HTTP_APIPOLICY_IDEMPOTENCY_RAW_MAX   1024    /* the header, with
                                                      parameters */

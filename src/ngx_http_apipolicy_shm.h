@@ -56,9 +56,25 @@ struct ngx_http_apipolicy_hnode_s {
  * an area that keeps more per zone makes its root larger ("root").
  */
 
+/*
+ * A bucket of the index: its chain, oldest entry first, and a filter of
+ * the keys in it (two bits a key; a superset, cleared when the chain is
+ * empty): a lookup of a key not in the zone reads the bucket only, not
+ * the entries; the oldest entry, evicted first, is unlinked without
+ * reading the others, and a new one linked at the end without reading
+ * them either.
+ */
+typedef struct {
+    uint32_t                           head;      /* offset in the zone / 8 */
+    uint32_t                           tail;
+    uint32_t                           n;         /* entries in the chain */
+    uint32_t                           filter;
+} ngx_http_apipolicy_shm_bucket_t;
+
+
 typedef struct {
     uint64_t                           magic;
-    ngx_http_apipolicy_hnode_t       **buckets;   /* a hash of the keys */
+    ngx_http_apipolicy_shm_bucket_t   *buckets;   /* a hash of the keys */
     ngx_uint_t                         mask;      /* buckets - 1 */
     ngx_queue_t                        queue;     /* most recent first */
     ngx_uint_t                         entries;
@@ -106,6 +122,7 @@ ngx_shm_zone_t *ngx_http_apipolicy_shm_add(ngx_conf_t *cf, ngx_str_t *name,
  *         can be made.
  * expire: up to "n" expired entries freed from the back.
  * touch:  "hn" moved to the front of the LRU.
+
  */
 ngx_http_apipolicy_hnode_t *ngx_http_apipolicy_shm_lookup(
     ngx_http_apipolicy_shm_t *shm, u_char *key);
@@ -121,6 +138,19 @@ void ngx_http_apipolicy_shm_expire(ngx_http_apipolicy_shm_t *shm,
     ngx_uint_t n);
 void ngx_http_apipolicy_shm_touch(ngx_http_apipolicy_shm_t *shm,
     ngx_http_apipolicy_hnode_t *hn);
+
+
+/* the bucket of "key" (also for t/unit/shm-test.c) */
+
+static ngx_inline ngx_http_apipolicy_shm_bucket_t *
+ngx_http_apipolicy_shm_bucket(ngx_http_apipolicy_shm_sh_t *sh, u_char *key)
+{
+    uint32_t  h;
+
+    ngx_memcpy(&h, key, sizeof(uint32_t));     /* a SHA-256: uniform */
+
+    return &sh->buckets[h & sh->mask];
+}
 
 
 #endif /* _NGX_HTTP_APIPOLICY_SHM_H_INCLUDED_ */

@@ -53,7 +53,7 @@
  * kind of zone replay zones were made as before, so that a zone kept
  * across a reload from such a build is adopted (the entries are alike)
  */
-#define NGX_HTTP_APIPOLICY_WEBHOOK_MAGIC      0x61706a7763303033
+#define NGX_HTTP_APIPOLICY_WEBHOOK_MAGIC      0x617077686b303031  /* apwhk001 */
 
 
 static void ngx_http_apipolicy_webhook_body(ngx_http_request_t *r);

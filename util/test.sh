@@ -73,7 +73,8 @@ for t in $TESTS; do
 done
 
 rc=0
-prove --exec '' build/unit/json-test build/unit/digest-test || rc=1
+prove --exec '' build/unit/json-test build/unit/digest-test \
+    build/unit/shm-test || rc=1
 
 shared_log=$redis_dir/shared.log
 shared_pid=
