@@ -108,6 +108,16 @@ static ngx_str_t  ngx_http_apipolicy_cors_added[] = {
 /* ngx_http_apipolicy_header_lens() of the list above, once */
 static uint64_t  ngx_http_apipolicy_cors_upstream_lens;
 
+/*
+ * What each byte of an Origin is, set once: a blank, a control, ',' or
+ * a byte over 0x7e is no single origin; a capital asks for a lowercased
+ * copy before matching
+ */
+#define NGX_HTTP_APIPOLICY_CORS_ORIGIN_BAD    1
+#define NGX_HTTP_APIPOLICY_CORS_ORIGIN_UPPER  2
+
+static u_char  ngx_http_apipolicy_cors_origin_class[256];
+
 static ngx_str_t  ngx_http_apipolicy_cors_origin_name =
     ngx_string("Origin");
 static ngx_str_t  ngx_http_apipolicy_cors_acrm =
@@ -1017,9 +1027,9 @@ static void
 ngx_http_apipolicy_cors_decide(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_cors_conf_t *cf)
 {
-    u_char                         *low;
+    u_char                         *low, class;
     ngx_str_t                       origin, value;
-    ngx_uint_t                      n, i, upper;
+    ngx_uint_t                      n, i;
     ngx_table_elt_t                *h;
     ngx_http_apipolicy_cors_ctx_t  *cc;
 
@@ -1057,25 +1067,23 @@ ngx_http_apipolicy_cors_decide(ngx_http_request_t *r,
         return;
     }
 
-    upper = 0;
+    class = 0;
 
     for (i = 0; i < value.len; i++) {
-        if (value.data[i] <= ' ' || value.data[i] == ','
-            || value.data[i] >= 0x7f)
-        {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "apipolicy cors: Origin is not a single origin");
-            return;
-        }
+        class |= ngx_http_apipolicy_cors_origin_class[value.data[i]];
+    }
 
-        upper |= (value.data[i] >= 'A' && value.data[i] <= 'Z');
+    if (class & NGX_HTTP_APIPOLICY_CORS_ORIGIN_BAD) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "apipolicy cors: Origin is not a single origin");
+        return;
     }
 
     /* lowercased into a copy only when it has capitals (browsers send none) */
 
     origin = value;
 
-    if (upper) {
+    if (class & NGX_HTTP_APIPOLICY_CORS_ORIGIN_UPPER) {
         low = ngx_pnalloc(r->pool, value.len);
         if (low == NULL) {
             return;
@@ -1676,8 +1684,17 @@ ngx_http_apipolicy_cors_single_filter(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_apipolicy_cors_single_init(ngx_conf_t *cf)
 {
+    ngx_uint_t  c;
+
     ngx_http_apipolicy_cors_upstream_lens = ngx_http_apipolicy_header_lens(
                                      ngx_http_apipolicy_cors_upstream_headers);
+
+    for (c = 0; c < 256; c++) {
+        ngx_http_apipolicy_cors_origin_class[c] =
+            (c <= ' ' || c == ',' || c >= 0x7f)
+            ? NGX_HTTP_APIPOLICY_CORS_ORIGIN_BAD
+            : (c >= 'A' && c <= 'Z') ? NGX_HTTP_APIPOLICY_CORS_ORIGIN_UPPER : 0;
+    }
 
     ngx_http_apipolicy_cors_next_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_apipolicy_cors_single_filter;

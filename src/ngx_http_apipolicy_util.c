@@ -68,9 +68,12 @@ ngx_http_apipolicy_header_next(ngx_list_t *headers, ngx_str_t *name,
 
         h = (ngx_table_elt_t *) it->part->elts + it->i;
 
+        /* the bytes as written (as most send them), then regardless of case */
+
         if (h->hash == 0
             || h->key.len != name->len
-            || ngx_strncasecmp(h->key.data, name->data, name->len) != 0)
+            || (ngx_memcmp(h->key.data, name->data, name->len) != 0
+                && ngx_strncasecmp(h->key.data, name->data, name->len) != 0))
         {
             continue;
         }
