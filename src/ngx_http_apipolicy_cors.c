@@ -89,19 +89,22 @@ static ngx_str_t  ngx_http_apipolicy_cors_upstream_headers[] = {
 #define NGX_HTTP_APIPOLICY_CORS_ACMA   5
 #define NGX_HTTP_APIPOLICY_CORS_ACAPN  6
 
-/* gateway-added headers, in NGX_HTTP_APIPOLICY_HDR_* bit order */
+/*
+ * gateway-added headers, in NGX_HTTP_APIPOLICY_HDR_* bit order, each as
+ * it follows another in Access-Control-Expose-Headers
+ */
 static ngx_str_t  ngx_http_apipolicy_cors_added[] = {
-    ngx_string("RateLimit"),
-    ngx_string("RateLimit-Policy"),
-    ngx_string("Retry-After"),
-    ngx_string("Deprecation"),
-    ngx_string("Sunset"),
-    ngx_string("Link"),
-    ngx_string("Idempotent-Replayed"),
-    ngx_string("WWW-Authenticate"),
-    ngx_string("X-RateLimit-Limit"),
-    ngx_string("X-RateLimit-Remaining"),
-    ngx_string("X-RateLimit-Reset"),
+    ngx_string(", RateLimit"),
+    ngx_string(", RateLimit-Policy"),
+    ngx_string(", Retry-After"),
+    ngx_string(", Deprecation"),
+    ngx_string(", Sunset"),
+    ngx_string(", Link"),
+    ngx_string(", Idempotent-Replayed"),
+    ngx_string(", WWW-Authenticate"),
+    ngx_string(", X-RateLimit-Limit"),
+    ngx_string(", X-RateLimit-Remaining"),
+    ngx_string(", X-RateLimit-Reset"),
     ngx_null_string
 };
 
@@ -1459,7 +1462,7 @@ ngx_http_apipolicy_cors_expose(ngx_http_request_t *r,
 {
     u_char      *p;
     size_t       len;
-    ngx_uint_t   bit, i;
+    ngx_uint_t   added, i;
 
     if (r->headers_out.www_authenticate
         && r->headers_out.www_authenticate->hash)
@@ -1473,13 +1476,13 @@ ngx_http_apipolicy_cors_expose(ngx_http_request_t *r,
         return NGX_OK;
     }
 
+    /* the names of the bits set, up to the highest */
+
     len = expose->len;
 
-    for (bit = 1, i = 0; ngx_http_apipolicy_cors_added[i].len;
-         bit <<= 1, i++)
-    {
-        if (ctx->added & bit) {
-            len += 2 + ngx_http_apipolicy_cors_added[i].len;
+    for (added = ctx->added, i = 0; added; added >>= 1, i++) {
+        if (added & 1) {
+            len += ngx_http_apipolicy_cors_added[i].len;
         }
     }
 
@@ -1491,22 +1494,20 @@ ngx_http_apipolicy_cors_expose(ngx_http_request_t *r,
     expose->data = p;
     p = ngx_cpymem(p, cf->expose_value.data, cf->expose_value.len);
 
-    for (bit = 1, i = 0; ngx_http_apipolicy_cors_added[i].len;
-         bit <<= 1, i++)
-    {
-        if (!(ctx->added & bit)) {
-            continue;
+    for (added = ctx->added, i = 0; added; added >>= 1, i++) {
+        if (added & 1) {
+            p = ngx_cpymem(p, ngx_http_apipolicy_cors_added[i].data,
+                           ngx_http_apipolicy_cors_added[i].len);
         }
-
-        if (p != expose->data) {
-            *p++ = ','; *p++ = ' ';
-        }
-
-        p = ngx_cpymem(p, ngx_http_apipolicy_cors_added[i].data,
-                       ngx_http_apipolicy_cors_added[i].len);
     }
 
     expose->len = p - expose->data;
+
+    if (cf->expose_value.len == 0) {
+        /* no configured names: the first added one leads, without ", " */
+        expose->data += 2;
+        expose->len -= 2;
+    }
 
     return NGX_OK;
 }
