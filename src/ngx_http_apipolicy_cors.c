@@ -1388,6 +1388,37 @@ ngx_http_apipolicy_cors_vary(ngx_http_request_t *r,
 
 
 /*
+ * The upstream's response headers, looked at before the gateway adds its
+ * own (which are no Access-Control-* or Vary): the decision, if PREACCESS
+ * did not run, and ngx_http_apipolicy_cors_upstream()
+ */
+
+ngx_int_t
+ngx_http_apipolicy_cors_upstream_header(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx)
+{
+    ngx_http_apipolicy_cors_ctx_t  *cc;
+    ngx_http_apipolicy_loc_conf_t  *alcf;
+
+    cc = &ctx->cors;
+
+    if (!cc->decided) {
+        alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
+
+        if (alcf->cors.origins == NULL) {
+            return NGX_OK;
+        }
+
+        ngx_http_apipolicy_cors_decide(r, ctx, &alcf->cors);
+    }
+
+    cc->vary_origin = ngx_http_apipolicy_cors_upstream(r, cc, cc->conf);
+
+    return NGX_OK;
+}
+
+
+/*
  * The gateway's CORS headers, then a note of which Access-Control-*
  * names it answered with, for ngx_http_apipolicy_cors_single_module
  * below add_header's filter: any other header of those names is not
@@ -1521,23 +1552,16 @@ ngx_http_apipolicy_cors_write(ngx_http_request_t *r,
     ngx_uint_t                       star;
     ngx_http_apipolicy_cors_ctx_t   *cc;
     ngx_http_apipolicy_cors_conf_t  *cf;
-    ngx_http_apipolicy_loc_conf_t   *alcf;
 
     cc = &ctx->cors;
 
+    /* decided, and the upstream's headers seen, by cors_upstream_header() */
+
     if (!cc->decided) {
-        alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
-
-        if (alcf->cors.origins == NULL) {
-            return NGX_OK;
-        }
-
-        ngx_http_apipolicy_cors_decide(r, ctx, &alcf->cors);
+        return NGX_OK;
     }
 
     cf = cc->conf;
-
-    cc->vary_origin = ngx_http_apipolicy_cors_upstream(r, cc, cf);
 
     if (cc->owned & ((ngx_uint_t) 1 << NGX_HTTP_APIPOLICY_CORS_ACAO)) {
         return NGX_OK;          /* "pass": the upstream answers CORS itself */

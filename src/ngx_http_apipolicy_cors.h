@@ -89,6 +89,8 @@ char *ngx_http_apipolicy_cors_tokens(ngx_conf_t *cf, ngx_command_t *cmd,
 
 ngx_int_t ngx_http_apipolicy_cors_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx);
+ngx_int_t ngx_http_apipolicy_cors_upstream_header(ngx_http_request_t *r,
+    ngx_http_apipolicy_ctx_t *ctx);
 ngx_int_t ngx_http_apipolicy_cors_header(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx);
 

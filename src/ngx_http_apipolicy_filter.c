@@ -7,9 +7,11 @@
  * 429, ...) and error_page redirects alike.  The body filter swaps
  * nginx's built-in error page for the problem+json body.
  *
- * Order inside the header filter: the problem body first (it sets the
- * content type), then deprecation headers, then CORS last, because CORS
- * lists the headers the gateway added in Access-Control-Expose-Headers.
+ * Order inside the header filter: CORS reads the upstream's headers
+ * first (only those can be Access-Control-* or Vary), then the problem
+ * body (it sets the content type), deprecation and rate limit headers,
+ * and CORS writes last, because it lists the headers the gateway added
+ * in Access-Control-Expose-Headers.
  */
 
 
@@ -67,6 +69,10 @@ ngx_http_apipolicy_header_filter(ngx_http_request_t *r)
     ctx->added = 0;
 
     /* the upstream's headers, before the gateway adds its own */
+
+    if (ngx_http_apipolicy_cors_upstream_header(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (ngx_http_apipolicy_idempotency_header(r, ctx) != NGX_OK) {
         return NGX_ERROR;
