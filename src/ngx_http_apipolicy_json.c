@@ -45,7 +45,8 @@ static ngx_int_t ngx_http_apipolicy_json_unescape(
 static ngx_int_t ngx_http_apipolicy_json_number(
     ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j);
 static ngx_int_t ngx_http_apipolicy_json_number_value(
-    ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j);
+    ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j,
+    uint64_t integer);
 static ngx_int_t ngx_http_apipolicy_json_hex4(u_char *p, uint32_t *cp);
 static size_t ngx_http_apipolicy_json_utf8(u_char *p, u_char *last);
 
@@ -609,11 +610,13 @@ static ngx_int_t
 ngx_http_apipolicy_json_number(ngx_http_apipolicy_json_parser_t *ps,
     ngx_http_apipolicy_json_t *j)
 {
-    u_char  *p, *start;
+    u_char    *p, *start;
+    uint64_t   v;
 
     p = ps->p;
     start = p;
     j->integer = 1;
+    v = 0;
 
     if (p < ps->last && *p == '-') {
         p++;
@@ -624,12 +627,14 @@ ngx_http_apipolicy_json_number(ngx_http_apipolicy_json_parser_t *ps,
                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
     }
 
+    /* the integer part's value summed on the way (used up to 15 digits) */
+
     if (*p == '0') {
         p++;
 
     } else {
         while (p < ps->last && *p >= '0' && *p <= '9') {
-            p++;
+            v = v * 10 + (*p++ - '0');
         }
     }
 
@@ -669,7 +674,7 @@ ngx_http_apipolicy_json_number(ngx_http_apipolicy_json_parser_t *ps,
     j->value.data = start;
     j->value.len = p - start;
 
-    if (ngx_http_apipolicy_json_number_value(ps, j) != NGX_OK) {
+    if (ngx_http_apipolicy_json_number_value(ps, j, v) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -679,33 +684,32 @@ ngx_http_apipolicy_json_number(ngx_http_apipolicy_json_parser_t *ps,
 }
 
 
-/* a number's value from its text (j->value) */
+/*
+ * a number's value from its text (j->value); "integer" is the value of
+ * its digits when it is an integer
+ */
 
 static ngx_int_t
 ngx_http_apipolicy_json_number_value(ngx_http_apipolicy_json_parser_t *ps,
-    ngx_http_apipolicy_json_t *j)
+    ngx_http_apipolicy_json_t *j, uint64_t integer)
 {
-    u_char  *p, *start, buf[64], *s;
+    u_char  *start, buf[64], *s;
     size_t   len, n;
     double   d;
 
     start = j->value.data;
     len = j->value.len;
-    p = start + len;
 
     /*
      * an integer of up to 15 digits (a time, a count) is exact in a
-     * double: summed here, as strtod() would round it, without its cost
+     * double: summed while scanned, as strtod() would round it, without
+     * its cost
      */
 
     n = len - (*start == '-');
 
     if (j->integer && n <= 15) {
-        d = 0;
-
-        for (s = p - n; s < p; s++) {
-            d = d * 10 + (*s - '0');
-        }
+        d = (double) integer;
 
         j->number = (*start == '-') ? -d : d;
 
