@@ -2230,8 +2230,21 @@ ngx_http_apipolicy_jwt_format(ngx_pool_t *pool, ngx_http_apipolicy_json_t *j,
         s = j->value;
     }
 
+    /* a string without control characters is its own text, not a copy */
+
+    for (i = 0; i < s.len; i++) {
+        if (s.data[i] < 0x20 || s.data[i] == 0x7f) {
+            break;
+        }
+    }
+
+    if (i == s.len) {
+        *out = s;
+        return NGX_OK;
+    }
+
     out->data = ngx_pnalloc(pool, s.len);
-    if (out->data == NULL && s.len) {
+    if (out->data == NULL) {
         return NGX_ERROR;
     }
 
