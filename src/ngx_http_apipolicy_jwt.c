@@ -100,6 +100,9 @@ typedef struct {
 
 typedef struct {
     ngx_http_apipolicy_jwt_fact_t      fact[3];   /* alg, typ, kid */
+    ngx_uint_t                         alg;       /* the alg string's
+                                                     ..._JWT_* bit, 0: none
+                                                     this module knows */
     ngx_uint_t                         crit;      /* present, not [] */
 } ngx_http_apipolicy_jwt_header_t;
 
@@ -149,6 +152,8 @@ static ngx_uint_t ngx_http_apipolicy_jwt_header_check(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_header_t *hdr, ngx_str_t *detail);
 static ngx_uint_t ngx_http_apipolicy_jwt_typ_ok(
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_fact_t *f);
+static ngx_uint_t ngx_http_apipolicy_jwt_case_eq(u_char *a, u_char *b,
+    size_t len);
 static ngx_http_apipolicy_json_t *ngx_http_apipolicy_jwt_header_object(
     ngx_http_request_t *r, ngx_http_apipolicy_jwt_ctx_t *jctx);
 static ngx_int_t ngx_http_apipolicy_jwt_issuer(ngx_http_request_t *r,
@@ -976,6 +981,12 @@ ngx_http_apipolicy_jwt_header_facts(ngx_http_apipolicy_json_t *header,
         }
     }
 
+    f = &hdr->fact[NGX_HTTP_APIPOLICY_JWT_H_ALG];
+
+    hdr->alg = (f->type == NGX_HTTP_APIPOLICY_JSON_STRING)
+               ? ngx_http_apipolicy_jwt_alg_parse(f->value.data, f->value.len)
+               : 0;
+
     v = ngx_http_apipolicy_json_get_literal(header, "crit");
 
     hdr->crit = (v && !(v->type == NGX_HTTP_APIPOLICY_JSON_ARRAY
@@ -1053,7 +1064,7 @@ ngx_http_apipolicy_jwt_header_check(ngx_http_request_t *r,
         return NGX_HTTP_APIPOLICY_JWT_E_ALG;
     }
 
-    alg = ngx_http_apipolicy_jwt_alg_parse(s, len);
+    alg = hdr->alg;                 /* parsed with the header */
 
     if (alg == 0) {
         ngx_http_apipolicy_jwt_detail(r, detail,
@@ -1150,12 +1161,40 @@ ngx_http_apipolicy_jwt_typ_ok(ngx_http_apipolicy_jwt_conf_t *jcf,
     typ = jcf->typs->elts;
 
     for (i = 0; i < jcf->typs->nelts; i++) {
-        if (typ[i].len == len && ngx_strncasecmp(typ[i].data, s, len) == 0) {
+        if (typ[i].len == len
+            && ngx_http_apipolicy_jwt_case_eq(typ[i].data, s, len))
+        {
             return 1;
         }
     }
 
     return 0;
+}
+
+
+/*
+ * ASCII letters compared without case, inline (a "typ" is a few
+ * characters): two bytes differing only in bit 0x20 are equal when they
+ * are letters
+ */
+
+static ngx_uint_t
+ngx_http_apipolicy_jwt_case_eq(u_char *a, u_char *b, size_t len)
+{
+    u_char  c;
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        c = a[i] | 0x20;
+
+        if (a[i] != b[i]
+            && ((a[i] ^ b[i]) != 0x20 || c < 'a' || c > 'z'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
