@@ -61,6 +61,8 @@ static ngx_inline void ngx_http_apipolicy_digest_put32(u_char *p,
     uint32_t w);
 static ngx_inline void ngx_http_apipolicy_digest_put64(u_char *p,
     uint64_t w);
+static ngx_inline void ngx_http_apipolicy_digest_put256(u_char *p,
+    SHA_LONG *h);
 
 
 void
@@ -186,7 +188,6 @@ ngx_http_apipolicy_hmac256(ngx_http_apipolicy_hmac_t *hmac, u_char *data,
     u_char      block[2 * SHA256_CBLOCK], inner[SHA256_DIGEST_LENGTH];
     size_t      rest, last;
     uint64_t    bits;
-    ngx_uint_t  i;
     SHA256_CTX  c;
 
     ngx_memcpy(c.h, hmac->pad[0].u.sha256.h, sizeof(c.h));
@@ -213,9 +214,7 @@ ngx_http_apipolicy_hmac256(ngx_http_apipolicy_hmac_t *hmac, u_char *data,
         SHA256_Transform(&c, block + SHA256_CBLOCK);
     }
 
-    for (i = 0; i < 8; i++) {
-        ngx_http_apipolicy_digest_put32(&inner[4 * i], c.h[i]);
-    }
+    ngx_http_apipolicy_digest_put256(inner, c.h);
 
     ngx_http_apipolicy_hmac_outer256(hmac, inner, mac);
 
@@ -228,7 +227,6 @@ ngx_http_apipolicy_hmac_outer256(ngx_http_apipolicy_hmac_t *hmac,
     u_char *inner, u_char *mac)
 {
     u_char      block[SHA256_CBLOCK];
-    ngx_uint_t  i;
     SHA256_CTX  c;
 
     /* the inner hash, 0x80, zeros, (64 + 32) * 8 bits */
@@ -242,9 +240,7 @@ ngx_http_apipolicy_hmac_outer256(ngx_http_apipolicy_hmac_t *hmac,
     ngx_memcpy(c.h, hmac->pad[1].u.sha256.h, sizeof(c.h));
     SHA256_Transform(&c, block);
 
-    for (i = 0; i < 8; i++) {
-        ngx_http_apipolicy_digest_put32(&mac[4 * i], c.h[i]);
-    }
+    ngx_http_apipolicy_digest_put256(mac, c.h);
 }
 
 
@@ -335,6 +331,22 @@ ngx_http_apipolicy_digest_put64(u_char *p, uint64_t w)
 {
     ngx_http_apipolicy_digest_put32(p, (uint32_t) (w >> 32));
     ngx_http_apipolicy_digest_put32(p + 4, (uint32_t) w);
+}
+
+
+/* a SHA-256 state's eight words, written out (no loop to count) */
+
+static ngx_inline void
+ngx_http_apipolicy_digest_put256(u_char *p, SHA_LONG *h)
+{
+    ngx_http_apipolicy_digest_put32(p, h[0]);
+    ngx_http_apipolicy_digest_put32(p + 4, h[1]);
+    ngx_http_apipolicy_digest_put32(p + 8, h[2]);
+    ngx_http_apipolicy_digest_put32(p + 12, h[3]);
+    ngx_http_apipolicy_digest_put32(p + 16, h[4]);
+    ngx_http_apipolicy_digest_put32(p + 20, h[5]);
+    ngx_http_apipolicy_digest_put32(p + 24, h[6]);
+    ngx_http_apipolicy_digest_put32(p + 28, h[7]);
 }
 
 
