@@ -39,6 +39,9 @@
 #define NGX_HTTP_APIPOLICY_JWT_MAX_DEPTH    16
 #define NGX_HTTP_APIPOLICY_JWT_DETAIL_LEN   200
 
+/* a signature up to this long (base64url; HMAC, ECDSA) decoded early */
+#define NGX_HTTP_APIPOLICY_JWT_SIG_EARLY    128
+
 
 /* why a token was refused; indexes ngx_http_apipolicy_jwt_errors[] */
 #define NGX_HTTP_APIPOLICY_JWT_E_OK         0
@@ -140,6 +143,9 @@ static ngx_uint_t ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_apipolicy_jwt_split(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
     u_char **dot, ngx_str_t *detail);
+static ngx_uint_t ngx_http_apipolicy_jwt_signature_chars(
+    ngx_http_request_t *r, ngx_http_apipolicy_jwt_ctx_t *jctx, u_char *dot,
+    u_char *last);
 static ngx_uint_t ngx_http_apipolicy_jwt_segments(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_ctx_t *jctx, u_char **dot,
     ngx_http_apipolicy_jwt_header_t *hdr, ngx_str_t *detail);
@@ -554,11 +560,12 @@ ngx_http_apipolicy_jwt_signature(ngx_http_request_t *r,
 
     jctx = ctx->jwt;
 
-    if (ngx_http_apipolicy_crypto_base64url_decode(r->pool,
-                                                   jctx->signature.data,
-                                                   jctx->signature.len,
-                                                   &jctx->signature)
-        != NGX_OK)
+    if (!jctx->signature_decoded
+        && ngx_http_apipolicy_crypto_base64url_decode(r->pool,
+                                                      jctx->signature.data,
+                                                      jctx->signature.len,
+                                                      &jctx->signature)
+           != NGX_OK)
     {
         ngx_http_apipolicy_jwt_detail(r, detail,
                                       "the signature is not base64url");
@@ -811,9 +818,14 @@ ngx_http_apipolicy_jwt_split(ngx_http_request_t *r,
 
     /*
      * The dots are found first; the characters are checked where the
-     * segments are decoded (the signature's here, it is decoded only to
-     * be verified), in an order that gives a token with a character
-     * outside base64url the same answer as checking them all first.
+     * segments are decoded, in an order that gives a token with a
+     * character outside base64url the same answer as checking them all
+     * first.  The signature's are checked here: a short one (HMAC,
+     * ECDSA) is decoded here too, which checks them at about the same
+     * cost; a long one (RSA) is decoded only when it is verified (not on
+     * a verified-token cache hit).  A signature of base64url characters
+     * that does not decode (its length, its last character's unused
+     * bits) is refused where it is verified, either way.
      */
 
     dots = 0;
@@ -832,9 +844,8 @@ ngx_http_apipolicy_jwt_split(ngx_http_request_t *r,
         dots++;
     }
 
-    if (dots != 2
-        || !ngx_http_apipolicy_crypto_base64url_valid(dot[1] + 1,
-                                                      last - dot[1] - 1))
+    if (dots != 2 || !ngx_http_apipolicy_jwt_signature_chars(r, jctx, dot[1],
+                                                              last))
     {
 
         if (!ngx_http_apipolicy_jwt_b64u_only(p, last)) {
@@ -858,6 +869,40 @@ ngx_http_apipolicy_jwt_split(ngx_http_request_t *r,
     jctx->signing_input.len = dot[1] - p;
 
     return NGX_HTTP_APIPOLICY_JWT_E_OK;
+}
+
+
+/*
+ * 1 when the signature (after the second dot) has only base64url
+ * characters; a short one is decoded (jctx->signature_decoded), else
+ * jctx->signature is its text
+ */
+
+static ngx_uint_t
+ngx_http_apipolicy_jwt_signature_chars(ngx_http_request_t *r,
+    ngx_http_apipolicy_jwt_ctx_t *jctx, u_char *dot, u_char *last)
+{
+    u_char     *p;
+    ngx_str_t   sig;
+
+    p = dot + 1;
+
+    jctx->signature.data = p;
+    jctx->signature.len = last - p;
+
+    if (last - p > NGX_HTTP_APIPOLICY_JWT_SIG_EARLY) {
+        return ngx_http_apipolicy_crypto_base64url_valid(p, last - p);
+    }
+
+    if (ngx_http_apipolicy_crypto_base64url_decode(r->pool, p, last - p, &sig)
+        == NGX_OK)
+    {
+        jctx->signature = sig;
+        jctx->signature_decoded = 1;
+        return 1;
+    }
+
+    return ngx_http_apipolicy_crypto_base64url_valid(p, last - p);
 }
 
 
@@ -941,16 +986,13 @@ ngx_http_apipolicy_jwt_segments(ngx_http_request_t *r,
         return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
     }
 
-    /* decoded only when it is checked (not on a verified-token cache hit) */
+    /* jctx->signature: ngx_http_apipolicy_jwt_signature_chars() */
 
     if ((last - p) % 4 == 1) {
         ngx_http_apipolicy_jwt_detail(r, detail,
                                       "the signature is not base64url");
         return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
     }
-
-    jctx->signature.data = p;
-    jctx->signature.len = last - p;
 
     return NGX_HTTP_APIPOLICY_JWT_E_OK;
 }

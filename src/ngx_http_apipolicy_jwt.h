@@ -138,7 +138,9 @@ struct ngx_http_apipolicy_jwt_ctx_s {
     ngx_str_t                          kid;
     ngx_uint_t                         alg;       /* one ..._JWT_* bit */
     ngx_str_t                          signing_input; /* header.payload */
-    ngx_str_t                          signature; /* decoded */
+    ngx_str_t                          signature; /* decoded, or its
+                                                     text until verified
+                                                     (signature_decoded) */
     ngx_str_t                          payload;   /* base64url, undecoded */
     ngx_str_t                          iss;       /* read before verifying
                                                      when keys are bound to
@@ -153,6 +155,7 @@ struct ngx_http_apipolicy_jwt_ctx_s {
     unsigned                           waiting:1; /* keys being fetched */
     unsigned                           fetched:1; /* waited for a fetch
                                                      once already */
+    unsigned                           signature_decoded:1;
 };
 
 
