@@ -828,25 +828,36 @@ ngx_http_apipolicy_jwt_split(ngx_http_request_t *r,
      * bits) is refused where it is verified, either way.
      */
 
+    /* the first two dots: a third one is refused with the signature */
+
     dots = 0;
 
-    for (s = p; dots < 5; s++) {
+    for (s = p; dots < 2; s++) {
         s = memchr(s, '.', last - s);
 
         if (s == NULL) {
             break;
         }
 
-        if (dots < 2) {
-            dot[dots] = s;
-        }
-
-        dots++;
+        dot[dots++] = s;
     }
 
     if (dots != 2 || !ngx_http_apipolicy_jwt_signature_chars(r, jctx, dot[1],
                                                               last))
     {
+        /* the dots counted (up to five) for the answer */
+
+        dots = 0;
+
+        for (s = p; dots < 5; s++) {
+            s = memchr(s, '.', last - s);
+
+            if (s == NULL) {
+                break;
+            }
+
+            dots++;
+        }
 
         if (!ngx_http_apipolicy_jwt_b64u_only(p, last)) {
             ngx_http_apipolicy_jwt_detail(r, detail,
