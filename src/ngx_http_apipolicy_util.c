@@ -12,29 +12,6 @@
 #include "ngx_http_apipolicy_util.h"
 
 
-ngx_table_elt_t *
-ngx_http_apipolicy_add_header(ngx_http_request_t *r, ngx_str_t *name,
-    ngx_str_t *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NULL;
-    }
-
-    h->hash = 1;
-    h->key = *name;
-    h->value = *value;
-    h->lowcase_key = NULL;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-
-    return h;
-}
-
-
 /*
  * Iterates the live entries of a header list that have the given name
  * (case-insensitive); start with an iterator zeroed.
