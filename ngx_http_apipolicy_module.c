@@ -555,6 +555,17 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     conf->phases |= ngx_http_apipolicy_status_phases(&conf->status);
 
+    /* CORS: the Access-Control-Expose-Headers of a usual response, once */
+
+    if (ngx_http_apipolicy_cors_expose_usual(cf, &conf->cors,
+                              ngx_http_apipolicy_version_added(&conf->version)
+                              | ngx_http_apipolicy_ratelimit_added(
+                                                            &conf->ratelimit))
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 

@@ -36,6 +36,8 @@ static ngx_int_t ngx_http_apipolicy_cors_set(ngx_http_request_t *r,
     ngx_http_apipolicy_cors_ctx_t *cc, ngx_uint_t n, ngx_str_t *value);
 static ngx_int_t ngx_http_apipolicy_cors_write(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx);
+static ngx_int_t ngx_http_apipolicy_cors_expose_join(ngx_pool_t *pool,
+    ngx_str_t *configured, ngx_uint_t added, ngx_str_t *expose);
 static ngx_int_t ngx_http_apipolicy_cors_vary(ngx_http_request_t *r,
     ngx_http_apipolicy_cors_ctx_t *cc, ngx_str_t *value);
 static ngx_int_t ngx_http_apipolicy_cors_validate(ngx_conf_t *cf,
@@ -1483,7 +1485,8 @@ ngx_http_apipolicy_cors_write_preflight(ngx_http_request_t *r,
 
 /*
  * Access-Control-Expose-Headers: the configured names, then the headers
- * the gateway added to this response
+ * the gateway added to this response; the usual set of the location's
+ * was joined at configuration
  */
 
 static ngx_int_t
@@ -1491,42 +1494,57 @@ ngx_http_apipolicy_cors_expose(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx, ngx_http_apipolicy_cors_conf_t *cf,
     ngx_str_t *expose)
 {
-    u_char      *p;
-    size_t       len;
-    ngx_uint_t   added, i;
-
     if (r->headers_out.www_authenticate
         && r->headers_out.www_authenticate->hash)
     {
         ctx->added |= NGX_HTTP_APIPOLICY_HDR_WWW_AUTHENTICATE;
     }
 
-    *expose = cf->expose_value;
-
     if (ctx->added == 0) {
+        *expose = cf->expose_value;
         return NGX_OK;
     }
 
+    if (ctx->added == cf->expose_usual) {
+        *expose = cf->expose_usual_value;
+        return NGX_OK;
+    }
+
+    return ngx_http_apipolicy_cors_expose_join(r->pool, &cf->expose_value,
+                                               ctx->added, expose);
+}
+
+
+/* the configured names, then those of the bits set in "added" */
+
+static ngx_int_t
+ngx_http_apipolicy_cors_expose_join(ngx_pool_t *pool, ngx_str_t *configured,
+    ngx_uint_t added, ngx_str_t *expose)
+{
+    u_char      *p;
+    size_t       len;
+    ngx_uint_t   bits, i;
+
     /* the names of the bits set, up to the highest */
 
-    len = expose->len;
+    len = configured->len;
 
-    for (added = ctx->added, i = 0; added; added >>= 1, i++) {
-        if (added & 1) {
+    for (bits = added, i = 0; bits; bits >>= 1, i++) {
+        if (bits & 1) {
             len += ngx_http_apipolicy_cors_added[i].len;
         }
     }
 
-    p = ngx_pnalloc(r->pool, len);
+    p = ngx_pnalloc(pool, len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     expose->data = p;
-    p = ngx_cpymem(p, cf->expose_value.data, cf->expose_value.len);
+    p = ngx_cpymem(p, configured->data, configured->len);
 
-    for (added = ctx->added, i = 0; added; added >>= 1, i++) {
-        if (added & 1) {
+    for (bits = added, i = 0; bits; bits >>= 1, i++) {
+        if (bits & 1) {
             p = ngx_cpymem(p, ngx_http_apipolicy_cors_added[i].data,
                            ngx_http_apipolicy_cors_added[i].len);
         }
@@ -1534,13 +1552,38 @@ ngx_http_apipolicy_cors_expose(ngx_http_request_t *r,
 
     expose->len = p - expose->data;
 
-    if (cf->expose_value.len == 0) {
+    if (configured->len == 0 && added) {
         /* no configured names: the first added one leads, without ", " */
         expose->data += 2;
         expose->len -= 2;
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * At configuration, once every area is merged: the headers the location
+ * adds to a usual response ("added": NGX_HTTP_APIPOLICY_HDR_*), with the
+ * configured names
+ */
+
+ngx_int_t
+ngx_http_apipolicy_cors_expose_usual(ngx_conf_t *cf,
+    ngx_http_apipolicy_cors_conf_t *conf, ngx_uint_t added)
+{
+    conf->expose_usual = 0;
+    ngx_str_null(&conf->expose_usual_value);
+
+    if (conf->origins == NULL || added == 0) {
+        return NGX_OK;
+    }
+
+    conf->expose_usual = added;
+
+    return ngx_http_apipolicy_cors_expose_join(cf->pool, &conf->expose_value,
+                                               added,
+                                               &conf->expose_usual_value);
 }
 
 

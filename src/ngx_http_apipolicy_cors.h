@@ -51,6 +51,11 @@ typedef struct {
     ngx_str_t                          methods_value;
     ngx_str_t                          expose_value;
     ngx_str_t                          max_age_value;
+    ngx_uint_t                         expose_usual; /* HDR_* the location
+                                                        adds to a usual
+                                                        response */
+    ngx_str_t                          expose_usual_value; /* and the
+                                                        Expose-Headers then */
 } ngx_http_apipolicy_cors_conf_t;
 
 typedef struct {
@@ -89,6 +94,8 @@ char *ngx_http_apipolicy_cors_tokens(ngx_conf_t *cf, ngx_command_t *cmd,
 
 ngx_int_t ngx_http_apipolicy_cors_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx);
+ngx_int_t ngx_http_apipolicy_cors_expose_usual(ngx_conf_t *cf,
+    ngx_http_apipolicy_cors_conf_t *conf, ngx_uint_t added);
 ngx_int_t ngx_http_apipolicy_cors_upstream_header(ngx_http_request_t *r,
     ngx_http_apipolicy_ctx_t *ctx);
 ngx_int_t ngx_http_apipolicy_cors_header(ngx_http_request_t *r,

@@ -1996,6 +1996,35 @@ ngx_http_apipolicy_ratelimit_phases(ngx_http_apipolicy_ratelimit_conf_t *conf)
 }
 
 
+/*
+ * the headers (NGX_HTTP_APIPOLICY_HDR_*) a response within the limits
+ * gets (Retry-After only comes with a refusal)
+ */
+
+ngx_uint_t
+ngx_http_apipolicy_ratelimit_added(ngx_http_apipolicy_ratelimit_conf_t *conf)
+{
+    ngx_uint_t  added;
+
+    added = 0;
+
+    if (conf->limits == NULL) {
+        return 0;
+    }
+
+    if (conf->headers & NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_IETF) {
+        added |= NGX_HTTP_APIPOLICY_HDR_RATELIMIT
+                 |NGX_HTTP_APIPOLICY_HDR_RATELIMIT_POLICY;
+    }
+
+    if (conf->headers & NGX_HTTP_APIPOLICY_RATELIMIT_HEADERS_LEGACY) {
+        added |= NGX_HTTP_APIPOLICY_HDR_X_RATELIMIT;
+    }
+
+    return added;
+}
+
+
 /* a zone's sync= without apipolicy_redis: said, and off */
 
 ngx_int_t

@@ -96,6 +96,8 @@ void ngx_http_apipolicy_ratelimit_create_loc_conf(ngx_conf_t *cf,
 char *ngx_http_apipolicy_ratelimit_merge(ngx_conf_t *cf,
     ngx_http_apipolicy_ratelimit_conf_t *prev,
     ngx_http_apipolicy_ratelimit_conf_t *conf);
+ngx_uint_t ngx_http_apipolicy_ratelimit_added(
+    ngx_http_apipolicy_ratelimit_conf_t *conf);
 ngx_uint_t ngx_http_apipolicy_ratelimit_phases(
     ngx_http_apipolicy_ratelimit_conf_t *conf);
 

@@ -82,6 +82,31 @@ ngx_http_apipolicy_version_phases(ngx_http_apipolicy_version_conf_t *conf)
 }
 
 
+/* the headers (NGX_HTTP_APIPOLICY_HDR_*) a response gets once announced */
+
+ngx_uint_t
+ngx_http_apipolicy_version_added(ngx_http_apipolicy_version_conf_t *conf)
+{
+    ngx_uint_t  added;
+
+    if (conf->enabled != 1) {
+        return 0;
+    }
+
+    added = NGX_HTTP_APIPOLICY_HDR_DEPRECATION;
+
+    if (conf->sunset_value.len) {
+        added |= NGX_HTTP_APIPOLICY_HDR_SUNSET;
+    }
+
+    if (conf->link_value.len) {
+        added |= NGX_HTTP_APIPOLICY_HDR_LINK;
+    }
+
+    return added;
+}
+
+
 char *
 ngx_http_apipolicy_version_merge(ngx_conf_t *cf,
     ngx_http_apipolicy_version_conf_t *prev,

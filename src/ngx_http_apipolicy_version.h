@@ -44,6 +44,8 @@ void ngx_http_apipolicy_version_create_loc_conf(ngx_conf_t *cf,
 char *ngx_http_apipolicy_version_merge(ngx_conf_t *cf,
     ngx_http_apipolicy_version_conf_t *prev,
     ngx_http_apipolicy_version_conf_t *conf);
+ngx_uint_t ngx_http_apipolicy_version_added(
+    ngx_http_apipolicy_version_conf_t *conf);
 ngx_uint_t ngx_http_apipolicy_version_phases(
     ngx_http_apipolicy_version_conf_t *conf);
 char *ngx_http_apipolicy_version(ngx_conf_t *cf, ngx_command_t *cmd,
