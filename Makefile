@@ -97,6 +97,7 @@ $(BUILD)/unit/digest-test: t/unit/digest-test.c \
          $(TREE)/Makefile.apipolicy
 	mkdir -p $(dir $@)
 	cd $(TREE) && $(CC) -O1 -g -Wall -Wextra -Wno-unused-parameter -Werror \
+	    -fsanitize=address,undefined -fno-sanitize-recover=all \
 	    -I src/core -I src/event -I src/event/modules -I src/os/unix \
 	    -I src/http -I src/http/modules -I src/http/v2 -I objs \
 	    -I $(CURDIR)/src \

@@ -57,6 +57,8 @@ static size_t ngx_http_apipolicy_hmac512(ngx_http_apipolicy_hmac_t *hmac,
     u_char *data, size_t len, u_char *mac);
 static void ngx_http_apipolicy_hmac_outer512(ngx_http_apipolicy_hmac_t *hmac,
     u_char *inner, size_t n, u_char *mac);
+static ngx_inline void ngx_http_apipolicy_hmac_split(size_t len,
+    size_t block, size_t lenbytes, size_t *whole, size_t *rest);
 static ngx_inline void ngx_http_apipolicy_digest_put32(u_char *p,
     uint32_t w);
 static ngx_inline void ngx_http_apipolicy_digest_put64(u_char *p,
@@ -165,8 +167,8 @@ ngx_http_apipolicy_hmac_end(ngx_http_apipolicy_hmac_t *hmac,
  * from a copy of the ipad state's chaining words, the last one or two
  * blocks are padded here (the length is known: the ipad block and the
  * message), and the outer hash is the opad state and one block.  Saves
- * SHA*_Update's and SHA*_Final's buffering and clearing, and the
- * outer hash's update; the block count is the same.
+ * SHA*_Final's buffering and clearing, and the outer hash's update; the
+ * block count is the same.
  */
 
 size_t
@@ -186,15 +188,20 @@ ngx_http_apipolicy_hmac256(ngx_http_apipolicy_hmac_t *hmac, u_char *data,
     size_t len, u_char *mac)
 {
     u_char      block[2 * SHA256_CBLOCK], inner[SHA256_DIGEST_LENGTH];
-    size_t      rest, last;
+    size_t      whole, rest, last;
     uint64_t    bits;
     SHA256_CTX  c;
 
     ngx_memcpy(c.h, hmac->pad[0].u.sha256.h, sizeof(c.h));
+    c.Nl = 0;
+    c.Nh = 0;
+    c.num = 0;
 
-    for (rest = len; rest >= SHA256_CBLOCK; rest -= SHA256_CBLOCK) {
-        SHA256_Transform(&c, data);
-        data += SHA256_CBLOCK;
+    ngx_http_apipolicy_hmac_split(len, SHA256_CBLOCK, 8, &whole, &rest);
+
+    if (whole) {
+        SHA256_Update(&c, data, whole);     /* whole blocks: no copy */
+        data += whole;
     }
 
     /* the rest, 0x80, zeros, the bit length (ipad block and message) */
@@ -208,11 +215,7 @@ ngx_http_apipolicy_hmac256(ngx_http_apipolicy_hmac_t *hmac, u_char *data,
     bits = ((uint64_t) len + SHA256_CBLOCK) * 8;
     ngx_http_apipolicy_digest_put64(&block[last - 8], bits);
 
-    SHA256_Transform(&c, block);
-
-    if (last > SHA256_CBLOCK) {
-        SHA256_Transform(&c, block + SHA256_CBLOCK);
-    }
+    SHA256_Update(&c, block, last);
 
     ngx_http_apipolicy_digest_put256(inner, c.h);
 
@@ -249,7 +252,7 @@ ngx_http_apipolicy_hmac512(ngx_http_apipolicy_hmac_t *hmac, u_char *data,
     size_t len, u_char *mac)
 {
     u_char      block[2 * SHA512_CBLOCK], inner[SHA512_DIGEST_LENGTH];
-    size_t      rest, last, n;
+    size_t      whole, rest, last, n;
     uint64_t    bits;
     ngx_uint_t  i;
     SHA512_CTX  c;
@@ -258,10 +261,15 @@ ngx_http_apipolicy_hmac512(ngx_http_apipolicy_hmac_t *hmac, u_char *data,
         ? SHA384_DIGEST_LENGTH : SHA512_DIGEST_LENGTH;
 
     ngx_memcpy(c.h, hmac->pad[0].u.sha512.h, sizeof(c.h));
+    c.Nl = 0;
+    c.Nh = 0;
+    c.num = 0;
 
-    for (rest = len; rest >= SHA512_CBLOCK; rest -= SHA512_CBLOCK) {
-        SHA512_Transform(&c, data);
-        data += SHA512_CBLOCK;
+    ngx_http_apipolicy_hmac_split(len, SHA512_CBLOCK, 16, &whole, &rest);
+
+    if (whole) {
+        SHA512_Update(&c, data, whole);     /* whole blocks: no copy */
+        data += whole;
     }
 
     /* the rest, 0x80, zeros, the 128-bit length (its high half zero) */
@@ -275,11 +283,7 @@ ngx_http_apipolicy_hmac512(ngx_http_apipolicy_hmac_t *hmac, u_char *data,
     bits = ((uint64_t) len + SHA512_CBLOCK) * 8;
     ngx_http_apipolicy_digest_put64(&block[last - 8], bits);
 
-    SHA512_Transform(&c, block);
-
-    if (last > SHA512_CBLOCK) {
-        SHA512_Transform(&c, block + SHA512_CBLOCK);
-    }
+    SHA512_Update(&c, block, last);
 
     for (i = 0; i < n / 8; i++) {
         ngx_http_apipolicy_digest_put64(&inner[8 * i], c.h[i]);
@@ -288,6 +292,32 @@ ngx_http_apipolicy_hmac512(ngx_http_apipolicy_hmac_t *hmac, u_char *data,
     ngx_http_apipolicy_hmac_outer512(hmac, inner, n, mac);
 
     return n;
+}
+
+
+/*
+ * A message of "len" bytes: "whole" bytes of whole blocks to hash from
+ * the message itself, and the "rest" to pad in a buffer of two blocks.
+ * When the padded rest is one block, the last whole block joins it: the
+ * block function, given two blocks in one call, hashes them for less
+ * than twice one (OpenSSL's AVX2 code, which valgrind runs: 1,814
+ * instructions a SHA-256 block instead of 2,040).  SHA*_Update() with
+ * nothing buffered hands whole blocks straight to that function; the
+ * state's length counters are set but never read (the padding is done
+ * here, SHA*_Final() is not called).
+ */
+
+static ngx_inline void
+ngx_http_apipolicy_hmac_split(size_t len, size_t block, size_t lenbytes,
+    size_t *whole, size_t *rest)
+{
+    *whole = len / block * block;
+    *rest = len - *whole;
+
+    if (*whole && *rest < block - lenbytes) {
+        *whole -= block;
+        *rest += block;
+    }
 }
 
 
