@@ -31,6 +31,8 @@
 
 static void *ngx_http_apipolicy_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_apipolicy_create_loc_conf(ngx_conf_t *cf);
+static ngx_uint_t ngx_http_apipolicy_merge_areas(
+    ngx_http_apipolicy_loc_conf_t *conf);
 static char *ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_apipolicy_preconfiguration(ngx_conf_t *cf);
@@ -475,6 +477,7 @@ ngx_http_apipolicy_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     alcf->phases = 0;
+     *     alcf->areas = 0;
      */
 
     ngx_http_apipolicy_cors_create_loc_conf(cf, &alcf->cors);
@@ -486,6 +489,43 @@ ngx_http_apipolicy_create_loc_conf(ngx_conf_t *cf)
     ngx_http_apipolicy_status_create_loc_conf(cf, &alcf->status);
 
     return alcf;
+}
+
+
+/* the areas a location has: those that need a phase or the filter */
+
+static ngx_uint_t
+ngx_http_apipolicy_merge_areas(ngx_http_apipolicy_loc_conf_t *conf)
+{
+    ngx_uint_t  areas;
+
+    areas = 0;
+
+    if (ngx_http_apipolicy_cors_phases(&conf->cors)) {
+        areas |= NGX_HTTP_APIPOLICY_AREA_CORS;
+    }
+
+    if (ngx_http_apipolicy_version_phases(&conf->version)) {
+        areas |= NGX_HTTP_APIPOLICY_AREA_VERSION;
+    }
+
+    if (ngx_http_apipolicy_jwt_phases(&conf->jwt)) {
+        areas |= NGX_HTTP_APIPOLICY_AREA_JWT;
+    }
+
+    if (ngx_http_apipolicy_ratelimit_phases(&conf->ratelimit)) {
+        areas |= NGX_HTTP_APIPOLICY_AREA_RATELIMIT;
+    }
+
+    if (ngx_http_apipolicy_webhook_phases(&conf->webhook)) {
+        areas |= NGX_HTTP_APIPOLICY_AREA_WEBHOOK;
+    }
+
+    if (ngx_http_apipolicy_idempotency_phases(&conf->idempotency)) {
+        areas |= NGX_HTTP_APIPOLICY_AREA_IDEMPOTENCY;
+    }
+
+    return areas;
 }
 
 
@@ -554,6 +594,8 @@ ngx_http_apipolicy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     conf->phases |= ngx_http_apipolicy_status_phases(&conf->status);
+
+    conf->areas = ngx_http_apipolicy_merge_areas(conf);
 
     /* CORS: the Access-Control-Expose-Headers of a usual response, once */
 

@@ -11,6 +11,8 @@
 #   ONLY='jwt-.*|full-stack' bench/instructions.sh
 #   KEEP=1 bench/instructions.sh       keep the callgrind files (their
 #                                      folder is printed): callgrind_annotate
+#                                      on NAME.COUNT.1 (per line with
+#                                      --auto=yes)
 #
 # Unlike wrk's requests per second, which move by 10-20% between runs on a
 # shared machine, the same build gives the same count to within 0.5%.
@@ -135,9 +137,12 @@ count() {   # name path count client-options...
         kill "$gw_pid"
         exit 1
     fi
+    # counts dumped before the exit ($out.1), while the module is still
+    # loaded: callgrind_annotate then has its per-line costs too
+    callgrind_control -d "$gw_pid" >/dev/null 2>&1
     kill -QUIT "$gw_pid"
     wait "$gw_pid" || true
-    awk '/^(summary|totals):/ {print $2; exit}' "$out"
+    awk '/^(summary|totals):/ {print $2; exit}' "$out.1"
 }
 
 # wrk arguments of bench/scenarios -> client options

@@ -34,6 +34,19 @@
 
 
 /*
+ * which areas a location has (computed by merge), and a request met in
+ * the locations it went through: the phase handlers and the header
+ * filter call only those areas' steps
+ */
+#define NGX_HTTP_APIPOLICY_AREA_CORS         0x01
+#define NGX_HTTP_APIPOLICY_AREA_VERSION      0x02
+#define NGX_HTTP_APIPOLICY_AREA_JWT          0x04
+#define NGX_HTTP_APIPOLICY_AREA_RATELIMIT    0x08
+#define NGX_HTTP_APIPOLICY_AREA_WEBHOOK      0x10
+#define NGX_HTTP_APIPOLICY_AREA_IDEMPOTENCY  0x20
+
+
+/*
  * Response headers the gateway itself adds; the CORS step lists them in
  * Access-Control-Expose-Headers so browsers may read them.
  */
@@ -110,6 +123,7 @@ struct ngx_http_apipolicy_main_conf_s {
 
 struct ngx_http_apipolicy_loc_conf_s {
     ngx_uint_t                         phases;    /* NGX_HTTP_APIPOLICY_* */
+    ngx_uint_t                         areas;     /* ..._AREA_* */
 
     ngx_http_apipolicy_cors_conf_t     cors;
     ngx_http_apipolicy_version_conf_t  version;
@@ -138,6 +152,9 @@ struct ngx_http_apipolicy_ctx_s {
     ngx_buf_t                         *problem_buf;
 
     ngx_uint_t                         added;     /* NGX_HTTP_APIPOLICY_HDR_* */
+    ngx_uint_t                         areas;     /* ..._AREA_* of the
+                                                     locations its phase
+                                                     handlers ran in */
 
     ngx_http_apipolicy_cors_ctx_t      cors;
     ngx_http_apipolicy_version_ctx_t   version;

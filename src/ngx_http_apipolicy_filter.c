@@ -37,6 +37,7 @@ static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 static ngx_int_t
 ngx_http_apipolicy_header_filter(ngx_http_request_t *r)
 {
+    ngx_uint_t                      areas;
     ngx_http_apipolicy_ctx_t       *ctx;
     ngx_http_apipolicy_loc_conf_t  *alcf;
 
@@ -44,6 +45,7 @@ ngx_http_apipolicy_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
     ctx = ngx_http_apipolicy_get_ctx(r);
 
     if (ctx == NULL) {
@@ -52,8 +54,6 @@ ngx_http_apipolicy_header_filter(ngx_http_request_t *r)
          * the request never reached PREACCESS (it was answered in the
          * rewrite phase, or by an error before it): headers are still due
          */
-
-        alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
 
         if (!(alcf->phases & NGX_HTTP_APIPOLICY_HEADERS)) {
             return ngx_http_next_header_filter(r);
@@ -68,33 +68,53 @@ ngx_http_apipolicy_header_filter(ngx_http_request_t *r)
     /* a filter finalization may send a second, fresh set of headers */
     ctx->added = 0;
 
+    /*
+     * the steps of the areas of this location and of those the request
+     * went through before (an error_page or try_files redirect): no
+     * other area has anything to write
+     */
+
+    areas = alcf->areas | ctx->areas;
+
     /* the upstream's headers, before the gateway adds its own */
 
-    if (ngx_http_apipolicy_cors_upstream_header(r, ctx) != NGX_OK) {
+    if ((areas & NGX_HTTP_APIPOLICY_AREA_CORS)
+        && ngx_http_apipolicy_cors_upstream_header(r, ctx) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    if (ngx_http_apipolicy_idempotency_header(r, ctx) != NGX_OK) {
+    if ((areas & NGX_HTTP_APIPOLICY_AREA_IDEMPOTENCY)
+        && ngx_http_apipolicy_idempotency_header(r, ctx) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    if (ngx_http_apipolicy_problem_header(r, ctx) != NGX_OK) {
+    if (ctx->problem && ngx_http_apipolicy_problem_header(r, ctx) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    if (ngx_http_apipolicy_version_header(r, ctx) != NGX_OK) {
+    if ((areas & NGX_HTTP_APIPOLICY_AREA_VERSION)
+        && ngx_http_apipolicy_version_header(r, ctx) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    if (ngx_http_apipolicy_ratelimit_header(r, ctx) != NGX_OK) {
+    if ((areas & NGX_HTTP_APIPOLICY_AREA_RATELIMIT)
+        && ngx_http_apipolicy_ratelimit_header(r, ctx) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    if (ngx_http_apipolicy_webhook_header(r, ctx) != NGX_OK) {
+    if ((areas & NGX_HTTP_APIPOLICY_AREA_WEBHOOK)
+        && ngx_http_apipolicy_webhook_header(r, ctx) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    if (ngx_http_apipolicy_cors_header(r, ctx) != NGX_OK) {
+    if ((areas & NGX_HTTP_APIPOLICY_AREA_CORS)
+        && ngx_http_apipolicy_cors_header(r, ctx) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

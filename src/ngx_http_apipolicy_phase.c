@@ -117,7 +117,13 @@ ngx_http_apipolicy_phase_start(ngx_http_request_t *r, ngx_uint_t phases,
 
     *ctx = ngx_http_apipolicy_create_ctx(r);
 
-    return (*ctx == NULL) ? NGX_HTTP_INTERNAL_SERVER_ERROR : NGX_OK;
+    if (*ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    (*ctx)->areas |= (*alcf)->areas;
+
+    return NGX_OK;
 }
 
 
@@ -151,12 +157,18 @@ ngx_http_apipolicy_preaccess_handler(ngx_http_request_t *r)
      * still answered, so that the browser lets the script read the 410
      */
 
-    rc = ngx_http_apipolicy_cors_handler(r, alcf, ctx);
-    if (rc != NGX_DECLINED) {
-        return rc;
+    if (alcf->areas & NGX_HTTP_APIPOLICY_AREA_CORS) {
+        rc = ngx_http_apipolicy_cors_handler(r, alcf, ctx);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
     }
 
-    return ngx_http_apipolicy_version_handler(r, alcf, ctx);
+    if (alcf->areas & NGX_HTTP_APIPOLICY_AREA_VERSION) {
+        return ngx_http_apipolicy_version_handler(r, alcf, ctx);
+    }
+
+    return NGX_DECLINED;
 }
 
 
@@ -184,24 +196,28 @@ ngx_http_apipolicy_access_handler(ngx_http_request_t *r)
 
     granted = 0;
 
-    rc = ngx_http_apipolicy_jwt_handler(r, alcf, ctx);
+    if (alcf->areas & NGX_HTTP_APIPOLICY_AREA_JWT) {
+        rc = ngx_http_apipolicy_jwt_handler(r, alcf, ctx);
 
-    if (rc == NGX_OK) {
-        granted = 1;
+        if (rc == NGX_OK) {
+            granted = 1;
 
-    } else if (rc != NGX_DECLINED) {
-        return rc;
+        } else if (rc != NGX_DECLINED) {
+            return rc;
+        }
     }
 
     /* a webhook's signature (reads the body; NGX_DONE while it arrives) */
 
-    rc = ngx_http_apipolicy_webhook_handler(r, alcf, ctx);
+    if (alcf->areas & NGX_HTTP_APIPOLICY_AREA_WEBHOOK) {
+        rc = ngx_http_apipolicy_webhook_handler(r, alcf, ctx);
 
-    if (rc == NGX_OK) {
-        granted = 1;
+        if (rc == NGX_OK) {
+            granted = 1;
 
-    } else if (rc != NGX_DECLINED) {
-        return rc;
+        } else if (rc != NGX_DECLINED) {
+            return rc;
+        }
     }
 
     return granted ? NGX_OK : NGX_DECLINED;
@@ -246,13 +262,19 @@ ngx_http_apipolicy_precontent_handler(ngx_http_request_t *r)
         ctx->problem_builtin = 0;
     }
 
-    rc = ngx_http_apipolicy_ratelimit_handler(r, alcf, ctx);
+    if (alcf->areas & NGX_HTTP_APIPOLICY_AREA_RATELIMIT) {
+        rc = ngx_http_apipolicy_ratelimit_handler(r, alcf, ctx);
 
-    if (rc != NGX_DECLINED) {
-        return rc;
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
     }
 
-    return ngx_http_apipolicy_idempotency_handler(r, alcf, ctx);
+    if (alcf->areas & NGX_HTTP_APIPOLICY_AREA_IDEMPOTENCY) {
+        return ngx_http_apipolicy_idempotency_handler(r, alcf, ctx);
+    }
+
+    return NGX_DECLINED;
 }
 
 

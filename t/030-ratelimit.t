@@ -511,3 +511,25 @@ RateLimit: ^"default";r=1;t=\d+;pk=:([A-Za-z0-9+/]{12}):, "default";r=1;t=\d+;pk
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*the tier name "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu" is longer than 64 bytes in .*nginx\.conf:\d+/
+
+
+
+=== TEST 31: an error_page into a location without a limit keeps the 429's RateLimit and Retry-After
+--- config
+    location /api {
+        apipolicy_ratelimit zone=api key=$arg_k;
+        error_page 429 /plain-429;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location = /plain-429 {
+        return 429 "slow down\n";
+    }
+--- request eval
+["GET /api?k=t31", "GET /api?k=t31", "GET /api?k=t31"]
+--- error_code eval
+[200, 200, 429]
+--- response_headers_like eval
+['RateLimit: ^"default";r=1;t=\d+$', 'RateLimit: ^"default";r=0;t=\d+$',
+ 'RateLimit: ^"default";r=0;t=\d+$' . "\n" . 'Retry-After: ^\d+$']
+--- response_body eval
+["ok\n", "ok\n", "slow down\n"]
