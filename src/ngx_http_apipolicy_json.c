@@ -22,14 +22,17 @@ typedef struct {
     u_char                            *p;
     u_char                            *last;
     ngx_pool_t                        *pool;
+    ngx_http_apipolicy_json_t         *free;     /* the block's next node */
+    ngx_http_apipolicy_json_t         *end;
+    ngx_uint_t                         block;    /* nodes in the next one */
     ngx_uint_t                         depth;
     ngx_uint_t                         max_depth;
     ngx_uint_t                         error;
 } ngx_http_apipolicy_json_parser_t;
 
 
-static ngx_http_apipolicy_json_t *ngx_http_apipolicy_json_node(
-    ngx_pool_t *pool);
+static ngx_http_apipolicy_json_t *ngx_http_apipolicy_json_block(
+    ngx_http_apipolicy_json_parser_t *ps);
 static ngx_int_t ngx_http_apipolicy_json_value(
     ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j);
 static ngx_int_t ngx_http_apipolicy_json_container(
@@ -39,6 +42,8 @@ static ngx_int_t ngx_http_apipolicy_json_member(
     ngx_str_t *key);
 static ngx_int_t ngx_http_apipolicy_json_string(
     ngx_http_apipolicy_json_parser_t *ps, ngx_str_t *s);
+static ngx_int_t ngx_http_apipolicy_json_string_rest(
+    ngx_http_apipolicy_json_parser_t *ps, u_char *p, ngx_str_t *s);
 static ngx_int_t ngx_http_apipolicy_json_unescape(
     ngx_http_apipolicy_json_parser_t *ps, u_char *start, u_char *end,
     ngx_str_t *s);
@@ -66,8 +71,10 @@ static const u_char  ngx_http_apipolicy_json_plain[256] = {
 };
 
 
+/* white space: most tokens have none before them, one test says so */
+
 #define ngx_http_apipolicy_json_ws(ps)                                       \
-    while (ps->p < ps->last                                                  \
+    while (ps->p < ps->last && *ps->p <= ' '                                 \
            && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n'             \
                || *ps->p == '\r'))                                           \
     {                                                                        \
@@ -86,29 +93,44 @@ static const u_char  ngx_http_apipolicy_json_plain[256] = {
     ((ps)->error = (e), NGX_ERROR)
 
 
-/* a value with every field empty (cheaper than clearing it all) */
+/*
+ * Nodes are taken from blocks of the pool, 4 nodes the first (a JWT
+ * header or short claims), twice as many each next one up to 32: one
+ * allocation for a short document instead of one a value.
+ */
+
+#define NGX_HTTP_APIPOLICY_JSON_BLOCK_FIRST  4
+#define NGX_HTTP_APIPOLICY_JSON_BLOCK_MAX    32
+
+static const ngx_http_apipolicy_json_t  ngx_http_apipolicy_json_empty;
+
+
+/* a value with every field empty */
+
+#define ngx_http_apipolicy_json_node(ps)                                     \
+    (((ps)->free == (ps)->end && ngx_http_apipolicy_json_block(ps) == NULL)  \
+     ? NULL                                                                  \
+     : (*(ps)->free = ngx_http_apipolicy_json_empty, (ps)->free++))
+
 
 static ngx_http_apipolicy_json_t *
-ngx_http_apipolicy_json_node(ngx_pool_t *pool)
+ngx_http_apipolicy_json_block(ngx_http_apipolicy_json_parser_t *ps)
 {
-    ngx_http_apipolicy_json_t  *j;
+    ngx_http_apipolicy_json_t  *b;
 
-    j = ngx_palloc(pool, sizeof(ngx_http_apipolicy_json_t));
-    if (j == NULL) {
+    b = ngx_palloc(ps->pool, ps->block * sizeof(ngx_http_apipolicy_json_t));
+    if (b == NULL) {
         return NULL;
     }
 
-    j->type = NGX_HTTP_APIPOLICY_JSON_NULL;
-    ngx_str_null(&j->key);
-    ngx_str_null(&j->value);
-    ngx_str_null(&j->raw);
-    j->number = 0;
-    j->count = 0;
-    j->child = NULL;
-    j->next = NULL;
-    j->integer = 0;
+    ps->free = b;
+    ps->end = b + ps->block;
 
-    return j;
+    if (ps->block < NGX_HTTP_APIPOLICY_JSON_BLOCK_MAX) {
+        ps->block *= 2;
+    }
+
+    return b;
 }
 
 
@@ -122,11 +144,14 @@ ngx_http_apipolicy_json_parse(ngx_pool_t *pool, u_char *text, size_t len,
     ps.p = text;
     ps.last = text + len;
     ps.pool = pool;
+    ps.free = NULL;
+    ps.end = NULL;
+    ps.block = NGX_HTTP_APIPOLICY_JSON_BLOCK_FIRST;
     ps.depth = 0;
     ps.max_depth = max_depth;
     ps.error = NGX_HTTP_APIPOLICY_JSON_OK;
 
-    j = ngx_http_apipolicy_json_node(pool);
+    j = ngx_http_apipolicy_json_node(&ps);
     if (j == NULL) {
         *error = NGX_HTTP_APIPOLICY_JSON_E_NOMEM;
         return NULL;
@@ -264,7 +289,7 @@ ngx_http_apipolicy_json_container(ngx_http_apipolicy_json_parser_t *ps,
             return NGX_ERROR;
         }
 
-        m = ngx_http_apipolicy_json_node(ps->pool);
+        m = ngx_http_apipolicy_json_node(ps);
         if (m == NULL) {
             return ngx_http_apipolicy_json_fail(ps,
                                               NGX_HTTP_APIPOLICY_JSON_E_NOMEM);
@@ -272,7 +297,19 @@ ngx_http_apipolicy_json_container(ngx_http_apipolicy_json_parser_t *ps,
 
         m->key = key;
 
-        if (ngx_http_apipolicy_json_value(ps, m) != NGX_OK) {
+        /* a string (most members) without the dispatch of a value */
+
+        if (ps->p < ps->last && *ps->p == '"') {
+            m->type = NGX_HTTP_APIPOLICY_JSON_STRING;
+            m->raw.data = ps->p;
+
+            if (ngx_http_apipolicy_json_string(ps, &m->value) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            m->raw.len = ps->p - m->raw.data;
+
+        } else if (ngx_http_apipolicy_json_value(ps, m) != NGX_OK) {
             return NGX_ERROR;
         }
 
@@ -350,14 +387,52 @@ ngx_http_apipolicy_json_member(ngx_http_apipolicy_json_parser_t *ps,
 
 /*
  * A string at ps->p (the opening quote): a slice of the source when it
- * has no escapes, else decoded into the pool.
+ * has no escapes, else decoded into the pool.  Most strings are plain
+ * printable ASCII up to the closing quote: that run is scanned here,
+ * four bytes a step while four remain; anything else goes on in
+ * ngx_http_apipolicy_json_string_rest().
  */
 
-static ngx_int_t
+static ngx_inline ngx_int_t
 ngx_http_apipolicy_json_string(ngx_http_apipolicy_json_parser_t *ps,
     ngx_str_t *s)
 {
-    u_char      *p, *start;
+    u_char  *p, *last;
+
+    p = ps->p + 1;
+    last = ps->last;
+
+    while (last - p >= 4
+           && ngx_http_apipolicy_json_plain[p[0]]
+           && ngx_http_apipolicy_json_plain[p[1]]
+           && ngx_http_apipolicy_json_plain[p[2]]
+           && ngx_http_apipolicy_json_plain[p[3]])
+    {
+        p += 4;
+    }
+
+    while (p < last && ngx_http_apipolicy_json_plain[*p]) {
+        p++;
+    }
+
+    if (p < last && *p == '"') {
+        s->data = ps->p + 1;
+        s->len = p - s->data;
+        ps->p = p + 1;
+        return NGX_OK;
+    }
+
+    return ngx_http_apipolicy_json_string_rest(ps, p, s);
+}
+
+
+/* the rest of a string from p, the first byte that is not plain ASCII */
+
+static ngx_int_t
+ngx_http_apipolicy_json_string_rest(ngx_http_apipolicy_json_parser_t *ps,
+    u_char *p, ngx_str_t *s)
+{
+    u_char      *start;
     size_t       n;
     ngx_uint_t   escapes;
 
@@ -366,7 +441,7 @@ ngx_http_apipolicy_json_string(ngx_http_apipolicy_json_parser_t *ps,
 
     /* pass 1: find the end, check the bytes */
 
-    for (p = start; /* void */ ; /* void */) {
+    for ( ;; ) {
 
         /* the run of plain printable ASCII, one table look-up a byte */
 
@@ -610,19 +685,20 @@ static ngx_int_t
 ngx_http_apipolicy_json_number(ngx_http_apipolicy_json_parser_t *ps,
     ngx_http_apipolicy_json_t *j)
 {
-    u_char    *p, *start;
+    u_char    *p, *start, *last, d;
     uint64_t   v;
 
     p = ps->p;
+    last = ps->last;
     start = p;
     j->integer = 1;
     v = 0;
 
-    if (p < ps->last && *p == '-') {
+    if (p < last && *p == '-') {
         p++;
     }
 
-    if (p == ps->last || *p < '0' || *p > '9') {
+    if (p == last || *p < '0' || *p > '9') {
         return ngx_http_apipolicy_json_fail(ps,
                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
     }
@@ -633,8 +709,9 @@ ngx_http_apipolicy_json_number(ngx_http_apipolicy_json_parser_t *ps,
         p++;
 
     } else {
-        while (p < ps->last && *p >= '0' && *p <= '9') {
-            v = v * 10 + (*p++ - '0');
+        while (p < last && (d = (u_char) (*p - '0')) <= 9) {
+            v = v * 10 + d;
+            p++;
         }
     }
 
