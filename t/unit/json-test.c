@@ -290,6 +290,55 @@ fixed(void)
         ok(same, "integers have the value strtod() gives them");
     }
 
+    {
+        /*
+         * numbers of 1 to 24 digits, whole or with a fraction, an exponent
+         * or text after them (eight digits are summed at a time): the
+         * value strtod() gives them
+         */
+
+        char        text[64];
+        ngx_uint_t  k, n, i, same;
+
+        same = 1;
+
+        for (k = 0; k < 20000; k++) {
+            n = 1 + k % 24;
+            text[0] = '1' + k % 9;
+
+            for (i = 1; i < n; i++) {
+                text[i] = '0' + (k * 7 + i * 13 + k / 24) % 10;
+            }
+
+            text[n] = '\0';
+
+            switch (k / 24 % 4) {
+            case 1: strcat(text, ".5"); break;
+            case 2: strcat(text, "e2"); break;
+            case 3: strcat(text, "]"); break;
+            }
+
+            v = parse(text, strlen(text), &err);
+
+            if (k / 24 % 4 == 3) {
+                if (v != NULL) {
+                    same = 0;
+                }
+
+                continue;
+            }
+
+            if (v == NULL || v->type != NGX_HTTP_APIPOLICY_JSON_NUMBER
+                || v->integer != (k / 24 % 4 == 0)
+                || v->number != strtod(text, NULL))
+            {
+                same = 0;
+            }
+        }
+
+        ok(same, "numbers of 1 to 24 digits have the value strtod() gives");
+    }
+
     ok(ngx_http_apipolicy_json_get_literal(j, "t")->type
        == NGX_HTTP_APIPOLICY_JSON_TRUE
        && ngx_http_apipolicy_json_get_literal(j, "f")->type
