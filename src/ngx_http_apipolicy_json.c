@@ -25,6 +25,7 @@ typedef struct {
     ngx_http_apipolicy_json_t         *free;     /* the block's next node */
     ngx_http_apipolicy_json_t         *end;
     ngx_uint_t                         block;    /* nodes in the next one */
+    ngx_uint_t                         printable; /* the last string's */
     ngx_uint_t                         depth;
     ngx_uint_t                         max_depth;
     ngx_uint_t                         error;
@@ -56,7 +57,10 @@ static ngx_int_t ngx_http_apipolicy_json_hex4(u_char *p, uint32_t *cp);
 static size_t ngx_http_apipolicy_json_utf8(u_char *p, u_char *last);
 
 
-/* 1: a byte a string holds as it is (printable ASCII but '"' and '\\') */
+/*
+ * 1: a byte a string holds as it is (printable ASCII but '"' and '\\';
+ * DEL is left to the slower path, so that the plain run is printable)
+ */
 
 static const u_char  ngx_http_apipolicy_json_plain[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,    /* 0x00 */
@@ -66,7 +70,7 @@ static const u_char  ngx_http_apipolicy_json_plain[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,    /* 0x40 */
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,    /* 0x50 '\\' */
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,    /* 0x60 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,    /* 0x70 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,    /* 0x70 DEL */
     /* 0x80 - 0xff: UTF-8, checked sequence by sequence */
 };
 
@@ -81,13 +85,31 @@ static const u_char  ngx_http_apipolicy_json_plain[256] = {
         ps->p++;                                                             \
     }
 
-/* a member's name: the length, the first byte, then the rest */
+/*
+ * a member's name: the length, then a short name (most claims) byte by
+ * byte, a long one by its first byte and ngx_memcmp()
+ */
 
 #define ngx_http_apipolicy_json_key_eq(e, nm, n)                             \
     ((e)->key.len == (n)                                                     \
-     && ((n) == 0                                                            \
-         || ((e)->key.data[0] == (nm)[0]                                     \
-             && ngx_memcmp((e)->key.data + 1, (nm) + 1, (n) - 1) == 0)))
+     && ((n) <= 8 ? ngx_http_apipolicy_json_short_eq((e)->key.data, nm, n)   \
+         : ((e)->key.data[0] == (nm)[0]                                      \
+            && ngx_memcmp((e)->key.data + 1, (nm) + 1, (n) - 1) == 0)))
+
+
+static ngx_inline ngx_uint_t
+ngx_http_apipolicy_json_short_eq(u_char *a, u_char *b, size_t n)
+{
+    while (n) {
+        n--;
+
+        if (a[n] != b[n]) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
 
 #define ngx_http_apipolicy_json_fail(ps, e)                                  \
     ((ps)->error = (e), NGX_ERROR)
@@ -203,6 +225,7 @@ ngx_http_apipolicy_json_value(ngx_http_apipolicy_json_parser_t *ps,
     case '"':
         j->type = NGX_HTTP_APIPOLICY_JSON_STRING;
         rc = ngx_http_apipolicy_json_string(ps, &j->value);
+        j->printable = ps->printable;
         break;
 
     case 't':
@@ -307,6 +330,7 @@ ngx_http_apipolicy_json_container(ngx_http_apipolicy_json_parser_t *ps,
                 return NGX_ERROR;
             }
 
+            m->printable = ps->printable;
             m->raw.len = ps->p - m->raw.data;
 
         } else if (ngx_http_apipolicy_json_value(ps, m) != NGX_OK) {
@@ -419,8 +443,11 @@ ngx_http_apipolicy_json_string(ngx_http_apipolicy_json_parser_t *ps,
         s->data = ps->p + 1;
         s->len = p - s->data;
         ps->p = p + 1;
+        ps->printable = 1;
         return NGX_OK;
     }
+
+    ps->printable = 0;
 
     return ngx_http_apipolicy_json_string_rest(ps, p, s);
 }

@@ -41,6 +41,8 @@ typedef struct ngx_http_apipolicy_json_s  ngx_http_apipolicy_json_t;
  *
  *   string   "value" holds the decoded UTF-8 text (it points into the
  *            source text when the string has no escapes)
+ *            "printable" is set when the text is the source's and holds
+ *            printable ASCII only (no escapes, no control characters)
  *   number   "value" holds the number as written, "number" its value;
  *            "integer" is set when it has no fraction and no exponent
  *   all      "raw" is the value's source text
@@ -54,7 +56,8 @@ struct ngx_http_apipolicy_json_s {
     ngx_uint_t                         count;
     ngx_http_apipolicy_json_t         *child;
     ngx_http_apipolicy_json_t         *next;
-    ngx_flag_t                         integer;
+    unsigned                           integer:1;
+    unsigned                           printable:1;
 };
 
 

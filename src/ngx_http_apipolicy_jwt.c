@@ -2319,6 +2319,11 @@ ngx_http_apipolicy_jwt_format(ngx_pool_t *pool, ngx_http_apipolicy_json_t *j,
         return NGX_OK;
 
     default:                            /* string */
+        if (j->printable) {
+            *out = j->value;            /* scanned as printable ASCII */
+            return NGX_OK;
+        }
+
         s = j->value;
     }
 
