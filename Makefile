@@ -84,7 +84,7 @@ $(MODULE): $(TREE)/Makefile.apipolicy $(SOURCES)
 # unit tests of pure C parts, against the build tree's nginx headers
 unit: $(UNIT)
 
-$(BUILD)/unit/json-test: t/unit/json-test.c src/ngx_http_apipolicy_json.c \
+$(BUILD)/unit/json-test: t/unit/json-test.c t/unit/tap.h src/ngx_http_apipolicy_json.c \
          src/ngx_http_apipolicy_json.h $(TREE)/Makefile.apipolicy
 	mkdir -p $(dir $@)
 	cd $(TREE) && $(CC) -O1 -g -Wall -Wextra -Wno-unused-parameter -Werror \
@@ -92,7 +92,7 @@ $(BUILD)/unit/json-test: t/unit/json-test.c src/ngx_http_apipolicy_json.c \
 	    -I objs -I $(CURDIR)/src $(CURDIR)/t/unit/json-test.c \
 	    $(CURDIR)/src/ngx_http_apipolicy_json.c -ljansson -lm -o $@
 
-$(BUILD)/unit/digest-test: t/unit/digest-test.c \
+$(BUILD)/unit/digest-test: t/unit/digest-test.c t/unit/tap.h \
          src/ngx_http_apipolicy_digest.c src/ngx_http_apipolicy_digest.h \
          $(TREE)/Makefile.apipolicy
 	mkdir -p $(dir $@)
@@ -103,7 +103,8 @@ $(BUILD)/unit/digest-test: t/unit/digest-test.c \
 	    -I $(CURDIR)/src \
 	    $(CURDIR)/t/unit/digest-test.c -lcrypto -o $@
 
-$(BUILD)/unit/shm-test: t/unit/shm-test.c src/ngx_http_apipolicy_shm.c \
+$(BUILD)/unit/shm-test: t/unit/shm-test.c t/unit/tap.h \
+         src/ngx_http_apipolicy_shm.c \
          src/ngx_http_apipolicy_shm.h $(TREE)/Makefile.apipolicy
 	mkdir -p $(dir $@)
 	cd $(TREE) && $(CC) -O1 -g -Wall -Wextra -Wno-unused-parameter -Werror \

@@ -24,28 +24,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-
-static int  tests, failed;
-
-
-static void
-ok(int cond, const char *fmt, ...)
-{
-    va_list  ap;
-
-    tests++;
-
-    if (!cond) {
-        failed++;
-        printf("not ");
-    }
-
-    printf("ok %d - ", tests);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-}
+#include "tap.h"
 
 
 static void
@@ -304,7 +283,5 @@ main(int argc, char **argv)
     fixed();
     differential();
 
-    printf("1..%d\n", tests);
-
-    return failed ? 1 : 0;
+    return done();
 }

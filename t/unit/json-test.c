@@ -31,6 +31,8 @@
 
 #include "ngx_http_apipolicy_json.h"
 
+#include "tap.h"
+
 
 /* ---- the few nginx functions the parser calls ----------------------- */
 
@@ -95,30 +97,6 @@ release(void)
         chunks = c->next;
         free(c);
     }
-}
-
-
-/* ---- TAP ------------------------------------------------------------ */
-
-static int  tests, failed;
-
-static void
-ok(int cond, const char *fmt, ...)
-{
-    va_list  ap;
-
-    tests++;
-
-    if (!cond) {
-        failed++;
-        printf("not ");
-    }
-
-    printf("ok %d - ", tests);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
 }
 
 
@@ -547,7 +525,5 @@ main(int argc, char **argv)
     fixed();
     differential(argc > 1 ? strtoul(argv[1], NULL, 10) : 200000);
 
-    printf("1..%d\n", tests);
-
-    return failed ? 1 : 0;
+    return done();
 }

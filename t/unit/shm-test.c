@@ -30,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "tap.h"
+
 
 /* ---- the zone: an arena of 256-byte slots ---------------------------- */
 
@@ -106,30 +108,6 @@ ngx_http_apipolicy_conf_shm_add(ngx_conf_t *cf, ngx_str_t *name,
     size_t size, ngx_shm_zone_init_pt init, void *data)
 {
     abort();
-}
-
-
-/* ---- TAP ------------------------------------------------------------ */
-
-static int  tests, failed;
-
-static void
-ok(int cond, const char *fmt, ...)
-{
-    va_list  ap;
-
-    tests++;
-
-    if (!cond) {
-        failed++;
-        printf("not ");
-    }
-
-    printf("ok %d - ", tests);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
 }
 
 
@@ -498,7 +476,5 @@ main(void)
     absent_keys();
     room();
 
-    printf("1..%d\n", tests);
-
-    return failed ? 1 : 0;
+    return done();
 }
