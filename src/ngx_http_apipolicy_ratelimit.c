@@ -1296,21 +1296,51 @@ ngx_http_apipolicy_ratelimit_number(ngx_http_request_t *r, ngx_str_t *name,
 }
 
 
-/* "%ui" without ngx_sprintf()'s format parsing, for every response */
+/*
+ * "%ui" without ngx_sprintf()'s format parsing, for every response: the
+ * digits counted, then written in place from the last, two a division
+ */
 
 static u_char *
 ngx_http_apipolicy_ratelimit_uint(u_char *p, ngx_uint_t n)
 {
-    u_char  *q, digits[NGX_INT_T_LEN];
+    u_char      *q, *last;
+    ngx_uint_t   d, len, m;
 
-    q = digits + NGX_INT_T_LEN;
+    static u_char  pairs[] =
+        "0001020304050607080910111213141516171819"
+        "2021222324252627282930313233343536373839"
+        "4041424344454647484950515253545556575859"
+        "6061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
 
-    do {
-        *--q = (u_char) ('0' + n % 10);
-        n /= 10;
-    } while (n);
+    for (len = 1, m = n; m >= 100; m /= 100) {
+        len += 2;
+    }
 
-    return ngx_cpymem(p, q, digits + NGX_INT_T_LEN - q);
+    if (m >= 10) {
+        len++;
+    }
+
+    last = p + len;
+    q = last;
+
+    while (n >= 100) {
+        d = (n % 100) * 2;
+        n /= 100;
+        *--q = pairs[d + 1];
+        *--q = pairs[d];
+    }
+
+    if (n >= 10) {
+        *--q = pairs[n * 2 + 1];
+        *--q = pairs[n * 2];
+
+    } else {
+        *--q = (u_char) ('0' + n);
+    }
+
+    return last;
 }
 
 
