@@ -189,21 +189,43 @@ ngx_table_elt_t *
 ngx_http_apipolicy_find_header(ngx_list_t *headers, ngx_str_t *name,
     ngx_uint_t *count)
 {
-    ngx_table_elt_t                   *h, *found;
-    ngx_http_apipolicy_header_iter_t   it;
+    ngx_uint_t        i, n;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *found;
 
-    ngx_memzero(&it, sizeof(ngx_http_apipolicy_header_iter_t));
+    /* one walk, part by part, in locals */
 
-    found = ngx_http_apipolicy_header_next(headers, name, &it);
+    found = NULL;
+    n = 0;
+
+    for (part = &headers->part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+
+            if (h[i].hash == 0
+                || h[i].key.len != name->len
+                || (ngx_memcmp(h[i].key.data, name->data, name->len) != 0
+                    && ngx_strncasecmp(h[i].key.data, name->data, name->len)
+                       != 0))
+            {
+                continue;
+            }
+
+            if (found == NULL) {
+                found = &h[i];
+
+                if (count == NULL) {
+                    return found;
+                }
+            }
+
+            n++;
+        }
+    }
 
     if (count) {
-        *count = 0;
-
-        for (h = found; h; h = ngx_http_apipolicy_header_next(headers, name,
-                                                              &it))
-        {
-            (*count)++;
-        }
+        *count = n;
     }
 
     return found;
