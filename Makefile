@@ -92,28 +92,26 @@ $(BUILD)/unit/json-test: t/unit/json-test.c t/unit/tap.h src/ngx_http_apipolicy_
 	    -I objs -I $(CURDIR)/src $(CURDIR)/t/unit/json-test.c \
 	    $(CURDIR)/src/ngx_http_apipolicy_json.c -ljansson -lm -o $@
 
+# the tests of module code that includes the http headers: sanitized
+UNIT_HTTP_CC = cd $(TREE) && $(CC) -O1 -g -Wall -Wextra \
+	    -Wno-unused-parameter -Werror \
+	    -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    -I src/core -I src/event -I src/event/modules -I src/os/unix \
+	    -I src/http -I src/http/modules -I src/http/v2 -I objs \
+	    -I $(CURDIR)/src
+
 $(BUILD)/unit/digest-test: t/unit/digest-test.c t/unit/tap.h \
          src/ngx_http_apipolicy_digest.c src/ngx_http_apipolicy_digest.h \
          $(TREE)/Makefile.apipolicy
 	mkdir -p $(dir $@)
-	cd $(TREE) && $(CC) -O1 -g -Wall -Wextra -Wno-unused-parameter -Werror \
-	    -fsanitize=address,undefined -fno-sanitize-recover=all \
-	    -I src/core -I src/event -I src/event/modules -I src/os/unix \
-	    -I src/http -I src/http/modules -I src/http/v2 -I objs \
-	    -I $(CURDIR)/src \
-	    $(CURDIR)/t/unit/digest-test.c -lcrypto -o $@
+	$(UNIT_HTTP_CC) $(CURDIR)/t/unit/digest-test.c -lcrypto -o $@
 
 $(BUILD)/unit/shm-test: t/unit/shm-test.c t/unit/tap.h \
          src/ngx_http_apipolicy_shm.c \
          src/ngx_http_apipolicy_shm.h $(TREE)/Makefile.apipolicy
 	mkdir -p $(dir $@)
-	cd $(TREE) && $(CC) -O1 -g -Wall -Wextra -Wno-unused-parameter -Werror \
-	    -fsanitize=address,undefined -fno-sanitize-recover=all \
-	    -I src/core -I src/event -I src/event/modules -I src/os/unix \
-	    -I src/http -I src/http/modules -I src/http/v2 -I objs \
-	    -I $(CURDIR)/src \
-	    $(CURDIR)/t/unit/shm-test.c $(CURDIR)/src/ngx_http_apipolicy_shm.c \
-	    -o $@
+	$(UNIT_HTTP_CC) $(CURDIR)/t/unit/shm-test.c \
+	    $(CURDIR)/src/ngx_http_apipolicy_shm.c -o $@
 
 # nginx itself built from full source with AddressSanitizer and
 # UndefinedBehaviorSanitizer, every pool allocation its own malloc

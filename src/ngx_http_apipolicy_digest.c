@@ -57,8 +57,8 @@ static size_t ngx_http_apipolicy_hmac512(ngx_http_apipolicy_hmac_t *hmac,
     u_char *data, size_t len, u_char *mac);
 static void ngx_http_apipolicy_hmac_outer512(ngx_http_apipolicy_hmac_t *hmac,
     u_char *inner, size_t n, u_char *mac);
-static ngx_inline void ngx_http_apipolicy_hmac_split(size_t len,
-    size_t block, size_t lenbytes, size_t *whole, size_t *rest);
+static ngx_inline size_t ngx_http_apipolicy_hmac_tail(u_char *data,
+    size_t len, size_t bsize, size_t lenbytes, u_char *block, size_t *whole);
 static ngx_inline void ngx_http_apipolicy_digest_put32(u_char *p,
     uint32_t w);
 static ngx_inline void ngx_http_apipolicy_digest_put64(u_char *p,
@@ -188,8 +188,7 @@ ngx_http_apipolicy_hmac256(ngx_http_apipolicy_hmac_t *hmac, u_char *data,
     size_t len, u_char *mac)
 {
     u_char      block[2 * SHA256_CBLOCK], inner[SHA256_DIGEST_LENGTH];
-    size_t      whole, rest, last;
-    uint64_t    bits;
+    size_t      whole, last;
     SHA256_CTX  c;
 
     ngx_memcpy(c.h, hmac->pad[0].u.sha256.h, sizeof(c.h));
@@ -197,23 +196,12 @@ ngx_http_apipolicy_hmac256(ngx_http_apipolicy_hmac_t *hmac, u_char *data,
     c.Nh = 0;
     c.num = 0;
 
-    ngx_http_apipolicy_hmac_split(len, SHA256_CBLOCK, 8, &whole, &rest);
+    last = ngx_http_apipolicy_hmac_tail(data, len, SHA256_CBLOCK, 8, block,
+                                        &whole);
 
     if (whole) {
         SHA256_Update(&c, data, whole);     /* whole blocks: no copy */
-        data += whole;
     }
-
-    /* the rest, 0x80, zeros, the bit length (ipad block and message) */
-
-    last = (rest < SHA256_CBLOCK - 8) ? SHA256_CBLOCK : 2 * SHA256_CBLOCK;
-
-    ngx_memzero(block, sizeof(block));
-    ngx_memcpy(block, data, rest);
-    block[rest] = 0x80;
-
-    bits = ((uint64_t) len + SHA256_CBLOCK) * 8;
-    ngx_http_apipolicy_digest_put64(&block[last - 8], bits);
 
     SHA256_Update(&c, block, last);
 
@@ -252,8 +240,7 @@ ngx_http_apipolicy_hmac512(ngx_http_apipolicy_hmac_t *hmac, u_char *data,
     size_t len, u_char *mac)
 {
     u_char      block[2 * SHA512_CBLOCK], inner[SHA512_DIGEST_LENGTH];
-    size_t      whole, rest, last, n;
-    uint64_t    bits;
+    size_t      whole, last, n;
     ngx_uint_t  i;
     SHA512_CTX  c;
 
@@ -265,23 +252,12 @@ ngx_http_apipolicy_hmac512(ngx_http_apipolicy_hmac_t *hmac, u_char *data,
     c.Nh = 0;
     c.num = 0;
 
-    ngx_http_apipolicy_hmac_split(len, SHA512_CBLOCK, 16, &whole, &rest);
+    last = ngx_http_apipolicy_hmac_tail(data, len, SHA512_CBLOCK, 16, block,
+                                        &whole);
 
     if (whole) {
         SHA512_Update(&c, data, whole);     /* whole blocks: no copy */
-        data += whole;
     }
-
-    /* the rest, 0x80, zeros, the 128-bit length (its high half zero) */
-
-    last = (rest < SHA512_CBLOCK - 16) ? SHA512_CBLOCK : 2 * SHA512_CBLOCK;
-
-    ngx_memzero(block, sizeof(block));
-    ngx_memcpy(block, data, rest);
-    block[rest] = 0x80;
-
-    bits = ((uint64_t) len + SHA512_CBLOCK) * 8;
-    ngx_http_apipolicy_digest_put64(&block[last - 8], bits);
 
     SHA512_Update(&c, block, last);
 
@@ -297,27 +273,42 @@ ngx_http_apipolicy_hmac512(ngx_http_apipolicy_hmac_t *hmac, u_char *data,
 
 /*
  * A message of "len" bytes: "whole" bytes of whole blocks to hash from
- * the message itself, and the "rest" to pad in a buffer of two blocks.
- * When the padded rest is one block, the last whole block joins it: the
- * block function, given two blocks in one call, hashes them for less
- * than twice one (OpenSSL's AVX2 code, which valgrind runs: 1,814
- * instructions a SHA-256 block instead of 2,040).  SHA*_Update() with
- * nothing buffered hands whole blocks straight to that function; the
- * state's length counters are set but never read (the padding is done
- * here, SHA*_Final() is not called).
+ * the message itself, the rest padded into "block" (two blocks of room:
+ * the rest, 0x80, zeros, the bit length of the ipad block and the
+ * message in the last "lenbytes" bytes, big-endian); the padded length,
+ * one block or two, is returned.  When the padded rest is one block,
+ * the last whole block joins it: the block function, given two blocks
+ * in one call, hashes them for less than twice one (OpenSSL's AVX2 code,
+ * which valgrind runs: 1,814 instructions a SHA-256 block instead of
+ * 2,040).  SHA*_Update() with nothing buffered hands whole blocks
+ * straight to that function; the state's length counters are set but
+ * never read (SHA*_Final() is not called).
  */
 
-static ngx_inline void
-ngx_http_apipolicy_hmac_split(size_t len, size_t block, size_t lenbytes,
-    size_t *whole, size_t *rest)
+static ngx_inline size_t
+ngx_http_apipolicy_hmac_tail(u_char *data, size_t len, size_t bsize,
+    size_t lenbytes, u_char *block, size_t *whole)
 {
-    *whole = len / block * block;
-    *rest = len - *whole;
+    size_t  rest, last;
 
-    if (*whole && *rest < block - lenbytes) {
-        *whole -= block;
-        *rest += block;
+    *whole = len / bsize * bsize;
+    rest = len - *whole;
+
+    if (*whole && rest < bsize - lenbytes) {
+        *whole -= bsize;
+        rest += bsize;
     }
+
+    last = (rest < bsize - lenbytes) ? bsize : 2 * bsize;
+
+    ngx_memzero(block, 2 * bsize);
+    ngx_memcpy(block, data + *whole, rest);
+    block[rest] = 0x80;
+
+    ngx_http_apipolicy_digest_put64(&block[last - 8],
+                                    ((uint64_t) len + bsize) * 8);
+
+    return last;
 }
 
 
