@@ -61,11 +61,16 @@ fi
 # The suites mostly wait (slow backends, expiry, reloads), so they run
 # side by side: TEST_JOBS at a time (default 3), each on its own port and
 # server root.  The ones that use the shared Redis flush it, so they run
-# one after another, next to the others.
+# one after another, next to the others. Suites that measure what
+# several gateways admit against a quota under a paced load (marked
+# "apipolicy-test: alone") run last, with nothing else on the machine.
 shared=()
 alone=()
+last=()
 for t in $TESTS; do
-    if grep -q TEST_NGINX_REDIS_PORT "$t"; then
+    if grep -q '^# apipolicy-test: alone' "$t"; then
+        last+=("$t")
+    elif grep -q TEST_NGINX_REDIS_PORT "$t"; then
         shared+=("$t")
     else
         alone+=("$t")
@@ -89,6 +94,10 @@ if [ -n "$shared_pid" ]; then
     wait "$shared_pid" || rc=1
     echo "--- the suites on the shared Redis, one after another:"
     cat "$shared_log"
+fi
+if [ ${#last[@]} -gt 0 ]; then
+    echo "--- the suites that run alone:"
+    prove "${inc[@]}" "${last[@]}" || rc=1
 fi
 # the runner's self-test on free ports too (its default, 1984, is shared)
 TEST_NGINX_SERVER_PORT=$(free_port) TEST_NGINX_BACKEND_PORT=$(free_port) \
