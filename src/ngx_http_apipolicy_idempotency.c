@@ -59,7 +59,7 @@
 #include <openssl/rand.h>
 
 
-/* apidm004 */
+/* apidm005 */
 #define NGX_HTTP_APIPOLICY_IDEMPOTENCY_MAGIC     0x617069646d303035
 #define NGX_HTTP_APIPOLICY_IDEMPOTENCY_KEY_MAX   255
 #define NGX_HTTP_APIPOLICY_IDEMPOTENCY_RAW_MAX   1024    /* the header, with

@@ -49,9 +49,9 @@
                                                        ended */
 
 /*
- * The replay zone's magic: the value of the verified-token cache's, whose
- * kind of zone replay zones were made as before, so that a zone kept
- * across a reload from such a build is adopted (the entries are alike)
+ * The replay zone's magic, its own since the keyed zones' index changed
+ * layout: a zone kept across a reload from a build with the old index
+ * (which shared the verified-token cache's value) is refused, not misread
  */
 #define NGX_HTTP_APIPOLICY_WEBHOOK_MAGIC      0x617077686b303031  /* apwhk001 */
 
