@@ -18,6 +18,23 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <hiredis/hiredis.h>
+
+
+/*
+ * Nothing of apipolicy is called from outside the module (nginx finds a
+ * dynamic module through ngx_modules, which the generated
+ * ..._modules.c defines): with every declaration of the module's headers
+ * hidden, its files call one another directly rather than through the
+ * PLT, and reach ngx_http_apipolicy_module without the GOT.  The system
+ * headers those headers use are included above, outside the hidden part.
+ */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 
 #define NGX_HTTP_APIPOLICY_VERSION        "0.1.0"
 
@@ -172,5 +189,24 @@ ngx_http_apipolicy_ctx_t *ngx_http_apipolicy_get_ctx(ngx_http_request_t *r);
 ngx_http_apipolicy_ctx_t *ngx_http_apipolicy_create_ctx(
     ngx_http_request_t *r);
 
+
+/* the module's other headers, hidden too */
+#include "ngx_http_apipolicy_crypto.h"
+#include "ngx_http_apipolicy_digest.h"
+#include "ngx_http_apipolicy_filter.h"
+#include "ngx_http_apipolicy_json.h"
+#include "ngx_http_apipolicy_jwks.h"
+#include "ngx_http_apipolicy_jwt_cache.h"
+#include "ngx_http_apipolicy_jwt_key.h"
+#include "ngx_http_apipolicy_phase.h"
+#include "ngx_http_apipolicy_problem.h"
+#include "ngx_http_apipolicy_redis.h"
+#include "ngx_http_apipolicy_shm.h"
+#include "ngx_http_apipolicy_util.h"
+#include "ngx_http_apipolicy_var.h"
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif /* _NGX_HTTP_APIPOLICY_H_INCLUDED_ */
