@@ -50,6 +50,7 @@ cp -r bench/. "$work/bench"
 
 upstream_port=$(free_port)
 gateway_port=$(free_port)
+twin_port=$(free_port)
 
 # the upstream: plain nginx, not counted
 mkdir -p "$work/upstream/logs"
@@ -70,7 +71,10 @@ CONF
 njs=
 [ -f "$NJS_MODULE" ] && njs="load_module $NJS_MODULE;"
 
-# the gateway: the locations of bench/locations.conf and /plain
+# the gateway: the locations of bench/locations.conf and /plain; and in
+# the same process its plain twin, the same locations with no apipolicy
+# directive, for "plain, same request": the same URI, matched against the
+# same locations, proxied with nothing else
 mkdir -p "$work/gateway/logs"
 {
     echo "load_module $MODULE;"
@@ -100,6 +104,12 @@ mkdir -p "$work/gateway/logs"
             "$work/bench/locations.conf"
     fi
     echo "  }"
+    echo "  server { listen 127.0.0.1:$twin_port;"
+    echo "    keepalive_requests 100000;"
+    echo "    proxy_http_version 1.1;"
+    echo "    proxy_set_header Connection \"\";"
+    awk -f bench/plain-locations.awk "$work/bench/locations.conf"
+    echo "  }"
     echo "}"
 } > "$work/gateway/nginx.conf"
 
@@ -117,9 +127,9 @@ trap cleanup EXIT
 mkdir -p "$work/cg"
 
 # one gateway under callgrind, COUNT requests: its instruction count
-count() {   # name path count client-options...
-    local name=$1 path=$2 n=$3 out gw_pid
-    shift 3
+count() {   # name port path count client-options...
+    local name=$1 port=$2 path=$3 n=$4 out gw_pid
+    shift 4
     out=$work/cg/$name.$n
     valgrind --tool=callgrind --callgrind-out-file="$out" \
         "$NGINX" -p "$work/gateway/" -c "$work/gateway/nginx.conf" \
@@ -130,7 +140,7 @@ count() {   # name path count client-options...
         kill "$gw_pid"
         exit 1
     fi
-    if ! perl bench/keepalive-client.pl "$gateway_port" "$path" "$n" "$@" \
+    if ! perl bench/keepalive-client.pl "$port" "$path" "$n" "$@" \
             2>"$out.status"
     then
         echo "$name: the client failed: $(cat "$out.status")" >&2
@@ -171,21 +181,21 @@ if [ -n "${ONLY:-}" ]; then
     mapfile -t scenarios < <(printf '%s\n' "${scenarios[@]}" | grep -E "^(${ONLY})\|")
 fi
 
-cnt() {   # name path count args -> count (wrapper reading client options)
-    local name=$1 path=$2 n=$3 args=$4
+cnt() {   # name port path count args -> count (reads client options)
+    local name=$1 port=$2 path=$3 n=$4 args=$5
     local -a opts=()
     [ -n "$args" ] && mapfile -d '' -t opts < <(client_args "$args")
-    count "$name" "$path" "$n" "${opts[@]}"
+    count "$name" "$port" "$path" "$n" "${opts[@]}"
 }
 
-per() {   # name path args -> instructions per request
+per() {   # name port path args -> instructions per request
     local a b
-    a=$(cnt "$1" "$2" "$N" "$3")
-    b=$(cnt "$1" "$2" $((2 * N)) "$3")
+    a=$(cnt "$1" "$2" "$3" "$N" "$4")
+    b=$(cnt "$1" "$2" "$3" $((2 * N)) "$4")
     echo $(( (b - a) / N ))
 }
 
-plain=$(per plain /plain "")
+plain=$(per plain "$gateway_port" /plain "")
 
 echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), $(valgrind --version), $N and $((2 * N)) requests a scenario, one keep-alive connection"
 echo
@@ -199,11 +209,7 @@ for s in "${scenarios[@]}"; do
     if [[ $name == njs-* && -z $njs ]]; then
         continue
     fi
-    m=$(per "$name" "$path" "$args")
-    if [ -n "$args" ]; then
-        b=$(per "plain-$name" /plain "$args")
-    else
-        b=$plain
-    fi
+    m=$(per "$name" "$gateway_port" "$path" "$args")
+    b=$(per "plain-$name" "$twin_port" "$path" "$args")
     printf '| %s | %d | %+d | %d | %+d |\n' "$name" "$m" $((m - plain)) "$b" $((m - b))
 done

@@ -5,9 +5,10 @@
 #   bench/run.sh [seconds-per-round] [rounds]
 #   ONLY='jwt-.*' bench/run.sh      only these scenarios
 #
-# One nginx serves the upstream (127.0.0.1:19081, a small JSON answer) and
-# the gateway (127.0.0.1:19080) with one location per scenario; "plain" is
-# the same proxy_pass with no apipolicy directive.  In every round each
+# One nginx serves the upstream (127.0.0.1:19081, a small JSON answer), the
+# gateway (127.0.0.1:19080) with one location per scenario, and its plain
+# twin (127.0.0.1:19082): the same locations, each only the proxy_pass,
+# with no apipolicy directive.  In every round each
 # scenario runs right after plain nginx given the same request; the table
 # reports median req/s and the median of the per-pair ratios.  Scenario
 # definitions: bench/scenarios, bench/locations.conf, bench/http.conf.
@@ -49,8 +50,12 @@ cp -r bench/. "$work/bench"
     echo "  server { listen 127.0.0.1:19080;"
     echo "    proxy_http_version 1.1;"
     echo "    proxy_set_header Connection \"\";"
-    echo "    location /plain { proxy_pass http://app; }"
     echo "    include $work/bench/locations.conf;"
+    echo "  }"
+    echo "  server { listen 127.0.0.1:19082;"
+    echo "    proxy_http_version 1.1;"
+    echo "    proxy_set_header Connection \"\";"
+    awk -f bench/plain-locations.awk bench/locations.conf
     echo "  }"
     echo "}"
 } > "$prefix/conf/nginx.conf"
@@ -76,11 +81,11 @@ worker_ticks() {   # user + system CPU of the worker so far, in clock ticks
     awk '{print $14 + $15}' "/proc/$pid/stat"
 }
 
-bench() {   # name path args -> req/s and worker CPU µs a request
+bench() {   # name URL args -> req/s and worker CPU µs a request
     local out rps non2xx t0 t1 n cpu
     t0=$(worker_ticks)
     out=$(eval wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_PER_ROUND}s" \
-               "$3" "http://127.0.0.1:19080$2" 2>&1)
+               "$3" "$2" 2>&1)
     t1=$(worker_ticks)
     rps=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
     n=$(awk '/requests in/ {print $1}' <<< "$out")
@@ -96,8 +101,8 @@ for round in $(seq "$ROUNDS"); do
     for s in "${scenarios[@]}"; do
         IFS='|' read -r name path args <<< "$s"
         args=${args//@WORK@/$work}
-        read -r b bcpu < <(bench "plain ($name)" /plain "$args")
-        read -r m mcpu < <(bench "$name" "$path" "$args")
+        read -r b bcpu < <(bench "plain ($name)" "http://127.0.0.1:19082$path" "$args")
+        read -r m mcpu < <(bench "$name" "http://127.0.0.1:19080$path" "$args")
         plains[$name]="${plains[$name]:-} $b"
         results[$name]="${results[$name]:-} $m"
         ratios[$name]="${ratios[$name]:-} $(echo "100 * $m / $b" | bc -l)"
