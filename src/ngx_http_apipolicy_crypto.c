@@ -49,11 +49,12 @@ u_char  ngx_http_apipolicy_crypto_b64u[256] = {
 
 
 /*
- * The same digit values placed where they go in the 24 bits of a group of
- * four characters (first character 18 bits up, then 12, 6, 0), a
- * character outside the alphabet as bit 31: a group is four lookups
- * ORed, and one test of bit 31 after the last group tells whether any
- * character was outside.
+ * The same digit values placed where they go in the top 24 bits of a
+ * group of four characters (first character 26 bits up, then 20, 14, 8),
+ * a character outside the alphabet as bit 0: a group is four lookups
+ * ORed, stored big-endian as four bytes of which the fourth (the flag
+ * byte) is overwritten by what follows, and one test of bit 0 after the
+ * last group tells whether any character was outside.
  */
 
 #define ngx_http_apipolicy_b64u_value(c)                                     \
@@ -63,7 +64,7 @@ u_char  ngx_http_apipolicy_crypto_b64u[256] = {
      : ((c) == '-') ? 62 : ((c) == '_') ? 63 : 64)
 
 #define ngx_http_apipolicy_b64u_digit(c, shift)                              \
-    ((ngx_http_apipolicy_b64u_value(c) == 64) ? 0x80000000                   \
+    ((ngx_http_apipolicy_b64u_value(c) == 64) ? 1                            \
      : (uint32_t) ngx_http_apipolicy_b64u_value(c) << (shift))
 
 #define ngx_http_apipolicy_b64u_4(c, s)                                      \
@@ -85,13 +86,13 @@ u_char  ngx_http_apipolicy_crypto_b64u[256] = {
     ngx_http_apipolicy_b64u_64(0, s), ngx_http_apipolicy_b64u_64(64, s),     \
     ngx_http_apipolicy_b64u_64(128, s), ngx_http_apipolicy_b64u_64(192, s)
 
-#define NGX_HTTP_APIPOLICY_B64U_BAD  0x80000000
+#define NGX_HTTP_APIPOLICY_B64U_BAD  1
 
 static const uint32_t  ngx_http_apipolicy_crypto_b64u_group[4][256] = {
-    { ngx_http_apipolicy_b64u_256(18) },
-    { ngx_http_apipolicy_b64u_256(12) },
-    { ngx_http_apipolicy_b64u_256(6) },
-    { ngx_http_apipolicy_b64u_256(0) }
+    { ngx_http_apipolicy_b64u_256(26) },
+    { ngx_http_apipolicy_b64u_256(20) },
+    { ngx_http_apipolicy_b64u_256(14) },
+    { ngx_http_apipolicy_b64u_256(8) }
 };
 
 
@@ -103,7 +104,7 @@ ngx_http_apipolicy_crypto_base64url_decode(ngx_pool_t *pool, u_char *src,
 {
     u_char          *d, a, b, c, *b64u;
     size_t           i, n;
-    uint32_t         w, bad;
+    uint32_t         w, v, bad;
     const uint32_t  (*g)[256];
 
     if (len % 4 == 1) {
@@ -122,15 +123,33 @@ ngx_http_apipolicy_crypto_base64url_decode(ngx_pool_t *pool, u_char *src,
     g = ngx_http_apipolicy_crypto_b64u_group;
     bad = 0;
 
-    for (i = 0; i < n; i += 4) {
+    /* two groups a step, each stored as four bytes, three kept */
+
+    for (i = 0; i + 8 <= n; i += 8) {
+        w = g[0][src[i]] | g[1][src[i + 1]] | g[2][src[i + 2]]
+            | g[3][src[i + 3]];
+        v = g[0][src[i + 4]] | g[1][src[i + 5]] | g[2][src[i + 6]]
+            | g[3][src[i + 7]];
+
+        bad |= w | v;
+
+        w = htonl(w);
+        v = htonl(v);
+        ngx_memcpy(d, &w, 4);
+        ngx_memcpy(d + 3, &v, 4);
+        d += 6;
+    }
+
+    if (i < n) {
         w = g[0][src[i]] | g[1][src[i + 1]] | g[2][src[i + 2]]
             | g[3][src[i + 3]];
 
         bad |= w;
 
-        w = htonl(w << 8);
+        w = htonl(w);
         ngx_memcpy(d, &w, 4);
         d += 3;
+        i += 4;
     }
 
     if (bad & NGX_HTTP_APIPOLICY_B64U_BAD) {

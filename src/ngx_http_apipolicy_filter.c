@@ -74,7 +74,8 @@ ngx_http_apipolicy_header_filter(ngx_http_request_t *r)
      * other area has anything to write
      */
 
-    areas = alcf->areas | ctx->areas;
+    ctx->areas |= alcf->areas;
+    areas = ctx->areas;
 
     /* the upstream's headers, before the gateway adds its own */
 

@@ -160,6 +160,7 @@ ngx_http_apipolicy_json_t *
 ngx_http_apipolicy_json_parse(ngx_pool_t *pool, u_char *text, size_t len,
     ngx_uint_t max_depth, ngx_uint_t *error)
 {
+    u_char                            *start;
     ngx_http_apipolicy_json_t         *j;
     ngx_http_apipolicy_json_parser_t   ps;
 
@@ -181,7 +182,20 @@ ngx_http_apipolicy_json_parse(ngx_pool_t *pool, u_char *text, size_t len,
 
     ngx_http_apipolicy_json_ws((&ps));
 
-    if (ngx_http_apipolicy_json_value(&ps, j) != NGX_OK) {
+    /* an object (claims, headers, keys) without the dispatch of a value */
+
+    if (ps.p < ps.last && *ps.p == '{') {
+        start = ps.p;
+
+        if (ngx_http_apipolicy_json_container(&ps, j) != NGX_OK) {
+            *error = ps.error;
+            return NULL;
+        }
+
+        j->raw.data = start;
+        j->raw.len = ps.p - start;
+
+    } else if (ngx_http_apipolicy_json_value(&ps, j) != NGX_OK) {
         *error = ps.error;
         return NULL;
     }
@@ -331,6 +345,19 @@ ngx_http_apipolicy_json_container(ngx_http_apipolicy_json_parser_t *ps,
             }
 
             m->printable = ps->printable;
+            m->raw.len = ps->p - m->raw.data;
+
+        /* and a number (times, counts) */
+
+        } else if (ps->p < ps->last
+                   && (*ps->p == '-' || (*ps->p >= '0' && *ps->p <= '9')))
+        {
+            m->raw.data = ps->p;
+
+            if (ngx_http_apipolicy_json_number(ps, m) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
             m->raw.len = ps->p - m->raw.data;
 
         } else if (ngx_http_apipolicy_json_value(ps, m) != NGX_OK) {
@@ -838,7 +865,7 @@ static ngx_int_t
 ngx_http_apipolicy_json_number_value(ngx_http_apipolicy_json_parser_t *ps,
     ngx_http_apipolicy_json_t *j, uint64_t integer)
 {
-    u_char  *start, buf[64], *s;
+    u_char  *start, *s;
     size_t   len, n;
     double   d;
 
@@ -861,17 +888,15 @@ ngx_http_apipolicy_json_number_value(ngx_http_apipolicy_json_parser_t *ps,
         return NGX_OK;
     }
 
-    /* strtod() needs a terminated copy */
+    /*
+     * strtod() needs a terminated copy: in the pool (no buffer on the
+     * stack, which would cost every number a stack check)
+     */
 
-    if (len < sizeof(buf)) {
-        s = buf;
-
-    } else {
-        s = ngx_pnalloc(ps->pool, len + 1);
-        if (s == NULL) {
-            return ngx_http_apipolicy_json_fail(ps,
-                                              NGX_HTTP_APIPOLICY_JSON_E_NOMEM);
-        }
+    s = ngx_pnalloc(ps->pool, len + 1);
+    if (s == NULL) {
+        return ngx_http_apipolicy_json_fail(ps,
+                                            NGX_HTTP_APIPOLICY_JSON_E_NOMEM);
     }
 
     ngx_memcpy(s, start, len);

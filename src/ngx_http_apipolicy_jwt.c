@@ -142,12 +142,12 @@ static ngx_uint_t ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
     ngx_str_t *detail);
 static ngx_uint_t ngx_http_apipolicy_jwt_split(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
-    u_char **dot, ngx_str_t *detail);
+    u_char **dot, ngx_uint_t *hit, ngx_str_t *detail);
 static ngx_uint_t ngx_http_apipolicy_jwt_signature_chars(
     ngx_http_request_t *r, ngx_http_apipolicy_jwt_ctx_t *jctx, u_char *dot,
     u_char *last);
 static ngx_uint_t ngx_http_apipolicy_jwt_segments(ngx_http_request_t *r,
-    ngx_http_apipolicy_jwt_ctx_t *jctx, u_char **dot,
+    ngx_http_apipolicy_jwt_ctx_t *jctx, u_char **dot, ngx_uint_t hit,
     ngx_http_apipolicy_jwt_header_t *hdr, ngx_str_t *detail);
 static void ngx_http_apipolicy_jwt_header_facts(
     ngx_http_apipolicy_json_t *header, ngx_http_apipolicy_jwt_header_t *hdr);
@@ -315,7 +315,15 @@ ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
         return rc;
     }
 
-    rc = ngx_http_apipolicy_jwt_cache_check(r, jcf, jctx, sets.idp);
+    /* the verified-token cache, when on (checked here, without a call) */
+
+    if (jcf->cache) {
+        rc = ngx_http_apipolicy_jwt_cache_check(r, jcf, jctx, sets.idp);
+
+    } else {
+        jctx->cache_status = NGX_HTTP_APIPOLICY_JWT_CACHE_NONE;
+        rc = NGX_DECLINED;
+    }
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -349,7 +357,9 @@ ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
                                            &detail, rule);
     }
 
-    ngx_http_apipolicy_jwt_cache_update(r, jctx);
+    if (jctx->cache_status == NGX_HTTP_APIPOLICY_JWT_CACHE_MISS) {
+        ngx_http_apipolicy_jwt_cache_update(r, jctx);
+    }
 
     jctx->verified = 1;
 
@@ -406,7 +416,6 @@ ngx_http_apipolicy_jwt_start(ngx_http_request_t *r,
         /* a request waits for a key fetch once, whatever comes after */
         fetched = jctx->fetched;
 
-        ngx_http_apipolicy_jwt_cleanup(ctx);
         ngx_memzero(jctx, sizeof(ngx_http_apipolicy_jwt_ctx_t));
 
         jctx->fetched = fetched;
@@ -615,18 +624,6 @@ ngx_http_apipolicy_jwt_signature(ngx_http_request_t *r,
 }
 
 
-void
-ngx_http_apipolicy_jwt_cleanup(ngx_http_apipolicy_ctx_t *ctx)
-{
-    ngx_http_apipolicy_jwt_ctx_t  *jctx = ctx->jwt;
-
-    /* header and claims live in the request pool */
-
-    jctx->header = NULL;
-    jctx->claims = NULL;
-}
-
-
 /*
  * NGX_OK with the token, NGX_DECLINED without one, or an error index
  * (malformed bearer credentials, a token sent by two methods).
@@ -779,15 +776,15 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
     ngx_str_t *detail)
 {
     u_char                           *dot[2];
-    ngx_uint_t                        err;
+    ngx_uint_t                        err, hit;
     ngx_http_apipolicy_jwt_header_t   hdr;
 
-    err = ngx_http_apipolicy_jwt_split(r, jcf, jctx, dot, detail);
+    err = ngx_http_apipolicy_jwt_split(r, jcf, jctx, dot, &hit, detail);
     if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
         return err;
     }
 
-    err = ngx_http_apipolicy_jwt_segments(r, jctx, dot, &hdr, detail);
+    err = ngx_http_apipolicy_jwt_segments(r, jctx, dot, hit, &hdr, detail);
     if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
         return err;
     }
@@ -801,10 +798,12 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
 static ngx_uint_t
 ngx_http_apipolicy_jwt_split(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
-    u_char **dot, ngx_str_t *detail)
+    u_char **dot, ngx_uint_t *hit, ngx_str_t *detail)
 {
-    u_char      *p, *last, *s;
-    ngx_uint_t   dots;
+    u_char                         *p, *last, *s;
+    size_t                          len;
+    ngx_uint_t                      dots;
+    ngx_http_apipolicy_jwt_memo_t  *memo;
 
     p = jctx->token.data;
     last = p + jctx->token.len;
@@ -828,11 +827,25 @@ ngx_http_apipolicy_jwt_split(ngx_http_request_t *r,
      * bits) is refused where it is verified, either way.
      */
 
-    /* the first two dots: a third one is refused with the signature */
+    /*
+     * the first two dots: a third one is refused with the signature.  A
+     * header as the memo's (most tokens a gateway sees share one) ends at
+     * the first dot: the memo's segment has none.
+     */
+
+    memo = &ngx_http_apipolicy_jwt_memo;
+    len = memo->seg_len;
+
+    *hit = (len && len < jctx->token.len && p[len] == '.'
+            && ngx_memcmp(memo->seg, p, len) == 0);
 
     dots = 0;
 
-    for (s = p; dots < 2; s++) {
+    if (*hit) {
+        dot[dots++] = p + len;
+    }
+
+    for (s = dots ? dot[0] + 1 : p; dots < 2; s++) {
         s = memchr(s, '.', last - s);
 
         if (s == NULL) {
@@ -924,14 +937,13 @@ ngx_http_apipolicy_jwt_signature_chars(ngx_http_request_t *r,
 
 static ngx_uint_t
 ngx_http_apipolicy_jwt_segments(ngx_http_request_t *r,
-    ngx_http_apipolicy_jwt_ctx_t *jctx, u_char **dot,
+    ngx_http_apipolicy_jwt_ctx_t *jctx, u_char **dot, ngx_uint_t hit,
     ngx_http_apipolicy_jwt_header_t *hdr, ngx_str_t *detail)
 {
     u_char                         *p, *last;
     size_t                          len;
     ngx_int_t                       hrc, prc;
     ngx_str_t                       decoded;
-    ngx_uint_t                      hit;
     ngx_http_apipolicy_jwt_memo_t  *memo;
 
     p = jctx->token.data;
@@ -939,8 +951,6 @@ ngx_http_apipolicy_jwt_segments(ngx_http_request_t *r,
     len = dot[0] - p;
 
     memo = &ngx_http_apipolicy_jwt_memo;
-    hit = (memo->seg_len && memo->seg_len == len
-           && ngx_memcmp(memo->seg, p, len) == 0);
 
     hrc = hit ? NGX_OK
               : ngx_http_apipolicy_crypto_base64url_decode(r->pool, p, len,
@@ -1237,7 +1247,11 @@ ngx_http_apipolicy_jwt_case_eq(u_char *a, u_char *b, size_t len)
     u_char  c;
     size_t  i;
 
-    for (i = 0; i < len; i++) {
+    /* the common case first: the same bytes, case and all */
+
+    for (i = 0; i < len && a[i] == b[i]; i++) { /* void */ }
+
+    for ( /* void */ ; i < len; i++) {
         c = a[i] | 0x20;
 
         if (a[i] != b[i]

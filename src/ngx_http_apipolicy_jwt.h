@@ -191,7 +191,6 @@ ngx_uint_t ngx_http_apipolicy_jwt_phases(ngx_http_apipolicy_jwt_conf_t *conf);
  */
 ngx_int_t ngx_http_apipolicy_jwt_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx);
-void ngx_http_apipolicy_jwt_cleanup(ngx_http_apipolicy_ctx_t *ctx);
 
 ngx_int_t ngx_http_apipolicy_jwt_claim_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);

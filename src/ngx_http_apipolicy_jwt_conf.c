@@ -168,7 +168,7 @@ ngx_http_apipolicy_jwt_merge_typs(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
-    ngx_str_set(&typ[0], "jwt");
+    ngx_str_set(&typ[0], "JWT");
     ngx_str_set(&typ[1], "at+jwt");
     conf->typ_absent = 1;
     conf->typ_any = 0;

@@ -1214,7 +1214,6 @@ ngx_http_apipolicy_jwt_key_verify(ngx_http_apipolicy_jwt_key_t *key,
         return NGX_DECLINED;
     }
 
-    md = a->md ? a->md() : NULL;
     fast = key->fast;
 
     if (a->kty == NGX_HTTP_APIPOLICY_JWT_KTY_OCT) {
@@ -1235,6 +1234,7 @@ ngx_http_apipolicy_jwt_key_verify(ngx_http_apipolicy_jwt_key_t *key,
         return NGX_OK;
     }
 
+    md = a->md ? a->md() : NULL;
     s = sig->data;
     siglen = sig->len;
 

@@ -88,14 +88,15 @@ ngx_http_apipolicy_create_ctx(ngx_http_request_t *r)
 }
 
 
+/*
+ * Nothing to release (the context and what it points to live in the
+ * request pool): the cleanup is the context's anchor, found again by its
+ * handler after an internal redirect zeroed r->ctx
+ */
+
 static void
 ngx_http_apipolicy_cleanup(void *data)
 {
-    ngx_http_apipolicy_ctx_t  *ctx = data;
-
-    if (ctx->jwt) {
-        ngx_http_apipolicy_jwt_cleanup(ctx);
-    }
 }
 
 

@@ -466,7 +466,7 @@ static void ngx_http_apipolicy_status_count_webhook(
 ngx_int_t
 ngx_http_apipolicy_status_log(ngx_http_request_t *r)
 {
-    ngx_uint_t                         code, outcome;
+    ngx_uint_t                         code, outcome, areas;
     ngx_http_apipolicy_ctx_t          *ctx;
     ngx_http_apipolicy_status_sh_t    *sh;
     ngx_http_apipolicy_status_data_t  *st;
@@ -499,42 +499,63 @@ ngx_http_apipolicy_status_log(ngx_http_request_t *r)
         (void) ngx_atomic_fetch_add(&sh->rejections[code], 1);
     }
 
-    ngx_http_apipolicy_status_count_jwt(sh, ctx, code);
-    ngx_http_apipolicy_status_count_ratelimit(st, ctx);
+    /* only the areas of the locations the request went through */
 
-    outcome = ngx_http_apipolicy_idempotency_outcome(ctx);
+    areas = ctx->areas;
 
-    if (outcome == NGX_HTTP_APIPOLICY_IDEMPOTENCY_OUTCOME_STORED) {
-        ngx_http_apipolicy_status_inc(sh,
-                                      NGX_HTTP_APIPOLICY_STATUS_IDEMPOTENCY);
+    if (areas & NGX_HTTP_APIPOLICY_AREA_JWT) {
+        ngx_http_apipolicy_status_count_jwt(sh, ctx, code);
+    }
 
-    } else if (outcome == NGX_HTTP_APIPOLICY_IDEMPOTENCY_OUTCOME_REPLAYED) {
-        ngx_http_apipolicy_status_inc(sh,
+    if (areas & NGX_HTTP_APIPOLICY_AREA_RATELIMIT) {
+        ngx_http_apipolicy_status_count_ratelimit(st, ctx);
+    }
+
+    if (areas & NGX_HTTP_APIPOLICY_AREA_IDEMPOTENCY) {
+        outcome = ngx_http_apipolicy_idempotency_outcome(ctx);
+
+        if (outcome == NGX_HTTP_APIPOLICY_IDEMPOTENCY_OUTCOME_STORED) {
+            ngx_http_apipolicy_status_inc(sh,
+                                       NGX_HTTP_APIPOLICY_STATUS_IDEMPOTENCY);
+
+        } else if (outcome == NGX_HTTP_APIPOLICY_IDEMPOTENCY_OUTCOME_REPLAYED)
+        {
+            ngx_http_apipolicy_status_inc(sh,
                                      NGX_HTTP_APIPOLICY_STATUS_IDEMPOTENCY + 1);
+        }
     }
 
-    ngx_http_apipolicy_status_count_webhook(sh, ctx);
-
-    outcome = ngx_http_apipolicy_cors_outcome(ctx);
-
-    if (outcome == NGX_HTTP_APIPOLICY_CORS_OUTCOME_PREFLIGHT) {
-        ngx_http_apipolicy_status_inc(sh, NGX_HTTP_APIPOLICY_STATUS_CORS);
-
-    } else if (outcome == NGX_HTTP_APIPOLICY_CORS_OUTCOME_ALLOWED) {
-        ngx_http_apipolicy_status_inc(sh, NGX_HTTP_APIPOLICY_STATUS_CORS + 1);
-
-    } else if (outcome == NGX_HTTP_APIPOLICY_CORS_OUTCOME_DISALLOWED) {
-        ngx_http_apipolicy_status_inc(sh, NGX_HTTP_APIPOLICY_STATUS_CORS + 2);
+    if (areas & NGX_HTTP_APIPOLICY_AREA_WEBHOOK) {
+        ngx_http_apipolicy_status_count_webhook(sh, ctx);
     }
 
-    outcome = ngx_http_apipolicy_version_outcome(ctx);
+    if (areas & NGX_HTTP_APIPOLICY_AREA_CORS) {
+        outcome = ngx_http_apipolicy_cors_outcome(ctx);
 
-    if (outcome == NGX_HTTP_APIPOLICY_VERSION_DEPRECATED) {
-        ngx_http_apipolicy_status_inc(sh, NGX_HTTP_APIPOLICY_STATUS_VERSION);
+        if (outcome == NGX_HTTP_APIPOLICY_CORS_OUTCOME_PREFLIGHT) {
+            ngx_http_apipolicy_status_inc(sh, NGX_HTTP_APIPOLICY_STATUS_CORS);
 
-    } else if (outcome == NGX_HTTP_APIPOLICY_VERSION_SUNSET) {
-        ngx_http_apipolicy_status_inc(sh,
-                                      NGX_HTTP_APIPOLICY_STATUS_VERSION + 1);
+        } else if (outcome == NGX_HTTP_APIPOLICY_CORS_OUTCOME_ALLOWED) {
+            ngx_http_apipolicy_status_inc(sh,
+                                          NGX_HTTP_APIPOLICY_STATUS_CORS + 1);
+
+        } else if (outcome == NGX_HTTP_APIPOLICY_CORS_OUTCOME_DISALLOWED) {
+            ngx_http_apipolicy_status_inc(sh,
+                                          NGX_HTTP_APIPOLICY_STATUS_CORS + 2);
+        }
+    }
+
+    if (areas & NGX_HTTP_APIPOLICY_AREA_VERSION) {
+        outcome = ngx_http_apipolicy_version_outcome(ctx);
+
+        if (outcome == NGX_HTTP_APIPOLICY_VERSION_DEPRECATED) {
+            ngx_http_apipolicy_status_inc(sh,
+                                          NGX_HTTP_APIPOLICY_STATUS_VERSION);
+
+        } else if (outcome == NGX_HTTP_APIPOLICY_VERSION_SUNSET) {
+            ngx_http_apipolicy_status_inc(sh,
+                                          NGX_HTTP_APIPOLICY_STATUS_VERSION + 1);
+        }
     }
 
     return NGX_OK;

@@ -5,9 +5,11 @@
  * base64url as tokens and JWKs carry it (no padding, the unused low bits
  * of the last character zero): ngx_http_apipolicy_crypto_base64url_decode().
  * Whatever it accepts must encode back to the very same text (nginx's
- * ngx_encode_base64url), so two spellings never decode to one value.
+ * ngx_encode_base64url), so two spellings never decode to one value; and
+ * the input taken as bytes, encoded by nginx, must decode back to those
+ * bytes, so nothing valid is refused.
  *
- * Input: the base64url text.
+ * Input: the base64url text; the same input as bytes to encode.
  */
 
 #include "../../src/ngx_http_apipolicy_crypto.c"
@@ -39,6 +41,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (back.len != size || ngx_memcmp(back.data, text, size) != 0) {
             abort();                    /* not the canonical spelling */
         }
+    }
+
+    /* the other way: bytes -> nginx's encoding -> the same bytes */
+
+    dst.data = text;
+    dst.len = size;
+    back.data = ngx_pnalloc(pool, ngx_base64_encoded_length(size));
+    if (back.data == NULL) {
+        abort();
+    }
+
+    ngx_encode_base64url(&back, &dst);
+
+    if (ngx_http_apipolicy_crypto_base64url_decode(pool, back.data, back.len,
+                                                   &dst)
+        != NGX_OK
+        || dst.len != size || ngx_memcmp(dst.data, text, size) != 0
+        || dst.data[size] != '\0')
+    {
+        abort();                        /* a valid encoding refused or
+                                           decoded wrong */
     }
 
     ngx_destroy_pool(pool);
