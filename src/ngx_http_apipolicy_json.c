@@ -453,18 +453,36 @@ ngx_http_apipolicy_json_string(ngx_http_apipolicy_json_parser_t *ps,
     p = ps->p + 1;
     last = ps->last;
 
-    while (last - p >= 4
-           && ngx_http_apipolicy_json_plain[p[0]]
-           && ngx_http_apipolicy_json_plain[p[1]]
-           && ngx_http_apipolicy_json_plain[p[2]]
-           && ngx_http_apipolicy_json_plain[p[3]])
-    {
+    /* four bytes a step; the first one not plain ends the run in place */
+
+    while (last - p >= 4) {
+        if (!ngx_http_apipolicy_json_plain[p[0]]) {
+            goto run;
+        }
+
+        if (!ngx_http_apipolicy_json_plain[p[1]]) {
+            p += 1;
+            goto run;
+        }
+
+        if (!ngx_http_apipolicy_json_plain[p[2]]) {
+            p += 2;
+            goto run;
+        }
+
+        if (!ngx_http_apipolicy_json_plain[p[3]]) {
+            p += 3;
+            goto run;
+        }
+
         p += 4;
     }
 
     while (p < last && ngx_http_apipolicy_json_plain[*p]) {
         p++;
     }
+
+run:
 
     if (p < last && *p == '"') {
         s->data = ps->p + 1;
