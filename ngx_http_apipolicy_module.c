@@ -626,6 +626,7 @@ ngx_http_apipolicy_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    ngx_http_apipolicy_jwt_postconfiguration(cf);
     ngx_http_apipolicy_jwks_postconfiguration(cf);
 
     if (ngx_http_apipolicy_redis_postconfiguration(cf) != NGX_OK) {

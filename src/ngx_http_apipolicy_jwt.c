@@ -107,6 +107,12 @@ typedef struct {
                                                      ..._JWT_* bit, 0: none
                                                      this module knows */
     ngx_uint_t                         crit;      /* present, not [] */
+    ngx_array_t                       *typ_for;   /* the apipolicy_jwt_typ
+                                                     list typ_ok was found
+                                                     for, or NULL */
+    ngx_uint_t                         typ_ok;
+    ngx_uint_t                         memo;      /* these are the memo's
+                                                     facts */
 } ngx_http_apipolicy_jwt_header_t;
 
 #define NGX_HTTP_APIPOLICY_JWT_MEMO_SEG  256
@@ -151,8 +157,10 @@ static ngx_uint_t ngx_http_apipolicy_jwt_segments(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_header_t *hdr, ngx_str_t *detail);
 static void ngx_http_apipolicy_jwt_header_facts(
     ngx_http_apipolicy_json_t *header, ngx_http_apipolicy_jwt_header_t *hdr);
-static void ngx_http_apipolicy_jwt_memo_store(u_char *seg, size_t len,
+static ngx_uint_t ngx_http_apipolicy_jwt_memo_store(u_char *seg, size_t len,
     ngx_http_apipolicy_jwt_header_t *hdr);
+static ngx_uint_t ngx_http_apipolicy_jwt_typ_check(
+    ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_header_t *hdr);
 static ngx_uint_t ngx_http_apipolicy_jwt_header_check(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_conf_t *jcf, ngx_http_apipolicy_jwt_ctx_t *jctx,
     ngx_http_apipolicy_jwt_header_t *hdr, ngx_str_t *detail);
@@ -1013,7 +1021,7 @@ ngx_http_apipolicy_jwt_segments(ngx_http_request_t *r,
         }
 
         ngx_http_apipolicy_jwt_header_facts(jctx->header, hdr);
-        ngx_http_apipolicy_jwt_memo_store(p, len, hdr);
+        hdr->memo = ngx_http_apipolicy_jwt_memo_store(p, len, hdr);
     }
 
     /* payload: only checked for syntax here, parsed once verified */
@@ -1081,12 +1089,15 @@ ngx_http_apipolicy_jwt_header_facts(ngx_http_apipolicy_json_t *header,
 
     hdr->crit = (v && !(v->type == NGX_HTTP_APIPOLICY_JSON_ARRAY
                         && v->count == 0));
+
+    hdr->typ_for = NULL;
+    hdr->memo = 0;
 }
 
 
 /* the header segment and its facts kept for the next token (when short) */
 
-static void
+static ngx_uint_t
 ngx_http_apipolicy_jwt_memo_store(u_char *seg, size_t len,
     ngx_http_apipolicy_jwt_header_t *hdr)
 {
@@ -1097,16 +1108,18 @@ ngx_http_apipolicy_jwt_memo_store(u_char *seg, size_t len,
     memo->seg_len = 0;
 
     if (len > NGX_HTTP_APIPOLICY_JWT_MEMO_SEG) {
-        return;
+        return 0;
     }
 
     for (i = 0; i < 3; i++) {
         if (hdr->fact[i].value.len > NGX_HTTP_APIPOLICY_JWT_MEMO_STR) {
-            return;
+            return 0;
         }
     }
 
     memo->facts = *hdr;
+    memo->facts.typ_for = NULL;
+    memo->facts.memo = 1;
 
     for (i = 0; i < 3; i++) {
         memo->facts.fact[i].value.data = memo->str[i];
@@ -1116,6 +1129,21 @@ ngx_http_apipolicy_jwt_memo_store(u_char *seg, size_t len,
 
     ngx_memcpy(memo->seg, seg, len);
     memo->seg_len = len;
+
+    return 1;
+}
+
+
+/*
+ * A new configuration may put a typ list where an old one was: the memo
+ * (and the typ verdict it keeps) starts empty with each
+ */
+
+void
+ngx_http_apipolicy_jwt_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_memzero(&ngx_http_apipolicy_jwt_memo,
+                sizeof(ngx_http_apipolicy_jwt_memo_t));
 }
 
 
@@ -1192,7 +1220,7 @@ ngx_http_apipolicy_jwt_header_check(ngx_http_request_t *r,
         return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
     }
 
-    if (!jcf->typ_any && !ngx_http_apipolicy_jwt_typ_ok(jcf, f)) {
+    if (!jcf->typ_any && !ngx_http_apipolicy_jwt_typ_check(jcf, hdr)) {
         ngx_http_apipolicy_jwt_detail(r, detail,
                 f->type == NGX_HTTP_APIPOLICY_JSON_STRING
                 ? "the token type (typ) is not accepted here"
@@ -1223,6 +1251,33 @@ ngx_http_apipolicy_jwt_header_check(ngx_http_request_t *r,
     jctx->kid.len = f->value.len;
 
     return NGX_HTTP_APIPOLICY_JWT_E_OK;
+}
+
+
+/*
+ * the typ verdict for this location's list: the memo keeps the last one,
+ * as most tokens share a header and most locations a list
+ */
+
+static ngx_uint_t
+ngx_http_apipolicy_jwt_typ_check(ngx_http_apipolicy_jwt_conf_t *jcf,
+    ngx_http_apipolicy_jwt_header_t *hdr)
+{
+    ngx_uint_t  ok;
+
+    if (hdr->typ_for == jcf->typs) {
+        return hdr->typ_ok;
+    }
+
+    ok = ngx_http_apipolicy_jwt_typ_ok(jcf,
+                                   &hdr->fact[NGX_HTTP_APIPOLICY_JWT_H_TYP]);
+
+    if (hdr->memo) {
+        ngx_http_apipolicy_jwt_memo.facts.typ_for = jcf->typs;
+        ngx_http_apipolicy_jwt_memo.facts.typ_ok = ok;
+    }
+
+    return ok;
 }
 
 

@@ -181,6 +181,7 @@ void ngx_http_apipolicy_jwt_create_loc_conf(ngx_conf_t *cf,
 char *ngx_http_apipolicy_jwt_merge(ngx_conf_t *cf,
     ngx_http_apipolicy_jwt_conf_t *prev, ngx_http_apipolicy_jwt_conf_t *conf);
 ngx_uint_t ngx_http_apipolicy_jwt_phases(ngx_http_apipolicy_jwt_conf_t *conf);
+void ngx_http_apipolicy_jwt_postconfiguration(ngx_conf_t *cf);
 
 /*
  * The ACCESS step: NGX_OK (verified), NGX_DECLINED (not configured, or

@@ -567,3 +567,37 @@ my $other = '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeX';
 --- response_body_like eval
 ["ok", "ok", "SIGNATURE_INVALID", "ALGORITHM_NOT_ALLOWED", "ok",
  "ALGORITHM_NOT_ALLOWED", "ok", "ok", "ok"]
+
+
+
+=== TEST 24: one header, locations of different typ lists, in turn: each location's own verdict
+--- config
+    apipolicy_jwt on;
+    apipolicy_jwt_token $arg_t;
+    apipolicy_jwt_secret $TEST_NGINX_JWT_SECRET;
+    location /default {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /strict {
+        apipolicy_jwt_typ at+jwt;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /events {
+        apipolicy_jwt_typ secevent+jwt JWT;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend { apipolicy_jwt off; return 200 "ok\n"; }
+--- pipelined_requests eval
+[main::t('default', alg => 'HS256', header => { typ => 'JWT' }),
+ main::t('strict', alg => 'HS256', header => { typ => 'JWT' }),
+ main::t('strict', alg => 'HS256', header => { typ => 'JWT' }),
+ main::t('default', alg => 'HS256', header => { typ => 'JWT' }),
+ main::t('events', alg => 'HS256', header => { typ => 'JWT' }),
+ main::t('strict', alg => 'HS256', header => { typ => 'JWT' }),
+ main::t('default', alg => 'HS256', header => { typ => 'at+jwt' }),
+ main::t('events', alg => 'HS256', header => { typ => 'at+jwt' })]
+--- error_code eval
+[200, 401, 401, 200, 200, 401, 200, 401]
+--- response_body_like eval
+["ok", "TOKEN_TYPE_REJECTED", "TOKEN_TYPE_REJECTED", "ok", "ok",
+ "TOKEN_TYPE_REJECTED", "ok", "TOKEN_TYPE_REJECTED"]
