@@ -1487,7 +1487,7 @@ ngx_http_apipolicy_jwt_verify(ngx_http_request_t *r,
 
 
 /*
- * How many keys are bound to the token's issuer (or to none), and whether
+ * Whether a key is bound to the token's issuer (or to none), and whether
  * one of them has the token's kid
  */
 
@@ -1501,12 +1501,16 @@ ngx_http_apipolicy_jwt_keys_scan(ngx_http_apipolicy_jwt_ctx_t *jctx,
 
     *bound = 0;
 
-    for (n = 0; n < nsets; n++) {
+    for (n = 0; n < nsets && !*bound; n++) {
         key = sets[n]->elts;
 
         for (i = 0; i < sets[n]->nelts; i++) {
-            *bound += ngx_http_apipolicy_jwt_key_for_issuer(&key[i].issuer,
-                                                            &jctx->iss);
+            if (ngx_http_apipolicy_jwt_key_for_issuer(&key[i].issuer,
+                                                      &jctx->iss))
+            {
+                *bound = 1;
+                break;
+            }
         }
     }
 

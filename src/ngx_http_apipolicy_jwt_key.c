@@ -229,17 +229,6 @@ ngx_http_apipolicy_jwt_kty_name(ngx_uint_t kty)
 
 /* ---- keys bound to an issuer (issuer=) ------------------------------ */
 
-/* a key bound to "bound" (empty: to none) may verify a token of "iss" */
-
-ngx_uint_t
-ngx_http_apipolicy_jwt_key_for_issuer(ngx_str_t *bound, ngx_str_t *iss)
-{
-    return bound->len == 0
-           || (bound->len == iss->len
-               && ngx_strncmp(bound->data, iss->data, iss->len) == 0);
-}
-
-
 /* issuer=ISS of a key directive: 1 when "value" is that parameter */
 
 ngx_uint_t

@@ -50,10 +50,6 @@ ngx_uint_t ngx_http_apipolicy_jwt_issuer_param(ngx_str_t *value,
 void ngx_http_apipolicy_jwt_keys_bind(ngx_array_t *keys, ngx_uint_t first,
     ngx_str_t *issuer);
 
-/* a key bound to "bound" (empty: to none) may verify a token of "iss" */
-ngx_uint_t ngx_http_apipolicy_jwt_key_for_issuer(ngx_str_t *bound,
-    ngx_str_t *iss);
-
 /*
  * Verification with one key: NGX_OK when the signature is valid,
  * NGX_DECLINED when it is not, NGX_ERROR on an OpenSSL failure.  The
@@ -61,6 +57,17 @@ ngx_uint_t ngx_http_apipolicy_jwt_key_for_issuer(ngx_str_t *bound,
  */
 ngx_int_t ngx_http_apipolicy_jwt_key_verify(ngx_http_apipolicy_jwt_key_t *key,
     ngx_uint_t alg, ngx_str_t *data, ngx_str_t *sig, ngx_log_t *log);
+
+
+/* a key bound to "bound" (empty: to none) may verify a token of "iss" */
+
+static ngx_inline ngx_uint_t
+ngx_http_apipolicy_jwt_key_for_issuer(ngx_str_t *bound, ngx_str_t *iss)
+{
+    return bound->len == 0
+           || (bound->len == iss->len
+               && ngx_strncmp(bound->data, iss->data, iss->len) == 0);
+}
 
 
 #endif /* _NGX_HTTP_APIPOLICY_JWT_KEY_H_INCLUDED_ */
