@@ -99,7 +99,7 @@ static const uint32_t  ngx_http_apipolicy_crypto_b64u_group[4][256] = {
 /* ---- base64url ------------------------------------------------------- */
 
 ngx_int_t
-ngx_http_apipolicy_crypto_base64url_decode(ngx_pool_t *pool, u_char *src,
+ngx_http_apipolicy_crypto_base64url_decode_to(u_char *buf, u_char *src,
     size_t len, ngx_str_t *dst)
 {
     u_char          *d, a, b, c, *b64u;
@@ -111,13 +111,12 @@ ngx_http_apipolicy_crypto_base64url_decode(ngx_pool_t *pool, u_char *src,
         return NGX_ERROR;
     }
 
-    /* a group's three bytes are stored as four: one byte to spare */
+    /*
+     * a group's three bytes are stored as four, the last byte to spare:
+     * ngx_http_apipolicy_crypto_base64url_room()
+     */
 
-    d = ngx_pnalloc(pool, len / 4 * 3 + 3);
-    if (d == NULL) {
-        return NGX_ERROR;
-    }
-
+    d = buf;
     dst->data = d;
     n = len & ~((size_t) 3);
     g = ngx_http_apipolicy_crypto_b64u_group;

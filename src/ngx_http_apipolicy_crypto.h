@@ -15,8 +15,31 @@
 /* strict base64url (RFC 7515 section 2: no padding, no stray bits) */
 extern u_char  ngx_http_apipolicy_crypto_b64u[256];
 
-ngx_int_t ngx_http_apipolicy_crypto_base64url_decode(ngx_pool_t *pool,
+ngx_int_t ngx_http_apipolicy_crypto_base64url_decode_to(u_char *buf,
     u_char *src, size_t len, ngx_str_t *dst);
+
+/* a group's three bytes are stored as four: the last one to spare */
+#define ngx_http_apipolicy_crypto_base64url_room(len)  ((len) / 4 * 3 + 3)
+
+/* into the pool; decode_to() into "buf" of base64url_room(len) bytes */
+
+static ngx_inline ngx_int_t
+ngx_http_apipolicy_crypto_base64url_decode(ngx_pool_t *pool, u_char *src,
+    size_t len, ngx_str_t *dst)
+{
+    u_char  *buf;
+
+    if (len % 4 == 1) {
+        return NGX_ERROR;
+    }
+
+    buf = ngx_pnalloc(pool, ngx_http_apipolicy_crypto_base64url_room(len));
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_apipolicy_crypto_base64url_decode_to(buf, src, len, dst);
+}
 ngx_uint_t ngx_http_apipolicy_crypto_base64url_valid(u_char *p, size_t len);
 
 /* "VALUE", "base64:..", "base64url:..", "file:PATH" -> the secret's bytes */

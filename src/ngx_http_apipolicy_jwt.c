@@ -39,9 +39,6 @@
 #define NGX_HTTP_APIPOLICY_JWT_MAX_DEPTH    16
 #define NGX_HTTP_APIPOLICY_JWT_DETAIL_LEN   200
 
-/* a signature up to this long (base64url; HMAC, ECDSA) decoded early */
-#define NGX_HTTP_APIPOLICY_JWT_SIG_EARLY    128
-
 
 /* why a token was refused; indexes ngx_http_apipolicy_jwt_errors[] */
 #define NGX_HTTP_APIPOLICY_JWT_E_OK         0
@@ -154,7 +151,7 @@ static ngx_uint_t ngx_http_apipolicy_jwt_signature_chars(
     u_char *last);
 static ngx_uint_t ngx_http_apipolicy_jwt_segments(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_ctx_t *jctx, u_char **dot, ngx_uint_t hit,
-    ngx_http_apipolicy_jwt_header_t *hdr, ngx_str_t *detail);
+    ngx_http_apipolicy_jwt_header_t **hdr, ngx_str_t *detail);
 static void ngx_http_apipolicy_jwt_header_facts(
     ngx_http_apipolicy_json_t *header, ngx_http_apipolicy_jwt_header_t *hdr);
 static ngx_uint_t ngx_http_apipolicy_jwt_memo_store(u_char *seg, size_t len,
@@ -812,19 +809,23 @@ ngx_http_apipolicy_jwt_decode(ngx_http_request_t *r,
 {
     u_char                           *dot[2];
     ngx_uint_t                        err, hit;
-    ngx_http_apipolicy_jwt_header_t   hdr;
+    ngx_http_apipolicy_jwt_header_t   parsed, *hdr;
 
     err = ngx_http_apipolicy_jwt_split(r, jcf, jctx, dot, &hit, detail);
     if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
         return err;
     }
 
+    /* the facts of a header as the memo's are the memo's, not a copy */
+
+    hdr = &parsed;
+
     err = ngx_http_apipolicy_jwt_segments(r, jctx, dot, hit, &hdr, detail);
     if (err != NGX_HTTP_APIPOLICY_JWT_E_OK) {
         return err;
     }
 
-    return ngx_http_apipolicy_jwt_header_check(r, jcf, jctx, &hdr, detail);
+    return ngx_http_apipolicy_jwt_header_check(r, jcf, jctx, hdr, detail);
 }
 
 
@@ -953,7 +954,8 @@ ngx_http_apipolicy_jwt_signature_chars(ngx_http_request_t *r,
         return ngx_http_apipolicy_crypto_base64url_valid(p, last - p);
     }
 
-    if (ngx_http_apipolicy_crypto_base64url_decode(r->pool, p, last - p, &sig)
+    if (ngx_http_apipolicy_crypto_base64url_decode_to(jctx->sig, p, last - p,
+                                                      &sig)
         == NGX_OK)
     {
         jctx->signature = sig;
@@ -966,14 +968,14 @@ ngx_http_apipolicy_jwt_signature_chars(ngx_http_request_t *r,
 
 
 /*
- * header and payload decoded, the header parsed (or found in the memo);
- * the signature's bounds
+ * header and payload decoded, the header parsed (or its facts found in
+ * the memo: *hdr points there); the signature's bounds
  */
 
 static ngx_uint_t
 ngx_http_apipolicy_jwt_segments(ngx_http_request_t *r,
     ngx_http_apipolicy_jwt_ctx_t *jctx, u_char **dot, ngx_uint_t hit,
-    ngx_http_apipolicy_jwt_header_t *hdr, ngx_str_t *detail)
+    ngx_http_apipolicy_jwt_header_t **hdr, ngx_str_t *detail)
 {
     u_char                         *p, *last;
     size_t                          len;
@@ -1010,7 +1012,7 @@ ngx_http_apipolicy_jwt_segments(ngx_http_request_t *r,
     }
 
     if (hit) {
-        *hdr = memo->facts;
+        *hdr = &memo->facts;
 
     } else {
         jctx->header = ngx_http_apipolicy_jwt_json(r, decoded.data,
@@ -1020,8 +1022,8 @@ ngx_http_apipolicy_jwt_segments(ngx_http_request_t *r,
             return NGX_HTTP_APIPOLICY_JWT_E_MALFORMED;
         }
 
-        ngx_http_apipolicy_jwt_header_facts(jctx->header, hdr);
-        hdr->memo = ngx_http_apipolicy_jwt_memo_store(p, len, hdr);
+        ngx_http_apipolicy_jwt_header_facts(jctx->header, *hdr);
+        (*hdr)->memo = ngx_http_apipolicy_jwt_memo_store(p, len, *hdr);
     }
 
     /* payload: only checked for syntax here, parsed once verified */

@@ -130,6 +130,9 @@ struct ngx_http_apipolicy_jwt_conf_s {
  * Per request.  Lives in the apipolicy context (never in a conf); the
  * parsed header and claims live in the request pool.
  */
+/* a signature up to this long (base64url; HMAC, ECDSA) decoded early */
+#define NGX_HTTP_APIPOLICY_JWT_SIG_EARLY    128
+
 struct ngx_http_apipolicy_jwt_ctx_s {
     ngx_http_apipolicy_jwt_conf_t     *conf;      /* decided in; its
                                                      ->policy says where
@@ -138,8 +141,9 @@ struct ngx_http_apipolicy_jwt_ctx_s {
     ngx_str_t                          kid;
     ngx_uint_t                         alg;       /* one ..._JWT_* bit */
     ngx_str_t                          signing_input; /* header.payload */
-    ngx_str_t                          signature; /* decoded, or its
-                                                     text until verified
+    ngx_str_t                          signature; /* decoded (into sig),
+                                                     or its text until
+                                                     verified
                                                      (signature_decoded) */
     ngx_str_t                          payload;   /* base64url, undecoded */
     ngx_str_t                          iss;       /* read before verifying
@@ -150,6 +154,8 @@ struct ngx_http_apipolicy_jwt_ctx_s {
     u_char                             hash[32];  /* verified-token cache
                                                      entry key */
     ngx_uint_t                         cache_status;
+    u_char                             sig[NGX_HTTP_APIPOLICY_JWT_SIG_EARLY
+                                           / 4 * 3 + 3];
     unsigned                           verified:1;
     unsigned                           anonymous:1; /* optional, no token */
     unsigned                           waiting:1; /* keys being fetched */
