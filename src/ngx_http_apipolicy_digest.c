@@ -301,7 +301,9 @@ ngx_http_apipolicy_hmac_tail(u_char *data, size_t len, size_t bsize,
 
     last = (rest < bsize - lenbytes) ? bsize : 2 * bsize;
 
-    ngx_memzero(block, 2 * bsize);
+    /* two constant halves: stores, not the rep stos of one 2 * bsize */
+    ngx_memzero(block, bsize);
+    ngx_memzero(block + bsize, bsize);
     ngx_memcpy(block, data + *whole, rest);
     block[rest] = 0x80;
 

@@ -368,6 +368,14 @@ ngx_http_apipolicy_json_container(ngx_http_apipolicy_json_parser_t *ps,
         tail = &m->next;
         j->count++;
 
+        /* compact JSON (most tokens): the comma or the end right here */
+
+        if (ps->p < ps->last && *ps->p == ',') {
+            ps->p++;
+            ngx_http_apipolicy_json_ws(ps);
+            continue;
+        }
+
         ngx_http_apipolicy_json_ws(ps);
 
         if (ps->p == ps->last) {
@@ -422,11 +430,13 @@ ngx_http_apipolicy_json_member(ngx_http_apipolicy_json_parser_t *ps,
                                             NGX_HTTP_APIPOLICY_JSON_E_MEMBERS);
     }
 
-    ngx_http_apipolicy_json_ws(ps);
-
     if (ps->p == ps->last || *ps->p != ':') {
-        return ngx_http_apipolicy_json_fail(ps,
-                                            NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+        ngx_http_apipolicy_json_ws(ps);
+
+        if (ps->p == ps->last || *ps->p != ':') {
+            return ngx_http_apipolicy_json_fail(ps,
+                                             NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
+        }
     }
 
     ps->p++;

@@ -410,10 +410,12 @@ ngx_http_apipolicy_jwt_start(ngx_http_request_t *r,
     }
 
     if (jctx == NULL) {
-        jctx = ngx_pcalloc(r->pool, sizeof(ngx_http_apipolicy_jwt_ctx_t));
+        jctx = ngx_palloc(r->pool, sizeof(ngx_http_apipolicy_jwt_ctx_t));
         if (jctx == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+
+        ngx_memzero(jctx, NGX_HTTP_APIPOLICY_JWT_CTX_ZEROED);
 
         ctx->jwt = jctx;
 
@@ -421,7 +423,7 @@ ngx_http_apipolicy_jwt_start(ngx_http_request_t *r,
         /* a request waits for a key fetch once, whatever comes after */
         fetched = jctx->fetched;
 
-        ngx_memzero(jctx, sizeof(ngx_http_apipolicy_jwt_ctx_t));
+        ngx_memzero(jctx, NGX_HTTP_APIPOLICY_JWT_CTX_ZEROED);
 
         jctx->fetched = fetched;
     }

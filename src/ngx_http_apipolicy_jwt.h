@@ -151,18 +151,23 @@ struct ngx_http_apipolicy_jwt_ctx_s {
                                                      issuers; else empty */
     struct ngx_http_apipolicy_json_s  *header;    /* JSON objects, in the */
     struct ngx_http_apipolicy_json_s  *claims;    /* request pool */
-    u_char                             hash[32];  /* verified-token cache
-                                                     entry key */
     ngx_uint_t                         cache_status;
-    u_char                             sig[NGX_HTTP_APIPOLICY_JWT_SIG_EARLY
-                                           / 4 * 3 + 3];
     unsigned                           verified:1;
     unsigned                           anonymous:1; /* optional, no token */
     unsigned                           waiting:1; /* keys being fetched */
     unsigned                           fetched:1; /* waited for a fetch
                                                      once already */
     unsigned                           signature_decoded:1;
+
+    /* from here on written before read: not zeroed (..._JWT_CTX_ZEROED) */
+    u_char                             hash[32];  /* verified-token cache
+                                                     entry key */
+    u_char                             sig[NGX_HTTP_APIPOLICY_JWT_SIG_EARLY
+                                           / 4 * 3 + 3];
 };
+
+#define NGX_HTTP_APIPOLICY_JWT_CTX_ZEROED                                    \
+    offsetof(ngx_http_apipolicy_jwt_ctx_t, hash)
 
 
 

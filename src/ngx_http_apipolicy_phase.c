@@ -72,15 +72,20 @@ ngx_http_apipolicy_create_ctx(ngx_http_request_t *r)
         return ctx;
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_apipolicy_ctx_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
         return NULL;
     }
 
-    ctx = cln->data;
-    ngx_memzero(ctx, sizeof(ngx_http_apipolicy_ctx_t));
+    /* zeroed by memset() (cheaper than the rep stos gcc inlines) */
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_apipolicy_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
 
     cln->handler = ngx_http_apipolicy_cleanup;
+    cln->data = ctx;
 
     ngx_http_set_ctx(r, ctx, ngx_http_apipolicy_module);
 
