@@ -51,8 +51,7 @@ static ngx_int_t ngx_http_apipolicy_json_unescape(
 static ngx_int_t ngx_http_apipolicy_json_number(
     ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j);
 static ngx_int_t ngx_http_apipolicy_json_number_value(
-    ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j,
-    uint64_t integer);
+    ngx_http_apipolicy_json_parser_t *ps, ngx_http_apipolicy_json_t *j);
 static ngx_int_t ngx_http_apipolicy_json_hex4(u_char *p, uint32_t *cp);
 static size_t ngx_http_apipolicy_json_utf8(u_char *p, u_char *last);
 
@@ -806,18 +805,19 @@ static ngx_int_t
 ngx_http_apipolicy_json_number(ngx_http_apipolicy_json_parser_t *ps,
     ngx_http_apipolicy_json_t *j)
 {
-    u_char    *p, *start, *last, d;
-    uint64_t   v;
+    u_char      *p, *start, *last, d;
+    double       f;
+    uint64_t     v;
+    ngx_uint_t   integer, neg;
 
     p = ps->p;
     last = ps->last;
     start = p;
-    j->integer = 1;
+    integer = 1;
     v = 0;
 
-    if (p < last && *p == '-') {
-        p++;
-    }
+    neg = (p < last && *p == '-');
+    p += neg;
 
     if (p == last || *p < '0' || *p > '9') {
         return ngx_http_apipolicy_json_fail(ps,
@@ -838,34 +838,34 @@ ngx_http_apipolicy_json_number(ngx_http_apipolicy_json_parser_t *ps,
         }
     }
 
-    if (p < ps->last && *p == '.') {
-        j->integer = 0;
+    if (p < last && *p == '.') {
+        integer = 0;
         p++;
 
-        if (p == ps->last || *p < '0' || *p > '9') {
+        if (p == last || *p < '0' || *p > '9') {
             return ngx_http_apipolicy_json_fail(ps,
                                              NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
         }
 
-        while (p < ps->last && *p >= '0' && *p <= '9') {
+        while (p < last && *p >= '0' && *p <= '9') {
             p++;
         }
     }
 
-    if (p < ps->last && (*p == 'e' || *p == 'E')) {
-        j->integer = 0;
+    if (p < last && (*p == 'e' || *p == 'E')) {
+        integer = 0;
         p++;
 
-        if (p < ps->last && (*p == '+' || *p == '-')) {
+        if (p < last && (*p == '+' || *p == '-')) {
             p++;
         }
 
-        if (p == ps->last || *p < '0' || *p > '9') {
+        if (p == last || *p < '0' || *p > '9') {
             return ngx_http_apipolicy_json_fail(ps,
                                              NGX_HTTP_APIPOLICY_JSON_E_SYNTAX);
         }
 
-        while (p < ps->last && *p >= '0' && *p <= '9') {
+        while (p < last && *p >= '0' && *p <= '9') {
             p++;
         }
     }
@@ -873,32 +873,8 @@ ngx_http_apipolicy_json_number(ngx_http_apipolicy_json_parser_t *ps,
     j->type = NGX_HTTP_APIPOLICY_JSON_NUMBER;
     j->value.data = start;
     j->value.len = p - start;
-
-    if (ngx_http_apipolicy_json_number_value(ps, j, v) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
+    j->integer = integer;
     ps->p = p;
-
-    return NGX_OK;
-}
-
-
-/*
- * a number's value from its text (j->value); "integer" is the value of
- * its digits when it is an integer
- */
-
-static ngx_int_t
-ngx_http_apipolicy_json_number_value(ngx_http_apipolicy_json_parser_t *ps,
-    ngx_http_apipolicy_json_t *j, uint64_t integer)
-{
-    u_char  *start, *s;
-    size_t   len, n;
-    double   d;
-
-    start = j->value.data;
-    len = j->value.len;
 
     /*
      * an integer of up to 15 digits (a time, a count) is exact in a
@@ -906,15 +882,28 @@ ngx_http_apipolicy_json_number_value(ngx_http_apipolicy_json_parser_t *ps,
      * its cost
      */
 
-    n = len - (*start == '-');
-
-    if (j->integer && n <= 15) {
-        d = (double) integer;
-
-        j->number = (*start == '-') ? -d : d;
+    if (integer && (size_t) (p - start) - neg <= 15) {
+        f = (double) v;
+        j->number = neg ? -f : f;
 
         return NGX_OK;
     }
+
+    return ngx_http_apipolicy_json_number_value(ps, j);
+}
+
+
+/* a number's value from its text (j->value), by strtod() */
+
+static ngx_int_t
+ngx_http_apipolicy_json_number_value(ngx_http_apipolicy_json_parser_t *ps,
+    ngx_http_apipolicy_json_t *j)
+{
+    u_char  *start, *s;
+    size_t   len;
+
+    start = j->value.data;
+    len = j->value.len;
 
     /*
      * strtod() needs a terminated copy: in the pool (no buffer on the

@@ -415,7 +415,7 @@ ngx_http_apipolicy_jwt_start(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        ngx_memzero(jctx, NGX_HTTP_APIPOLICY_JWT_CTX_ZEROED);
+        ngx_http_apipolicy_memzero(jctx, NGX_HTTP_APIPOLICY_JWT_CTX_ZEROED);
 
         ctx->jwt = jctx;
 
@@ -423,7 +423,7 @@ ngx_http_apipolicy_jwt_start(ngx_http_request_t *r,
         /* a request waits for a key fetch once, whatever comes after */
         fetched = jctx->fetched;
 
-        ngx_memzero(jctx, NGX_HTTP_APIPOLICY_JWT_CTX_ZEROED);
+        ngx_http_apipolicy_memzero(jctx, NGX_HTTP_APIPOLICY_JWT_CTX_ZEROED);
 
         jctx->fetched = fetched;
     }

@@ -682,3 +682,9 @@ ngx_http_apipolicy_conf_where(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     return NGX_CONF_ERROR;
 }
 
+
+void
+ngx_http_apipolicy_memzero(void *p, size_t n)
+{
+    (void) memset(p, 0, n);
+}
