@@ -72,20 +72,25 @@ ngx_http_apipolicy_create_ctx(ngx_http_request_t *r)
         return ctx;
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
+    /*
+     * the context and its cleanup (the anchor) in one allocation, the
+     * cleanup linked as ngx_pool_cleanup_add() would: an allocation from
+     * a request pool of several blocks walks them
+     */
+
+    cln = ngx_palloc(r->pool, sizeof(ngx_pool_cleanup_t)
+                              + sizeof(ngx_http_apipolicy_ctx_t));
     if (cln == NULL) {
         return NULL;
     }
 
-    /* zeroed by memset() (cheaper than the rep stos gcc inlines) */
-
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_apipolicy_ctx_t));
-    if (ctx == NULL) {
-        return NULL;
-    }
+    ctx = (ngx_http_apipolicy_ctx_t *) (cln + 1);
+    ngx_http_apipolicy_memzero(ctx, sizeof(ngx_http_apipolicy_ctx_t));
 
     cln->handler = ngx_http_apipolicy_cleanup;
     cln->data = ctx;
+    cln->next = r->pool->cleanup;
+    r->pool->cleanup = cln;
 
     ngx_http_set_ctx(r, ctx, ngx_http_apipolicy_module);
 
