@@ -7,7 +7,7 @@
 # in a fresh gateway: (count(2N) - count(N)) / N is the user-space
 # instructions one request costs, start-up and shutdown cancelled out.
 #
-#   bench/instructions.sh [N]          (default 200)
+#   bench/instructions.sh [N]          (default 1000)
 #   ONLY='jwt-.*|full-stack' bench/instructions.sh
 #   KEEP=1 bench/instructions.sh       keep the callgrind files (their
 #                                      folder is printed): callgrind_annotate
@@ -20,7 +20,7 @@ set -euo pipefail
 shopt -s inherit_errexit         # a failed count stops the whole script
 cd "$(dirname "$0")/.."
 
-N=${1:-200}
+N=${1:-1000}
 NGINX=${NGINX:-/usr/sbin/nginx}
 MODULE=${MODULE:-$PWD/build/nginx/objs/ngx_http_apipolicy_module.so}
 NJS_MODULE=${NJS_MODULE:-/usr/lib/nginx/modules/ngx_http_js_module.so}

@@ -304,7 +304,23 @@ ngx_http_apipolicy_hmac_tail(u_char *data, size_t len, size_t bsize,
     /* two constant halves: stores, not the rep stos of one 2 * bsize */
     ngx_memzero(block, bsize);
     ngx_memzero(block + bsize, bsize);
-    ngx_memcpy(block, data + *whole, rest);
+
+    /*
+     * the rest: a rest of a block or more (most tokens) as two copies of
+     * one block, the second ending where the rest ends (they overlap);
+     * constant sizes, moved by vector stores, not rep movs
+     */
+
+    data += *whole;
+
+    if (rest >= bsize) {
+        ngx_memcpy(block, data, bsize);
+        ngx_memcpy(block + rest - bsize, data + rest - bsize, bsize);
+
+    } else {
+        ngx_memcpy(block, data, rest);
+    }
+
     block[rest] = 0x80;
 
     ngx_http_apipolicy_digest_put64(&block[last - 8],

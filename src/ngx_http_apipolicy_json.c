@@ -179,7 +179,9 @@ ngx_http_apipolicy_json_parse(ngx_pool_t *pool, u_char *text, size_t len,
         return NULL;
     }
 
-    ngx_http_apipolicy_json_ws((&ps));
+    if (ps.p < ps.last && *ps.p != '{') {
+        ngx_http_apipolicy_json_ws((&ps));
+    }
 
     /* an object (claims, headers, keys) without the dispatch of a value */
 
@@ -199,11 +201,13 @@ ngx_http_apipolicy_json_parse(ngx_pool_t *pool, u_char *text, size_t len,
         return NULL;
     }
 
-    ngx_http_apipolicy_json_ws((&ps));
-
     if (ps.p != ps.last) {
-        *error = NGX_HTTP_APIPOLICY_JSON_E_SYNTAX;
-        return NULL;
+        ngx_http_apipolicy_json_ws((&ps));
+
+        if (ps.p != ps.last) {
+            *error = NGX_HTTP_APIPOLICY_JSON_E_SYNTAX;
+            return NULL;
+        }
     }
 
     *error = NGX_HTTP_APIPOLICY_JSON_OK;

@@ -726,15 +726,11 @@ ngx_http_apipolicy_jwt_bearer(ngx_str_t *value, ngx_str_t *token)
     p = value->data;
     last = p + value->len;
 
-    while (p < last && (*p == ' ' || *p == '\t')) {
-        p++;
-    }
-
 #if (NGX_HAVE_LITTLE_ENDIAN)
 
     /*
-     * "Bearer", in any case, and a space (most values): the six letters
-     * with bit 0x20 set in one load, little-endian
+     * "Bearer", in any case, and a space, first thing (most values): the
+     * six letters with bit 0x20 set in one load, little-endian
      */
 
     if (last - p >= 8) {
@@ -749,6 +745,10 @@ ngx_http_apipolicy_jwt_bearer(ngx_str_t *value, ngx_str_t *token)
     }
 
 #endif
+
+    while (p < last && (*p == ' ' || *p == '\t')) {
+        p++;
+    }
 
     /* "bearer" in any case, compared inline (ASCII letters: | 0x20) */
 
