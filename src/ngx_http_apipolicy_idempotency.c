@@ -332,12 +332,57 @@ ngx_http_apipolicy_idempotency_body_read(ngx_http_request_t *r)
  * none required), or a refusal status.
  */
 
+/*
+ * 1 when every byte of a bare key is 0x21-0x7e and neither '"' nor '\\':
+ * eight bytes a step, each test true when some byte of the word meets it
+ * (below 0x21: subtracting borrows into its high bit; above 0x7e: adding
+ * 1 carries into it, or it is set; '"' and '\\': a zero byte after the
+ * XOR), then byte by byte
+ */
+
+#define NGX_HTTP_APIPOLICY_BYTES(c)  (0x0101010101010101ULL * (c))
+
+static ngx_uint_t
+ngx_http_apipolicy_idempotency_key_chars(ngx_str_t *key)
+{
+    u_char    *p, *last;
+    uint64_t   w, q, b;
+
+    p = key->data;
+    last = p + key->len;
+
+    for ( /* void */ ; last - p >= 8; p += 8) {
+        ngx_memcpy(&w, p, 8);
+
+        q = w ^ NGX_HTTP_APIPOLICY_BYTES('"');
+        b = w ^ NGX_HTTP_APIPOLICY_BYTES('\\');
+
+        if ((((w - NGX_HTTP_APIPOLICY_BYTES(0x21)) & ~w)
+             | ((w + NGX_HTTP_APIPOLICY_BYTES(0x01)) | w)
+             | ((q - NGX_HTTP_APIPOLICY_BYTES(0x01)) & ~q)
+             | ((b - NGX_HTTP_APIPOLICY_BYTES(0x01)) & ~b))
+            & NGX_HTTP_APIPOLICY_BYTES(0x80))
+        {
+            return 0;
+        }
+    }
+
+    for ( /* void */ ; p < last; p++) {
+        if (*p < 0x21 || *p > 0x7e || *p == '"' || *p == '\\') {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 static ngx_int_t
 ngx_http_apipolicy_idempotency_key(ngx_http_request_t *r,
     ngx_http_apipolicy_idempotency_conf_t *icf, ngx_http_apipolicy_ctx_t *ctx,
     ngx_str_t *detail)
 {
-    u_char           *p, buf[NGX_HTTP_APIPOLICY_IDEMPOTENCY_KEY_MAX];
+    u_char            buf[NGX_HTTP_APIPOLICY_IDEMPOTENCY_KEY_MAX];
     ngx_int_t         rc;
     ngx_str_t         key, scope;
     ngx_uint_t                 count;
@@ -396,12 +441,10 @@ ngx_http_apipolicy_idempotency_key(ngx_http_request_t *r,
         goto invalid;
     }
 
-    for (p = key.data; key.data != buf && p < key.data + key.len; p++) {
-        if (*p < 0x21 || *p > 0x7e || *p == '"' || *p == '\\') {
-            ngx_str_set(detail, "the Idempotency-Key holds characters other "
-                                "than printable ASCII");
-            goto invalid;
-        }
+    if (key.data != buf && !ngx_http_apipolicy_idempotency_key_chars(&key)) {
+        ngx_str_set(detail, "the Idempotency-Key holds characters other "
+                            "than printable ASCII");
+        goto invalid;
     }
 
     ngx_str_null(&scope);

@@ -617,3 +617,31 @@ Idempotency-Key: loc-1
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*invalid "keep=4xx": use "keep=5xx" \(the 5xx answers the upstream sends are kept and replayed\) in .*nginx\.conf:\d+/
+
+
+
+=== TEST 29: a bare key's bytes checked eight at a time and one by one: a bad byte in either part is refused, a long printable key is taken
+--- config
+    location /pay {
+        apipolicy_idempotency zone=idem;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+["POST /pay\n{}", "POST /pay\n{}", "POST /pay\n{}", "POST /pay\n{}",
+ "POST /pay\n{}", "POST /pay\n{}"]
+--- more_headers eval
+["Idempotency-Key: abc\"defghijklmnop\r\n",
+ "Idempotency-Key: abcdefghijk\\lm\r\n",
+ "Idempotency-Key: abcdefghijklmno\x7fpqrs\r\n",
+ "Idempotency-Key: abcdefghijklmnopqrstuvwxyz\xc3\xa9\r\n",
+ "Idempotency-Key: abcdefgh~ijklmno\x80\r\n",
+ "Idempotency-Key: !~abcdefghijklmnopqrstuvwxyz0123456789-_.!~\r\nX-Attempt: 6\r\n"]
+--- error_code eval
+[400, 400, 400, 400, 400, 201]
+--- response_body_like eval
+['"detail":"the Idempotency-Key holds characters other than printable ASCII"',
+ '"detail":"the Idempotency-Key holds characters other than printable ASCII"',
+ '"detail":"the Idempotency-Key holds characters other than printable ASCII"',
+ '"detail":"the Idempotency-Key holds characters other than printable ASCII"',
+ '"detail":"the Idempotency-Key holds characters other than printable ASCII"',
+ '"attempt":"6"']
