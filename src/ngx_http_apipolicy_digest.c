@@ -135,6 +135,36 @@ ngx_http_apipolicy_sha256(u_char *data, size_t len, u_char *out)
 
 
 void
+ngx_http_apipolicy_sha256_short(u_char *block, size_t len, u_char *out)
+{
+    size_t             last;
+    SHA256_CTX         c;
+    static const SHA_LONG  h0[8] = {
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+        0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19
+    };
+
+    /* 0x80, zeros, the length in bits: one block, or two past 55 bytes */
+
+    last = (len < SHA256_CBLOCK - 8) ? SHA256_CBLOCK : 2 * SHA256_CBLOCK;
+
+    ngx_memzero(block + len, last - len);
+    block[len] = 0x80;
+    ngx_http_apipolicy_digest_put64(&block[last - 8], (uint64_t) len * 8);
+
+    ngx_memcpy(c.h, h0, sizeof(c.h));
+
+    SHA256_Transform(&c, block);
+
+    if (last > SHA256_CBLOCK) {
+        SHA256_Transform(&c, block + SHA256_CBLOCK);
+    }
+
+    ngx_http_apipolicy_digest_put256(out, c.h);
+}
+
+
+void
 ngx_http_apipolicy_hmac_begin(ngx_http_apipolicy_hmac_t *hmac,
     ngx_http_apipolicy_sha_t *md)
 {

@@ -56,6 +56,16 @@ size_t ngx_http_apipolicy_sha_final(ngx_http_apipolicy_sha_t *md,
     u_char *out);
 ngx_int_t ngx_http_apipolicy_sha256(u_char *data, size_t len, u_char *out);
 
+/*
+ * SHA-256 of a short message (up to NGX_HTTP_APIPOLICY_SHA256_SHORT
+ * bytes) written at the start of "block", which has room for two blocks:
+ * padded there and given to the block function once or twice, without
+ * SHA256_Init(), _Update() and _Final() (about 200 instructions a hash)
+ */
+#define NGX_HTTP_APIPOLICY_SHA256_SHORT  (2 * 64 - 9)
+
+void ngx_http_apipolicy_sha256_short(u_char *block, size_t len, u_char *out);
+
 void ngx_http_apipolicy_hmac_begin(ngx_http_apipolicy_hmac_t *hmac,
     ngx_http_apipolicy_sha_t *md);
 size_t ngx_http_apipolicy_hmac_end(ngx_http_apipolicy_hmac_t *hmac,

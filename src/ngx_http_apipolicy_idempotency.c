@@ -410,6 +410,7 @@ ngx_http_apipolicy_idempotency_key(ngx_http_request_t *r,
     ngx_str_t *detail)
 {
     u_char            buf[NGX_HTTP_APIPOLICY_IDEMPOTENCY_KEY_MAX];
+    u_char           *p, block[2 * 64];
     ngx_int_t         rc;
     ngx_str_t         key, scope;
     ngx_uint_t                 count;
@@ -479,6 +480,16 @@ ngx_http_apipolicy_idempotency_key(ngx_http_request_t *r,
     if (icf->scope && ngx_http_complex_value(r, icf->scope, &scope) != NGX_OK)
     {
         return NGX_ERROR;
+    }
+
+    if (scope.len + 1 + key.len <= NGX_HTTP_APIPOLICY_SHA256_SHORT) {
+        p = ngx_cpymem(block, scope.data, scope.len);
+        *p++ = '\n';
+        p = ngx_cpymem(p, key.data, key.len);
+
+        ngx_http_apipolicy_sha256_short(block, p - block,
+                                        ctx->idempotency->key);
+        return NGX_OK;
     }
 
     ngx_http_apipolicy_sha_init(&md, NGX_HTTP_APIPOLICY_SHA256);
@@ -713,7 +724,50 @@ static ngx_int_t
 ngx_http_apipolicy_idempotency_fingerprint(ngx_http_request_t *r,
     ngx_http_apipolicy_idempotency_ctx_t *ictx)
 {
+    u_char                   *p, block[2 * 64];
+    ngx_buf_t                *b;
+    ngx_chain_t              *cl;
     ngx_http_apipolicy_sha_t  md;
+
+    /* short (a small body in memory): the bytes in one or two blocks */
+
+    if (r->method_name.len + 1 + r->unparsed_uri.len + 1
+        <= NGX_HTTP_APIPOLICY_SHA256_SHORT)
+    {
+        p = ngx_cpymem(block, r->method_name.data, r->method_name.len);
+        *p++ = ' ';
+        p = ngx_cpymem(p, r->unparsed_uri.data, r->unparsed_uri.len);
+        *p++ = '\n';
+
+        for (cl = r->request_body ? r->request_body->bufs : NULL;
+             cl;
+             cl = cl->next)
+        {
+            b = cl->buf;
+
+            if (!ngx_buf_in_memory(b)) {
+                if (b->in_file && b->file) {
+                    goto stream;
+                }
+
+                continue;
+            }
+
+            if ((size_t) (b->last - b->pos)
+                > NGX_HTTP_APIPOLICY_SHA256_SHORT - (size_t) (p - block))
+            {
+                goto stream;
+            }
+
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+
+        ngx_http_apipolicy_sha256_short(block, p - block, ictx->fp);
+
+        return NGX_OK;
+    }
+
+stream:
 
     ngx_http_apipolicy_sha_init(&md, NGX_HTTP_APIPOLICY_SHA256);
     ngx_http_apipolicy_idempotency_hash2(&md, &r->method_name, ' ',
@@ -1215,12 +1269,19 @@ ngx_http_apipolicy_idempotency_capture(ngx_http_request_t *r,
     /*
      * room for Content-Length when known, else it grows (a max_body
      * allocation per request would cost more than the rest of the
-     * capture)
+     * capture); a large answer of known length is written straight into
+     * the zone, a small one (one copy cheaper than taking the zone's
+     * lock once more) into the pool, and copied into the zone under the
+     * lock the commit takes anyway
      */
 
     if (r->headers_out.content_length_n >= 0) {
         ictx->size = (size_t) r->headers_out.content_length_n;
+    }
 
+    if (r->headers_out.content_length_n >= 0
+        && hlen + ictx->size + 1 > NGX_HTTP_APIPOLICY_IDEMPOTENCY_SMALL)
+    {
         ngx_shmtx_lock(&zone->shm.shpool->mutex);
         ictx->kept = ngx_http_apipolicy_shm_alloc(&zone->shm,
                                                   hlen + ictx->size + 1);
@@ -1228,7 +1289,7 @@ ngx_http_apipolicy_idempotency_capture(ngx_http_request_t *r,
 
         ictx->in_zone = (ictx->kept != NULL);
 
-    } else {
+    } else if (r->headers_out.content_length_n < 0) {
         ictx->size = ngx_min(4096, zone->max_body);
     }
 
@@ -1367,6 +1428,7 @@ ngx_http_apipolicy_idempotency_commit(
 {
     u_char                                *blob;
     size_t                                 len;
+    ngx_uint_t                             locked;
     ngx_http_apipolicy_idempotency_node_t *in;
     ngx_http_apipolicy_idempotency_zone_t *zone;
 
@@ -1381,13 +1443,21 @@ ngx_http_apipolicy_idempotency_commit(
      * is pinned: room is made around it
      */
 
+    locked = 0;
+
     if (ictx->in_zone) {
         blob = ictx->kept;
 
     } else {
         ngx_shmtx_lock(&zone->shm.shpool->mutex);
         blob = ngx_http_apipolicy_shm_alloc(&zone->shm, len + 1);
-        ngx_shmtx_unlock(&zone->shm.shpool->mutex);
+
+        if (blob && !ictx->redis_owner) {
+            locked = 1;             /* kept locked: shared right below */
+
+        } else {
+            ngx_shmtx_unlock(&zone->shm.shpool->mutex);
+        }
     }
 
     if (blob == NULL) {
@@ -1416,7 +1486,9 @@ ngx_http_apipolicy_idempotency_commit(
         ngx_http_apipolicy_idempotency_redis_update(ictx, 1);
     }
 
-    ngx_shmtx_lock(&zone->shm.shpool->mutex);
+    if (!locked) {
+        ngx_shmtx_lock(&zone->shm.shpool->mutex);
+    }
 
     in = ngx_http_apipolicy_idempotency_mine(zone, ictx);
 

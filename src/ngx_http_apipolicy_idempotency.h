@@ -26,6 +26,14 @@
 /* Redis values: "i" FP TOKEN (in flight), "d" FP STATUS HLEN "\n" ... */
 #define NGX_HTTP_APIPOLICY_IDEMPOTENCY_CLAIM_LEN (1 + 64 + 16)
 
+/*
+ * a kept answer of known length up to this size (headers included) is
+ * gathered in the request's pool and copied into the zone at the commit,
+ * under the lock the commit takes anyway; a larger one is written straight
+ * into the zone
+ */
+#define NGX_HTTP_APIPOLICY_IDEMPOTENCY_SMALL     1024
+
 
 typedef struct ngx_http_apipolicy_idempotency_ctx_s
     ngx_http_apipolicy_idempotency_ctx_t;

@@ -15,6 +15,20 @@ our $DB = $ENV{TEST_NGINX_REDIS_DB};
 
 sub redis { my $cmd = shift; my $out = `redis-cli -p $PORT -n $DB $cmd`; chomp $out; return $out }
 
+# SET with a value of any bytes (new lines too), given on redis-cli's stdin
+sub redis_set {
+    my ($key, $value) = @_;
+    open(my $cli, "|-", "redis-cli -p $PORT -n $DB -x SET $key >/dev/null")
+        or die "redis-cli: $!";
+    print $cli $value;
+    close($cli) or die "redis-cli SET $key failed";
+}
+
+# bodies and keys on both sides of the short hash (119 bytes hashed:
+# "POST /pay\n" and a body of 109; "\n" and a key of 118)
+our @EDGE = (["edge-a", "b" x 109], ["edge-b", "c" x 110], ["edge-c", "d" x 300],
+             ["k" x 118, "{}"], ["K" x 119, "{}"], ["Q" x 250, "e" x 200]);
+
 # what the gateway computes: the entry key (no scope) and the fingerprint
 sub key { return "apipolicy:idem:" . sha256_hex("\n" . shift) }
 sub fp { my ($target, $body) = @_; return sha256_hex("POST $target\n$body") }
@@ -23,9 +37,7 @@ sub fp { my ($target, $body) = @_; return sha256_hex("POST $target\n$body") }
 sub kept {
     my ($key, $fp, $status, $headers, $body) = @_;
     my $v = "d$fp$status" . length($headers) . "\n$headers$body";
-    open my $p, '|-', "redis-cli -p $PORT -n $DB -x SET " . key($key) . " >/dev/null" or die;
-    print $p $v;
-    close $p;
+    redis_set(key($key), $v);
 }
 
 master_on();
@@ -333,8 +345,8 @@ timed out; working without it until it answers again
 --- init
 main::redis("FLUSHDB");
 my $fp = main::fp("/pay", "{}");
-main::redis("SET " . main::key("junk-1") . " d${fp}201999\nshort");
-main::redis("SET " . main::key("junk-2") . " d${fp}0991\nab");
+main::redis_set(main::key("junk-1"), "d${fp}201999\nshort");
+main::redis_set(main::key("junk-2"), "d${fp}0991\nab");
 main::redis("SET " . main::key("junk-3") . " junk");
 --- config
     location /pay {
@@ -405,3 +417,29 @@ qr/\[emerg\] .*invalid "redis_fail=maybe": use "redis=on", "redis=off", "redis_f
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*"prefix=" is longer than 128 bytes/
+
+
+
+=== TEST 16: keys and fingerprints agree with another gateway's on both sides of the one-block hash (bodies of 109, 110 and 300 bytes; keys of 118, 119 and 250 characters): every request is a replay
+--- init
+main::redis("FLUSHDB");
+for my $e (@main::EDGE) {
+    main::kept($e->[0], main::fp("/pay", $e->[1]), 200, "X-From: gateway-b\n", "kept " . length($e->[1]));
+}
+--- config
+    location /pay {
+        apipolicy_idempotency zone=idem;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- request eval
+[map { "POST /pay\n$_->[1]" } @main::EDGE]
+--- more_headers eval
+[map { "Idempotency-Key: $_->[0]\r\nX-Attempt: 1\r\n" } @main::EDGE]
+--- error_code eval
+[map { 200 } @main::EDGE]
+--- response_headers eval
+[map { "X-From: gateway-b\nIdempotent-Replayed: true" } @main::EDGE]
+--- response_body eval
+[map { "kept " . length($_->[1]) } @main::EDGE]
+--- no_error_log
+[error]

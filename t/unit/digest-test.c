@@ -9,7 +9,9 @@
  *      message at once and through begin/update/end;
  *   2. against OpenSSL's HMAC() for every message length from 0 to 600
  *      bytes (each padding case: the rest of a block below and above the
- *      length field, whole blocks) and keys of 0 to 200 bytes.
+ *      length field, whole blocks) and keys of 0 to 200 bytes;
+ *   3. the short SHA-256 (one or two blocks padded in place) against
+ *      OpenSSL's SHA256() for every length it takes.
  *
  * The ipad and opad states are prepared here as
  * ngx_http_apipolicy_crypto_hmac_key() prepares them (RFC 2104: a key
@@ -277,11 +279,52 @@ differential(void)
 }
 
 
+/* ---- the short SHA-256 against OpenSSL's SHA256() ---------------------- */
+
+static void
+short_sha256(void)
+{
+    u_char      data[NGX_HTTP_APIPOLICY_SHA256_SHORT], block[128];
+    u_char      want[32], got[32];
+    size_t      len, n;
+    ngx_uint_t  bad;
+
+    for (n = 0; n < sizeof(data); n++) {
+        data[n] = (u_char) (n * 37 + 11);
+    }
+
+    bad = 0;
+
+    for (len = 0; len <= sizeof(data); len++) {
+        memset(block, 0xa5, sizeof(block));     /* padding is written */
+        memcpy(block, data, len);
+
+        SHA256(data, len, want);
+        ngx_http_apipolicy_sha256_short(block, len, got);
+
+        bad += (memcmp(got, want, 32) != 0);
+    }
+
+    ok(bad == 0, "the short SHA-256 equals OpenSSL's SHA256() for every "
+       "length from 0 to %d (%lu differ)", NGX_HTTP_APIPOLICY_SHA256_SHORT,
+       (unsigned long) bad);
+
+    memcpy(block, "abc", 3);
+    ngx_http_apipolicy_sha256_short(block, 3, got);
+    SHA256((u_char *) "abc", 3, want);
+
+    ok(memcmp(got, want, 32) == 0
+       && got[0] == 0xba && got[1] == 0x78 && got[31] == 0xad,
+       "the short SHA-256 of \"abc\" is FIPS 180-2's ba7816bf...f20015ad");
+}
+
+
 int
 main(int argc, char **argv)
 {
     fixed();
     differential();
+    short_sha256();
 
     return done();
 }
