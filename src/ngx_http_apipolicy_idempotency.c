@@ -2596,6 +2596,7 @@ ngx_http_apipolicy_idempotency_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     zone->shm.directive = "apipolicy_idempotency_zone";
     zone->shm.magic = NGX_HTTP_APIPOLICY_IDEMPOTENCY_MAGIC;
     zone->shm.free = ngx_http_apipolicy_idempotency_free;
+    zone->shm.node = sizeof(ngx_http_apipolicy_idempotency_node_t);
 
     shm_zone = ngx_http_apipolicy_shm_add(cf, &name, size, &zone->shm);
     if (shm_zone == NULL

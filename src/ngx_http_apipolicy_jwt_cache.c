@@ -407,6 +407,7 @@ ngx_http_apipolicy_key_zone_add(ngx_conf_t *cf, ngx_str_t *name,
     ctx->shm.directive = "apipolicy_jwt_cache";
     ctx->shm.magic = NGX_HTTP_APIPOLICY_JWT_CACHE_MAGIC;
     ctx->shm.root = sizeof(ngx_http_apipolicy_jwt_cache_sh_t);
+    ctx->shm.node = sizeof(ngx_http_apipolicy_hnode_t);
 
     return ngx_http_apipolicy_shm_add(cf, name, size, &ctx->shm);
 }

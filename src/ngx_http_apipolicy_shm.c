@@ -38,6 +38,8 @@
 
 static ngx_int_t ngx_http_apipolicy_shm_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+static void ngx_http_apipolicy_shm_remove(ngx_http_apipolicy_shm_t *shm,
+    ngx_http_apipolicy_hnode_t *hn);
 static void ngx_http_apipolicy_shm_unlink(ngx_http_apipolicy_shm_t *shm,
     ngx_http_apipolicy_shm_bucket_t *b, ngx_http_apipolicy_hnode_t *hn);
 
@@ -308,6 +310,11 @@ ngx_http_apipolicy_shm_alloc(ngx_http_apipolicy_shm_t *shm, size_t size)
             shm->sh->evicted++;
         }
 
+        if (size == shm->node) {
+            ngx_http_apipolicy_shm_remove(shm, hn);
+            return hn;
+        }
+
         ngx_http_apipolicy_shm_delete(shm, hn);
 
         p = ngx_slab_alloc_locked(shm->shpool, size);
@@ -366,6 +373,17 @@ void
 ngx_http_apipolicy_shm_delete(ngx_http_apipolicy_shm_t *shm,
     ngx_http_apipolicy_hnode_t *hn)
 {
+    ngx_http_apipolicy_shm_remove(shm, hn);
+    ngx_slab_free_locked(shm->shpool, hn);
+}
+
+
+/* "hn" out of the index and the LRU, what it holds freed, not itself */
+
+static void
+ngx_http_apipolicy_shm_remove(ngx_http_apipolicy_shm_t *shm,
+    ngx_http_apipolicy_hnode_t *hn)
+{
     ngx_http_apipolicy_shm_bucket_t  *b;
 
     if (shm->free) {
@@ -377,7 +395,6 @@ ngx_http_apipolicy_shm_delete(ngx_http_apipolicy_shm_t *shm,
     ngx_http_apipolicy_shm_unlink(shm, b, hn);
 
     ngx_queue_remove(&hn->queue);
-    ngx_slab_free_locked(shm->shpool, hn);
 
     shm->sh->entries--;
 }

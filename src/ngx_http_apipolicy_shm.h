@@ -96,6 +96,7 @@ struct ngx_http_apipolicy_shm_s {
     const char                        *directive;
     uint64_t                           magic;
     size_t                             root;      /* size of the root */
+    size_t                             node;      /* of every entry, or 0 */
     ngx_http_apipolicy_shm_free_pt     free;      /* NULL: the node only */
 };
 
@@ -116,7 +117,10 @@ ngx_shm_zone_t *ngx_http_apipolicy_shm_add(ngx_conf_t *cf, ngx_str_t *name,
  * alloc:  "size" bytes of the zone; when it is full, entries are freed
  *         from the back of the LRU (expired or not, never a pinned one
  *         before its expiry) until the allocation succeeds; NULL when no
- *         room can be made.
+ *         room can be made.  When "size" is shm->node (every entry of the
+ *         zone is that size), the first entry evicted is not freed but
+ *         taken as it is: no search of the slab allocator's bitmaps, and
+ *         memory just read.
  * insert: a new entry of "size" bytes (the hnode head and the area's
  *         fields, zeroed) at the front, through alloc; NULL when no room
  *         can be made.

@@ -1116,6 +1116,7 @@ ngx_http_apipolicy_webhook_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     shm->directive = "apipolicy_webhook_zone";
     shm->magic = NGX_HTTP_APIPOLICY_WEBHOOK_MAGIC;
     shm->root = sizeof(ngx_http_apipolicy_shm_sh_t);
+    shm->node = sizeof(ngx_http_apipolicy_hnode_t);
 
     shm_zone = ngx_http_apipolicy_shm_add(cf, &name, size, shm);
     if (shm_zone == NULL

@@ -15,7 +15,10 @@
  *   3. a chain of 5,000, and how often a lookup of an absent key gets
  *      past its bucket in a zone as full as the index is sized for;
  *   4. room: alloc() frees from the back of the LRU, never a pinned entry
- *      before its expiry, and answers NULL when nothing can be freed.
+ *      before its expiry, and answers NULL when nothing can be freed;
+ *   5. in a zone whose entries are all one size, a full zone's oldest
+ *      entry is taken as it is for a new one (20,000 keys through 100
+ *      slots), an allocation of another size still frees it.
  *
  * The zone is an arena of fixed slots with a byte budget, standing in for
  * nginx's slab allocator (what is tested is the index and the LRU, not
@@ -42,6 +45,7 @@ static u_char      *arena;        /* the "shpool" starts here */
 static u_char      *free_slots;
 static size_t       next_slot = 1;   /* slot 0: the pool's head */
 static size_t       used, budget;
+static size_t       allocated, freed;     /* calls that gave and took */
 
 static ngx_time_t   now_time;
 volatile ngx_time_t  *ngx_cached_time = &now_time;
@@ -68,6 +72,7 @@ ngx_slab_alloc_locked(ngx_slab_pool_t *pool, size_t size)
     }
 
     used += SLOT;
+    allocated++;
 
     return p;
 }
@@ -80,6 +85,7 @@ ngx_slab_free_locked(ngx_slab_pool_t *pool, void *p)
     ngx_memcpy(p, &free_slots, sizeof(u_char *));
     free_slots = p;
     used -= SLOT;
+    freed++;
 }
 
 
@@ -462,6 +468,90 @@ room(void)
 }
 
 
+/* ---- an evicted entry's memory taken as it is for a new entry -------- */
+
+static void
+reuse(void)
+{
+    u_char                       k[32];
+    ngx_uint_t                   i, lost, found;
+    ngx_http_apipolicy_hnode_t  *hn, *nodes[12];
+
+    zone(64, 10 * SLOT);
+    shm.node = 64;
+    now_time.sec = 1000;
+
+    for (i = 0; i < 10; i++) {
+        key(k, (uint32_t) i, 1, (uint32_t) i);
+        nodes[i] = ngx_http_apipolicy_shm_insert(&shm, k, 64, 2000);
+    }
+
+    allocated = 0;
+    freed = 0;
+
+    key(k, 10, 1, 10);
+    hn = ngx_http_apipolicy_shm_insert(&shm, k, 64, 2000);
+
+    ok(hn == nodes[0] && allocated == 0 && freed == 0
+       && ngx_http_apipolicy_shm_lookup(&shm, k) == hn
+       && hn->next == NULL && hn->pinned == 0 && hn->expires == 2000
+       && sh.entries == 10 && sh.evicted == 1 && used == 10 * SLOT
+       && index_sound(),
+       "full: the oldest entry's memory is the new entry as it is (not "
+       "freed and allocated again), cleared, indexed under its own key");
+
+    key(k, 0, 1, 0);
+    ok(ngx_http_apipolicy_shm_lookup(&shm, k) == NULL,
+       "the oldest key is gone");
+
+    nodes[1]->pinned = 1;
+    key(k, 11, 1, 11);
+    hn = ngx_http_apipolicy_shm_insert(&shm, k, 64, 2000);
+
+    key(k, 1, 1, 1);
+    ok(hn == nodes[2] && ngx_http_apipolicy_shm_lookup(&shm, k) == nodes[1]
+       && index_sound(), "a pinned oldest is passed over: the next one's "
+       "memory is taken");
+
+    /* another size: freed and allocated, not taken */
+
+    hn = ngx_http_apipolicy_shm_alloc(&shm, 100);
+    key(k, 3, 1, 3);
+    ok(hn != NULL && ngx_http_apipolicy_shm_lookup(&shm, k) == NULL
+       && sh.entries == 9 && used == 10 * SLOT && index_sound(),
+       "an allocation of another size frees the oldest unpinned entry");
+
+    /* churn: 20,000 new keys through a zone of 100 entries */
+
+    zone(1024, 100 * SLOT);
+    shm.node = 64;
+    lost = 0;
+    allocated = 0;
+    freed = 0;
+
+    for (i = 0; i < 20000; i++) {
+        key(k, (uint32_t) i * 2654435761u, (uint16_t) (i % 5), (uint32_t) i);
+        lost += (ngx_http_apipolicy_shm_insert(&shm, k, 64, 2000) == NULL);
+    }
+
+    found = 0;
+
+    for (i = 0; i < 20000; i++) {
+        key(k, (uint32_t) i * 2654435761u, (uint16_t) (i % 5), (uint32_t) i);
+        hn = ngx_http_apipolicy_shm_lookup(&shm, k);
+        found += (hn != NULL);
+        lost += (hn != NULL && i < 20000 - 100);
+    }
+
+    ok(lost == 0 && found == 100 && sh.entries == 100 && used == 100 * SLOT
+       && allocated == 100 && freed == 0 && index_sound(),
+       "20,000 new keys through 100 entries: the newest 100 found, the "
+       "same 100 slots reused");
+
+    shm.node = 0;
+}
+
+
 int
 main(void)
 {
@@ -475,6 +565,7 @@ main(void)
     long_chain();
     absent_keys();
     room();
+    reuse();
 
     return done();
 }
