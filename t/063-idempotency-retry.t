@@ -136,7 +136,7 @@ sub full_of_locked {
 # 6. answers of SIZES in a full zone: each retried at once is replayed
 sub sizes {
     my ($tag, $n, @sizes) = @_;
-    my ($bad, $calls) = (0, 0);
+    my ($bad, $calls, %first) = (0, 0);
     for my $i (1 .. $n) {
         my $size = $sizes[$i % @sizes];
         my $a = post("$tag-$i", "/pay?size=$size");
@@ -145,9 +145,21 @@ sub sizes {
                   || ($b->{headers}{'idempotent-replayed'} // '') ne 'true'
                   || $b->{body} ne $a->{body};
         $calls += SlowBackend::calls("$tag-$i");
+        $first{$i} = $a->{body};
     }
     is($bad, 0, "$tag: every answer replayed byte for byte");
     is($calls, $n, "$tag: one backend call per key");
+
+    # the answers still kept, newest first, are still the first ones: no
+    # answer written over another's memory
+    my ($kept, $wrong) = (0, 0);
+    for my $i (reverse 1 .. $n) {
+        my $c = post("$tag-$i", "/pay?size=" . $sizes[$i % @sizes]);
+        last unless ($c->{headers}{'idempotent-replayed'} // '') eq 'true';
+        $kept++;
+        $wrong++ if $c->{body} ne $first{$i};
+    }
+    ok($kept > 0 && $wrong == 0, "$tag: the $kept answers still kept are the first ones");
 }
 
 # 7. keep=5xx: a 5xx the upstream sent is its answer, kept and replayed;
@@ -298,3 +310,14 @@ main::keep_5xx();
 --- init
 main::kept_is_recent();
 --- timeout: 15
+
+
+
+=== TEST 11: answers alike in a full 32k zone (each new key evicts an entry whose answer's memory the new answer takes): 300 keys, each replayed byte for byte, then answers of other sizes
+--- http_config
+    apipolicy_idempotency_zone idem:32k;
+--- init
+main::sizes("alike", 300, 150);
+main::sizes("close", 100, 100, 120, 90);
+main::sizes("apart", 100, 40, 700, 150, 3000);
+--- timeout: 30
