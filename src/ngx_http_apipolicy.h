@@ -166,6 +166,9 @@ struct ngx_http_apipolicy_ctx_s {
     unsigned                           problem_body:1;    /* body filter
                                                              replaces it */
     unsigned                           problem_sent:1;
+    unsigned                           body:2;    /* ..._BODY_*: see
+                                                     ngx_http_apipolicy_read_body()
+                                                   */
     ngx_buf_t                         *problem_buf;
 
     ngx_uint_t                         added;     /* NGX_HTTP_APIPOLICY_HDR_* */

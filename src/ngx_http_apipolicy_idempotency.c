@@ -290,8 +290,27 @@ ngx_http_apipolicy_idempotency_handler(ngx_http_request_t *r,
 
     /* the fingerprint needs the body */
 
-    return ngx_http_apipolicy_read_body(r,
-                                ngx_http_apipolicy_idempotency_body_read);
+    rc = ngx_http_apipolicy_read_body(r, ctx,
+                                  ngx_http_apipolicy_idempotency_body_read);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    /* the body was all there */
+
+    rc = ngx_http_apipolicy_idempotency_decide(r, icf, ctx);
+
+    if (rc == NGX_AGAIN) {
+        /* Redis answers later: ngx_http_apipolicy_idempotency_op_done() */
+        r->write_event_handler = ngx_http_request_empty_handler;
+        return NGX_DONE;
+    }
+
+    ictx->status = rc;
+    ictx->done = 1;
+
+    return ngx_http_apipolicy_idempotency_handler(r, alcf, ctx);
 }
 
 
@@ -303,6 +322,11 @@ ngx_http_apipolicy_idempotency_body_read(ngx_http_request_t *r)
     ngx_http_apipolicy_loc_conf_t  *alcf;
 
     ctx = ngx_http_apipolicy_get_ctx(r);
+
+    if (ngx_http_apipolicy_body_at_once(ctx)) {
+        return;                     /* the phase handler goes on */
+    }
+
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
 
     if (ctx == NULL || ctx->idempotency == NULL

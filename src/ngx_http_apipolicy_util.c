@@ -386,19 +386,27 @@ ngx_http_apipolicy_conf_set_enum_slot(ngx_conf_t *cf, ngx_command_t *cmd,
 
 ngx_int_t
 ngx_http_apipolicy_read_body(ngx_http_request_t *r,
-    ngx_http_client_body_handler_pt handler)
+    ngx_http_apipolicy_ctx_t *ctx, ngx_http_client_body_handler_pt handler)
 {
-    ngx_int_t  rc;
+    ngx_int_t   rc;
+    ngx_uint_t  at_once;
+
+    ctx->body = NGX_HTTP_APIPOLICY_BODY_READING;
 
     rc = ngx_http_read_client_request_body(r, handler);
+
+    at_once = (ctx->body == NGX_HTTP_APIPOLICY_BODY_AT_ONCE);
+    ctx->body = 0;
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
     }
 
+    /* the reference ngx_http_read_client_request_body() took */
+
     ngx_http_finalize_request(r, NGX_DONE);
 
-    return NGX_DONE;
+    return at_once ? NGX_OK : NGX_DONE;
 }
 
 

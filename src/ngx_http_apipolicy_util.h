@@ -87,10 +87,31 @@ ngx_int_t ngx_http_apipolicy_conf_zone(ngx_conf_t *cf, ngx_str_t *value,
  * A phase handler reads the body without blocking (as nginx's mirror
  * module does): NGX_DONE, "handler" runs once the body is in, then
  * ngx_http_apipolicy_resume() goes on with the phases; or a status.
+ *
+ * NGX_OK when the body was all there (a small body comes with the
+ * headers): "handler" was called from within and only noted it
+ * (ngx_http_apipolicy_body_at_once() answered 1), and the phase handler
+ * does the work itself and goes on, without a second pass through the
+ * phases nested under this one.
  */
+#define NGX_HTTP_APIPOLICY_BODY_READING  1
+#define NGX_HTTP_APIPOLICY_BODY_AT_ONCE  2
+
 ngx_int_t ngx_http_apipolicy_read_body(ngx_http_request_t *r,
-    ngx_http_client_body_handler_pt handler);
+    ngx_http_apipolicy_ctx_t *ctx, ngx_http_client_body_handler_pt handler);
 void ngx_http_apipolicy_resume(ngx_http_request_t *r);
+
+/* in the body handler, first: 1 when called from within read_body() */
+static ngx_inline ngx_uint_t
+ngx_http_apipolicy_body_at_once(ngx_http_apipolicy_ctx_t *ctx)
+{
+    if (ctx && ctx->body == NGX_HTTP_APIPOLICY_BODY_READING) {
+        ctx->body = NGX_HTTP_APIPOLICY_BODY_AT_ONCE;
+        return 1;
+    }
+
+    return 0;
+}
 
 /* a shared-memory zone of ours; a name already taken is refused */
 ngx_shm_zone_t *ngx_http_apipolicy_conf_shm_add(ngx_conf_t *cf,

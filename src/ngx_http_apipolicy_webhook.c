@@ -219,6 +219,7 @@ ngx_int_t
 ngx_http_apipolicy_webhook_handler(ngx_http_request_t *r,
     ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx)
 {
+    ngx_int_t                          rc;
     ngx_http_apipolicy_webhook_ctx_t  *wctx;
 
     if (alcf->webhook.scheme == 0) {
@@ -238,7 +239,19 @@ ngx_http_apipolicy_webhook_handler(ngx_http_request_t *r,
 
     ctx->webhook = wctx;
 
-    return ngx_http_apipolicy_read_body(r, ngx_http_apipolicy_webhook_body);
+    rc = ngx_http_apipolicy_read_body(r, ctx, ngx_http_apipolicy_webhook_body);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    /* the body was all there */
+
+    wctx->scheme = alcf->webhook.scheme;
+    wctx->status = ngx_http_apipolicy_webhook_verify(r, &alcf->webhook, ctx);
+    wctx->done = 1;
+
+    return wctx->status;
 }
 
 
@@ -249,6 +262,11 @@ ngx_http_apipolicy_webhook_body(ngx_http_request_t *r)
     ngx_http_apipolicy_loc_conf_t  *alcf;
 
     ctx = ngx_http_apipolicy_get_ctx(r);
+
+    if (ngx_http_apipolicy_body_at_once(ctx)) {
+        return;                     /* the phase handler goes on */
+    }
+
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_apipolicy_module);
 
     if (ctx == NULL || ctx->webhook == NULL || alcf->webhook.scheme == 0) {

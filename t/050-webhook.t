@@ -279,3 +279,34 @@ $c
  "X-Hub-Signature-256: sha256=" . Digest::SHA::hmac_sha256_hex($main::BODY, "k" x 199)]
 --- error_code eval
 [200, 200, 200, 200, 401]
+
+
+
+=== TEST 15: a body that comes after its headers (its second half 0.3 s later) is read without blocking, verified, and reaches the upstream whole
+--- config eval
+"location /github {
+    apipolicy_webhook github secret=$main::OLD;
+    proxy_pass http://127.0.0.1:\$TEST_NGINX_SERVER_PORT/backend;
+}"
+--- raw_request eval
+my $sig = Digest::SHA::hmac_sha256_hex("y" x 100, $main::OLD);
+["POST /github HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 100\r\nX-Hub-Signature-256: sha256=$sig\r\n\r\n" . ("y" x 50), "y" x 50]
+--- raw_request_middle_delay: 0.3
+--- response_body
+ok 100
+
+
+
+=== TEST 16: ... and a late body whose signature does not match is refused
+--- config eval
+"location /github {
+    apipolicy_webhook github secret=$main::OLD;
+    proxy_pass http://127.0.0.1:\$TEST_NGINX_SERVER_PORT/backend;
+}"
+--- raw_request eval
+my $sig = Digest::SHA::hmac_sha256_hex("y" x 99 . "z", $main::OLD);
+["POST /github HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 100\r\nX-Hub-Signature-256: sha256=$sig\r\n\r\n" . ("y" x 50), "y" x 50]
+--- raw_request_middle_delay: 0.3
+--- error_code: 401
+--- response_body_like chomp
+"code":"SIGNATURE_INVALID"

@@ -162,6 +162,25 @@ sub sizes {
     ok($kept > 0 && $wrong == 0, "$tag: the $kept answers still kept are the first ones");
 }
 
+# 8. a body that comes after the headers (read without blocking, the
+# phases resumed when it is in) and one that comes with them (read at once)
+# give the same fingerprint: replays either way, 422 for another payload
+sub late_body {
+    my $a = post('late-1', '/pay', body_after => 0.3);
+    is($a->{status}, 201, "late body: answered");
+    my $b = post('late-1', '/pay');
+    is($b->{headers}{'idempotent-replayed'} // '', 'true', "late body: its retry with the body at once is a replay");
+    is($b->{body}, $a->{body}, "late body: the first call's body");
+    my $c = post('late-1', '/pay', body_after => 0.3);
+    is($c->{headers}{'idempotent-replayed'} // '', 'true', "late body: a retry with a late body is a replay");
+    my $d = post('late-1', '/pay', body => '{"amount":11}', body_after => 0.3);
+    is($d->{status}, 422, "late body: another payload, late: 422");
+    my $e = post('late-2', '/pay');
+    my $f = post('late-2', '/pay', body_after => 0.3);
+    is($f->{headers}{'idempotent-replayed'} // '', 'true', "late body: a body at once, then its retry late: a replay");
+    is(SlowBackend::calls('late-1') + SlowBackend::calls('late-2'), 2, "late body: one backend call per key");
+}
+
 # 7. keep=5xx: a 5xx the upstream sent is its answer, kept and replayed;
 # without it the key is free again; an upstream never reached frees it
 # either way
@@ -321,3 +340,12 @@ main::sizes("alike", 300, 150);
 main::sizes("close", 100, 100, 120, 90);
 main::sizes("apart", 100, 40, 700, 150, 3000);
 --- timeout: 30
+
+
+
+=== TEST 12: a request body that comes after its headers: fingerprinted the same as one that comes with them
+--- http_config
+    apipolicy_idempotency_zone idem:1m;
+--- init
+main::late_body();
+--- timeout: 15

@@ -118,7 +118,9 @@ sub serve {
 }
 
 # One request to 127.0.0.1:PORT.  %o: method, path, headers (a hash),
-# body, close_after (seconds: close without reading the answer), timeout.
+# body, body_after (seconds: the body's second half sent that long after
+# the headers and its first half), close_after (seconds: close without
+# reading the answer), timeout.
 # Returns { status, headers (lowercase names), body, time } or
 # { status => 'closed' }.
 sub request {
@@ -132,7 +134,14 @@ sub request {
         . "Connection: close\r\nContent-Length: " . length($body) . "\r\n";
     my $hs = $o{headers} // {};
     $req .= "$_: $hs->{$_}\r\n" for sort keys %$hs;
-    syswrite $s, "$req\r\n$body";
+    if (defined $o{body_after}) {
+        my $half = int(length($body) / 2);
+        syswrite $s, "$req\r\n" . substr($body, 0, $half);
+        sleep $o{body_after};
+        syswrite $s, substr($body, $half);
+    } else {
+        syswrite $s, "$req\r\n$body";
+    }
 
     if (defined $o{close_after}) {
         sleep $o{close_after};
