@@ -81,6 +81,10 @@
 
 
 static void ngx_http_apipolicy_idempotency_body_read(ngx_http_request_t *r);
+static ngx_inline u_char *ngx_http_apipolicy_idempotency_join(u_char *p,
+    ngx_str_t *a, u_char sep, ngx_str_t *b);
+static ngx_int_t ngx_http_apipolicy_idempotency_body_in(ngx_http_request_t *r,
+    ngx_http_apipolicy_idempotency_conf_t *icf, ngx_http_apipolicy_ctx_t *ctx);
 static ngx_int_t ngx_http_apipolicy_idempotency_time(ngx_conf_t *cf,
     ngx_str_t *param, size_t skip, const char *example, time_t *t);
 static ngx_int_t ngx_http_apipolicy_idempotency_zone_param(ngx_conf_t *cf,
@@ -299,25 +303,42 @@ ngx_http_apipolicy_idempotency_handler(ngx_http_request_t *r,
 
     /* the body was all there */
 
-    rc = ngx_http_apipolicy_idempotency_decide(r, icf, ctx);
-
-    if (rc == NGX_AGAIN) {
-        /* Redis answers later: ngx_http_apipolicy_idempotency_op_done() */
-        r->write_event_handler = ngx_http_request_empty_handler;
+    if (ngx_http_apipolicy_idempotency_body_in(r, icf, ctx) == NGX_AGAIN) {
         return NGX_DONE;
     }
 
-    ictx->status = rc;
-    ictx->done = 1;
-
     return ngx_http_apipolicy_idempotency_handler(r, alcf, ctx);
+}
+
+
+/*
+ * The body is in: the decision (NGX_OK, ctx->idempotency done), or NGX_AGAIN
+ * while Redis is asked (ngx_http_apipolicy_idempotency_op_done() goes on)
+ */
+
+static ngx_int_t
+ngx_http_apipolicy_idempotency_body_in(ngx_http_request_t *r,
+    ngx_http_apipolicy_idempotency_conf_t *icf, ngx_http_apipolicy_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_apipolicy_idempotency_decide(r, icf, ctx);
+
+    if (rc == NGX_AGAIN) {
+        r->write_event_handler = ngx_http_request_empty_handler;
+        return NGX_AGAIN;
+    }
+
+    ctx->idempotency->status = rc;
+    ctx->idempotency->done = 1;
+
+    return NGX_OK;
 }
 
 
 static void
 ngx_http_apipolicy_idempotency_body_read(ngx_http_request_t *r)
 {
-    ngx_int_t                       rc;
     ngx_http_apipolicy_ctx_t       *ctx;
     ngx_http_apipolicy_loc_conf_t  *alcf;
 
@@ -336,18 +357,11 @@ ngx_http_apipolicy_idempotency_body_read(ngx_http_request_t *r)
         return;
     }
 
-    rc = ngx_http_apipolicy_idempotency_decide(r, &alcf->idempotency, ctx);
-
-    if (rc == NGX_AGAIN) {
-        /* Redis answers later: ngx_http_apipolicy_idempotency_op_done() */
-        r->write_event_handler = ngx_http_request_empty_handler;
-        return;
+    if (ngx_http_apipolicy_idempotency_body_in(r, &alcf->idempotency, ctx)
+        == NGX_OK)
+    {
+        ngx_http_apipolicy_resume(r);
     }
-
-    ctx->idempotency->status = rc;
-    ctx->idempotency->done = 1;
-
-    ngx_http_apipolicy_resume(r);
 }
 
 
@@ -375,11 +389,22 @@ ngx_http_apipolicy_idempotency_hash2(ngx_http_apipolicy_sha_t *md,
         return;
     }
 
-    p = ngx_cpymem(buf, a->data, a->len);
-    *p++ = sep;
-    p = ngx_cpymem(p, b->data, b->len);
+    p = ngx_http_apipolicy_idempotency_join(buf, a, sep, b);
 
     ngx_http_apipolicy_sha_update(md, buf, p - buf);
+}
+
+
+/* "a", "sep" and "b" written at "p" (room checked by the caller) */
+
+static ngx_inline u_char *
+ngx_http_apipolicy_idempotency_join(u_char *p, ngx_str_t *a, u_char sep,
+    ngx_str_t *b)
+{
+    p = ngx_cpymem(p, a->data, a->len);
+    *p++ = sep;
+
+    return ngx_cpymem(p, b->data, b->len);
 }
 
 
@@ -507,9 +532,7 @@ ngx_http_apipolicy_idempotency_key(ngx_http_request_t *r,
     }
 
     if (scope.len + 1 + key.len <= NGX_HTTP_APIPOLICY_SHA256_SHORT) {
-        p = ngx_cpymem(block, scope.data, scope.len);
-        *p++ = '\n';
-        p = ngx_cpymem(p, key.data, key.len);
+        p = ngx_http_apipolicy_idempotency_join(block, &scope, '\n', &key);
 
         ngx_http_apipolicy_sha256_short(block, p - block,
                                         ctx->idempotency->key);
@@ -758,9 +781,8 @@ ngx_http_apipolicy_idempotency_fingerprint(ngx_http_request_t *r,
     if (r->method_name.len + 1 + r->unparsed_uri.len + 1
         <= NGX_HTTP_APIPOLICY_SHA256_SHORT)
     {
-        p = ngx_cpymem(block, r->method_name.data, r->method_name.len);
-        *p++ = ' ';
-        p = ngx_cpymem(p, r->unparsed_uri.data, r->unparsed_uri.len);
+        p = ngx_http_apipolicy_idempotency_join(block, &r->method_name, ' ',
+                                                &r->unparsed_uri);
         *p++ = '\n';
 
         for (cl = r->request_body ? r->request_body->bufs : NULL;
@@ -1299,22 +1321,20 @@ ngx_http_apipolicy_idempotency_capture(ngx_http_request_t *r,
      * lock the commit takes anyway
      */
 
-    if (r->headers_out.content_length_n >= 0) {
-        ictx->size = (size_t) r->headers_out.content_length_n;
-    }
-
-    if (r->headers_out.content_length_n >= 0
-        && hlen + ictx->size + 1 > NGX_HTTP_APIPOLICY_IDEMPOTENCY_SMALL)
-    {
-        ngx_shmtx_lock(&zone->shm.shpool->mutex);
-        ictx->kept = ngx_http_apipolicy_shm_alloc(&zone->shm,
-                                                  hlen + ictx->size + 1);
-        ngx_shmtx_unlock(&zone->shm.shpool->mutex);
-
-        ictx->in_zone = (ictx->kept != NULL);
-
-    } else if (r->headers_out.content_length_n < 0) {
+    if (r->headers_out.content_length_n < 0) {
         ictx->size = ngx_min(4096, zone->max_body);
+
+    } else {
+        ictx->size = (size_t) r->headers_out.content_length_n;
+
+        if (hlen + ictx->size + 1 > NGX_HTTP_APIPOLICY_IDEMPOTENCY_SMALL) {
+            ngx_shmtx_lock(&zone->shm.shpool->mutex);
+            ictx->kept = ngx_http_apipolicy_shm_alloc(&zone->shm,
+                                                      hlen + ictx->size + 1);
+            ngx_shmtx_unlock(&zone->shm.shpool->mutex);
+
+            ictx->in_zone = (ictx->kept != NULL);
+        }
     }
 
     if (ictx->kept == NULL) {

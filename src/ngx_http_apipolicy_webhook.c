@@ -57,6 +57,8 @@
 
 
 static void ngx_http_apipolicy_webhook_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_apipolicy_webhook_body_in(ngx_http_request_t *r,
+    ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx);
 static ngx_int_t ngx_http_apipolicy_webhook_refuse(ngx_http_request_t *r,
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_http_apipolicy_ctx_t *ctx,
     ngx_http_apipolicy_problem_t *problem, ngx_uint_t level,
@@ -247,11 +249,22 @@ ngx_http_apipolicy_webhook_handler(ngx_http_request_t *r,
 
     /* the body was all there */
 
-    wctx->scheme = alcf->webhook.scheme;
-    wctx->status = ngx_http_apipolicy_webhook_verify(r, &alcf->webhook, ctx);
-    wctx->done = 1;
+    return ngx_http_apipolicy_webhook_body_in(r, alcf, ctx);
+}
 
-    return wctx->status;
+
+/* the body is in: verified, the verdict kept for the phase handler */
+
+static ngx_int_t
+ngx_http_apipolicy_webhook_body_in(ngx_http_request_t *r,
+    ngx_http_apipolicy_loc_conf_t *alcf, ngx_http_apipolicy_ctx_t *ctx)
+{
+    ctx->webhook->scheme = alcf->webhook.scheme;
+    ctx->webhook->status = ngx_http_apipolicy_webhook_verify(r, &alcf->webhook,
+                                                             ctx);
+    ctx->webhook->done = 1;
+
+    return ctx->webhook->status;
 }
 
 
@@ -274,10 +287,7 @@ ngx_http_apipolicy_webhook_body(ngx_http_request_t *r)
         return;
     }
 
-    ctx->webhook->scheme = alcf->webhook.scheme;
-    ctx->webhook->status = ngx_http_apipolicy_webhook_verify(r, &alcf->webhook,
-                                                             ctx);
-    ctx->webhook->done = 1;
+    (void) ngx_http_apipolicy_webhook_body_in(r, alcf, ctx);
 
     ngx_http_apipolicy_resume(r);
 }
