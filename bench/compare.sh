@@ -2,7 +2,8 @@
 # Two builds of the module side by side: bench/run.sh with BEFORE, then
 # with AFTER, one round each, repeated; every round measures each scenario
 # against plain nginx in the same run, and the table gives the median of
-# each build's ratios.  For a change that must not cost speed.
+# each build's ratios, then each round's ratio.  For a change that must not
+# cost speed.
 #
 #   BEFORE=old.so AFTER=build/nginx/objs/ngx_http_apipolicy_module.so \
 #       bench/compare.sh [seconds-per-round] [rounds]
@@ -50,4 +51,18 @@ for name in "${names[@]}"; do
     printf '| %s | %.1f%% | %.1f%% | %+.1f | %.1f%% | %.1f%% | %+.1f |\n' \
         "$name" "$b" "$a" "$(echo "$a - $b" | bc -l)" \
         "$cb" "$ca" "$(echo "$ca - $cb" | bc -l)"
+done
+
+# the rounds themselves: how far apart the rounds of one build are tells
+# what a difference of medians can mean (two runs of the same build
+# differ by about a point on a 2-core VM)
+echo
+echo "Each round's req/s ratio, lowest to highest:"
+echo
+for name in "${names[@]}"; do
+    for build in before after; do
+        printf -- '- %s, %s: %s\n' "$name" "$build" \
+            "$(tr ' ' '\n' <<< "${ratios[$build.$name]}" | grep -v '^$' | sort -g \
+               | awk '{if (NR > 1) printf ", "; printf "%.1f", $1}')"
+    done
 done
