@@ -30,11 +30,12 @@ sub status {
 }
 
 # CLIENTS processes at once, each sending N requests on a connection of its
-# own (one in three without a token: 401): the pids that answered
+# own (one in three without a token: 401): how many answers each worker's
+# pid gave, and how many of each status
 sub load {
     my ($clients, $n) = @_;
     my @kids;
-    for my $c (1 .. $clients) {
+    for (1 .. $clients) {
         pipe(my $rd, my $wr) or die "pipe: $!";
         my $pid = fork // die "fork: $!";
         if ($pid == 0) {
@@ -80,7 +81,7 @@ sub workers_spread {
     is($v2 - $v0, 16 * 20, "every verified token counted");
     is($m2 - $m0, 16 * 10, "every refusal counted");
 
-    # a reload: new workers, in other slots; the old workers' counts stay
+    # a reload: new workers; the old workers' counts stay
     my $pidfile = $Test::Nginx::Util::PidFile;
     open my $fh, '<', $pidfile or die "$pidfile: $!";
     chomp(my $master = <$fh>);
@@ -99,7 +100,7 @@ sub workers_spread {
 
     my ($r3, $v3) = status();
     %got = load(16, 30);
-    my ($r4, $v4, $m4) = status();
+    my ($r4, $v4) = status();
     is($r4 - $r3, 16 * 30 + $own, "after the reload, every request counted once");
     is($v4 - $v3, 16 * 20, "after the reload, every verified token counted");
     ok($r3 >= $r2 + $own, "after the reload, the counts before it are still there");
