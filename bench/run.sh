@@ -126,6 +126,18 @@ for s in "${scenarios[@]}"; do
         "$(median <<< "${cpuratios[$name]}")"
 done
 
+# the rounds themselves, as bench/compare.sh gives them: how far one run's
+# rounds spread tells what its median can mean
+echo
+echo "Each round's req/s ratio, lowest to highest:"
+echo
+for s in "${scenarios[@]}"; do
+    IFS='|' read -r name _ _ <<< "$s"
+    printf -- '- %s: %s\n' "$name" \
+        "$(tr ' ' '\n' <<< "${ratios[$name]}" | grep -v '^$' | sort -g \
+           | awk '{if (NR > 1) printf ", "; printf "%.1f", $1}')"
+done
+
 # RS256 without the cache: the worker CPU one verification adds, from the
 # two rates measured above (the worker is the bottleneck in both), next to
 # what OpenSSL itself verifies on one core
