@@ -292,6 +292,13 @@ ngx_http_apipolicy_idempotency_handler(ngx_http_request_t *r,
         return ictx->status;
     }
 
+    /*
+     * the zone's lines that the lookup and the insert need are read in
+     * while the body is read and fingerprinted
+     */
+
+    ngx_http_apipolicy_shm_prefetch(&ictx->zone->shm, ictx->key);
+
     /* the fingerprint needs the body */
 
     rc = ngx_http_apipolicy_read_body(r, ctx,
@@ -720,6 +727,8 @@ ngx_http_apipolicy_idempotency_decide(ngx_http_request_t *r,
 
     ictx = ctx->idempotency;
     zone = icf->zone;
+
+    ngx_http_apipolicy_shm_prefetch_back(&zone->shm);
 
     if (ngx_http_apipolicy_idempotency_fingerprint(r, ictx) != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
@@ -2576,6 +2585,16 @@ ngx_http_apipolicy_idempotency_free(ngx_http_apipolicy_shm_t *shm,
     in = (ngx_http_apipolicy_idempotency_node_t *) hn;
 
     if (in->blob) {
+        /*
+         * in a full zone the next answer of its size is written where
+         * this one was (the slab allocator gives the slot just freed):
+         * its first lines into the CPU's cache now, not waited for by
+         * the commit's unlock
+         */
+
+        ngx_http_apipolicy_shm_hint(in->blob, 1);
+        ngx_http_apipolicy_shm_hint(in->blob + 64, 1);
+
         ngx_slab_free_locked(shm->shpool, in->blob);
         in->blob = NULL;
     }

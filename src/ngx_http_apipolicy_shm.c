@@ -378,6 +378,57 @@ ngx_http_apipolicy_shm_delete(ngx_http_apipolicy_shm_t *shm,
 }
 
 
+/* the node at the back of the LRU, read without the lock; NULL: none */
+
+static ngx_inline u_char *
+ngx_http_apipolicy_shm_back(ngx_http_apipolicy_shm_t *shm)
+{
+    ngx_queue_t  *q;
+
+    q = ((volatile ngx_queue_t *) &shm->sh->queue)->prev;
+
+    if (q == &shm->sh->queue) {
+        return NULL;
+    }
+
+    return (u_char *) ngx_queue_data(q, ngx_http_apipolicy_hnode_t, queue);
+}
+
+
+void
+ngx_http_apipolicy_shm_prefetch(ngx_http_apipolicy_shm_t *shm, u_char *key)
+{
+    u_char  *p;
+
+    ngx_http_apipolicy_shm_hint(ngx_http_apipolicy_shm_bucket(shm->sh, key),
+                                1);
+
+    p = ngx_http_apipolicy_shm_back(shm);
+
+    if (p) {
+        /* the head, and the area's fields after it (a node of 128 bytes) */
+        ngx_http_apipolicy_shm_hint(p, 1);
+        ngx_http_apipolicy_shm_hint(p + 64, 1);
+    }
+}
+
+
+void
+ngx_http_apipolicy_shm_prefetch_back(ngx_http_apipolicy_shm_t *shm)
+{
+    uint32_t                     h;
+    ngx_http_apipolicy_hnode_t  *hn;
+
+    hn = (ngx_http_apipolicy_hnode_t *) ngx_http_apipolicy_shm_back(shm);
+
+    if (hn) {
+        /* the key's first four bytes pick the bucket, as in bucket() */
+        h = *(volatile uint32_t *) hn->key;
+        ngx_http_apipolicy_shm_hint(&shm->sh->buckets[h & shm->sh->mask], 1);
+    }
+}
+
+
 /* "hn" out of the index and the LRU, what it holds freed, not itself */
 
 static void

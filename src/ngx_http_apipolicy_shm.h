@@ -157,4 +157,37 @@ ngx_http_apipolicy_shm_bucket(ngx_http_apipolicy_shm_sh_t *sh, u_char *key)
 }
 
 
+/*
+ * A hint, not an access: the line at "p" is brought into the CPU's cache
+ * (for writing when "w") while other work goes on; it never faults.
+ */
+
+#if (__GNUC__ || __clang__)
+#define ngx_http_apipolicy_shm_hint(p, w)  __builtin_prefetch((p), (w))
+#else
+#define ngx_http_apipolicy_shm_hint(p, w)
+#endif
+
+
+/*
+ * Hints ahead of a lookup and an insert, taken without the zone's lock
+ * while the request does other work (the body read, its fingerprint):
+ * in a zone of megabytes none of the lines below is in the CPU's cache,
+ * and each would be waited for in turn under the lock.
+ *
+ * prefetch:      the bucket of "key", and the node at the back of the
+ *                LRU, which an insert into a full zone evicts;
+ * prefetch_back: that node's bucket (its key read: the node's line was
+ *                brought in by prefetch).
+ *
+ * Read without the lock, the back of the LRU may change before the lock
+ * is taken: what is read only picks lines to bring in, all of them in
+ * the zone (its index, its nodes: mapped for as long as the zone), and
+ * nothing read is used otherwise.
+ */
+void ngx_http_apipolicy_shm_prefetch(ngx_http_apipolicy_shm_t *shm,
+    u_char *key);
+void ngx_http_apipolicy_shm_prefetch_back(ngx_http_apipolicy_shm_t *shm);
+
+
 #endif /* _NGX_HTTP_APIPOLICY_SHM_H_INCLUDED_ */

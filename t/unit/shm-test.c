@@ -18,7 +18,9 @@
  *      before its expiry, and answers NULL when nothing can be freed;
  *   5. in a zone whose entries are all one size, a full zone's oldest
  *      entry is taken as it is for a new one (20,000 keys through 100
- *      slots), an allocation of another size still frees it.
+ *      slots, each insert after the hints that bring its lines into the
+ *      cache, which change nothing), an allocation of another size
+ *      still frees it.
  *
  * The zone is an arena of fixed slots with a byte budget, standing in for
  * nginx's slab allocator (what is tested is the index and the LRU, not
@@ -529,8 +531,18 @@ reuse(void)
     allocated = 0;
     freed = 0;
 
+    /* the hints taken before each insert, as a new idempotency key does */
+
+    ngx_http_apipolicy_shm_prefetch(&shm, k);
+    ngx_http_apipolicy_shm_prefetch_back(&shm);
+
+    ok(sh.entries == 0 && index_sound(), "hints on an empty zone: nothing "
+       "read past the queue's sentinel, nothing changed");
+
     for (i = 0; i < 20000; i++) {
         key(k, (uint32_t) i * 2654435761u, (uint16_t) (i % 5), (uint32_t) i);
+        ngx_http_apipolicy_shm_prefetch(&shm, k);
+        ngx_http_apipolicy_shm_prefetch_back(&shm);
         lost += (ngx_http_apipolicy_shm_insert(&shm, k, 64, 2000) == NULL);
     }
 
