@@ -2534,7 +2534,7 @@ ngx_http_apipolicy_idempotency_exit_process(ngx_cycle_t *cycle)
 /* ---- the zone -------------------------------------------------------- */
 
 /*
- * Our in-flight entry without a second walk down a tree that may hold
+ * Our in-flight entry without a second lookup in an index that may hold
  * 100,000s of keys: the node made in decide() is ours if it still holds
  * our key and fingerprint in flight.  Had it been freed in the meantime
  * (its lease ran out), slab memory stays mapped, and a node reused for

@@ -28,6 +28,12 @@
  *            pages, which one small entry never frees), oldest first,
  *            never a pinned entry before its expiry; NULL only when no
  *            room can be made
+ *   hints    prefetch() and prefetch_back(), taken without the lock
+ *            before a lookup and an insert: the key's bucket, the node
+ *            at the back of the LRU and its bucket into the CPU's cache
+ *            while the request does other work, instead of waited for
+ *            in turn under the lock (a new idempotency key in a full
+ *            zone of megabytes)
  */
 
 
