@@ -422,15 +422,13 @@ ngx_http_apipolicy_shm_prefetch(ngx_http_apipolicy_shm_t *shm, u_char *key)
 void
 ngx_http_apipolicy_shm_prefetch_back(ngx_http_apipolicy_shm_t *shm)
 {
-    uint32_t                     h;
     ngx_http_apipolicy_hnode_t  *hn;
 
     hn = (ngx_http_apipolicy_hnode_t *) ngx_http_apipolicy_shm_back(shm);
 
     if (hn) {
-        /* the key's first four bytes pick the bucket, as in bucket() */
-        h = *(volatile uint32_t *) hn->key;
-        ngx_http_apipolicy_shm_hint(&shm->sh->buckets[h & shm->sh->mask], 1);
+        ngx_http_apipolicy_shm_hint(ngx_http_apipolicy_shm_bucket(shm->sh,
+                                                                  hn->key), 1);
     }
 }
 
