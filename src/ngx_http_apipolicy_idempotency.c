@@ -92,9 +92,6 @@ static ngx_int_t ngx_http_apipolicy_idempotency_zone_param(ngx_conf_t *cf,
     ssize_t size);
 static ngx_int_t ngx_http_apipolicy_idempotency_param(ngx_conf_t *cf,
     ngx_http_apipolicy_idempotency_conf_t *icf, ngx_str_t *param);
-static ngx_http_apipolicy_idempotency_zone_t *
-    ngx_http_apipolicy_idempotency_zone_find(ngx_conf_t *cf,
-    ngx_str_t *name);
 static ngx_int_t ngx_http_apipolicy_idempotency_methods(ngx_conf_t *cf,
     ngx_str_t *param, ngx_uint_t *methods);
 static ngx_int_t ngx_http_apipolicy_idempotency_decide(ngx_http_request_t *r,
@@ -154,6 +151,9 @@ static void ngx_http_apipolicy_idempotency_redis_update(
 static void ngx_http_apipolicy_idempotency_redis_commit(
     ngx_http_apipolicy_idempotency_ctx_t *ictx);
 static void ngx_http_apipolicy_idempotency_redis_extend(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx);
+static ngx_uint_t ngx_http_apipolicy_idempotency_on_claim(ngx_str_t *argv,
+    ngx_str_t *script, u_char *key, u_char *lease,
     ngx_http_apipolicy_idempotency_ctx_t *ictx);
 static ngx_int_t ngx_http_apipolicy_idempotency_op(
     ngx_str_t *argv, ngx_uint_t argc, ngx_str_t *key,
@@ -1885,6 +1885,7 @@ ngx_http_apipolicy_idempotency_redis_claim(ngx_http_request_t *r,
     u_char      px[NGX_TIME_T_LEN + 4];
     ngx_int_t   rc;
     ngx_str_t   argv[6];
+    ngx_uint_t  argc;
 
     /*
      * the value if there is one, else our claim: a Redis that refuses
@@ -1910,19 +1911,11 @@ ngx_http_apipolicy_idempotency_redis_claim(ngx_http_request_t *r,
     p = ngx_hex_dump(p, ictx->fp, 32);
     ngx_hex_dump(p, token, sizeof(token));
 
-    ngx_str_set(&argv[0], "EVAL");
-    argv[1] = claim;
-    ngx_str_set(&argv[2], "1");
-    argv[3].data = key;
-    argv[3].len = ngx_http_apipolicy_idempotency_redis_key(key, ictx) - key;
-    argv[4].data = ictx->claim;
-    argv[4].len = NGX_HTTP_APIPOLICY_IDEMPOTENCY_CLAIM_LEN;
-    argv[5].data = px;                      /* the lease */
-    argv[5].len = ngx_sprintf(px, "%T", ictx->zone->lease * 1000) - px;
-
+    argc = ngx_http_apipolicy_idempotency_on_claim(argv, &claim, key, px,
+                                                   ictx);
     ictx->request = r;
 
-    rc = ngx_http_apipolicy_idempotency_op(argv, 6, &argv[3], ictx);
+    rc = ngx_http_apipolicy_idempotency_op(argv, argc, &argv[3], ictx);
 
     if (rc == NGX_DECLINED) {
         /* Redis is away and not tried again yet */
@@ -2086,8 +2079,9 @@ static void
 ngx_http_apipolicy_idempotency_redis_update(
     ngx_http_apipolicy_idempotency_ctx_t *ictx, ngx_uint_t commit)
 {
-    u_char     key[NGX_HTTP_APIPOLICY_IDEMPOTENCY_REDIS_KEY_LEN];
-    ngx_str_t  argv[5];
+    u_char      key[NGX_HTTP_APIPOLICY_IDEMPOTENCY_REDIS_KEY_LEN];
+    ngx_str_t   argv[5];
+    ngx_uint_t  argc;
 
     static ngx_str_t  del = ngx_string(
         "if redis.call('GET', KEYS[1]) == ARGV[1] then "
@@ -2105,15 +2099,10 @@ ngx_http_apipolicy_idempotency_redis_update(
         return;
     }
 
-    ngx_str_set(&argv[0], "EVAL");
-    argv[1] = del;
-    ngx_str_set(&argv[2], "1");
-    argv[3].data = key;
-    argv[3].len = ngx_http_apipolicy_idempotency_redis_key(key, ictx) - key;
-    argv[4].data = ictx->claim;
-    argv[4].len = NGX_HTTP_APIPOLICY_IDEMPOTENCY_CLAIM_LEN;
+    argc = ngx_http_apipolicy_idempotency_on_claim(argv, &del, key, NULL,
+                                                   ictx);
 
-    if (ngx_http_apipolicy_idempotency_op(argv, 5, &argv[3], NULL)
+    if (ngx_http_apipolicy_idempotency_op(argv, argc, &argv[3], NULL)
         == NGX_ERROR)
     {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
@@ -2154,25 +2143,15 @@ ngx_http_apipolicy_idempotency_redis_commit(
     p = ngx_hex_dump(head + 1, ictx->fp, 32);
     p = ngx_sprintf(p, "%03ui%uz\n", ictx->rstatus, ictx->hlen);
 
-    ngx_str_set(&argv[0], "EVAL");
-    argv[1] = set;
-    ngx_str_set(&argv[2], "1");
-    argv[3].data = key;
-    argv[3].len = ngx_http_apipolicy_idempotency_redis_key(key, ictx) - key;
-    argv[4].data = ictx->claim;
-    argv[4].len = NGX_HTTP_APIPOLICY_IDEMPOTENCY_CLAIM_LEN;
+    (void) ngx_http_apipolicy_idempotency_on_claim(argv, &set, key, NULL,
+                                                   ictx);
     argv[5].data = head;
     argv[5].len = p - head + ictx->hlen + ictx->len;
     argv[6].data = px;
     argv[6].len = ngx_sprintf(px, "%T", ictx->zone->ttl * 1000) - px;
 
-    ext[0] = argv[0];
-    ext[1] = extend;
-    ext[2] = argv[2];
-    ext[3] = argv[3];
-    ext[4] = argv[4];
-    ext[5].data = lease;
-    ext[5].len = ngx_sprintf(lease, "%T", ictx->zone->lease * 1000) - lease;
+    (void) ngx_http_apipolicy_idempotency_on_claim(ext, &extend, key, lease,
+                                                   ictx);
 
     size = ngx_http_apipolicy_redis_command_len(argv, 7);
     len = ngx_http_apipolicy_redis_command_len(ext, 6);
@@ -2391,9 +2370,10 @@ static void
 ngx_http_apipolicy_idempotency_redis_extend(
     ngx_http_apipolicy_idempotency_ctx_t *ictx)
 {
-    u_char     key[NGX_HTTP_APIPOLICY_IDEMPOTENCY_REDIS_KEY_LEN];
-    u_char     px[NGX_TIME_T_LEN + 4];
-    ngx_str_t  argv[6];
+    u_char      key[NGX_HTTP_APIPOLICY_IDEMPOTENCY_REDIS_KEY_LEN];
+    u_char      px[NGX_TIME_T_LEN + 4];
+    ngx_str_t   argv[6];
+    ngx_uint_t  argc;
 
     static ngx_str_t  extend = ngx_http_apipolicy_idempotency_extend;
 
@@ -2401,23 +2381,45 @@ ngx_http_apipolicy_idempotency_redis_extend(
         return;
     }
 
-    ngx_str_set(&argv[0], "EVAL");
-    argv[1] = extend;
-    ngx_str_set(&argv[2], "1");
-    argv[3].data = key;
-    argv[3].len = ngx_http_apipolicy_idempotency_redis_key(key, ictx) - key;
-    argv[4].data = ictx->claim;
-    argv[4].len = NGX_HTTP_APIPOLICY_IDEMPOTENCY_CLAIM_LEN;
-    argv[5].data = px;
-    argv[5].len = ngx_sprintf(px, "%T", ictx->zone->lease * 1000) - px;
+    argc = ngx_http_apipolicy_idempotency_on_claim(argv, &extend, key, px,
+                                                   ictx);
 
-    if (ngx_http_apipolicy_idempotency_op(argv, 6, &argv[3], NULL)
+    if (ngx_http_apipolicy_idempotency_op(argv, argc, &argv[3], NULL)
         == NGX_ERROR)
     {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "apipolicy: no memory for a Redis command of the "
                       "idempotency zone \"%V\"", &ictx->zone->shm.name);
     }
+}
+
+
+/*
+ * EVAL SCRIPT 1 KEY CLAIM, how every command on our claim begins, in
+ * argv[0] to argv[4] ("key": room for the Redis key); with "lease" (room
+ * for a number) the lease in ms as argv[5]; the number of arguments
+ */
+
+static ngx_uint_t
+ngx_http_apipolicy_idempotency_on_claim(ngx_str_t *argv, ngx_str_t *script,
+    u_char *key, u_char *lease, ngx_http_apipolicy_idempotency_ctx_t *ictx)
+{
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = *script;
+    ngx_str_set(&argv[2], "1");
+    argv[3].data = key;
+    argv[3].len = ngx_http_apipolicy_idempotency_redis_key(key, ictx) - key;
+    argv[4].data = ictx->claim;
+    argv[4].len = NGX_HTTP_APIPOLICY_IDEMPOTENCY_CLAIM_LEN;
+
+    if (lease == NULL) {
+        return 5;
+    }
+
+    argv[5].data = lease;
+    argv[5].len = ngx_sprintf(lease, "%T", ictx->zone->lease * 1000) - lease;
+
+    return 6;
 }
 
 
@@ -2835,6 +2837,8 @@ ngx_http_apipolicy_idempotency_param(ngx_conf_t *cf,
     ngx_http_apipolicy_idempotency_conf_t *icf, ngx_str_t *param)
 {
     ngx_str_t                          s;
+    ngx_shm_zone_t                    *zone;
+    ngx_http_apipolicy_main_conf_t    *amcf;
     ngx_http_compile_complex_value_t   ccv;
 
     s = *param;
@@ -2843,9 +2847,19 @@ ngx_http_apipolicy_idempotency_param(ngx_conf_t *cf,
         s.data += 5;
         s.len -= 5;
 
-        icf->zone = ngx_http_apipolicy_idempotency_zone_find(cf, &s);
+        amcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_apipolicy_module);
 
-        return (icf->zone == NULL) ? NGX_ERROR : NGX_OK;
+        zone = ngx_http_apipolicy_conf_zone_find(cf, amcf->idempotency_zones,
+                                                 &s, "idempotency",
+                                                 "apipolicy_idempotency_zone");
+        if (zone == NULL) {
+            return NGX_ERROR;
+        }
+
+        icf->zone = zone->data;
+
+        return NGX_OK;
     }
 
     if (ngx_strcmp(s.data, "required") == 0) {
@@ -2893,35 +2907,6 @@ ngx_http_apipolicy_idempotency_param(ngx_conf_t *cf,
                                       "zone=, required, methods=, scope= and "
                                       "keep=");
     return NGX_ERROR;
-}
-
-
-/* zone=NAME: a zone declared above this line */
-
-static ngx_http_apipolicy_idempotency_zone_t *
-ngx_http_apipolicy_idempotency_zone_find(ngx_conf_t *cf, ngx_str_t *name)
-{
-    ngx_uint_t                       n;
-    ngx_shm_zone_t                 **zp;
-    ngx_http_apipolicy_main_conf_t  *amcf;
-
-    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
-
-    zp = amcf->idempotency_zones ? amcf->idempotency_zones->elts : NULL;
-
-    for (n = 0; zp && n < amcf->idempotency_zones->nelts; n++) {
-        if (zp[n]->shm.name.len == name->len
-            && ngx_strncmp(zp[n]->shm.name.data, name->data, name->len) == 0)
-        {
-            return zp[n]->data;
-        }
-    }
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "unknown idempotency zone \"%V\": declare it with "
-                       "apipolicy_idempotency_zone at http level, before "
-                       "this line", name);
-    return NULL;
 }
 
 

@@ -521,6 +521,36 @@ ngx_http_apipolicy_conf_zone(ngx_conf_t *cf, ngx_str_t *value,
 
 
 /*
+ * zone=NAME and the like: the zone NAME among "zones" (ngx_shm_zone_t *,
+ * as the "directive" declaring them above this line added them); NULL,
+ * said, when there is none
+ */
+
+ngx_shm_zone_t *
+ngx_http_apipolicy_conf_zone_find(ngx_conf_t *cf, ngx_array_t *zones,
+    ngx_str_t *name, const char *kind, const char *directive)
+{
+    ngx_uint_t        n;
+    ngx_shm_zone_t  **zp;
+
+    zp = zones ? zones->elts : NULL;
+
+    for (n = 0; zp && n < zones->nelts; n++) {
+        if (zp[n]->shm.name.len == name->len
+            && ngx_strncmp(zp[n]->shm.name.data, name->data, name->len) == 0)
+        {
+            return zp[n];
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "unknown %s zone \"%V\": declare it with %s at http "
+                       "level, before this line", kind, name, directive);
+    return NULL;
+}
+
+
+/*
  * Feeds the request body, as read by ngx_http_read_client_request_body(),
  * to "feed": memory buffers as they are, a body buffered to a temporary
  * file in chunks read back from it.

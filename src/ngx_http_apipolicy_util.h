@@ -82,6 +82,9 @@ ngx_uint_t ngx_http_apipolicy_list_next(u_char **pos, u_char *last,
 ngx_int_t ngx_http_apipolicy_list_has(ngx_str_t *list, ngx_str_t *token);
 ngx_int_t ngx_http_apipolicy_conf_zone(ngx_conf_t *cf, ngx_str_t *value,
     const char *example, ngx_str_t *name, ssize_t *size);
+ngx_shm_zone_t *ngx_http_apipolicy_conf_zone_find(ngx_conf_t *cf,
+    ngx_array_t *zones, ngx_str_t *name, const char *kind,
+    const char *directive);
 
 /*
  * A phase handler reads the body without blocking (as nginx's mirror

@@ -115,8 +115,6 @@ static ngx_int_t ngx_http_apipolicy_webhook_conf_parse(ngx_conf_t *cf,
     ngx_http_apipolicy_webhook_conf_t *wcf);
 static ngx_int_t ngx_http_apipolicy_webhook_conf_secret(ngx_conf_t *cf,
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_str_t *arg);
-static ngx_shm_zone_t *ngx_http_apipolicy_webhook_conf_zone(ngx_conf_t *cf,
-    ngx_str_t *name);
 static ngx_int_t ngx_http_apipolicy_webhook_conf_custom(
     ngx_http_apipolicy_webhook_conf_t *wcf, ngx_str_t *s);
 static ngx_int_t ngx_http_apipolicy_webhook_conf_validate(ngx_conf_t *cf,
@@ -1212,6 +1210,7 @@ ngx_http_apipolicy_webhook_conf_parse(ngx_conf_t *cf,
 {
     ngx_str_t                            *value, s;
     ngx_uint_t                            i, n;
+    ngx_http_apipolicy_main_conf_t       *amcf;
     ngx_http_apipolicy_webhook_scheme_t  *desc;
 
     value = cf->args->elts;
@@ -1277,7 +1276,12 @@ ngx_http_apipolicy_webhook_conf_parse(ngx_conf_t *cf,
             s.data += 12;
             s.len -= 12;
 
-            wcf->replay = ngx_http_apipolicy_webhook_conf_zone(cf, &s);
+            amcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_apipolicy_module);
+
+            wcf->replay = ngx_http_apipolicy_conf_zone_find(cf,
+                              amcf->webhook_zones, &s, "replay",
+                              "apipolicy_webhook_zone");
             if (wcf->replay == NULL) {
                 return NGX_ERROR;
             }
@@ -1366,35 +1370,6 @@ ngx_http_apipolicy_webhook_conf_secret(ngx_conf_t *cf,
     }
 
     return NGX_OK;
-}
-
-
-/* replay_zone=NAME: a zone apipolicy_webhook_zone declared before */
-
-static ngx_shm_zone_t *
-ngx_http_apipolicy_webhook_conf_zone(ngx_conf_t *cf, ngx_str_t *name)
-{
-    ngx_uint_t                        n;
-    ngx_shm_zone_t                  **zp;
-    ngx_http_apipolicy_main_conf_t   *amcf;
-
-    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apipolicy_module);
-
-    zp = amcf->webhook_zones ? amcf->webhook_zones->elts : NULL;
-
-    for (n = 0; zp && n < amcf->webhook_zones->nelts; n++) {
-        if (zp[n]->shm.name.len == name->len
-            && ngx_strncmp(zp[n]->shm.name.data, name->data, name->len) == 0)
-        {
-            return zp[n];
-        }
-    }
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "unknown replay zone \"%V\": declare it with "
-                       "apipolicy_webhook_zone at http level, before this "
-                       "line", name);
-    return NULL;
 }
 
 
