@@ -152,6 +152,9 @@ static void ngx_http_apipolicy_idempotency_redis_commit(
     ngx_http_apipolicy_idempotency_ctx_t *ictx);
 static void ngx_http_apipolicy_idempotency_redis_extend(
     ngx_http_apipolicy_idempotency_ctx_t *ictx);
+static void ngx_http_apipolicy_idempotency_claim_send(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx, ngx_str_t *script,
+    ngx_uint_t lease);
 static ngx_uint_t ngx_http_apipolicy_idempotency_on_claim(ngx_str_t *argv,
     ngx_str_t *script, u_char *key, u_char *lease,
     ngx_http_apipolicy_idempotency_ctx_t *ictx);
@@ -2079,10 +2082,6 @@ static void
 ngx_http_apipolicy_idempotency_redis_update(
     ngx_http_apipolicy_idempotency_ctx_t *ictx, ngx_uint_t commit)
 {
-    u_char      key[NGX_HTTP_APIPOLICY_IDEMPOTENCY_REDIS_KEY_LEN];
-    ngx_str_t   argv[5];
-    ngx_uint_t  argc;
-
     static ngx_str_t  del = ngx_string(
         "if redis.call('GET', KEYS[1]) == ARGV[1] then "
         "return redis.call('DEL', KEYS[1]) end "
@@ -2099,16 +2098,7 @@ ngx_http_apipolicy_idempotency_redis_update(
         return;
     }
 
-    argc = ngx_http_apipolicy_idempotency_on_claim(argv, &del, key, NULL,
-                                                   ictx);
-
-    if (ngx_http_apipolicy_idempotency_op(argv, argc, &argv[3], NULL)
-        == NGX_ERROR)
-    {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "apipolicy: no memory for a Redis command of the "
-                      "idempotency zone \"%V\"", &ictx->zone->shm.name);
-    }
+    ngx_http_apipolicy_idempotency_claim_send(ictx, &del, 0);
 }
 
 
@@ -2370,19 +2360,33 @@ static void
 ngx_http_apipolicy_idempotency_redis_extend(
     ngx_http_apipolicy_idempotency_ctx_t *ictx)
 {
-    u_char      key[NGX_HTTP_APIPOLICY_IDEMPOTENCY_REDIS_KEY_LEN];
-    u_char      px[NGX_TIME_T_LEN + 4];
-    ngx_str_t   argv[6];
-    ngx_uint_t  argc;
-
     static ngx_str_t  extend = ngx_http_apipolicy_idempotency_extend;
 
     if (ngx_http_apipolicy_idempotency_rd == NULL) {
         return;
     }
 
-    argc = ngx_http_apipolicy_idempotency_on_claim(argv, &extend, key, px,
-                                                   ictx);
+    ngx_http_apipolicy_idempotency_claim_send(ictx, &extend, 1);
+}
+
+
+/*
+ * A command on our claim whose answer no request waits for (its release,
+ * its extension by the lease when "lease")
+ */
+
+static void
+ngx_http_apipolicy_idempotency_claim_send(
+    ngx_http_apipolicy_idempotency_ctx_t *ictx, ngx_str_t *script,
+    ngx_uint_t lease)
+{
+    u_char      key[NGX_HTTP_APIPOLICY_IDEMPOTENCY_REDIS_KEY_LEN];
+    u_char      px[NGX_TIME_T_LEN + 4];
+    ngx_str_t   argv[6];
+    ngx_uint_t  argc;
+
+    argc = ngx_http_apipolicy_idempotency_on_claim(argv, script, key,
+                                                   lease ? px : NULL, ictx);
 
     if (ngx_http_apipolicy_idempotency_op(argv, argc, &argv[3], NULL)
         == NGX_ERROR)
