@@ -176,7 +176,8 @@ EOF
             for _, key in ipairs(keys) do
                 local tag = string.match(key, '{(.*)}')
                 for _, f in ipairs(redis.call('HKEYS', key)) do
-                    if string.sub(f, 1, 2) ~= 'd:' and f ~= 't0' then
+                    local k = string.sub(f, 1, 2)
+                    if k ~= 'd:' and k ~= 'r:' and f ~= 't0' then
                         seen[tag] = seen[tag] or {}
                         seen[tag][f] = true
                     end

@@ -544,6 +544,7 @@ ngx_http_apipolicy_ratelimit_count(ngx_http_apipolicy_ratelimit_zone_t *zone,
     }
 
     rn->window = (uint32_t) t->tier->window;
+    rn->quota = (uint32_t) ngx_min(t->tier->quota, NGX_MAX_UINT32_VALUE);
     ngx_http_apipolicy_ratelimit_roll(rn, c->index);
 
     if (rn->born == 0) {

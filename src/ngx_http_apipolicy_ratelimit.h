@@ -157,6 +157,8 @@ typedef struct {
     uint32_t                           rprev;     /* from the Redis sync */
     uint32_t                           share;     /* of the quota, in
                                                      1/65536; 0: none yet */
+    uint32_t                           quota;     /* the tier's, for the
+                                                     sync */
     u_char                             key[1];    /* "tier:key" */
 } ngx_http_apipolicy_ratelimit_node_t;
 

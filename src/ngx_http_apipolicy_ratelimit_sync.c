@@ -23,7 +23,10 @@
  *            window, as a rate); the script answers the counts of all
  *            gateways in both windows and the demand of all gateways.
  *            The others' counts become part of the estimate, and this
- *            gateway's share of the quota is its demand over the total.
+ *            gateway's share of the quota is its demand over the total;
+ *            in a key's first window also at most what the others hold
+ *            ("r:" + field), so that the gateways together pass at most
+ *            the quota in it.
  *   alive    each round also sets this gateway's time in the zone's
  *            registry hash and answers the number of gateways seen within
  *            three intervals: a key no sync has answered for yet gets a
@@ -45,7 +48,7 @@
 
 
 #define NGX_HTTP_APIPOLICY_RATELIMIT_BATCH  2000  /* nodes per batch */
-#define NGX_HTTP_APIPOLICY_RATELIMIT_ARGS   13    /* of a count's EVALSHA */
+#define NGX_HTTP_APIPOLICY_RATELIMIT_ARGS   15    /* of a count's EVALSHA */
 
 
 /* one node's push, remembered until Redis answers */
@@ -57,6 +60,7 @@ typedef struct {
     uint32_t                           cur;       /* our counts, sent */
     uint32_t                           prev;
     uint32_t                           demand;
+    uint32_t                           held;      /* of the quota, 1/65536 */
 } ngx_http_apipolicy_ratelimit_sent_t;
 
 
@@ -99,6 +103,9 @@ static void ngx_http_apipolicy_ratelimit_sync_script(ngx_str_t *argv,
 static void ngx_http_apipolicy_ratelimit_sync_handler(ngx_event_t *ev);
 static void ngx_http_apipolicy_ratelimit_sync_done(void *data,
     redisReply **replies, ngx_uint_t n, ngx_int_t rc);
+static uint32_t ngx_http_apipolicy_ratelimit_sync_held(
+    ngx_http_apipolicy_ratelimit_zone_t *zone,
+    ngx_http_apipolicy_ratelimit_node_t *rn, double left);
 static void ngx_http_apipolicy_ratelimit_sync_answer(
     ngx_http_apipolicy_ratelimit_sync_t *sync,
     ngx_http_apipolicy_ratelimit_sent_t *e, redisReply *r);
@@ -120,42 +127,70 @@ static ngx_uint_t  ngx_http_apipolicy_ratelimit_eval;
 /*
  * KEYS: the current and the previous window's hash; ARGV: gateway,
  * count, previous window's count, demand, when each hash expires, now
- * (ms), how long a key is young (ms).  Answers { all counts now, all
- * counts before, all demand, young, gateways that said their demand }: a
- * gateway that said nothing in this window yet is taken with its demand
- * from the previous one.  A key is young when the previous window has
- * no demand and the current hash was made ("t0") less than "young" ago:
- * the other gateways may not have said their demand yet.
+ * (ms), how long a key is young (ms), the gateways alive, what this
+ * gateway holds of the quota (1/65536: its share in effect, or what it
+ * passed when more).  Answers { all counts now, all counts before, all
+ * demand, young, gateways that said their demand, this gateway's share
+ * (1/65536) }: a gateway that said nothing in this window yet is taken
+ * with its demand from the previous one.  A key is young when the
+ * previous window has no demand and the current hash was made ("t0")
+ * less than "young" ago: the other gateways may not have said their
+ * demand yet.
+ *
+ * The share is this gateway's demand over all the demand (of the part
+ * said / alive while young).  In a key's first window (no demand in the
+ * previous one) it is also at most what the others leave: each holds
+ * "r:" + field, the most of the quota it may have passed (its share
+ * before and after its last push, or its count), and while the key is
+ * young each gateway alive that has not said its demand holds 1/G.
+ * Shares given one after the other in Redis then add up to at most 1
+ * over the whole window, however far apart the gateways estimated
+ * their demands.
  */
 
 static ngx_http_apipolicy_ratelimit_script_t
     ngx_http_apipolicy_ratelimit_count = {
     ngx_string(
-    "local gw = ARGV[1] "
-    "redis.call('HSET', KEYS[1], gw, ARGV[2], 'd:' .. gw, ARGV[4]) "
-    "redis.call('HSETNX', KEYS[1], 't0', ARGV[7]) "
-    "redis.call('PEXPIREAT', KEYS[1], ARGV[5]) "
+    "local gw, dg, me = ARGV[1], 'd:' .. ARGV[1], 'r:' .. ARGV[1] "
     "if ARGV[3] ~= '0' then "
     "redis.call('HSET', KEYS[2], gw, ARGV[3]) "
     "redis.call('PEXPIREAT', KEYS[2], ARGV[6]) end "
-    "local c, p, d, g, t0, old, said = 0, 0, 0, 0, 0, 0, {} "
+    "local c, p, d, g = tonumber(ARGV[2]), 0, tonumber(ARGV[4]), 1 "
+    "local t0, old, said, r, nr = 0, 0, {[dg] = true}, 0, 0 "
     "local v = redis.call('HGETALL', KEYS[1]) "
     "for i = 1, #v, 2 do "
-    "local n = tonumber(v[i + 1]) or 0 "
-    "if v[i] == 't0' then t0 = n "
-    "elseif string.sub(v[i], 1, 2) == 'd:' then "
-    "d = d + n g = g + 1 said[v[i]] = true "
-    "else c = c + n end end "
+    "local f = v[i] "
+    "if f ~= gw and f ~= dg and f ~= me then "
+    "local n, k = tonumber(v[i + 1]) or 0, string.sub(f, 1, 2) "
+    "if f == 't0' then t0 = n "
+    "elseif k == 'd:' then d = d + n g = g + 1 said[f] = true "
+    "elseif k == 'r:' then r = r + n nr = nr + 1 "
+    "else c = c + n end end end "
     "v = redis.call('HGETALL', KEYS[2]) "
     "for i = 1, #v, 2 do "
-    "local n = tonumber(v[i + 1]) or 0 "
-    "if string.sub(v[i], 1, 2) == 'd:' then old = 1 "
+    "local n, k = tonumber(v[i + 1]) or 0, string.sub(v[i], 1, 2) "
+    "if k == 'd:' then old = 1 "
     "if not said[v[i]] then d = d + n g = g + 1 end "
-    "elseif v[i] ~= 't0' then p = p + n end end "
+    "elseif v[i] ~= 't0' and k ~= 'r:' then p = p + n end end "
+    "local now = tonumber(ARGV[7]) "
+    "if t0 == 0 then t0 = now redis.call('HSET', KEYS[1], 't0', ARGV[7]) end "
     "local young = 0 "
-    "if old == 0 and tonumber(ARGV[7]) - t0 < tonumber(ARGV[8]) then "
-    "young = 1 end "
-    "return {c, p, d, young, g}"),
+    "if old == 0 and now - t0 < tonumber(ARGV[8]) then young = 1 end "
+    "local one, alive, dm = 65536, tonumber(ARGV[9]), tonumber(ARGV[4]) "
+    "local s = one "
+    "if d > 0 and dm < d then s = math.floor(dm * one / d) end "
+    "if young == 1 and g < alive then s = math.floor(s * g / alive) end "
+    "if old == 0 then "
+    "local room = one - r "
+    "if young == 1 and alive > nr + 1 then "
+    "room = room - (alive - nr - 1) * math.ceil(one / alive) end "
+    "if s > room then s = room end "
+    "redis.call('HSET', KEYS[1], gw, ARGV[2], dg, ARGV[4], me, "
+    "math.max(s, tonumber(ARGV[10]))) "
+    "else redis.call('HSET', KEYS[1], gw, ARGV[2], dg, ARGV[4]) end "
+    "redis.call('PEXPIREAT', KEYS[1], ARGV[5]) "
+    "if s < 1 then s = 1 end "
+    "return {c, p, d, young, g, s}"),
     { 0 }
 };
 
@@ -451,7 +486,7 @@ ngx_http_apipolicy_ratelimit_sync_node(
     ngx_str_t                             key[2];
     ngx_uint_t                            k;
     ngx_http_apipolicy_ratelimit_zone_t  *zone;
-    u_char                                num[7][NGX_INT64_LEN];
+    u_char                                num[9][NGX_INT64_LEN];
     ngx_str_t                   argv[NGX_HTTP_APIPOLICY_RATELIMIT_ARGS];
 
     zone = sync->zone;
@@ -501,6 +536,11 @@ ngx_http_apipolicy_ratelimit_sync_node(
 
     argv[12].data = num[6];
     argv[12].len = ngx_sprintf(num[6], "%M", 2 * zone->sync + 100) - num[6];
+    argv[13].data = num[7];
+    argv[13].len = ngx_sprintf(num[7], "%ui",
+                               ngx_max(zone->sh->gateways, 1)) - num[7];
+    argv[14].data = num[8];
+    argv[14].len = ngx_sprintf(num[8], "%uD", e->held) - num[8];
 
     return ngx_http_apipolicy_ratelimit_sync_command(sync->pool, cmd, argv,
                                            NGX_HTTP_APIPOLICY_RATELIMIT_ARGS,
@@ -596,6 +636,7 @@ ngx_http_apipolicy_ratelimit_sync_take(
         }
 
         e->demand = (uint32_t) ngx_min(seen, NGX_MAX_UINT32_VALUE);
+        e->held = ngx_http_apipolicy_ratelimit_sync_held(zone, rn, left);
 
         sync->nsent++;
     }
@@ -742,9 +783,40 @@ ngx_http_apipolicy_ratelimit_sync_done(void *data, redisReply **replies,
 
 
 /*
- * One node's answer { counts now, counts before, demand }: the others'
- * counts are the totals less ours as sent; our share is our demand over
- * all the demand.  Zone locked.
+ * What this gateway holds of a node's quota, in 1/65536: the share it
+ * passes requests under until the answer (1/G before any), or what its
+ * own sliding estimate already takes, when more.  "left" is the part of
+ * the window still to come, as the batch computed it.  Zone locked.
+ */
+
+static uint32_t
+ngx_http_apipolicy_ratelimit_sync_held(
+    ngx_http_apipolicy_ratelimit_zone_t *zone,
+    ngx_http_apipolicy_ratelimit_node_t *rn, double left)
+{
+    double      own;
+    uint64_t    held, one;
+    ngx_uint_t  g;
+
+    one = NGX_HTTP_APIPOLICY_RATELIMIT_SHARE_ONE;
+    g = ngx_max(zone->sh->gateways, 1);
+
+    held = rn->share ? rn->share : (one + g - 1) / g;
+
+    if (rn->quota) {
+        own = floor((double) rn->prev * left / (double) rn->window) + rn->cur;
+        held = ngx_max(held, (uint64_t) ngx_min(ceil(own * one / rn->quota),
+                                                (double) one));
+    }
+
+    return (uint32_t) held;
+}
+
+
+/*
+ * One node's answer { counts now, counts before, demand, young, said,
+ * share }: the others' counts are the totals less ours as sent; our share
+ * is what the script gave.  Zone locked.
  */
 
 static void
@@ -752,16 +824,15 @@ ngx_http_apipolicy_ratelimit_sync_answer(
     ngx_http_apipolicy_ratelimit_sync_t *sync,
     ngx_http_apipolicy_ratelimit_sent_t *e, redisReply *r)
 {
-    uint64_t                              share;
-    long long                             tc, tp, td, young, said, alive;
+    long long                             tc, tp, young, said, share;
     ngx_uint_t                            i;
     ngx_http_apipolicy_ratelimit_node_t  *rn;
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
         return;                     /* e.g. WRONGTYPE: someone else's key */
     }
 
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < 6; i++) {
         if (r->element[i]->type != REDIS_REPLY_INTEGER) {
             return;
         }
@@ -769,9 +840,9 @@ ngx_http_apipolicy_ratelimit_sync_answer(
 
     tc = r->element[0]->integer;
     tp = r->element[1]->integer;
-    td = r->element[2]->integer;
     young = r->element[3]->integer;
     said = r->element[4]->integer;
+    share = r->element[5]->integer;
 
     rn = ngx_http_apipolicy_ratelimit_lookup(sync->zone, &e->key, e->hash, 0);
 
@@ -788,29 +859,20 @@ ngx_http_apipolicy_ratelimit_sync_answer(
                     : 0;
 
         /*
-         * our demand over all the demand; for a young key, of the part
-         * of the quota the gateways that said their demand may take
-         * (said / alive), the others keeping 1/G each until they say it.
-         * A known share is never 0 (0 means "none yet": 1/G).
+         * our share, as the script gave it (a known share is never 0: 0
+         * means "none yet", 1/G); a young key whose other gateways have
+         * not all said their demand is asked again next round, whether
+         * it changes or not
          */
 
-        share = NGX_HTTP_APIPOLICY_RATELIMIT_SHARE_ONE;
-
-        if (td > 0 && (long long) e->demand < td) {
-            share = (uint64_t) e->demand
-                    * NGX_HTTP_APIPOLICY_RATELIMIT_SHARE_ONE / td;
-        }
-
-        alive = (long long) sync->zone->sh->gateways;
-
-        if (young && said > 0 && said < alive) {
-            share = share * said / alive;
-
-            /* asked again next round, whether it changes or not */
+        if (young && said > 0 && (ngx_uint_t) said < sync->zone->sh->gateways)
+        {
             ngx_http_apipolicy_ratelimit_mark(sync->zone, rn);
         }
 
-        rn->share = (uint32_t) ngx_max(share, 1);
+        rn->share = (uint32_t) ngx_max(ngx_min(share,
+                                     NGX_HTTP_APIPOLICY_RATELIMIT_SHARE_ONE),
+                                     1);
 
     } else if (rn->index == e->index + 1) {
         rn->rprev = (tc > (long long) e->cur)

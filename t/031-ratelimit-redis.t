@@ -14,10 +14,11 @@ our $DB = $ENV{TEST_NGINX_REDIS_DB};
 
 sub redis { my $cmd = shift; my $out = `redis-cli -p $PORT -n $DB $cmd`; chomp $out; return $out }
 
-# a count in Redis: a hash with one field per gateway (and one "d:" field
-# per gateway, its demand, and "t0", when the hash was made); the total
-# is the sum of the counts
-sub total { my %h = split /\n/, redis("HGETALL " . shift); my $t = 0; $t += $h{$_} for grep { !/^(d:|t0$)/ } keys %h; return $t }
+# a count in Redis: a hash with one field per gateway (and per gateway a
+# "d:" field, its demand, and in a key's first window an "r:" field, what
+# it holds of the quota; and "t0", when the hash was made); the total is
+# the sum of the counts
+sub total { my %h = split /\n/, redis("HGETALL " . shift); my $t = 0; $t += $h{$_} for grep { !/^(d:|r:|t0$)/ } keys %h; return $t }
 
 # one window a day: the day's window index, as the gateway computes it
 # (a block that would straddle midnight UTC waits for the next day)
@@ -78,11 +79,12 @@ sub {
     my $ttl = main::redis("PTTL " . main::key("one"));
     my $ok = ($ttl > 86400 * 1000 && $ttl <= 2 * 86400 * 1000 + 1000) ? "ok" : "bad ($ttl)";
     my @fields = sort grep { $_ ne "t0" } split /\n/, main::redis("HKEYS " . main::key("one"));
-    my $named = (@fields == 2 && $fields[1] =~ /^[^:]+:\d+$/ && $fields[0] eq "d:$fields[1]") ? "one field named host:pid, and its demand" : "fields: @fields";
+    my $held = main::redis("HGET " . main::key("one") . " r:$fields[2]");
+    my $named = (@fields == 3 && $fields[2] =~ /^[^:]+:\d+$/ && $fields[0] eq "d:$fields[2]" && $fields[1] eq "r:$fields[2]") ? "one field named host:pid, its demand, and what it holds ($held of 65536)" : "fields: @fields";
     return main::total(main::key("one")) . " ttl $ok, $named\n";
 }
 --- response_body
-3 ttl ok, one field named host:pid, and its demand
+3 ttl ok, one field named host:pid, its demand, and what it holds (65536 of 65536)
 
 
 

@@ -180,7 +180,7 @@ sub rl_total {
         # a master just restarted says CLUSTERDOWN until it has rejoined
         if ($out =~ /^[A-Z]+ /) { sleep 0.1; next }
         my %h = split /\n/, $out;
-        $t += $h{$_} for grep { !/^(d:|t0$)/ } keys %h;
+        $t += $h{$_} for grep { !/^(d:|r:|t0$)/ } keys %h;
         last if $t == $want;
         sleep 0.1;
     }

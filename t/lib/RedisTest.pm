@@ -102,10 +102,11 @@ sub rl_count {
         my @keys = sort { ($b =~ /(\d+)$/)[0] <=> ($a =~ /(\d+)$/)[0] }
                    grep { /:rl:\{\Q$key\E\}:\d+$/ } split /\n/, cli($conn, "KEYS '*'");
         next unless @keys;
-        # the gateways' count fields ("d:" fields are their demand)
+        # the gateways' count fields ("d:" fields are their demand, "r:"
+        # what they hold of the quota)
         my %h = split /\n/, cli($conn, "HGETALL $keys[0]");
         $t = 0;
-        $t += $h{$_} for grep { !/^(d:|t0$)/ } keys %h;
+        $t += $h{$_} for grep { !/^(d:|r:|t0$)/ } keys %h;
         last if $t == $want;
     }
 
