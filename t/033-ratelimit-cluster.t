@@ -220,9 +220,11 @@ redis($rport, $db, 'FLUSHDB');
     diag(join ' ', map { "$_=" . $get->()->{$_} } sort keys %{$get->()}) if $ENV{DIAG};
     cmp_ok($ok, '<=', 60, "demand moving between the gateways' rounds: at most the quota in the key's first window ($ok of " . ($ok + $no) . ")");
     # a share follows its gateway's demand one push late, and B is not
-    # pushed between its last request and the burst: the quota is used in
-    # steady load (above), here only in part
-    cmp_ok($ok, '>=', 30, "... and both gateways still pass requests: at least half the quota ($ok)");
+    # pushed between its last request and the burst: what B held when A
+    # last pushed stays out of A's reach although B's own share may have
+    # shrunk since (33 to 59 passed in nine runs).  The quota is used in
+    # steady load (above); here the check is only that both still pass
+    cmp_ok($ok, '>=', 20, "... and both gateways still pass requests: at least a third of the quota ($ok)");
     stop($ga, $gb);
 }
 
