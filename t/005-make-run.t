@@ -68,6 +68,32 @@ sub start_run {
 
 sub slurp { my $f = shift; open my $fh, '<', $f or return ''; local $/; <$fh> }
 
+# run.sh says where the gateway listens just before it starts nginx,
+# which reads its configuration first (slowly under ASan): wait until the
+# port accepts, so that nothing below edits the file while nginx reads it
+sub wait_listen {
+    my $port = shift;
+    for (1 .. 200) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port);
+        return 1 if $s;
+        sleep 0.05;
+    }
+    return 0;
+}
+
+# waitpid with a bound: a run that should have failed but serves is
+# stopped (its whole group) instead of waited for forever
+sub reap {
+    my $pid = shift;
+    for (1 .. 200) {
+        return $? if waitpid($pid, WNOHANG) == $pid;
+        sleep 0.05;
+    }
+    kill 'TERM', -$pid;
+    waitpid($pid, 0);
+    return 0;
+}
+
 sub wait_for {
     my ($out, $re, $pid) = @_;
     for (1 .. 100) {
@@ -96,6 +122,8 @@ like($text, qr/redis-server on 127\.0\.0\.1:$redis_port \(its own; stopped with 
 like($text, qr/running configuration: \Q$dir\E\/run\/conf\/gateway\.conf \(edit it, then "make reload"\)/,
      'where the running configuration lives');
 ok(redis_ping($redis_port), 'that redis-server answers');
+
+ok(wait_listen($port), 'the gateway listens');
 
 my $http = HTTP::Tiny->new(timeout => 5);
 my $res = $http->get("http://127.0.0.1:$port/v1/items");
@@ -137,15 +165,13 @@ is($http->get("http://127.0.0.1:$port/v1/items")->{status}, 200,
 
 # 4. PORT= busy is refused; REDIS_PORT= of a Redis already there too
 my ($pid2, $out2) = start_run(PORT => $busy_port);
-waitpid($pid2, 0);
-isnt($? >> 8, 0, 'PORT= on a busy port: make run fails');
+isnt(reap($pid2) >> 8, 0, 'PORT= on a busy port: make run fails');
 like(slurp($out2), qr/PORT=$busy_port: something already listens on 127\.0\.0\.1:$busy_port; choose another port/,
      '... saying why');
 
 my ($pid3, $out3) = start_run(REDIS_PORT => $redis_port, PORT => free_port(),
                               UPSTREAM_PORT => free_port());
-waitpid($pid3, 0);
-isnt($? >> 8, 0, 'REDIS_PORT= where a Redis already answers: refused, never reused');
+isnt(reap($pid3) >> 8, 0, 'REDIS_PORT= where a Redis already answers: refused, never reused');
 like(slurp($out3), qr/REDIS_PORT=$redis_port: something already listens/,
      '... saying why');
 
