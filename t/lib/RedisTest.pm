@@ -89,8 +89,9 @@ sub cli {
     return $out;
 }
 
-# the count of a rate limit key in its current window (the sum of the
-# gateways' fields), polled until it is "want" or 5 s have passed: the
+# the count of a rate limit key in Redis (the sum of the gateways' fields
+# over every window Redis still holds: a test's requests may fall on both
+# sides of a minute), polled until it is "want" or 5 s have passed: the
 # sync runs on a timer and the machine may be loaded
 sub rl_count {
     my ($conn, $key, $want) = @_;
@@ -98,15 +99,15 @@ sub rl_count {
 
     for (1 .. 50) {
         select(undef, undef, undef, 0.1);
-        # the current window's key (the one before is written too)
-        my @keys = sort { ($b =~ /(\d+)$/)[0] <=> ($a =~ /(\d+)$/)[0] }
-                   grep { /:rl:\{\Q$key\E\}:\d+$/ } split /\n/, cli($conn, "KEYS '*'");
+        my @keys = grep { /:rl:\{\Q$key\E\}:\d+$/ } split /\n/, cli($conn, "KEYS '*'");
         next unless @keys;
-        # the gateways' count fields ("d:" fields are their demand, "r:"
-        # what they hold of the quota)
-        my %h = split /\n/, cli($conn, "HGETALL $keys[0]");
         $t = 0;
-        $t += $h{$_} for grep { !/^(d:|r:|t0$)/ } keys %h;
+        for my $k (@keys) {
+            # the gateways' count fields ("d:" fields are their demand,
+            # "r:" what they hold of the quota)
+            my %h = split /\n/, cli($conn, "HGETALL $k");
+            $t += $h{$_} for grep { !/^(d:|r:|t0$)/ } keys %h;
+        }
         last if $t == $want;
     }
 
