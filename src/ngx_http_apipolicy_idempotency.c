@@ -136,7 +136,10 @@ static ngx_http_apipolicy_idempotency_node_t *
     ngx_http_apipolicy_idempotency_zone_t *zone,
     ngx_http_apipolicy_idempotency_ctx_t *ictx);
 static void ngx_http_apipolicy_idempotency_free(ngx_http_apipolicy_shm_t *shm,
-    ngx_http_apipolicy_hnode_t *hn);
+    ngx_http_apipolicy_hnode_t *hn, ngx_uint_t reuse);
+static u_char *ngx_http_apipolicy_idempotency_spare(
+    ngx_http_apipolicy_idempotency_zone_t *zone,
+    ngx_http_apipolicy_idempotency_ctx_t *ictx, size_t size);
 
 static ngx_int_t ngx_http_apipolicy_idempotency_redis_claim(
     ngx_http_request_t *r, ngx_http_apipolicy_idempotency_ctx_t *ictx);
@@ -1341,8 +1344,15 @@ ngx_http_apipolicy_idempotency_capture(ngx_http_request_t *r,
 
         if (hlen + ictx->size + 1 > NGX_HTTP_APIPOLICY_IDEMPOTENCY_SMALL) {
             ngx_shmtx_lock(&zone->shm.shpool->mutex);
-            ictx->kept = ngx_http_apipolicy_shm_alloc(&zone->shm,
+
+            ictx->kept = ngx_http_apipolicy_idempotency_spare(zone, ictx,
                                                       hlen + ictx->size + 1);
+
+            if (ictx->kept == NULL) {
+                ictx->kept = ngx_http_apipolicy_shm_alloc(&zone->shm,
+                                                      hlen + ictx->size + 1);
+            }
+
             ngx_shmtx_unlock(&zone->shm.shpool->mutex);
 
             ictx->in_zone = (ictx->kept != NULL);
@@ -1506,7 +1516,12 @@ ngx_http_apipolicy_idempotency_commit(
 
     } else {
         ngx_shmtx_lock(&zone->shm.shpool->mutex);
-        blob = ngx_http_apipolicy_shm_alloc(&zone->shm, len + 1);
+
+        blob = ngx_http_apipolicy_idempotency_spare(zone, ictx, len + 1);
+
+        if (blob == NULL) {
+            blob = ngx_http_apipolicy_shm_alloc(&zone->shm, len + 1);
+        }
 
         if (blob && !ictx->redis_owner) {
             locked = 1;             /* kept locked: shared right below */
@@ -1564,6 +1579,11 @@ ngx_http_apipolicy_idempotency_commit(
 
     ngx_http_apipolicy_shm_touch(&zone->shm,
                                  (ngx_http_apipolicy_hnode_t *) in);
+
+    if (in->blob) {
+        /* a spare: spare() took it or freed it, kept from leaking anyway */
+        ngx_slab_free_locked(zone->shm.shpool, in->blob);
+    }
 
     in->blob = blob;
     in->hlen = ictx->hlen;
@@ -2571,8 +2591,10 @@ ngx_http_apipolicy_idempotency_mine(ngx_http_apipolicy_idempotency_zone_t *zone,
 
 static void
 ngx_http_apipolicy_idempotency_free(ngx_http_apipolicy_shm_t *shm,
-    ngx_http_apipolicy_hnode_t *hn)
+    ngx_http_apipolicy_hnode_t *hn, ngx_uint_t reuse)
 {
+    u_char                                *blob;
+    size_t                                 size;
     ngx_http_apipolicy_idempotency_node_t *in;
 
     /* the head of a node must be ngx_http_apipolicy_hnode_t's */
@@ -2590,20 +2612,78 @@ ngx_http_apipolicy_idempotency_free(ngx_http_apipolicy_shm_t *shm,
 
     in = (ngx_http_apipolicy_idempotency_node_t *) hn;
 
+    size = 0;
+
     if (in->blob) {
         /*
-         * in a full zone the next answer of its size is written where
-         * this one was (the slab allocator gives the slot just freed):
-         * its first lines into the CPU's cache now, not waited for by
-         * the commit's unlock
+         * in a full zone the next answer is most often written where
+         * this one was: its first lines into the CPU's cache now, not
+         * waited for by the commit's unlock
          */
 
         ngx_http_apipolicy_shm_hint(in->blob, 1);
         ngx_http_apipolicy_shm_hint(in->blob + 64, 1);
 
-        ngx_slab_free_locked(shm->shpool, in->blob);
-        in->blob = NULL;
+        size = (in->state == NGX_HTTP_APIPOLICY_IDEMPOTENCY_DONE)
+               ? in->hlen + in->blen + 1 : in->hlen;
+
+        if (!reuse || size > ngx_pagesize / 2) {
+            ngx_slab_free_locked(shm->shpool, in->blob);
+            in->blob = NULL;
+        }
     }
+
+    if (reuse) {
+        /*
+         * the node goes to the new key evicting this one: the answer's
+         * slot goes with it, a spare that its commit takes when its
+         * answer needs a slot of the same size (no search of the slab
+         * allocator's bitmaps, no slot freed and taken again)
+         */
+
+        blob = in->blob;
+
+        ngx_memzero(&in->status, sizeof(ngx_http_apipolicy_idempotency_node_t)
+                                 - offsetof(ngx_http_apipolicy_idempotency_node_t,
+                                            status));
+        in->blob = blob;
+        in->hlen = blob ? size : 0;
+    }
+}
+
+
+/*
+ * the spare slot our entry came with (free() above), when "size" bytes
+ * take a slot of its size; a spare of another size is freed
+ */
+
+static u_char *
+ngx_http_apipolicy_idempotency_spare(
+    ngx_http_apipolicy_idempotency_zone_t *zone,
+    ngx_http_apipolicy_idempotency_ctx_t *ictx, size_t size)
+{
+    u_char                                *blob;
+    ngx_http_apipolicy_idempotency_node_t *in;
+
+    in = ngx_http_apipolicy_idempotency_mine(zone, ictx);
+
+    if (in == NULL
+        || in->state != NGX_HTTP_APIPOLICY_IDEMPOTENCY_INFLIGHT
+        || in->blob == NULL)
+    {
+        return NULL;
+    }
+
+    blob = in->blob;
+    in->blob = NULL;
+
+    if (ngx_http_apipolicy_shm_same_slot(size, in->hlen)) {
+        return blob;
+    }
+
+    ngx_slab_free_locked(zone->shm.shpool, blob);
+
+    return NULL;
 }
 
 

@@ -58,6 +58,12 @@ typedef struct {
     size_t                                 blen;
 } ngx_http_apipolicy_idempotency_node_t;
 
+/*
+ * Until the entry is DONE, "blob" is NULL or a spare slot of "hlen" bytes
+ * that the entry evicted for it left (the commit takes it when the answer
+ * needs a slot of that size); freed with the entry.
+ */
+
 
 /* apipolicy_idempotency_zone */
 

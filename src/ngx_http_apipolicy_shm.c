@@ -44,8 +44,10 @@
 
 static ngx_int_t ngx_http_apipolicy_shm_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+static void *ngx_http_apipolicy_shm_room(ngx_http_apipolicy_shm_t *shm,
+    size_t size, ngx_uint_t *reused);
 static void ngx_http_apipolicy_shm_remove(ngx_http_apipolicy_shm_t *shm,
-    ngx_http_apipolicy_hnode_t *hn);
+    ngx_http_apipolicy_hnode_t *hn, ngx_uint_t reuse);
 static void ngx_http_apipolicy_shm_unlink(ngx_http_apipolicy_shm_t *shm,
     ngx_http_apipolicy_shm_bucket_t *b, ngx_http_apipolicy_hnode_t *hn);
 
@@ -285,6 +287,19 @@ ngx_http_apipolicy_shm_touch(ngx_http_apipolicy_shm_t *shm,
 void *
 ngx_http_apipolicy_shm_alloc(ngx_http_apipolicy_shm_t *shm, size_t size)
 {
+    return ngx_http_apipolicy_shm_room(shm, size, NULL);
+}
+
+
+/*
+ * alloc(); for an entry ("reused" not NULL) an entry evicted whole is
+ * handed over as it is, with what its area left in it for the next one
+ */
+
+static void *
+ngx_http_apipolicy_shm_room(ngx_http_apipolicy_shm_t *shm, size_t size,
+    ngx_uint_t *reused)
+{
     void                        *p;
     time_t                       now;
     ngx_queue_t                 *q, *prev;
@@ -317,7 +332,12 @@ ngx_http_apipolicy_shm_alloc(ngx_http_apipolicy_shm_t *shm, size_t size)
         }
 
         if (size == shm->node) {
-            ngx_http_apipolicy_shm_remove(shm, hn);
+            ngx_http_apipolicy_shm_remove(shm, hn, reused != NULL);
+
+            if (reused) {
+                *reused = 1;
+            }
+
             return hn;
         }
 
@@ -338,16 +358,21 @@ ngx_http_apipolicy_hnode_t *
 ngx_http_apipolicy_shm_insert(ngx_http_apipolicy_shm_t *shm, u_char *key,
     size_t size, time_t expires)
 {
+    ngx_uint_t                        reused;
     ngx_http_apipolicy_hnode_t       *hn;
     ngx_http_apipolicy_shm_bucket_t  *b;
 
-    hn = ngx_http_apipolicy_shm_alloc(shm, size);
+    reused = 0;
+
+    hn = ngx_http_apipolicy_shm_room(shm, size, &reused);
 
     if (hn == NULL) {
         return NULL;
     }
 
-    ngx_memzero(hn, size);
+    /* an evicted entry's area fields are what its area left for this one */
+
+    ngx_memzero(hn, reused ? sizeof(ngx_http_apipolicy_hnode_t) : size);
 
     ngx_memcpy(hn->key, key, 32);
     hn->expires = (uint32_t) expires;
@@ -379,7 +404,7 @@ void
 ngx_http_apipolicy_shm_delete(ngx_http_apipolicy_shm_t *shm,
     ngx_http_apipolicy_hnode_t *hn)
 {
-    ngx_http_apipolicy_shm_remove(shm, hn);
+    ngx_http_apipolicy_shm_remove(shm, hn, 0);
     ngx_slab_free_locked(shm->shpool, hn);
 }
 
@@ -433,16 +458,19 @@ ngx_http_apipolicy_shm_prefetch_back(ngx_http_apipolicy_shm_t *shm)
 }
 
 
-/* "hn" out of the index and the LRU, what it holds freed, not itself */
+/*
+ * "hn" out of the index and the LRU, what it holds freed (or, "reuse",
+ * what its area keeps for the next entry), not itself
+ */
 
 static void
 ngx_http_apipolicy_shm_remove(ngx_http_apipolicy_shm_t *shm,
-    ngx_http_apipolicy_hnode_t *hn)
+    ngx_http_apipolicy_hnode_t *hn, ngx_uint_t reuse)
 {
     ngx_http_apipolicy_shm_bucket_t  *b;
 
     if (shm->free) {
-        shm->free(shm, hn);
+        shm->free(shm, hn, reuse);
     }
 
     b = ngx_http_apipolicy_shm_bucket(shm->sh, hn->key);

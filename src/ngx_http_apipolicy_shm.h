@@ -86,8 +86,15 @@ typedef struct {
 typedef struct ngx_http_apipolicy_shm_s  ngx_http_apipolicy_shm_t;
 
 /* frees what an entry holds besides its node (under the zone's lock) */
+/*
+ * free: what the area's part of "hn" holds, freed as the entry goes;
+ * "reuse": the node itself goes to a new entry of the zone right after
+ * (insert), which finds the area's fields as this left them (insert
+ * clears only the head): an allocation kept there for the new entry
+ * (an idempotency key's spare answer slot) must be said so in them
+ */
 typedef void (*ngx_http_apipolicy_shm_free_pt)(ngx_http_apipolicy_shm_t *shm,
-    ngx_http_apipolicy_hnode_t *hn);
+    ngx_http_apipolicy_hnode_t *hn, ngx_uint_t reuse);
 
 struct ngx_http_apipolicy_shm_s {
     ngx_http_apipolicy_shm_sh_t       *sh;
@@ -123,7 +130,10 @@ ngx_shm_zone_t *ngx_http_apipolicy_shm_add(ngx_conf_t *cf, ngx_str_t *name,
  *         memory just read.
  * insert: a new entry of "size" bytes (the hnode head and the area's
  *         fields, zeroed) at the front, through alloc; NULL when no room
- *         can be made.
+ *         can be made.  An entry evicted for it is handed over with its
+ *         area's fields as the free callback left them (reuse).
+ * same_slot: whether the slab allocator gives sizes "a" and "b" slots
+ *         of one size (up to half a page: 8, 16, ... bytes).
  * expire: up to "n" expired entries freed from the back.
  * touch:  "hn" moved to the front of the LRU.
 
@@ -161,6 +171,22 @@ ngx_http_apipolicy_shm_bucket(ngx_http_apipolicy_shm_sh_t *sh, u_char *key)
  * A hint, not an access: the line at "p" is brought into the CPU's cache
  * (for writing when "w") while other work goes on; it never faults.
  */
+
+static ngx_inline ngx_uint_t
+ngx_http_apipolicy_shm_same_slot(size_t a, size_t b)
+{
+    size_t  sa, sb;
+
+    if (a > ngx_pagesize / 2 || b > ngx_pagesize / 2) {
+        return 0;
+    }
+
+    for (sa = 8; sa < a; sa <<= 1) { /* void */ }
+    for (sb = 8; sb < b; sb <<= 1) { /* void */ }
+
+    return sa == sb;
+}
+
 
 #if (__GNUC__ || __clang__)
 #define ngx_http_apipolicy_shm_hint(p, w)  __builtin_prefetch((p), (w))

@@ -160,6 +160,18 @@ sub sizes {
         $wrong++ if $c->{body} ne $first{$i};
     }
     ok($kept > 0 && $wrong == 0, "$tag: the $kept answers still kept are the first ones");
+    return $kept;
+}
+
+# 6b. the zone holds as many answers after a churn of many sizes as
+# before it: no answer's memory lost when an evicted entry's slot goes to
+# the next key (and is freed when that key's answer needs another size)
+sub capacity {
+    my $before = sizes("cap-before", 150, 150);
+    sizes("cap-mixed", 200, 40, 700, 150, 300, 1500, 2500, 90);
+    sizes("cap-large", 200, 150, 150, 150, 1500, 1200);
+    my $after = sizes("cap-after", 150, 150);
+    ok($after >= $before - 2, "capacity: $after answers kept after the churn, $before before it");
 }
 
 # 8. a body that comes after the headers (read without blocking, the
@@ -343,7 +355,16 @@ main::sizes("apart", 100, 40, 700, 150, 3000);
 
 
 
-=== TEST 12: a request body that comes after its headers: fingerprinted the same as one that comes with them
+=== TEST 12: a full 32k zone holds as many answers after a churn of answers of many sizes as before it (no memory lost with the slots that evicted entries hand on)
+--- http_config
+    apipolicy_idempotency_zone idem:32k;
+--- init
+main::capacity();
+--- timeout: 30
+
+
+
+=== TEST 13: a request body that comes after its headers: fingerprinted the same as one that comes with them
 --- http_config
     apipolicy_idempotency_zone idem:1m;
 --- init

@@ -20,7 +20,13 @@
  *      entry is taken as it is for a new one (20,000 keys through 100
  *      slots, each insert after the hints that bring its lines into the
  *      cache, which change nothing), an allocation of another size
- *      still frees it.
+ *      still frees it;
+ *   6. the area's part of an entry taken that way: its free callback is
+ *      told (reuse), the new entry finds the area's fields as the
+ *      callback left them and its head cleared; every other way an entry
+ *      goes (delete, expire, an allocation that is not an entry) says
+ *      no reuse, and a new slot's area fields are zeroed; which sizes
+ *      share a slot size in the slab allocator.
  *
  * The zone is an arena of fixed slots with a byte budget, standing in for
  * nginx's slab allocator (what is tested is the index and the LRU, not
@@ -51,6 +57,7 @@ static size_t       allocated, freed;     /* calls that gave and took */
 
 static ngx_time_t   now_time;
 volatile ngx_time_t  *ngx_cached_time = &now_time;
+ngx_uint_t           ngx_pagesize = 4096;
 
 
 void *
@@ -564,6 +571,122 @@ reuse(void)
 }
 
 
+/* ---- 6. the area's fields across a reuse ------------------------------ */
+
+typedef struct {
+    ngx_http_apipolicy_hnode_t   hn;
+    u_char                      *spare;     /* as an idempotency answer */
+    size_t                       size;
+    u_char                       pad[48];
+} area_node_t;
+
+static ngx_uint_t  calls, reuses;
+
+
+static void
+area_free(ngx_http_apipolicy_shm_t *zone, ngx_http_apipolicy_hnode_t *hn,
+    ngx_uint_t reuse)
+{
+    area_node_t  *an;
+
+    an = (area_node_t *) hn;
+
+    calls++;
+    reuses += (reuse != 0);
+
+    if (reuse) {
+        /* kept for the next entry: what the old one held, marked */
+        an->size = 0x5a5a;
+        ngx_memset(an->pad, 0, sizeof(an->pad));
+
+    } else {
+        an->spare = NULL;
+    }
+}
+
+
+static void
+handover(void)
+{
+    u_char        k[32];
+    ngx_uint_t    i, zeroed;
+    area_node_t  *an, *nodes[4];
+
+    zone(64, 4 * SLOT);
+    shm.node = sizeof(area_node_t);
+    shm.free = area_free;
+    now_time.sec = 1000;
+    calls = 0;
+    reuses = 0;
+    zeroed = 0;
+
+    for (i = 0; i < 4; i++) {
+        key(k, (uint32_t) i, 1, (uint32_t) i);
+        nodes[i] = (area_node_t *) ngx_http_apipolicy_shm_insert(&shm, k,
+                                                 sizeof(area_node_t), 2000);
+        zeroed += (nodes[i] && nodes[i]->spare == NULL
+                   && nodes[i]->size == 0);
+        nodes[i]->spare = (u_char *) &nodes[i];      /* "an answer" */
+        nodes[i]->size = 100 + i;
+        nodes[i]->hn.pinned = 1;
+        nodes[i]->hn.data[0] = 7;
+    }
+
+    ok(zeroed == 4 && calls == 0, "new slots: the area's fields zeroed");
+
+    nodes[0]->hn.pinned = 0;
+    key(k, 4, 1, 4);
+    an = (area_node_t *) ngx_http_apipolicy_shm_insert(&shm, k,
+                                                 sizeof(area_node_t), 2000);
+
+    ok(an == nodes[0] && calls == 1 && reuses == 1
+       && an->spare == (u_char *) &nodes[0] && an->size == 0x5a5a
+       && an->hn.pinned == 0 && an->hn.data[0] == 0 && an->hn.expires == 2000
+       && ngx_memcmp(an->hn.key, k, 32) == 0 && index_sound(),
+       "a full zone's oldest entry taken for a new key: the callback told "
+       "so, the area's fields as it left them, the head cleared and the "
+       "new key's");
+
+    ngx_http_apipolicy_shm_delete(&shm, &nodes[1]->hn);
+    ok(calls == 2 && reuses == 1, "delete: no reuse");
+
+    nodes[2]->hn.pinned = 0;
+    nodes[2]->hn.expires = 900;
+    ngx_http_apipolicy_shm_expire(&shm, 4);
+    ok(calls == 3 && reuses == 1 && sh.entries == 2, "expire: no reuse");
+
+    /* full again; an allocation of an entry's size that is not an entry */
+
+    key(k, 5, 1, 5);
+    (void) ngx_http_apipolicy_shm_insert(&shm, k, sizeof(area_node_t), 2000);
+    key(k, 6, 1, 6);
+    (void) ngx_http_apipolicy_shm_insert(&shm, k, sizeof(area_node_t), 2000);
+    nodes[3]->hn.pinned = 0;
+
+    calls = 0;
+    reuses = 0;
+
+    an = ngx_http_apipolicy_shm_alloc(&shm, sizeof(area_node_t));
+    ok(an == nodes[3] && calls == 1 && reuses == 0 && an->spare == NULL
+       && index_sound(),
+       "alloc() of an entry's size for other data: the entry taken is "
+       "freed whole (no reuse)");
+
+    ok(ngx_http_apipolicy_shm_same_slot(1, 8)
+       && ngx_http_apipolicy_shm_same_slot(9, 16)
+       && !ngx_http_apipolicy_shm_same_slot(16, 17)
+       && ngx_http_apipolicy_shm_same_slot(57, 64)
+       && !ngx_http_apipolicy_shm_same_slot(64, 65)
+       && ngx_http_apipolicy_shm_same_slot(1025, ngx_pagesize / 2)
+       && !ngx_http_apipolicy_shm_same_slot(ngx_pagesize / 2 + 1,
+                                           ngx_pagesize / 2 + 1),
+       "slot sizes: powers of two from 8 to half a page; none above");
+
+    shm.node = 0;
+    shm.free = NULL;
+}
+
+
 int
 main(void)
 {
@@ -578,6 +701,7 @@ main(void)
     absent_keys();
     room();
     reuse();
+    handover();
 
     return done();
 }
