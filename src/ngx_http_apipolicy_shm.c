@@ -27,7 +27,10 @@
  *            fits: as many as needed (a response of 40 KB needs whole
  *            pages, which one small entry never frees), oldest first,
  *            never a pinned entry before its expiry; NULL only when no
- *            room can be made
+ *            room can be made.  An insert in a full zone of entries of
+ *            one size takes the oldest entry's node as it is, and its
+ *            area may hand on memory with it (an idempotency answer's
+ *            slot, which the new key's answer takes when it fits)
  *   hints    prefetch() and prefetch_back(), taken without the lock
  *            before a lookup and an insert: the key's bucket, the node
  *            at the back of the LRU and its bucket into the CPU's cache
