@@ -2643,11 +2643,11 @@ ngx_http_apipolicy_idempotency_free(ngx_http_apipolicy_shm_t *shm,
 
         blob = in->blob;
 
-        ngx_memzero(&in->status, sizeof(ngx_http_apipolicy_idempotency_node_t)
-                                 - offsetof(ngx_http_apipolicy_idempotency_node_t,
-                                            status));
+        in->status = 0;
+        ngx_memzero(in->fp, sizeof(in->fp));
         in->blob = blob;
         in->hlen = blob ? size : 0;
+        in->blen = 0;
     }
 }
 
