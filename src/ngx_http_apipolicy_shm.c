@@ -375,7 +375,8 @@ ngx_http_apipolicy_shm_insert(ngx_http_apipolicy_shm_t *shm, u_char *key,
 
     /* an evicted entry's area fields are what its area left for this one */
 
-    ngx_memzero(hn, reused ? sizeof(ngx_http_apipolicy_hnode_t) : size);
+    ngx_memzero(hn, (reused && shm->free) ? sizeof(ngx_http_apipolicy_hnode_t)
+                                          : size);
 
     ngx_memcpy(hn->key, key, 32);
     hn->expires = (uint32_t) expires;

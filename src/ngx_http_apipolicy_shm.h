@@ -85,9 +85,9 @@ typedef struct {
 
 typedef struct ngx_http_apipolicy_shm_s  ngx_http_apipolicy_shm_t;
 
-/* frees what an entry holds besides its node (under the zone's lock) */
 /*
- * free: what the area's part of "hn" holds, freed as the entry goes;
+ * free (under the zone's lock): what the area's part of "hn" holds,
+ * freed as the entry goes;
  * "reuse": the node itself goes to a new entry of the zone right after
  * (insert), which finds the area's fields as this left them (insert
  * clears only the head): an allocation kept there for the new entry
