@@ -555,9 +555,11 @@ ngx_http_apipolicy_ratelimit_count(ngx_http_apipolicy_ratelimit_zone_t *zone,
     cost = (double) t->limit->cost;
 
     c->prev = (double) rn->prev + rn->rprev;
-    estimate = floor(c->prev * (c->w - c->elapsed) / c->w)
-               + ((double) rn->cur + rn->rcur);
-    own = floor((double) rn->prev * (c->w - c->elapsed) / c->w) + rn->cur;
+    estimate = ngx_http_apipolicy_ratelimit_slide(c->prev,
+                                           (double) rn->cur + rn->rcur,
+                                           c->w - c->elapsed, c->w);
+    own = ngx_http_apipolicy_ratelimit_slide(rn->prev, rn->cur,
+                                             c->w - c->elapsed, c->w);
 
     c->cap = quota;
     c->shared = 0;
@@ -616,8 +618,10 @@ ngx_http_apipolicy_ratelimit_left(ngx_http_apipolicy_ratelimit_taken_t *t,
     quota = (double) t->tier->quota;
     cost = (double) t->limit->cost;
 
-    estimate = floor(c->prev * (c->w - c->elapsed) / c->w) + c->cur;
-    own = floor(c->oprev * (c->w - c->elapsed) / c->w) + c->ocur;
+    estimate = ngx_http_apipolicy_ratelimit_slide(c->prev, c->cur,
+                                                  c->w - c->elapsed, c->w);
+    own = ngx_http_apipolicy_ratelimit_slide(c->oprev, c->ocur,
+                                             c->w - c->elapsed, c->w);
     left = ngx_min(quota - estimate, floor(c->cap - own));
 
     res->remaining = (left > 0) ? (ngx_uint_t) left : 0;

@@ -10,6 +10,8 @@
 
 #include "ngx_http_apipolicy.h"
 
+#include <math.h>
+
 
 typedef struct ngx_http_apipolicy_ratelimit_zone_s
     ngx_http_apipolicy_ratelimit_zone_t;
@@ -210,6 +212,18 @@ ngx_uint_t ngx_http_apipolicy_ratelimit_shares_live(
     ngx_http_apipolicy_ratelimit_zone_t *zone, uint64_t now);
 /* wall-clock milliseconds: windows line up across gateways */
 uint64_t ngx_http_apipolicy_ratelimit_now(void);
+
+/*
+ * The sliding window's estimate: the previous window's count weighted by
+ * the part of the window ("w") that still overlaps it ("left"), and the
+ * current window's count.
+ */
+static ngx_inline double
+ngx_http_apipolicy_ratelimit_slide(double prev, double cur, double left,
+    double w)
+{
+    return floor(prev * left / w) + cur;
+}
 
 #define ngx_http_apipolicy_ratelimit_rbnode(rn)                              \
     ((ngx_rbtree_node_t *) ((u_char *) (rn)                                  \

@@ -628,7 +628,8 @@ ngx_http_apipolicy_ratelimit_sync_take(
 
         w = (double) rn->window;
         left = w - (double) (now - rn->index * rn->window);
-        seen = floor((double) rn->pseen * left / w) + rn->seen;
+        seen = ngx_http_apipolicy_ratelimit_slide(rn->pseen, rn->seen,
+                                                  left, w);
         span = (double) ngx_max(now - rn->born, 20);
 
         if (span < w) {
@@ -804,7 +805,8 @@ ngx_http_apipolicy_ratelimit_sync_held(
     held = rn->share ? rn->share : (one + g - 1) / g;
 
     if (rn->quota) {
-        own = floor((double) rn->prev * left / (double) rn->window) + rn->cur;
+        own = ngx_http_apipolicy_ratelimit_slide(rn->prev, rn->cur, left,
+                                                 rn->window);
         held = ngx_max(held, (uint64_t) ngx_min(ceil(own * one / rn->quota),
                                                 (double) one));
     }
