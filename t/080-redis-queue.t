@@ -30,6 +30,10 @@ sub concurrent_posts {
 
 master_on();
 workers(1);
+# each POST holds three connections at its peak (the client's, the proxied
+# one to /backend and that one's accepted end): 40 at once need more than
+# the runner's default of 64, or the surplus is reset (502, "[error]")
+worker_connections(1024);
 no_shuffle();
 
 add_block_preprocessor(sub {
