@@ -153,7 +153,7 @@ sub {
     my $t = `curl -s http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/status`;
     my @l = grep { /^apipolicy_redis_node_/ } split /\n/, $t;
     s/127\.0\.0\.1:\d+/ADDR/, s/ [1-9]\d*$/ N/, s/ \d+\.\d{6}$/ T/ for @l;
-    return join("\n", @l) . "\n";
+    return CORE::join("\n", @l) . "\n";
 }
 --- response_body
 apipolicy_redis_node_up{address="ADDR",role="server",worker="0"} N
