@@ -78,8 +78,10 @@ for t in $TESTS; do
 done
 
 rc=0
+all_log=$redis_dir/all.log
 prove --exec '' build/unit/json-test build/unit/digest-test \
-    build/unit/shm-test || rc=1
+    build/unit/shm-test 2>&1 | tee -a "$all_log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 
 shared_log=$redis_dir/shared.log
 shared_pid=
@@ -88,19 +90,33 @@ if [ ${#shared[@]} -gt 0 ]; then
     shared_pid=$!
 fi
 if [ ${#alone[@]} -gt 0 ]; then
-    prove "${inc[@]}" -j "${TEST_JOBS:-3}" "${alone[@]}" || rc=1
+    prove "${inc[@]}" -j "${TEST_JOBS:-3}" "${alone[@]}" 2>&1 \
+        | tee -a "$all_log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 fi
 if [ -n "$shared_pid" ]; then
     wait "$shared_pid" || rc=1
     echo "--- the suites on the shared Redis, one after another:"
-    cat "$shared_log"
+    cat "$shared_log" | tee -a "$all_log"
 fi
 if [ ${#last[@]} -gt 0 ]; then
     echo "--- the suites that run alone:"
-    prove "${inc[@]}" "${last[@]}" || rc=1
+    prove "${inc[@]}" "${last[@]}" 2>&1 | tee -a "$all_log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 fi
 # the runner's self-test on free ports too (its default, 1984, is shared)
 TEST_NGINX_SERVER_PORT=$(free_port) TEST_NGINX_BACKEND_PORT=$(free_port) \
-    prove -I t/compat t/compat/selftest.t || rc=1
+    prove -I t/compat t/compat/selftest.t 2>&1 | tee -a "$all_log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+
+# A failure's diagnostics scroll far up in a long run (and a CI page may
+# show only the end): they are repeated last, one line each, without the
+# debug lines of the error log that follow a matched line.
+if [ $rc -ne 0 ]; then
+    echo "--- what failed, once more:"
+    grep -A6 '^#   Failed test' "$all_log" \
+        | grep -v -e '^--$' -e '^# 20[0-9][0-9]/[0-9/]* [0-9:]* \[debug\]' \
+        | cut -c1-600 | head -120
+fi
 
 exit $rc
