@@ -114,8 +114,9 @@ TEST_NGINX_SERVER_PORT=$(free_port) TEST_NGINX_BACKEND_PORT=$(free_port) \
 # debug lines of the error log that follow a matched line.
 if [ $rc -ne 0 ]; then
     echo "--- what failed, once more:"
-    grep -A6 '^#   Failed test' "$all_log" \
-        | grep -v -e '^--$' -e '^# 20[0-9][0-9]/[0-9/]* [0-9:]* \[debug\]' \
+    grep -E -A6 '^( *# )?#   Failed test' "$all_log" \
+        | grep -v -E -e '^--$' \
+              -e '^( *# )?# 20[0-9]{2}/[0-9/]+ [0-9:]+ \[debug\]' \
         | cut -c1-600 | head -120
 fi
 

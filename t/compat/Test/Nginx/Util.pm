@@ -887,11 +887,37 @@ sub fetch_config_version () {
     return $resp =~ m{\AHTTP/\S+ 200 .*?\r\n\r\n(.*)\z}s ? $1 : undef;
 }
 
+# The processes a master started (its workers and cache helpers).
+sub child_pids ($) {
+    my $ppid = shift;
+    my @kids;
+    opendir my $dir, '/proc' or return ();
+    for my $p (grep { /^\d+$/ } readdir $dir) {
+        open my $fh, '<', "/proc/$p/stat" or next;
+        my $stat = <$fh> // next;
+        push @kids, $p if $stat =~ /\) \S+ (\d+) / && $1 == $ppid;
+    }
+    closedir $dir;
+    return @kids;
+}
+
+# True once a worker has exited or set its "shutting down" title, which
+# it does just before it closes its listening sockets.
+sub shutting_down ($) {
+    my $p = shift;
+    open my $fh, '<', "/proc/$p/cmdline" or return 1;
+    my $title = do { local $/; <$fh> } // '';
+    return $title eq '' || $title =~ /shutting down/;
+}
+
 # HUP mode: reopen logs (USR1), reload (HUP) and wait until the new
-# configuration answers (20 answers in a row, so old workers are gone).
-# A reload refused by nginx fails at once with its [emerg] text.
+# configuration answers (20 answers in a row) and every worker of the old
+# one has stopped accepting: on a busy machine an old worker can be slow
+# to take its signal and still accept a connection after the new workers
+# answered.  A reload refused by nginx fails at once with its [emerg] text.
 sub reload_nginx ($$$) {
     my ($pid, $block, $name) = @_;
+    my @old = child_pids($pid);
 
     kill('USR1', $pid) or return 0;
     sleep $TestNginxSleep;
@@ -911,8 +937,19 @@ sub reload_nginx ($$$) {
         if (defined $ver && $ver eq $ConfigVersion) {
             $nsucc++;
             sleep $TestNginxSleep if $nsucc == 5;
-            return 1 if $nsucc >= 20;
-            next;
+            next if $nsucc < 20;
+            while (grep { !shutting_down($_) } @old) {
+                if (time >= $deadline) {
+                    Test::More::fail("$name - the old workers ("
+                                     . join(' ', @old) . ") still run "
+                                     . "without shutting down after the "
+                                     . "reload");
+                    return 1;
+                }
+                sleep 0.02;
+            }
+            sleep 0.02;     # from the title to closing the sockets
+            return 1;
         }
         $nsucc = 0;
 
