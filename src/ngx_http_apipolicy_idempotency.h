@@ -41,7 +41,12 @@ typedef struct ngx_http_apipolicy_idempotency_op_s
     ngx_http_apipolicy_idempotency_op_t;
 
 
-/* an entry; begins as ngx_http_apipolicy_hnode_t (the index and LRU) */
+/*
+ * An entry; begins as ngx_http_apipolicy_hnode_t (the index and LRU).
+ * Until the entry is DONE, "blob" is NULL or a spare slot of "hlen" bytes
+ * that the entry evicted for it left (the commit takes it when the answer
+ * needs a slot of that size); freed with the entry.
+ */
 
 typedef struct {
     void                                  *next;
@@ -57,12 +62,6 @@ typedef struct {
     size_t                                 hlen;
     size_t                                 blen;
 } ngx_http_apipolicy_idempotency_node_t;
-
-/*
- * Until the entry is DONE, "blob" is NULL or a spare slot of "hlen" bytes
- * that the entry evicted for it left (the commit takes it when the answer
- * needs a slot of that size); freed with the entry.
- */
 
 
 /* apipolicy_idempotency_zone */

@@ -167,11 +167,6 @@ ngx_http_apipolicy_shm_bucket(ngx_http_apipolicy_shm_sh_t *sh, u_char *key)
 }
 
 
-/*
- * A hint, not an access: the line at "p" is brought into the CPU's cache
- * (for writing when "w") while other work goes on; it never faults.
- */
-
 static ngx_inline ngx_uint_t
 ngx_http_apipolicy_shm_same_slot(size_t a, size_t b)
 {
@@ -187,6 +182,11 @@ ngx_http_apipolicy_shm_same_slot(size_t a, size_t b)
     return sa == sb;
 }
 
+
+/*
+ * A hint, not an access: the line at "p" is brought into the CPU's cache
+ * (for writing when "w") while other work goes on; it never faults.
+ */
 
 #if (__GNUC__ || __clang__)
 #define ngx_http_apipolicy_shm_hint(p, w)  __builtin_prefetch((p), (w))
